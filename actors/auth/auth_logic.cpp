@@ -1,0 +1,232 @@
+#include "actors/auth/auth_logic.hpp"
+
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+#include "runtime/service/helpers.hpp"
+
+#include <sodium.h>
+
+namespace custodian::auth {
+
+namespace {
+
+const std::vector<std::string> provisioned{"user", "authz", "watchhistory"};
+
+std::string hash_hex(const std::string& domain, const std::string& data) {
+  unsigned char out[32];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, sizeof out);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(domain.data()),
+                            domain.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  crypto_generichash_final(&st, out, sizeof out);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
+  return hex;
+}
+
+} // namespace
+
+auth_logic::auth_logic(auth_config cfg) : cfg_(std::move(cfg)) {
+  init_crypto();
+}
+
+std::string auth_logic::email_key(const std::string& normalized_email) {
+  return hash_hex("custodian/email\n", normalized_email);
+}
+
+std::string auth_logic::session_key(const std::string& token) {
+  return hash_hex("custodian/session\n", token);
+}
+
+std::string auth_logic::token_user(const std::string& token) {
+  // token = <user id>.<64 hex random>
+  if (token.size() != 32 + 1 + 64 || token[32] != '.')
+    return "";
+  auto uid = token.substr(0, 32);
+  return is_id(uid) ? uid : "";
+}
+
+outcome auth_logic::handle(const v1::Envelope& env, store::event_store& st) {
+  switch (env.command().kind_case()) {
+    case v1::Command::kRegisterUser: return register_user(env, st);
+    case v1::Command::kLogin: return login(env, st);
+    case v1::Command::kVerifySession: return verify(env, st);
+    case v1::Command::kEraseUser: return erase_user(env);
+    case v1::Command::kExportUser: return export_user(env, st);
+    case v1::Command::kDelivered: return delivered(env, st);
+    case v1::Command::kGetJob: return get_job(env, st);
+    default: {
+      outcome out;
+      out.reply = make_reply(v1::Reply::INVALID, "auth does not handle " + command_name(env));
+      return out;
+    }
+  }
+}
+
+outcome auth_logic::register_user(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto& cmd = env.command().register_user();
+  auto email = normalize_email(cmd.email());
+  for (auto problem : {check_email(email), check_password(cmd.password()),
+                       check_display_name(cmd.display_name())})
+    if (!problem.empty()) {
+      out.reply = make_reply(v1::Reply::INVALID, problem);
+      return out;
+    }
+  auto key = email_key(email);
+  out.conflict_reply = make_reply(v1::Reply::CONFLICT, "email is already registered");
+  if (st.index_get("email", key)) {
+    out.reply = out.conflict_reply;
+    return out;
+  }
+  char hash[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str(hash, cmd.password().data(), cmd.password().size(), cfg_.pwhash_ops,
+                        static_cast<size_t>(cfg_.pwhash_mem_kib) * 1024)
+      != 0) {
+    out.reply = make_reply(v1::Reply::UNAVAILABLE, "out of memory while hashing the password");
+    return out;
+  }
+  auto user_id = new_id();
+  auto job = new_job("register", user_id, all_services());
+  mark(job, "auth", "done");
+
+  auto ev = new_event(env);
+  ev.mutable_user_registered()->set_email(email);
+  ev.mutable_user_registered()->set_password_hash(hash);
+  append(out.commit, user_id, ev);
+  out.commit.index_puts.push_back(store::index_row{"email", key, user_id, ""});
+  put_job(out.commit, job);
+  auto now = now_ms();
+  for (auto& svc : provisioned) {
+    auto msg = lifecycle_envelope(env, job.job_id() + "/provision/" + svc, user_id,
+                                  "auth@" + cfg_.node);
+    auto* p = msg.mutable_command()->mutable_provision_user();
+    p->set_email(email);
+    p->set_display_name(cmd.display_name());
+    out.commit.outbox.push_back(make_outbox(svc, msg, true, now));
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  auto* r = out.reply.mutable_registered();
+  r->set_user_id(user_id);
+  r->set_job_id(job.job_id());
+  r->set_state(job.state());
+  log::get("auth")->info("register accepted user={} job={} request={}", user_id, job.job_id(),
+                         env.request_id());
+  return out;
+}
+
+outcome auth_logic::login(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto& cmd = env.command().login();
+  auto denied = make_reply(v1::Reply::UNAUTHORIZED, "wrong email or password");
+  auto row = st.index_get("email", email_key(normalize_email(cmd.email())));
+  if (!row || cmd.password().empty() || st.tombstoned(row->user_id)) {
+    out.reply = denied;
+    return out;
+  }
+  std::string hash;
+  for (auto& ev : read_events(st, row->user_id))
+    if (ev.has_user_registered())
+      hash = ev.user_registered().password_hash();
+  if (hash.empty()
+      || crypto_pwhash_str_verify(hash.c_str(), cmd.password().data(), cmd.password().size())
+           != 0) {
+    log::get("auth")->info("login refused user={} request={}", row->user_id, env.request_id());
+    out.reply = denied;
+    return out;
+  }
+  auto token = row->user_id + "." + random_hex(32);
+  auto expires = now_ms() + cfg_.session_ttl_ms;
+  out.commit.index_puts.push_back(
+    store::index_row{"session", session_key(token), row->user_id, std::to_string(expires)});
+  out.reply = make_reply(v1::Reply::OK);
+  auto* s = out.reply.mutable_session();
+  s->set_token(token);
+  s->set_user_id(row->user_id);
+  s->set_expires_at_ms(expires);
+  out.conflict_reply = make_reply(v1::Reply::UNAVAILABLE, "session collision, try again");
+  log::get("auth")->info("login user={} request={}", row->user_id, env.request_id());
+  return out;
+}
+
+outcome auth_logic::verify(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto& token = env.command().verify_session().token();
+  auto uid = token_user(token);
+  auto row = uid.empty() ? std::nullopt : st.index_get("session", session_key(token));
+  if (!row || row->user_id != uid || std::stoll(row->value) <= now_ms()) {
+    out.reply = make_reply(v1::Reply::UNAUTHORIZED, "invalid or expired token");
+    return out;
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  out.reply.mutable_session()->set_user_id(uid);
+  out.reply.mutable_session()->set_expires_at_ms(std::stoll(row->value));
+  return out;
+}
+
+outcome auth_logic::export_user(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  out.reply = make_reply(v1::Reply::OK);
+  auto* sec = out.reply.mutable_auth_section();
+  sec->set_user_id(env.user_id());
+  for (auto& ev : read_events(st, env.user_id()))
+    if (ev.has_user_registered()) {
+      sec->set_email(ev.user_registered().email());
+      sec->set_registered_ms(ev.at_ms());
+    }
+  sec->set_active_sessions(static_cast<int32_t>(st.index_count("session", env.user_id())));
+  return out;
+}
+
+outcome auth_logic::delivered(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto& del = env.command().delivered();
+  out.commit.outbox_acks.push_back(del.outbox_id());
+  out.reply = make_reply(v1::Reply::OK);
+  v1::Envelope sent;
+  sent.ParseFromString(del.sent());
+  if (!sent.command().has_provision_user())
+    return out;  // a compensation's erase was acknowledged: nothing else to do
+  auto slash = sent.request_id().find('/');
+  auto job = load_job(st, sent.request_id().substr(0, slash));
+  if (!job || job->state() != "running")
+    return out;
+  bool ok = del.reply().status() == v1::Reply::OK;
+  mark(*job, del.dest(), ok ? "done" : "failed");
+  if (job->state() == "failed") {
+    // Compensate everywhere: the user is erased from auth now, and from every
+    // other service through the outbox (erasure is idempotent, so services that
+    // never got the user just keep a tombstone).
+    auto uid = job->user_id();
+    log::get("auth")->warn("register failed user={} job={} service={}: compensating", uid,
+                           job->job_id(), del.dest());
+    job->set_error("provisioning failed at " + del.dest() + ": " + del.reply().message());
+    job->set_user_id("");
+    out.commit.erase_users.push_back(uid);
+    out.commit.tombstones.push_back(uid);
+    auto now = now_ms();
+    for (auto& svc : provisioned) {
+      auto msg = lifecycle_envelope(env, job->job_id() + "/compensate/" + svc, uid,
+                                    "auth@" + cfg_.node);
+      msg.mutable_command()->mutable_erase_user()->set_job_id(job->job_id());
+      out.commit.outbox.push_back(make_outbox(svc, msg, false, now));
+    }
+  }
+  put_job(out.commit, *job);
+  return out;
+}
+
+outcome auth_logic::get_job(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto job = load_job(st, env.command().get_job().job_id());
+  if (!job) {
+    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such job");
+    return out;
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  *out.reply.mutable_job_status() = job_status(*job);
+  return out;
+}
+
+} // namespace custodian::auth

@@ -1,0 +1,42 @@
+#pragma once
+/// auth: credentials (email, argon2id hash), sessions, and the register saga.
+
+#include "runtime/service/service_logic.hpp"
+
+namespace custodian::auth {
+
+struct auth_config {
+  /// argon2id cost (crypto_pwhash): production default is libsodium's
+  /// "interactive" level; tests and benchmarks lower it.
+  uint64_t pwhash_ops = 2;
+  uint64_t pwhash_mem_kib = 65536;
+  int64_t session_ttl_ms = 3600 * 1000;
+  std::string node = "node";
+};
+
+class auth_logic final : public service_logic {
+public:
+  explicit auth_logic(auth_config cfg);
+  const std::string& name() const override { return name_; }
+  outcome handle(const v1::Envelope& env, store::event_store& st) override;
+
+  /// Key of the email index (a hash; the index never holds the address).
+  static std::string email_key(const std::string& normalized_email);
+  /// Key of the session index (a hash; the store never holds the token).
+  static std::string session_key(const std::string& token);
+  /// The user id a token was issued to ("" if the token is malformed).
+  static std::string token_user(const std::string& token);
+
+private:
+  outcome register_user(const v1::Envelope& env, store::event_store& st);
+  outcome login(const v1::Envelope& env, store::event_store& st);
+  outcome verify(const v1::Envelope& env, store::event_store& st);
+  outcome export_user(const v1::Envelope& env, store::event_store& st);
+  outcome delivered(const v1::Envelope& env, store::event_store& st);
+  outcome get_job(const v1::Envelope& env, store::event_store& st);
+
+  std::string name_ = "auth";
+  auth_config cfg_;
+};
+
+} // namespace custodian::auth

@@ -1,0 +1,20 @@
+#pragma once
+/// watchhistory: what the user watched (title id, time, progress).
+
+#include "runtime/service/service_logic.hpp"
+
+namespace custodian::watchhistory {
+
+class watchhistory_logic final : public service_logic {
+public:
+  const std::string& name() const override { return name_; }
+  outcome handle(const v1::Envelope& env, store::event_store& st) override;
+
+  /// Largest accepted progress (seconds): one week.
+  static constexpr int64_t max_progress_s = 7 * 24 * 3600;
+
+private:
+  std::string name_ = "watchhistory";
+};
+
+} // namespace custodian::watchhistory

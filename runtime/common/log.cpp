@@ -1,0 +1,59 @@
+#include "runtime/common/log.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <mutex>
+
+namespace custodian::log {
+
+namespace {
+
+std::mutex mtx;
+std::vector<spdlog::sink_ptr> sinks;
+spdlog::level::level_enum level = spdlog::level::info;
+std::string pattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v";
+
+} // namespace
+
+std::string setup(const std::string& lvl, const std::string& format, const std::string& file) {
+  std::lock_guard<std::mutex> guard{mtx};
+  auto parsed = spdlog::level::from_str(lvl);
+  if (parsed == spdlog::level::off && lvl != "off")
+    return "log.level must be one of trace, debug, info, warning, error, critical, off; got \""
+           + lvl + "\"";
+  if (format == "text")
+    pattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v";
+  else if (format == "json")
+    pattern = R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n","msg":"%v"})";
+  else
+    return "log.format must be \"text\" or \"json\"; got \"" + format + "\"";
+  level = parsed;
+  sinks.clear();
+  try {
+    if (file.empty())
+      sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    else
+      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));
+  } catch (const spdlog::spdlog_ex& e) {
+    return std::string("cannot open log file: ") + e.what();
+  }
+  spdlog::drop_all();
+  return "";
+}
+
+std::shared_ptr<spdlog::logger> get(const std::string& area) {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (auto l = spdlog::get(area))
+    return l;
+  if (sinks.empty())
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  auto l = std::make_shared<spdlog::logger>(area, sinks.begin(), sinks.end());
+  l->set_level(level);
+  l->set_pattern(pattern, spdlog::pattern_time_type::utc);
+  l->flush_on(spdlog::level::info);
+  spdlog::register_logger(l);
+  return l;
+}
+
+} // namespace custodian::log

@@ -1,0 +1,49 @@
+#pragma once
+/// The HTTP gateway (cpp-httplib): JSON in and out, token checks, one actor
+/// request per call to the owning shard of the service that answers it.
+
+#include "runtime/router/router.hpp"
+
+#include <caf/all.hpp>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace httplib {
+class Server;
+}
+
+namespace custodian {
+
+struct gateway_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  size_t max_body = 1024 * 1024;
+  caf::timespan request_timeout = std::chrono::seconds(10);
+  caf::timespan register_wait = std::chrono::seconds(5);
+  size_t threads = 8;
+  std::string node = "node";
+};
+
+class gateway {
+public:
+  gateway(caf::actor_system& sys, std::shared_ptr<router> rt, gateway_config cfg);
+  ~gateway();
+
+  /// Binds and starts serving in a background thread. Returns "" or an error sentence.
+  std::string start();
+  /// Stops accepting, finishes in-flight requests, joins the thread.
+  void stop();
+
+private:
+  void install_routes();
+
+  caf::actor_system& sys_;
+  std::shared_ptr<router> rt_;
+  gateway_config cfg_;
+  std::unique_ptr<httplib::Server> srv_;
+  std::thread thread_;
+};
+
+} // namespace custodian

@@ -1,0 +1,170 @@
+#include "runtime/node/config.hpp"
+
+#include "runtime/common/wire.hpp"
+
+#include <algorithm>
+#include <fstream>
+
+namespace custodian {
+
+node_config::node_config() {
+  register_types(*this);
+  load<caf::io::middleman>();
+  opt_group{custom_options_, "node"}
+    .add(node_name, "name", "name of this node (logs, origins)")
+    .add(services, "services", "services this node hosts (auth, authz, user, watchhistory)")
+    .add(shards, "shards", "virtual shards per service (same on every node)");
+  opt_group{custom_options_, "gateway"}
+    .add(gateway_listen, "listen", "HTTP gateway address HOST:PORT (empty: no gateway)")
+    .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
+    .add(gateway_timeout, "request-timeout", "how long the gateway waits for a service")
+    .add(register_wait, "register-wait", "how long POST /v1/users waits for provisioning")
+    .add(gateway_threads, "threads", "HTTP worker threads");
+  opt_group{custom_options_, "store"}
+    .add(store_backend, "backend", "event store backend: sqlite")
+    .add(data_dir, "data-dir", "directory of the embedded store (one file per service)")
+    .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal");
+  opt_group{custom_options_, "auth"}
+    .add(pwhash_ops, "pwhash-ops", "argon2id passes (crypto_pwhash opslimit)")
+    .add(pwhash_mem_kib, "pwhash-mem-kib", "argon2id memory in KiB (crypto_pwhash memlimit)")
+    .add(session_ttl, "session-ttl", "session token lifetime");
+  opt_group{custom_options_, "outbox"}
+    .add(outbox_poll, "poll-interval", "how often the sender looks for due entries")
+    .add(outbox_timeout, "request-timeout", "how long one delivery may take")
+    .add(backoff_base, "backoff-base", "first retry delay")
+    .add(backoff_max, "backoff-max", "largest retry delay")
+    .add(outbox_batch, "batch", "entries read per look");
+  opt_group{custom_options_, "supervisor"}
+    .add(max_restarts, "max-restarts", "restarts allowed within the window before escalating")
+    .add(restart_window, "window", "restart intensity window")
+    .add(restart_backoff, "backoff", "delay before the first restart (doubles)");
+  opt_group{custom_options_, "log"}
+    .add(log_level, "level", "trace, debug, info, warning, error, critical, off")
+    .add(log_format, "format", "text or json (one JSON object per line)")
+    .add(log_file, "file", "log file (empty: stderr)");
+}
+
+std::vector<std::string> node_config::check_file(const std::string& path) const {
+  std::vector<std::string> problems;
+  if (!std::ifstream{path}) {
+    problems.push_back("cannot read config file " + path);
+    return problems;
+  }
+  auto raw = parse_config_file(path.c_str());
+  if (!raw) {
+    problems.push_back("config file " + path + ": " + render(raw.error()));
+    return problems;
+  }
+  auto typed = parse_config_file(path.c_str(), custom_options_);
+  for (auto& grp : *raw) {
+    auto* keys = caf::get_if<caf::settings>(&grp.second);
+    if (keys == nullptr) {
+      problems.push_back("config file " + path + ": unknown key " + grp.first);
+      continue;
+    }
+    for (auto& kv : *keys) {
+      auto name = grp.first + "." + kv.first;
+      if (custom_options_.qualified_name_lookup(name) == nullptr)
+        problems.push_back("config file " + path + ": unknown key " + name);
+      else if (!typed || caf::get_if(&*typed, name) == nullptr)
+        problems.push_back("config file " + path + ": invalid value for " + name + ": "
+                           + caf::to_string(kv.second));
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> node_config::parse_args(int argc, char** argv) {
+  std::vector<std::string> problems;
+  caf::actor_system_config::string_list args;
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config") {
+      if (i + 1 >= argc) {
+        problems.push_back("--config needs a file name");
+        return problems;
+      }
+      file = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      file = a.substr(9);
+    } else if (a.rfind("--config-file=", 0) == 0) {
+      file = a.substr(14);
+    } else {
+      args.push_back(std::move(a));
+    }
+  }
+  if (!file.empty()) {
+    problems = check_file(file);
+    if (!problems.empty())
+      return problems;
+  }
+  // With no file, point CAF at one that cannot exist rather than at a
+  // caf-application.ini that happens to lie in the working directory.
+  auto ini = file.empty() ? std::string{"/nonexistent/custodian.ini"} : file;
+  if (auto err = parse(std::move(args), ini.c_str())) {
+    problems.push_back("command line: " + render(err));
+    return problems;
+  }
+  if (cli_helptext_printed)
+    return problems;
+  for (auto& r : remainder)
+    problems.push_back("command line: unexpected argument " + r);
+  if (problems.empty())
+    problems = validate();
+  return problems;
+}
+
+bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+    return false;
+  auto p = s.substr(colon + 1);
+  if (p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit))
+    return false;
+  auto n = std::stoul(p);
+  if (n > 65535)
+    return false;
+  host = s.substr(0, colon);
+  port = static_cast<uint16_t>(n);
+  return true;
+}
+
+std::vector<std::string> node_config::validate() const {
+  std::vector<std::string> problems;
+  static const std::vector<std::string> known{"auth", "authz", "user", "watchhistory"};
+  for (auto& s : services)
+    if (std::find(known.begin(), known.end(), s) == known.end())
+      problems.push_back("node.services: unknown service \"" + s
+                         + "\" (known: auth, authz, user, watchhistory)");
+  if (shards == 0 || shards > 4096)
+    problems.push_back("node.shards must be between 1 and 4096");
+  std::string host;
+  uint16_t port = 0;
+  if (!gateway_listen.empty() && !split_host_port(gateway_listen, host, port))
+    problems.push_back("gateway.listen must be HOST:PORT, got \"" + gateway_listen + "\"");
+  if (gateway_max_body == 0)
+    problems.push_back("gateway.max-body-bytes must be positive");
+  if (gateway_threads == 0 || gateway_threads > 256)
+    problems.push_back("gateway.threads must be between 1 and 256");
+  if (store_backend != "sqlite")
+    problems.push_back("store.backend must be \"sqlite\", got \"" + store_backend + "\"");
+  if (data_dir.empty())
+    problems.push_back("store.data-dir must not be empty");
+  if (synchronous != "full" && synchronous != "normal")
+    problems.push_back("store.synchronous must be \"full\" or \"normal\", got \"" + synchronous
+                       + "\"");
+  if (pwhash_ops < 1)
+    problems.push_back("auth.pwhash-ops must be at least 1");
+  if (pwhash_mem_kib < 8)
+    problems.push_back("auth.pwhash-mem-kib must be at least 8");
+  if (outbox_batch == 0)
+    problems.push_back("outbox.batch must be positive");
+  if (backoff_base <= caf::timespan{0} || backoff_max < backoff_base)
+    problems.push_back("outbox.backoff-base must be positive and at most outbox.backoff-max");
+  if (log_format != "text" && log_format != "json")
+    problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
+  return problems;
+}
+
+} // namespace custodian

@@ -1,0 +1,65 @@
+#pragma once
+/// The node's configuration: one CAF config subclass; every key can be set in
+/// the config file (INI) and overridden on the command line (`--group.key=v`).
+/// configs/reference.ini lists every key with its default.
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <string>
+#include <vector>
+
+namespace custodian {
+
+struct node_config : caf::actor_system_config {
+  // [node]
+  std::string node_name = "node-1";
+  std::vector<std::string> services{"auth", "authz", "user", "watchhistory"};
+  uint32_t shards = 16;
+  // [gateway]
+  std::string gateway_listen = "127.0.0.1:8080";
+  uint64_t gateway_max_body = 1024 * 1024;
+  caf::timespan gateway_timeout = std::chrono::seconds(10);
+  caf::timespan register_wait = std::chrono::seconds(5);
+  uint64_t gateway_threads = 8;
+  // [store]
+  std::string store_backend = "sqlite";
+  std::string data_dir = "./data";
+  std::string synchronous = "full";
+  // [auth]
+  uint64_t pwhash_ops = 2;
+  uint64_t pwhash_mem_kib = 65536;
+  caf::timespan session_ttl = std::chrono::hours(1);
+  // [outbox]
+  caf::timespan outbox_poll = std::chrono::milliseconds(50);
+  caf::timespan outbox_timeout = std::chrono::seconds(5);
+  caf::timespan backoff_base = std::chrono::milliseconds(100);
+  caf::timespan backoff_max = std::chrono::seconds(30);
+  uint64_t outbox_batch = 256;
+  // [supervisor]
+  uint64_t max_restarts = 5;
+  caf::timespan restart_window = std::chrono::seconds(10);
+  caf::timespan restart_backoff = std::chrono::milliseconds(50);
+  // [log]
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::string log_file;
+
+  node_config();
+
+  /// Parses the command line: `--config FILE` (or `--config-file=FILE`) names the
+  /// INI file, every other `--group.key=value` overrides it. Returns the problems
+  /// found, one sentence each (unknown keys, bad values, missing file).
+  std::vector<std::string> parse_args(int argc, char** argv);
+
+  /// Checks the values once parsed (ranges, enumerations, addresses).
+  std::vector<std::string> validate() const;
+
+private:
+  std::vector<std::string> check_file(const std::string& path) const;
+};
+
+/// Splits "host:port"; false if malformed.
+bool split_host_port(const std::string& s, std::string& host, uint16_t& port);
+
+} // namespace custodian

@@ -1,0 +1,194 @@
+#include "runtime/node/node.hpp"
+
+#include "actors/auth/auth_logic.hpp"
+#include "actors/authz/authz_logic.hpp"
+#include "actors/user/user_logic.hpp"
+#include "actors/watchhistory/watchhistory_logic.hpp"
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+#include "runtime/outbox/outbox_sender.hpp"
+#include "runtime/service/shard_actor.hpp"
+#include "runtime/store/sqlite_store.hpp"
+#include "runtime/supervision/supervisor.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+namespace custodian {
+
+std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg) {
+  if (name == "auth") {
+    auth::auth_config ac;
+    ac.pwhash_ops = cfg.pwhash_ops;
+    ac.pwhash_mem_kib = cfg.pwhash_mem_kib;
+    ac.session_ttl_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.session_ttl).count();
+    ac.node = cfg.node_name;
+    return std::make_shared<auth::auth_logic>(ac);
+  }
+  if (name == "authz")
+    return std::make_shared<authz::authz_logic>();
+  if (name == "user")
+    return std::make_shared<user::user_logic>(cfg.node_name);
+  if (name == "watchhistory")
+    return std::make_shared<watchhistory::watchhistory_logic>();
+  return nullptr;
+}
+
+node::node(caf::actor_system& sys, const node_config& cfg)
+  : sys_(sys), cfg_(cfg), rt_(std::make_shared<router>(cfg.shards)) {
+}
+
+node::~node() { stop(); }
+
+std::string node::start() {
+  auto lg = log::get("node");
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.data_dir, ec);
+  if (ec)
+    return "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message();
+
+  // 1. Stores, one per hosted service.
+  for (auto& svc : cfg_.services) {
+    try {
+      store::sqlite_options so;
+      so.path = cfg_.data_dir + "/" + svc + ".db";
+      so.synchronous = cfg_.synchronous;
+      stores_[svc] = std::make_shared<store::sqlite_store>(so);
+    } catch (const store::store_error& e) {
+      return e.what();
+    }
+  }
+
+  // 2. One supervisor per service: its shard actors and its outbox sender.
+  supervisor_config sc;
+  sc.max_restarts = static_cast<int>(cfg_.max_restarts);
+  sc.window = cfg_.restart_window;
+  sc.backoff_base = cfg_.restart_backoff;
+  outbox_config oc;
+  oc.poll_interval = cfg_.outbox_poll;
+  oc.request_timeout = cfg_.outbox_timeout;
+  oc.backoff_base = cfg_.backoff_base;
+  oc.backoff_max = cfg_.backoff_max;
+  oc.batch = cfg_.outbox_batch;
+  for (auto& svc : cfg_.services) {
+    auto core = std::make_shared<shard_core>(make_service(svc, cfg_), stores_[svc]);
+    std::vector<child_spec> children;
+    // auth hashes passwords (argon2id, CPU- and memory-bound): its shards get
+    // their own threads so they never stall the shared scheduler.
+    bool detached = svc == "auth";
+    for (uint32_t i = 0; i < cfg_.shards; ++i) {
+      shard_deps deps{svc, i, core, rt_};
+      auto rt = rt_;
+      children.push_back(child_spec{
+        svc + "/shard-" + std::to_string(i),
+        [deps, detached, rt, svc, i](caf::event_based_actor* self) {
+          auto h = detached ? self->spawn<caf::monitored + caf::detached>(shard_impl, deps)
+                            : self->spawn<caf::monitored>(shard_impl, deps);
+          rt->set_shard(svc, i, h);
+          return caf::actor_cast<caf::actor>(h);
+        },
+        [rt, svc, i] { rt->set_shard(svc, i, shard_actor{}); }});
+    }
+    outbox_deps od{svc, stores_[svc], rt_, oc};
+    auto rt = rt_;
+    children.push_back(child_spec{svc + "/outbox",
+                                  [od, rt, svc](caf::event_based_actor* self) {
+                                    auto h = self->spawn<caf::monitored>(outbox_sender, od);
+                                    rt->set_sender(svc, h);
+                                    return h;
+                                  },
+                                  [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
+    supervisors_.push_back(sys_.spawn(supervisor, svc, std::move(children), sc));
+    lg->info("service {} up: {} shards, store {}/{}.db", svc, cfg_.shards, cfg_.data_dir, svc);
+  }
+
+  // 3. The gateway, last: it only takes requests once every service is up.
+  if (!cfg_.gateway_listen.empty()) {
+    gateway_config gc;
+    split_host_port(cfg_.gateway_listen, gc.host, gc.port);
+    gc.max_body = cfg_.gateway_max_body;
+    gc.request_timeout = cfg_.gateway_timeout;
+    gc.register_wait = cfg_.register_wait;
+    gc.threads = cfg_.gateway_threads;
+    gc.node = cfg_.node_name;
+    gateway_ = std::make_unique<gateway>(sys_, rt_, gc);
+    if (auto err = gateway_->start(); !err.empty())
+      return err;
+  }
+  return "";
+}
+
+void node::stop() {
+  if (stopped_)
+    return;
+  stopped_ = true;
+  if (gateway_)
+    gateway_->stop();
+  {
+    caf::scoped_actor self{sys_};
+    for (auto& s : supervisors_)
+      self->send_exit(s, caf::exit_reason::user_shutdown);
+    for (auto& s : supervisors_)
+      self->wait_for(s);
+  }
+  supervisors_.clear();
+  for (auto& [name, st] : stores_)
+    st->close();
+  log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
+}
+
+int run_node(int argc, char** argv) {
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  node_config cfg;
+  auto problems = cfg.parse_args(argc, argv);
+  if (cfg.cli_helptext_printed)
+    return 0;
+  if (!problems.empty()) {
+    for (auto& p : problems)
+      std::cerr << "custodian-node: " << p << "\n";
+    std::cerr << "custodian-node: not started (see --long-help and configs/reference.ini)\n";
+    return 2;
+  }
+  if (auto err = log::setup(cfg.log_level, cfg.log_format, cfg.log_file); !err.empty()) {
+    std::cerr << "custodian-node: " << err << "\n";
+    return 2;
+  }
+  init_crypto();
+  caf::actor_system sys{cfg};
+  int rc = 0;
+  {
+    node n{sys, cfg};
+    if (auto err = n.start(); !err.empty()) {
+      std::cerr << "custodian-node: " << err << "\n";
+      n.stop();
+      rc = 1;
+    } else {
+      log::get("node")->info("node {} ready; gateway on {}; data in {}", cfg.node_name,
+                             cfg.gateway_listen.empty() ? "(none)" : cfg.gateway_listen,
+                             cfg.data_dir);
+      if (!cfg.gateway_listen.empty())
+        std::cout << "custodian-node " << cfg.node_name << " listening on http://"
+                  << cfg.gateway_listen << "\n  try: curl -s -X POST http://"
+                  << cfg.gateway_listen
+                  << "/v1/users -d '{\"email\":\"ada@example.com\",\"password\":"
+                     "\"correct horse battery\",\"display_name\":\"Ada\"}'\n"
+                  << std::flush;
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      log::get("node")->info("signal {}: stopping", sig);
+      n.stop();
+    }
+  }
+  return rc;
+}
+
+} // namespace custodian

@@ -1,0 +1,51 @@
+#pragma once
+/// A node: the whole actor tree of one process, wired in one place.
+///
+///   node
+///   ├── store per hosted service        (data-dir/<service>.db)
+///   ├── supervisor "<service>"          one-for-one, intensity limit, backoff
+///   │   ├── shard actor 0..N-1          (registered in the router)
+///   │   └── outbox sender               (registered in the router)
+///   └── HTTP gateway                    (cpp-httplib threads; scoped actors)
+///
+/// start() builds it in this order; stop() takes it down in reverse.
+
+#include "runtime/gateway/gateway.hpp"
+#include "runtime/node/config.hpp"
+#include "runtime/router/router.hpp"
+#include "runtime/service/service_logic.hpp"
+#include "runtime/store/event_store.hpp"
+
+#include <map>
+#include <memory>
+
+namespace custodian {
+
+/// The logic of one service, configured from the node's config.
+std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg);
+
+class node {
+public:
+  node(caf::actor_system& sys, const node_config& cfg);
+  ~node();
+
+  /// Returns "" or a sentence saying why the node cannot start.
+  std::string start();
+  void stop();
+
+  std::shared_ptr<router> routes() const { return rt_; }
+
+private:
+  caf::actor_system& sys_;
+  const node_config& cfg_;
+  std::shared_ptr<router> rt_;
+  std::map<std::string, std::shared_ptr<store::event_store>> stores_;
+  std::vector<caf::actor> supervisors_;
+  std::unique_ptr<gateway> gateway_;
+  bool stopped_ = false;
+};
+
+/// Runs a node until SIGINT or SIGTERM; the body of custodian-node's main().
+int run_node(int argc, char** argv);
+
+} // namespace custodian

@@ -1,0 +1,137 @@
+#include "runtime/outbox/outbox_sender.hpp"
+
+#include "envelope.pb.h"
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+
+#include <sodium.h>
+
+namespace custodian {
+
+namespace v1 = custodian::v1;
+
+int64_t backoff_ms(int32_t attempt, int64_t base_ms, int64_t max_ms, uint32_t random) {
+  int64_t d = base_ms;
+  for (int32_t i = 1; i < attempt && d < max_ms; ++i)
+    d *= 2;
+  d = std::min(d, max_ms);
+  int64_t half = d / 2;
+  return half + static_cast<int64_t>(random % static_cast<uint64_t>(d - half + 1));
+}
+
+namespace {
+
+using ms = std::chrono::milliseconds;
+
+int64_t to_ms(caf::timespan t) {
+  return std::chrono::duration_cast<ms>(t).count();
+}
+
+bool transient(const v1::Reply& r) {
+  return r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL;
+}
+
+} // namespace
+
+caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps) {
+  auto lg = log::get("outbox");
+  auto d = std::make_shared<outbox_deps>(std::move(deps));
+
+  // A failed delivery: schedule the next attempt (durably) and let go of the entry.
+  auto fail = [self, d, lg](const store::outbox_row& row, const std::string& why) {
+    int32_t attempt = row.attempt + 1;
+    int64_t delay = backoff_ms(attempt, to_ms(d->cfg.backoff_base), to_ms(d->cfg.backoff_max),
+                               randombytes_random());
+    lg->debug("{} -> {} request {} attempt {} failed ({}); retry in {} ms", d->service, row.dest,
+              row.request_id, attempt, why, delay);
+    d->store->outbox_retry(row.id, attempt, now_ms() + delay);
+    self->state.in_flight.erase(row.id);
+    ++self->state.retried;
+  };
+
+  // The destination answered for good: give the reply to the origin shard, whose
+  // commit acknowledges the entry.
+  auto hand_back = [self, d, fail](const store::outbox_row& row, const std::string& sent,
+                                   const v1::Reply& reply) {
+    auto origin = d->rt->lookup(d->service, row.user_id);
+    if (!origin) {
+      fail(row, "origin shard not available");
+      return;
+    }
+    v1::Envelope env;
+    env.set_user_id(row.user_id);
+    env.set_origin("outbox/" + d->service);
+    auto* del = env.mutable_command()->mutable_delivered();
+    del->set_outbox_id(row.id);
+    del->set_dest(row.dest);
+    del->set_sent(sent);
+    *del->mutable_reply() = reply;
+    self->request(*origin, d->cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
+      .then(
+        [self, row, fail](const wire& w) {
+          v1::Reply r;
+          if (!r.ParseFromString(w.bytes) || r.status() != v1::Reply::OK) {
+            fail(row, "origin did not take the reply");
+            return;
+          }
+          self->state.in_flight.erase(row.id);
+          ++self->state.delivered;
+        },
+        [row, fail](caf::error& err) { fail(row, "origin: " + caf::to_string(err)); });
+  };
+
+  auto send_one = [self, d, fail, hand_back](store::outbox_row row) {
+    v1::Envelope env;
+    if (!env.ParseFromString(row.payload)) {
+      fail(row, "unreadable payload");
+      return;
+    }
+    env.set_attempt(static_cast<uint32_t>(row.attempt + 1));
+    auto dest = d->rt->lookup(row.dest, row.user_id);
+    if (!dest) {
+      fail(row, "no route to " + row.dest);
+      return;
+    }
+    auto sent = env.SerializeAsString();
+    self->state.in_flight.insert(row.id);
+    self->request(*dest, d->cfg.request_timeout, cmd_atom::value, wire{sent})
+      .then(
+        [row, sent, fail, hand_back](const wire& w) {
+          v1::Reply reply;
+          if (!reply.ParseFromString(w.bytes)) {
+            fail(row, "unreadable reply");
+            return;
+          }
+          if (transient(reply)) {
+            fail(row, "destination: " + reply.message());
+            return;
+          }
+          hand_back(row, sent, reply);
+        },
+        [row, fail](caf::error& err) { fail(row, caf::to_string(err)); });
+  };
+
+  auto drain = [self, d, send_one, lg] {
+    std::vector<store::outbox_row> due;
+    try {
+      due = d->store->outbox_due(now_ms(), d->cfg.batch + self->state.in_flight.size());
+    } catch (const store::store_error& e) {
+      lg->warn("{}: cannot read outbox: {}", d->service, e.what());
+      return;
+    }
+    for (auto& row : due)
+      if (self->state.in_flight.count(row.id) == 0)
+        send_one(std::move(row));
+  };
+
+  self->send(self, tick_atom::value);
+  return {
+    [drain](kick_atom) { drain(); },
+    [self, d, drain](tick_atom) {
+      drain();
+      self->delayed_send(self, d->cfg.poll_interval, tick_atom::value);
+    },
+  };
+}
+
+} // namespace custodian

@@ -1,0 +1,49 @@
+#pragma once
+/// The durable outbox's sender: one per service per node.
+///
+/// It delivers every due outbox entry of its service's store to the owning
+/// shard of the destination (local or remote), then hands the reply back to
+/// the origin shard as a `Delivered` command, whose commit acknowledges
+/// (deletes) the entry together with the state change the reply causes.
+/// Failures and timeouts are retried with exponential backoff and full jitter;
+/// the schedule lives in the store, so it survives restarts.
+
+#include "runtime/common/wire.hpp"
+#include "runtime/router/router.hpp"
+#include "runtime/store/event_store.hpp"
+
+#include <chrono>
+#include <memory>
+#include <set>
+
+namespace custodian {
+
+struct outbox_config {
+  caf::timespan poll_interval = std::chrono::milliseconds(50);
+  caf::timespan request_timeout = std::chrono::seconds(5);
+  caf::timespan backoff_base = std::chrono::milliseconds(100);
+  caf::timespan backoff_max = std::chrono::seconds(30);
+  size_t batch = 256;
+};
+
+struct outbox_deps {
+  std::string service;
+  std::shared_ptr<store::event_store> store;
+  std::shared_ptr<router> rt;
+  outbox_config cfg;
+};
+
+/// Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped at
+/// max, then full jitter into [delay/2, delay] using `random` (uniform 32-bit).
+int64_t backoff_ms(int32_t attempt, int64_t base_ms, int64_t max_ms, uint32_t random);
+
+struct outbox_state {
+  std::set<int64_t> in_flight;
+  uint64_t delivered = 0;
+  uint64_t retried = 0;
+  static inline const char* name = "outbox_sender";
+};
+
+caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps);
+
+} // namespace custodian

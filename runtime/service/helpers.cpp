@@ -1,0 +1,179 @@
+#include "runtime/service/helpers.hpp"
+
+#include "runtime/common/ids.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace custodian {
+
+v1::StoredEvent new_event(const v1::Envelope& env) {
+  v1::StoredEvent ev;
+  ev.set_schema_version(v1::EVENT_SCHEMA_CURRENT);
+  ev.set_at_ms(now_ms());
+  ev.set_request_id(env.request_id());
+  return ev;
+}
+
+void append(store::commit& c, const std::string& user_id, const v1::StoredEvent& ev) {
+  c.events.emplace_back(user_id, ev.SerializeAsString());
+}
+
+std::vector<v1::StoredEvent> read_events(store::event_store& st, const std::string& user_id) {
+  std::vector<v1::StoredEvent> out;
+  for (auto& row : st.read_stream(user_id)) {
+    v1::StoredEvent ev;
+    if (!ev.ParseFromString(row.payload))
+      throw store::store_error(store::errc::io, "unreadable event in stream " + user_id);
+    if (ev.schema_version() > v1::EVENT_SCHEMA_CURRENT)
+      throw store::store_error(store::errc::io, "event schema version "
+                                                  + std::to_string(ev.schema_version())
+                                                  + " is newer than this build");
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+outcome erase_user(const v1::Envelope& env) {
+  outcome out;
+  out.commit.erase_users.push_back(env.user_id());
+  out.commit.tombstones.push_back(env.user_id());
+  out.reply = make_reply(v1::Reply::OK);
+  out.record_in_inbox = true;
+  return out;
+}
+
+v1::JobRecord new_job(const std::string& kind, const std::string& user_id,
+                      const std::vector<std::string>& services) {
+  v1::JobRecord job;
+  job.set_job_id(new_id());
+  job.set_kind(kind);
+  job.set_state("running");
+  job.set_user_id(user_id);
+  for (auto& s : services)
+    (*job.mutable_services())[s] = "pending";
+  job.set_created_ms(now_ms());
+  job.set_updated_ms(job.created_ms());
+  return job;
+}
+
+std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id) {
+  auto row = st.job_get(job_id);
+  if (!row)
+    return std::nullopt;
+  v1::JobRecord job;
+  if (!job.ParseFromString(row->record))
+    throw store::store_error(store::errc::io, "unreadable job record " + job_id);
+  return job;
+}
+
+void put_job(store::commit& c, const v1::JobRecord& job) {
+  c.jobs.push_back(store::job_row{job.job_id(), job.user_id(), job.SerializeAsString()});
+}
+
+void mark(v1::JobRecord& job, const std::string& service, const std::string& state) {
+  (*job.mutable_services())[service] = state;
+  job.set_updated_ms(now_ms());
+  if (job.state() != "running")
+    return;
+  bool all_done = true;
+  for (auto& [name, s] : job.services()) {
+    if (s == "failed") {
+      job.set_state("failed");
+      return;
+    }
+    all_done = all_done && s == "done";
+  }
+  if (all_done)
+    job.set_state("done");
+}
+
+v1::JobStatus job_status(const v1::JobRecord& job) {
+  v1::JobStatus s;
+  s.set_job_id(job.job_id());
+  s.set_kind(job.kind());
+  s.set_state(job.state());
+  s.set_error(job.error());
+  s.set_user_id(job.user_id());
+  for (auto& [name, st] : job.services())
+    (*s.mutable_services())[name] = st;
+  return s;
+}
+
+v1::Envelope lifecycle_envelope(const v1::Envelope& cause, const std::string& request_id,
+                                const std::string& user_id, const std::string& origin) {
+  v1::Envelope env;
+  env.set_request_id(request_id);
+  env.set_user_id(user_id);
+  env.set_origin(origin);
+  env.set_trace_id(cause.trace_id());
+  return env;
+}
+
+std::string normalize_email(const std::string& email) {
+  std::string out = email;
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string check_email(const std::string& email) {
+  if (email.empty())
+    return "email is required";
+  if (email.size() > 254)
+    return "email is longer than 254 characters";
+  auto at = email.find('@');
+  if (at == std::string::npos || at == 0 || at != email.rfind('@') || at + 1 >= email.size())
+    return "email must look like name@domain";
+  auto domain = email.substr(at + 1);
+  if (domain.find('.') == std::string::npos || domain.front() == '.' || domain.back() == '.')
+    return "email must look like name@domain";
+  for (unsigned char c : email)
+    if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"' || c == '\\' || c == ','
+        || c == ';' || c == '(' || c == ')')
+      return "email contains a character that is not allowed";
+  return "";
+}
+
+std::string check_password(const std::string& password) {
+  if (password.empty())
+    return "password is required";
+  if (password.size() < 8)
+    return "password must have at least 8 characters";
+  if (password.size() > 1024)
+    return "password is longer than 1024 bytes";
+  return "";
+}
+
+namespace {
+
+bool has_control_chars(const std::string& s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f)
+      return true;
+  return false;
+}
+
+} // namespace
+
+std::string check_display_name(const std::string& name) {
+  if (name.empty())
+    return "display_name is required";
+  if (name.size() > 200)
+    return "display_name is longer than 200 bytes";
+  if (has_control_chars(name))
+    return "display_name contains control characters";
+  return "";
+}
+
+std::string check_title_id(const std::string& title) {
+  if (title.empty())
+    return "title_id is required";
+  if (title.size() > 200)
+    return "title_id is longer than 200 bytes";
+  if (has_control_chars(title))
+    return "title_id contains control characters";
+  return "";
+}
+
+} // namespace custodian

@@ -1,0 +1,35 @@
+#include "runtime/service/service_logic.hpp"
+
+namespace custodian {
+
+v1::Reply make_reply(v1::Reply::Status status, const std::string& message) {
+  v1::Reply r;
+  r.set_status(status);
+  r.set_message(message);
+  return r;
+}
+
+const std::vector<std::string>& all_services() {
+  static const std::vector<std::string> names{"auth", "authz", "user", "watchhistory"};
+  return names;
+}
+
+std::string command_name(const v1::Envelope& env) {
+  auto* field = v1::Command::descriptor()->FindFieldByNumber(env.command().kind_case());
+  return field ? field->name() : "none";
+}
+
+store::outbox_row make_outbox(const std::string& dest, const v1::Envelope& env, bool personal,
+                              int64_t now) {
+  store::outbox_row r;
+  r.dest = dest;
+  r.user_id = env.user_id();
+  r.request_id = env.request_id();
+  r.payload = env.SerializeAsString();
+  r.personal = personal;
+  r.next_at_ms = now;
+  r.created_ms = now;
+  return r;
+}
+
+} // namespace custodian

@@ -1,0 +1,22 @@
+#pragma once
+/// The shard actor: one per (service, virtual shard) on the owning node.
+/// Framework glue only; the work is in shard_core and the service's logic.
+
+#include "runtime/common/wire.hpp"
+#include "runtime/router/router.hpp"
+#include "runtime/service/shard_core.hpp"
+
+#include <memory>
+
+namespace custodian {
+
+struct shard_deps {
+  std::string service;
+  uint32_t shard = 0;
+  std::shared_ptr<shard_core> core;
+  std::shared_ptr<router> rt;
+};
+
+shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps);
+
+} // namespace custodian

@@ -1,0 +1,55 @@
+#include "runtime/service/shard_core.hpp"
+
+namespace custodian {
+
+bool passes_tombstone(const v1::Command& cmd) {
+  switch (cmd.kind_case()) {
+    case v1::Command::kEraseUser:
+    case v1::Command::kGetJob:
+    case v1::Command::kDelivered:
+      return true;
+    default:
+      return false;
+  }
+}
+
+shard_core::result shard_core::process(const std::string& envelope_bytes) {
+  v1::Envelope env;
+  if (!env.ParseFromString(envelope_bytes))
+    return {make_reply(v1::Reply::INVALID, "malformed envelope"), false, false};
+  return process(env);
+}
+
+shard_core::result shard_core::process(const v1::Envelope& env) {
+  try {
+    if (!env.request_id().empty()) {
+      if (auto stored = store_->inbox_get(env.request_id())) {
+        v1::Reply r;
+        if (r.ParseFromString(*stored))
+          return {std::move(r), false, true};
+      }
+    }
+    if (!env.user_id().empty() && !passes_tombstone(env.command())
+        && store_->tombstoned(env.user_id()))
+      return {make_reply(v1::Reply::GONE, "user was erased"), false, false};
+    auto out = logic_->handle(env, *store_);
+    if (out.record_in_inbox && !env.request_id().empty())
+      out.commit.inbox = store::inbox_row{env.request_id(), env.user_id(),
+                                          out.reply.SerializeAsString()};
+    bool wrote_outbox = !out.commit.outbox.empty();
+    if (!out.commit.empty()) {
+      auto st = store_->apply(out.commit);
+      if (st.code == store::errc::conflict)
+        return {out.conflict_reply, false, false};
+      if (!st.ok())
+        return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)),
+                false, false};
+    }
+    return {std::move(out.reply), wrote_outbox, false};
+  } catch (const store::store_error& e) {
+    return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)), false,
+            false};
+  }
+}
+
+} // namespace custodian

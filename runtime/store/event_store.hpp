@@ -1,0 +1,123 @@
+#pragma once
+/// The one storage interface every service uses, whatever the backend.
+///
+/// A service's state changes are events appended to the user's stream. One call
+/// of apply() is one atomic write holding everything a command changed: its
+/// events, the outbox entries it produced, its inbox (dedup) record, index
+/// (projection) rows, job records, tombstones and the erasure of a user.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace custodian::store {
+
+/// Domain errors at the store boundary (driver codes never leave the backend).
+enum class errc {
+  ok = 0,
+  conflict,     ///< a unique key is taken (e.g. the email index)
+  unavailable,  ///< the store cannot be reached or is closed
+  io,           ///< the backend failed to read or write
+};
+
+const char* to_string(errc e);
+
+struct status {
+  errc code = errc::ok;
+  std::string message;  ///< for humans; never holds personal data
+  bool ok() const { return code == errc::ok; }
+};
+
+/// Thrown by read calls when the backend fails; apply() returns a status instead.
+struct store_error : std::runtime_error {
+  errc code;
+  store_error(errc c, const std::string& what) : std::runtime_error(what), code(c) {}
+};
+
+struct event_row {
+  std::string stream;   ///< the user id
+  int64_t seq = 0;      ///< 1, 2, ... within the stream
+  std::string payload;  ///< serialized custodian.v1.StoredEvent
+};
+
+struct outbox_row {
+  int64_t id = 0;            ///< assigned by the store
+  std::string dest;          ///< destination service
+  std::string user_id;       ///< routing key
+  std::string request_id;    ///< dedup key at the receiver
+  std::string payload;       ///< serialized custodian.v1.Envelope
+  bool personal = true;      ///< holds personal data: deleted when the user is erased
+  int32_t attempt = 0;       ///< deliveries tried so far
+  int64_t next_at_ms = 0;    ///< not before
+  int64_t created_ms = 0;
+};
+
+struct inbox_row {
+  std::string request_id;
+  std::string user_id;
+  std::string outcome;       ///< serialized custodian.v1.Reply, sent again on redelivery
+};
+
+struct index_row {
+  std::string space;         ///< e.g. "email", "session"
+  std::string key;           ///< unique within space
+  std::string user_id;
+  std::string value;
+};
+
+struct job_row {
+  std::string job_id;
+  std::string user_id;       ///< empty for jobs that must hold no personal data
+  std::string record;        ///< serialized custodian.v1.JobRecord
+};
+
+/// Everything one command (or one batch of commands) changes, applied atomically
+/// in this order: erasures, tombstones, events, index deletions and insertions,
+/// jobs, outbox acks, new outbox entries, inbox record.
+struct commit {
+  std::vector<std::string> erase_users;
+  std::vector<std::string> tombstones;
+  std::vector<std::pair<std::string, std::string>> events;  ///< (stream, payload)
+  std::vector<std::pair<std::string, std::string>> index_dels;  ///< (space, key)
+  std::vector<index_row> index_puts;  ///< insert; conflict if (space, key) exists
+  std::vector<job_row> jobs;          ///< upsert by job id
+  std::vector<int64_t> outbox_acks;   ///< delivered: delete
+  std::vector<outbox_row> outbox;     ///< new entries
+  std::optional<inbox_row> inbox;
+
+  bool empty() const {
+    return erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
+           && index_puts.empty() && jobs.empty() && outbox_acks.empty() && outbox.empty()
+           && !inbox;
+  }
+};
+
+class event_store {
+public:
+  virtual ~event_store() = default;
+
+  /// Applies one commit atomically and durably. On conflict nothing is applied.
+  virtual status apply(const commit& c) = 0;
+
+  virtual std::vector<event_row> read_stream(const std::string& stream) = 0;
+  virtual std::optional<std::string> inbox_get(const std::string& request_id) = 0;
+  virtual bool tombstoned(const std::string& user_id) = 0;
+  virtual std::optional<index_row> index_get(const std::string& space, const std::string& key) = 0;
+  virtual int64_t index_count(const std::string& space, const std::string& user_id) = 0;
+  virtual std::optional<job_row> job_get(const std::string& job_id) = 0;
+
+  /// Up to `limit` outbox entries due at `now_ms`, oldest first.
+  virtual std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit) = 0;
+  /// Records a failed delivery: the entry is retried at `next_at_ms`.
+  virtual status outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) = 0;
+  virtual int64_t outbox_depth() = 0;
+
+  /// Flushes and closes (SQLite: checkpoints and truncates the WAL). Idempotent.
+  virtual void close() = 0;
+};
+
+} // namespace custodian::store

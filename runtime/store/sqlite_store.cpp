@@ -1,0 +1,341 @@
+#include "runtime/store/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+namespace custodian::store {
+
+const char* to_string(errc e) {
+  switch (e) {
+    case errc::ok: return "ok";
+    case errc::conflict: return "conflict";
+    case errc::unavailable: return "unavailable";
+    case errc::io: return "io";
+  }
+  return "unknown";
+}
+
+namespace {
+
+const char* schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS events (
+  stream  TEXT NOT NULL,
+  seq     INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+  user_id   TEXT PRIMARY KEY,
+  erased_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+  request_id TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL,
+  outcome    BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inbox_user ON inbox(user_id);
+CREATE TABLE IF NOT EXISTS idx (
+  space   TEXT NOT NULL,
+  key     BLOB NOT NULL,
+  user_id TEXT NOT NULL,
+  value   BLOB NOT NULL,
+  PRIMARY KEY (space, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_user ON idx(user_id);
+CREATE TABLE IF NOT EXISTS jobs (
+  job_id  TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  record  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);
+CREATE TABLE IF NOT EXISTS outbox (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  dest       TEXT NOT NULL,
+  user_id    TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  payload    BLOB NOT NULL,
+  personal   INTEGER NOT NULL,
+  attempt    INTEGER NOT NULL,
+  next_at_ms INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at_ms);
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox(user_id);
+)sql";
+
+/// A prepared statement that finalizes itself.
+class stmt {
+public:
+  stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
+      throw store_error(errc::io, std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+  }
+  ~stmt() { sqlite3_finalize(st_); }
+  stmt(const stmt&) = delete;
+  stmt& operator=(const stmt&) = delete;
+
+  stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  stmt& bind_blob(int i, const std::string& s) {
+    sqlite3_bind_blob(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  /// Steps once; true if a row is available.
+  bool step() {
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc == SQLITE_DONE)
+      return false;
+    last_rc_ = rc;
+    throw store_error(sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY
+                          || sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE
+                        ? errc::conflict
+                        : errc::io,
+                      std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  void run() { step(); }
+  int64_t i64(int col) { return sqlite3_column_int64(st_, col); }
+  std::string str(int col) {
+    auto p = static_cast<const char*>(sqlite3_column_blob(st_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : std::string();
+  }
+
+private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  int last_rc_ = 0;
+};
+
+} // namespace
+
+sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
+  if (opts_.synchronous != "full" && opts_.synchronous != "normal")
+    throw store_error(errc::io, "store.synchronous must be \"full\" or \"normal\", got \""
+                                  + opts_.synchronous + "\"");
+  int rc = sqlite3_open_v2(opts_.path.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw store_error(errc::unavailable, "cannot open " + opts_.path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL");
+  exec(opts_.synchronous == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  exec("PRAGMA secure_delete=ON");
+  exec(schema_sql);
+}
+
+sqlite_store::~sqlite_store() { close(); }
+
+void sqlite_store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw store_error(errc::io, "sqlite (" + opts_.path + "): " + msg);
+  }
+}
+
+void sqlite_store::require_open() const {
+  if (db_ == nullptr)
+    throw store_error(errc::unavailable, "store " + opts_.path + " is closed");
+}
+
+void sqlite_store::close() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (db_ == nullptr)
+    return;
+  // Move every committed page into the main file and empty the WAL, so no
+  // stale copy of erased pages stays behind in the -wal file.
+  sqlite3_exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  sqlite3_close_v2(db_);
+  db_ = nullptr;
+}
+
+status sqlite_store::apply(const commit& c) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (db_ == nullptr)
+    return {errc::unavailable, "store " + opts_.path + " is closed"};
+  try {
+    exec("BEGIN IMMEDIATE");
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+  try {
+    for (auto& u : c.erase_users) {
+      stmt{db_, "DELETE FROM events WHERE stream = ?1"}.bind(1, u).run();
+      stmt{db_, "DELETE FROM inbox WHERE user_id = ?1"}.bind(1, u).run();
+      stmt{db_, "DELETE FROM idx WHERE user_id = ?1"}.bind(1, u).run();
+      stmt{db_, "DELETE FROM jobs WHERE user_id = ?1"}.bind(1, u).run();
+      stmt{db_, "DELETE FROM outbox WHERE user_id = ?1 AND personal = 1"}.bind(1, u).run();
+    }
+    for (auto& u : c.tombstones)
+      stmt{db_, "INSERT OR IGNORE INTO tombstones(user_id, erased_ms) VALUES (?1, "
+                "CAST(strftime('%s','now') AS INTEGER) * 1000)"}
+        .bind(1, u)
+        .run();
+    for (auto& [stream, payload] : c.events)
+      stmt{db_, "INSERT INTO events(stream, seq, payload) VALUES (?1, "
+                "(SELECT IFNULL(MAX(seq), 0) + 1 FROM events WHERE stream = ?1), ?2)"}
+        .bind(1, stream)
+        .bind_blob(2, payload)
+        .run();
+    for (auto& [space, key] : c.index_dels)
+      stmt{db_, "DELETE FROM idx WHERE space = ?1 AND key = ?2"}.bind(1, space).bind_blob(2, key).run();
+    for (auto& r : c.index_puts)
+      stmt{db_, "INSERT INTO idx(space, key, user_id, value) VALUES (?1, ?2, ?3, ?4)"}
+        .bind(1, r.space)
+        .bind_blob(2, r.key)
+        .bind(3, r.user_id)
+        .bind_blob(4, r.value)
+        .run();
+    for (auto& j : c.jobs)
+      stmt{db_, "INSERT INTO jobs(job_id, user_id, record) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT(job_id) DO UPDATE SET user_id = excluded.user_id, record = excluded.record"}
+        .bind(1, j.job_id)
+        .bind(2, j.user_id)
+        .bind_blob(3, j.record)
+        .run();
+    for (auto id : c.outbox_acks)
+      stmt{db_, "DELETE FROM outbox WHERE id = ?1"}.bind(1, id).run();
+    for (auto& o : c.outbox)
+      stmt{db_, "INSERT INTO outbox(dest, user_id, request_id, payload, personal, attempt, "
+                "next_at_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}
+        .bind(1, o.dest)
+        .bind(2, o.user_id)
+        .bind(3, o.request_id)
+        .bind_blob(4, o.payload)
+        .bind(5, int64_t{o.personal ? 1 : 0})
+        .bind(6, int64_t{o.attempt})
+        .bind(7, o.next_at_ms)
+        .bind(8, o.created_ms)
+        .run();
+    if (c.inbox)
+      stmt{db_, "INSERT OR REPLACE INTO inbox(request_id, user_id, outcome) VALUES (?1, ?2, ?3)"}
+        .bind(1, c.inbox->request_id)
+        .bind(2, c.inbox->user_id)
+        .bind_blob(3, c.inbox->outcome)
+        .run();
+    exec("COMMIT");
+    return {};
+  } catch (const store_error& e) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return {e.code, e.what()};
+  }
+}
+
+std::vector<event_row> sqlite_store::read_stream(const std::string& stream) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  std::vector<event_row> out;
+  stmt s{db_, "SELECT seq, payload FROM events WHERE stream = ?1 ORDER BY seq"};
+  s.bind(1, stream);
+  while (s.step())
+    out.push_back(event_row{stream, s.i64(0), s.str(1)});
+  return out;
+}
+
+std::optional<std::string> sqlite_store::inbox_get(const std::string& request_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{db_, "SELECT outcome FROM inbox WHERE request_id = ?1"};
+  s.bind(1, request_id);
+  if (s.step())
+    return s.str(0);
+  return std::nullopt;
+}
+
+bool sqlite_store::tombstoned(const std::string& user_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{db_, "SELECT 1 FROM tombstones WHERE user_id = ?1"};
+  s.bind(1, user_id);
+  return s.step();
+}
+
+std::optional<index_row> sqlite_store::index_get(const std::string& space, const std::string& key) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{db_, "SELECT user_id, value FROM idx WHERE space = ?1 AND key = ?2"};
+  s.bind(1, space).bind_blob(2, key);
+  if (s.step())
+    return index_row{space, key, s.str(0), s.str(1)};
+  return std::nullopt;
+}
+
+int64_t sqlite_store::index_count(const std::string& space, const std::string& user_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{db_, "SELECT COUNT(*) FROM idx WHERE space = ?1 AND user_id = ?2"};
+  s.bind(1, space).bind(2, user_id);
+  s.step();
+  return s.i64(0);
+}
+
+std::optional<job_row> sqlite_store::job_get(const std::string& job_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{db_, "SELECT user_id, record FROM jobs WHERE job_id = ?1"};
+  s.bind(1, job_id);
+  if (s.step())
+    return job_row{job_id, s.str(0), s.str(1)};
+  return std::nullopt;
+}
+
+std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  std::vector<outbox_row> out;
+  stmt s{db_, "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
+              "created_ms FROM outbox WHERE next_at_ms <= ?1 ORDER BY next_at_ms, id LIMIT ?2"};
+  s.bind(1, now).bind(2, static_cast<int64_t>(limit));
+  while (s.step()) {
+    outbox_row r;
+    r.id = s.i64(0);
+    r.dest = s.str(1);
+    r.user_id = s.str(2);
+    r.request_id = s.str(3);
+    r.payload = s.str(4);
+    r.personal = s.i64(5) != 0;
+    r.attempt = static_cast<int32_t>(s.i64(6));
+    r.next_at_ms = s.i64(7);
+    r.created_ms = s.i64(8);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+status sqlite_store::outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (db_ == nullptr)
+    return {errc::unavailable, "store " + opts_.path + " is closed"};
+  try {
+    stmt{db_, "UPDATE outbox SET attempt = ?2, next_at_ms = ?3 WHERE id = ?1"}
+      .bind(1, id)
+      .bind(2, int64_t{attempt})
+      .bind(3, next_at_ms)
+      .run();
+    return {};
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+}
+
+int64_t sqlite_store::outbox_depth() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{db_, "SELECT COUNT(*) FROM outbox"};
+  s.step();
+  return s.i64(0);
+}
+
+} // namespace custodian::store

@@ -1,0 +1,45 @@
+#pragma once
+/// Embedded backend: one SQLite file per service, WAL, secure_delete.
+
+#include "runtime/store/event_store.hpp"
+
+#include <mutex>
+
+struct sqlite3;
+
+namespace custodian::store {
+
+struct sqlite_options {
+  std::string path;
+  /// "full" (default: fsync on every commit, survives power loss) or "normal".
+  std::string synchronous = "full";
+};
+
+class sqlite_store final : public event_store {
+public:
+  /// Opens (creating if needed) the database; throws store_error on failure.
+  explicit sqlite_store(sqlite_options opts);
+  ~sqlite_store() override;
+
+  status apply(const commit& c) override;
+  std::vector<event_row> read_stream(const std::string& stream) override;
+  std::optional<std::string> inbox_get(const std::string& request_id) override;
+  bool tombstoned(const std::string& user_id) override;
+  std::optional<index_row> index_get(const std::string& space, const std::string& key) override;
+  int64_t index_count(const std::string& space, const std::string& user_id) override;
+  std::optional<job_row> job_get(const std::string& job_id) override;
+  std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit) override;
+  status outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) override;
+  int64_t outbox_depth() override;
+  void close() override;
+
+private:
+  void exec(const char* sql);
+  void require_open() const;
+
+  sqlite_options opts_;
+  std::mutex mtx_;
+  sqlite3* db_ = nullptr;
+};
+
+} // namespace custodian::store

@@ -1,0 +1,70 @@
+#include "runtime/supervision/supervisor.hpp"
+
+#include "runtime/common/log.hpp"
+
+namespace custodian {
+
+caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_actor>* self,
+                         std::string name, std::vector<child_spec> specs, supervisor_config cfg) {
+  auto lg = log::get("supervisor");
+  self->state.specs = std::move(specs);
+  for (auto& s : self->state.specs)
+    self->state.children.push_back(s.start(self));
+
+  // Stopping the supervisor stops its children first.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    for (auto& c : self->state.children)
+      if (c)
+        self->send_exit(c, em.reason);
+    self->quit(em.reason);
+  });
+
+  self->set_down_handler([self, name, cfg, lg](caf::down_msg& dm) {
+    auto& kids = self->state.children;
+    size_t i = 0;
+    while (i < kids.size() && (!kids[i] || kids[i].address() != dm.source))
+      ++i;
+    if (i == kids.size())
+      return;
+    auto& spec = self->state.specs[i];
+    spec.stop();
+    kids[i] = caf::actor{};
+    if (dm.reason == caf::exit_reason::normal || dm.reason == caf::exit_reason::user_shutdown)
+      return;
+    auto now = caf::make_timestamp();
+    auto& rs = self->state.restarts;
+    while (!rs.empty() && now - rs.front() > cfg.window)
+      rs.pop_front();
+    if (static_cast<int>(rs.size()) >= cfg.max_restarts) {
+      lg->critical("{}: child {} failed {} times within {} ms; escalating", name, spec.id,
+                   rs.size() + 1,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(cfg.window).count());
+      for (auto& c : kids)
+        if (c)
+          self->send_exit(c, dm.reason);
+      self->quit(dm.reason);
+      return;
+    }
+    rs.push_back(now);
+    auto delay = cfg.backoff_base;
+    for (size_t k = 1; k < rs.size() && delay < cfg.backoff_max; ++k)
+      delay *= 2;
+    delay = std::min(delay, cfg.backoff_max);
+    lg->warn("{}: child {} went down ({}); restart in {} ms", name, spec.id,
+             caf::to_string(dm.reason),
+             std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+    self->delayed_send(self, delay, restart_child_atom::value, static_cast<uint32_t>(i));
+  });
+
+  return {
+    [self](restart_child_atom, uint32_t i) {
+      if (i < self->state.children.size() && !self->state.children[i]) {
+        self->state.children[i] = self->state.specs[i].start(self);
+        ++self->state.total_restarts;
+      }
+    },
+    [self](stats_atom) { return self->state.total_restarts; },
+  };
+}
+
+} // namespace custodian

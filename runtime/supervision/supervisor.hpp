@@ -1,0 +1,50 @@
+#pragma once
+/// One-for-one supervisor with a restart intensity limit and backoff.
+///
+/// CAF 0.17 has no built-in supervisor; this is the monitor-and-respawn idiom.
+/// Each child is described by a spec whose start() spawns it monitored by the
+/// supervisor and publishes the new handle (e.g. in the router); stop() withdraws
+/// it while the child is down, so callers get a fast "not available" and the
+/// outbox retries. More than `max_restarts` restarts within `window` escalates:
+/// the supervisor exits with the child's reason and its own parent decides.
+
+#include <caf/all.hpp>
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace custodian {
+
+struct supervisor_config {
+  int max_restarts = 5;
+  caf::timespan window = std::chrono::seconds(10);
+  caf::timespan backoff_base = std::chrono::milliseconds(50);
+  caf::timespan backoff_max = std::chrono::seconds(5);
+};
+
+struct child_spec {
+  std::string id;
+  /// Spawns the child with `self->spawn<caf::monitored>(...)`, publishes it, returns it.
+  std::function<caf::actor(caf::event_based_actor* self)> start;
+  /// Withdraws the child's handle (called when it went down).
+  std::function<void()> stop;
+};
+
+struct supervisor_state {
+  std::vector<child_spec> specs;
+  std::vector<caf::actor> children;
+  std::deque<caf::timestamp> restarts;  ///< within the window
+  uint64_t total_restarts = 0;
+  static inline const char* name = "supervisor";
+};
+
+using restart_child_atom = caf::atom_constant<caf::atom("rstchild")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+
+/// Answers `stats_atom` with the number of restarts done so far (uint64_t).
+caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_actor>* self,
+                         std::string name, std::vector<child_spec> specs, supervisor_config cfg);
+
+} // namespace custodian
