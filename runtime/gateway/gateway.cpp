@@ -100,7 +100,11 @@ struct caller {
 
   /// Checks the bearer token; on success returns the token's user id. On failure
   /// it has written the 401 to `res` and returns nullopt.
-  std::optional<std::string> authenticate(const httplib::Request& req, httplib::Response& res) {
+  /// A token of an erased user is refused with `erased_status` (401, or 404 where
+  /// the call is about that very user, whose resource no longer exists).
+  std::optional<std::string> authenticate(const httplib::Request& req, httplib::Response& res,
+                                          const std::string& path_uid = {},
+                                          int erased_status = 401) {
     auto h = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
     if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0) {
@@ -121,6 +125,13 @@ struct caller {
       send_reply_error(res, r);
       return std::nullopt;
     }
+    if (r.status() == v1::Reply::GONE) {
+      if (erased_status == 404 && uid == path_uid)
+        send_error(res, 404, "no such user");
+      else
+        send_error(res, 401, "invalid or expired token");
+      return std::nullopt;
+    }
     if (r.status() != v1::Reply::OK) {
       send_error(res, 401, "invalid or expired token");
       return std::nullopt;
@@ -129,8 +140,9 @@ struct caller {
   }
 
   /// authenticate() plus: the token's user must be the user named in the path.
-  bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& uid) {
-    auto who = authenticate(req, res);
+  bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& uid,
+                 int erased_status = 401) {
+    auto who = authenticate(req, res, uid, erased_status);
     if (!who)
       return false;
     if (*who != uid) {
@@ -217,7 +229,8 @@ void gateway::install_routes() {
 
   s.Get(user_re, [c](const httplib::Request& req, httplib::Response& res) {
     auto uid = req.matches[1].str();
-    if (!c->authorize(req, res, uid))
+    // After an erase the old token grants nothing, and the profile is gone: 404.
+    if (!c->authorize(req, res, uid, 404))
       return;
     v1::Envelope env;
     env.set_user_id(uid);

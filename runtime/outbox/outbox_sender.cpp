@@ -36,6 +36,8 @@ bool transient(const v1::Reply& r) {
 caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps) {
   auto lg = log::get("outbox");
   auto d = std::make_shared<outbox_deps>(std::move(deps));
+  if (!d->clock)
+    d->clock = now_ms;
 
   // A failed delivery: schedule the next attempt (durably) and let go of the entry.
   auto fail = [self, d, lg](const store::outbox_row& row, const std::string& why) {
@@ -44,7 +46,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
                                randombytes_random());
     lg->debug("{} -> {} request {} attempt {} failed ({}); retry in {} ms", d->service, row.dest,
               row.request_id, attempt, why, delay);
-    d->store->outbox_retry(row.id, attempt, now_ms() + delay);
+    d->store->outbox_retry(row.id, attempt, d->clock() + delay);
     self->state.in_flight.erase(row.id);
     ++self->state.retried;
   };
@@ -114,7 +116,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
   auto drain = [self, d, send_one, lg] {
     std::vector<store::outbox_row> due;
     try {
-      due = d->store->outbox_due(now_ms(), d->cfg.batch + self->state.in_flight.size());
+      due = d->store->outbox_due(d->clock(), d->cfg.batch + self->state.in_flight.size());
     } catch (const store::store_error& e) {
       lg->warn("{}: cannot read outbox: {}", d->service, e.what());
       return;

@@ -13,6 +13,7 @@
 #include "runtime/store/event_store.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -31,6 +32,8 @@ struct outbox_deps {
   std::shared_ptr<store::event_store> store;
   std::shared_ptr<router> rt;
   outbox_config cfg;
+  /// Wall clock in unix ms (the retry schedule); tests substitute their own.
+  std::function<int64_t()> clock;
 };
 
 /// Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped at

@@ -1,1 +1,256 @@
-int main(){}
+// custodianctl: the command-line client of the Custodian HTTP gateway.
+//
+// Exit codes: 0 success; 1 the server refused (4xx); 2 usage error;
+// 3 the gateway is unreachable or failed (5xx, timeout).
+
+#include "api.pb.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+
+#include <algorithm>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct usage_error {
+  std::string what;
+};
+
+const std::map<std::string, std::string> help{
+  {"register", "custodianctl register --email E --password P --name NAME\n"
+               "  Registers a user; prints {user_id, job_id, state}."},
+  {"login", "custodianctl login --email E --password P\n"
+            "  Logs in; prints {token, user_id, expires_at_ms}. Use the token with --token\n"
+            "  or CUSTODIAN_TOKEN."},
+  {"profile", "custodianctl profile --token T [--name NEW_NAME]\n"
+              "  Shows the profile of the token's user, or changes the display name."},
+  {"watch", "custodianctl watch --token T --title TITLE_ID --progress SECONDS\n"
+            "  Records a watch event."},
+  {"export", "custodianctl export --token T [--wait]\n"
+             "  Starts an export; prints the job. With --wait, waits for the bundle and prints\n"
+             "  the finished job."},
+  {"erase", "custodianctl erase --token T [--wait]\n"
+            "  Erases the token's user everywhere; prints the job. With --wait, waits until done."},
+  {"job", "custodianctl job JOB_ID [--token T]\n"
+          "  Shows a job (export jobs need the owner's token)."},
+};
+
+void print_usage(std::ostream& os) {
+  os << "usage: custodianctl [--url URL] COMMAND [OPTIONS]\n\n"
+        "Talks to a Custodian gateway (--url, else $CUSTODIAN_URL, else http://127.0.0.1:8080).\n"
+        "Secrets may come from the environment: CUSTODIAN_TOKEN, CUSTODIAN_PASSWORD.\n\n"
+        "commands:\n";
+  for (auto& [name, text] : help)
+    os << "  " << text.substr(0, text.find('\n')) << "\n";
+  os << "\n'custodianctl COMMAND --help' describes one command.\n";
+}
+
+struct args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> opts;
+  bool flag(const std::string& k) const { return opts.count(k) > 0; }
+  std::string get(const std::string& k, const char* env = nullptr) const {
+    if (auto i = opts.find(k); i != opts.end())
+      return i->second;
+    if (env)
+      if (auto* v = std::getenv(env))
+        return v;
+    return "";
+  }
+  std::string need(const std::string& k, const char* env = nullptr) const {
+    auto v = get(k, env);
+    if (v.empty())
+      throw usage_error{command + " needs --" + k
+                        + (env ? std::string(" (or ") + env + ")" : std::string())};
+    return v;
+  }
+};
+
+args parse(int argc, char** argv) {
+  args a;
+  static const std::vector<std::string> flags{"wait", "help"};
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s == "-h")
+      s = "--help";
+    if (s.rfind("--", 0) == 0) {
+      auto name = s.substr(2);
+      std::string value;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else if (std::find(flags.begin(), flags.end(), name) == flags.end()) {
+        if (i + 1 >= argc)
+          throw usage_error{"option --" + name + " needs a value"};
+        value = argv[++i];
+      }
+      a.opts[name] = value;
+    } else if (a.command.empty()) {
+      a.command = s;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+/// JSON of a request body through protobuf's JSON mapping.
+std::string to_json(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  std::string out;
+  google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+/// Reads an answer into `m`, ignoring fields this client does not know.
+bool from_json(const std::string& body, google::protobuf::Message& m) {
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  return google::protobuf::util::JsonStringToMessage(body, &m, o).ok();
+}
+
+struct client {
+  httplib::Client http;
+  explicit client(const std::string& url) : http(url) {
+    http.set_connection_timeout(5, 0);
+    http.set_read_timeout(30, 0);
+  }
+
+  /// Sends one request; returns the body, or exits with a sentence.
+  std::string call(const std::string& method, const std::string& path, const std::string& body,
+                   const std::string& token, int* status_out = nullptr) {
+    httplib::Headers h;
+    if (!token.empty())
+      h.emplace("Authorization", "Bearer " + token);
+    httplib::Result r{nullptr, httplib::Error::Unknown};
+    if (method == "GET")
+      r = http.Get(path.c_str(), h);
+    else if (method == "POST")
+      r = http.Post(path.c_str(), h, body, "application/json");
+    else if (method == "PATCH")
+      r = http.Patch(path.c_str(), h, body, "application/json");
+    else
+      r = http.Delete(path.c_str(), h);
+    if (!r) {
+      std::cerr << "custodianctl: cannot reach the gateway (" << httplib::to_string(r.error())
+                << "); is custodian-node running and --url right?\n";
+      std::exit(3);
+    }
+    if (status_out)
+      *status_out = r->status;
+    if (r->status >= 400) {
+      custodian::v1::ErrorResponse e;
+      auto msg = from_json(r->body, e) ? e.error() : std::string();
+      std::cerr << "custodianctl: " << method << " " << path.substr(0, path.find('?'))
+                << " failed with " << r->status << ": " << (msg.empty() ? r->body : msg) << "\n";
+      std::exit(r->status >= 500 ? 3 : 1);
+    }
+    return r->body;
+  }
+};
+
+std::string token_user(const std::string& token) {
+  auto dot = token.find('.');
+  if (dot == std::string::npos)
+    throw usage_error{"the token is malformed (expected USER_ID.SECRET)"};
+  return token.substr(0, dot);
+}
+
+std::string wait_job(client& c, const std::string& job_id, const std::string& token) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  for (;;) {
+    auto body = c.call("GET", "/v1/jobs/" + job_id, "", token);
+    custodian::v1::JobStatus job;
+    if (!from_json(body, job) || job.state() != "running")
+      return body;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << "custodianctl: job " << job_id << " still running after 5 minutes\n";
+      std::exit(3);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+int run(int argc, char** argv) {
+  auto a = parse(argc, argv);
+  if (a.command.empty() || a.command == "help") {
+    print_usage(a.command.empty() && !a.flag("help") ? std::cerr : std::cout);
+    return a.command.empty() && !a.flag("help") ? 2 : 0;
+  }
+  auto h = help.find(a.command);
+  if (h == help.end())
+    throw usage_error{"unknown command \"" + a.command + "\""};
+  if (a.flag("help")) {
+    std::cout << "usage: " << h->second << "\n";
+    return 0;
+  }
+  auto url = a.get("url", "CUSTODIAN_URL");
+  client c{url.empty() ? "http://127.0.0.1:8080" : url};
+  std::string out;
+  if (a.command == "register") {
+    custodian::v1::RegisterRequest req;
+    req.set_email(a.need("email"));
+    req.set_password(a.need("password", "CUSTODIAN_PASSWORD"));
+    req.set_display_name(a.need("name"));
+    out = c.call("POST", "/v1/users", to_json(req), "");
+  } else if (a.command == "login") {
+    custodian::v1::LoginRequest req;
+    req.set_email(a.need("email"));
+    req.set_password(a.need("password", "CUSTODIAN_PASSWORD"));
+    out = c.call("POST", "/v1/sessions", to_json(req), "");
+  } else if (a.command == "profile") {
+    auto token = a.need("token", "CUSTODIAN_TOKEN");
+    auto path = "/v1/users/" + token_user(token);
+    if (a.flag("name")) {
+      custodian::v1::UpdateProfileRequest req;
+      req.set_display_name(a.get("name"));
+      out = c.call("PATCH", path, to_json(req), token);
+    }
+    else
+      out = c.call("GET", path, "", token);
+  } else if (a.command == "watch") {
+    auto token = a.need("token", "CUSTODIAN_TOKEN");
+    auto progress = a.need("progress");
+    if (progress.find_first_not_of("0123456789") != std::string::npos || progress.size() > 9)
+      throw usage_error{"--progress must be a whole number of seconds"};
+    custodian::v1::WatchRequest req;
+    req.set_title_id(a.need("title"));
+    req.set_progress_s(std::stoi(progress));
+    out = c.call("POST", "/v1/users/" + token_user(token) + "/watch-history", to_json(req), token);
+  } else if (a.command == "export" || a.command == "erase") {
+    auto token = a.need("token", "CUSTODIAN_TOKEN");
+    auto path = "/v1/users/" + token_user(token);
+    out = a.command == "export" ? c.call("POST", path + "/export", "{}", token)
+                                : c.call("DELETE", path, "", token);
+    custodian::v1::JobAccepted job;
+    if (a.flag("wait") && from_json(out, job))
+      out = wait_job(c, job.job_id(), a.command == "export" ? token : "");
+  } else if (a.command == "job") {
+    if (a.positional.size() != 1)
+      throw usage_error{"job needs exactly one JOB_ID"};
+    out = c.call("GET", "/v1/jobs/" + a.positional[0], "", a.get("token", "CUSTODIAN_TOKEN"));
+  }
+  std::cout << out << "\n";
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const usage_error& e) {
+    std::cerr << "custodianctl: " << e.what << " (see custodianctl --help)\n";
+    return 2;
+  }
+}

@@ -1,0 +1,88 @@
+// Node configuration: file + command line, unknown keys and bad values refused.
+#define BOOST_TEST_MODULE config
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/node/config.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <fstream>
+
+using namespace custodian;
+
+namespace {
+
+std::vector<std::string> parse(node_config& cfg, std::vector<std::string> args) {
+  std::vector<char*> argv{const_cast<char*>("custodian-node")};
+  for (auto& a : args)
+    argv.push_back(a.data());
+  return cfg.parse_args(static_cast<int>(argv.size()), argv.data());
+}
+
+bool mentions(const std::vector<std::string>& problems, const std::string& what) {
+  for (auto& p : problems)
+    if (p.find(what) != std::string::npos)
+      return true;
+  return false;
+}
+
+struct fixture {
+  test::temp_dir dir;
+  std::string write(const std::string& text) {
+    auto f = dir.file("node.ini");
+    std::ofstream{f} << text;
+    return f;
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(file_values_and_command_line_overrides, fixture) {
+  auto f = write("[gateway]\nlisten=\"127.0.0.1:9000\"\n[store]\ndata-dir=\"/var/x\"\n"
+                 "[node]\nshards=8\n");
+  node_config cfg;
+  auto problems = parse(cfg, {"--config", f, "--gateway.listen=127.0.0.1:9100"});
+  BOOST_TEST(problems.empty());
+  BOOST_TEST(cfg.gateway_listen == "127.0.0.1:9100");
+  BOOST_TEST(cfg.data_dir == "/var/x");
+  BOOST_TEST(cfg.shards == 8u);
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_key_in_file_is_named, fixture) {
+  auto f = write("[gateway]\nlisen=\"127.0.0.1:9000\"\n");
+  node_config cfg;
+  auto problems = parse(cfg, {"--config", f});
+  BOOST_TEST(mentions(problems, "unknown key gateway.lisen"));
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_group_in_file_is_named, fixture) {
+  auto f = write("[gatewya]\nlisten=\"127.0.0.1:9000\"\n");
+  node_config cfg;
+  BOOST_TEST(mentions(parse(cfg, {"--config", f}), "gatewya.listen"));
+}
+
+BOOST_FIXTURE_TEST_CASE(ill_typed_value_in_file_is_named, fixture) {
+  auto f = write("[node]\nshards=\"many\"\n");
+  node_config cfg;
+  BOOST_TEST(mentions(parse(cfg, {"--config", f}), "invalid value for node.shards"));
+}
+
+BOOST_AUTO_TEST_CASE(unknown_command_line_option_is_refused) {
+  node_config cfg;
+  auto problems = parse(cfg, {"--gateway.lissten=127.0.0.1:1"});
+  BOOST_TEST_REQUIRE(!problems.empty());
+  BOOST_TEST(mentions(problems, "command line"));
+}
+
+BOOST_AUTO_TEST_CASE(missing_config_file_is_named) {
+  node_config cfg;
+  BOOST_TEST(mentions(parse(cfg, {"--config", "/nonexistent/node.ini"}), "/nonexistent/node.ini"));
+}
+
+BOOST_AUTO_TEST_CASE(values_are_validated) {
+  node_config cfg;
+  auto problems = parse(cfg, {"--gateway.listen=nowhere", "--store.synchronous=sometimes",
+                              "--node.services=[\"auth\",\"billing\"]"});
+  BOOST_TEST(mentions(problems, "gateway.listen"));
+  BOOST_TEST(mentions(problems, "store.synchronous"));
+  BOOST_TEST(mentions(problems, "billing"));
+}

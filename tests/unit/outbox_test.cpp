@@ -1,0 +1,180 @@
+// The durable outbox: backoff schedule, and delivery through real shard actors
+// of all four services on CAF's deterministic test coordinator, including a
+// destination that is offline and comes back.
+#define BOOST_TEST_MODULE outbox
+#include <boost/test/unit_test.hpp>
+
+#include "actors/auth/auth_logic.hpp"
+#include "actors/authz/authz_logic.hpp"
+#include "actors/user/user_logic.hpp"
+#include "actors/watchhistory/watchhistory_logic.hpp"
+#include "runtime/common/ids.hpp"
+#include "runtime/outbox/outbox_sender.hpp"
+#include "runtime/service/helpers.hpp"
+#include "runtime/service/shard_actor.hpp"
+#include "runtime/store/sqlite_store.hpp"
+#include "tests/support/caf_fixture.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <atomic>
+
+using namespace custodian;
+
+BOOST_AUTO_TEST_CASE(backoff_doubles_caps_and_jitters_into_the_upper_half) {
+  BOOST_TEST(backoff_ms(1, 100, 30000, 0) == 50);
+  BOOST_TEST(backoff_ms(1, 100, 30000, 50) == 100);
+  BOOST_TEST(backoff_ms(1, 100, 30000, 51) == 50);  // wraps within [50, 100]
+  BOOST_TEST(backoff_ms(4, 100, 30000, 0) == 400);
+  BOOST_TEST(backoff_ms(4, 100, 30000, 400) == 800);
+  for (uint32_t r : {0u, 7u, 123456u, 0xffffffffu}) {
+    auto d = backoff_ms(40, 100, 30000, r);  // capped, no overflow
+    BOOST_TEST(d >= 15000);
+    BOOST_TEST(d <= 30000);
+  }
+}
+
+namespace {
+
+struct node_fixture : test::caf_fixture {
+  test::temp_dir dir;
+  std::shared_ptr<router> rt = std::make_shared<router>(1);
+  std::map<std::string, std::shared_ptr<store::sqlite_store>> stores;
+  std::map<std::string, shard_actor> shards;
+  std::map<std::string, caf::actor> senders;
+  std::atomic<int64_t> offset{0};  // virtual time added to the wall clock
+
+  node_fixture() {
+    auth::auth_config ac;
+    ac.pwhash_ops = 1;
+    ac.pwhash_mem_kib = 8;
+    std::map<std::string, std::shared_ptr<service_logic>> logic{
+      {"auth", std::make_shared<auth::auth_logic>(ac)},
+      {"authz", std::make_shared<authz::authz_logic>()},
+      {"user", std::make_shared<user::user_logic>("test")},
+      {"watchhistory", std::make_shared<watchhistory::watchhistory_logic>()}};
+    for (auto& [name, l] : logic) {
+      stores[name] = std::make_shared<store::sqlite_store>(
+        store::sqlite_options{dir.file(name + ".db"), "normal"});
+      auto core = std::make_shared<shard_core>(l, stores[name]);
+      shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt});
+      rt->set_shard(name, 0, shards[name]);
+      start_sender(name);
+    }
+    sched.run();
+  }
+
+  void start_sender(const std::string& name) {
+    outbox_config oc;
+    oc.backoff_base = std::chrono::milliseconds(100);
+    oc.backoff_max = std::chrono::seconds(1);
+    senders[name] = sys.spawn(outbox_sender,
+                              outbox_deps{name, stores[name], rt, oc, [this] { return now_ms() + offset.load(); }});
+    rt->set_sender(name, senders[name]);
+  }
+
+  ~node_fixture() {
+    for (auto& [n, s] : shards)
+      self->send_exit(s, caf::exit_reason::user_shutdown);
+    for (auto& [n, s] : senders)
+      self->send_exit(s, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  v1::Reply call(const std::string& service, v1::Envelope env) {
+    if (env.request_id().empty())
+      env.set_request_id(new_id());
+    v1::Reply reply;
+    auto h = self->request(shards[service], std::chrono::seconds(5), cmd_atom::value,
+                           wire{env.SerializeAsString()});
+    sched.run();
+    h.receive([&](const wire& w) { reply.ParseFromString(w.bytes); },
+              [&](caf::error&) { reply = make_reply(v1::Reply::UNAVAILABLE); });
+    return reply;
+  }
+
+  v1::JobStatus job(const std::string& service, const std::string& job_id) {
+    v1::Envelope env;
+    env.mutable_command()->mutable_get_job()->set_job_id(job_id);
+    return call(service, env).job_status();
+  }
+
+  /// Moves both clocks (the scheduler's timers and the retry schedule) forward.
+  void advance(std::chrono::milliseconds d) {
+    offset += d.count();
+    sched.advance_time(d);
+    sched.run();
+  }
+
+  std::string register_user() {
+    v1::Envelope env;
+    auto* r = env.mutable_command()->mutable_register_user();
+    r->set_email(new_id() + "@example.com");
+    r->set_password("correct horse");
+    r->set_display_name("Ada");
+    auto reply = call("auth", env);
+    BOOST_REQUIRE(reply.status() == v1::Reply::OK);
+    sched.run();
+    BOOST_REQUIRE(job("auth", reply.registered().job_id()).state() == "done");
+    return reply.registered().user_id();
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(register_provisions_every_service_through_the_outbox, node_fixture) {
+  auto uid = register_user();
+  BOOST_TEST(stores["user"]->read_stream(uid).size() == 1u);
+  BOOST_TEST(stores["authz"]->read_stream(uid).size() == 1u);
+  BOOST_TEST(stores["watchhistory"]->read_stream(uid).size() == 1u);
+  BOOST_TEST(stores["auth"]->outbox_depth() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(offline_service_gets_the_erase_when_it_returns, node_fixture) {
+  auto uid = register_user();
+  rt->set_shard("watchhistory", 0, shard_actor{});  // offline
+  v1::Envelope env;
+  env.set_user_id(uid);
+  env.mutable_command()->mutable_start_erase();
+  auto job_id = call("user", env).job().job_id();
+  sched.run();
+  auto st = job("user", job_id);
+  BOOST_TEST(st.services().at("auth") == "done");
+  BOOST_TEST(st.services().at("authz") == "done");
+  BOOST_TEST(st.services().at("user") == "done");
+  BOOST_TEST(st.services().at("watchhistory") == "pending");
+  BOOST_TEST(st.state() == "running");
+  // Retries keep failing while it is away; each is rescheduled with backoff.
+  for (int i = 0; i < 5; ++i)
+    advance(std::chrono::milliseconds(1000));
+  BOOST_TEST(job("user", job_id).state() == "running");
+  BOOST_TEST(stores["watchhistory"]->read_stream(uid).size() == 1u);
+
+  rt->set_shard("watchhistory", 0, shards["watchhistory"]);  // back
+  advance(std::chrono::milliseconds(1000));
+  st = job("user", job_id);
+  BOOST_TEST(st.state() == "done");
+  BOOST_TEST(stores["watchhistory"]->read_stream(uid).empty());
+  BOOST_TEST(stores["watchhistory"]->tombstoned(uid));
+  BOOST_TEST(stores["user"]->outbox_depth() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_new_sender_drains_what_an_old_one_left, node_fixture) {
+  auto uid = register_user();
+  // The sender dies (as in a crash) before it delivers anything.
+  self->send_exit(senders["user"], caf::exit_reason::kill);
+  rt->set_sender("user", caf::actor{});
+  sched.run();
+  v1::Envelope env;
+  env.set_user_id(uid);
+  env.mutable_command()->mutable_start_export();
+  auto job_id = call("user", env).job().job_id();
+  sched.run();
+  BOOST_TEST(job("user", job_id).state() == "running");
+  BOOST_TEST(stores["user"]->outbox_depth() == 4);
+  start_sender("user");
+  sched.run();
+  auto st = job("user", job_id);
+  BOOST_TEST(st.state() == "done");
+  BOOST_TEST(st.bundle().authz().roles(0) == "member");
+  BOOST_TEST(st.bundle().user().display_name() == "Ada");
+}

@@ -1,0 +1,166 @@
+// The SQLite event store against its contract (a real database in a temp dir).
+#define BOOST_TEST_MODULE store
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/store/sqlite_store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace custodian;
+using namespace custodian::store;
+
+namespace {
+
+struct fixture {
+  test::temp_dir dir;
+  std::unique_ptr<sqlite_store> st = open();
+  std::unique_ptr<sqlite_store> open() {
+    return std::make_unique<sqlite_store>(sqlite_options{dir.file("svc.db"), "full"});
+  }
+};
+
+outbox_row entry(const std::string& dest, const std::string& user, bool personal, int64_t at) {
+  outbox_row r;
+  r.dest = dest;
+  r.user_id = user;
+  r.request_id = "req-" + dest + user;
+  r.payload = "payload of " + user;
+  r.personal = personal;
+  r.next_at_ms = at;
+  r.created_ms = at;
+  return r;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(events_append_in_order_and_survive_reopen, fixture) {
+  commit c;
+  c.events = {{"u1", "a"}, {"u1", "b"}, {"u2", "x"}};
+  BOOST_TEST(st->apply(c).ok());
+  commit c2;
+  c2.events = {{"u1", "c"}};
+  BOOST_TEST(st->apply(c2).ok());
+  st->close();
+  st = open();
+  auto evs = st->read_stream("u1");
+  BOOST_TEST_REQUIRE(evs.size() == 3u);
+  BOOST_TEST(evs[0].payload == "a");
+  BOOST_TEST(evs[2].payload == "c");
+  BOOST_TEST(evs[2].seq == 3);
+  BOOST_TEST(st->read_stream("u2").size() == 1u);
+  BOOST_TEST(st->read_stream("nobody").empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(unique_index_conflict_applies_nothing, fixture) {
+  commit c;
+  c.events = {{"u1", "registered"}};
+  c.index_puts = {{"email", "k1", "u1", ""}};
+  BOOST_TEST(st->apply(c).ok());
+  commit dup;
+  dup.events = {{"u2", "registered"}};
+  dup.index_puts = {{"email", "k1", "u2", ""}};
+  dup.outbox = {entry("user", "u2", true, 1)};
+  auto s = st->apply(dup);
+  BOOST_TEST((s.code == errc::conflict));
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(st->outbox_depth() == 0);
+  BOOST_TEST(st->index_get("email", "k1")->user_id == "u1");
+}
+
+BOOST_FIXTURE_TEST_CASE(inbox_stores_the_outcome, fixture) {
+  commit c;
+  c.inbox = inbox_row{"r1", "u1", "outcome-bytes"};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST(*st->inbox_get("r1") == "outcome-bytes");
+  BOOST_TEST(!st->inbox_get("r2"));
+}
+
+BOOST_FIXTURE_TEST_CASE(outbox_due_retry_and_ack, fixture) {
+  commit c;
+  c.outbox = {entry("a", "u1", true, 100), entry("b", "u1", true, 50), entry("c", "u2", false, 500)};
+  BOOST_TEST(st->apply(c).ok());
+  auto due = st->outbox_due(200, 10);
+  BOOST_TEST_REQUIRE(due.size() == 2u);
+  BOOST_TEST(due[0].dest == "b");  // oldest first
+  BOOST_TEST(st->outbox_retry(due[0].id, 1, 1000).ok());
+  due = st->outbox_due(200, 10);
+  BOOST_TEST_REQUIRE(due.size() == 1u);
+  BOOST_TEST(due[0].dest == "a");
+  BOOST_TEST(st->outbox_due(1000, 10).size() == 3u);
+  BOOST_TEST(st->outbox_due(1000, 10)[2].attempt == 1);
+  commit ack;
+  ack.outbox_acks = {due[0].id};
+  BOOST_TEST(st->apply(ack).ok());
+  BOOST_TEST(st->outbox_depth() == 2);
+  st->close();
+  st = open();  // the schedule survives a restart
+  BOOST_TEST(st->outbox_depth() == 2);
+  BOOST_TEST(st->outbox_due(200, 10).empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(erase_user_deletes_every_record_and_keeps_a_tombstone, fixture) {
+  commit c;
+  c.events = {{"u1", "secret-ada@example.com"}, {"u2", "other"}};
+  c.index_puts = {{"email", "k1", "u1", ""}, {"session", "s1", "u1", "9"}, {"email", "k2", "u2", ""}};
+  c.jobs = {{"job-export", "u1", "bundle of ada"}, {"job-erase", "", "no pii"}};
+  c.outbox = {entry("user", "u1", true, 1), entry("authz", "u1", false, 1), entry("user", "u2", true, 1)};
+  c.inbox = inbox_row{"r-old", "u1", "old"};
+  BOOST_TEST(st->apply(c).ok());
+
+  commit erase;
+  erase.erase_users = {"u1"};
+  erase.tombstones = {"u1"};
+  erase.inbox = inbox_row{"r-erase", "u1", "erased"};
+  BOOST_TEST(st->apply(erase).ok());
+
+  BOOST_TEST(st->read_stream("u1").empty());
+  BOOST_TEST(!st->index_get("email", "k1"));
+  BOOST_TEST(!st->index_get("session", "s1"));
+  BOOST_TEST(!st->job_get("job-export"));
+  BOOST_TEST(!st->inbox_get("r-old"));
+  BOOST_TEST(*st->inbox_get("r-erase") == "erased");  // a redelivered erase gets its answer
+  BOOST_TEST(st->tombstoned("u1"));
+  BOOST_TEST(!st->tombstoned("u2"));
+  // The lifecycle entry without personal data stays; the personal one is gone.
+  auto due = st->outbox_due(10, 10);
+  BOOST_TEST(due.size() == 2u);
+  for (auto& r : due)
+    BOOST_TEST((r.user_id == "u2" || !r.personal));
+  // Other users are untouched.
+  BOOST_TEST(st->read_stream("u2").size() == 1u);
+  BOOST_TEST(st->job_get("job-erase").has_value());
+
+  // Nothing of the erased user's bytes remains in the files after a clean close.
+  st->close();
+  for (auto f : {"svc.db", "svc.db-wal", "svc.db-shm"}) {
+    auto bytes = test::slurp(dir.file(f));
+    BOOST_TEST(bytes.find("ada@example.com") == std::string::npos, f);
+    BOOST_TEST(bytes.find("bundle of ada") == std::string::npos, f);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(jobs_upsert, fixture) {
+  commit c;
+  c.jobs = {{"j1", "u1", "v1"}};
+  BOOST_TEST(st->apply(c).ok());
+  c.jobs = {{"j1", "", "v2"}};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST(st->job_get("j1")->record == "v2");
+  BOOST_TEST(st->job_get("j1")->user_id == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(closed_store_reports_unavailable, fixture) {
+  st->close();
+  commit c;
+  c.events = {{"u1", "a"}};
+  BOOST_TEST((st->apply(c).code == errc::unavailable));
+  BOOST_CHECK_THROW(st->read_stream("u1"), store_error);
+}
+
+BOOST_AUTO_TEST_CASE(unopenable_path_is_a_clear_error) {
+  try {
+    sqlite_store st{sqlite_options{"/nonexistent-dir/x/y.db", "full"}};
+    BOOST_FAIL("expected an error");
+  } catch (const store_error& e) {
+    BOOST_TEST(std::string(e.what()).find("/nonexistent-dir/x/y.db") != std::string::npos);
+  }
+}

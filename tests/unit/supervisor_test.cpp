@@ -1,0 +1,116 @@
+// The one-for-one supervisor on CAF's deterministic test coordinator.
+#define BOOST_TEST_MODULE supervisor
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/supervision/supervisor.hpp"
+#include "tests/support/caf_fixture.hpp"
+
+using namespace custodian;
+
+namespace {
+
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+
+caf::behavior crashy_child(caf::event_based_actor* self) {
+  return {
+    [](ping_atom) { return std::string("pong"); },
+    [self](crash_atom) { self->quit(caf::sec::runtime_error); },
+  };
+}
+
+struct fixture : test::caf_fixture {
+  caf::actor current;  // the published handle, as the router would hold it
+  int starts = 0;
+  caf::actor sup;
+
+  void start(int max_restarts) {
+    supervisor_config sc;
+    sc.max_restarts = max_restarts;
+    sc.window = std::chrono::seconds(10);
+    sc.backoff_base = std::chrono::milliseconds(100);
+    std::vector<child_spec> specs{
+      {"child",
+       [this](caf::event_based_actor* s) {
+         ++starts;
+         current = s->spawn<caf::monitored>(crashy_child);
+         return current;
+       },
+       [this] { current = caf::actor{}; }}};
+    sup = sys.spawn(supervisor, std::string("test"), specs, sc);
+    sched.run();
+  }
+
+  void crash_current() {
+    self->send(current, crash_atom::value);
+    sched.run();
+  }
+
+  ~fixture() {
+    if (sup)
+      self->send_exit(sup, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(crashed_child_is_restarted_after_backoff_with_a_new_handle, fixture) {
+  start(3);
+  BOOST_TEST(starts == 1);
+  auto first = current;
+  crash_current();
+  BOOST_TEST(!current);  // withdrawn while down
+  BOOST_TEST(sched.has_pending_timeout());
+  sched.advance_time(std::chrono::milliseconds(100));
+  sched.run();
+  BOOST_TEST(starts == 2);
+  BOOST_TEST_REQUIRE(static_cast<bool>(current));
+  BOOST_TEST((current != first));
+  auto h = self->request(current, std::chrono::seconds(1), ping_atom::value);
+  sched.run();
+  std::string got;
+  h.receive([&](const std::string& s) { got = s; }, [](caf::error&) {});
+  BOOST_TEST(got == "pong");
+}
+
+BOOST_FIXTURE_TEST_CASE(backoff_doubles_between_restarts, fixture) {
+  start(5);
+  crash_current();
+  sched.advance_time(std::chrono::milliseconds(100));
+  sched.run();
+  BOOST_TEST(starts == 2);
+  crash_current();
+  sched.advance_time(std::chrono::milliseconds(100));
+  sched.run();
+  BOOST_TEST(starts == 2);  // second restart waits 200 ms
+  sched.advance_time(std::chrono::milliseconds(100));
+  sched.run();
+  BOOST_TEST(starts == 3);
+}
+
+BOOST_FIXTURE_TEST_CASE(too_many_restarts_escalate, fixture) {
+  start(2);
+  self->monitor(sup);
+  for (int i = 0; i < 2; ++i) {
+    crash_current();
+    sched.advance_time(std::chrono::seconds(1));
+    sched.run();
+  }
+  BOOST_TEST(starts == 3);
+  crash_current();  // third failure within the window
+  bool down = false;
+  self->receive([&](caf::down_msg& dm) { down = dm.source == sup.address(); },
+                caf::after(std::chrono::seconds(0)) >> [] {});
+  BOOST_TEST(down);
+  BOOST_TEST(starts == 3);
+  sup = caf::actor{};
+}
+
+BOOST_FIXTURE_TEST_CASE(normal_exit_is_not_restarted, fixture) {
+  start(3);
+  self->send_exit(current, caf::exit_reason::user_shutdown);
+  sched.run();
+  BOOST_TEST(!sched.has_pending_timeout());
+  BOOST_TEST(starts == 1);
+}
