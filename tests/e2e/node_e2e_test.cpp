@@ -1,1 +1,221 @@
-int main(){}
+// End to end through the HTTP API against a real custodian-node process.
+#define BOOST_TEST_MODULE node_e2e
+#include <boost/test/unit_test.hpp>
+
+#include "tests/support/e2e_fixture.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+using namespace custodian;
+using namespace custodian::test;
+
+BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
+  auto u = make_user("lifecycle", "Ada Lovelace");
+  v1::UpdateProfileRequest upd;
+  upd.set_display_name("Countess of Lovelace");
+  auto p = api->send("PATCH", "/v1/users/" + u.user_id, upd, u.token);
+  BOOST_TEST_REQUIRE(p.status == 200, p.body);
+  BOOST_TEST(api_client::parse<v1::Profile>(p).display_name() == "Countess of Lovelace");
+
+  for (int i = 0; i < 50; ++i) {
+    v1::WatchRequest w;
+    w.set_title_id("title-" + std::to_string(i));
+    w.set_progress_s(i * 60);
+    auto r = api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token);
+    BOOST_TEST_REQUIRE(r.status == 201, r.body);
+  }
+
+  // Export: all four sections with every record.
+  auto e = api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  BOOST_TEST_REQUIRE(e.status == 202, e.body);
+  auto export_job = api_client::parse<v1::JobAccepted>(e).job_id();
+  BOOST_TEST(api->job(export_job).status == 401);  // an export job needs the owner's token
+  auto done = api->wait_job(export_job, u.token);
+  BOOST_TEST_REQUIRE(done.state() == "done");
+  BOOST_TEST(done.kind() == "export");
+  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    BOOST_TEST(done.services().at(svc) == "done");
+  auto& b = done.bundle();
+  BOOST_TEST(b.auth().email() == u.email);
+  BOOST_TEST(b.authz().roles_size() == 1);
+  BOOST_TEST(b.authz().roles(0) == "member");
+  BOOST_TEST(b.user().display_name() == "Countess of Lovelace");
+  BOOST_TEST(b.user().history_size() == 2);
+  BOOST_TEST_REQUIRE(b.watchhistory().events_size() == 50);
+  for (int i = 0; i < 50; ++i) {
+    BOOST_TEST(b.watchhistory().events(i).title_id() == "title-" + std::to_string(i));
+    BOOST_TEST(b.watchhistory().events(i).progress_s() == i * 60);
+  }
+  BOOST_TEST(b.metadata().job_id() == export_job);
+  // The JSON has one section per service plus metadata.
+  auto raw_job = api->job(export_job, u.token).body;
+  for (auto key : {"\"auth\":", "\"authz\":", "\"user\":", "\"watchhistory\":", "\"metadata\":"})
+    BOOST_TEST(raw_job.find(key) != std::string::npos, key);
+
+  // Erase: job done with four services done.
+  auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(d.status == 202, d.body);
+  auto erase_job = api_client::parse<v1::JobAccepted>(d).job_id();
+  auto erased = api->wait_job(erase_job);  // readable by id alone
+  BOOST_TEST(erased.state() == "done");
+  BOOST_TEST(erased.kind() == "erase");
+  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    BOOST_TEST(erased.services().at(svc) == "done");
+  BOOST_TEST(erased.user_id().empty());
+
+  BOOST_TEST(api->login(u.email, "correct horse").status == 401);
+  BOOST_TEST(api->raw("GET", "/v1/users/" + u.user_id, "", u.token).status == 404);
+  BOOST_TEST(api->raw("PATCH", "/v1/users/" + u.user_id, "{\"display_name\":\"x\"}", u.token).status
+             == 401);
+  BOOST_TEST(api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token).status == 401);
+  BOOST_TEST(api->job(export_job, u.token).status == 404);  // the bundle went with the user
+
+  // After a clean stop, no file holds the user's email or display names.
+  BOOST_TEST(node.stop() == 0);
+  for (auto& entry : std::filesystem::directory_iterator(data)) {
+    auto bytes = slurp(entry.path().string());
+    for (auto needle : {u.email, std::string("Ada Lovelace"), std::string("Countess of Lovelace")})
+      BOOST_TEST(bytes.find(needle) == std::string::npos, entry.path().filename() << " holds " << needle);
+  }
+  // The WAL was checkpointed and truncated on stop.
+  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    BOOST_TEST(slurp(db(svc) + "-wal").empty(), svc);
+}
+
+BOOST_FIXTURE_TEST_CASE(twenty_concurrent_registrations_of_one_email_give_one_201, e2e_fixture) {
+  std::atomic<int> created{0}, conflict{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i)
+    threads.emplace_back([&, i] {
+      api_client c{node.url()};
+      auto r = c.register_user("same@example.com", "correct horse", "Racer " + std::to_string(i));
+      (r.status == 201 ? created : r.status == 409 ? conflict : other)++;
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_TEST(created == 1);
+  BOOST_TEST(conflict == 19);
+  BOOST_TEST(other == 0);
+  BOOST_TEST(api->login("same@example.com", "correct horse").status == 200);
+  BOOST_TEST(node.stop() == 0);
+  BOOST_TEST(sql_count(db("auth"), "SELECT COUNT(*) FROM idx WHERE space = 'email'") == 1);
+  BOOST_TEST(sql_count(db("user"), "SELECT COUNT(DISTINCT stream) FROM events") == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(tokens_act_only_on_their_own_user, e2e_fixture) {
+  auto a = make_user("owner");
+  auto b = make_user("other");
+  BOOST_TEST(api->raw("GET", "/v1/users/" + a.user_id, "", a.token).status == 200);
+  BOOST_TEST(api->raw("GET", "/v1/users/" + a.user_id, "", b.token).status == 403);
+  BOOST_TEST(api->raw("GET", "/v1/users/" + a.user_id).status == 401);
+  BOOST_TEST(api->raw("DELETE", "/v1/users/" + a.user_id, "", b.token).status == 403);
+  BOOST_TEST(api->raw("POST", "/v1/users/" + a.user_id + "/export", "{}", b.token).status == 403);
+  auto ex = api->raw("POST", "/v1/users/" + a.user_id + "/export", "{}", a.token);
+  auto job_id = api_client::parse<v1::JobAccepted>(ex).job_id();
+  BOOST_TEST(api->job(job_id, b.token).status == 403);  // someone else's bundle
+  BOOST_TEST(api->wait_job(job_id, a.token).state() == "done");
+  // b's token still works after a's erase; a's does not.
+  auto d = api->raw("DELETE", "/v1/users/" + a.user_id, "", a.token);
+  BOOST_TEST(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state() == "done");
+  BOOST_TEST(api->raw("GET", "/v1/users/" + b.user_id, "", b.token).status == 200);
+  v1::WatchRequest w;
+  w.set_title_id("t");
+  BOOST_TEST(api->send("POST", "/v1/users/" + a.user_id + "/watch-history", w, a.token).status == 401);
+}
+
+namespace {
+
+struct ctl_result {
+  int code;
+  std::string out;
+};
+
+ctl_result ctl(const std::string& url, const std::string& args) {
+  auto cmd = std::string(CUSTODIAN_CTL_BIN) + " --url " + url + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
+  auto url = node.url();
+  auto r = ctl(url, "register --email grace@example.com --password 'hopper cobol' --name Grace");
+  BOOST_TEST_REQUIRE(r.code == 0, r.out);
+  r = ctl(url, "login --email grace@example.com --password 'hopper cobol'");
+  BOOST_TEST_REQUIRE(r.code == 0, r.out);
+  auto token = api_client::parse<v1::LoginResponse>({200, r.out}).token();
+  r = ctl(url, "profile --token " + token + " --name 'Rear Admiral Grace'");
+  BOOST_TEST(r.code == 0, r.out);
+  r = ctl(url, "watch --token " + token + " --title tt42 --progress 90");
+  BOOST_TEST(r.code == 0, r.out);
+  r = ctl(url, "export --wait --token " + token);
+  BOOST_TEST(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("tt42") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("Rear Admiral Grace") != std::string::npos, r.out);
+  r = ctl(url, "erase --wait --token " + token);
+  BOOST_TEST(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("\"state\":\"done\"") != std::string::npos, r.out);
+  // Failures: one sentence, non-zero.
+  r = ctl(url, "login --email grace@example.com --password 'hopper cobol'");
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("401") != std::string::npos, r.out);
+  r = ctl(url, "watch --token " + token);
+  BOOST_TEST(r.code == 2, r.out);
+  BOOST_TEST(r.out.find("needs --") != std::string::npos, r.out);
+  r = ctl("http://127.0.0.1:1", "job 00000000000000000000000000000000");
+  BOOST_TEST(r.code == 3, r.out);
+  r = ctl(url, "erase --help");
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("usage") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
+  temp_dir dir;
+  auto run = [&](const std::string& args) {
+    auto cmd = std::string(CUSTODIAN_NODE_BIN) + " " + args + " 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+      out.append(buf, n);
+    int st = pclose(p);
+    return std::make_pair(WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+  };
+  {
+    std::ofstream{dir.file("bad.ini")} << "[store]\ndata-dri=\"/tmp/x\"\n";
+    auto [code, out] = run("--config " + dir.file("bad.ini"));
+    BOOST_TEST(code == 2);
+    BOOST_TEST(out.find("unknown key store.data-dri") != std::string::npos, out);
+  }
+  {
+    auto [code, out] = run("--gateway.listne=127.0.0.1:1");
+    BOOST_TEST(code == 2);
+    BOOST_TEST(out.find("gateway.listne") != std::string::npos, out);
+  }
+  {
+    // The gateway port is taken: a sentence, exit 1, no hang.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(fd, 1);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    auto [code, out] = run("--store.data-dir=" + dir.file("d") + " --gateway.listen=127.0.0.1:"
+                           + std::to_string(ntohs(a.sin_port)));
+    close(fd);
+    BOOST_TEST(code == 1);
+    BOOST_TEST(out.find("cannot listen") != std::string::npos, out);
+  }
+}

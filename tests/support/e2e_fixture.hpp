@@ -1,0 +1,53 @@
+#pragma once
+// One node process per test, in its own temp dir, plus helpers for users.
+
+#include "tests/support/node_process.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+namespace custodian::test {
+
+struct user_session {
+  std::string user_id;
+  std::string token;
+  std::string email;
+  std::string name;
+};
+
+struct e2e_fixture {
+  temp_dir dir;
+  std::string data = dir.file("data");
+  node_process node{data, dir.file("node.log")};
+  std::unique_ptr<api_client> api;
+
+  explicit e2e_fixture(std::vector<std::string> extra = {}) {
+    node.extra = std::move(extra);
+    node.start();
+    api = std::make_unique<api_client>(node.url());
+  }
+
+  void restart() {
+    node.start();
+    api = std::make_unique<api_client>(node.url());
+  }
+
+  user_session make_user(const std::string& tag, const std::string& name = "Ada Lovelace") {
+    user_session u;
+    u.email = tag + "-" + std::to_string(++counter) + "@example.com";
+    u.name = name;
+    auto r = api->register_user(u.email, "correct horse", name);
+    BOOST_REQUIRE_MESSAGE(r.status == 201, "register: " << r.status << " " << r.body);
+    auto l = api->login(u.email, "correct horse");
+    BOOST_REQUIRE_MESSAGE(l.status == 200, "login: " << l.status << " " << l.body);
+    auto s = api_client::parse<v1::LoginResponse>(l);
+    u.user_id = s.user_id();
+    u.token = s.token();
+    return u;
+  }
+
+  std::string db(const std::string& service) const { return data + "/" + service + ".db"; }
+
+  int counter = 0;
+};
+
+} // namespace custodian::test

@@ -1,0 +1,191 @@
+#pragma once
+// A real custodian-node process on a free loopback port, for black-box tests:
+// start, wait until it serves, stop with SIGTERM, or kill -9.
+
+#include "tests/support/temp_dir.hpp"
+
+#include <httplib.h>
+#include <sqlite3.h>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace custodian::test {
+
+/// Waits until `pred` holds or `timeout` passes; polls with a growing interval
+/// (1 ms doubling to 50 ms backoff). Returns the last value of `pred`.
+inline bool wait_until(const std::function<bool()>& pred,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto interval = std::chrono::milliseconds(1);
+  for (;;) {
+    if (pred())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return pred();
+    std::this_thread::sleep_for(interval);  // poll backoff of a deadline-bounded wait
+    interval = std::min(interval * 2, std::chrono::milliseconds(50));
+  }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+inline uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// Options every test node gets: cheap argon2id, fast retries.
+inline std::vector<std::string> test_node_args() {
+  return {"--auth.pwhash-ops=1", "--auth.pwhash-mem-kib=8", "--outbox.backoff-base=20ms",
+          "--outbox.backoff-max=500ms", "--node.shards=8"};
+}
+
+class node_process {
+public:
+  std::string data_dir;
+  std::string log_file;
+  uint16_t port;
+  std::vector<std::string> extra;
+  pid_t pid = -1;
+
+  node_process(std::string data, std::string log, std::vector<std::string> args = {})
+    : data_dir(std::move(data)), log_file(std::move(log)), port(free_port()), extra(std::move(args)) {}
+
+  ~node_process() {
+    if (pid > 0)
+      kill9();
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+
+  /// Starts the process (without waiting for it to serve).
+  void spawn() {
+    std::vector<std::string> args{CUSTODIAN_NODE_BIN, "--gateway.listen=127.0.0.1:" + std::to_string(port),
+                                  "--store.data-dir=" + data_dir};
+    for (auto& a : test_node_args())
+      args.push_back(a);
+    for (auto& a : extra)
+      args.push_back(a);
+    pid = fork();
+    if (pid == 0) {
+      int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+
+  /// Starts the process and waits until /healthz answers.
+  void start() {
+    spawn();
+    bool up = wait_until([&] {
+      if (exited())
+        return true;
+      httplib::Client c{url()};
+      c.set_connection_timeout(0, 200000);
+      auto r = c.Get("/healthz");
+      return r && r->status == 200;
+    });
+    if (!up || pid < 0)
+      throw std::runtime_error("custodian-node did not start; see " + log_file);
+  }
+
+  /// True (and reaped) if the process has exited; its status in `status`.
+  bool exited() {
+    if (pid <= 0)
+      return true;
+    int st = 0;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      status = st;
+      pid = -1;
+      return true;
+    }
+    return false;
+  }
+
+  /// SIGTERM and wait for a clean exit; returns the exit code (or -1).
+  int stop() {
+    if (pid <= 0)
+      return -1;
+    ::kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    pid = -1;
+    status = st;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  void kill9() {
+    if (pid <= 0)
+      return;
+    ::kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+
+  int status = 0;
+};
+
+/// One integer from a SQLite database file (opened read-only).
+inline int64_t sql_count(const std::string& db_file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open " + db_file);
+  }
+  sqlite3_stmt* st = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+} // namespace custodian::test
+
+#include "tests/support/api_client.hpp"
+
+namespace custodian::test {
+
+inline v1::JobStatus api_client::wait_job(const std::string& job_id, const std::string& token,
+                                          std::chrono::milliseconds timeout) {
+  v1::JobStatus last;
+  wait_until(
+    [&] {
+      auto r = job(job_id, token);
+      if (r.status != 200)
+        return false;
+      last = parse<v1::JobStatus>(r);
+      return last.state() != "running";
+    },
+    timeout);
+  return last;
+}
+
+} // namespace custodian::test
