@@ -86,3 +86,16 @@ BOOST_AUTO_TEST_CASE(values_are_validated) {
   BOOST_TEST(mentions(problems, "store.synchronous"));
   BOOST_TEST(mentions(problems, "billing"));
 }
+
+BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
+  for (auto f : {"/configs/single-node.ini", "/configs/reference.ini"}) {
+    node_config cfg;
+    auto problems = parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + f});
+    BOOST_TEST(problems.empty(), f << ": " << (problems.empty() ? "" : problems.front()));
+  }
+  node_config cfg;
+  parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + "/configs/single-node.ini"});
+  BOOST_TEST(cfg.gateway_listen == "127.0.0.1:8080");
+  BOOST_TEST(cfg.data_dir == "./data");
+  BOOST_TEST(cfg.services.size() == 4u);
+}
