@@ -165,8 +165,21 @@ void gateway::install_routes() {
   auto lg = log::get("gateway");
   auto wait = cfg_.register_wait;
 
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, R"({"status":"ok"})");
+  // Liveness plus readiness: 503 while any hosted service has a shard down
+  // (being restarted, or stopped for good after its supervisor escalated).
+  auto rt = rt_;
+  s.Get("/healthz", [rt](const httplib::Request&, httplib::Response& res) {
+    std::string degraded;
+    for (auto& svc : rt->services()) {
+      auto up = rt->routed(svc);
+      if (up < rt->shards())
+        degraded += (degraded.empty() ? "" : ", ") + svc + " (" + std::to_string(up) + "/"
+                    + std::to_string(rt->shards()) + " shards up)";
+    }
+    if (degraded.empty())
+      send_json(res, 200, R"({"status":"ok"})");
+    else
+      send_error(res, 503, "degraded: " + degraded);
   });
 
   s.Post("/v1/users", [c, wait](const httplib::Request& req, httplib::Response& res) {
@@ -356,9 +369,20 @@ std::string gateway::start() {
   srv_->set_write_timeout(5, 0);
   srv_->set_keep_alive_max_count(1000);
   install_routes();
+  // cpp-httplib 0.11 listens with a backlog of 5: a burst of clients overflows
+  // the accept queue and some connections fail. Keep its socket options
+  // (SO_REUSEADDR), remember the socket, and raise the backlog after bind.
+  auto listen_fd = std::make_shared<int>(-1);
+  srv_->set_socket_options([listen_fd](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    *listen_fd = sock;
+  });
   if (!srv_->bind_to_port(cfg_.host, cfg_.port))
     return "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port)
            + " (address in use or not local?)";
+  if (*listen_fd >= 0)
+    ::listen(*listen_fd, SOMAXCONN);
   thread_ = std::thread([this] { srv_->listen_after_bind(); });
   return "";
 }

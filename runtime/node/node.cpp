@@ -101,8 +101,27 @@ std::string node::start() {
                                   },
                                   [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
     supervisors_.push_back(sys_.spawn(supervisor, svc, std::move(children), sc));
+    supervisor_names_[supervisors_.back().address()] = svc;
     lg->info("service {} up: {} shards, store {}/{}.db", svc, cfg_.shards, cfg_.data_dir, svc);
   }
+
+  // A service whose supervisor gave up (restart intensity exceeded) stays down;
+  // say so loudly. /healthz reports it as degraded.
+  auto names = supervisor_names_;
+  auto sups = supervisors_;
+  guard_ = sys_.spawn([names, sups, lg](caf::event_based_actor* self) -> caf::behavior {
+    for (auto& s : sups)
+      self->monitor(s);
+    self->set_down_handler([names, lg](caf::down_msg& dm) {
+      if (dm.reason == caf::exit_reason::user_shutdown)
+        return;
+      auto i = names.find(dm.source);
+      lg->critical("service {} stopped after its supervisor escalated ({}); it stays down "
+                   "until the node restarts",
+                   i == names.end() ? "?" : i->second, caf::to_string(dm.reason));
+    });
+    return {[](tick_atom) {}};
+  });
 
   // 3. The gateway, last: it only takes requests once every service is up.
   if (!cfg_.gateway_listen.empty()) {
@@ -134,6 +153,10 @@ void node::stop() {
       self->wait_for(s);
   }
   supervisors_.clear();
+  if (guard_) {
+    caf::anon_send_exit(guard_, caf::exit_reason::user_shutdown);
+    guard_ = caf::actor{};
+  }
   for (auto& [name, st] : stores_)
     st->close();
   log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
@@ -180,7 +203,7 @@ int run_node(int argc, char** argv) {
                   << cfg.gateway_listen << "\n  try: curl -s -X POST http://"
                   << cfg.gateway_listen
                   << "/v1/users -d '{\"email\":\"ada@example.com\",\"password\":"
-                     "\"correct horse battery\",\"display_name\":\"Ada\"}'\n"
+                     "\"change-me-please\",\"display_name\":\"Ada\"}'\n"
                   << std::flush;
       int sig = 0;
       sigwait(&stop_signals, &sig);

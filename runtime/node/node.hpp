@@ -41,6 +41,8 @@ private:
   std::shared_ptr<router> rt_;
   std::map<std::string, std::shared_ptr<store::event_store>> stores_;
   std::vector<caf::actor> supervisors_;
+  std::map<caf::actor_addr, std::string> supervisor_names_;
+  caf::actor guard_;  ///< logs a service whose supervisor escalated
   std::unique_ptr<gateway> gateway_;
   bool stopped_ = false;
 };

@@ -43,5 +43,16 @@ std::vector<std::string> router::services() const {
     out.push_back(name);
   return out;
 }
+uint32_t router::routed(const std::string& service) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = table_.find(service);
+  if (i == table_.end())
+    return 0;
+  uint32_t n = 0;
+  for (auto& h : i->second)
+    if (h)
+      ++n;
+  return n;
+}
 
 } // namespace custodian

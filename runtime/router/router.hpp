@@ -29,8 +29,10 @@ public:
   void set_sender(const std::string& service, caf::actor sender);
   caf::actor sender(const std::string& service) const;
 
-  /// Services with at least one registered shard.
+  /// Services that registered shards here (whether or not they are up now).
   std::vector<std::string> services() const;
+  /// How many of a service's shards have a live handle right now.
+  uint32_t routed(const std::string& service) const;
 
 private:
   uint32_t shards_;

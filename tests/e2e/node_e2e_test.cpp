@@ -5,6 +5,7 @@
 #include "tests/support/e2e_fixture.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <cstdio>
 #include <thread>
 
@@ -79,6 +80,12 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
     for (auto needle : {u.email, std::string("Ada Lovelace"), std::string("Countess of Lovelace")})
       BOOST_TEST(bytes.find(needle) == std::string::npos, entry.path().filename() << " holds " << needle);
   }
+  // The log holds ids only: no email, password, token or display name.
+  auto log = slurp(node.log_file);
+  BOOST_TEST(log.find(u.user_id) != std::string::npos);  // the log is the right one
+  for (auto needle : {u.email, std::string("correct horse"), u.token, u.token.substr(33),
+                      std::string("Ada Lovelace"), std::string("Countess")})
+    BOOST_TEST(log.find(needle) == std::string::npos, "log holds " << needle);
   // The WAL was checkpointed and truncated on stop.
   for (auto svc : {"auth", "authz", "user", "watchhistory"})
     BOOST_TEST(slurp(db(svc) + "-wal").empty(), svc);
@@ -86,18 +93,26 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
 
 BOOST_FIXTURE_TEST_CASE(twenty_concurrent_registrations_of_one_email_give_one_201, e2e_fixture) {
   std::atomic<int> created{0}, conflict{0}, other{0};
+  std::mutex mtx;
+  std::vector<std::string> others;
   std::vector<std::thread> threads;
   for (int i = 0; i < 20; ++i)
     threads.emplace_back([&, i] {
       api_client c{node.url()};
       auto r = c.register_user("same@example.com", "correct horse", "Racer " + std::to_string(i));
       (r.status == 201 ? created : r.status == 409 ? conflict : other)++;
+      if (r.status != 201 && r.status != 409) {
+        std::lock_guard<std::mutex> guard{mtx};
+        others.push_back(std::to_string(r.status) + " " + r.body);
+      }
     });
   for (auto& t : threads)
     t.join();
   BOOST_TEST(created == 1);
   BOOST_TEST(conflict == 19);
   BOOST_TEST(other == 0);
+  for (auto& o : others)
+    BOOST_TEST_MESSAGE("unexpected answer: " << o);
   BOOST_TEST(api->login("same@example.com", "correct horse").status == 200);
   BOOST_TEST(node.stop() == 0);
   BOOST_TEST(sql_count(db("auth"), "SELECT COUNT(*) FROM idx WHERE space = 'email'") == 1);
