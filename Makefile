@@ -2,6 +2,7 @@
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
+MAKEFLAGS += --no-print-directory
 
 .PHONY: setup build run test unit e2e clean
 
