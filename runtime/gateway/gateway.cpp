@@ -2,6 +2,7 @@
 
 #include "actors/auth/auth_logic.hpp"
 #include "envelope.pb.h"
+#include "runtime/cluster/membership.hpp"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/gateway/json.hpp"
@@ -153,8 +154,10 @@ struct caller {
   }
 };
 
-gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt, gateway_config cfg)
-  : sys_(sys), rt_(std::move(rt)), cfg_(std::move(cfg)), srv_(std::make_unique<httplib::Server>()) {
+gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt, caf::actor membership,
+                 gateway_config cfg)
+  : sys_(sys), rt_(std::move(rt)), membership_(std::move(membership)), cfg_(std::move(cfg)),
+    srv_(std::make_unique<httplib::Server>()) {
 }
 
 gateway::~gateway() { stop(); }
@@ -170,12 +173,10 @@ void gateway::install_routes() {
   auto rt = rt_;
   s.Get("/healthz", [rt](const httplib::Request&, httplib::Response& res) {
     std::string degraded;
-    for (auto& svc : rt->services()) {
-      auto up = rt->routed(svc);
-      if (up < rt->shards())
-        degraded += (degraded.empty() ? "" : ", ") + svc + " (" + std::to_string(up) + "/"
-                    + std::to_string(rt->shards()) + " shards up)";
-    }
+    for (auto& h : rt->health())
+      if (h.up < h.total)
+        degraded += (degraded.empty() ? "" : ", ") + h.service + " (" + std::to_string(h.up)
+                    + "/" + std::to_string(h.total) + " shards up)";
     if (degraded.empty())
       send_json(res, 200, R"({"status":"ok"})");
     else
@@ -236,6 +237,19 @@ void gateway::install_routes() {
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
     send_json(res, 200, json::print(r.session()));
+  });
+
+  auto mem = membership_;
+  auto timeout = cfg_.request_timeout;
+  s.Get("/v1/cluster", [this, mem, timeout](const httplib::Request&, httplib::Response& res) {
+    v1::ClusterStatus cs;
+    bool ok = false;
+    caf::scoped_actor self{sys_};
+    self->request(mem, timeout, status_atom::value)
+      .receive([&](const wire& w) { ok = cs.ParseFromString(w.bytes); }, [&](caf::error&) {});
+    if (!ok)
+      return send_error(res, 503, "cluster status is not available");
+    send_json(res, 200, json::print(cs, true));
   });
 
   const std::string user_re = R"(/v1/users/([^/]+))";

@@ -28,7 +28,9 @@ struct gateway_config {
 
 class gateway {
 public:
-  gateway(caf::actor_system& sys, std::shared_ptr<router> rt, gateway_config cfg);
+  /// `membership` answers GET /v1/cluster.
+  gateway(caf::actor_system& sys, std::shared_ptr<router> rt, caf::actor membership,
+          gateway_config cfg);
   ~gateway();
 
   /// Binds and starts serving in a background thread. Returns "" or an error sentence.
@@ -41,6 +43,7 @@ private:
 
   caf::actor_system& sys_;
   std::shared_ptr<router> rt_;
+  caf::actor membership_;
   gateway_config cfg_;
   std::unique_ptr<httplib::Server> srv_;
   std::thread thread_;

@@ -17,9 +17,10 @@ std::string parse(const std::string& body, google::protobuf::Message& msg) {
   return "";
 }
 
-std::string print(const google::protobuf::Message& msg) {
+std::string print(const google::protobuf::Message& msg, bool with_defaults) {
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = with_defaults;
   std::string out;
   google::protobuf::util::MessageToJsonString(msg, &out, opts);
   return out;

@@ -11,8 +11,9 @@ namespace custodian::json {
 /// Returns "" on success, else a sentence for the client.
 std::string parse(const std::string& body, google::protobuf::Message& msg);
 
-/// Prints `msg` with proto field names (snake_case).
-std::string print(const google::protobuf::Message& msg);
+/// Prints `msg` with proto field names (snake_case); with `with_defaults`, fields
+/// holding their default value (false, 0, "") are printed too.
+std::string print(const google::protobuf::Message& msg, bool with_defaults = false);
 
 /// `{"error": "<message>"}`.
 std::string error(const std::string& message);

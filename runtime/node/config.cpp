@@ -1,5 +1,6 @@
 #include "runtime/node/config.hpp"
 
+#include "runtime/cluster/membership.hpp"
 #include "runtime/common/wire.hpp"
 
 #include <algorithm>
@@ -9,11 +10,19 @@ namespace custodian {
 
 node_config::node_config() {
   register_types(*this);
+  register_cluster_types(*this);
   load<caf::io::middleman>();
   opt_group{custom_options_, "node"}
     .add(node_name, "name", "name of this node (logs, origins)")
     .add(services, "services", "services this node hosts (auth, authz, user, watchhistory)")
-    .add(shards, "shards", "virtual shards per service (same on every node)");
+    .add(shards, "shards", "virtual shards per service (same on every node)")
+    .add(placement, "placement", "host only some shards: [\"service:lo-hi\", ...]");
+  opt_group{custom_options_, "cluster"}
+    .add(cluster_listen, "listen", "address for peer nodes HOST:PORT (empty: standalone)")
+    .add(seeds, "seeds", "other nodes' cluster addresses [\"HOST:PORT\", ...]")
+    .add(heartbeat, "heartbeat-interval", "how often nodes exchange heartbeats")
+    .add(heartbeat_timeout, "heartbeat-timeout", "a peer silent this long is down")
+    .add(reconnect_max, "reconnect-max", "largest delay between reconnection attempts");
   opt_group{custom_options_, "gateway"}
     .add(gateway_listen, "listen", "HTTP gateway address HOST:PORT (empty: no gateway)")
     .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
@@ -115,6 +124,39 @@ std::vector<std::string> node_config::parse_args(int argc, char** argv) {
   return problems;
 }
 
+std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& service) {
+  std::vector<uint32_t> out;
+  if (std::find(cfg.services.begin(), cfg.services.end(), service) == cfg.services.end())
+    return out;
+  bool placed = false;
+  for (auto& p : cfg.placement) {
+    auto colon = p.find(':');
+    auto dash = p.find('-', colon == std::string::npos ? 0 : colon);
+    auto bad = std::invalid_argument("node.placement: \"" + p + "\" is not service:lo-hi with "
+                                     "0 <= lo <= hi < node.shards");
+    if (colon == std::string::npos || dash == std::string::npos)
+      throw bad;
+    if (p.substr(0, colon) != service)
+      continue;
+    uint32_t lo = 0, hi = 0;
+    try {
+      lo = static_cast<uint32_t>(std::stoul(p.substr(colon + 1, dash - colon - 1)));
+      hi = static_cast<uint32_t>(std::stoul(p.substr(dash + 1)));
+    } catch (const std::exception&) {
+      throw bad;
+    }
+    if (lo > hi || hi >= cfg.shards)
+      throw bad;
+    placed = true;
+    for (auto i = lo; i <= hi; ++i)
+      out.push_back(i);
+  }
+  if (!placed)
+    for (uint32_t i = 0; i < cfg.shards; ++i)
+      out.push_back(i);
+  return out;
+}
+
 bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
   auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
@@ -147,6 +189,22 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("gateway.max-body-bytes must be positive");
   if (gateway_threads == 0 || gateway_threads > 256)
     problems.push_back("gateway.threads must be between 1 and 256");
+  for (auto& svc : known) {
+    try {
+      hosted_shards(*this, svc);
+    } catch (const std::invalid_argument& e) {
+      problems.push_back(e.what());
+    }
+  }
+  if (!cluster_listen.empty() && !split_host_port(cluster_listen, host, port))
+    problems.push_back("cluster.listen must be HOST:PORT, got \"" + cluster_listen + "\"");
+  for (auto& s : seeds)
+    if (!split_host_port(s, host, port))
+      problems.push_back("cluster.seeds: \"" + s + "\" is not HOST:PORT");
+  if (!seeds.empty() && cluster_listen.empty())
+    problems.push_back("cluster.seeds needs cluster.listen (peers must be able to reach this node)");
+  if (heartbeat <= caf::timespan{0} || heartbeat_timeout <= heartbeat)
+    problems.push_back("cluster.heartbeat-timeout must be longer than cluster.heartbeat-interval");
   if (store_backend != "sqlite")
     problems.push_back("store.backend must be \"sqlite\", got \"" + store_backend + "\"");
   if (data_dir.empty())

@@ -16,6 +16,15 @@ struct node_config : caf::actor_system_config {
   std::string node_name = "node-1";
   std::vector<std::string> services{"auth", "authz", "user", "watchhistory"};
   uint32_t shards = 16;
+  /// "service:lo-hi" entries: host only these virtual shards of a service
+  /// (default: every shard of each service in `services`).
+  std::vector<std::string> placement;
+  // [cluster]
+  std::string cluster_listen;            ///< HOST:PORT for peers ("" = standalone)
+  std::vector<std::string> seeds;        ///< HOST:PORT of other nodes
+  caf::timespan heartbeat = std::chrono::milliseconds(250);
+  caf::timespan heartbeat_timeout = std::chrono::seconds(2);
+  caf::timespan reconnect_max = std::chrono::seconds(2);
   // [gateway]
   std::string gateway_listen = "127.0.0.1:8080";
   uint64_t gateway_max_body = 1024 * 1024;
@@ -58,6 +67,10 @@ struct node_config : caf::actor_system_config {
 private:
   std::vector<std::string> check_file(const std::string& path) const;
 };
+
+/// The virtual shards of `service` this node hosts under `cfg` (empty: none).
+/// Throws std::invalid_argument on a malformed placement entry.
+std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& service);
 
 /// Splits "host:port"; false if malformed.
 bool split_host_port(const std::string& s, std::string& host, uint16_t& port);

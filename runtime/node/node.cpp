@@ -78,7 +78,8 @@ std::string node::start() {
     // auth hashes passwords (argon2id, CPU- and memory-bound): its shards get
     // their own threads so they never stall the shared scheduler.
     bool detached = svc == "auth";
-    for (uint32_t i = 0; i < cfg_.shards; ++i) {
+    auto hosted = hosted_shards(cfg_, svc);
+    for (auto i : hosted) {
       shard_deps deps{svc, i, core, rt_};
       auto rt = rt_;
       children.push_back(child_spec{
@@ -102,20 +103,24 @@ std::string node::start() {
                                   [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
     supervisors_.push_back(sys_.spawn(supervisor, svc, std::move(children), sc));
     supervisor_names_[supervisors_.back().address()] = svc;
-    lg->info("service {} up: {} shards, store {}/{}.db", svc, cfg_.shards, cfg_.data_dir, svc);
+    lg->info("service {} up: {} of {} shards, store {}/{}.db", svc, hosted.size(), cfg_.shards,
+             cfg_.data_dir, svc);
   }
 
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.
   auto names = supervisor_names_;
   auto sups = supervisors_;
-  guard_ = sys_.spawn([names, sups, lg](caf::event_based_actor* self) -> caf::behavior {
+  auto health = health_;
+  guard_ = sys_.spawn([names, sups, lg, health](caf::event_based_actor* self) -> caf::behavior {
     for (auto& s : sups)
       self->monitor(s);
-    self->set_down_handler([names, lg](caf::down_msg& dm) {
+    self->set_down_handler([names, lg, health](caf::down_msg& dm) {
       if (dm.reason == caf::exit_reason::user_shutdown)
         return;
       auto i = names.find(dm.source);
+      if (i != names.end())
+        health->fail(i->second);
       lg->critical("service {} stopped after its supervisor escalated ({}); it stays down "
                    "until the node restarts",
                    i == names.end() ? "?" : i->second, caf::to_string(dm.reason));
@@ -123,7 +128,28 @@ std::string node::start() {
     return {[](tick_atom) {}};
   });
 
-  // 3. The gateway, last: it only takes requests once every service is up.
+  // 3. Membership: announces this node's shards to its peers and puts theirs
+  //    into the router; published for peers when clustered.
+  membership_config mc;
+  mc.name = cfg_.node_name;
+  mc.address = cfg_.cluster_listen;
+  mc.seeds = cfg_.seeds;
+  mc.heartbeat = cfg_.heartbeat;
+  mc.timeout = cfg_.heartbeat_timeout;
+  mc.reconnect_max = cfg_.reconnect_max;
+  membership_ = sys_.spawn(membership, membership_deps{mc, rt_, stores_, health_});
+  if (!cfg_.cluster_listen.empty()) {
+    std::string host;
+    uint16_t port = 0;
+    split_host_port(cfg_.cluster_listen, host, port);
+    auto published = sys_.middleman().publish(membership_, port, host.c_str(), true);
+    if (!published)
+      return "cannot listen for peers on " + cfg_.cluster_listen + ": "
+             + sys_.render(published.error());
+    lg->info("cluster: listening on {}, seeds: {}", cfg_.cluster_listen, cfg_.seeds.size());
+  }
+
+  // 4. The gateway, last: it only takes requests once every service is up.
   if (!cfg_.gateway_listen.empty()) {
     gateway_config gc;
     split_host_port(cfg_.gateway_listen, gc.host, gc.port);
@@ -132,7 +158,7 @@ std::string node::start() {
     gc.register_wait = cfg_.register_wait;
     gc.threads = cfg_.gateway_threads;
     gc.node = cfg_.node_name;
-    gateway_ = std::make_unique<gateway>(sys_, rt_, gc);
+    gateway_ = std::make_unique<gateway>(sys_, rt_, membership_, gc);
     if (auto err = gateway_->start(); !err.empty())
       return err;
   }
@@ -153,10 +179,11 @@ void node::stop() {
       self->wait_for(s);
   }
   supervisors_.clear();
-  if (guard_) {
-    caf::anon_send_exit(guard_, caf::exit_reason::user_shutdown);
-    guard_ = caf::actor{};
-  }
+  for (auto* a : {&guard_, &membership_})
+    if (*a) {
+      caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+      *a = caf::actor{};
+    }
   for (auto& [name, st] : stores_)
     st->close();
   log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
@@ -180,6 +207,12 @@ int run_node(int argc, char** argv) {
       std::cerr << "custodian-node: " << p << "\n";
     std::cerr << "custodian-node: not started (see --long-help and configs/reference.ini)\n";
     return 2;
+  }
+  // CAF's connection-level heartbeats and timeout follow the cluster's, so a hung
+  // peer's connection is closed too (both are off by default in CAF 0.17).
+  if (!cfg.cluster_listen.empty()) {
+    cfg.set("middleman.heartbeat-interval", cfg.heartbeat);
+    cfg.set("middleman.connection-timeout", cfg.heartbeat_timeout);
   }
   if (auto err = log::setup(cfg.log_level, cfg.log_format, cfg.log_file); !err.empty()) {
     std::cerr << "custodian-node: " << err << "\n";

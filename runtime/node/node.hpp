@@ -6,10 +6,12 @@
 ///   ├── supervisor "<service>"          one-for-one, intensity limit, backoff
 ///   │   ├── shard actor 0..N-1          (registered in the router)
 ///   │   └── outbox sender               (registered in the router)
+///   ├── membership                      peers, heartbeats, remote routes; /v1/cluster
 ///   └── HTTP gateway                    (cpp-httplib threads; scoped actors)
 ///
 /// start() builds it in this order; stop() takes it down in reverse.
 
+#include "runtime/cluster/membership.hpp"
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/node/config.hpp"
 #include "runtime/router/router.hpp"
@@ -43,6 +45,8 @@ private:
   std::vector<caf::actor> supervisors_;
   std::map<caf::actor_addr, std::string> supervisor_names_;
   caf::actor guard_;  ///< logs a service whose supervisor escalated
+  std::shared_ptr<node_health> health_ = std::make_shared<node_health>();
+  caf::actor membership_;
   std::unique_ptr<gateway> gateway_;
   bool stopped_ = false;
 };

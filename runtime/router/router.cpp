@@ -4,21 +4,58 @@
 
 namespace custodian {
 
-void router::set_shard(const std::string& service, uint32_t shard, shard_actor handle) {
+void router::set_shard(const std::string& service, uint32_t shard, shard_actor handle,
+                       const std::string& owner) {
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto& v = table_[service];
   if (v.size() < shards_)
     v.resize(shards_);
-  if (shard < shards_)
-    v[shard] = std::move(handle);
+  if (shard >= shards_)
+    return;
+  auto& e = v[shard];
+  if (owner.empty()) {
+    e.local = true;
+    e.owner.clear();
+    e.handle = std::move(handle);
+    return;
+  }
+  if (e.local)
+    return;  // hosted here: a remote claim does not replace it
+  if (!handle && e.owner != owner)
+    return;  // only the owner withdraws its shard
+  e.owner = handle ? owner : std::string();
+  e.handle = std::move(handle);
+}
+
+size_t router::withdraw(const std::string& owner) {
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  size_t n = 0;
+  for (auto& [name, v] : table_)
+    for (auto& e : v)
+      if (!e.local && e.owner == owner && e.handle) {
+        e.handle = shard_actor{};
+        e.owner.clear();
+        ++n;
+      }
+  return n;
+}
+
+std::map<std::string, std::vector<uint32_t>> router::shards_of(const std::string& owner) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  std::map<std::string, std::vector<uint32_t>> out;
+  for (auto& [name, v] : table_)
+    for (uint32_t i = 0; i < v.size(); ++i)
+      if (v[i].handle && (owner.empty() ? v[i].local : (!v[i].local && v[i].owner == owner)))
+        out[name].push_back(i);
+  return out;
 }
 
 std::optional<shard_actor> router::at(const std::string& service, uint32_t shard) const {
   std::shared_lock<std::shared_mutex> guard{mtx_};
   auto i = table_.find(service);
-  if (i == table_.end() || shard >= i->second.size() || !i->second[shard])
+  if (i == table_.end() || shard >= i->second.size() || !i->second[shard].handle)
     return std::nullopt;
-  return i->second[shard];
+  return i->second[shard].handle;
 }
 
 std::optional<shard_actor> router::lookup(const std::string& service, const std::string& key) const {
@@ -43,16 +80,21 @@ std::vector<std::string> router::services() const {
     out.push_back(name);
   return out;
 }
-uint32_t router::routed(const std::string& service) const {
+std::vector<router::local_health> router::health() const {
   std::shared_lock<std::shared_mutex> guard{mtx_};
-  auto i = table_.find(service);
-  if (i == table_.end())
-    return 0;
-  uint32_t n = 0;
-  for (auto& h : i->second)
-    if (h)
-      ++n;
-  return n;
+  std::vector<local_health> out;
+  for (auto& [name, v] : table_) {
+    local_health h{name, 0, 0};
+    for (auto& e : v)
+      if (e.local) {
+        ++h.total;
+        if (e.handle)
+          ++h.up;
+      }
+    if (h.total > 0)
+      out.push_back(h);
+  }
+  return out;
 }
 
 } // namespace custodian

@@ -20,8 +20,15 @@ public:
 
   uint32_t shards() const { return shards_; }
 
-  /// Sets (or clears, with a null handle) the owner of one shard.
-  void set_shard(const std::string& service, uint32_t shard, shard_actor handle);
+  /// Sets (or clears, with a null handle) the actor of one shard. `owner` names
+  /// the node that hosts it ("" = this node). A shard hosted here is never
+  /// replaced by a remote claim.
+  void set_shard(const std::string& service, uint32_t shard, shard_actor handle,
+                 const std::string& owner = "");
+  /// Withdraws every shard `owner` hosts (the node went down); returns how many.
+  size_t withdraw(const std::string& owner);
+  /// The shards `owner` hosts right now, per service.
+  std::map<std::string, std::vector<uint32_t>> shards_of(const std::string& owner) const;
   /// The owner of the shard of `key` (a user id, an email, a job id).
   std::optional<shard_actor> lookup(const std::string& service, const std::string& key) const;
   std::optional<shard_actor> at(const std::string& service, uint32_t shard) const;
@@ -29,15 +36,26 @@ public:
   void set_sender(const std::string& service, caf::actor sender);
   caf::actor sender(const std::string& service) const;
 
-  /// Services that registered shards here (whether or not they are up now).
+  /// Services known here (hosted here or announced by a peer).
   std::vector<std::string> services() const;
-  /// How many of a service's shards have a live handle right now.
-  uint32_t routed(const std::string& service) const;
+
+  struct local_health {
+    std::string service;
+    uint32_t up = 0;     ///< shards hosted here with a live actor
+    uint32_t total = 0;  ///< shards hosted here
+  };
+  /// For each service hosted here: how many of its shards are up.
+  std::vector<local_health> health() const;
 
 private:
   uint32_t shards_;
   mutable std::shared_mutex mtx_;
-  std::map<std::string, std::vector<shard_actor>> table_;
+  struct entry {
+    shard_actor handle;
+    std::string owner;
+    bool local = false;  ///< hosted by this node (set with owner "")
+  };
+  std::map<std::string, std::vector<entry>> table_;
   std::map<std::string, caf::actor> senders_;
 };
 

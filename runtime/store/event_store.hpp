@@ -115,6 +115,16 @@ public:
   /// Records a failed delivery: the entry is retried at `next_at_ms`.
   virtual status outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) = 0;
   virtual int64_t outbox_depth() = 0;
+  /// Makes every entry for `dest` due now (its destination came back).
+  virtual status outbox_wake(const std::string& dest, int64_t now_ms) = 0;
+
+  struct outbox_stat {
+    std::string dest;
+    int64_t depth = 0;
+    int64_t oldest_created_ms = 0;
+  };
+  /// Pending entries per destination.
+  virtual std::vector<outbox_stat> outbox_stats() = 0;
 
   /// Flushes and closes (SQLite: checkpoints and truncates the WAL). Idempotent.
   virtual void close() = 0;

@@ -338,4 +338,29 @@ int64_t sqlite_store::outbox_depth() {
   return s.i64(0);
 }
 
+status sqlite_store::outbox_wake(const std::string& dest, int64_t now_ms) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (db_ == nullptr)
+    return {errc::unavailable, "store " + opts_.path + " is closed"};
+  try {
+    stmt{db_, "UPDATE outbox SET next_at_ms = ?2 WHERE dest = ?1 AND next_at_ms > ?2"}
+      .bind(1, dest)
+      .bind(2, now_ms)
+      .run();
+    return {};
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+}
+
+std::vector<event_store::outbox_stat> sqlite_store::outbox_stats() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  std::vector<outbox_stat> out;
+  stmt s{db_, "SELECT dest, COUNT(*), MIN(created_ms) FROM outbox GROUP BY dest ORDER BY dest"};
+  while (s.step())
+    out.push_back(outbox_stat{s.str(0), s.i64(1), s.i64(2)});
+  return out;
+}
+
 } // namespace custodian::store

@@ -31,6 +31,8 @@ public:
   std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit) override;
   status outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) override;
   int64_t outbox_depth() override;
+  status outbox_wake(const std::string& dest, int64_t now_ms) override;
+  std::vector<outbox_stat> outbox_stats() override;
   void close() override;
 
 private:

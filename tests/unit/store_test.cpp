@@ -164,3 +164,17 @@ BOOST_AUTO_TEST_CASE(unopenable_path_is_a_clear_error) {
     BOOST_TEST(std::string(e.what()).find("/nonexistent-dir/x/y.db") != std::string::npos);
   }
 }
+
+BOOST_FIXTURE_TEST_CASE(outbox_wake_and_stats, fixture) {
+  commit c;
+  c.outbox = {entry("a", "u1", true, 100), entry("b", "u2", true, 5000), entry("b", "u3", true, 9000)};
+  BOOST_TEST(st->apply(c).ok());
+  auto stats = st->outbox_stats();
+  BOOST_TEST_REQUIRE(stats.size() == 2u);
+  BOOST_TEST(stats[1].dest == "b");
+  BOOST_TEST(stats[1].depth == 2);
+  BOOST_TEST(stats[1].oldest_created_ms == 5000);
+  BOOST_TEST(st->outbox_due(200, 10).size() == 1u);
+  BOOST_TEST(st->outbox_wake("b", 200).ok());  // b came back: its entries are due now
+  BOOST_TEST(st->outbox_due(200, 10).size() == 3u);
+}

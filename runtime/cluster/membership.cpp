@@ -1,0 +1,205 @@
+#include "runtime/cluster/membership.hpp"
+
+#include "api.pb.h"
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+#include "runtime/node/config.hpp"
+
+#include <caf/io/all.hpp>
+
+namespace custodian {
+
+void register_cluster_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<route>("custodian::route");
+  cfg.add_message_type<node_status>("custodian::node_status");
+}
+
+namespace {
+
+int64_t ms(caf::timespan t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
+}
+
+} // namespace
+
+caf::behavior membership(caf::stateful_actor<membership_state>* self, membership_deps deps) {
+  auto lg = log::get("membership");
+  auto d = std::make_shared<membership_deps>(std::move(deps));
+  for (auto& s : d->cfg.seeds)
+    if (s != d->cfg.address)
+      self->state.peers[s];
+
+  auto my_status = [self, d] {
+    node_status st;
+    st.name = d->cfg.name;
+    st.address = d->cfg.address;
+    st.membership = caf::actor_cast<caf::actor>(self);
+    for (auto& [svc, shards] : d->rt->shards_of(""))
+      for (auto i : shards)
+        if (auto h = d->rt->at(svc, i))
+          st.routes.push_back(route{svc, i, *h});
+    st.failed = d->health->failed();
+    return st;
+  };
+
+  auto mark_down = [self, d, lg](const std::string& addr, const std::string& why) {
+    auto& p = self->state.peers[addr];
+    if (!p.alive)
+      return;
+    p.alive = false;
+    auto n = d->rt->withdraw(addr);
+    p.routes.clear();
+    p.next_try_ms = now_ms();
+    p.attempts = 0;
+    lg->warn("peer {} ({}) down: {}; {} shard routes withdrawn", p.name, addr, why, n);
+  };
+
+  auto connect = [self, d, lg](const std::string& addr) {
+    std::string host;
+    uint16_t port = 0;
+    auto& p = self->state.peers[addr];
+    if (!split_host_port(addr, host, port)) {
+      p.next_try_ms = INT64_MAX;
+      lg->error("cannot connect to peer \"{}\": not HOST:PORT", addr);
+      return;
+    }
+    p.connecting = true;
+    auto mm = self->system().middleman().actor_handle();
+    self->request(mm, d->cfg.timeout, caf::connect_atom::value, host, port)
+      .then(
+        [self, d, addr](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                        const std::set<std::string>&) {
+          auto& p = self->state.peers[addr];
+          p.connecting = false;
+          auto h = caf::actor_cast<caf::actor>(ptr);
+          if (!h)
+            return;
+          p.handle = h;
+          p.attempts = 0;
+          self->monitor(h);
+        },
+        [self, d, addr](caf::error&) {
+          auto& p = self->state.peers[addr];
+          p.connecting = false;
+          ++p.attempts;
+          auto delay = std::min<int64_t>(ms(d->cfg.heartbeat) << std::min(p.attempts, 10),
+                                         ms(d->cfg.reconnect_max));
+          p.next_try_ms = now_ms() + delay;
+        });
+  };
+
+  auto on_heartbeat = [self, d, lg](node_status& st) {
+    if (st.address.empty() || st.address == d->cfg.address)
+      return;
+    auto& p = self->state.peers[st.address];
+    if (st.membership && p.handle != st.membership) {
+      p.handle = st.membership;
+      self->monitor(p.handle);
+    }
+    p.name = st.name;
+    p.last_seen_ms = now_ms();
+    p.failed = st.failed;
+    // Routes it no longer announces (e.g. a shard being restarted) are withdrawn.
+    for (auto& old : p.routes) {
+      bool kept = false;
+      for (auto& r : st.routes)
+        kept = kept || (r.service == old.service && r.shard == old.shard);
+      if (!kept)
+        d->rt->set_shard(old.service, old.shard, shard_actor{}, st.address);
+    }
+    for (auto& r : st.routes)
+      d->rt->set_shard(r.service, r.shard, r.handle, st.address);
+    bool came_up = !p.alive;
+    p.alive = true;
+    p.routes = std::move(st.routes);
+    if (came_up) {
+      std::set<std::string> services;
+      for (auto& r : p.routes)
+        services.insert(r.service);
+      lg->info("peer {} ({}) up: hosts {} shards", p.name, st.address, p.routes.size());
+      // Whatever waited for it is due now, not at its backoff time.
+      auto now = now_ms();
+      for (auto& [origin, store] : d->stores) {
+        for (auto& svc : services)
+          store->outbox_wake(svc, now);
+        if (auto sender = d->rt->sender(origin))
+          caf::anon_send(sender, kick_atom::value);
+      }
+    }
+  };
+
+  self->set_down_handler([self, mark_down](caf::down_msg& dm) {
+    for (auto& [addr, p] : self->state.peers)
+      if (p.handle && p.handle.address() == dm.source) {
+        p.handle = caf::actor{};
+        mark_down(addr, caf::to_string(dm.reason));
+      }
+  });
+
+  self->send(self, tick_atom::value);
+  return {
+    [on_heartbeat](hb_atom, node_status& st) { on_heartbeat(st); },
+    [self, d, my_status, mark_down, connect](tick_atom) {
+      auto now = now_ms();
+      auto st = my_status();
+      for (auto& [addr, p] : self->state.peers) {
+        if (p.alive && now - p.last_seen_ms > ms(d->cfg.timeout))
+          mark_down(addr, "no heartbeat for " + std::to_string(now - p.last_seen_ms) + " ms");
+        if (p.handle)
+          self->send(p.handle, hb_atom::value, st);
+        else if (!p.connecting && now >= p.next_try_ms)
+          connect(addr);
+      }
+      self->delayed_send(self, d->cfg.heartbeat, tick_atom::value);
+    },
+    [self, d, my_status](status_atom) {
+      auto now = now_ms();
+      v1::ClusterStatus cs;
+      cs.set_node(d->cfg.name);
+      auto add_node = [&cs](const std::string& name, const std::string& addr, bool alive,
+                            int64_t seen, bool is_self, const std::vector<route>& routes,
+                            const std::vector<std::string>& failed) {
+        auto* n = cs.add_nodes();
+        n->set_name(name);
+        n->set_address(addr);
+        n->set_alive(alive);
+        n->set_last_seen_ms(seen);
+        n->set_self(is_self);
+        std::map<std::string, v1::ServiceShards*> by_service;
+        for (auto& r : routes) {
+          auto*& s = by_service[r.service];
+          if (!s) {
+            s = n->add_services();
+            s->set_service(r.service);
+          }
+          s->add_shards(r.shard);
+        }
+        for (auto& f : failed)
+          n->add_failed_services(f);
+      };
+      auto me = my_status();
+      add_node(d->cfg.name, d->cfg.address, true, now, true, me.routes, me.failed);
+      for (auto& [addr, p] : self->state.peers)
+        add_node(p.name, addr, p.alive, p.last_seen_ms, false, p.routes, p.failed);
+      int64_t oldest = 0;
+      for (auto& [origin, store] : d->stores) {
+        try {
+          for (auto& s : store->outbox_stats()) {
+            auto* o = cs.add_outbox();
+            o->set_origin(origin);
+            o->set_dest(s.dest);
+            o->set_depth(s.depth);
+            o->set_oldest_age_ms(now - s.oldest_created_ms);
+            oldest = std::max(oldest, now - s.oldest_created_ms);
+          }
+        } catch (const store::store_error&) {
+          // A closed store (shutting down) reports nothing.
+        }
+      }
+      cs.set_oldest_pending_age_ms(oldest);
+      return wire{cs.SerializeAsString()};
+    },
+  };
+}
+
+} // namespace custodian

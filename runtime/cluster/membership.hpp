@@ -1,0 +1,118 @@
+#pragma once
+/// Cluster membership over CAF's network layer (io middleman).
+///
+/// Every node runs one membership actor. With `cluster.listen` set it is
+/// published on that port; it connects to the seed nodes (and to every node it
+/// learns of), and every `cluster.heartbeat-interval` sends each peer a
+/// heartbeat carrying its directory: which (service, shard) it hosts, with the
+/// shard actors' handles, and which services it lost (supervisor escalated).
+/// A receiver puts the handles into its router, so a saga does not care whether
+/// a shard is local or remote.
+///
+/// A peer is down when its membership actor's down_msg arrives (kill -9: the
+/// socket closes) or when no heartbeat came for `cluster.heartbeat-timeout`
+/// (a hung peer, e.g. SIGSTOP). Its routes are withdrawn, so deliveries to it
+/// wait in the senders' durable outboxes, and reconnection is tried with
+/// backoff. When it is back, its routes return and every local outbox entry for
+/// its services is made due at once.
+
+#include "runtime/common/wire.hpp"
+#include "runtime/router/router.hpp"
+#include "runtime/store/event_store.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace custodian {
+
+/// One shard a node hosts, as announced to its peers.
+struct route {
+  std::string service;
+  uint32_t shard = 0;
+  shard_actor handle;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, route& x) {
+  return f(caf::meta::type_name("custodian::route"), x.service, x.shard, x.handle);
+}
+
+/// A node's heartbeat: who it is, what it hosts, what it lost.
+struct node_status {
+  std::string name;
+  std::string address;  ///< its cluster.listen address
+  std::vector<route> routes;
+  std::vector<std::string> failed;
+  caf::actor membership;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("custodian::node_status"), x.name, x.address, x.routes, x.failed,
+           x.membership);
+}
+
+using hb_atom = caf::atom_constant<caf::atom("hb")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+
+/// Services of this node whose supervisor escalated (shared with the node's guard).
+class node_health {
+public:
+  void fail(const std::string& service) {
+    std::lock_guard<std::mutex> g{mtx_};
+    failed_.insert(service);
+  }
+  std::vector<std::string> failed() const {
+    std::lock_guard<std::mutex> g{mtx_};
+    return {failed_.begin(), failed_.end()};
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::set<std::string> failed_;
+};
+
+struct membership_config {
+  std::string name;
+  std::string address;               ///< own cluster.listen ("" = not clustered)
+  std::vector<std::string> seeds;    ///< HOST:PORT of other nodes
+  caf::timespan heartbeat = std::chrono::milliseconds(250);
+  caf::timespan timeout = std::chrono::seconds(2);
+  caf::timespan reconnect_max = std::chrono::seconds(2);
+};
+
+struct membership_deps {
+  membership_config cfg;
+  std::shared_ptr<router> rt;
+  std::map<std::string, std::shared_ptr<store::event_store>> stores;  ///< local, by service
+  std::shared_ptr<node_health> health;
+};
+
+struct peer_state {
+  std::string name;
+  caf::actor handle;
+  bool alive = false;
+  int64_t last_seen_ms = 0;
+  bool connecting = false;
+  int attempts = 0;
+  int64_t next_try_ms = 0;
+  std::vector<route> routes;
+  std::vector<std::string> failed;
+};
+
+struct membership_state {
+  std::map<std::string, peer_state> peers;  ///< by cluster address
+  static inline const char* name = "membership";
+};
+
+/// Answers `status_atom` with a serialized custodian.v1.ClusterStatus.
+caf::behavior membership(caf::stateful_actor<membership_state>* self, membership_deps deps);
+
+/// Registers route and node_status with a config (every process).
+void register_cluster_types(caf::actor_system_config& cfg);
+
+} // namespace custodian
