@@ -88,7 +88,8 @@ BOOST_AUTO_TEST_CASE(values_are_validated) {
 }
 
 BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
-  for (auto f : {"/configs/single-node.ini", "/configs/reference.ini"}) {
+  for (auto f : {"/configs/single-node.ini", "/configs/reference.ini", "/configs/cluster/node-a.ini",
+                 "/configs/cluster/node-b.ini", "/configs/cluster/node-c.ini"}) {
     node_config cfg;
     auto problems = parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + f});
     BOOST_TEST(problems.empty(), f << ": " << (problems.empty() ? "" : problems.front()));
@@ -98,4 +99,16 @@ BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
   BOOST_TEST(cfg.gateway_listen == "127.0.0.1:8080");
   BOOST_TEST(cfg.data_dir == "./data");
   BOOST_TEST(cfg.services.size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(placement_selects_shards) {
+  node_config cfg;
+  BOOST_TEST(parse(cfg, {"--node.shards=8", "--node.placement=[\"user:2-4\"]"}).empty());
+  BOOST_TEST(hosted_shards(cfg, "user") == (std::vector<uint32_t>{2, 3, 4}));
+  BOOST_TEST(hosted_shards(cfg, "auth").size() == 8u);
+  node_config bad;
+  BOOST_TEST(mentions(parse(bad, {"--node.shards=8", "--node.placement=[\"user:5-9\"]"}),
+                      "node.placement"));
+  node_config lonely;
+  BOOST_TEST(mentions(parse(lonely, {"--cluster.seeds=[\"127.0.0.1:1\"]"}), "cluster.listen"));
 }

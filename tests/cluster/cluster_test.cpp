@@ -1,0 +1,203 @@
+// Multi-process cluster tests on loopback: real nodes, real sockets, kill -9,
+// SIGSTOP, restarts. Node C hosts watchhistory alone; A coordinates.
+#define BOOST_TEST_MODULE cluster
+#include <boost/test/unit_test.hpp>
+
+#include "tests/support/cluster_fixture.hpp"
+
+using namespace custodian;
+using namespace custodian::test;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+bool all_pending_on_c(const std::vector<v1::JobStatus>& jobs) {
+  for (auto& j : jobs) {
+    if (j.services_size() != 4)
+      return false;
+    for (auto svc : {"auth", "authz", "user"})
+      if (j.services().at(svc) != "done")
+        return false;
+    if (j.services().at("watchhistory") != "pending" || j.state() != "running")
+      return false;
+  }
+  return true;
+}
+
+bool all_done(const std::vector<v1::JobStatus>& jobs) {
+  for (auto& j : jobs)
+    if (j.state() != "done")
+      return false;
+  return true;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+/// Checks that node C's store holds nothing of the users (after C stopped).
+void check_c_holds_nothing(cluster_fixture& f, const std::vector<user_session>& users) {
+  auto db = f.db("c", "watchhistory");
+  for (auto& u : users) {
+    auto q = "'" + u.user_id + "'";
+    BOOST_TEST(sql_count(db, "SELECT COUNT(*) FROM events WHERE stream = " + q) == 0);
+    BOOST_TEST(sql_count(db, "SELECT COUNT(*) FROM tombstones WHERE user_id = " + q) == 1);
+  }
+  // Every user on C was erased: no watch title is left in its files.
+  for (auto suffix : {"", "-wal"})
+    BOOST_TEST(slurp(db + suffix).find("title-") == std::string::npos, suffix);
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(erase_while_watchhistory_node_is_killed, cluster_fixture) {
+  std::vector<user_session> users;
+  for (int i = 0; i < 100; ++i)
+    users.push_back(make_user("kill9"));
+  node("c").kill9();
+  std::vector<std::string> jobs;
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto& u : users)
+    jobs.push_back(erase(u));
+  BOOST_TEST(wait_until([&] { return all_pending_on_c(job_states(*api, jobs)); }, seconds(5)));
+  BOOST_TEST_MESSAGE("100 erasures accepted and fanned out in " << seconds_since(t0) << " s");
+
+  node("c").start();
+  auto back = std::chrono::steady_clock::now();
+  BOOST_TEST(wait_until([&] { return all_done(job_states(*api, jobs)); }, seconds(30)));
+  BOOST_TEST_MESSAGE("redelivery of 100 queued erasures after C returned: " << seconds_since(back)
+                                                                            << " s");
+  for (auto& u : users)
+    BOOST_TEST(erase_applications(u.user_id) == 4);  // once per service
+  BOOST_TEST(node("c").stop() == 0);
+  check_c_holds_nothing(*this, users);
+  BOOST_TEST(sql_count(db("c", "watchhistory"), "SELECT COUNT(*) FROM events") == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(export_waits_for_the_killed_node_and_completes, cluster_fixture) {
+  std::vector<user_session> users;
+  for (int i = 0; i < 20; ++i)
+    users.push_back(make_user("export", 5));
+  node("c").kill9();
+  std::vector<std::string> jobs;
+  for (auto& u : users) {
+    auto e = api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+    BOOST_TEST_REQUIRE(e.status == 202);
+    jobs.push_back(api_client::parse<v1::JobAccepted>(e).job_id());
+  }
+  BOOST_TEST(wait_until(
+    [&] {
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        auto st = api_client::parse<v1::JobStatus>(api->job(jobs[i], users[i].token));
+        if (!all_pending_on_c({st}) || st.has_bundle())
+          return false;
+      }
+      return true;
+    },
+    seconds(5)));
+  node("c").start();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto st = api->wait_job(jobs[i], users[i].token, seconds(30));
+    BOOST_TEST_REQUIRE(st.state() == "done");
+    BOOST_TEST(st.bundle().watchhistory().events_size() == 5);
+    BOOST_TEST(st.bundle().authz().roles(0) == "member");
+    BOOST_TEST(st.bundle().user().display_name() == users[i].name);
+    BOOST_TEST(st.bundle().auth().email() == users[i].email);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(erase_while_watchhistory_node_is_stopped, cluster_fixture) {
+  std::vector<user_session> users;
+  for (int i = 0; i < 100; ++i)
+    users.push_back(make_user("sigstop"));
+  ::kill(node("c").pid, SIGSTOP);
+  BOOST_TEST_REQUIRE(wait_alive({"c"}, false, seconds(10)));  // noticed by heartbeat timeout
+  std::vector<std::string> jobs;
+  for (auto& u : users)
+    jobs.push_back(erase(u));
+  BOOST_TEST(wait_until([&] { return all_pending_on_c(job_states(*api, jobs)); }, seconds(5)));
+  ::kill(node("c").pid, SIGCONT);
+  auto back = std::chrono::steady_clock::now();
+  BOOST_TEST(wait_until([&] { return all_done(job_states(*api, jobs)); }, seconds(30)));
+  BOOST_TEST_MESSAGE("redelivery after SIGCONT: " << seconds_since(back) << " s");
+  for (auto& u : users)
+    BOOST_TEST(erase_applications(u.user_id) == 4);  // no duplicate effects
+  BOOST_TEST(node("c").stop() == 0);
+  check_c_holds_nothing(*this, users);
+  BOOST_TEST(sql_count(db("c", "watchhistory"), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%/erase/%'")
+             == 100);
+}
+
+BOOST_FIXTURE_TEST_CASE(coordinator_killed_during_fan_out, cluster_fixture) {
+  std::vector<user_session> users;
+  for (int i = 0; i < 100; ++i)
+    users.push_back(make_user("coord"));
+  std::vector<std::string> jobs;
+  for (auto& u : users)
+    jobs.push_back(erase(u));
+  node("a").kill9();  // right after the last erase was accepted: fan-out in flight
+  node("a").start();
+  api = std::make_unique<api_client>(node("a").url());
+  BOOST_TEST(wait_until([&] { return all_done(job_states(*api, jobs)); }, seconds(30)));
+  for (auto& u : users)
+    BOOST_TEST(erase_applications(u.user_id) == 4);  // no service applied any erase twice
+  for (auto& [n, p] : nodes)
+    BOOST_TEST(p->stop() == 0);
+  for (auto [n, svc] : std::vector<std::pair<std::string, std::string>>{
+         {"a", "auth"}, {"a", "user"}, {"b", "authz"}, {"c", "watchhistory"}}) {
+    BOOST_TEST(sql_count(db(n, svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%/erase/%'")
+                 == 100,
+               svc);
+    BOOST_TEST(sql_count(db(n, svc), "SELECT COUNT(*) FROM events") == 0, svc);
+  }
+  BOOST_TEST(sql_count(db("a", "user"), "SELECT COUNT(*) FROM outbox") == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(register_while_authz_node_is_down, cluster_fixture) {
+  node("b").kill9();
+  auto r = api->register_user("late-role@example.com", "correct horse", "Late Role");
+  BOOST_TEST_REQUIRE(r.status == 202, r.body);  // accepted; provisioning waits for authz
+  auto reg = api_client::parse<v1::RegisterResponse>(r);
+  BOOST_TEST(reg.state() == "running");
+  auto st = api_client::parse<v1::JobStatus>(api->job(reg.job_id()));
+  BOOST_TEST(st.services().at("authz") == "pending");
+  BOOST_TEST(st.services().at("user") == "done");
+  node("b").start();
+  BOOST_TEST(api->wait_job(reg.job_id(), "", seconds(30)).state() == "done");
+  auto l = api_client::parse<v1::LoginResponse>(api->login("late-role@example.com", "correct horse"));
+  auto e = api->raw("POST", "/v1/users/" + l.user_id() + "/export", "{}", l.token());
+  auto bundle = api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), l.token()).bundle();
+  BOOST_TEST_REQUIRE(bundle.authz().roles_size() == 1);
+  BOOST_TEST(bundle.authz().roles(0) == "member");
+}
+
+BOOST_FIXTURE_TEST_CASE(cluster_status_reports_nodes_shards_and_outbox, cluster_fixture) {
+  auto u = make_user("status");
+  node("c").kill9();
+  BOOST_TEST_REQUIRE(wait_alive({"c"}, false));
+  erase(u);
+  v1::ClusterStatus cs;
+  BOOST_TEST(wait_until([&] {
+    cs = api_client::parse<v1::ClusterStatus>(api->raw("GET", "/v1/cluster"));
+    for (auto& o : cs.outbox())
+      if (o.dest() == "watchhistory" && o.depth() == 1)
+        return true;
+    return false;
+  }));
+  BOOST_TEST(cs.node() == "a");
+  BOOST_TEST(cs.nodes_size() == 3);
+  for (auto& n : cs.nodes()) {
+    if (n.name() == "b") {
+      BOOST_TEST(n.alive());
+      BOOST_TEST_REQUIRE(n.services_size() == 1);
+      BOOST_TEST(n.services(0).service() == "authz");
+      BOOST_TEST(n.services(0).shards_size() == 8);
+    }
+    if (n.name() == "c")
+      BOOST_TEST(!n.alive());
+  }
+  BOOST_TEST(cs.oldest_pending_age_ms() >= 0);
+  // Raw JSON shows liveness explicitly, false included.
+  BOOST_TEST(api->raw("GET", "/v1/cluster").body.find("\"alive\":false") != std::string::npos);
+}
