@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup build run test unit e2e clean
+.PHONY: setup build run test unit e2e chaos clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,3 +30,8 @@ e2e: build
 
 clean:
 	rm -rf $(BUILD)
+
+# More randomized fault schedules than `make test` runs (seeds 1..CHAOS_SCHEDULES).
+CHAOS_SCHEDULES ?= 20
+chaos: build
+	@cd $(BUILD) && CUSTODIAN_CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) ./tests/chaos_test

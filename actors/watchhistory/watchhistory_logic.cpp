@@ -2,6 +2,8 @@
 
 #include "runtime/service/helpers.hpp"
 
+#include <stdexcept>
+
 namespace custodian::watchhistory {
 
 outcome watchhistory_logic::handle(const v1::Envelope& env, store::event_store& st) {
@@ -19,6 +21,8 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store::event_store& 
     }
     case v1::Command::kRecordWatch: {
       auto& cmd = env.command().record_watch();
+      if (!crash_on_title_.empty() && cmd.title_id() == crash_on_title_)
+        throw std::logic_error("fault injection: faults.crash-on-title");
       if (auto problem = check_title_id(cmd.title_id()); !problem.empty()) {
         out.reply = make_reply(v1::Reply::INVALID, problem);
         return out;

@@ -7,6 +7,9 @@ namespace custodian::watchhistory {
 
 class watchhistory_logic final : public service_logic {
 public:
+  /// `crash_on_title`: fault injection (faults.crash-on-title); empty = off.
+  explicit watchhistory_logic(std::string crash_on_title = {})
+    : crash_on_title_(std::move(crash_on_title)) {}
   const std::string& name() const override { return name_; }
   outcome handle(const v1::Envelope& env, store::event_store& st) override;
 
@@ -15,6 +18,7 @@ public:
 
 private:
   std::string name_ = "watchhistory";
+  std::string crash_on_title_;
 };
 
 } // namespace custodian::watchhistory

@@ -47,6 +47,10 @@ node_config::node_config() {
     .add(max_restarts, "max-restarts", "restarts allowed within the window before escalating")
     .add(restart_window, "window", "restart intensity window")
     .add(restart_backoff, "backoff", "delay before the first restart (doubles)");
+  opt_group{custom_options_, "faults"}
+    .add(crash_on_title, "crash-on-title",
+         "fault injection: a watchhistory shard actor crashes on a watch of this title "
+         "(empty: off; for testing supervision only)");
   opt_group{custom_options_, "log"}
     .add(log_level, "level", "trace, debug, info, warning, error, critical, off")
     .add(log_format, "format", "text or json (one JSON object per line)")

@@ -49,6 +49,8 @@ struct node_config : caf::actor_system_config {
   uint64_t max_restarts = 5;
   caf::timespan restart_window = std::chrono::seconds(10);
   caf::timespan restart_backoff = std::chrono::milliseconds(50);
+  // [faults] (fault injection for tests of supervision; off by default)
+  std::string crash_on_title;
   // [log]
   std::string log_level = "info";
   std::string log_format = "text";

@@ -32,7 +32,7 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
   if (name == "user")
     return std::make_shared<user::user_logic>(cfg.node_name);
   if (name == "watchhistory")
-    return std::make_shared<watchhistory::watchhistory_logic>();
+    return std::make_shared<watchhistory::watchhistory_logic>(cfg.crash_on_title);
   return nullptr;
 }
 

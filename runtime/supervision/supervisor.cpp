@@ -12,14 +12,24 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
     self->state.children.push_back(s.start(self));
 
   // Stopping the supervisor stops its children first.
-  self->set_exit_handler([self](caf::exit_msg& em) {
-    for (auto& c : self->state.children)
-      if (c)
-        self->send_exit(c, em.reason);
+  // Stops every child and withdraws its handle (the supervisor is going away,
+  // so no down handler will do it later).
+  auto stop_all = [self](const caf::error& reason) {
+    for (size_t i = 0; i < self->state.children.size(); ++i)
+      if (auto& c = self->state.children[i]) {
+        self->send_exit(c, reason);
+        self->state.specs[i].stop();
+        c = caf::actor{};
+      }
+  };
+
+  // Stopping the supervisor stops its children first.
+  self->set_exit_handler([self, stop_all](caf::exit_msg& em) {
+    stop_all(em.reason);
     self->quit(em.reason);
   });
 
-  self->set_down_handler([self, name, cfg, lg](caf::down_msg& dm) {
+  self->set_down_handler([self, name, cfg, lg, stop_all](caf::down_msg& dm) {
     auto& kids = self->state.children;
     size_t i = 0;
     while (i < kids.size() && (!kids[i] || kids[i].address() != dm.source))
@@ -39,9 +49,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
       lg->critical("{}: child {} failed {} times within {} ms; escalating", name, spec.id,
                    rs.size() + 1,
                    std::chrono::duration_cast<std::chrono::milliseconds>(cfg.window).count());
-      for (auto& c : kids)
-        if (c)
-          self->send_exit(c, dm.reason);
+      stop_all(dm.reason);
       self->quit(dm.reason);
       return;
     }

@@ -201,3 +201,35 @@ BOOST_FIXTURE_TEST_CASE(cluster_status_reports_nodes_shards_and_outbox, cluster_
   // Raw JSON shows liveness explicitly, false included.
   BOOST_TEST(api->raw("GET", "/v1/cluster").body.find("\"alive\":false") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(crashing_shard_is_restarted_then_escalates_and_is_reported) {
+  cluster_fixture f{{"--faults.crash-on-title=boom", "--supervisor.max-restarts=2",
+                     "--supervisor.window=60s"}};
+  auto u = f.make_user("crash", 0);
+  auto watch = [&](const std::string& title) {
+    v1::WatchRequest w;
+    w.set_title_id(title);
+    return f.api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status;
+  };
+  BOOST_TEST(watch("boom") == 503);  // the shard actor died under the request
+  // Restarted locally on C: the same shard serves again.
+  BOOST_TEST(wait_until([&] { return watch("fine") == 201; }));
+  BOOST_TEST(watch("boom") == 503);
+  BOOST_TEST(wait_until([&] { return watch("fine") == 201; }));
+  // Third crash within the window: the supervisor escalates instead of looping.
+  BOOST_TEST(watch("boom") == 503);
+  BOOST_TEST(wait_until([&] {
+    auto cs = api_client::parse<v1::ClusterStatus>(f.api->raw("GET", "/v1/cluster"));
+    for (auto& n : cs.nodes())
+      if (n.name() == "c" && n.failed_services_size() == 1
+          && n.failed_services(0) == "watchhistory" && n.services_size() == 0)
+        return true;
+    return false;
+  }));
+  api_client c{f.node("c").url()};
+  auto h = c.raw("GET", "/healthz");
+  BOOST_TEST(h.status == 503);
+  BOOST_TEST(h.body.find("watchhistory") != std::string::npos, h.body);
+  BOOST_TEST(watch("fine") == 503);  // stays down until the node restarts
+  BOOST_TEST(slurp(f.node("c").log_file).find("escalating") != std::string::npos);
+}

@@ -88,7 +88,8 @@ public:
     return raw("GET", "/v1/jobs/" + job_id, "", token);
   }
 
-  /// Polls a job until it leaves "running" (or the deadline passes).
+  /// Polls a job until it leaves "running" (or the deadline passes). A job that
+  /// answers 401/403/404 ends the wait with state "status <code>".
   v1::JobStatus wait_job(const std::string& job_id, const std::string& token = "",
                          std::chrono::milliseconds timeout = std::chrono::seconds(20));
 

@@ -179,6 +179,11 @@ inline v1::JobStatus api_client::wait_job(const std::string& job_id, const std::
   wait_until(
     [&] {
       auto r = job(job_id, token);
+      if (r.status == 404 || r.status == 401 || r.status == 403) {
+        last = v1::JobStatus{};  // gone (erased with its user) or not ours: stop waiting
+        last.set_state("status " + std::to_string(r.status));
+        return true;
+      }
       if (r.status != 200)
         return false;
       last = parse<v1::JobStatus>(r);
