@@ -12,6 +12,13 @@
 
 namespace custodian::test {
 
+struct user_session {
+  std::string user_id;
+  std::string token;
+  std::string email;
+  std::string name;
+};
+
 struct response {
   int status = 0;
   std::string body;

@@ -7,13 +7,6 @@
 
 namespace custodian::test {
 
-struct user_session {
-  std::string user_id;
-  std::string token;
-  std::string email;
-  std::string name;
-};
-
 struct e2e_fixture {
   temp_dir dir;
   std::string data = dir.file("data");
