@@ -39,15 +39,16 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
   if (!d->clock)
     d->clock = now_ms;
 
-  // A failed delivery: schedule the next attempt (durably) and let go of the entry.
+  // A failed delivery: its next attempt is recorded (with the others) at the next
+  // drain; until then it stays "in flight" so it is not read again.
   auto fail = [self, d, lg](const store::outbox_row& row, const std::string& why) {
     int32_t attempt = row.attempt + 1;
     int64_t delay = backoff_ms(attempt, to_ms(d->cfg.backoff_base), to_ms(d->cfg.backoff_max),
                                randombytes_random());
     lg->debug("{} -> {} request {} attempt {} failed ({}); retry in {} ms", d->service, row.dest,
               row.request_id, attempt, why, delay);
-    d->store->outbox_retry(row.id, attempt, d->clock() + delay);
-    self->state.in_flight.erase(row.id);
+    self->state.in_flight.insert(row.id);
+    self->state.retries.push_back({row.id, attempt, d->clock() + delay});
     ++self->state.retried;
   };
 
@@ -114,21 +115,51 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
   };
 
   auto drain = [self, d, send_one, lg] {
+    auto& st = self->state;
+    if (!st.retries.empty()) {
+      auto s = d->store->outbox_retry(st.retries);
+      if (!s.ok()) {
+        lg->warn("{}: cannot record outbox retries: {}", d->service, s.message);
+        return;
+      }
+      for (auto& r : st.retries)
+        st.in_flight.erase(r.id);
+      st.retries.clear();
+    }
+    if (st.in_flight.size() >= d->cfg.max_in_flight)
+      return;
+    std::vector<std::string> unreachable;
+    for (auto& svc : {"auth", "authz", "user", "watchhistory"})
+      if (!d->rt->reachable(svc))
+        unreachable.push_back(svc);
     std::vector<store::outbox_row> due;
     try {
-      due = d->store->outbox_due(d->clock(), d->cfg.batch + self->state.in_flight.size());
+      due = d->store->outbox_due(d->clock(), d->cfg.batch + st.in_flight.size(), unreachable);
     } catch (const store::store_error& e) {
       lg->warn("{}: cannot read outbox: {}", d->service, e.what());
       return;
     }
-    for (auto& row : due)
-      if (self->state.in_flight.count(row.id) == 0)
+    for (auto& row : due) {
+      if (st.in_flight.size() >= d->cfg.max_in_flight)
+        break;
+      if (st.in_flight.count(row.id) == 0)
         send_one(std::move(row));
+    }
   };
 
   self->send(self, tick_atom::value);
   return {
-    [drain](kick_atom) { drain(); },
+    // Commits wake the sender; many wake-ups before it runs make one drain.
+    [self](kick_atom) {
+      if (!self->state.drain_scheduled) {
+        self->state.drain_scheduled = true;
+        self->send(self, drain_atom::value);
+      }
+    },
+    [self, drain](drain_atom) {
+      self->state.drain_scheduled = false;
+      drain();
+    },
     [self, d, drain](tick_atom) {
       drain();
       self->delayed_send(self, d->cfg.poll_interval, tick_atom::value);

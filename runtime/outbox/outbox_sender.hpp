@@ -6,7 +6,11 @@
 /// the origin shard as a `Delivered` command, whose commit acknowledges
 /// (deletes) the entry together with the state change the reply causes.
 /// Failures and timeouts are retried with exponential backoff and full jitter;
-/// the schedule lives in the store, so it survives restarts.
+/// the schedule lives in the store, so it survives restarts. Failures are
+/// recorded in bulk (one write per drain), entries for a destination with no
+/// live shard at all are not even read (they wait until membership wakes them),
+/// and at most `max_in_flight` deliveries are outstanding: a large backlog
+/// costs neither a write per entry per retry nor unbounded memory.
 
 #include "runtime/common/wire.hpp"
 #include "runtime/router/router.hpp"
@@ -25,6 +29,8 @@ struct outbox_config {
   caf::timespan backoff_base = std::chrono::milliseconds(100);
   caf::timespan backoff_max = std::chrono::seconds(30);
   size_t batch = 256;
+  /// Deliveries in flight at once; beyond it the sender waits for answers.
+  size_t max_in_flight = 1024;
 };
 
 struct outbox_deps {
@@ -41,11 +47,15 @@ struct outbox_deps {
 int64_t backoff_ms(int32_t attempt, int64_t base_ms, int64_t max_ms, uint32_t random);
 
 struct outbox_state {
-  std::set<int64_t> in_flight;
+  std::set<int64_t> in_flight;                  ///< sent (or failed), not yet settled
+  std::vector<store::event_store::retry> retries;  ///< failures to record at the next drain
+  bool drain_scheduled = false;
   uint64_t delivered = 0;
   uint64_t retried = 0;
   static inline const char* name = "outbox_sender";
 };
+
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 
 caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps);
 

@@ -80,6 +80,17 @@ std::vector<std::string> router::services() const {
     out.push_back(name);
   return out;
 }
+bool router::reachable(const std::string& service) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = table_.find(service);
+  if (i == table_.end())
+    return false;
+  for (auto& e : i->second)
+    if (e.handle)
+      return true;
+  return false;
+}
+
 std::vector<router::local_health> router::health() const {
   std::shared_lock<std::shared_mutex> guard{mtx_};
   std::vector<local_health> out;

@@ -36,6 +36,8 @@ public:
   void set_sender(const std::string& service, caf::actor sender);
   caf::actor sender(const std::string& service) const;
 
+  /// True if at least one shard of `service` has a live actor (local or remote).
+  bool reachable(const std::string& service) const;
   /// Services known here (hosted here or announced by a peer).
   std::vector<std::string> services() const;
 

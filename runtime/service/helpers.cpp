@@ -36,9 +36,6 @@ std::vector<v1::StoredEvent> read_events(store::event_store& st, const std::stri
 }
 
 outcome erase_user(const v1::Envelope& env) {
-  // Logged once per service and user: a redelivery is answered from the inbox
-  // and never gets here (tests count these lines).
-  log::get("erase")->info("erasing user={} request={}", env.user_id(), env.request_id());
   outcome out;
   out.commit.erase_users.push_back(env.user_id());
   out.commit.tombstones.push_back(env.user_id());

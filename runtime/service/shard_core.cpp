@@ -1,5 +1,7 @@
 #include "runtime/service/shard_core.hpp"
 
+#include "runtime/common/log.hpp"
+
 namespace custodian {
 
 bool passes_tombstone(const v1::Command& cmd) {
@@ -44,6 +46,11 @@ shard_core::result shard_core::process(const v1::Envelope& env) {
       if (!st.ok())
         return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)),
                 false, false};
+      // Logged once the erasure is durable: a redelivery is answered from the
+      // inbox and never gets here (tests count these lines).
+      for (auto& u : out.commit.erase_users)
+        log::get("erase")->info("{} erased user={} request={}", logic_->name(), u,
+                                env.request_id());
     }
     return {std::move(out.reply), wrote_outbox, false};
   } catch (const store::store_error& e) {

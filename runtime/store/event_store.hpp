@@ -110,10 +110,19 @@ public:
   virtual int64_t index_count(const std::string& space, const std::string& user_id) = 0;
   virtual std::optional<job_row> job_get(const std::string& job_id) = 0;
 
-  /// Up to `limit` outbox entries due at `now_ms`, oldest first.
-  virtual std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit) = 0;
-  /// Records a failed delivery: the entry is retried at `next_at_ms`.
-  virtual status outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) = 0;
+  /// Up to `limit` outbox entries due at `now_ms`, oldest first, leaving out
+  /// entries for the destinations in `skip_dests` (unreachable right now).
+  virtual std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
+                                             const std::vector<std::string>& skip_dests = {}) = 0;
+
+  struct retry {
+    int64_t id = 0;
+    int32_t attempt = 0;
+    int64_t next_at_ms = 0;
+  };
+  /// Records failed deliveries, all in one write: each entry is retried at its
+  /// `next_at_ms`.
+  virtual status outbox_retry(const std::vector<retry>& retries) = 0;
   virtual int64_t outbox_depth() = 0;
   /// Makes every entry for `dest` due now (its destination came back).
   virtual status outbox_wake(const std::string& dest, int64_t now_ms) = 0;
@@ -125,6 +134,15 @@ public:
   };
   /// Pending entries per destination.
   virtual std::vector<outbox_stat> outbox_stats() = 0;
+
+  /// Per-user data keys (sealed with the node master key), kept apart from the
+  /// data so that a copy of the data without the key table is unreadable once a
+  /// key is destroyed.
+  virtual std::optional<std::string> key_get(const std::string& user_id) = 0;
+  /// Stores `sealed` as the user's key unless one exists; returns the stored key.
+  virtual std::string key_put(const std::string& user_id, const std::string& sealed) = 0;
+  /// Destroys the user's key (idempotent); durable when it returns.
+  virtual void key_destroy(const std::string& user_id) = 0;
 
   /// Flushes and closes (SQLite: checkpoints and truncates the WAL). Idempotent.
   virtual void close() = 0;

@@ -100,6 +100,10 @@ public:
                       std::string("sqlite: ") + sqlite3_errmsg(db_));
   }
   void run() { step(); }
+  void reset() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
   int64_t i64(int col) { return sqlite3_column_int64(st_, col); }
   std::string str(int col) {
     auto p = static_cast<const char*>(sqlite3_column_blob(st_, col));
@@ -118,20 +122,57 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
   if (opts_.synchronous != "full" && opts_.synchronous != "normal")
     throw store_error(errc::io, "store.synchronous must be \"full\" or \"normal\", got \""
                                   + opts_.synchronous + "\"");
-  int rc = sqlite3_open_v2(opts_.path.c_str(), &db_,
+  if (opts_.keys_path.empty()) {
+    opts_.keys_path = opts_.path;
+    auto dot = opts_.keys_path.rfind(".db");
+    if (dot != std::string::npos && dot + 3 == opts_.keys_path.size())
+      opts_.keys_path.resize(dot);
+    opts_.keys_path += ".keys.db";
+  }
+  db_ = open_db(opts_.path);
+  try {
+    exec(schema_sql);
+    keys_ = open_db(opts_.keys_path);
+    char* err = nullptr;
+    if (sqlite3_exec(keys_,
+                     "CREATE TABLE IF NOT EXISTS keys (user_id TEXT PRIMARY KEY, sealed BLOB NOT "
+                     "NULL) WITHOUT ROWID",
+                     nullptr, nullptr, &err)
+        != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw store_error(errc::io, "sqlite (" + opts_.keys_path + "): " + msg);
+    }
+  } catch (...) {
+    sqlite3_close(db_);
+    sqlite3_close(keys_);
+    db_ = keys_ = nullptr;
+    throw;
+  }
+}
+
+sqlite3* sqlite_store::open_db(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw store_error(errc::unavailable, "cannot open " + opts_.path + ": " + msg);
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw store_error(errc::unavailable, "cannot open " + path + ": " + msg);
   }
-  sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec(opts_.synchronous == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  exec("PRAGMA secure_delete=ON");
-  exec(schema_sql);
+  sqlite3_busy_timeout(db, 5000);
+  std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=")
+                        + (opts_.synchronous == "full" ? "FULL" : "NORMAL")
+                        + "; PRAGMA secure_delete=ON;";
+  char* err = nullptr;
+  if (sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    throw store_error(errc::io, "sqlite (" + path + "): " + msg);
+  }
+  return db;
 }
 
 sqlite_store::~sqlite_store() { close(); }
@@ -156,9 +197,40 @@ void sqlite_store::close() {
     return;
   // Move every committed page into the main file and empty the WAL, so no
   // stale copy of erased pages stays behind in the -wal file.
-  sqlite3_exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
-  sqlite3_close_v2(db_);
-  db_ = nullptr;
+  for (auto** db : {&db_, &keys_}) {
+    sqlite3_exec(*db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    sqlite3_close_v2(*db);
+    *db = nullptr;
+  }
+}
+
+std::optional<std::string> sqlite_store::key_get(const std::string& user_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt s{keys_, "SELECT sealed FROM keys WHERE user_id = ?1"};
+  s.bind(1, user_id);
+  if (s.step())
+    return s.str(0);
+  return std::nullopt;
+}
+
+std::string sqlite_store::key_put(const std::string& user_id, const std::string& sealed) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt{keys_, "INSERT OR IGNORE INTO keys(user_id, sealed) VALUES (?1, ?2)"}
+    .bind(1, user_id)
+    .bind_blob(2, sealed)
+    .run();
+  stmt s{keys_, "SELECT sealed FROM keys WHERE user_id = ?1"};
+  s.bind(1, user_id);
+  s.step();
+  return s.str(0);
+}
+
+void sqlite_store::key_destroy(const std::string& user_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  stmt{keys_, "DELETE FROM keys WHERE user_id = ?1"}.bind(1, user_id).run();
 }
 
 status sqlite_store::apply(const commit& c) {
@@ -291,13 +363,24 @@ std::optional<job_row> sqlite_store::job_get(const std::string& job_id) {
   return std::nullopt;
 }
 
-std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit) {
+std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
+                                                 const std::vector<std::string>& skip_dests) {
   std::lock_guard<std::mutex> guard{mtx_};
   require_open();
   std::vector<outbox_row> out;
-  stmt s{db_, "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
-              "created_ms FROM outbox WHERE next_at_ms <= ?1 ORDER BY next_at_ms, id LIMIT ?2"};
+  std::string sql = "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
+                    "created_ms FROM outbox WHERE next_at_ms <= ?1";
+  if (!skip_dests.empty()) {
+    sql += " AND dest NOT IN (";
+    for (size_t i = 0; i < skip_dests.size(); ++i)
+      sql += (i ? ",?" : "?") + std::to_string(i + 3);
+    sql += ")";
+  }
+  sql += " ORDER BY next_at_ms, id LIMIT ?2";
+  stmt s{db_, sql.c_str()};
   s.bind(1, now).bind(2, static_cast<int64_t>(limit));
+  for (size_t i = 0; i < skip_dests.size(); ++i)
+    s.bind(static_cast<int>(i + 3), skip_dests[i]);
   while (s.step()) {
     outbox_row r;
     r.id = s.i64(0);
@@ -314,18 +397,27 @@ std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit) {
   return out;
 }
 
-status sqlite_store::outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) {
+status sqlite_store::outbox_retry(const std::vector<retry>& retries) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (db_ == nullptr)
     return {errc::unavailable, "store " + opts_.path + " is closed"};
+  if (retries.empty())
+    return {};
   try {
-    stmt{db_, "UPDATE outbox SET attempt = ?2, next_at_ms = ?3 WHERE id = ?1"}
-      .bind(1, id)
-      .bind(2, int64_t{attempt})
-      .bind(3, next_at_ms)
-      .run();
+    exec("BEGIN IMMEDIATE");
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+  try {
+    stmt s{db_, "UPDATE outbox SET attempt = ?2, next_at_ms = ?3 WHERE id = ?1"};
+    for (auto& r : retries) {
+      s.reset();
+      s.bind(1, r.id).bind(2, int64_t{r.attempt}).bind(3, r.next_at_ms).run();
+    }
+    exec("COMMIT");
     return {};
   } catch (const store_error& e) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return {e.code, e.what()};
   }
 }

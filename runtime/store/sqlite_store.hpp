@@ -13,6 +13,8 @@ struct sqlite_options {
   std::string path;
   /// "full" (default: fsync on every commit, survives power loss) or "normal".
   std::string synchronous = "full";
+  /// The key table's file (default: `path` with ".db" replaced by ".keys.db").
+  std::string keys_path;
 };
 
 class sqlite_store final : public event_store {
@@ -28,20 +30,26 @@ public:
   std::optional<index_row> index_get(const std::string& space, const std::string& key) override;
   int64_t index_count(const std::string& space, const std::string& user_id) override;
   std::optional<job_row> job_get(const std::string& job_id) override;
-  std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit) override;
-  status outbox_retry(int64_t id, int32_t attempt, int64_t next_at_ms) override;
+  std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
+                                     const std::vector<std::string>& skip_dests = {}) override;
+  status outbox_retry(const std::vector<retry>& retries) override;
   int64_t outbox_depth() override;
   status outbox_wake(const std::string& dest, int64_t now_ms) override;
   std::vector<outbox_stat> outbox_stats() override;
+  std::optional<std::string> key_get(const std::string& user_id) override;
+  std::string key_put(const std::string& user_id, const std::string& sealed) override;
+  void key_destroy(const std::string& user_id) override;
   void close() override;
 
 private:
   void exec(const char* sql);
+  sqlite3* open_db(const std::string& path);
   void require_open() const;
 
   sqlite_options opts_;
   std::mutex mtx_;
   sqlite3* db_ = nullptr;
+  sqlite3* keys_ = nullptr;
 };
 
 } // namespace custodian::store

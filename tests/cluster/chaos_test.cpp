@@ -233,7 +233,8 @@ struct chaos_run {
         BOOST_TEST(sql_count(f.db(n, svc), "SELECT COUNT(*) FROM jobs WHERE user_id = " + q) == 0);
         BOOST_TEST(sql_count(f.db(n, svc), "SELECT COUNT(*) FROM tombstones WHERE user_id = " + q) == 1);
       }
-      BOOST_TEST(f.erase_applications(u.s.user_id) == 4, "erase applied once per service");
+      BOOST_TEST(f.erase_applications(u.s.user_id) == 4,
+                 "erase of " << u.s.user_id << " applied once per service");
     }
   }
 };

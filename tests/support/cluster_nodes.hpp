@@ -80,7 +80,7 @@ struct cluster_nodes {
     int n = 0;
     for (auto& [name, p] : nodes) {
       auto log = slurp(p->log_file);
-      for (size_t pos = 0; (pos = log.find("erasing user=" + uid, pos)) != std::string::npos; ++pos)
+      for (size_t pos = 0; (pos = log.find(" erased user=" + uid, pos)) != std::string::npos; ++pos)
         ++n;
     }
     return n;

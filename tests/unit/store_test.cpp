@@ -81,7 +81,7 @@ BOOST_FIXTURE_TEST_CASE(outbox_due_retry_and_ack, fixture) {
   auto due = st->outbox_due(200, 10);
   BOOST_TEST_REQUIRE(due.size() == 2u);
   BOOST_TEST(due[0].dest == "b");  // oldest first
-  BOOST_TEST(st->outbox_retry(due[0].id, 1, 1000).ok());
+  BOOST_TEST(st->outbox_retry({{due[0].id, 1, 1000}}).ok());
   due = st->outbox_due(200, 10);
   BOOST_TEST_REQUIRE(due.size() == 1u);
   BOOST_TEST(due[0].dest == "a");
@@ -175,6 +175,8 @@ BOOST_FIXTURE_TEST_CASE(outbox_wake_and_stats, fixture) {
   BOOST_TEST(stats[1].depth == 2);
   BOOST_TEST(stats[1].oldest_created_ms == 5000);
   BOOST_TEST(st->outbox_due(200, 10).size() == 1u);
+  BOOST_TEST(st->outbox_due(10000, 10, {"b"}).size() == 1u);  // b is unreachable: left out
+  BOOST_TEST(st->outbox_due(10000, 10, {"a", "b"}).empty());
   BOOST_TEST(st->outbox_wake("b", 200).ok());  // b came back: its entries are due now
   BOOST_TEST(st->outbox_due(200, 10).size() == 3u);
 }
