@@ -27,12 +27,24 @@ std::string hash_hex(const std::string& domain, const std::string& data) {
 
 } // namespace
 
-auth_logic::auth_logic(auth_config cfg) : cfg_(std::move(cfg)) {
+auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys)
+  : cfg_(std::move(cfg)), keys_(std::move(keys)) {
   init_crypto();
 }
 
-std::string auth_logic::email_key(const std::string& normalized_email) {
-  return hash_hex("custodian/email\n", normalized_email);
+std::string auth_logic::route_key(const std::string& normalized_email) {
+  return hash_hex("custodian/email-route\n", normalized_email);
+}
+
+std::string auth_logic::email_key(const std::string& normalized_email) const {
+  return keys_->index_key("email", normalized_email);
+}
+
+std::string auth_logic::user_email(const std::string& user_id, const v1::StoredEvent& ev) const {
+  auto email = keys_->open(user_id, ev.user_registered().email_sealed(), "email");
+  if (!email)
+    throw store::store_error(store::errc::io, "cannot unseal the email of user " + user_id);
+  return *email;
 }
 
 std::string auth_logic::session_key(const std::string& token) {
@@ -92,7 +104,7 @@ outcome auth_logic::register_user(const v1::Envelope& env, store::event_store& s
   mark(job, "auth", "done");
 
   auto ev = new_event(env);
-  ev.mutable_user_registered()->set_email(email);
+  ev.mutable_user_registered()->set_email_sealed(keys_->seal(user_id, email, "email"));
   ev.mutable_user_registered()->set_password_hash(hash);
   append(out.commit, user_id, ev);
   out.commit.index_puts.push_back(store::index_row{"email", key, user_id, ""});
@@ -172,7 +184,7 @@ outcome auth_logic::export_user(const v1::Envelope& env, store::event_store& st)
   sec->set_user_id(env.user_id());
   for (auto& ev : read_events(st, env.user_id()))
     if (ev.has_user_registered()) {
-      sec->set_email(ev.user_registered().email());
+      sec->set_email(user_email(env.user_id(), ev));
       sec->set_registered_ms(ev.at_ms());
     }
   sec->set_active_sessions(static_cast<int32_t>(st.index_count("session", env.user_id())));

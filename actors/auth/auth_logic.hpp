@@ -1,7 +1,10 @@
 #pragma once
 /// auth: credentials (email, argon2id hash), sessions, and the register saga.
 
+#include "runtime/crypto/keyring.hpp"
 #include "runtime/service/service_logic.hpp"
+
+#include <memory>
 
 namespace custodian::auth {
 
@@ -16,12 +19,16 @@ struct auth_config {
 
 class auth_logic final : public service_logic {
 public:
-  explicit auth_logic(auth_config cfg);
+  auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys);
   const std::string& name() const override { return name_; }
   outcome handle(const v1::Envelope& env, store::event_store& st) override;
 
-  /// Key of the email index (a hash; the index never holds the address).
-  static std::string email_key(const std::string& normalized_email);
+  /// Routing key of an email (which auth shard registers or logs it in): a
+  /// plain hash, used only to pick a shard, never stored.
+  static std::string route_key(const std::string& normalized_email);
+  /// Key of the email index: a hash keyed with this service's secret, so the
+  /// index holds neither the address nor a hash anyone can recompute.
+  std::string email_key(const std::string& normalized_email) const;
   /// Key of the session index (a hash; the store never holds the token).
   static std::string session_key(const std::string& token);
   /// The user id a token was issued to ("" if the token is malformed).
@@ -35,8 +42,11 @@ private:
   outcome delivered(const v1::Envelope& env, store::event_store& st);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
 
+  std::string user_email(const std::string& user_id, const v1::StoredEvent& ev) const;
+
   std::string name_ = "auth";
   auth_config cfg_;
+  std::shared_ptr<crypto::keyring> keys_;
 };
 
 } // namespace custodian::auth

@@ -6,22 +6,33 @@
 
 namespace custodian::user {
 
+std::string user_logic::unseal(const std::string& user_id, const std::string& sealed,
+                               const char* what) const {
+  auto plain = keys_->open(user_id, sealed, what);
+  if (!plain)
+    throw store::store_error(store::errc::io,
+                             std::string("cannot unseal the ") + what + " of user " + user_id);
+  return *plain;
+}
+
 v1::UserSection user_logic::project(const std::string& user_id,
-                                    const std::vector<v1::StoredEvent>& events) {
+                                    const std::vector<v1::StoredEvent>& events) const {
   v1::UserSection s;
   for (auto& ev : events) {
     if (ev.has_profile_created()) {
+      auto name = unseal(user_id, ev.profile_created().display_name_sealed(), "display_name");
       s.set_user_id(user_id);
-      s.set_display_name(ev.profile_created().display_name());
-      s.set_email(ev.profile_created().email());
+      s.set_display_name(name);
+      s.set_email(unseal(user_id, ev.profile_created().email_sealed(), "email"));
       s.set_created_ms(ev.at_ms());
       auto* h = s.add_history();
-      h->set_display_name(ev.profile_created().display_name());
+      h->set_display_name(name);
       h->set_at_ms(ev.at_ms());
     } else if (ev.has_display_name_changed()) {
-      s.set_display_name(ev.display_name_changed().display_name());
+      auto name = unseal(user_id, ev.display_name_changed().display_name_sealed(), "display_name");
+      s.set_display_name(name);
       auto* h = s.add_history();
-      h->set_display_name(ev.display_name_changed().display_name());
+      h->set_display_name(name);
       h->set_at_ms(ev.at_ms());
     }
   }
@@ -54,8 +65,10 @@ outcome user_logic::provision(const v1::Envelope& env, store::event_store& st) {
   if (!st.read_stream(env.user_id()).empty())
     return out;  // provisioned already (e.g. redelivered after the inbox record was lost)
   auto ev = new_event(env);
-  ev.mutable_profile_created()->set_display_name(env.command().provision_user().display_name());
-  ev.mutable_profile_created()->set_email(env.command().provision_user().email());
+  auto& p = env.command().provision_user();
+  ev.mutable_profile_created()->set_display_name_sealed(
+    keys_->seal(env.user_id(), p.display_name(), "display_name"));
+  ev.mutable_profile_created()->set_email_sealed(keys_->seal(env.user_id(), p.email(), "email"));
   append(out.commit, env.user_id(), ev);
   return out;
 }
@@ -101,7 +114,8 @@ outcome user_logic::update_profile(const v1::Envelope& env, store::event_store& 
     return out;
   }
   auto ev = new_event(env);
-  ev.mutable_display_name_changed()->set_display_name(name);
+  ev.mutable_display_name_changed()->set_display_name_sealed(
+    keys_->seal(env.user_id(), name, "display_name"));
   append(out.commit, env.user_id(), ev);
   s.set_display_name(name);
   out.reply = make_reply(v1::Reply::OK);
@@ -165,7 +179,8 @@ outcome user_logic::delivered(const v1::Envelope& env, store::event_store& st) {
     return out;
   bool ok = del.reply().status() == v1::Reply::OK;
   if (ok && job->kind() == "export")
-    (*job->mutable_sections())[del.dest()] = del.reply().SerializeAsString();
+    (*job->mutable_sections())[del.dest()] = keys_->seal(
+      job->user_id(), del.reply().SerializeAsString(), "job/" + job->job_id() + "/" + del.dest());
   mark(*job, del.dest(), ok ? "done" : "failed");
   if (!ok)
     job->set_error(del.dest() + " refused: " + del.reply().message());
@@ -187,9 +202,12 @@ outcome user_logic::get_job(const v1::Envelope& env, store::event_store& st) {
   *status = job_status(*job);
   if (job->kind() == "export" && job->state() == "done") {
     auto* b = status->mutable_bundle();
-    for (auto& [svc, bytes] : job->sections()) {
+    for (auto& [svc, sealed] : job->sections()) {
+      auto bytes = keys_->open(job->user_id(), sealed, "job/" + job->job_id() + "/" + svc);
       v1::Reply r;
-      r.ParseFromString(bytes);
+      if (!bytes || !r.ParseFromString(*bytes))
+        throw store::store_error(store::errc::io, "cannot unseal export section " + svc
+                                                    + " of job " + job->job_id());
       if (r.has_auth_section())
         *b->mutable_auth() = r.auth_section();
       else if (r.has_authz_section())

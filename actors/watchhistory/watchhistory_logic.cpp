@@ -37,7 +37,8 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store::event_store& 
         return out;
       }
       auto ev = new_event(env);
-      ev.mutable_watch_recorded()->set_title_id(cmd.title_id());
+      ev.mutable_watch_recorded()->set_title_id_sealed(
+        keys_->seal(env.user_id(), cmd.title_id(), "title_id"));
       ev.mutable_watch_recorded()->set_progress_s(cmd.progress_s());
       append(out.commit, env.user_id(), ev);
       out.record_in_inbox = true;
@@ -56,8 +57,12 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store::event_store& 
       sec->set_user_id(env.user_id());
       for (auto& ev : read_events(st, env.user_id()))
         if (ev.has_watch_recorded()) {
+          auto title = keys_->open(env.user_id(), ev.watch_recorded().title_id_sealed(), "title_id");
+          if (!title)
+            throw store::store_error(store::errc::io,
+                                     "cannot unseal a watch title of user " + env.user_id());
           auto* w = sec->add_events();
-          w->set_title_id(ev.watch_recorded().title_id());
+          w->set_title_id(*title);
           w->set_progress_s(ev.watch_recorded().progress_s());
           w->set_at_ms(ev.at_ms());
         }

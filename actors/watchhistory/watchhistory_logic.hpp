@@ -1,15 +1,19 @@
 #pragma once
 /// watchhistory: what the user watched (title id, time, progress).
 
+#include "runtime/crypto/keyring.hpp"
 #include "runtime/service/service_logic.hpp"
+
+#include <memory>
 
 namespace custodian::watchhistory {
 
 class watchhistory_logic final : public service_logic {
 public:
   /// `crash_on_title`: fault injection (faults.crash-on-title); empty = off.
-  explicit watchhistory_logic(std::string crash_on_title = {})
-    : crash_on_title_(std::move(crash_on_title)) {}
+  explicit watchhistory_logic(std::shared_ptr<crypto::keyring> keys,
+                              std::string crash_on_title = {})
+    : keys_(std::move(keys)), crash_on_title_(std::move(crash_on_title)) {}
   const std::string& name() const override { return name_; }
   outcome handle(const v1::Envelope& env, store::event_store& st) override;
 
@@ -18,6 +22,7 @@ public:
 
 private:
   std::string name_ = "watchhistory";
+  std::shared_ptr<crypto::keyring> keys_;
   std::string crash_on_title_;
 };
 

@@ -199,7 +199,7 @@ void gateway::install_routes() {
     cmd->set_display_name(body.display_name());
     // Same email -> same auth shard: concurrent registrations of one address queue up
     // on one actor; the unique email index is what guarantees uniqueness.
-    auto r = c->call("auth", auth::auth_logic::email_key(email), env);
+    auto r = c->call("auth", auth::auth_logic::route_key(email), env);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
     auto out = r.registered();
@@ -233,7 +233,7 @@ void gateway::install_routes() {
     v1::Envelope env;
     env.mutable_command()->mutable_login()->set_email(email);
     env.mutable_command()->mutable_login()->set_password(body.password());
-    auto r = c->call("auth", auth::auth_logic::email_key(email), env);
+    auto r = c->call("auth", auth::auth_logic::route_key(email), env);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
     send_json(res, 200, json::print(r.session()));

@@ -33,6 +33,9 @@ node_config::node_config() {
     .add(store_backend, "backend", "event store backend: sqlite")
     .add(data_dir, "data-dir", "directory of the embedded store (one file per service)")
     .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal");
+  opt_group{custom_options_, "crypto"}
+    .add(master_key_file, "master-key-file",
+         "node master key (32 bytes, mode 0600; created if absent; default <data-dir>/master.key)");
   opt_group{custom_options_, "auth"}
     .add(pwhash_ops, "pwhash-ops", "argon2id passes (crypto_pwhash opslimit)")
     .add(pwhash_mem_kib, "pwhash-mem-kib", "argon2id memory in KiB (crypto_pwhash memlimit)")

@@ -35,6 +35,8 @@ struct node_config : caf::actor_system_config {
   std::string store_backend = "sqlite";
   std::string data_dir = "./data";
   std::string synchronous = "full";
+  // [crypto]
+  std::string master_key_file;  ///< "" = <data-dir>/master.key
   // [auth]
   uint64_t pwhash_ops = 2;
   uint64_t pwhash_mem_kib = 65536;

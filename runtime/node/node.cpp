@@ -17,7 +17,8 @@
 
 namespace custodian {
 
-std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg) {
+std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
+                                            std::shared_ptr<crypto::keyring> keys) {
   if (name == "auth") {
     auth::auth_config ac;
     ac.pwhash_ops = cfg.pwhash_ops;
@@ -25,14 +26,14 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
     ac.session_ttl_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.session_ttl).count();
     ac.node = cfg.node_name;
-    return std::make_shared<auth::auth_logic>(ac);
+    return std::make_shared<auth::auth_logic>(ac, keys);
   }
   if (name == "authz")
     return std::make_shared<authz::authz_logic>();
   if (name == "user")
-    return std::make_shared<user::user_logic>(cfg.node_name);
+    return std::make_shared<user::user_logic>(cfg.node_name, keys);
   if (name == "watchhistory")
-    return std::make_shared<watchhistory::watchhistory_logic>(cfg.crash_on_title);
+    return std::make_shared<watchhistory::watchhistory_logic>(keys, cfg.crash_on_title);
   return nullptr;
 }
 
@@ -49,13 +50,19 @@ std::string node::start() {
   if (ec)
     return "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message();
 
-  // 1. Stores, one per hosted service.
+  // 1. The master key, then stores (one per hosted service) and their keyrings.
+  crypto::key32 master;
+  auto key_file = cfg_.master_key_file.empty() ? cfg_.data_dir + "/master.key"
+                                               : cfg_.master_key_file;
+  if (auto err = crypto::load_or_create_master_key(key_file, master); !err.empty())
+    return err;
   for (auto& svc : cfg_.services) {
     try {
       store::sqlite_options so;
       so.path = cfg_.data_dir + "/" + svc + ".db";
       so.synchronous = cfg_.synchronous;
       stores_[svc] = std::make_shared<store::sqlite_store>(so);
+      keyrings_[svc] = std::make_shared<crypto::keyring>(master, svc, stores_[svc]);
     } catch (const store::store_error& e) {
       return e.what();
     }
@@ -73,7 +80,8 @@ std::string node::start() {
   oc.backoff_max = cfg_.backoff_max;
   oc.batch = cfg_.outbox_batch;
   for (auto& svc : cfg_.services) {
-    auto core = std::make_shared<shard_core>(make_service(svc, cfg_), stores_[svc]);
+    auto core = std::make_shared<shard_core>(make_service(svc, cfg_, keyrings_[svc]), stores_[svc],
+                                             keyrings_[svc]);
     std::vector<child_spec> children;
     // auth hashes passwords (argon2id, CPU- and memory-bound): its shards get
     // their own threads so they never stall the shared scheduler.
@@ -92,7 +100,7 @@ std::string node::start() {
         },
         [rt, svc, i] { rt->set_shard(svc, i, shard_actor{}); }});
     }
-    outbox_deps od{svc, stores_[svc], rt_, oc};
+    outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}};
     auto rt = rt_;
     children.push_back(child_spec{svc + "/outbox",
                                   [od, rt, svc](caf::event_based_actor* self) {

@@ -12,6 +12,7 @@
 /// start() builds it in this order; stop() takes it down in reverse.
 
 #include "runtime/cluster/membership.hpp"
+#include "runtime/crypto/keyring.hpp"
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/node/config.hpp"
 #include "runtime/router/router.hpp"
@@ -24,7 +25,8 @@
 namespace custodian {
 
 /// The logic of one service, configured from the node's config.
-std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg);
+std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
+                                            std::shared_ptr<crypto::keyring> keys);
 
 class node {
 public:
@@ -42,6 +44,7 @@ private:
   const node_config& cfg_;
   std::shared_ptr<router> rt_;
   std::map<std::string, std::shared_ptr<store::event_store>> stores_;
+  std::map<std::string, std::shared_ptr<crypto::keyring>> keyrings_;
   std::vector<caf::actor> supervisors_;
   std::map<caf::actor_addr, std::string> supervisor_names_;
   caf::actor guard_;  ///< logs a service whose supervisor escalated

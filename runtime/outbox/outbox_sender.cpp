@@ -83,7 +83,21 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
         [row, fail](caf::error& err) { fail(row, "origin: " + caf::to_string(err)); });
   };
 
-  auto send_one = [self, d, fail, hand_back](store::outbox_row row) {
+  auto send_one = [self, d, fail, hand_back, lg](store::outbox_row row) {
+    if (row.personal) {
+      auto plain = d->keys->open(row.user_id, row.payload, "outbox/" + row.request_id);
+      if (!plain) {
+        // The user's key is gone (erased): the entry can never be delivered
+        // and holds nothing readable; drop it.
+        lg->info("{}: dropping outbox entry {} of erased user={}", d->service, row.request_id,
+                 row.user_id);
+        store::commit c;
+        c.outbox_acks.push_back(row.id);
+        d->store->apply(c);
+        return;
+      }
+      row.payload = std::move(*plain);
+    }
     v1::Envelope env;
     if (!env.ParseFromString(row.payload)) {
       fail(row, "unreadable payload");

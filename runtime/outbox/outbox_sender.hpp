@@ -13,6 +13,7 @@
 /// costs neither a write per entry per retry nor unbounded memory.
 
 #include "runtime/common/wire.hpp"
+#include "runtime/crypto/keyring.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/store/event_store.hpp"
 
@@ -38,6 +39,8 @@ struct outbox_deps {
   std::shared_ptr<store::event_store> store;
   std::shared_ptr<router> rt;
   outbox_config cfg;
+  /// Opens personal payloads (sealed with the user's key in the store).
+  std::shared_ptr<crypto::keyring> keys;
   /// Wall clock in unix ms (the retry schedule); tests substitute their own.
   std::function<int64_t()> clock;
 };

@@ -14,6 +14,10 @@
 
 namespace custodian {
 
+namespace crypto {
+class keyring;
+}
+
 namespace v1 = custodian::v1;
 
 struct outcome {

@@ -25,9 +25,13 @@ shard_core::result shard_core::process(const std::string& envelope_bytes) {
 shard_core::result shard_core::process(const v1::Envelope& env) {
   try {
     if (!env.request_id().empty()) {
-      if (auto stored = store_->inbox_get(env.request_id())) {
+      if (auto stored = store_->inbox_get(env.request_id()); stored && !stored->empty()) {
+        // 'P' + plain reply, or 'S' + reply sealed with the user's key.
+        std::optional<std::string> bytes = stored->substr(1);
+        if ((*stored)[0] == 'S')
+          bytes = keys_->open(env.user_id(), *bytes, "inbox/" + env.request_id());
         v1::Reply r;
-        if (r.ParseFromString(*stored))
+        if (bytes && r.ParseFromString(*bytes))
           return {std::move(r), false, true};
       }
     }
@@ -35,9 +39,20 @@ shard_core::result shard_core::process(const v1::Envelope& env) {
         && store_->tombstoned(env.user_id()))
       return {make_reply(v1::Reply::GONE, "user was erased"), false, false};
     auto out = logic_->handle(env, *store_);
-    if (out.record_in_inbox && !env.request_id().empty())
-      out.commit.inbox = store::inbox_row{env.request_id(), env.user_id(),
-                                          out.reply.SerializeAsString()};
+    if (out.record_in_inbox && !env.request_id().empty()) {
+      // A reply with a body may hold personal data: it is sealed.
+      auto bytes = out.reply.SerializeAsString();
+      auto stored = out.reply.body_case() == v1::Reply::BODY_NOT_SET || env.user_id().empty()
+                      ? "P" + bytes
+                      : "S" + keys_->seal(env.user_id(), bytes, "inbox/" + env.request_id());
+      out.commit.inbox = store::inbox_row{env.request_id(), env.user_id(), stored};
+    }
+    for (auto& row : out.commit.outbox)
+      if (row.personal)
+        row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
+    // Crypto-shredding: the keys go first, durably; then the records.
+    for (auto& u : out.commit.erase_users)
+      keys_->destroy(u);
     bool wrote_outbox = !out.commit.outbox.empty();
     if (!out.commit.empty()) {
       auto st = store_->apply(out.commit);

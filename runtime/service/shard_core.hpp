@@ -1,8 +1,11 @@
 #pragma once
 /// The part of every shard actor that does not depend on CAF: inbox dedup,
-/// tombstone refusal, one atomic commit per command. Unit tests drive it
-/// directly against a real store.
+/// tombstone refusal, one atomic commit per command, and crypto-shredding
+/// (an erasure destroys the user's data key before the commit that deletes the
+/// records; personal outbox payloads and stored outcomes are sealed with it).
+/// Unit tests drive it directly against a real store.
 
+#include "runtime/crypto/keyring.hpp"
 #include "runtime/service/service_logic.hpp"
 
 #include <memory>
@@ -11,8 +14,9 @@ namespace custodian {
 
 class shard_core {
 public:
-  shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<store::event_store> st)
-    : logic_(std::move(logic)), store_(std::move(st)) {}
+  shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<store::event_store> st,
+             std::shared_ptr<crypto::keyring> keys)
+    : logic_(std::move(logic)), store_(std::move(st)), keys_(std::move(keys)) {}
 
   struct result {
     v1::Reply reply;
@@ -30,6 +34,7 @@ public:
 private:
   std::shared_ptr<service_logic> logic_;
   std::shared_ptr<store::event_store> store_;
+  std::shared_ptr<crypto::keyring> keys_;
 };
 
 /// Commands that still reach a user after their tombstone (erasure is idempotent,

@@ -39,6 +39,7 @@ struct node_fixture : test::caf_fixture {
   test::temp_dir dir;
   std::shared_ptr<router> rt = std::make_shared<router>(1);
   std::map<std::string, std::shared_ptr<store::sqlite_store>> stores;
+  std::map<std::string, std::shared_ptr<crypto::keyring>> keys;
   std::map<std::string, shard_actor> shards;
   std::map<std::string, caf::actor> senders;
   std::atomic<int64_t> offset{0};  // virtual time added to the wall clock
@@ -47,15 +48,21 @@ struct node_fixture : test::caf_fixture {
     auth::auth_config ac;
     ac.pwhash_ops = 1;
     ac.pwhash_mem_kib = 8;
-    std::map<std::string, std::shared_ptr<service_logic>> logic{
-      {"auth", std::make_shared<auth::auth_logic>(ac)},
-      {"authz", std::make_shared<authz::authz_logic>()},
-      {"user", std::make_shared<user::user_logic>("test")},
-      {"watchhistory", std::make_shared<watchhistory::watchhistory_logic>()}};
-    for (auto& [name, l] : logic) {
+    auto master = crypto::random_key();
+    for (std::string name : {"auth", "authz", "user", "watchhistory"}) {
       stores[name] = std::make_shared<store::sqlite_store>(
         store::sqlite_options{dir.file(name + ".db"), "normal"});
-      auto core = std::make_shared<shard_core>(l, stores[name]);
+      keys[name] = std::make_shared<crypto::keyring>(master, name, stores[name]);
+      std::shared_ptr<service_logic> l;
+      if (name == "auth")
+        l = std::make_shared<auth::auth_logic>(ac, keys[name]);
+      else if (name == "authz")
+        l = std::make_shared<authz::authz_logic>();
+      else if (name == "user")
+        l = std::make_shared<user::user_logic>("test", keys[name]);
+      else
+        l = std::make_shared<watchhistory::watchhistory_logic>(keys[name]);
+      auto core = std::make_shared<shard_core>(l, stores[name], keys[name]);
       shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt});
       rt->set_shard(name, 0, shards[name]);
       start_sender(name);
@@ -68,7 +75,8 @@ struct node_fixture : test::caf_fixture {
     oc.backoff_base = std::chrono::milliseconds(100);
     oc.backoff_max = std::chrono::seconds(1);
     senders[name] = sys.spawn(outbox_sender,
-                              outbox_deps{name, stores[name], rt, oc, [this] { return now_ms() + offset.load(); }});
+                              outbox_deps{name, stores[name], rt, oc, keys[name],
+                                          [this] { return now_ms() + offset.load(); }});
     rt->set_sender(name, senders[name]);
   }
 

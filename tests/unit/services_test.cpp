@@ -3,11 +3,14 @@
 #define BOOST_TEST_MODULE services
 #include <boost/test/unit_test.hpp>
 
+#include <functional>
+
 #include "actors/auth/auth_logic.hpp"
 #include "actors/authz/authz_logic.hpp"
 #include "actors/user/user_logic.hpp"
 #include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/common/ids.hpp"
+#include "runtime/crypto/keyring.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/shard_core.hpp"
 #include "runtime/store/sqlite_store.hpp"
@@ -20,11 +23,15 @@ namespace {
 struct service_fixture {
   test::temp_dir dir;
   std::shared_ptr<store::sqlite_store> st;
+  std::shared_ptr<crypto::keyring> keys;
   std::unique_ptr<shard_core> core;
 
-  explicit service_fixture(std::shared_ptr<service_logic> logic)
+  /// `make` builds the service's logic from its keyring.
+  template <class Make>
+  service_fixture(const std::string& service, Make make)
     : st(std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("s.db"), "normal"})),
-      core(std::make_unique<shard_core>(std::move(logic), st)) {}
+      keys(std::make_shared<crypto::keyring>(crypto::random_key(), service, st)),
+      core(std::make_unique<shard_core>(make(keys), st, keys)) {}
 
   shard_core::result run(const v1::Envelope& env) { return core->process(env); }
 };
@@ -50,14 +57,17 @@ v1::Envelope erase(const std::string& user, const std::string& rid) {
   return env;
 }
 
-/// The outbox sender's hand-back of a reply for one of `st`'s outbox entries.
-v1::Envelope delivered(const store::outbox_row& row, const v1::Reply& reply) {
+/// The outbox sender's hand-back of a reply for one of the store's outbox entries
+/// (whose payload is sealed with the user's key when it is personal).
+v1::Envelope delivered(const store::outbox_row& row, const v1::Reply& reply,
+                       crypto::keyring& keys) {
   v1::Envelope env;
   env.set_user_id(row.user_id);
   auto* d = env.mutable_command()->mutable_delivered();
   d->set_outbox_id(row.id);
   d->set_dest(row.dest);
-  d->set_sent(row.payload);
+  d->set_sent(row.personal ? *keys.open(row.user_id, row.payload, "outbox/" + row.request_id)
+                           : row.payload);
   *d->mutable_reply() = reply;
   return env;
 }
@@ -90,7 +100,7 @@ v1::Envelope login_cmd(const std::string& email, const std::string& password) {
 BOOST_AUTO_TEST_SUITE(auth_service)
 
 BOOST_AUTO_TEST_CASE(register_writes_credentials_job_and_three_provisions_atomically) {
-  service_fixture f{std::make_shared<auth::auth_logic>(cheap_auth())};
+  service_fixture f{"auth", [](auto k) { return std::make_shared<auth::auth_logic>(cheap_auth(), k); }};
   auto r = f.run(register_cmd("Ada@Example.com"));
   BOOST_TEST_REQUIRE(r.reply.status() == v1::Reply::OK);
   BOOST_TEST(r.outbox_written);
@@ -100,7 +110,9 @@ BOOST_AUTO_TEST_CASE(register_writes_credentials_job_and_three_provisions_atomic
   BOOST_TEST(due.size() == 3u);
   auto events = read_events(*f.st, uid);
   BOOST_TEST_REQUIRE(events.size() == 1u);
-  BOOST_TEST(events[0].user_registered().email() == "ada@example.com");
+  BOOST_TEST(events[0].user_registered().email_sealed().find("ada@example.com") == std::string::npos);
+  BOOST_TEST(*f.keys->open(uid, events[0].user_registered().email_sealed(), "email")
+             == "ada@example.com");
   BOOST_TEST(events[0].user_registered().password_hash().rfind("$argon2id$", 0) == 0);
   auto job = load_job(*f.st, r.reply.registered().job_id());
   BOOST_TEST_REQUIRE(job.has_value());
@@ -110,7 +122,7 @@ BOOST_AUTO_TEST_CASE(register_writes_credentials_job_and_three_provisions_atomic
 }
 
 BOOST_AUTO_TEST_CASE(second_registration_of_an_email_conflicts_and_changes_nothing) {
-  service_fixture f{std::make_shared<auth::auth_logic>(cheap_auth())};
+  service_fixture f{"auth", [](auto k) { return std::make_shared<auth::auth_logic>(cheap_auth(), k); }};
   BOOST_TEST(f.run(register_cmd("ada@example.com")).reply.status() == v1::Reply::OK);
   auto depth = f.st->outbox_depth();
   auto r = f.run(register_cmd("ADA@example.com"));
@@ -119,7 +131,7 @@ BOOST_AUTO_TEST_CASE(second_registration_of_an_email_conflicts_and_changes_nothi
 }
 
 BOOST_AUTO_TEST_CASE(login_verifies_the_argon2id_hash_and_issues_a_checked_token) {
-  service_fixture f{std::make_shared<auth::auth_logic>(cheap_auth())};
+  service_fixture f{"auth", [](auto k) { return std::make_shared<auth::auth_logic>(cheap_auth(), k); }};
   auto uid = f.run(register_cmd("ada@example.com")).reply.registered().user_id();
   BOOST_TEST(f.run(login_cmd("ada@example.com", "wrong password")).reply.status()
              == v1::Reply::UNAUTHORIZED);
@@ -149,7 +161,7 @@ BOOST_AUTO_TEST_CASE(login_verifies_the_argon2id_hash_and_issues_a_checked_token
 }
 
 BOOST_AUTO_TEST_CASE(failed_provisioning_compensates_everywhere) {
-  service_fixture f{std::make_shared<auth::auth_logic>(cheap_auth())};
+  service_fixture f{"auth", [](auto k) { return std::make_shared<auth::auth_logic>(cheap_auth(), k); }};
   auto reg = f.run(register_cmd("ada@example.com")).reply.registered();
   auto due = f.st->outbox_due(now_ms() + 1, 10);
   BOOST_TEST_REQUIRE(due.size() == 3u);
@@ -159,7 +171,7 @@ BOOST_AUTO_TEST_CASE(failed_provisioning_compensates_everywhere) {
                                      : make_reply(v1::Reply::OK);
     if (row.dest == "watchhistory")
       continue;  // still pending when the failure comes in
-    BOOST_TEST(f.run(delivered(row, reply)).reply.status() == v1::Reply::OK);
+    BOOST_TEST(f.run(delivered(row, reply, *f.keys)).reply.status() == v1::Reply::OK);
   }
   auto job = load_job(*f.st, reg.job_id());
   BOOST_TEST_REQUIRE(job.has_value());
@@ -186,25 +198,28 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(provisioned_services)
 
 BOOST_AUTO_TEST_CASE(redelivered_provision_changes_state_once_and_gets_the_same_answer) {
-  for (std::shared_ptr<service_logic> logic :
-       {std::shared_ptr<service_logic>(std::make_shared<user::user_logic>("n")),
-        std::shared_ptr<service_logic>(std::make_shared<authz::authz_logic>()),
-        std::shared_ptr<service_logic>(std::make_shared<watchhistory::watchhistory_logic>())}) {
-    service_fixture f{logic};
+  using make_fn = std::function<std::shared_ptr<service_logic>(std::shared_ptr<crypto::keyring>)>;
+  std::vector<std::pair<std::string, make_fn>> services{
+    {"user", [](auto k) { return std::make_shared<user::user_logic>("n", k); }},
+    {"authz", [](auto) { return std::make_shared<authz::authz_logic>(); }},
+    {"watchhistory", [](auto k) { return std::make_shared<watchhistory::watchhistory_logic>(k); }}};
+  for (auto& [name, make] : services) {
+    service_fixture f{name, make};
+    auto& logic = f.core->logic();
     auto uid = new_id();
     auto first = f.run(provision(uid, "job1/provision/x"));
     auto again = f.run(provision(uid, "job1/provision/x"));
     BOOST_TEST(first.reply.SerializeAsString() == again.reply.SerializeAsString());
     BOOST_TEST(again.redelivery);
-    BOOST_TEST(f.st->read_stream(uid).size() == 1u, logic->name());
+    BOOST_TEST(f.st->read_stream(uid).size() == 1u, logic.name());
     // A different request for the same user is idempotent too.
     f.run(provision(uid, "job2/provision/x"));
-    BOOST_TEST(f.st->read_stream(uid).size() == 1u, logic->name());
+    BOOST_TEST(f.st->read_stream(uid).size() == 1u, logic.name());
   }
 }
 
 BOOST_AUTO_TEST_CASE(authz_grants_member) {
-  service_fixture f{std::make_shared<authz::authz_logic>()};
+  service_fixture f{"authz", [](auto) { return std::make_shared<authz::authz_logic>(); }};
   auto uid = new_id();
   f.run(provision(uid, "p"));
   auto exp = envelope(uid);
@@ -215,7 +230,7 @@ BOOST_AUTO_TEST_CASE(authz_grants_member) {
 }
 
 BOOST_AUTO_TEST_CASE(user_profile_updates_are_events_and_erase_refuses_later_writes) {
-  service_fixture f{std::make_shared<user::user_logic>("n")};
+  service_fixture f{"user", [](auto k) { return std::make_shared<user::user_logic>("n", k); }};
   auto uid = new_id();
   f.run(provision(uid, "p"));
   auto upd = envelope(uid);
@@ -242,7 +257,7 @@ BOOST_AUTO_TEST_CASE(user_profile_updates_are_events_and_erase_refuses_later_wri
 }
 
 BOOST_AUTO_TEST_CASE(watchhistory_validates_and_exports_in_order) {
-  service_fixture f{std::make_shared<watchhistory::watchhistory_logic>()};
+  service_fixture f{"watchhistory", [](auto k) { return std::make_shared<watchhistory::watchhistory_logic>(k); }};
   auto uid = new_id();
   auto w = envelope(uid);
   w.mutable_command()->mutable_record_watch()->set_title_id("tt1");
@@ -274,7 +289,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(user_coordinator)
 
 BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
-  service_fixture f{std::make_shared<user::user_logic>("n")};
+  service_fixture f{"user", [](auto k) { return std::make_shared<user::user_logic>("n", k); }};
   auto uid = new_id();
   f.run(provision(uid, "p"));
   auto start = envelope(uid);
@@ -294,7 +309,7 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
   BOOST_TEST_REQUIRE(due.size() == 4u);
   for (size_t i = 0; i < due.size(); ++i) {
     BOOST_TEST(!due[i].personal);
-    BOOST_TEST(f.run(delivered(due[i], make_reply(v1::Reply::OK))).reply.status() == v1::Reply::OK);
+    BOOST_TEST(f.run(delivered(due[i], make_reply(v1::Reply::OK), *f.keys)).reply.status() == v1::Reply::OK);
     auto job = load_job(*f.st, job_id);
     BOOST_TEST(job->services().at(due[i].dest) == "done");
     BOOST_TEST(job->state() == (i + 1 == due.size() ? "done" : "running"));
@@ -308,7 +323,7 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
 }
 
 BOOST_AUTO_TEST_CASE(export_job_assembles_the_bundle_only_when_every_service_answered) {
-  service_fixture f{std::make_shared<user::user_logic>("n")};
+  service_fixture f{"user", [](auto k) { return std::make_shared<user::user_logic>("n", k); }};
   auto uid = new_id();
   f.run(provision(uid, "p"));
   auto start = envelope(uid);
@@ -329,7 +344,7 @@ BOOST_AUTO_TEST_CASE(export_job_assembles_the_bundle_only_when_every_service_ans
     else
       section.mutable_watchhistory_section()->add_events()->set_title_id("tt1");
     BOOST_TEST(!f.run(get).reply.job_status().has_bundle());  // never a partial bundle
-    f.run(delivered(row, section));
+    f.run(delivered(row, section, *f.keys));
   }
   auto status = f.run(get).reply.job_status();
   BOOST_TEST(status.state() == "done");

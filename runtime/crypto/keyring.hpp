@@ -1,0 +1,48 @@
+#pragma once
+/// Per-user data keys of one service (crypto-shredding).
+///
+/// Every personal field a service stores is sealed with the user's data key.
+/// Data keys live in the service's key table, themselves sealed with the node
+/// master key; destroying a user's key makes every copy of their sealed fields
+/// (replicas, backups, old WAL pages) unreadable. Erasure destroys the key
+/// first, then deletes the records.
+
+#include "runtime/crypto/crypto.hpp"
+#include "runtime/store/event_store.hpp"
+
+#include <memory>
+
+namespace custodian::crypto {
+
+class keyring {
+public:
+  keyring(const key32& master, std::string service, std::shared_ptr<store::event_store> st);
+
+  /// Seals a personal field of `user_id` (creates the user's key on first use).
+  std::string seal(const std::string& user_id, std::string_view plaintext, std::string_view what);
+  /// Opens a sealed field; nullopt if the key is gone (erased) or the data was altered.
+  std::optional<std::string> open(const std::string& user_id, std::string_view sealed,
+                                  std::string_view what);
+  /// Destroys the user's data key (idempotent).
+  void destroy(const std::string& user_id);
+  /// Keyed hash for a unique lookup (e.g. the email index), never the plaintext.
+  std::string index_key(std::string_view space, std::string_view value) const;
+  /// Secret for message authentication codes of this service.
+  const key32& mac_key() const { return mac_; }
+  const std::string& service() const { return service_; }
+  /// The node master key (for signing-key derivation).
+  const key32& master() const { return master_; }
+
+private:
+  std::optional<key32> data_key(const std::string& user_id, bool create);
+  std::string ad(const std::string& user_id, std::string_view what) const;
+
+  key32 master_;
+  key32 wrap_;   ///< seals data keys
+  key32 index_;  ///< keys lookup hashes
+  key32 mac_;
+  std::string service_;
+  std::shared_ptr<store::event_store> store_;
+};
+
+} // namespace custodian::crypto

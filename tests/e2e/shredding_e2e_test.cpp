@@ -1,0 +1,102 @@
+// Crypto-shredding end to end: after an erase no file the node wrote holds the
+// user's personal data (plaintext or base64), and a copy of the store taken
+// before the erase can no longer be decrypted with the node's keys.
+#define BOOST_TEST_MODULE shredding_e2e
+#include <boost/test/unit_test.hpp>
+
+#include "actors/user/user_logic.hpp"
+#include "runtime/crypto/keyring.hpp"
+#include "runtime/service/helpers.hpp"
+#include "runtime/store/sqlite_store.hpp"
+#include "tests/support/e2e_fixture.hpp"
+
+#include <sodium.h>
+
+using namespace custodian;
+using namespace custodian::test;
+
+namespace {
+
+/// The needle as it appears inside base64 text at each of the 3 alignments
+/// (standard and URL-safe alphabets), edge characters trimmed.
+std::vector<std::string> base64_forms(const std::string& needle) {
+  std::vector<std::string> out;
+  for (int variant : {sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_URLSAFE_NO_PADDING})
+    for (size_t pad = 0; pad < 3; ++pad) {
+      std::string in = std::string(pad, 'x') + needle;
+      std::string b64(sodium_base64_ENCODED_LEN(in.size(), variant), '\0');
+      sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(in.data()),
+                        in.size(), variant);
+      b64.resize(std::strlen(b64.c_str()));
+      size_t skip = (pad * 8 + 5) / 6 + 1;  // characters touched by the prefix
+      if (b64.size() > skip + 4)
+        out.push_back(b64.substr(skip, b64.size() - skip - 4));
+    }
+  return out;
+}
+
+/// Reads the display names of `uid` from a (copied) user.db with a given key table.
+std::vector<std::optional<std::string>> read_names(const std::string& db, const std::string& keys_db,
+                                                   const crypto::key32& master,
+                                                   const std::string& uid) {
+  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{db, "normal", keys_db});
+  crypto::keyring keys{master, "user", st};
+  std::vector<std::optional<std::string>> out;
+  for (auto& ev : read_events(*st, uid))
+    if (ev.has_profile_created())
+      out.push_back(keys.open(uid, ev.profile_created().display_name_sealed(), "display_name"));
+  st->close();
+  return out;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
+  auto u = make_user("shred", "Ada Lovelace");
+  for (auto title : {"the-secret-garden", "brief-encounter"}) {
+    v1::WatchRequest w;
+    w.set_title_id(title);
+    BOOST_TEST_REQUIRE(api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status
+                       == 201);
+  }
+  // A backup of the data files (not the key tables), taken while the user exists.
+  BOOST_TEST_REQUIRE(node.stop() == 0);
+  auto backup = dir.file("backup");
+  std::filesystem::create_directories(backup);
+  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    std::filesystem::copy_file(db(svc), backup + "/" + svc + ".db");
+  crypto::key32 master;
+  BOOST_TEST_REQUIRE(crypto::load_or_create_master_key(data + "/master.key", master).empty());
+  auto before = read_names(backup + "/user.db", data + "/user.keys.db", master, u.user_id);
+  BOOST_TEST_REQUIRE(before.size() == 1u);
+  BOOST_TEST(before[0].value_or("") == "Ada Lovelace");  // readable with the keys, before
+
+  restart();
+  auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(d.status == 202);
+  BOOST_TEST(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state() == "done");
+  BOOST_TEST_REQUIRE(node.stop() == 0);
+
+  // The pre-erase copy, read with the node's keys, is ciphertext only.
+  auto after = read_names(backup + "/user.db", data + "/user.keys.db", master, u.user_id);
+  BOOST_TEST_REQUIRE(after.size() == 1u);
+  BOOST_TEST(!after[0].has_value());
+
+  // No file the node wrote (stores, WAL, key tables, log) holds the personal data.
+  std::vector<std::string> needles{u.email, "Ada Lovelace", "the-secret-garden", "brief-encounter"};
+  std::vector<std::string> files{node.log_file};
+  for (auto& e : std::filesystem::directory_iterator(data))
+    files.push_back(e.path().string());
+  for (auto& f : files) {
+    auto bytes = slurp(f);
+    for (auto& n : needles) {
+      BOOST_TEST(bytes.find(n) == std::string::npos, f << " holds " << n);
+      for (auto& b : base64_forms(n))
+        BOOST_TEST(bytes.find(b) == std::string::npos, f << " holds base64 of " << n);
+    }
+  }
+  // The backup itself holds no plaintext either (everything personal was sealed).
+  for (auto& e : std::filesystem::directory_iterator(backup))
+    for (auto& n : needles)
+      BOOST_TEST(slurp(e.path().string()).find(n) == std::string::npos, e.path() << " holds " << n);
+}

@@ -1,0 +1,68 @@
+// libsodium sealing and the per-user keyring (crypto-shredding).
+#define BOOST_TEST_MODULE crypto
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/crypto/keyring.hpp"
+#include "runtime/store/sqlite_store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+using namespace custodian;
+using namespace custodian::crypto;
+
+BOOST_AUTO_TEST_CASE(seal_open_and_tamper) {
+  auto k = random_key();
+  auto a = seal(k, "ada@example.com", "user/u1/email");
+  auto b = seal(k, "ada@example.com", "user/u1/email");
+  BOOST_TEST(a != b);  // random nonce per field
+  BOOST_TEST(a.find("ada@example.com") == std::string::npos);
+  BOOST_TEST(*open(k, a, "user/u1/email") == "ada@example.com");
+  BOOST_TEST(!open(k, a, "user/u2/email"));  // bound to the user and field
+  BOOST_TEST(!open(random_key(), a, "user/u1/email"));
+  auto t = a;
+  t[t.size() - 1] ^= 1;
+  BOOST_TEST(!open(k, t, "user/u1/email"));
+  BOOST_TEST(!open(k, "short", "x"));
+}
+
+BOOST_AUTO_TEST_CASE(master_key_file_is_created_0600_and_checked) {
+  test::temp_dir dir;
+  key32 k1, k2;
+  auto f = dir.file("master.key");
+  BOOST_TEST(load_or_create_master_key(f, k1).empty());
+  struct stat st {};
+  ::stat(f.c_str(), &st);
+  BOOST_TEST((st.st_mode & 0777) == 0600u);
+  BOOST_TEST(load_or_create_master_key(f, k2).empty());
+  BOOST_TEST((k1 == k2));
+  ::chmod(f.c_str(), 0644);
+  BOOST_TEST(load_or_create_master_key(f, k2).find("chmod 600") != std::string::npos);
+  std::ofstream{dir.file("short.key")} << "abc";
+  ::chmod(dir.file("short.key").c_str(), 0600);
+  BOOST_TEST(load_or_create_master_key(dir.file("short.key"), k2).find("32 bytes") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(destroyed_key_makes_a_copy_of_the_data_unreadable) {
+  test::temp_dir dir;
+  auto master = random_key();
+  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("user.db"), "full"});
+  keyring keys{master, "user", st};
+  auto sealed = keys.seal("u1", "Ada Lovelace", "display_name");
+  auto other = keys.seal("u2", "Grace Hopper", "display_name");
+  BOOST_TEST(*keys.open("u1", sealed, "display_name") == "Ada Lovelace");
+  keys.destroy("u1");
+  BOOST_TEST(!keys.open("u1", sealed, "display_name"));  // the ciphertext copy is dead
+  BOOST_TEST(*keys.open("u2", other, "display_name") == "Grace Hopper");
+  // Another node's master key cannot unseal this node's data keys.
+  keyring foreign{random_key(), "user", st};
+  BOOST_CHECK_THROW(foreign.open("u2", other, "display_name"), store::store_error);
+  // Index keys are keyed: same input, same key; nothing of the input in it.
+  BOOST_TEST(keys.index_key("email", "ada@example.com") == keys.index_key("email", "ada@example.com"));
+  BOOST_TEST(keys.index_key("email", "ada@example.com") != foreign.index_key("email", "ada@example.com"));
+  st->close();
+  for (auto f : {"user.db", "user.keys.db"})
+    BOOST_TEST(test::slurp(dir.file(f)).find("Ada") == std::string::npos);
+}
