@@ -30,6 +30,7 @@ std::string hash_hex(const std::string& domain, const std::string& data) {
 auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys)
   : cfg_(std::move(cfg)), keys_(std::move(keys)) {
   init_crypto();
+  signing_ = crypto::keys_from_seed(crypto::derive(keys_->master(), 1, "cstdsign"));
 }
 
 std::string auth_logic::route_key(const std::string& normalized_email) {
@@ -47,23 +48,20 @@ std::string auth_logic::user_email(const std::string& user_id, const v1::StoredE
   return *email;
 }
 
-std::string auth_logic::session_key(const std::string& token) {
-  return hash_hex("custodian/session\n", token);
-}
-
-std::string auth_logic::token_user(const std::string& token) {
-  // token = <user id>.<64 hex random>
-  if (token.size() != 32 + 1 + 64 || token[32] != '.')
-    return "";
-  auto uid = token.substr(0, 32);
-  return is_id(uid) ? uid : "";
-}
-
 outcome auth_logic::handle(const v1::Envelope& env, store::event_store& st) {
   switch (env.command().kind_case()) {
     case v1::Command::kRegisterUser: return register_user(env, st);
     case v1::Command::kLogin: return login(env, st);
     case v1::Command::kVerifySession: return verify(env, st);
+    case v1::Command::kIssueSession: return issue_session(env, st);
+    case v1::Command::kLogout: return logout(env, st);
+    case v1::Command::kGetSigningKey: {
+      outcome out;
+      out.reply = make_reply(v1::Reply::OK);
+      out.reply.mutable_signing_key()->set_public_key(
+        std::string(reinterpret_cast<const char*>(signing_.public_key.data()), 32));
+      return out;
+    }
     case v1::Command::kEraseUser: return erase_user(env);
     case v1::Command::kExportUser: return export_user(env, st);
     case v1::Command::kDelivered: return delivered(env, st);
@@ -148,32 +146,64 @@ outcome auth_logic::login(const v1::Envelope& env, store::event_store& st) {
     out.reply = denied;
     return out;
   }
-  auto token = row->user_id + "." + random_hex(32);
-  auto expires = now_ms() + cfg_.session_ttl_ms;
+  // Password checked: a one-time ticket, valid 30 s, for IssueSession (which
+  // the gateway sends with the user's roles from authz).
+  auto ticket = random_hex(16);
   out.commit.index_puts.push_back(
-    store::index_row{"session", session_key(token), row->user_id, std::to_string(expires)});
+    store::index_row{"ticket", ticket, row->user_id, std::to_string(now_ms() + 30000)});
+  out.reply = make_reply(v1::Reply::OK);
+  out.reply.mutable_ticket()->set_user_id(row->user_id);
+  out.reply.mutable_ticket()->set_ticket(ticket);
+  out.conflict_reply = make_reply(v1::Reply::UNAVAILABLE, "ticket collision, try again");
+  return out;
+}
+
+outcome auth_logic::issue_session(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto& cmd = env.command().issue_session();
+  auto row = st.index_get("ticket", cmd.ticket());
+  if (!row || row->user_id != env.user_id() || std::stoll(row->value) <= now_ms()) {
+    out.reply = make_reply(v1::Reply::UNAUTHORIZED, "login ticket is invalid or expired");
+    return out;
+  }
+  v1::SessionClaims claims;
+  claims.set_user_id(env.user_id());
+  for (auto& r : cmd.roles())
+    claims.add_roles(r);
+  claims.set_issued_ms(now_ms());
+  claims.set_expires_ms(claims.issued_ms() + cfg_.session_ttl_ms);
+  claims.set_session_id(random_hex(16));
+  out.commit.index_dels.emplace_back("ticket", cmd.ticket());
+  out.commit.index_puts.push_back(store::index_row{"session", claims.session_id(), env.user_id(),
+                                                   std::to_string(claims.expires_ms())});
   out.reply = make_reply(v1::Reply::OK);
   auto* s = out.reply.mutable_session();
-  s->set_token(token);
-  s->set_user_id(row->user_id);
-  s->set_expires_at_ms(expires);
+  s->set_token(crypto::sign_token(claims, signing_));
+  s->set_user_id(env.user_id());
+  s->set_expires_at_ms(claims.expires_ms());
   out.conflict_reply = make_reply(v1::Reply::UNAVAILABLE, "session collision, try again");
-  log::get("auth")->info("login user={} request={}", row->user_id, env.request_id());
+  log::get("auth")->info("login user={} request={}", env.user_id(), env.request_id());
+  return out;
+}
+
+outcome auth_logic::logout(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto row = st.index_get("session", env.command().logout().session_id());
+  if (row && row->user_id == env.user_id())
+    out.commit.index_dels.emplace_back("session", row->key);
+  out.reply = make_reply(v1::Reply::OK);
+  log::get("auth")->info("logout user={} request={}", env.user_id(), env.request_id());
   return out;
 }
 
 outcome auth_logic::verify(const v1::Envelope& env, store::event_store& st) {
   outcome out;
-  auto& token = env.command().verify_session().token();
-  auto uid = token_user(token);
-  auto row = uid.empty() ? std::nullopt : st.index_get("session", session_key(token));
-  if (!row || row->user_id != uid || std::stoll(row->value) <= now_ms()) {
-    out.reply = make_reply(v1::Reply::UNAUTHORIZED, "invalid or expired token");
+  auto row = st.index_get("session", env.command().verify_session().session_id());
+  if (!row || row->user_id != env.user_id() || std::stoll(row->value) <= now_ms()) {
+    out.reply = make_reply(v1::Reply::UNAUTHORIZED, "session revoked or expired");
     return out;
   }
   out.reply = make_reply(v1::Reply::OK);
-  out.reply.mutable_session()->set_user_id(uid);
-  out.reply.mutable_session()->set_expires_at_ms(std::stoll(row->value));
   return out;
 }
 

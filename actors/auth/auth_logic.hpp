@@ -2,6 +2,7 @@
 /// auth: credentials (email, argon2id hash), sessions, and the register saga.
 
 #include "runtime/crypto/keyring.hpp"
+#include "runtime/crypto/token.hpp"
 #include "runtime/service/service_logic.hpp"
 
 #include <memory>
@@ -29,15 +30,13 @@ public:
   /// Key of the email index: a hash keyed with this service's secret, so the
   /// index holds neither the address nor a hash anyone can recompute.
   std::string email_key(const std::string& normalized_email) const;
-  /// Key of the session index (a hash; the store never holds the token).
-  static std::string session_key(const std::string& token);
-  /// The user id a token was issued to ("" if the token is malformed).
-  static std::string token_user(const std::string& token);
 
 private:
   outcome register_user(const v1::Envelope& env, store::event_store& st);
   outcome login(const v1::Envelope& env, store::event_store& st);
   outcome verify(const v1::Envelope& env, store::event_store& st);
+  outcome issue_session(const v1::Envelope& env, store::event_store& st);
+  outcome logout(const v1::Envelope& env, store::event_store& st);
   outcome export_user(const v1::Envelope& env, store::event_store& st);
   outcome delivered(const v1::Envelope& env, store::event_store& st);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
@@ -47,6 +46,7 @@ private:
   std::string name_ = "auth";
   auth_config cfg_;
   std::shared_ptr<crypto::keyring> keys_;
+  crypto::signing_keys signing_;  ///< Ed25519, derived from the node master key
 };
 
 } // namespace custodian::auth

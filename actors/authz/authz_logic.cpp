@@ -39,9 +39,29 @@ outcome authz_logic::handle(const v1::Envelope& env, store::event_store& st) {
     case v1::Command::kProvisionUser: {
       out.record_in_inbox = true;
       out.reply = make_reply(v1::Reply::OK);
-      if (project(env.user_id(), read_events(st, env.user_id())).roles_size() == 0) {
+      if (project(env.user_id(), read_events(st, env.user_id())).history_size() == 0) {
         auto ev = new_event(env);
         ev.mutable_role_granted()->set_role("member");
+        append(out.commit, env.user_id(), ev);
+      }
+      return out;
+    }
+    case v1::Command::kGetRoles:
+      out.reply = make_reply(v1::Reply::OK);
+      *out.reply.mutable_authz_section() = project(env.user_id(), read_events(st, env.user_id()));
+      return out;
+    case v1::Command::kGrantRole: {
+      auto& role = env.command().grant_role().role();
+      if (role != "member" && role != "admin") {
+        out.reply = make_reply(v1::Reply::INVALID, "role must be member or admin");
+        return out;
+      }
+      out.record_in_inbox = true;
+      out.reply = make_reply(v1::Reply::OK);
+      auto roles = project(env.user_id(), read_events(st, env.user_id())).roles();
+      if (std::find(roles.begin(), roles.end(), role) == roles.end()) {
+        auto ev = new_event(env);
+        ev.mutable_role_granted()->set_role(role);
         append(out.commit, env.user_id(), ev);
       }
       return out;

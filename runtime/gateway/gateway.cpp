@@ -4,13 +4,19 @@
 #include "envelope.pb.h"
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/ids.hpp"
+#include "runtime/crypto/token.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/service/helpers.hpp"
 
 #include <httplib.h>
 
+#include <deque>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <sodium.h>
+#include <tuple>
 
 namespace custodian {
 
@@ -69,8 +75,58 @@ void send_reply_error(httplib::Response& res, const v1::Reply& r) {
 
 } // namespace
 
+/// Failed logins per account and per client address within a sliding window;
+/// beyond the limit, logins are refused with 429 until the oldest failure ages out.
+class login_limits {
+public:
+  login_limits(uint64_t per_account, uint64_t per_address, caf::timespan window)
+    : per_account_(per_account), per_address_(per_address), window_(window) {}
+
+  /// Seconds to wait, or 0 if a login may be tried now.
+  int64_t blocked(const std::string& account, const std::string& address) {
+    std::lock_guard<std::mutex> g{mtx_};
+    auto now = std::chrono::steady_clock::now();
+    int64_t wait = 0;
+    for (auto [map, limit, key] : {std::tuple{&accounts_, per_account_, account},
+                                   std::tuple{&addresses_, per_address_, address}}) {
+      auto& q = (*map)[key];
+      while (!q.empty() && now - q.front() > window_)
+        q.pop_front();
+      if (limit > 0 && q.size() >= limit)
+        wait = std::max<int64_t>(
+          wait, std::chrono::duration_cast<std::chrono::seconds>(q.front() + window_ - now).count()
+                  + 1);
+      if (q.empty())
+        map->erase(key);
+    }
+    return wait;
+  }
+  void failed(const std::string& account, const std::string& address) {
+    std::lock_guard<std::mutex> g{mtx_};
+    auto now = std::chrono::steady_clock::now();
+    accounts_[account].push_back(now);
+    addresses_[address].push_back(now);
+  }
+  void succeeded(const std::string& account) {
+    std::lock_guard<std::mutex> g{mtx_};
+    accounts_.erase(account);
+  }
+
+private:
+  using failures = std::map<std::string, std::deque<std::chrono::steady_clock::time_point>>;
+  std::mutex mtx_;
+  uint64_t per_account_;
+  uint64_t per_address_;
+  caf::timespan window_;
+  failures accounts_;
+  failures addresses_;
+};
+
 /// One call into the actor system from a gateway thread.
 struct caller {
+  caller(caf::actor_system& s, router& r, caf::timespan t, std::string n)
+    : sys(s), rt(r), timeout(t), node(std::move(n)) {}
+
   caf::actor_system& sys;
   router& rt;
   caf::timespan timeout;
@@ -99,55 +155,83 @@ struct caller {
     return reply;
   }
 
-  /// Checks the bearer token; on success returns the token's user id. On failure
-  /// it has written the 401 to `res` and returns nullopt.
-  /// A token of an erased user is refused with `erased_status` (401, or 404 where
-  /// the call is about that very user, whose resource no longer exists).
-  std::optional<std::string> authenticate(const httplib::Request& req, httplib::Response& res,
-                                          const std::string& path_uid = {},
-                                          int erased_status = 401) {
+  std::mutex key_mtx;
+  std::string signing_key;  ///< auth's Ed25519 public key, fetched once
+
+  std::string public_key() {
+    {
+      std::lock_guard<std::mutex> g{key_mtx};
+      if (!signing_key.empty())
+        return signing_key;
+    }
+    v1::Envelope env;
+    env.mutable_command()->mutable_get_signing_key();
+    auto r = call("auth", "signing-key", env);
+    if (r.status() != v1::Reply::OK)
+      return "";
+    std::lock_guard<std::mutex> g{key_mtx};
+    signing_key = r.signing_key().public_key();
+    return signing_key;
+  }
+
+  /// Checks the bearer token: Ed25519 signature and expiry here, then with auth
+  /// that its session was not revoked (logout, erase). On failure it has written
+  /// the error to `res` and returns nullopt. A token of an erased user is
+  /// refused with `erased_status` when the call is about that very user (404:
+  /// the resource is gone), else with 401.
+  std::optional<v1::SessionClaims> authenticate(const httplib::Request& req, httplib::Response& res,
+                                                const std::string& path_uid = {},
+                                                int erased_status = 401) {
     auto h = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
     if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0) {
       send_error(res, 401, "missing bearer token");
       return std::nullopt;
     }
-    auto token = h.substr(prefix.size());
-    auto uid = auth::auth_logic::token_user(token);
-    if (uid.empty()) {
+    auto pk = public_key();
+    if (pk.empty()) {
+      send_error(res, 503, "auth is not available to check the token");
+      return std::nullopt;
+    }
+    auto claims = crypto::verify_token(h.substr(prefix.size()), pk, now_ms());
+    if (!claims) {
       send_error(res, 401, "invalid or expired token");
       return std::nullopt;
     }
     v1::Envelope env;
-    env.set_user_id(uid);
-    env.mutable_command()->mutable_verify_session()->set_token(token);
-    auto r = call("auth", uid, env);
+    env.set_user_id(claims->user_id());
+    env.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
+    auto r = call("auth", claims->user_id(), env);
     if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL) {
       send_reply_error(res, r);
       return std::nullopt;
     }
-    if (r.status() == v1::Reply::GONE) {
-      if (erased_status == 404 && uid == path_uid)
-        send_error(res, 404, "no such user");
-      else
-        send_error(res, 401, "invalid or expired token");
+    if (r.status() == v1::Reply::GONE && erased_status == 404 && claims->user_id() == path_uid) {
+      send_error(res, 404, "no such user");
       return std::nullopt;
     }
     if (r.status() != v1::Reply::OK) {
       send_error(res, 401, "invalid or expired token");
       return std::nullopt;
     }
-    return uid;
+    return claims;
   }
 
-  /// authenticate() plus: the token's user must be the user named in the path.
+  static bool is_admin(const v1::SessionClaims& c) {
+    for (auto& r : c.roles())
+      if (r == "admin")
+        return true;
+    return false;
+  }
+
+  /// authenticate() plus: the token's user is the user named in the path, or an admin.
   bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& uid,
                  int erased_status = 401) {
     auto who = authenticate(req, res, uid, erased_status);
     if (!who)
       return false;
-    if (*who != uid) {
-      send_error(res, 403, "a token may only act on its own user");
+    if (who->user_id() != uid && !is_admin(*who)) {
+      send_error(res, 403, "only the user or an admin may do this");
       return false;
     }
     return true;
@@ -163,7 +247,7 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt, caf::actor 
 gateway::~gateway() { stop(); }
 
 void gateway::install_routes() {
-  auto c = std::make_shared<caller>(caller{sys_, *rt_, cfg_.request_timeout, cfg_.node});
+  auto c = std::make_shared<caller>(sys_, *rt_, cfg_.request_timeout, cfg_.node);
   auto& s = *srv_;
   auto lg = log::get("gateway");
   auto wait = cfg_.register_wait;
@@ -183,15 +267,19 @@ void gateway::install_routes() {
       send_error(res, 503, "degraded: " + degraded);
   });
 
-  s.Post("/v1/users", [c, wait](const httplib::Request& req, httplib::Response& res) {
+  // Register, then wait (bounded) for the other services to be provisioned, so
+  // that 201 means the user exists everywhere; else 202 with the job to follow.
+  // Returns false after writing an error.
+  auto register_user = [c, wait](const httplib::Request& req, httplib::Response& res,
+                                 v1::RegisterResponse& out) {
     v1::RegisterRequest body;
     if (auto err = json::parse(req.body, body); !err.empty())
-      return send_error(res, 400, err);
+      return send_error(res, 400, err), false;
     auto email = normalize_email(body.email());
     for (auto problem : {check_email(email), check_password(body.password()),
                          check_display_name(body.display_name())})
       if (!problem.empty())
-        return send_error(res, 400, problem);
+        return send_error(res, 400, problem), false;
     v1::Envelope env;
     auto* cmd = env.mutable_command()->mutable_register_user();
     cmd->set_email(email);
@@ -201,10 +289,8 @@ void gateway::install_routes() {
     // on one actor; the unique email index is what guarantees uniqueness.
     auto r = c->call("auth", auth::auth_logic::route_key(email), env);
     if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    auto out = r.registered();
-    // Wait (bounded) for the other services to be provisioned, so that a 201
-    // means the user exists everywhere; else 202 with the job to follow.
+      return send_reply_error(res, r), false;
+    out = r.registered();
     auto deadline = std::chrono::steady_clock::now() + wait;
     v1::Envelope q;
     q.mutable_command()->mutable_get_job()->set_job_id(out.job_id());
@@ -219,24 +305,104 @@ void gateway::install_routes() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     if (out.state() == "failed")
-      return send_error(res, 503, "registration failed and was rolled back; try again");
-    send_json(res, out.state() == "done" ? 201 : 202, json::print(out));
+      return send_error(res, 503, "registration failed and was rolled back; try again"), false;
+    return true;
+  };
+
+  s.Post("/v1/users", [register_user](const httplib::Request& req, httplib::Response& res) {
+    v1::RegisterResponse out;
+    if (register_user(req, res, out))
+      send_json(res, out.state() == "done" ? 201 : 202, json::print(out));
   });
 
-  s.Post("/v1/sessions", [c](const httplib::Request& req, httplib::Response& res) {
+  // An admin: created with the node's bootstrap secret (custodianctl admin create
+  // reads it from its file) or by another admin.
+  auto secret = cfg_.admin_secret;
+  s.Post("/v1/admins", [c, register_user, secret](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    auto given = req.get_header_value("X-Custodian-Bootstrap");
+    bool by_secret = !secret.empty() && given.size() == secret.size()
+                     && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0;
+    if (!by_secret) {
+      if (!given.empty())
+        return send_error(res, 401, "wrong bootstrap secret");
+      auto who = c->authenticate(req, res);
+      if (!who)
+        return;
+      if (!caller::is_admin(*who))
+        return send_error(res, 403, "only an admin (or the bootstrap secret) creates admins");
+    }
+    v1::RegisterResponse out;
+    if (!register_user(req, res, out))
+      return;
+    v1::Envelope env;
+    env.set_user_id(out.user_id());
+    env.mutable_command()->mutable_grant_role()->set_role("admin");
+    auto r = c->call("authz", out.user_id(), env);
+    if (r.status() != v1::Reply::OK)
+      return send_error(res, 503, "user " + out.user_id() + " registered but the admin role "
+                                    "could not be granted yet: " + r.message());
+    log::get("gateway")->info("admin created user={}", out.user_id());
+    send_json(res, 201, json::print(out));
+  });
+
+  auto limits = std::make_shared<login_limits>(cfg_.login_failures_per_account,
+                                               cfg_.login_failures_per_address,
+                                               cfg_.login_failure_window);
+  s.Post("/v1/sessions", [c, limits](const httplib::Request& req, httplib::Response& res) {
     v1::LoginRequest body;
     if (auto err = json::parse(req.body, body); !err.empty())
       return send_error(res, 400, err);
     if (body.email().empty() || body.password().empty())
       return send_error(res, 400, "email and password are required");
     auto email = normalize_email(body.email());
+    auto account = auth::auth_logic::route_key(email);  // a hash: no email kept in memory
+    if (auto wait_s = limits->blocked(account, req.remote_addr); wait_s > 0) {
+      res.set_header("Retry-After", std::to_string(wait_s));
+      return send_error(res, 429, "too many failed logins; retry in " + std::to_string(wait_s)
+                                    + " s");
+    }
     v1::Envelope env;
     env.mutable_command()->mutable_login()->set_email(email);
     env.mutable_command()->mutable_login()->set_password(body.password());
-    auto r = c->call("auth", auth::auth_logic::route_key(email), env);
+    auto r = c->call("auth", account, env);
+    if (r.status() == v1::Reply::UNAUTHORIZED)
+      limits->failed(account, req.remote_addr);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
-    send_json(res, 200, json::print(r.session()));
+    limits->succeeded(account);
+    auto uid = r.ticket().user_id();
+    // The token carries the user's roles, from authz.
+    v1::Envelope roles_q;
+    roles_q.set_user_id(uid);
+    roles_q.mutable_command()->mutable_get_roles();
+    auto roles = c->call("authz", uid, roles_q);
+    if (roles.status() != v1::Reply::OK)
+      return send_error(res, 503, "authz is not available to read the user's roles");
+    v1::Envelope issue;
+    issue.set_user_id(uid);
+    auto* is = issue.mutable_command()->mutable_issue_session();
+    is->set_ticket(r.ticket().ticket());
+    for (auto& role : roles.authz_section().roles())
+      is->add_roles(role);
+    auto session = c->call("auth", uid, issue);
+    if (session.status() != v1::Reply::OK)
+      return send_reply_error(res, session);
+    send_json(res, 200, json::print(session.session()));
+  });
+
+  // Log out: the token's session is revoked at once.
+  s.Delete("/v1/sessions", [c](const httplib::Request& req, httplib::Response& res) {
+    auto who = c->authenticate(req, res);
+    if (!who)
+      return;
+    v1::Envelope env;
+    env.set_user_id(who->user_id());
+    env.mutable_command()->mutable_logout()->set_session_id(who->session_id());
+    auto r = c->call("auth", who->user_id(), env);
+    if (r.status() != v1::Reply::OK)
+      return send_reply_error(res, r);
+    res.status = 204;
   });
 
   auto mem = membership_;

@@ -24,6 +24,11 @@ struct gateway_config {
   caf::timespan register_wait = std::chrono::seconds(5);
   size_t threads = 8;
   std::string node = "node";
+  /// Bootstrap secret for POST /v1/admins ("" = only admins create admins).
+  std::string admin_secret;
+  uint64_t login_failures_per_account = 5;
+  uint64_t login_failures_per_address = 20;
+  caf::timespan login_failure_window = std::chrono::minutes(5);
 };
 
 class gateway {

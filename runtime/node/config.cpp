@@ -28,7 +28,15 @@ node_config::node_config() {
     .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
     .add(gateway_timeout, "request-timeout", "how long the gateway waits for a service")
     .add(register_wait, "register-wait", "how long POST /v1/users waits for provisioning")
-    .add(gateway_threads, "threads", "HTTP worker threads");
+    .add(gateway_threads, "threads", "HTTP worker threads")
+    .add(admin_secret_file, "admin-secret-file",
+         "bootstrap secret for creating admins (created 0600 if absent; default "
+         "<data-dir>/admin.secret)")
+    .add(login_failures_per_account, "login-failures-per-account",
+         "failed logins of one account within the window before 429 (0 = no limit)")
+    .add(login_failures_per_address, "login-failures-per-address",
+         "failed logins from one client address within the window before 429 (0 = no limit)")
+    .add(login_failure_window, "login-failure-window", "window of the failed-login limits");
   opt_group{custom_options_, "store"}
     .add(store_backend, "backend", "event store backend: sqlite")
     .add(data_dir, "data-dir", "directory of the embedded store (one file per service)")

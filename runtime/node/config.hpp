@@ -31,6 +31,10 @@ struct node_config : caf::actor_system_config {
   caf::timespan gateway_timeout = std::chrono::seconds(10);
   caf::timespan register_wait = std::chrono::seconds(5);
   uint64_t gateway_threads = 8;
+  std::string admin_secret_file;  ///< "" = <data-dir>/admin.secret
+  uint64_t login_failures_per_account = 5;
+  uint64_t login_failures_per_address = 20;
+  caf::timespan login_failure_window = std::chrono::minutes(5);
   // [store]
   std::string store_backend = "sqlite";
   std::string data_dir = "./data";

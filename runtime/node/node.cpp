@@ -12,6 +12,7 @@
 #include "runtime/supervision/supervisor.hpp"
 
 #include <csignal>
+#include <sodium.h>
 #include <filesystem>
 #include <iostream>
 
@@ -166,6 +167,17 @@ std::string node::start() {
     gc.register_wait = cfg_.register_wait;
     gc.threads = cfg_.gateway_threads;
     gc.node = cfg_.node_name;
+    gc.login_failures_per_account = cfg_.login_failures_per_account;
+    gc.login_failures_per_address = cfg_.login_failures_per_address;
+    gc.login_failure_window = cfg_.login_failure_window;
+    auto secret_file = cfg_.admin_secret_file.empty() ? cfg_.data_dir + "/admin.secret"
+                                                      : cfg_.admin_secret_file;
+    crypto::key32 secret;
+    if (auto err = crypto::load_or_create_master_key(secret_file, secret); !err.empty())
+      return "admin secret: " + err;
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
+    gc.admin_secret = hex;
     gateway_ = std::make_unique<gateway>(sys_, rt_, membership_, gc);
     if (auto err = gateway_->start(); !err.empty())
       return err;

@@ -11,6 +11,7 @@
 #include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/common/ids.hpp"
 #include "runtime/crypto/keyring.hpp"
+#include "runtime/crypto/token.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/shard_core.hpp"
 #include "runtime/store/sqlite_store.hpp"
@@ -130,7 +131,7 @@ BOOST_AUTO_TEST_CASE(second_registration_of_an_email_conflicts_and_changes_nothi
   BOOST_TEST(f.st->outbox_depth() == depth);
 }
 
-BOOST_AUTO_TEST_CASE(login_verifies_the_argon2id_hash_and_issues_a_checked_token) {
+BOOST_AUTO_TEST_CASE(login_verifies_the_argon2id_hash_and_issues_a_signed_token) {
   service_fixture f{"auth", [](auto k) { return std::make_shared<auth::auth_logic>(cheap_auth(), k); }};
   auto uid = f.run(register_cmd("ada@example.com")).reply.registered().user_id();
   BOOST_TEST(f.run(login_cmd("ada@example.com", "wrong password")).reply.status()
@@ -139,20 +140,34 @@ BOOST_AUTO_TEST_CASE(login_verifies_the_argon2id_hash_and_issues_a_checked_token
              == v1::Reply::UNAUTHORIZED);
   auto ok = f.run(login_cmd("ada@example.com", "correct horse"));
   BOOST_TEST_REQUIRE(ok.reply.status() == v1::Reply::OK);
-  auto token = ok.reply.session().token();
-  BOOST_TEST(auth::auth_logic::token_user(token) == uid);
+  BOOST_TEST(ok.reply.ticket().user_id() == uid);
+
+  auto issue = envelope(uid);
+  issue.mutable_command()->mutable_issue_session()->set_ticket(ok.reply.ticket().ticket());
+  issue.mutable_command()->mutable_issue_session()->add_roles("member");
+  auto session = f.run(issue).reply;
+  BOOST_TEST_REQUIRE(session.status() == v1::Reply::OK);
+  issue.set_request_id(new_id());
+  BOOST_TEST(f.run(issue).reply.status() == v1::Reply::UNAUTHORIZED);  // a ticket is used once
+
+  auto key = envelope("");
+  key.mutable_command()->mutable_get_signing_key();
+  auto pk = f.run(key).reply.signing_key().public_key();
+  auto claims = crypto::verify_token(session.session().token(), pk, now_ms());
+  BOOST_TEST_REQUIRE(claims.has_value());
+  BOOST_TEST(claims->user_id() == uid);
+  BOOST_TEST(claims->roles(0) == "member");
+  auto forged = session.session().token();
+  forged[forged.size() / 3] = forged[forged.size() / 3] == 'A' ? 'B' : 'A';
+  BOOST_TEST(!crypto::verify_token(forged, pk, now_ms()));
+  BOOST_TEST(!crypto::verify_token(session.session().token(), pk, claims->expires_ms()));  // expired
 
   auto verify = envelope(uid);
-  verify.mutable_command()->mutable_verify_session()->set_token(token);
+  verify.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
   BOOST_TEST(f.run(verify).reply.status() == v1::Reply::OK);
-  auto forged = token;
-  forged.back() = forged.back() == '0' ? '1' : '0';
-  verify.mutable_command()->mutable_verify_session()->set_token(forged);
-  BOOST_TEST(f.run(verify).reply.status() == v1::Reply::UNAUTHORIZED);
 
   // Erasure revokes the session and refuses the login.
   BOOST_TEST(f.run(erase(uid, "job/erase/auth")).reply.status() == v1::Reply::OK);
-  verify.mutable_command()->mutable_verify_session()->set_token(token);
   BOOST_TEST(f.run(verify).reply.status() == v1::Reply::GONE);
   BOOST_TEST(f.run(login_cmd("ada@example.com", "correct horse")).reply.status()
              == v1::Reply::UNAUTHORIZED);

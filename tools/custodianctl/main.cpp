@@ -7,8 +7,11 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
+#include <sodium.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 #include <chrono>
 #include <cstdlib>
@@ -40,7 +43,12 @@ const std::map<std::string, std::string> help{
   {"erase", "custodianctl erase --token T [--wait]\n"
             "  Erases the token's user everywhere; prints the job. With --wait, waits until done."},
   {"job", "custodianctl job JOB_ID [--token T]\n"
-          "  Shows a job (export jobs need the owner's token)."},
+          "  Shows a job (export jobs need the owner's or an admin's token)."},
+  {"logout", "custodianctl logout --token T\n"
+             "  Revokes the token's session."},
+  {"admin", "custodianctl admin create --email E --password P --name NAME [--secret-file F | --token T]\n"
+            "  Creates an admin user. Authorized by the node's bootstrap secret (the file\n"
+            "  gateway.admin-secret-file, default ./data/admin.secret) or by an admin's token."},
 };
 
 void print_usage(std::ostream& os) {
@@ -128,8 +136,8 @@ struct client {
 
   /// Sends one request; returns the body, or exits with a sentence.
   std::string call(const std::string& method, const std::string& path, const std::string& body,
-                   const std::string& token, int* status_out = nullptr) {
-    httplib::Headers h;
+                   const std::string& token, int* status_out = nullptr,
+                   httplib::Headers h = {}) {
     if (!token.empty())
       h.emplace("Authorization", "Bearer " + token);
     httplib::Result r{nullptr, httplib::Error::Unknown};
@@ -159,11 +167,20 @@ struct client {
   }
 };
 
+/// The user a token was issued to, read from its (signed) claims. The gateway
+/// verifies the signature; this only picks the path.
 std::string token_user(const std::string& token) {
   auto dot = token.find('.');
-  if (dot == std::string::npos)
-    throw usage_error{"the token is malformed (expected USER_ID.SECRET)"};
-  return token.substr(0, dot);
+  std::string bin(token.size(), '\0');
+  size_t len = 0;
+  custodian::v1::SessionClaims claims;
+  if (dot == std::string::npos
+      || sodium_base642bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), token.data(),
+                           dot, nullptr, &len, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+           != 0
+      || !claims.ParseFromArray(bin.data(), static_cast<int>(len)) || claims.user_id().empty())
+    throw usage_error{"the token is malformed (use the \"token\" printed by custodianctl login)"};
+  return claims.user_id();
 }
 
 std::string wait_job(client& c, const std::string& job_id, const std::string& token) {
@@ -235,6 +252,32 @@ int run(int argc, char** argv) {
     custodian::v1::JobAccepted job;
     if (a.flag("wait") && from_json(out, job))
       out = wait_job(c, job.job_id(), a.command == "export" ? token : "");
+  } else if (a.command == "logout") {
+    c.call("DELETE", "/v1/sessions", "", a.need("token", "CUSTODIAN_TOKEN"));
+    out = "{}";
+  } else if (a.command == "admin") {
+    if (a.positional.size() != 1 || a.positional[0] != "create")
+      throw usage_error{"admin takes one subcommand: create"};
+    custodian::v1::RegisterRequest req;
+    req.set_email(a.need("email"));
+    req.set_password(a.need("password", "CUSTODIAN_PASSWORD"));
+    req.set_display_name(a.need("name"));
+    httplib::Headers h;
+    auto token = a.get("token");
+    if (token.empty()) {
+      auto file = a.get("secret-file");
+      if (file.empty())
+        file = "./data/admin.secret";
+      std::ifstream in{file, std::ios::binary};
+      std::string raw{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      if (raw.size() != 32)
+        throw usage_error{"cannot read the bootstrap secret from " + file
+                          + " (32 bytes; see --secret-file)"};
+      char hex[65];
+      sodium_bin2hex(hex, sizeof hex, reinterpret_cast<const unsigned char*>(raw.data()), 32);
+      h.emplace("X-Custodian-Bootstrap", hex);
+    }
+    out = c.call("POST", "/v1/admins", to_json(req), token, nullptr, h);
   } else if (a.command == "job") {
     if (a.positional.size() != 1)
       throw usage_error{"job needs exactly one JOB_ID"};
