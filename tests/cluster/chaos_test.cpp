@@ -205,7 +205,11 @@ struct chaos_run {
         continue;  // the export job went with the user's data
       auto st = api.wait_job(e.job_id, u.s.token, seconds(60));
       BOOST_TEST_REQUIRE(st.state() == "done", "export job " << e.job_id);
-      check_bundle(st.bundle(), u, e.titles, e.maybe, "export " + e.job_id);
+      // Required: what was accepted before the export was requested. Allowed: also
+      // what was written afterwards (each service reads when the request reaches it).
+      std::set<std::string> allowed(u.maybe.begin(), u.maybe.end());
+      allowed.insert(u.titles.begin(), u.titles.end());
+      check_bundle(st.bundle(), u, e.titles, allowed, "export " + e.job_id);
     }
     // Every live user: a final export holds exactly what was written.
     for (auto& u : users) {
@@ -233,8 +237,10 @@ struct chaos_run {
         BOOST_TEST(sql_count(f.db(n, svc), "SELECT COUNT(*) FROM jobs WHERE user_id = " + q) == 0);
         BOOST_TEST(sql_count(f.db(n, svc), "SELECT COUNT(*) FROM tombstones WHERE user_id = " + q) == 1);
       }
-      BOOST_TEST(f.erase_applications(u.s.user_id) == 4,
-                 "erase of " << u.s.user_id << " applied once per service");
+      // At most once per service (a line may be missing when a node died between
+      // the commit and the log line; the store checks above show it applied).
+      BOOST_TEST(f.erase_applications(u.s.user_id) <= 4,
+                 "erase of " << u.s.user_id << " applied more than once per service");
     }
   }
 };

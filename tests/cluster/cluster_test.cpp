@@ -140,8 +140,11 @@ BOOST_FIXTURE_TEST_CASE(coordinator_killed_during_fan_out, cluster_fixture) {
   node("a").start();
   api = std::make_unique<api_client>(node("a").url());
   BOOST_TEST(wait_until([&] { return all_done(job_states(*api, jobs)); }, seconds(30)));
+  // No service applied any erase twice. (A line can be missing, not doubled: the
+  // line is written after the commit, and A may die between the two; the
+  // stores below show every erase was applied.)
   for (auto& u : users)
-    BOOST_TEST(erase_applications(u.user_id) == 4);  // no service applied any erase twice
+    BOOST_TEST(erase_applications(u.user_id) <= 4);
   for (auto& [n, p] : nodes)
     BOOST_TEST(p->stop() == 0);
   for (auto [n, svc] : std::vector<std::pair<std::string, std::string>>{
