@@ -16,6 +16,8 @@ node_config::node_config() {
     .add(node_name, "name", "name of this node (logs, origins)")
     .add(services, "services", "services this node hosts (auth, authz, user, watchhistory)")
     .add(shards, "shards", "virtual shards per service (same on every node)")
+    .add(max_message_bytes, "max-message-bytes",
+         "largest envelope a shard actor accepts (local or from a peer)")
     .add(placement, "placement", "host only some shards: [\"service:lo-hi\", ...]");
   opt_group{custom_options_, "cluster"}
     .add(cluster_listen, "listen", "address for peer nodes HOST:PORT (empty: standalone)")

@@ -16,6 +16,7 @@ struct node_config : caf::actor_system_config {
   std::string node_name = "node-1";
   std::vector<std::string> services{"auth", "authz", "user", "watchhistory"};
   uint32_t shards = 16;
+  uint64_t max_message_bytes = 4 * 1024 * 1024;
   /// "service:lo-hi" entries: host only these virtual shards of a service
   /// (default: every shard of each service in `services`).
   std::vector<std::string> placement;

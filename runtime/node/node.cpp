@@ -89,7 +89,7 @@ std::string node::start() {
     bool detached = svc == "auth";
     auto hosted = hosted_shards(cfg_, svc);
     for (auto i : hosted) {
-      shard_deps deps{svc, i, core, rt_};
+      shard_deps deps{svc, i, core, rt_, cfg_.max_message_bytes};
       auto rt = rt_;
       children.push_back(child_spec{
         svc + "/shard-" + std::to_string(i),

@@ -15,6 +15,8 @@ struct shard_deps {
   uint32_t shard = 0;
   std::shared_ptr<shard_core> core;
   std::shared_ptr<router> rt;
+  /// Larger envelopes (local or from the network) are refused unread.
+  size_t max_message_bytes = 4 * 1024 * 1024;
 };
 
 shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps);

@@ -5,6 +5,9 @@
 #include "tests/support/e2e_fixture.hpp"
 
 #include <atomic>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <sstream>
 #include <mutex>
 #include <cstdio>
 #include <thread>
@@ -233,4 +236,25 @@ BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
     BOOST_TEST(code == 1);
     BOOST_TEST(out.find("cannot listen") != std::string::npos, out);
   }
+}
+
+BOOST_AUTO_TEST_CASE(json_log_lines) {
+  e2e_fixture f{{"--log.format=json"}};
+  auto u = f.make_user("jsonlog", "Json \"Quoted\" Name");
+  auto d = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST(f.api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state() == "done");
+  BOOST_TEST(f.node.stop() == 0);
+  std::istringstream log{slurp(f.node.log_file)};
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) {
+    if (line.empty() || line[0] != '{')
+      continue;  // the start-up hint on stdout is not a log line
+    google::protobuf::Struct obj;
+    BOOST_TEST(google::protobuf::util::JsonStringToMessage(line, &obj).ok(), line);
+    for (auto key : {"ts", "level", "logger", "msg"})
+      BOOST_TEST(obj.fields().count(key) == 1u, line);
+    BOOST_TEST(line.find(u.email) == std::string::npos);
+    ++lines;
+  }
+  BOOST_TEST(lines > 5);
 }
