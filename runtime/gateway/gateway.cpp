@@ -7,6 +7,7 @@
 #include "runtime/crypto/token.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/gateway/json.hpp"
+#include "runtime/gateway/requests.hpp"
 #include "runtime/service/helpers.hpp"
 
 #include <httplib.h>
@@ -272,19 +273,11 @@ void gateway::install_routes() {
   // Returns false after writing an error.
   auto register_user = [c, wait](const httplib::Request& req, httplib::Response& res,
                                  v1::RegisterResponse& out) {
-    v1::RegisterRequest body;
-    if (auto err = json::parse(req.body, body); !err.empty())
-      return send_error(res, 400, err), false;
-    auto email = normalize_email(body.email());
-    for (auto problem : {check_email(email), check_password(body.password()),
-                         check_display_name(body.display_name())})
-      if (!problem.empty())
-        return send_error(res, 400, problem), false;
     v1::Envelope env;
-    auto* cmd = env.mutable_command()->mutable_register_user();
-    cmd->set_email(email);
-    cmd->set_password(body.password());
-    cmd->set_display_name(body.display_name());
+    if (auto err = body_to_command(body_kind::register_user, req.body, *env.mutable_command());
+        !err.empty())
+      return send_error(res, 400, err), false;
+    auto email = env.command().register_user().email();
     // Same email -> same auth shard: concurrent registrations of one address queue up
     // on one actor; the unique email index is what guarantees uniqueness.
     auto r = c->call("auth", auth::auth_logic::route_key(email), env);
@@ -350,21 +343,15 @@ void gateway::install_routes() {
                                                cfg_.login_failures_per_address,
                                                cfg_.login_failure_window);
   s.Post("/v1/sessions", [c, limits](const httplib::Request& req, httplib::Response& res) {
-    v1::LoginRequest body;
-    if (auto err = json::parse(req.body, body); !err.empty())
+    v1::Envelope env;
+    if (auto err = body_to_command(body_kind::login, req.body, *env.mutable_command()); !err.empty())
       return send_error(res, 400, err);
-    if (body.email().empty() || body.password().empty())
-      return send_error(res, 400, "email and password are required");
-    auto email = normalize_email(body.email());
-    auto account = auth::auth_logic::route_key(email);  // a hash: no email kept in memory
+    auto account = auth::auth_logic::route_key(env.command().login().email());  // no email kept
     if (auto wait_s = limits->blocked(account, req.remote_addr); wait_s > 0) {
       res.set_header("Retry-After", std::to_string(wait_s));
       return send_error(res, 429, "too many failed logins; retry in " + std::to_string(wait_s)
                                     + " s");
     }
-    v1::Envelope env;
-    env.mutable_command()->mutable_login()->set_email(email);
-    env.mutable_command()->mutable_login()->set_password(body.password());
     auto r = c->call("auth", account, env);
     if (r.status() == v1::Reply::UNAUTHORIZED)
       limits->failed(account, req.remote_addr);
@@ -438,14 +425,11 @@ void gateway::install_routes() {
     auto uid = req.matches[1].str();
     if (!c->authorize(req, res, uid))
       return;
-    v1::UpdateProfileRequest body;
-    if (auto err = json::parse(req.body, body); !err.empty())
-      return send_error(res, 400, err);
-    if (auto problem = check_display_name(body.display_name()); !problem.empty())
-      return send_error(res, 400, problem);
     v1::Envelope env;
     env.set_user_id(uid);
-    env.mutable_command()->mutable_update_profile()->set_display_name(body.display_name());
+    if (auto err = body_to_command(body_kind::update_profile, req.body, *env.mutable_command());
+        !err.empty())
+      return send_error(res, 400, err);
     auto r = c->call("user", uid, env);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
@@ -470,14 +454,11 @@ void gateway::install_routes() {
     auto uid = req.matches[1].str();
     if (!c->authorize(req, res, uid))
       return;
-    v1::WatchRequest body;
-    if (auto err = json::parse(req.body, body); !err.empty())
-      return send_error(res, 400, err);
     v1::Envelope env;
     env.set_user_id(uid);
-    auto* cmd = env.mutable_command()->mutable_record_watch();
-    cmd->set_title_id(body.title_id());
-    cmd->set_progress_s(body.progress_s());
+    if (auto err = body_to_command(body_kind::record_watch, req.body, *env.mutable_command());
+        !err.empty())
+      return send_error(res, 400, err);
     auto r = c->call("watchhistory", uid, env);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
