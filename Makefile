@@ -1,10 +1,11 @@
 # The two commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup build run test unit e2e chaos clean
+.PHONY: setup build run test unit e2e chaos fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -35,3 +36,21 @@ clean:
 CHAOS_SCHEDULES ?= 20
 chaos: build
 	@cd $(BUILD) && CUSTODIAN_CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) ./tests/chaos_test
+
+# libFuzzer targets (fuzz/), built with clang in build-fuzz/, each run FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = request envelope config
+fuzz:
+	@bash scripts/setup.sh --fuzz
+	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCUSTODIAN_FUZZ=ON > /dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t && cp -n fuzz/corpus/$$t/* build-fuzz/corpus/$$t/ 2>/dev/null; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t 2>&1 \
+	    | grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY)|Done [0-9]+ runs" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	  echo "corpus: $$(ls build-fuzz/corpus/$$t | wc -l) inputs"; \
+	done

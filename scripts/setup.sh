@@ -15,6 +15,11 @@ packages=(
   curl python3
 )
 
+# `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime).
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

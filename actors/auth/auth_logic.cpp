@@ -30,7 +30,7 @@ std::string hash_hex(const std::string& domain, const std::string& data) {
 auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys)
   : cfg_(std::move(cfg)), keys_(std::move(keys)) {
   init_crypto();
-  signing_ = crypto::keys_from_seed(crypto::derive(keys_->master(), 1, "cstdsign"));
+  signing_ = crypto::keys_from_seed(keys_->secret("session-signing"));
 }
 
 std::string auth_logic::route_key(const std::string& normalized_email) {

@@ -13,12 +13,33 @@ uint64_t service_id(const std::string& service) {
 } // namespace
 
 keyring::keyring(const key32& master, std::string service, std::shared_ptr<store::event_store> st)
-  : master_(master),
-    wrap_(derive(master, service_id(service), "cstdwrap")),
-    index_(derive(master, service_id(service), "cstdindx")),
-    mac_(derive(master, service_id(service), "cstdmac_")),
+  : wrap_(derive(master, service_id(service), "cstdwrap")),
     service_(std::move(service)),
     store_(std::move(st)) {
+  index_ = secret("index");
+}
+
+key32 keyring::secret(const std::string& name) {
+  return *data_key("_secret/" + name, true);
+}
+
+size_t keyring::rewrap(store::event_store& st, const std::string& service,
+                       const key32& old_master, const key32& new_master) {
+  auto old_wrap = derive(old_master, service_id(service), "cstdwrap");
+  auto new_wrap = derive(new_master, service_id(service), "cstdwrap");
+  std::vector<std::pair<std::string, std::string>> changed;
+  for (auto& [id, sealed] : st.keys_all()) {
+    auto ad = service + "/" + id + "/data-key";
+    if (crypto::open(new_wrap, sealed, ad))
+      continue;  // done by an earlier, interrupted run
+    auto raw = crypto::open(old_wrap, sealed, ad);
+    if (!raw)
+      throw store::store_error(store::errc::io, "a " + service + " key opens with neither the "
+                                                "old nor the new master key");
+    changed.emplace_back(id, crypto::seal(new_wrap, *raw, ad));
+  }
+  st.keys_replace(changed);
+  return changed.size();
 }
 
 std::string keyring::ad(const std::string& user_id, std::string_view what) const {

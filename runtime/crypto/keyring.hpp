@@ -27,20 +27,24 @@ public:
   void destroy(const std::string& user_id);
   /// Keyed hash for a unique lookup (e.g. the email index), never the plaintext.
   std::string index_key(std::string_view space, std::string_view value) const;
-  /// Secret for message authentication codes of this service.
-  const key32& mac_key() const { return mac_; }
+  /// A named secret of this service (e.g. the session signing seed): random,
+  /// kept sealed in the key table, so it survives master key rotation.
+  key32 secret(const std::string& name);
   const std::string& service() const { return service_; }
-  /// The node master key (for signing-key derivation).
-  const key32& master() const { return master_; }
+
+  /// Master key rotation: re-seals every key of `st`'s key table from `old_master`
+  /// to `new_master`, in one write. Resumable: keys already sealed with the new
+  /// master are kept. Returns how many keys were re-sealed; throws store_error if
+  /// a key opens with neither.
+  static size_t rewrap(store::event_store& st, const std::string& service,
+                       const key32& old_master, const key32& new_master);
 
 private:
   std::optional<key32> data_key(const std::string& user_id, bool create);
   std::string ad(const std::string& user_id, std::string_view what) const;
 
-  key32 master_;
-  key32 wrap_;   ///< seals data keys
-  key32 index_;  ///< keys lookup hashes
-  key32 mac_;
+  key32 wrap_;   ///< seals data keys (derived from the master key)
+  key32 index_;  ///< keys lookup hashes (a secret of the key table)
   std::string service_;
   std::shared_ptr<store::event_store> store_;
 };

@@ -21,8 +21,6 @@
 
 namespace custodian {
 
-namespace v1 = custodian::v1;
-
 namespace {
 
 int http_status(v1::Reply::Status s) {

@@ -45,7 +45,10 @@ node_config::node_config() {
     .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal");
   opt_group{custom_options_, "crypto"}
     .add(master_key_file, "master-key-file",
-         "node master key (32 bytes, mode 0600; created if absent; default <data-dir>/master.key)");
+         "node master key (32 bytes, mode 0600; created if absent; default <data-dir>/master.key)")
+    .add(rotate_to, "rotate-to",
+         "master key rotation: re-seal every key table for the key in this file (created if "
+         "absent), then exit; the node must be stopped");
   opt_group{custom_options_, "auth"}
     .add(pwhash_ops, "pwhash-ops", "argon2id passes (crypto_pwhash opslimit)")
     .add(pwhash_mem_kib, "pwhash-mem-kib", "argon2id memory in KiB (crypto_pwhash memlimit)")

@@ -42,6 +42,7 @@ struct node_config : caf::actor_system_config {
   std::string synchronous = "full";
   // [crypto]
   std::string master_key_file;  ///< "" = <data-dir>/master.key
+  std::string rotate_to;        ///< set: re-seal the key tables for this new master key, exit
   // [auth]
   uint64_t pwhash_ops = 2;
   uint64_t pwhash_mem_kib = 65536;

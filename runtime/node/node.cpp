@@ -209,6 +209,34 @@ void node::stop() {
   log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
 }
 
+int rotate_master_key(const node_config& cfg) {
+  auto old_file = cfg.master_key_file.empty() ? cfg.data_dir + "/master.key" : cfg.master_key_file;
+  crypto::key32 old_key, new_key;
+  if (auto err = crypto::load_or_create_master_key(old_file, old_key); !err.empty()) {
+    std::cerr << "custodian-node: " << err << "\n";
+    return 1;
+  }
+  if (auto err = crypto::load_or_create_master_key(cfg.rotate_to, new_key); !err.empty()) {
+    std::cerr << "custodian-node: " << err << "\n";
+    return 1;
+  }
+  try {
+    for (auto& svc : cfg.services) {
+      store::sqlite_store st{store::sqlite_options{cfg.data_dir + "/" + svc + ".db", cfg.synchronous}};
+      auto n = crypto::keyring::rewrap(st, svc, old_key, new_key);
+      std::cout << "custodian-node: " << svc << ": re-sealed " << n << " keys\n";
+    }
+  } catch (const store::store_error& e) {
+    std::cerr << "custodian-node: rotation stopped: " << e.what()
+              << " (it is safe to run it again)\n";
+    return 1;
+  }
+  std::cout << "custodian-node: every key table is sealed with " << cfg.rotate_to
+            << "; start the node with --crypto.master-key-file=" << cfg.rotate_to
+            << " (or move it over " << old_file << ") and destroy the old key file\n";
+  return 0;
+}
+
 int run_node(int argc, char** argv) {
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
@@ -239,6 +267,8 @@ int run_node(int argc, char** argv) {
     return 2;
   }
   init_crypto();
+  if (!cfg.rotate_to.empty())
+    return rotate_master_key(cfg);
   caf::actor_system sys{cfg};
   int rc = 0;
   {

@@ -54,6 +54,10 @@ private:
   bool stopped_ = false;
 };
 
+/// Master key rotation (crypto.rotate-to): re-seals the key tables of every
+/// hosted service for the new master key. The node must be stopped.
+int rotate_master_key(const node_config& cfg);
+
 /// Runs a node until SIGINT or SIGTERM; the body of custodian-node's main().
 int run_node(int argc, char** argv);
 

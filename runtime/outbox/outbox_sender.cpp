@@ -8,8 +8,6 @@
 
 namespace custodian {
 
-namespace v1 = custodian::v1;
-
 int64_t backoff_ms(int32_t attempt, int64_t base_ms, int64_t max_ms, uint32_t random) {
   int64_t d = base_ms;
   for (int32_t i = 1; i < attempt && d < max_ms; ++i)

@@ -18,8 +18,6 @@ namespace crypto {
 class keyring;
 }
 
-namespace v1 = custodian::v1;
-
 struct outcome {
   v1::Reply reply;
   store::commit commit;

@@ -143,6 +143,10 @@ public:
   virtual std::string key_put(const std::string& user_id, const std::string& sealed) = 0;
   /// Destroys the user's key (idempotent); durable when it returns.
   virtual void key_destroy(const std::string& user_id) = 0;
+  /// Every (id, sealed key) of the key table (master key rotation).
+  virtual std::vector<std::pair<std::string, std::string>> keys_all() = 0;
+  /// Replaces sealed keys, all in one write (master key rotation).
+  virtual void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) = 0;
 
   /// Flushes and closes (SQLite: checkpoints and truncates the WAL). Idempotent.
   virtual void close() = 0;

@@ -227,6 +227,34 @@ std::string sqlite_store::key_put(const std::string& user_id, const std::string&
   return s.str(0);
 }
 
+std::vector<std::pair<std::string, std::string>> sqlite_store::keys_all() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  std::vector<std::pair<std::string, std::string>> out;
+  stmt s{keys_, "SELECT user_id, sealed FROM keys"};
+  while (s.step())
+    out.emplace_back(s.str(0), s.str(1));
+  return out;
+}
+
+void sqlite_store::keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  require_open();
+  sqlite3_exec(keys_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  try {
+    stmt s{keys_, "UPDATE keys SET sealed = ?2 WHERE user_id = ?1"};
+    for (auto& [id, sealed] : keys) {
+      s.reset();
+      s.bind(1, id).bind_blob(2, sealed).run();
+    }
+    if (sqlite3_exec(keys_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+      throw store_error(errc::io, std::string("sqlite: ") + sqlite3_errmsg(keys_));
+  } catch (...) {
+    sqlite3_exec(keys_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
 void sqlite_store::key_destroy(const std::string& user_id) {
   std::lock_guard<std::mutex> guard{mtx_};
   require_open();

@@ -39,6 +39,8 @@ public:
   std::optional<std::string> key_get(const std::string& user_id) override;
   std::string key_put(const std::string& user_id, const std::string& sealed) override;
   void key_destroy(const std::string& user_id) override;
+  std::vector<std::pair<std::string, std::string>> keys_all() override;
+  void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) override;
   void close() override;
 
 private:

@@ -56,13 +56,34 @@ BOOST_AUTO_TEST_CASE(destroyed_key_makes_a_copy_of_the_data_unreadable) {
   keys.destroy("u1");
   BOOST_TEST(!keys.open("u1", sealed, "display_name"));  // the ciphertext copy is dead
   BOOST_TEST(*keys.open("u2", other, "display_name") == "Grace Hopper");
-  // Another node's master key cannot unseal this node's data keys.
-  keyring foreign{random_key(), "user", st};
-  BOOST_CHECK_THROW(foreign.open("u2", other, "display_name"), store::store_error);
-  // Index keys are keyed: same input, same key; nothing of the input in it.
+  // Another node's master key cannot unseal this node's key table.
+  BOOST_CHECK_THROW((keyring{random_key(), "user", st}), store::store_error);
+  // Index keys are keyed: same input, same key; another key table, another key.
+  auto st2 = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("other.db"), "full"});
+  keyring elsewhere{master, "user", st2};
   BOOST_TEST(keys.index_key("email", "ada@example.com") == keys.index_key("email", "ada@example.com"));
-  BOOST_TEST(keys.index_key("email", "ada@example.com") != foreign.index_key("email", "ada@example.com"));
+  BOOST_TEST(keys.index_key("email", "ada@example.com") != elsewhere.index_key("email", "ada@example.com"));
+  st2->close();
   st->close();
   for (auto f : {"user.db", "user.keys.db"})
     BOOST_TEST(test::slurp(dir.file(f)).find("Ada") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(master_key_rotation_reseals_every_key) {
+  test::temp_dir dir;
+  auto old_master = random_key(), new_master = random_key();
+  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("auth.db"), "full"});
+  std::string sealed, index_before;
+  {
+    keyring keys{old_master, "auth", st};
+    sealed = keys.seal("u1", "ada@example.com", "email");
+    index_before = keys.index_key("email", "ada@example.com");
+  }
+  auto n = keyring::rewrap(*st, "auth", old_master, new_master);
+  BOOST_TEST(n == 2u);  // u1's data key and the index secret
+  BOOST_TEST(keyring::rewrap(*st, "auth", old_master, new_master) == 0u);  // resumable
+  keyring rotated{new_master, "auth", st};
+  BOOST_TEST(*rotated.open("u1", sealed, "email") == "ada@example.com");
+  BOOST_TEST(rotated.index_key("email", "ada@example.com") == index_before);  // lookups still work
+  BOOST_CHECK_THROW((keyring{old_master, "auth", st}), store::store_error);  // old key is useless
 }
