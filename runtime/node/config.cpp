@@ -84,23 +84,35 @@ std::vector<std::string> node_config::check_file(const std::string& path) const 
     problems.push_back("config file " + path + ": " + render(raw.error()));
     return problems;
   }
+  for (auto& key : unknown_keys(*raw))
+    problems.push_back("config file " + path + ": unknown key " + key);
+  if (!problems.empty())
+    return problems;
   auto typed = parse_config_file(path.c_str(), custom_options_);
-  for (auto& grp : *raw) {
+  for (auto& grp : *raw)
+    if (auto* keys = caf::get_if<caf::settings>(&grp.second))
+      for (auto& kv : *keys) {
+        auto name = grp.first + "." + kv.first;
+        if (!typed || caf::get_if(&*typed, name) == nullptr)
+          problems.push_back("config file " + path + ": invalid value for " + name + ": "
+                             + caf::to_string(kv.second));
+      }
+  return problems;
+}
+
+std::vector<std::string> node_config::unknown_keys(const caf::settings& raw) const {
+  std::vector<std::string> out;
+  for (auto& grp : raw) {
     auto* keys = caf::get_if<caf::settings>(&grp.second);
     if (keys == nullptr) {
-      problems.push_back("config file " + path + ": unknown key " + grp.first);
+      out.push_back(grp.first);
       continue;
     }
-    for (auto& kv : *keys) {
-      auto name = grp.first + "." + kv.first;
-      if (custom_options_.qualified_name_lookup(name) == nullptr)
-        problems.push_back("config file " + path + ": unknown key " + name);
-      else if (!typed || caf::get_if(&*typed, name) == nullptr)
-        problems.push_back("config file " + path + ": invalid value for " + name + ": "
-                           + caf::to_string(kv.second));
-    }
+    for (auto& kv : *keys)
+      if (custom_options_.qualified_name_lookup(grp.first + "." + kv.first) == nullptr)
+        out.push_back(grp.first + "." + kv.first);
   }
-  return problems;
+  return out;
 }
 
 std::vector<std::string> node_config::parse_args(int argc, char** argv) {

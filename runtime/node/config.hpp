@@ -74,6 +74,9 @@ struct node_config : caf::actor_system_config {
   /// Checks the values once parsed (ranges, enumerations, addresses).
   std::vector<std::string> validate() const;
 
+  /// Keys of an (untyped) parsed config file that no option declares.
+  std::vector<std::string> unknown_keys(const caf::settings& raw) const;
+
 private:
   std::vector<std::string> check_file(const std::string& path) const;
 };
