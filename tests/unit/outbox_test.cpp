@@ -186,3 +186,23 @@ BOOST_FIXTURE_TEST_CASE(a_new_sender_drains_what_an_old_one_left, node_fixture) 
   BOOST_TEST(st.bundle().authz().roles(0) == "member");
   BOOST_TEST(st.bundle().user().display_name() == "Ada");
 }
+
+BOOST_FIXTURE_TEST_CASE(oversized_envelope_is_refused_unread, node_fixture) {
+  // A shard actor with a small limit: what a peer sends beyond it is not parsed.
+  auto core = std::make_shared<shard_core>(std::make_shared<authz::authz_logic>(), stores["authz"],
+                                           keys["authz"]);
+  auto small = sys.spawn(shard_impl, shard_deps{"authz", 0, core, rt, 1024});
+  v1::Envelope env;
+  env.set_user_id(new_id());
+  env.mutable_command()->mutable_provision_user()->set_display_name(std::string(2000, 'x'));
+  auto h = self->request(small, std::chrono::seconds(1), cmd_atom::value,
+                         wire{env.SerializeAsString()});
+  sched.run();
+  v1::Reply reply;
+  h.receive([&](const wire& w) { reply.ParseFromString(w.bytes); }, [](caf::error&) {});
+  BOOST_TEST(reply.status() == v1::Reply::INVALID);
+  BOOST_TEST(reply.message().find("max-message-bytes") != std::string::npos);
+  BOOST_TEST(stores["authz"]->read_stream(env.user_id()).empty());
+  self->send_exit(small, caf::exit_reason::user_shutdown);
+  sched.run();
+}
