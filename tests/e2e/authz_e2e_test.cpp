@@ -28,14 +28,7 @@ std::string fill(std::string p, const std::string& id, const std::string& job) {
 }
 
 std::string run_ctl(const std::string& args) {
-  std::string out;
-  FILE* p = popen((std::string(CUSTODIAN_CTL_BIN) + " " + args + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    out.append(buf, n);
-  pclose(p);
-  return out;
+  return run_command(std::string(CUSTODIAN_CTL_BIN) + " " + args).out;
 }
 
 user_session make_admin(e2e_fixture& f) {

@@ -145,21 +145,8 @@ BOOST_FIXTURE_TEST_CASE(tokens_act_only_on_their_own_user, e2e_fixture) {
 
 namespace {
 
-struct ctl_result {
-  int code;
-  std::string out;
-};
-
-ctl_result ctl(const std::string& url, const std::string& args) {
-  auto cmd = std::string(CUSTODIAN_CTL_BIN) + " --url " + url + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+command_result ctl(const std::string& url, const std::string& args) {
+  return run_command(std::string(CUSTODIAN_CTL_BIN) + " --url " + url + " " + args);
 }
 
 } // namespace
@@ -199,15 +186,8 @@ BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
 BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
   temp_dir dir;
   auto run = [&](const std::string& args) {
-    auto cmd = std::string(CUSTODIAN_NODE_BIN) + " " + args + " 2>&1";
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-      out.append(buf, n);
-    int st = pclose(p);
-    return std::make_pair(WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+    auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " " + args);
+    return std::make_pair(r.code, r.out);
   };
   {
     std::ofstream{dir.file("bad.ini")} << "[store]\ndata-dri=\"/tmp/x\"\n";

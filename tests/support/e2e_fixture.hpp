@@ -40,6 +40,15 @@ struct e2e_fixture {
 
   std::string db(const std::string& service) const { return data + "/" + service + ".db"; }
 
+  /// Row counts of every table of every service: "nothing changed" means equal.
+  std::string state_of() const {
+    std::string out;
+    for (auto svc : {"auth", "authz", "user", "watchhistory"})
+      for (auto table : {"events", "idx", "inbox", "jobs", "outbox", "tombstones"})
+        out += std::to_string(sql_count(db(svc), std::string("SELECT COUNT(*) FROM ") + table)) + ",";
+    return out;
+  }
+
   int counter = 0;
 };
 

@@ -151,6 +151,23 @@ public:
   int status = 0;
 };
 
+struct command_result {
+  int code;         ///< exit code, -1 if it did not exit normally
+  std::string out;  ///< stdout and stderr together
+};
+
+/// Runs a shell command line and collects its output and exit code.
+inline command_result run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
 /// One integer from a SQLite database file (opened read-only).
 inline int64_t sql_count(const std::string& db_file, const std::string& sql) {
   sqlite3* db = nullptr;
