@@ -11,6 +11,9 @@
 #include "tests/support/e2e_fixture.hpp"
 
 #include <sodium.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 using namespace custodian;
 using namespace custodian::test;
@@ -99,4 +102,39 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   for (auto& e : std::filesystem::directory_iterator(backup))
     for (auto& n : needles)
       BOOST_TEST(slurp(e.path().string()).find(n) == std::string::npos, e.path() << " holds " << n);
+}
+
+BOOST_FIXTURE_TEST_CASE(master_key_rotation_keeps_data_and_sessions, e2e_fixture) {
+  auto u = make_user("rotate", "Rotating Ruth");
+  BOOST_TEST_REQUIRE(node.stop() == 0);
+  auto new_key = dir.file("new-master.key");
+  auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + data
+                       + " --crypto.rotate-to=" + new_key);
+  BOOST_TEST_REQUIRE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("re-sealed") != std::string::npos, r.out);
+  // With the old key the node no longer starts: its key tables moved on.
+  node.spawn();
+  BOOST_TEST(wait_until([&] { return node.exited(); }));
+  BOOST_TEST(slurp(node.log_file).find("master key") != std::string::npos);
+  // With the new key: data readable, email index and the session still valid.
+  node.extra.push_back("--crypto.master-key-file=" + new_key);
+  restart();
+  auto p = api->raw("GET", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST(p.status == 200, p.body);
+  BOOST_TEST(api_client::parse<v1::Profile>(p).display_name() == "Rotating Ruth");
+  BOOST_TEST(api->login(u.email, "correct horse").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(master_key_readable_by_others_stops_start_up) {
+  temp_dir dir;
+  auto data = dir.file("data");
+  std::filesystem::create_directories(data);
+  {
+    std::ofstream{data + "/master.key", std::ios::binary} << std::string(32, 'k');
+  }
+  ::chmod((data + "/master.key").c_str(), 0644);
+  auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + data
+                       + " --gateway.listen=127.0.0.1:" + std::to_string(free_port()));
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("chmod 600") != std::string::npos, r.out);
 }
