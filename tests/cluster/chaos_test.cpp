@@ -50,6 +50,7 @@ struct chaos_run {
   std::vector<std::string> erase_jobs, register_jobs;
   std::vector<export_check> exports;
   std::atomic<bool> faults_done{false};
+  std::atomic<uint64_t> ops{0};  ///< load operations attempted so far (the schedule's clock)
   std::vector<std::string> schedule_log;
   int next_email = 0;
 
@@ -57,27 +58,39 @@ struct chaos_run {
 
   int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); }
 
-  // The fault schedule, fixed by the seed (own generator: independent of load timing).
+  /// Lets the load run `n` more operations (or until `deadline_ms` passes, e.g.
+  /// while the gateway's node is stopped and the load cannot progress).
+  void let_load_run(uint64_t n, int deadline_ms) {
+    auto target = ops.load() + n;
+    wait_until([&] { return ops.load() >= target; }, milliseconds(deadline_ms));
+  }
+
+  // The fault schedule, fixed by the seed (own generator: independent of load
+  // timing). Its clock is the load itself: faults come after, and last for, a
+  // seeded number of load operations, so they hit the same point of the
+  // workload on a fast or a slow machine.
   void run_faults() {
     std::mt19937 frng(seed * 7919u + 13u);
     auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(frng); };
     for (int step = 0; step < 4; ++step) {
-      std::this_thread::sleep_for(milliseconds(r(300, 1200)));  // fault schedule timing, not a wait
+      let_load_run(static_cast<uint64_t>(r(30, 120)), 3000);
       const char* names[] = {"a", "b", "c", "b", "c"};  // A (gateway, coordinator) less often
       std::string n = names[r(0, 4)];
       auto& p = f.node(n);
-      int down_ms = r(200, 1500);
+      auto down_ops = static_cast<uint64_t>(r(20, 150));
       switch (r(0, 2)) {
         case 0:
-          schedule_log.push_back("kill -9 " + n + ", restart after " + std::to_string(down_ms) + " ms");
+          schedule_log.push_back("kill -9 " + n + ", restart after " + std::to_string(down_ops)
+                                 + " load operations");
           p.kill9();
-          std::this_thread::sleep_for(milliseconds(down_ms));  // fault schedule: time spent down
+          let_load_run(down_ops, 1500);
           p.start();
           break;
         case 1:
-          schedule_log.push_back("SIGSTOP " + n + " for " + std::to_string(down_ms) + " ms");
+          schedule_log.push_back("SIGSTOP " + n + " for " + std::to_string(down_ops)
+                                 + " load operations");
           ::kill(p.pid, SIGSTOP);
-          std::this_thread::sleep_for(milliseconds(down_ms));  // fault schedule: time spent stopped
+          let_load_run(down_ops, 1500);
           ::kill(p.pid, SIGCONT);
           break;
         default:
@@ -155,6 +168,7 @@ struct chaos_run {
   void run_load() {
     api_client api{f.node("a").url()};
     while (!faults_done) {
+      ++ops;
       int k = pick(100);
       if (k < 25 || users.size() < 3)
         op_register(api);
