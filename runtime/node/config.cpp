@@ -42,7 +42,9 @@ node_config::node_config() {
   opt_group{custom_options_, "store"}
     .add(store_backend, "backend", "event store backend: sqlite")
     .add(data_dir, "data-dir", "directory of the embedded store (one file per service)")
-    .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal");
+    .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal")
+    .add(group_commit_max, "group-commit-max",
+         "most commands of one service written in one transaction (1 = one per command)");
   opt_group{custom_options_, "crypto"}
     .add(master_key_file, "master-key-file",
          "node master key (32 bytes, mode 0600; created if absent; default <data-dir>/master.key)")
@@ -244,6 +246,8 @@ std::vector<std::string> node_config::validate() const {
   if (synchronous != "full" && synchronous != "normal")
     problems.push_back("store.synchronous must be \"full\" or \"normal\", got \"" + synchronous
                        + "\"");
+  if (group_commit_max < 1)
+    problems.push_back("store.group-commit-max must be at least 1");
   if (pwhash_ops < 1)
     problems.push_back("auth.pwhash-ops must be at least 1");
   if (pwhash_mem_kib < 8)

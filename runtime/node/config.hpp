@@ -40,6 +40,7 @@ struct node_config : caf::actor_system_config {
   std::string store_backend = "sqlite";
   std::string data_dir = "./data";
   std::string synchronous = "full";
+  uint64_t group_commit_max = 512;  ///< most commits per transaction (1 = no group commit)
   // [crypto]
   std::string master_key_file;  ///< "" = <data-dir>/master.key
   std::string rotate_to;        ///< set: re-seal the key tables for this new master key, exit

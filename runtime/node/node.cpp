@@ -8,6 +8,7 @@
 #include "runtime/common/log.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/service/shard_actor.hpp"
+#include "runtime/service/writer.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
@@ -38,8 +39,8 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
   return nullptr;
 }
 
-node::node(caf::actor_system& sys, const node_config& cfg)
-  : sys_(sys), cfg_(cfg), rt_(std::make_shared<router>(cfg.shards)) {
+node::node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks)
+  : sys_(sys), cfg_(cfg), rt_(std::make_shared<router>(cfg.shards)), hooks_(std::move(hooks)) {
 }
 
 node::~node() { stop(); }
@@ -69,73 +70,33 @@ std::string node::start() {
     }
   }
 
-  // 2. One supervisor per service: its shard actors and its outbox sender.
-  supervisor_config sc;
-  sc.max_restarts = static_cast<int>(cfg_.max_restarts);
-  sc.window = cfg_.restart_window;
-  sc.backoff_base = cfg_.restart_backoff;
-  outbox_config oc;
-  oc.poll_interval = cfg_.outbox_poll;
-  oc.request_timeout = cfg_.outbox_timeout;
-  oc.backoff_base = cfg_.backoff_base;
-  oc.backoff_max = cfg_.backoff_max;
-  oc.batch = cfg_.outbox_batch;
-  for (auto& svc : cfg_.services) {
-    auto core = std::make_shared<shard_core>(make_service(svc, cfg_, keyrings_[svc]), stores_[svc],
-                                             keyrings_[svc]);
-    std::vector<child_spec> children;
-    // auth hashes passwords (argon2id, CPU- and memory-bound): its shards get
-    // their own threads so they never stall the shared scheduler.
-    bool detached = svc == "auth";
-    auto hosted = hosted_shards(cfg_, svc);
-    for (auto i : hosted) {
-      shard_deps deps{svc, i, core, rt_, cfg_.max_message_bytes};
-      auto rt = rt_;
-      children.push_back(child_spec{
-        svc + "/shard-" + std::to_string(i),
-        [deps, detached, rt, svc, i](caf::event_based_actor* self) {
-          auto h = detached ? self->spawn<caf::monitored + caf::detached>(shard_impl, deps)
-                            : self->spawn<caf::monitored>(shard_impl, deps);
-          rt->set_shard(svc, i, h);
-          return caf::actor_cast<caf::actor>(h);
-        },
-        [rt, svc, i] { rt->set_shard(svc, i, shard_actor{}); }});
-    }
-    outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}};
-    auto rt = rt_;
-    children.push_back(child_spec{svc + "/outbox",
-                                  [od, rt, svc](caf::event_based_actor* self) {
-                                    auto h = self->spawn<caf::monitored>(outbox_sender, od);
-                                    rt->set_sender(svc, h);
-                                    return h;
-                                  },
-                                  [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
-    supervisors_.push_back(sys_.spawn(supervisor, svc, std::move(children), sc));
-    supervisor_names_[supervisors_.back().address()] = svc;
-    lg->info("service {} up: {} of {} shards, store {}/{}.db", svc, hosted.size(), cfg_.shards,
-             cfg_.data_dir, svc);
-  }
+  // 2. One supervisor per service: its writer, its shard actors, its outbox sender.
+  for (auto& svc : cfg_.services)
+    if (auto err = spawn_service(svc); !err.empty())
+      return err;
 
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.
-  auto names = supervisor_names_;
-  auto sups = supervisors_;
   auto health = health_;
-  guard_ = sys_.spawn([names, sups, lg, health](caf::event_based_actor* self) -> caf::behavior {
-    for (auto& s : sups)
-      self->monitor(s);
+  guard_ = sys_.spawn([lg, health](caf::event_based_actor* self) -> caf::behavior {
+    auto names = std::make_shared<std::map<caf::actor_addr, std::string>>();
     self->set_down_handler([names, lg, health](caf::down_msg& dm) {
       if (dm.reason == caf::exit_reason::user_shutdown)
         return;
-      auto i = names.find(dm.source);
-      if (i != names.end())
+      auto i = names->find(dm.source);
+      if (i != names->end())
         health->fail(i->second);
       lg->critical("service {} stopped after its supervisor escalated ({}); it stays down "
                    "until the node restarts",
-                   i == names.end() ? "?" : i->second, caf::to_string(dm.reason));
+                   i == names->end() ? "?" : i->second, caf::to_string(dm.reason));
     });
-    return {[](tick_atom) {}};
+    return {[self, names](caf::actor& sup, std::string& svc) {
+      (*names)[sup.address()] = svc;
+      self->monitor(sup);
+    }};
   });
+  for (auto& [svc, sup] : supervisors_)
+    caf::anon_send(guard_, sup, svc);
 
   // 3. Membership: announces this node's shards to its peers and puts theirs
   //    into the router; published for peers when clustered.
@@ -193,9 +154,9 @@ void node::stop() {
     gateway_->stop();
   {
     caf::scoped_actor self{sys_};
-    for (auto& s : supervisors_)
+    for (auto& [svc, s] : supervisors_)
       self->send_exit(s, caf::exit_reason::user_shutdown);
-    for (auto& s : supervisors_)
+    for (auto& [svc, s] : supervisors_)
       self->wait_for(s);
   }
   supervisors_.clear();
@@ -207,6 +168,99 @@ void node::stop() {
   for (auto& [name, st] : stores_)
     st->close();
   log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
+}
+
+std::string node::spawn_service(const std::string& svc) {
+  supervisor_config sc;
+  sc.max_restarts = static_cast<int>(cfg_.max_restarts);
+  sc.window = cfg_.restart_window;
+  sc.backoff_base = cfg_.restart_backoff;
+  outbox_config oc;
+  oc.poll_interval = cfg_.outbox_poll;
+  oc.request_timeout = cfg_.outbox_timeout;
+  oc.backoff_base = cfg_.backoff_base;
+  oc.backoff_max = cfg_.backoff_max;
+  oc.batch = cfg_.outbox_batch;
+  auto core = std::make_shared<shard_core>(make_service(svc, cfg_, keyrings_[svc]), stores_[svc],
+                                           keyrings_[svc], hooks_.on_job_finished);
+  std::vector<child_spec> children;
+  // The writer first: shards hand it their commits (group commit). It blocks on
+  // fsync, so it has a thread of its own.
+  auto slot = std::make_shared<writer_slot>();
+  auto st = stores_[svc];
+  writer_config wc;
+  wc.max_batch = cfg_.group_commit_max;
+  children.push_back(child_spec{svc + "/writer",
+                                [slot, st, wc](caf::event_based_actor* self) {
+                                  auto h = self->spawn<caf::monitored + caf::detached>(
+                                    writer_impl, st, wc);
+                                  slot->set(h);
+                                  return caf::actor_cast<caf::actor>(h);
+                                },
+                                [slot] { slot->set(writer_actor{}); }});
+  // auth hashes passwords (argon2id, CPU- and memory-bound): its shards get
+  // their own threads so they never stall the shared scheduler.
+  bool detached = svc == "auth";
+  std::vector<uint32_t> hosted;
+  try {
+    hosted = hosted_shards(cfg_, svc);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  for (auto i : hosted) {
+    shard_deps deps{svc, i, core, rt_, cfg_.max_message_bytes, slot};
+    auto rt = rt_;
+    children.push_back(child_spec{
+      svc + "/shard-" + std::to_string(i),
+      [deps, detached, rt, svc, i](caf::event_based_actor* self) {
+        auto h = detached ? self->spawn<caf::monitored + caf::detached>(shard_impl, deps)
+                          : self->spawn<caf::monitored>(shard_impl, deps);
+        rt->set_shard(svc, i, h);
+        return caf::actor_cast<caf::actor>(h);
+      },
+      [rt, svc, i] { rt->set_shard(svc, i, shard_actor{}); }});
+  }
+  outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}};
+  auto rt = rt_;
+  children.push_back(child_spec{svc + "/outbox",
+                                [od, rt, svc](caf::event_based_actor* self) {
+                                  auto h = self->spawn<caf::monitored>(outbox_sender, od);
+                                  rt->set_sender(svc, h);
+                                  return h;
+                                },
+                                [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
+  supervisors_[svc] = sys_.spawn(supervisor, svc, std::move(children), sc);
+  if (guard_)
+    caf::anon_send(guard_, supervisors_[svc], svc);
+  log::get("node")->info("service {} up: {} of {} shards, store {}/{}.db", svc, hosted.size(),
+                         cfg_.shards, cfg_.data_dir, svc);
+  return "";
+}
+
+void node::stop_service(const std::string& svc) {
+  auto i = supervisors_.find(svc);
+  if (i == supervisors_.end())
+    return;
+  caf::scoped_actor self{sys_};
+  self->send_exit(i->second, caf::exit_reason::user_shutdown);
+  self->wait_for(i->second);
+  supervisors_.erase(i);
+  log::get("node")->info("service {} stopped", svc);
+}
+
+std::string node::start_service(const std::string& svc) {
+  if (supervisors_.count(svc) || !stores_.count(svc))
+    return svc + " is running or not hosted here";
+  if (auto err = spawn_service(svc); !err.empty())
+    return err;
+  // Whatever waited for it is due now, not at its backoff time.
+  auto now = now_ms();
+  for (auto& [origin, st] : stores_) {
+    st->outbox_wake(svc, now);
+    if (auto sender = rt_->sender(origin))
+      caf::anon_send(sender, kick_atom::value);
+  }
+  return "";
 }
 
 int rotate_master_key(const node_config& cfg) {

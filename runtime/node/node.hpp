@@ -17,6 +17,7 @@
 #include "runtime/node/config.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/service/service_logic.hpp"
+#include "runtime/service/shard_core.hpp"
 #include "runtime/store/event_store.hpp"
 
 #include <map>
@@ -28,25 +29,44 @@ namespace custodian {
 std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
                                             std::shared_ptr<crypto::keyring> keys);
 
+/// Optional callbacks for embedders (benchmarks, tests, metrics).
+struct node_hooks {
+  /// A job (register, erase, export) finished; called once its commit is durable.
+  job_listener on_job_finished;
+};
+
 class node {
 public:
-  node(caf::actor_system& sys, const node_config& cfg);
+  node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks = {});
   ~node();
 
   /// Returns "" or a sentence saying why the node cannot start.
   std::string start();
   void stop();
 
+  /// Stops one hosted service's actors (its store stays open): peers and the
+  /// outboxes see it as unreachable, as if its node were down.
+  void stop_service(const std::string& service);
+  /// Starts a service stopped with stop_service() again and wakes the outboxes.
+  std::string start_service(const std::string& service);
+
   std::shared_ptr<router> routes() const { return rt_; }
+  /// The store of a hosted service (null if not hosted here).
+  std::shared_ptr<store::event_store> store_of(const std::string& service) const {
+    auto i = stores_.find(service);
+    return i == stores_.end() ? nullptr : i->second;
+  }
 
 private:
+  std::string spawn_service(const std::string& service);
+
   caf::actor_system& sys_;
   const node_config& cfg_;
   std::shared_ptr<router> rt_;
   std::map<std::string, std::shared_ptr<store::event_store>> stores_;
   std::map<std::string, std::shared_ptr<crypto::keyring>> keyrings_;
-  std::vector<caf::actor> supervisors_;
-  std::map<caf::actor_addr, std::string> supervisor_names_;
+  node_hooks hooks_;
+  std::map<std::string, caf::actor> supervisors_;
   caf::actor guard_;  ///< logs a service whose supervisor escalated
   std::shared_ptr<node_health> health_ = std::make_shared<node_health>();
   caf::actor membership_;

@@ -1,6 +1,7 @@
 #include "runtime/service/shard_core.hpp"
 
 #include "runtime/common/log.hpp"
+#include "runtime/service/helpers.hpp"
 
 namespace custodian {
 
@@ -16,13 +17,35 @@ bool passes_tombstone(const v1::Command& cmd) {
 }
 
 shard_core::result shard_core::process(const std::string& envelope_bytes) {
-  v1::Envelope env;
-  if (!env.ParseFromString(envelope_bytes))
-    return {make_reply(v1::Reply::INVALID, "malformed envelope"), false, false};
-  return process(env);
+  auto p = prepare(envelope_bytes);
+  if (p.answered)
+    return std::move(*p.answered);
+  return finish(p, store_->apply(*p.commit));
 }
 
 shard_core::result shard_core::process(const v1::Envelope& env) {
+  auto p = prepare(env);
+  if (p.answered)
+    return std::move(*p.answered);
+  return finish(p, store_->apply(*p.commit));
+}
+
+shard_core::prepared shard_core::prepare(const std::string& envelope_bytes) {
+  v1::Envelope env;
+  if (!env.ParseFromString(envelope_bytes)) {
+    prepared p;
+    p.answered = result{make_reply(v1::Reply::INVALID, "malformed envelope"), false, false};
+    return p;
+  }
+  return prepare(env);
+}
+
+shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
+  prepared p;
+  auto answer = [&p](v1::Reply r, bool redelivery = false) {
+    p.answered = result{std::move(r), false, redelivery};
+    return std::move(p);
+  };
   try {
     if (!env.request_id().empty()) {
       if (auto stored = store_->inbox_get(env.request_id()); stored && !stored->empty()) {
@@ -32,12 +55,12 @@ shard_core::result shard_core::process(const v1::Envelope& env) {
           bytes = keys_->open(env.user_id(), *bytes, "inbox/" + env.request_id());
         v1::Reply r;
         if (bytes && r.ParseFromString(*bytes))
-          return {std::move(r), false, true};
+          return answer(std::move(r), true);
       }
     }
     if (!env.user_id().empty() && !passes_tombstone(env.command())
         && store_->tombstoned(env.user_id()))
-      return {make_reply(v1::Reply::GONE, "user was erased"), false, false};
+      return answer(make_reply(v1::Reply::GONE, "user was erased"));
     auto out = logic_->handle(env, *store_);
     if (out.record_in_inbox && !env.request_id().empty()) {
       // A reply with a body may hold personal data: it is sealed.
@@ -47,31 +70,42 @@ shard_core::result shard_core::process(const v1::Envelope& env) {
                       : "S" + keys_->seal(env.user_id(), bytes, "inbox/" + env.request_id());
       out.commit.inbox = store::inbox_row{env.request_id(), env.user_id(), stored};
     }
+    if (out.commit.empty())
+      return answer(std::move(out.reply));
     for (auto& row : out.commit.outbox)
       if (row.personal)
         row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
-    // Crypto-shredding: the keys go first, durably; then the records.
-    for (auto& u : out.commit.erase_users)
-      keys_->destroy(u);
-    bool wrote_outbox = !out.commit.outbox.empty();
-    if (!out.commit.empty()) {
-      auto st = store_->apply(out.commit);
-      if (st.code == store::errc::conflict)
-        return {out.conflict_reply, false, false};
-      if (!st.ok())
-        return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)),
-                false, false};
-      // Logged once the erasure is durable: a redelivery is answered from the
-      // inbox and never gets here (tests count these lines).
-      for (auto& u : out.commit.erase_users)
-        log::get("erase")->info("{} erased user={} request={}", logic_->name(), u,
-                                env.request_id());
-    }
-    return {std::move(out.reply), wrote_outbox, false};
+    // Crypto-shredding: the store destroys the keys first, durably; then the records.
+    out.commit.destroy_keys = out.commit.erase_users;
+    p.commit = std::make_shared<store::commit>(std::move(out.commit));
+    p.reply = std::move(out.reply);
+    p.conflict_reply = std::move(out.conflict_reply);
+    p.request_id = env.request_id();
+    return p;
   } catch (const store::store_error& e) {
-    return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)), false,
-            false};
+    return answer(make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
   }
+}
+
+shard_core::result shard_core::finish(prepared& p, const store::status& st) {
+  if (p.answered)
+    return std::move(*p.answered);
+  if (st.code == store::errc::conflict)
+    return {std::move(p.conflict_reply), false, false};
+  if (!st.ok())
+    return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)), false,
+            false};
+  // Logged once the erasure is durable: a redelivery is answered from the
+  // inbox and never gets here (tests count these lines).
+  for (auto& u : p.commit->erase_users)
+    log::get("erase")->info("{} erased user={} request={}", logic_->name(), u, p.request_id);
+  if (on_job_finished_)
+    for (auto& j : p.commit->jobs) {
+      v1::JobRecord rec;
+      if (rec.ParseFromString(j.record) && rec.state() != "running")
+        on_job_finished_(job_status(rec));
+    }
+  return {std::move(p.reply), !p.commit->outbox.empty(), false};
 }
 
 } // namespace custodian

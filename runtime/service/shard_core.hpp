@@ -8,15 +8,23 @@
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/service/service_logic.hpp"
 
+#include <functional>
 #include <memory>
+#include <optional>
 
 namespace custodian {
+
+/// Called after the commit that finished a job (done or failed) is durable.
+using job_listener = std::function<void(const v1::JobStatus&)>;
 
 class shard_core {
 public:
   shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<store::event_store> st,
-             std::shared_ptr<crypto::keyring> keys)
-    : logic_(std::move(logic)), store_(std::move(st)), keys_(std::move(keys)) {}
+             std::shared_ptr<crypto::keyring> keys, job_listener on_job_finished = {})
+    : logic_(std::move(logic)),
+      store_(std::move(st)),
+      keys_(std::move(keys)),
+      on_job_finished_(std::move(on_job_finished)) {}
 
   struct result {
     v1::Reply reply;
@@ -24,9 +32,25 @@ public:
     bool redelivery = false;      ///< answered from the inbox
   };
 
-  /// Processes one serialized Envelope.
+  /// A command between its handling and its commit (group commit: the commit
+  /// is applied by the service's writer together with others).
+  struct prepared {
+    std::optional<result> answered;  ///< no write needed: this is the answer
+    std::shared_ptr<store::commit> commit;
+    v1::Reply reply;
+    v1::Reply conflict_reply;
+    std::string request_id;
+  };
+
+  /// Processes one serialized Envelope, applying its commit on its own.
   result process(const std::string& envelope_bytes);
   result process(const v1::Envelope& env);
+
+  /// Step 1: dedup, tombstone check, the service's logic, sealing. Reads only.
+  prepared prepare(const std::string& envelope_bytes);
+  prepared prepare(const v1::Envelope& env);
+  /// Step 2, once `p.commit` was applied with status `st`: the answer.
+  result finish(prepared& p, const store::status& st);
 
   service_logic& logic() { return *logic_; }
   store::event_store& store() { return *store_; }
@@ -35,6 +59,7 @@ private:
   std::shared_ptr<service_logic> logic_;
   std::shared_ptr<store::event_store> store_;
   std::shared_ptr<crypto::keyring> keys_;
+  job_listener on_job_finished_;
 };
 
 /// Commands that still reach a user after their tombstone (erasure is idempotent,

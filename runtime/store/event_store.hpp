@@ -75,10 +75,12 @@ struct job_row {
   std::string record;        ///< serialized custodian.v1.JobRecord
 };
 
-/// Everything one command (or one batch of commands) changes, applied atomically
-/// in this order: erasures, tombstones, events, index deletions and insertions,
-/// jobs, outbox acks, new outbox entries, inbox record.
+/// Everything one command changes, applied atomically in this order: erasures,
+/// tombstones, events, index deletions and insertions, jobs, outbox acks, new
+/// outbox entries, inbox record. `destroy_keys` (crypto-shredding) goes first and
+/// is durable before any of the rest is written.
 struct commit {
+  std::vector<std::string> destroy_keys;
   std::vector<std::string> erase_users;
   std::vector<std::string> tombstones;
   std::vector<std::pair<std::string, std::string>> events;  ///< (stream, payload)
@@ -90,7 +92,7 @@ struct commit {
   std::optional<inbox_row> inbox;
 
   bool empty() const {
-    return erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
+    return destroy_keys.empty() && erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
            && index_puts.empty() && jobs.empty() && outbox_acks.empty() && outbox.empty()
            && !inbox;
   }
@@ -100,8 +102,20 @@ class event_store {
 public:
   virtual ~event_store() = default;
 
-  /// Applies one commit atomically and durably. On conflict nothing is applied.
+  /// Applies one commit atomically and durably. On conflict nothing of it is
+  /// applied (keys in `destroy_keys` are destroyed all the same).
   virtual status apply(const commit& c) = 0;
+
+  /// Group commit: applies many commits with one durable write where the backend
+  /// can. Each commit stays atomic on its own and gets its own status (one
+  /// conflict does not fail the others). The default applies them one by one.
+  virtual std::vector<status> apply_batch(const std::vector<const commit*>& batch) {
+    std::vector<status> out;
+    out.reserve(batch.size());
+    for (auto* c : batch)
+      out.push_back(apply(*c));
+    return out;
+  }
 
   virtual std::vector<event_row> read_stream(const std::string& stream) = 0;
   virtual std::optional<std::string> inbox_get(const std::string& request_id) = 0;

@@ -62,14 +62,27 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at_ms);
 CREATE INDEX IF NOT EXISTS outbox_user ON outbox(user_id);
 )sql";
 
-/// A prepared statement that finalizes itself.
+/// A cached prepared statement of one connection (whose lock the caller holds);
+/// reset when the wrapper goes away, finalized when the connection closes.
 class stmt {
 public:
-  stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
-      throw store_error(errc::io, std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+  stmt(sqlite_store::conn& c, const std::string& sql) : db_(c.db) {
+    if (db_ == nullptr)
+      throw store_error(errc::unavailable, "store " + c.path + " is closed");
+    auto it = c.cache.find(sql);
+    if (it != c.cache.end()) {
+      st_ = it->second;
+    } else {
+      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr)
+          != SQLITE_OK)
+        throw store_error(errc::io, std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
+      c.cache.emplace(sql, st_);
+    }
   }
-  ~stmt() { sqlite3_finalize(st_); }
+  ~stmt() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
   stmt(const stmt&) = delete;
   stmt& operator=(const stmt&) = delete;
 
@@ -92,14 +105,16 @@ public:
       return true;
     if (rc == SQLITE_DONE)
       return false;
-    last_rc_ = rc;
-    throw store_error(sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY
-                          || sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE
+    auto ext = sqlite3_extended_errcode(db_);
+    throw store_error(ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE
                         ? errc::conflict
                         : errc::io,
                       std::string("sqlite: ") + sqlite3_errmsg(db_));
   }
-  void run() { step(); }
+  void run() {
+    step();
+    sqlite3_reset(st_);
+  }
   void reset() {
     sqlite3_reset(st_);
     sqlite3_clear_bindings(st_);
@@ -113,8 +128,24 @@ public:
 private:
   sqlite3* db_;
   sqlite3_stmt* st_ = nullptr;
-  int last_rc_ = 0;
 };
+
+void exec(sqlite_store::conn& c, const char* sql) {
+  if (c.db == nullptr)
+    throw store_error(errc::unavailable, "store " + c.path + " is closed");
+  char* err = nullptr;
+  if (sqlite3_exec(c.db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    auto ext = sqlite3_extended_errcode(c.db);
+    throw store_error(ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE
+                        ? errc::conflict
+                        : errc::io,
+                      "sqlite (" + c.path + "): " + msg);
+  }
+}
+
+using lock = std::lock_guard<std::mutex>;
 
 } // namespace
 
@@ -129,85 +160,92 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
       opts_.keys_path.resize(dot);
     opts_.keys_path += ".keys.db";
   }
-  db_ = open_db(opts_.path);
+  memory_ = opts_.path == ":memory:";
   try {
-    exec(schema_sql);
-    keys_ = open_db(opts_.keys_path);
-    char* err = nullptr;
-    if (sqlite3_exec(keys_,
-                     "CREATE TABLE IF NOT EXISTS keys (user_id TEXT PRIMARY KEY, sealed BLOB NOT "
-                     "NULL) WITHOUT ROWID",
-                     nullptr, nullptr, &err)
-        != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      throw store_error(errc::io, "sqlite (" + opts_.keys_path + "): " + msg);
+    open_conn(db_, opts_.path);
+    exec(db_, schema_sql);
+    open_conn(keys_, opts_.keys_path);
+    exec(keys_, "CREATE TABLE IF NOT EXISTS keys (user_id TEXT PRIMARY KEY, sealed BLOB NOT "
+                "NULL) WITHOUT ROWID");
+    if (!memory_) {
+      for (auto& r : readers_)
+        open_conn(r, opts_.path);
+      open_conn(keys_reader_, opts_.keys_path);
     }
   } catch (...) {
-    sqlite3_close(db_);
-    sqlite3_close(keys_);
-    db_ = keys_ = nullptr;
+    for (auto* c : {&db_, &readers_[0], &readers_[1], &keys_, &keys_reader_})
+      close_conn(*c, false);
     throw;
   }
 }
 
-sqlite3* sqlite_store::open_db(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+void sqlite_store::open_conn(conn& c, const std::string& path) {
+  c.path = path;
+  int rc = sqlite3_open_v2(path.c_str(), &c.db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
+    std::string msg = c.db ? sqlite3_errmsg(c.db) : "out of memory";
+    sqlite3_close(c.db);
+    c.db = nullptr;
     throw store_error(errc::unavailable, "cannot open " + path + ": " + msg);
   }
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(c.db, 5000);
   std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=")
                         + (opts_.synchronous == "full" ? "FULL" : "NORMAL")
                         + "; PRAGMA secure_delete=ON;";
-  char* err = nullptr;
-  if (sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    throw store_error(errc::io, "sqlite (" + path + "): " + msg);
-  }
-  return db;
+  exec(c, pragmas.c_str());
+}
+
+void sqlite_store::close_conn(conn& c, bool checkpoint) {
+  if (c.db == nullptr)
+    return;
+  for (auto& [sql, st] : c.cache)
+    sqlite3_finalize(st);
+  c.cache.clear();
+  // Move every committed page into the main file and empty the WAL, so no
+  // stale copy of erased pages stays behind in the -wal file.
+  if (checkpoint)
+    sqlite3_exec(c.db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  sqlite3_close_v2(c.db);
+  c.db = nullptr;
 }
 
 sqlite_store::~sqlite_store() { close(); }
 
-void sqlite_store::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    throw store_error(errc::io, "sqlite (" + opts_.path + "): " + msg);
-  }
-}
-
-void sqlite_store::require_open() const {
-  if (db_ == nullptr)
-    throw store_error(errc::unavailable, "store " + opts_.path + " is closed");
-}
-
 void sqlite_store::close() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (db_ == nullptr)
+  lock g{close_mtx_};
+  if (closed_)
     return;
-  // Move every committed page into the main file and empty the WAL, so no
-  // stale copy of erased pages stays behind in the -wal file.
-  for (auto** db : {&db_, &keys_}) {
-    sqlite3_exec(*db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
-    sqlite3_close_v2(*db);
-    *db = nullptr;
+  closed_ = true;
+  // Readers first: the last connection of a file to close checkpoints it.
+  for (auto* c : {&readers_[0], &readers_[1], &keys_reader_}) {
+    lock l{c->mtx};
+    close_conn(*c, false);
+  }
+  for (auto* c : {&db_, &keys_}) {
+    lock l{c->mtx};
+    close_conn(*c, true);
   }
 }
+
+sqlite_store::conn& sqlite_store::reader() {
+  if (memory_)
+    return db_;
+  // Whichever reader is free; else wait for the first.
+  if (readers_[1].mtx.try_lock()) {
+    readers_[1].mtx.unlock();
+    return readers_[1];
+  }
+  return readers_[0];
+}
+
+sqlite_store::conn& sqlite_store::key_reader() { return memory_ ? keys_ : keys_reader_; }
 
 std::optional<std::string> sqlite_store::key_get(const std::string& user_id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{keys_, "SELECT sealed FROM keys WHERE user_id = ?1"};
+  auto& c = key_reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT sealed FROM keys WHERE user_id = ?1"};
   s.bind(1, user_id);
   if (s.step())
     return s.str(0);
@@ -215,8 +253,7 @@ std::optional<std::string> sqlite_store::key_get(const std::string& user_id) {
 }
 
 std::string sqlite_store::key_put(const std::string& user_id, const std::string& sealed) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
+  lock g{keys_.mtx};
   stmt{keys_, "INSERT OR IGNORE INTO keys(user_id, sealed) VALUES (?1, ?2)"}
     .bind(1, user_id)
     .bind_blob(2, sealed)
@@ -228,116 +265,165 @@ std::string sqlite_store::key_put(const std::string& user_id, const std::string&
 }
 
 std::vector<std::pair<std::string, std::string>> sqlite_store::keys_all() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
+  auto& c = key_reader();
+  lock g{c.mtx};
   std::vector<std::pair<std::string, std::string>> out;
-  stmt s{keys_, "SELECT user_id, sealed FROM keys"};
+  stmt s{c, "SELECT user_id, sealed FROM keys"};
   while (s.step())
     out.emplace_back(s.str(0), s.str(1));
   return out;
 }
 
 void sqlite_store::keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  sqlite3_exec(keys_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  lock g{keys_.mtx};
+  exec(keys_, "BEGIN IMMEDIATE");
   try {
-    stmt s{keys_, "UPDATE keys SET sealed = ?2 WHERE user_id = ?1"};
-    for (auto& [id, sealed] : keys) {
-      s.reset();
-      s.bind(1, id).bind_blob(2, sealed).run();
-    }
-    if (sqlite3_exec(keys_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-      throw store_error(errc::io, std::string("sqlite: ") + sqlite3_errmsg(keys_));
+    for (auto& [id, sealed] : keys)
+      stmt{keys_, "UPDATE keys SET sealed = ?2 WHERE user_id = ?1"}.bind(1, id).bind_blob(2, sealed).run();
+    exec(keys_, "COMMIT");
   } catch (...) {
-    sqlite3_exec(keys_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(keys_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
 
 void sqlite_store::key_destroy(const std::string& user_id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
+  lock g{keys_.mtx};
   stmt{keys_, "DELETE FROM keys WHERE user_id = ?1"}.bind(1, user_id).run();
 }
 
-status sqlite_store::apply(const commit& c) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (db_ == nullptr)
-    return {errc::unavailable, "store " + opts_.path + " is closed"};
+void sqlite_store::destroy_keys(const std::vector<const commit*>& batch) {
+  size_t n = 0;
+  for (auto* c : batch)
+    n += c->destroy_keys.size();
+  if (n == 0)
+    return;
+  lock g{keys_.mtx};
+  exec(keys_, "BEGIN IMMEDIATE");
   try {
-    exec("BEGIN IMMEDIATE");
+    for (auto* c : batch)
+      for (auto& u : c->destroy_keys)
+        stmt{keys_, "DELETE FROM keys WHERE user_id = ?1"}.bind(1, u).run();
+    exec(keys_, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(keys_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void sqlite_store::apply_one(const commit& c) {
+  for (auto& u : c.erase_users) {
+    stmt{db_, "DELETE FROM events WHERE stream = ?1"}.bind(1, u).run();
+    stmt{db_, "DELETE FROM inbox WHERE user_id = ?1"}.bind(1, u).run();
+    stmt{db_, "DELETE FROM idx WHERE user_id = ?1"}.bind(1, u).run();
+    stmt{db_, "DELETE FROM jobs WHERE user_id = ?1"}.bind(1, u).run();
+    stmt{db_, "DELETE FROM outbox WHERE user_id = ?1 AND personal = 1"}.bind(1, u).run();
+  }
+  for (auto& u : c.tombstones)
+    stmt{db_, "INSERT OR IGNORE INTO tombstones(user_id, erased_ms) VALUES (?1, "
+              "CAST(strftime('%s','now') AS INTEGER) * 1000)"}
+      .bind(1, u)
+      .run();
+  for (auto& [stream, payload] : c.events)
+    stmt{db_, "INSERT INTO events(stream, seq, payload) VALUES (?1, "
+              "(SELECT IFNULL(MAX(seq), 0) + 1 FROM events WHERE stream = ?1), ?2)"}
+      .bind(1, stream)
+      .bind_blob(2, payload)
+      .run();
+  for (auto& [space, key] : c.index_dels)
+    stmt{db_, "DELETE FROM idx WHERE space = ?1 AND key = ?2"}.bind(1, space).bind_blob(2, key).run();
+  for (auto& r : c.index_puts)
+    stmt{db_, "INSERT INTO idx(space, key, user_id, value) VALUES (?1, ?2, ?3, ?4)"}
+      .bind(1, r.space)
+      .bind_blob(2, r.key)
+      .bind(3, r.user_id)
+      .bind_blob(4, r.value)
+      .run();
+  for (auto& j : c.jobs)
+    stmt{db_, "INSERT INTO jobs(job_id, user_id, record) VALUES (?1, ?2, ?3) "
+              "ON CONFLICT(job_id) DO UPDATE SET user_id = excluded.user_id, record = excluded.record"}
+      .bind(1, j.job_id)
+      .bind(2, j.user_id)
+      .bind_blob(3, j.record)
+      .run();
+  for (auto id : c.outbox_acks)
+    stmt{db_, "DELETE FROM outbox WHERE id = ?1"}.bind(1, id).run();
+  for (auto& o : c.outbox)
+    stmt{db_, "INSERT INTO outbox(dest, user_id, request_id, payload, personal, attempt, "
+              "next_at_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}
+      .bind(1, o.dest)
+      .bind(2, o.user_id)
+      .bind(3, o.request_id)
+      .bind_blob(4, o.payload)
+      .bind(5, int64_t{o.personal ? 1 : 0})
+      .bind(6, int64_t{o.attempt})
+      .bind(7, o.next_at_ms)
+      .bind(8, o.created_ms)
+      .run();
+  if (c.inbox)
+    stmt{db_, "INSERT OR REPLACE INTO inbox(request_id, user_id, outcome) VALUES (?1, ?2, ?3)"}
+      .bind(1, c.inbox->request_id)
+      .bind(2, c.inbox->user_id)
+      .bind_blob(3, c.inbox->outcome)
+      .run();
+}
+
+status sqlite_store::apply(const commit& c) {
+  return apply_batch({&c}).front();
+}
+
+std::vector<status> sqlite_store::apply_batch(const std::vector<const commit*>& batch) {
+  std::vector<status> out(batch.size());
+  auto fail_all = [&](const store_error& e) {
+    for (auto& s : out)
+      s = {e.code, e.what()};
+    return out;
+  };
+  // Crypto-shredding: every key this batch destroys is gone, durably, before
+  // any record of the batch is written.
+  try {
+    destroy_keys(batch);
   } catch (const store_error& e) {
-    return {e.code, e.what()};
+    return fail_all(e);
+  }
+  lock g{db_.mtx};
+  try {
+    exec(db_, "BEGIN IMMEDIATE");
+  } catch (const store_error& e) {
+    return fail_all(e);
   }
   try {
-    for (auto& u : c.erase_users) {
-      stmt{db_, "DELETE FROM events WHERE stream = ?1"}.bind(1, u).run();
-      stmt{db_, "DELETE FROM inbox WHERE user_id = ?1"}.bind(1, u).run();
-      stmt{db_, "DELETE FROM idx WHERE user_id = ?1"}.bind(1, u).run();
-      stmt{db_, "DELETE FROM jobs WHERE user_id = ?1"}.bind(1, u).run();
-      stmt{db_, "DELETE FROM outbox WHERE user_id = ?1 AND personal = 1"}.bind(1, u).run();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch.size() == 1) {
+        apply_one(*batch[i]);
+        continue;
+      }
+      // Each commit in its own savepoint: a conflict undoes that commit only.
+      exec(db_, "SAVEPOINT c");
+      try {
+        apply_one(*batch[i]);
+        exec(db_, "RELEASE c");
+      } catch (const store_error& e) {
+        exec(db_, "ROLLBACK TO c");
+        exec(db_, "RELEASE c");
+        if (e.code != errc::conflict)
+          throw;
+        out[i] = {e.code, e.what()};
+      }
     }
-    for (auto& u : c.tombstones)
-      stmt{db_, "INSERT OR IGNORE INTO tombstones(user_id, erased_ms) VALUES (?1, "
-                "CAST(strftime('%s','now') AS INTEGER) * 1000)"}
-        .bind(1, u)
-        .run();
-    for (auto& [stream, payload] : c.events)
-      stmt{db_, "INSERT INTO events(stream, seq, payload) VALUES (?1, "
-                "(SELECT IFNULL(MAX(seq), 0) + 1 FROM events WHERE stream = ?1), ?2)"}
-        .bind(1, stream)
-        .bind_blob(2, payload)
-        .run();
-    for (auto& [space, key] : c.index_dels)
-      stmt{db_, "DELETE FROM idx WHERE space = ?1 AND key = ?2"}.bind(1, space).bind_blob(2, key).run();
-    for (auto& r : c.index_puts)
-      stmt{db_, "INSERT INTO idx(space, key, user_id, value) VALUES (?1, ?2, ?3, ?4)"}
-        .bind(1, r.space)
-        .bind_blob(2, r.key)
-        .bind(3, r.user_id)
-        .bind_blob(4, r.value)
-        .run();
-    for (auto& j : c.jobs)
-      stmt{db_, "INSERT INTO jobs(job_id, user_id, record) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT(job_id) DO UPDATE SET user_id = excluded.user_id, record = excluded.record"}
-        .bind(1, j.job_id)
-        .bind(2, j.user_id)
-        .bind_blob(3, j.record)
-        .run();
-    for (auto id : c.outbox_acks)
-      stmt{db_, "DELETE FROM outbox WHERE id = ?1"}.bind(1, id).run();
-    for (auto& o : c.outbox)
-      stmt{db_, "INSERT INTO outbox(dest, user_id, request_id, payload, personal, attempt, "
-                "next_at_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}
-        .bind(1, o.dest)
-        .bind(2, o.user_id)
-        .bind(3, o.request_id)
-        .bind_blob(4, o.payload)
-        .bind(5, int64_t{o.personal ? 1 : 0})
-        .bind(6, int64_t{o.attempt})
-        .bind(7, o.next_at_ms)
-        .bind(8, o.created_ms)
-        .run();
-    if (c.inbox)
-      stmt{db_, "INSERT OR REPLACE INTO inbox(request_id, user_id, outcome) VALUES (?1, ?2, ?3)"}
-        .bind(1, c.inbox->request_id)
-        .bind(2, c.inbox->user_id)
-        .bind_blob(3, c.inbox->outcome)
-        .run();
-    exec("COMMIT");
-    return {};
+    exec(db_, "COMMIT");
+    return out;
   } catch (const store_error& e) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return {e.code, e.what()};
+    sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return fail_all(e);
   }
 }
 
 std::vector<event_row> sqlite_store::read_stream(const std::string& stream) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
+  auto& c = reader();
+  lock g{c.mtx};
   std::vector<event_row> out;
-  stmt s{db_, "SELECT seq, payload FROM events WHERE stream = ?1 ORDER BY seq"};
+  stmt s{c, "SELECT seq, payload FROM events WHERE stream = ?1 ORDER BY seq"};
   s.bind(1, stream);
   while (s.step())
     out.push_back(event_row{stream, s.i64(0), s.str(1)});
@@ -345,9 +431,9 @@ std::vector<event_row> sqlite_store::read_stream(const std::string& stream) {
 }
 
 std::optional<std::string> sqlite_store::inbox_get(const std::string& request_id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{db_, "SELECT outcome FROM inbox WHERE request_id = ?1"};
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT outcome FROM inbox WHERE request_id = ?1"};
   s.bind(1, request_id);
   if (s.step())
     return s.str(0);
@@ -355,17 +441,17 @@ std::optional<std::string> sqlite_store::inbox_get(const std::string& request_id
 }
 
 bool sqlite_store::tombstoned(const std::string& user_id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{db_, "SELECT 1 FROM tombstones WHERE user_id = ?1"};
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT 1 FROM tombstones WHERE user_id = ?1"};
   s.bind(1, user_id);
   return s.step();
 }
 
 std::optional<index_row> sqlite_store::index_get(const std::string& space, const std::string& key) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{db_, "SELECT user_id, value FROM idx WHERE space = ?1 AND key = ?2"};
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT user_id, value FROM idx WHERE space = ?1 AND key = ?2"};
   s.bind(1, space).bind_blob(2, key);
   if (s.step())
     return index_row{space, key, s.str(0), s.str(1)};
@@ -373,18 +459,18 @@ std::optional<index_row> sqlite_store::index_get(const std::string& space, const
 }
 
 int64_t sqlite_store::index_count(const std::string& space, const std::string& user_id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{db_, "SELECT COUNT(*) FROM idx WHERE space = ?1 AND user_id = ?2"};
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT COUNT(*) FROM idx WHERE space = ?1 AND user_id = ?2"};
   s.bind(1, space).bind(2, user_id);
   s.step();
   return s.i64(0);
 }
 
 std::optional<job_row> sqlite_store::job_get(const std::string& job_id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{db_, "SELECT user_id, record FROM jobs WHERE job_id = ?1"};
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT user_id, record FROM jobs WHERE job_id = ?1"};
   s.bind(1, job_id);
   if (s.step())
     return job_row{job_id, s.str(0), s.str(1)};
@@ -393,9 +479,6 @@ std::optional<job_row> sqlite_store::job_get(const std::string& job_id) {
 
 std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
                                                  const std::vector<std::string>& skip_dests) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  std::vector<outbox_row> out;
   std::string sql = "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
                     "created_ms FROM outbox WHERE next_at_ms <= ?1";
   if (!skip_dests.empty()) {
@@ -405,7 +488,10 @@ std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
     sql += ")";
   }
   sql += " ORDER BY next_at_ms, id LIMIT ?2";
-  stmt s{db_, sql.c_str()};
+  auto& c = reader();
+  lock g{c.mtx};
+  std::vector<outbox_row> out;
+  stmt s{c, sql};
   s.bind(1, now).bind(2, static_cast<int64_t>(limit));
   for (size_t i = 0; i < skip_dests.size(); ++i)
     s.bind(static_cast<int>(i + 3), skip_dests[i]);
@@ -426,42 +512,39 @@ std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
 }
 
 status sqlite_store::outbox_retry(const std::vector<retry>& retries) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (db_ == nullptr)
-    return {errc::unavailable, "store " + opts_.path + " is closed"};
   if (retries.empty())
     return {};
+  lock g{db_.mtx};
   try {
-    exec("BEGIN IMMEDIATE");
+    exec(db_, "BEGIN IMMEDIATE");
   } catch (const store_error& e) {
     return {e.code, e.what()};
   }
   try {
-    stmt s{db_, "UPDATE outbox SET attempt = ?2, next_at_ms = ?3 WHERE id = ?1"};
-    for (auto& r : retries) {
-      s.reset();
-      s.bind(1, r.id).bind(2, int64_t{r.attempt}).bind(3, r.next_at_ms).run();
-    }
-    exec("COMMIT");
+    for (auto& r : retries)
+      stmt{db_, "UPDATE outbox SET attempt = ?2, next_at_ms = ?3 WHERE id = ?1"}
+        .bind(1, r.id)
+        .bind(2, int64_t{r.attempt})
+        .bind(3, r.next_at_ms)
+        .run();
+    exec(db_, "COMMIT");
     return {};
   } catch (const store_error& e) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     return {e.code, e.what()};
   }
 }
 
 int64_t sqlite_store::outbox_depth() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
-  stmt s{db_, "SELECT COUNT(*) FROM outbox"};
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT COUNT(*) FROM outbox"};
   s.step();
   return s.i64(0);
 }
 
 status sqlite_store::outbox_wake(const std::string& dest, int64_t now_ms) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (db_ == nullptr)
-    return {errc::unavailable, "store " + opts_.path + " is closed"};
+  lock g{db_.mtx};
   try {
     stmt{db_, "UPDATE outbox SET next_at_ms = ?2 WHERE dest = ?1 AND next_at_ms > ?2"}
       .bind(1, dest)
@@ -474,10 +557,10 @@ status sqlite_store::outbox_wake(const std::string& dest, int64_t now_ms) {
 }
 
 std::vector<event_store::outbox_stat> sqlite_store::outbox_stats() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  require_open();
+  auto& c = reader();
+  lock g{c.mtx};
   std::vector<outbox_stat> out;
-  stmt s{db_, "SELECT dest, COUNT(*), MIN(created_ms) FROM outbox GROUP BY dest ORDER BY dest"};
+  stmt s{c, "SELECT dest, COUNT(*), MIN(created_ms) FROM outbox GROUP BY dest ORDER BY dest"};
   while (s.step())
     out.push_back(outbox_stat{s.str(0), s.i64(1), s.i64(2)});
   return out;

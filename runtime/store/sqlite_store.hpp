@@ -1,11 +1,19 @@
 #pragma once
 /// Embedded backend: one SQLite file per service, WAL, secure_delete.
+///
+/// Writes go through one writer connection; reads through their own connections,
+/// so a read never waits for a commit's fsync (WAL readers see the last committed
+/// state). Every connection keeps its prepared statements. apply_batch() is the
+/// group commit: one transaction (one fsync) for many commits, each inside its
+/// own savepoint.
 
 #include "runtime/store/event_store.hpp"
 
 #include <mutex>
+#include <unordered_map>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace custodian::store {
 
@@ -24,6 +32,7 @@ public:
   ~sqlite_store() override;
 
   status apply(const commit& c) override;
+  std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
   std::optional<std::string> inbox_get(const std::string& request_id) override;
   bool tombstoned(const std::string& user_id) override;
@@ -43,15 +52,31 @@ public:
   void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) override;
   void close() override;
 
+  /// One SQLite connection, its statement cache and the lock that serializes it.
+  struct conn {
+    std::mutex mtx;
+    sqlite3* db = nullptr;
+    std::unordered_map<std::string, sqlite3_stmt*> cache;
+    std::string path;
+  };
+
 private:
-  void exec(const char* sql);
-  sqlite3* open_db(const std::string& path);
-  void require_open() const;
+  void open_conn(conn& c, const std::string& path);
+  void close_conn(conn& c, bool checkpoint);
+  void apply_one(const commit& c);
+  void destroy_keys(const std::vector<const commit*>& batch);
+  /// A reader of the data file (falls back to the writer for ":memory:").
+  conn& reader();
+  conn& key_reader();
 
   sqlite_options opts_;
-  std::mutex mtx_;
-  sqlite3* db_ = nullptr;
-  sqlite3* keys_ = nullptr;
+  bool memory_ = false;
+  bool closed_ = false;
+  conn db_;         ///< writer of the data file
+  conn readers_[2]; ///< readers of the data file
+  conn keys_;       ///< writer of the key table
+  conn keys_reader_;
+  std::mutex close_mtx_;
 };
 
 } // namespace custodian::store

@@ -180,3 +180,62 @@ BOOST_FIXTURE_TEST_CASE(outbox_wake_and_stats, fixture) {
   BOOST_TEST(st->outbox_wake("b", 200).ok());  // b came back: its entries are due now
   BOOST_TEST(st->outbox_due(200, 10).size() == 3u);
 }
+
+BOOST_FIXTURE_TEST_CASE(group_commit_isolates_a_conflicting_commit, fixture) {
+  // Three commits in one transaction; the middle one takes an index key that the
+  // first one took: it alone is undone, the others land, in order.
+  commit a, b, c;
+  a.events = {{"u1", "a1"}};
+  a.index_puts = {{"email", "k1", "u1", ""}};
+  b.events = {{"u2", "b1"}};
+  b.index_puts = {{"email", "k1", "u2", ""}};
+  b.inbox = inbox_row{"req-b", "u2", "Pb"};
+  c.events = {{"u1", "a2"}, {"u3", "c1"}};
+  c.inbox = inbox_row{"req-c", "u3", "Pc"};
+  auto res = st->apply_batch({&a, &b, &c});
+  BOOST_TEST_REQUIRE(res.size() == 3u);
+  BOOST_TEST(res[0].ok());
+  BOOST_TEST((res[1].code == errc::conflict));
+  BOOST_TEST(res[2].ok());
+  st->close();
+  st = open();
+  BOOST_TEST(st->read_stream("u1").size() == 2u);
+  BOOST_TEST(st->read_stream("u1")[1].payload == "a2");
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(!st->inbox_get("req-b"));
+  BOOST_TEST(st->inbox_get("req-c").value() == "Pc");
+  BOOST_TEST(st->index_get("email", "k1")->user_id == "u1");
+}
+
+BOOST_FIXTURE_TEST_CASE(group_commit_destroys_keys_before_erasing, fixture) {
+  st->key_put("u1", "sealed-1");
+  st->key_put("u2", "sealed-2");
+  commit seed;
+  seed.events = {{"u1", "e"}, {"u2", "e"}};
+  BOOST_TEST(st->apply(seed).ok());
+  commit e1, e2, other;
+  e1.destroy_keys = e1.erase_users = e1.tombstones = {"u1"};
+  e2.destroy_keys = e2.erase_users = e2.tombstones = {"u2"};
+  other.events = {{"u3", "x"}};
+  auto res = st->apply_batch({&e1, &other, &e2});
+  for (auto& r : res)
+    BOOST_TEST(r.ok());
+  BOOST_TEST(!st->key_get("u1"));
+  BOOST_TEST(!st->key_get("u2"));
+  BOOST_TEST(st->read_stream("u1").empty());
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(st->tombstoned("u2"));
+  BOOST_TEST(st->read_stream("u3").size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {
+  st->close();
+  commit a, b;
+  a.events = {{"u1", "a"}};
+  b.destroy_keys = {"u1"};
+  auto res = st->apply_batch({&a, &b});
+  BOOST_TEST_REQUIRE(res.size() == 2u);
+  BOOST_TEST((res[0].code == errc::unavailable));
+  BOOST_TEST((res[1].code == errc::unavailable));
+  BOOST_CHECK_THROW(st->read_stream("u1"), store_error);
+}

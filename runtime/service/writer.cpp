@@ -1,0 +1,52 @@
+#include "runtime/service/writer.hpp"
+
+#include "runtime/common/log.hpp"
+
+namespace custodian {
+
+writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
+                                        std::shared_ptr<store::event_store> st, writer_config cfg) {
+  auto flush = [self, st] {
+    auto& s = self->state;
+    s.flush_scheduled = false;
+    if (s.pending.empty())
+      return;
+    auto batch = std::move(s.pending);
+    s.pending.clear();
+    std::vector<const store::commit*> commits;
+    commits.reserve(batch.size());
+    for (auto& w : batch)
+      commits.push_back(w.commit.get());
+    std::vector<store::status> results;
+    try {
+      results = st->apply_batch(commits);
+    } catch (const std::exception& e) {
+      results.assign(batch.size(), store::status{store::errc::io, e.what()});
+    }
+    ++s.batches;
+    s.commits += batch.size();
+    for (size_t i = 0; i < batch.size(); ++i)
+      batch[i].promise.deliver(static_cast<int32_t>(results[i].code), results[i].message);
+  };
+  return {
+    [self, cfg, flush](commit_atom, commit_ticket& t) {
+      auto& s = self->state;
+      auto rp = self->make_response_promise<int32_t, std::string>();
+      s.pending.push_back(writer_state::waiting{std::move(t.commit), rp});
+      if (s.pending.size() >= cfg.max_batch) {
+        flush();
+      } else if (!s.flush_scheduled) {
+        // Behind every commit already in the mailbox: they join this batch.
+        s.flush_scheduled = true;
+        self->send(self, flush_atom::value);
+      }
+      return rp;
+    },
+    [flush](flush_atom) { flush(); },
+    [self](writer_stats_atom) {
+      return caf::result<uint64_t, uint64_t>(self->state.batches, self->state.commits);
+    },
+  };
+}
+
+} // namespace custodian

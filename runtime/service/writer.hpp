@@ -1,0 +1,79 @@
+#pragma once
+/// The service writer: group commit for one service's store on this node.
+///
+/// Shard actors prepare a command (reads, the service's logic, sealing) and send
+/// its commit here; the writer takes every commit waiting in its mailbox (up to
+/// `max_batch`) into one store transaction (one fsync), then answers all of
+/// them. A shard awaits its answer before it takes its next command, so each
+/// shard still sees its own writes in order; batches form across shards and
+/// grow by themselves while a transaction is being written. The writer runs on
+/// its own thread (it blocks on fsync, never the shared scheduler).
+
+#include "runtime/common/wire.hpp"
+#include "runtime/store/event_store.hpp"
+
+#include <memory>
+#include <mutex>
+
+namespace custodian {
+
+/// A commit handed from a shard to its service's writer (local messages only).
+struct commit_ticket {
+  std::shared_ptr<store::commit> commit;
+};
+
+} // namespace custodian
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::commit_ticket)
+
+namespace custodian {
+
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using writer_stats_atom = caf::atom_constant<caf::atom("wstats")>;
+
+/// Answers a commit with (errc as int32, message) once it is durable or failed.
+using writer_actor =
+  caf::typed_actor<caf::replies_to<commit_atom, commit_ticket>::with<int32_t, std::string>,
+                   caf::reacts_to<flush_atom>,
+                   caf::replies_to<writer_stats_atom>::with<uint64_t, uint64_t>>;
+
+struct writer_config {
+  /// Most commits in one transaction.
+  size_t max_batch = 512;
+};
+
+struct writer_state {
+  struct waiting {
+    std::shared_ptr<store::commit> commit;
+    caf::typed_response_promise<int32_t, std::string> promise;
+  };
+  std::vector<waiting> pending;
+  bool flush_scheduled = false;
+  uint64_t batches = 0;
+  uint64_t commits = 0;
+  static inline const char* name = "writer";
+};
+
+writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
+                                        std::shared_ptr<store::event_store> st, writer_config cfg);
+
+/// Where a service's shards find its current writer (its supervisor replaces it
+/// after a restart). Thread-safe.
+class writer_slot {
+public:
+  void set(writer_actor w) {
+    std::lock_guard<std::mutex> g{mtx_};
+    w_ = std::move(w);
+  }
+  writer_actor get() const {
+    std::lock_guard<std::mutex> g{mtx_};
+    return w_;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  writer_actor w_;
+};
+
+} // namespace custodian
