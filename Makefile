@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup build run test unit e2e chaos fuzz clean
+.PHONY: setup build run test unit e2e chaos fuzz bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,7 +30,16 @@ e2e: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L e2e
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-release
+
+# Benchmarks (not part of `make test`): a Release build, then the suite of
+# bench/custodian_bench.cpp. Prints the table, writes it into docs/performance.md
+# and the medians to bench/out/results.json. BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
+bench: setup
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release > /dev/null
+	@cmake --build build-release -j$(JOBS) --target custodian_bench
+	@build-release/bench/custodian_bench --work=build-release/bench-work $(BENCH_ARGS)
 
 # More randomized fault schedules than `make test` runs (seeds 1..CHAOS_SCHEDULES).
 CHAOS_SCHEDULES ?= 20

@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 namespace custodian {
 
@@ -230,6 +231,23 @@ std::string node::spawn_service(const std::string& svc) {
                                 },
                                 [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
   supervisors_[svc] = sys_.spawn(supervisor, svc, std::move(children), sc);
+  // The supervisor spawns its children on a scheduler thread: wait (bounded)
+  // until every shard, the writer and the sender are published, so nothing this
+  // node serves next finds the service half up.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto up = [&] {
+    if (!slot->get() || !rt_->sender(svc))
+      return false;
+    for (auto& h : rt_->health())
+      if (h.service == svc)
+        return h.up == h.total;
+    return hosted.empty();
+  };
+  while (!up()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return "service " + svc + " did not come up within 10 s";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   if (guard_)
     caf::anon_send(guard_, supervisors_[svc], svc);
   log::get("node")->info("service {} up: {} of {} shards, store {}/{}.db", svc, hosted.size(),

@@ -1,0 +1,138 @@
+#include "bench/bench_support.hpp"
+
+#include "runtime/common/log.hpp"
+
+#include <future>
+#include <stdexcept>
+
+namespace custodian::bench {
+
+namespace {
+
+struct pump_state {
+  size_t next = 0;
+  size_t answered = 0;
+  size_t outstanding = 0;
+  static inline const char* name = "bench_pump";
+};
+
+using pump_tick = caf::atom_constant<caf::atom("ptick")>;
+
+} // namespace
+
+pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, double rate_per_s,
+                 const std::function<request(size_t)>& make) {
+  auto res = std::make_shared<pump_result>();
+  res->sent.resize(n);
+  res->replies.resize(n);
+  std::promise<void> finished;
+  auto fut = finished.get_future();
+  if (n == 0)
+    return *res;
+  auto done = std::make_shared<std::promise<void>>(std::move(finished));
+  sys.spawn([=, &rt, &make](caf::stateful_actor<pump_state>* self) -> caf::behavior {
+    auto send_due = std::make_shared<std::function<void()>>();
+    *send_due = [=, &rt, &make] {
+      auto& st = self->state;
+      auto now = clock::now();
+      while (st.next < n && st.outstanding < window) {
+        if (rate_per_s > 0 && st.next > 0) {
+          auto due = res->first + std::chrono::duration_cast<clock::duration>(
+                                    std::chrono::duration<double>(st.next / rate_per_s));
+          if (due > now)
+            break;
+        }
+        auto i = st.next++;
+        auto r = make(i);
+        r.env.set_request_id(new_id());
+        r.env.set_origin("bench");
+        r.env.set_attempt(1);
+        auto dest = rt.lookup(r.service, r.key);
+        res->sent[i] = clock::now();
+        if (i == 0)
+          res->first = res->sent[i];
+        if (!dest) {
+          res->replies[i].set_status(v1::Reply::UNAVAILABLE);
+          res->replies[i].set_message("no route to " + r.service);
+          ++res->failures;
+          ++st.answered;
+          continue;
+        }
+        ++st.outstanding;
+        self->request(*dest, std::chrono::seconds(60), cmd_atom::value,
+                      wire{r.env.SerializeAsString()})
+          .then(
+            [=](const wire& w) {
+              auto& st = self->state;
+              if (!res->replies[i].ParseFromString(w.bytes)
+                  || res->replies[i].status() != v1::Reply::OK)
+                ++res->failures;
+              --st.outstanding;
+              if (++st.answered == n) {
+                res->last_reply = clock::now();
+                done->set_value();
+                self->quit();
+                return;
+              }
+              (*send_due)();
+            },
+            [=](caf::error& err) {
+              auto& st = self->state;
+              res->replies[i].set_status(v1::Reply::UNAVAILABLE);
+              res->replies[i].set_message(caf::to_string(err));
+              ++res->failures;
+              --st.outstanding;
+              if (++st.answered == n) {
+                res->last_reply = clock::now();
+                done->set_value();
+                self->quit();
+                return;
+              }
+              (*send_due)();
+            });
+      }
+      if (st.answered == n && st.outstanding == 0) {
+        res->last_reply = clock::now();
+        done->set_value();
+        self->quit();
+      }
+    };
+    self->send(self, pump_tick::value);
+    return {
+      [=](pump_tick) {
+        (*send_due)();
+        // Open loop: look again when the next item is due.
+        if (rate_per_s > 0 && self->state.next < n)
+          self->delayed_send(self, std::chrono::microseconds(500), pump_tick::value);
+      },
+    };
+  });
+  if (fut.wait_for(std::chrono::minutes(30)) != std::future_status::ready)
+    throw std::runtime_error("bench pump: no end after 30 minutes");
+  return *res;
+}
+
+embedded_node::embedded_node(const std::string& data_dir, std::function<void(node_config&)> tweak,
+                             job_board& board) {
+  cfg_.data_dir = data_dir;
+  cfg_.gateway_listen = "";
+  cfg_.log_file = data_dir + "/node.log";
+  if (tweak)
+    tweak(cfg_);
+  if (auto err = log::setup(cfg_.log_level, cfg_.log_format, cfg_.log_file); !err.empty())
+    throw std::runtime_error(err);
+  sys_ = std::make_unique<caf::actor_system>(cfg_);
+  node_hooks hooks;
+  hooks.on_job_finished = [&board](const v1::JobStatus& s) { board.finished(s); };
+  node_ = std::make_unique<node>(*sys_, cfg_, hooks);
+  if (auto err = node_->start(); !err.empty())
+    throw std::runtime_error("node did not start: " + err);
+}
+
+embedded_node::~embedded_node() {
+  node_->stop();
+  node_.reset();
+  sys_.reset();
+}
+
+} // namespace custodian::bench

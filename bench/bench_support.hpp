@@ -1,0 +1,136 @@
+#pragma once
+// Pieces of the benchmark: an in-process node with a job listener, a load pump
+// that drives shard actors through the node's internal API (closed or open
+// loop), statistics and RSS.
+#include "runtime/common/ids.hpp"
+#include "runtime/node/node.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace custodian::bench {
+
+using clock = std::chrono::steady_clock;
+
+inline double ms_between(clock::time_point a, clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+/// Resident set size of this process, in bytes.
+inline int64_t rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+struct summary {
+  double median = 0, min = 0, max = 0;
+};
+
+inline summary summarize(std::vector<double> v) {
+  if (v.empty())
+    return {};
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+inline double percentile(std::vector<double> v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+/// Jobs finished, as reported by the node once their commit is durable.
+class job_board {
+public:
+  void finished(const v1::JobStatus& s) {
+    std::lock_guard<std::mutex> g{mtx_};
+    done_[s.job_id()] = {clock::now(), s.state()};
+    ++count_[s.kind()];
+    cv_.notify_all();
+  }
+  /// Waits until `n` jobs of `kind` finished since the last reset; false on deadline.
+  bool wait(const std::string& kind, size_t n, std::chrono::seconds deadline) {
+    std::unique_lock<std::mutex> g{mtx_};
+    return cv_.wait_for(g, deadline, [&] { return count_[kind] >= n; });
+  }
+  bool wait_job(const std::string& job_id, std::chrono::seconds deadline) {
+    std::unique_lock<std::mutex> g{mtx_};
+    return cv_.wait_for(g, deadline, [&] { return done_.count(job_id) > 0; });
+  }
+  struct entry {
+    clock::time_point at;
+    std::string state;
+  };
+  std::optional<entry> get(const std::string& job_id) {
+    std::lock_guard<std::mutex> g{mtx_};
+    auto i = done_.find(job_id);
+    if (i == done_.end())
+      return std::nullopt;
+    return i->second;
+  }
+  void reset() {
+    std::lock_guard<std::mutex> g{mtx_};
+    done_.clear();
+    count_.clear();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::unordered_map<std::string, entry> done_;
+  std::map<std::string, size_t> count_;
+};
+
+/// One request to a shard: service, routing key, envelope.
+struct request {
+  std::string service;
+  std::string key;
+  v1::Envelope env;
+};
+
+struct pump_result {
+  std::vector<clock::time_point> sent;   ///< per item
+  std::vector<v1::Reply> replies;        ///< per item
+  clock::time_point first, last_reply;
+  size_t failures = 0;
+};
+
+/// Sends `n` requests made by `make(i)` to the owning shards, at most `window`
+/// unanswered at once; with `rate_per_s` > 0 also no faster than that rate
+/// (open loop: item i is due at first + i / rate). Blocks until every reply.
+pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, double rate_per_s,
+                 const std::function<request(size_t)>& make);
+
+/// A node in this process (the same custodian::node that custodian-node runs),
+/// with the job listener wired to `board`.
+class embedded_node {
+public:
+  embedded_node(const std::string& data_dir, std::function<void(node_config&)> tweak,
+                job_board& board);
+  ~embedded_node();
+  caf::actor_system& sys() { return *sys_; }
+  node& get() { return *node_; }
+  router& rt() { return *node_->routes(); }
+  node_config& cfg() { return cfg_; }
+
+private:
+  node_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<node> node_;
+};
+
+} // namespace custodian::bench

@@ -1,0 +1,688 @@
+// `make bench`: erase fan-out, export and redelivery against a node on the
+// embedded store, with every fsync production makes (store.synchronous=full),
+// on the queue baseline's workload (../shared/baseline-rabbitmq): N users,
+// 20 watch events each written in time order, half of them (at most 10,000)
+// erased in shuffled order. Users are seeded once per size through the node's
+// own write path (argon2id cost lowered for seeding only), the data directory is
+// copied for every run, and after every run each erased user must have no record
+// left in any service and every other user must be intact.
+//
+// usage: custodian_bench [--quick] [--users=20000,...] [--runs=3] [--out=FILE.json]
+//                        [--doc=docs/performance.md] [--work=DIR]
+//        custodian_bench --rtt-server=PORT   (the far node of scenario g)
+#include "bench/bench_support.hpp"
+
+#include "actors/auth/auth_logic.hpp"
+#include "runtime/service/helpers.hpp"
+#include "runtime/service/shard_actor.hpp"
+#include "runtime/store/sqlite_store.hpp"
+#include "tests/support/api_client.hpp"
+#include "tests/support/node_process.hpp"
+
+#include <sodium.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace custodian;
+using namespace custodian::bench;
+
+namespace {
+
+constexpr int watch_per_user = 20;
+constexpr int export_users = 10;
+constexpr int export_events = 1000;
+
+struct options {
+  std::vector<size_t> sizes{2000, 20000, 200000};
+  size_t main_size = 20000;
+  int runs = 3;
+  std::string out = "bench/out/results.json";
+  std::string doc = "docs/performance.md";
+  std::string work;
+  std::string command = "make bench";
+};
+
+struct dataset {
+  size_t users = 0;
+  std::string dir;                     ///< template data directory
+  std::vector<std::string> ids;        ///< the N users
+  std::vector<std::string> export_ids; ///< users with 1,000 watch events
+};
+
+void check(bool ok, const std::string& what) {
+  if (!ok)
+    throw std::runtime_error("bench check failed: " + what);
+}
+
+void seed_tweak(node_config& c) {
+  c.pwhash_ops = 1;
+  c.pwhash_mem_kib = 8;
+}
+
+/// Registers users through auth (the register saga provisions the other three
+/// services), then writes their watch events, time order across all users.
+std::vector<std::string> seed_users(embedded_node& n, job_board& board, size_t count,
+                                    const std::string& prefix, int events) {
+  board.reset();
+  auto reg = pump(n.sys(), n.rt(), count, 512, 0, [&](size_t i) {
+    request r;
+    auto email = prefix + std::to_string(i) + "@bench.example";
+    r.service = "auth";
+    r.key = auth::auth_logic::route_key(email);
+    auto* c = r.env.mutable_command()->mutable_register_user();
+    c->set_email(email);
+    c->set_password("bench password " + std::to_string(i));
+    c->set_display_name("Bench User " + std::to_string(i));
+    return r;
+  });
+  for (auto& r : reg.replies)
+    check(r.status() == v1::Reply::OK, "every registration accepted (got " + v1::Reply::Status_Name(r.status()) + ": " + r.message() + ")");
+  check(board.wait("register", count, std::chrono::seconds(600)), "every registration done");
+  std::vector<std::string> ids;
+  for (auto& r : reg.replies)
+    ids.push_back(r.registered().user_id());
+  auto w = pump(n.sys(), n.rt(), count * static_cast<size_t>(events), 1024, 0, [&](size_t i) {
+    request r;
+    auto& uid = ids[i % count];
+    auto k = i / count;
+    r.service = "watchhistory";
+    r.key = uid;
+    r.env.set_user_id(uid);
+    auto* c = r.env.mutable_command()->mutable_record_watch();
+    c->set_title_id("title-" + std::to_string((k * 7919 + i) % 5000));
+    c->set_progress_s(static_cast<int32_t>(60 * k));
+    return r;
+  });
+  check(w.failures == 0, "every watch event accepted");
+  return ids;
+}
+
+dataset seed(const options& o, size_t users) {
+  dataset d;
+  d.users = users;
+  d.dir = o.work + "/template-" + std::to_string(users);
+  fs::remove_all(d.dir);
+  fs::create_directories(d.dir);
+  job_board board;
+  auto t0 = clock::now();
+  {
+    embedded_node n{d.dir, seed_tweak, board};
+    d.ids = seed_users(n, board, users, "u" + std::to_string(users) + "-", watch_per_user);
+    d.export_ids = seed_users(n, board, export_users, "x", export_events);
+  }
+  fs::remove(d.dir + "/node.log");
+  std::cerr << "seeded " << users << " users (" << users * watch_per_user << " watch events) + "
+            << export_users << " users with " << export_events << " events in "
+            << ms_between(t0, clock::now()) / 1000 << " s\n";
+  return d;
+}
+
+std::string fresh_copy(const options& o, const dataset& d) {
+  auto dir = o.work + "/run";
+  fs::remove_all(dir);
+  fs::copy(d.dir, dir, fs::copy_options::recursive);
+  return dir;
+}
+
+/// Every erased user has no record and no key left in any service (and a
+/// tombstone); every other user is intact in all four.
+void verify(embedded_node& n, const dataset& d, const std::vector<size_t>& erased_idx) {
+  std::vector<char> erased(d.users, 0);
+  for (auto i : erased_idx)
+    erased[i] = 1;
+  for (auto& svc : all_services()) {
+    auto st = n.get().store_of(svc);
+    for (size_t i = 0; i < d.users; ++i) {
+      auto& uid = d.ids[i];
+      auto events = st->read_stream(uid).size();
+      if (erased[i]) {
+        check(events == 0, svc + " still holds events of erased user " + uid);
+        check(!st->key_get(uid), svc + " still holds the key of erased user " + uid);
+        check(st->tombstoned(uid), svc + " has no tombstone for erased user " + uid);
+      } else {
+        check(events > 0, svc + " lost user " + uid);
+        if (svc == "watchhistory")
+          check(events == 1 + watch_per_user, "watchhistory events of " + uid);
+        if (svc != "authz")  // authz keeps no personal field, hence no key
+          check(st->key_get(uid).has_value(), svc + " lost the key of " + uid);
+      }
+    }
+  }
+}
+
+std::vector<size_t> shuffled(size_t users, size_t k, uint32_t seed) {
+  std::vector<size_t> idx(users);
+  for (size_t i = 0; i < users; ++i)
+    idx[i] = i;
+  std::mt19937 rng{seed};
+  std::shuffle(idx.begin(), idx.end(), rng);
+  idx.resize(k);
+  return idx;
+}
+
+request erase_request(const std::string& uid) {
+  request r;
+  r.service = "user";
+  r.key = uid;
+  r.env.set_user_id(uid);
+  r.env.mutable_command()->mutable_start_erase();
+  return r;
+}
+
+struct erase_run {
+  double per_s = 0;                  ///< erasures fully done per second
+  std::vector<double> latency_ms;    ///< acceptance request -> job done
+  double accept_s = 0;               ///< time to get every acceptance
+};
+
+/// Erases `idx` through the internal API (closed loop with `window`, or open
+/// loop at `rate`); waits for every job to be done.
+erase_run erase_internal(embedded_node& n, job_board& board, const dataset& d,
+                         const std::vector<size_t>& idx, double rate) {
+  board.reset();
+  auto p = pump(n.sys(), n.rt(), idx.size(), rate > 0 ? 100000 : 1024, rate,
+                [&](size_t i) { return erase_request(d.ids[idx[i]]); });
+  check(p.failures == 0, "every erasure accepted");
+  check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every erase job done");
+  erase_run r;
+  clock::time_point last = p.first;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    auto e = board.get(p.replies[i].job().job_id());
+    check(e && e->state == "done", "erase job done");
+    last = std::max(last, e->at);
+    r.latency_ms.push_back(ms_between(p.sent[i], e->at));
+  }
+  r.per_s = idx.size() / (ms_between(p.first, last) / 1000);
+  r.accept_s = ms_between(p.first, p.last_reply) / 1000;
+  return r;
+}
+
+/// The same through the HTTP gateway: an admin (created with the bootstrap
+/// secret) deletes users over keep-alive connections from `threads` threads.
+erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
+                     const std::vector<size_t>& idx, size_t threads) {
+  auto url = "http://" + n.cfg().gateway_listen;
+  crypto::key32 secret;
+  check(crypto::load_or_create_master_key(n.cfg().data_dir + "/admin.secret", secret).empty(),
+        "admin secret readable");
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
+  httplib::Client admin{url};
+  v1::RegisterRequest req;
+  req.set_email("bench-admin@bench.example");
+  req.set_password("bench admin password");
+  req.set_display_name("Bench Admin");
+  auto res = admin.Post("/v1/admins", httplib::Headers{{"X-Custodian-Bootstrap", hex}},
+                        test::api_client::json(req), "application/json");
+  check(res && res->status == 201, "admin created");
+  test::api_client api{url};
+  auto login = test::api_client::parse<v1::LoginResponse>(
+    api.login("bench-admin@bench.example", "bench admin password"));
+  auto token = login.token();
+  board.reset();
+  std::vector<clock::time_point> sent(idx.size());
+  std::vector<std::string> jobs(idx.size());
+  std::atomic<size_t> next{0}, failures{0};
+  auto t0 = clock::now();
+  std::vector<std::thread> ts;
+  for (size_t t = 0; t < threads; ++t)
+    ts.emplace_back([&] {
+      httplib::Client c{url};
+      c.set_keep_alive(true);
+      httplib::Headers h{{"Authorization", "Bearer " + token}};
+      for (size_t i; (i = next++) < idx.size();) {
+        sent[i] = clock::now();
+        auto r = c.Delete(("/v1/users/" + d.ids[idx[i]]).c_str(), h);
+        if (!r || r->status != 202) {
+          ++failures;
+          continue;
+        }
+        v1::JobAccepted j;
+        google::protobuf::util::JsonStringToMessage(r->body, &j);
+        jobs[i] = j.job_id();
+      }
+    });
+  for (auto& t : ts)
+    t.join();
+  auto accepted = clock::now();
+  check(failures == 0, "every HTTP erasure accepted (202)");
+  check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every erase job done");
+  erase_run r;
+  auto last = t0;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    auto e = board.get(jobs[i]);
+    check(e && e->state == "done", "erase job done");
+    last = std::max(last, e->at);
+    r.latency_ms.push_back(ms_between(sent[i], e->at));
+  }
+  r.per_s = idx.size() / (ms_between(t0, last) / 1000);
+  r.accept_s = ms_between(t0, accepted) / 1000;
+  return r;
+}
+
+/// Export of a user with 1,000 watch events: start, wait for the job, read the
+/// bundle (the whole "download my data"), sequentially.
+std::vector<double> exports(embedded_node& n, job_board& board, const dataset& d, size_t count) {
+  std::vector<double> out;
+  caf::scoped_actor self{n.sys()};
+  auto call = [&](const std::string& svc, const std::string& key, v1::Envelope env) {
+    env.set_request_id(new_id());
+    env.set_origin("bench");
+    v1::Reply reply;
+    auto dest = n.rt().lookup(svc, key);
+    check(dest.has_value(), svc + " reachable");
+    self->request(*dest, std::chrono::seconds(30), cmd_atom::value, wire{env.SerializeAsString()})
+      .receive([&](const wire& w) { reply.ParseFromString(w.bytes); },
+               [&](caf::error&) { reply.set_status(v1::Reply::UNAVAILABLE); });
+    return reply;
+  };
+  for (size_t k = 0; k < count + 10; ++k) {
+    auto& uid = d.export_ids[k % d.export_ids.size()];
+    auto t0 = clock::now();
+    v1::Envelope env;
+    env.set_user_id(uid);
+    env.mutable_command()->mutable_start_export();
+    auto acc = call("user", uid, env);
+    check(acc.status() == v1::Reply::OK, "export accepted");
+    auto job = acc.job().job_id();
+    check(board.wait_job(job, std::chrono::seconds(30)), "export job done");
+    v1::Envelope q;
+    q.mutable_command()->mutable_get_job()->set_job_id(job);
+    auto st = call("user", job, q);
+    check(st.status() == v1::Reply::OK && st.job_status().state() == "done", "export done");
+    check(st.job_status().bundle().watchhistory().events_size() == export_events,
+          "bundle holds every watch event");
+    if (k >= 10)  // the first ten warm the caches
+      out.push_back(ms_between(t0, clock::now()));
+  }
+  return out;
+}
+
+int64_t idle_shard_bytes(const options& o) {
+  // Spawn many real shard actors (watchhistory's logic on a real store), idle.
+  job_board board;
+  auto dir = o.work + "/idle";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  node_config cfg;
+  caf::actor_system sys{cfg};
+  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir + "/w.db", "full"});
+  crypto::key32 master;
+  crypto::load_or_create_master_key(dir + "/master.key", master);
+  auto keys = std::make_shared<crypto::keyring>(master, "watchhistory", st);
+  auto core = std::make_shared<shard_core>(make_service("watchhistory", cfg, keys), st, keys);
+  auto rt = std::make_shared<router>(1);
+  constexpr size_t count = 100000;
+  std::vector<shard_actor> actors;
+  actors.reserve(count);
+  auto before = rss_bytes();
+  for (size_t i = 0; i < count; ++i)
+    actors.push_back(sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt}));
+  auto after = rss_bytes();
+  for (auto& a : actors)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  actors.clear();
+  return (after - before) / static_cast<int64_t>(count);
+}
+
+// Scenario (g): request/response between two nodes over loopback (CAF's
+// network layer, the way shard requests cross nodes).
+int rtt_server(uint16_t port) {
+  node_config cfg;
+  caf::actor_system sys{cfg};
+  auto echo = sys.spawn([]() -> shard_actor::behavior_type {
+    return {[](cmd_atom, const wire& w) -> wire {
+      v1::Envelope env;
+      env.ParseFromString(w.bytes);
+      auto r = make_reply(v1::Reply::OK);
+      r.set_message(env.request_id());
+      return wire{r.SerializeAsString()};
+    }};
+  });
+  auto p = sys.middleman().publish(echo, port, "127.0.0.1", true);
+  if (!p)
+    return 1;
+  std::cout << "ready" << std::endl;
+  std::string line;
+  std::getline(std::cin, line);  // until the parent closes stdin
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+std::vector<double> rtt(const char* self_exe) {
+  auto port = test::free_port();
+  int to_child[2], from_child[2];
+  check(pipe(to_child) == 0 && pipe(from_child) == 0, "pipes");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(to_child[0], 0);
+    dup2(from_child[1], 1);
+    close(to_child[1]);
+    close(from_child[0]);
+    auto arg = "--rtt-server=" + std::to_string(port);
+    execl(self_exe, self_exe, arg.c_str(), nullptr);
+    _exit(127);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  char buf[16] = {};
+  check(read(from_child[0], buf, 6) > 0, "rtt server ready");
+  std::vector<double> out;
+  {
+    node_config cfg;
+    caf::actor_system sys{cfg};
+    auto far = sys.middleman().remote_actor<shard_actor>("127.0.0.1", port);
+    check(static_cast<bool>(far), "connected to the rtt server");
+    caf::scoped_actor self{sys};
+    v1::Envelope env;
+    env.set_request_id(new_id());
+    env.mutable_command()->mutable_get_job()->set_job_id(new_id());
+    wire w{env.SerializeAsString()};
+    for (int i = 0; i < 10500; ++i) {
+      auto t0 = clock::now();
+      bool ok = false;
+      self->request(*far, std::chrono::seconds(5), cmd_atom::value, w)
+        .receive([&](const wire&) { ok = true; }, [&](caf::error&) {});
+      check(ok, "rtt reply");
+      if (i >= 500)
+        out.push_back(ms_between(t0, clock::now()));
+    }
+  }
+  close(to_child[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return out;
+}
+
+std::string machine() {
+  std::ostringstream m;
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line, model;
+  int cores = 0;
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0 && model.empty())
+      model = line.substr(line.find(':') + 2);
+    if (line.rfind("processor", 0) == 0)
+      ++cores;
+  }
+  std::ifstream os("/etc/os-release");
+  std::string pretty;
+  while (std::getline(os, line))
+    if (line.rfind("PRETTY_NAME=", 0) == 0)
+      pretty = line.substr(13, line.size() - 14);
+  m << cores << " cores (" << model << "), " << pretty;
+  return m.str();
+}
+
+std::string fmt(double v, int prec = 0) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(prec) << v;
+  auto str = s.str();
+  // thousands separators for the integer part
+  auto dot = str.find('.');
+  auto end = dot == std::string::npos ? str.size() : dot;
+  for (int i = static_cast<int>(end) - 3; i > (str[0] == '-' ? 1 : 0); i -= 3)
+    str.insert(static_cast<size_t>(i), ",");
+  return str;
+}
+
+std::string cell(const summary& s, int prec = 0) {
+  return fmt(s.median, prec) + " (" + fmt(s.min, prec) + "–" + fmt(s.max, prec) + ")";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&](const char* k) {
+      auto p = std::string(k) + "=";
+      return a.rfind(p, 0) == 0 ? std::optional<std::string>(a.substr(p.size())) : std::nullopt;
+    };
+    if (auto v = val("--rtt-server"))
+      return rtt_server(static_cast<uint16_t>(std::stoi(*v)));
+    if (a == "--quick") {
+      o.sizes = {2000};
+      o.main_size = 2000;
+      o.runs = 1;
+      o.command = "custodian_bench --quick";
+    } else if (auto v = val("--users")) {
+      o.sizes.clear();
+      std::stringstream ss{*v};
+      for (std::string t; std::getline(ss, t, ',');)
+        o.sizes.push_back(std::stoul(t));
+    } else if (auto v = val("--main")) {
+      o.main_size = std::stoul(*v);
+    } else if (auto v = val("--runs")) {
+      o.runs = std::stoi(*v);
+    } else if (auto v = val("--out")) {
+      o.out = *v;
+    } else if (auto v = val("--doc")) {
+      o.doc = *v;
+    } else if (auto v = val("--work")) {
+      o.work = *v;
+    } else if (auto v = val("--command")) {
+      o.command = *v;
+    } else {
+      std::cerr << "custodian_bench: unknown argument " << a << "\n";
+      return 2;
+    }
+  }
+  if (sodium_init() < 0)
+    return 1;
+  if (o.work.empty())
+    o.work = fs::temp_directory_path() / ("custodian-bench-" + std::to_string(getpid()));
+  fs::create_directories(o.work);
+  if (std::find(o.sizes.begin(), o.sizes.end(), o.main_size) == o.sizes.end())
+    o.sizes.push_back(o.main_size);
+  try {
+    job_board board;
+    std::map<size_t, dataset> data;
+    for (auto s : o.sizes)
+      data[s] = seed(o, s);
+    auto& main = data[o.main_size];
+    size_t n_erase = std::min<size_t>(10000, main.users / 2);
+    auto prod = [](node_config&) {};
+
+    // (a) saturate, internal API and HTTP; (d) export; (e) both at each size.
+    std::map<size_t, std::vector<double>> sat, exp99;
+    std::vector<double> sat_http, exp50;
+    std::vector<double> sat_internal_main;
+    for (auto s : o.sizes) {
+      auto& d = data[s];
+      size_t k = std::min<size_t>(10000, d.users / 2);
+      for (int run = 0; run < o.runs; ++run) {
+        auto dir = fresh_copy(o, d);
+        embedded_node n{dir, prod, board};
+        auto idx = shuffled(d.users, k, 1000 + run);
+        auto r = erase_internal(n, board, d, idx, 0);
+        verify(n, d, idx);
+        sat[s].push_back(r.per_s);
+        auto e = exports(n, board, d, 200);
+        exp99[s].push_back(percentile(e, 99));
+        if (s == o.main_size)
+          exp50.push_back(percentile(e, 50));
+        std::cerr << "(a) " << s << " users run " << run + 1 << ": " << fmt(r.per_s)
+                  << " erasures/s; (d) export p99 " << fmt(percentile(e, 99), 1) << " ms\n";
+      }
+    }
+    sat_internal_main = sat[o.main_size];
+    auto sat_med = summarize(sat_internal_main).median;
+
+    // (a) through HTTP.
+    for (int run = 0; run < o.runs; ++run) {
+      auto dir = fresh_copy(o, main);
+      auto port = test::free_port();
+      embedded_node n{dir,
+                      [port](node_config& c) {
+                        c.gateway_listen = "127.0.0.1:" + std::to_string(port);
+                        c.gateway_threads = 16;
+                      },
+                      board};
+      auto idx = shuffled(main.users, n_erase, 2000 + run);
+      auto r = erase_http(n, board, main, idx, 16);
+      verify(n, main, idx);
+      sat_http.push_back(r.per_s);
+      std::cerr << "(a) http run " << run + 1 << ": " << fmt(r.per_s) << " erasures/s\n";
+    }
+
+    // (b) constant offered rate: 873/s and half of our own saturation.
+    struct lat {
+      std::vector<double> p50, p90, p99, max;
+    };
+    std::map<double, lat> half;
+    for (double rate : {873.0, std::round(sat_med / 2)}) {
+      for (int run = 0; run < o.runs; ++run) {
+        auto dir = fresh_copy(o, main);
+        embedded_node n{dir, prod, board};
+        auto idx = shuffled(main.users, n_erase, 3000 + run);
+        auto r = erase_internal(n, board, main, idx, rate);
+        verify(n, main, idx);
+        auto& l = half[rate];
+        l.p50.push_back(percentile(r.latency_ms, 50));
+        l.p90.push_back(percentile(r.latency_ms, 90));
+        l.p99.push_back(percentile(r.latency_ms, 99));
+        l.max.push_back(percentile(r.latency_ms, 100));
+        std::cerr << "(b) " << rate << "/s run " << run + 1 << ": p50 "
+                  << fmt(percentile(r.latency_ms, 50), 2) << " p99 "
+                  << fmt(percentile(r.latency_ms, 99), 2) << " ms\n";
+      }
+    }
+
+    // (c) watchhistory offline: accept every erasure, bring it back, drain.
+    std::vector<double> drain, outbox_entry_bytes;
+    for (int run = 0; run < o.runs; ++run) {
+      auto dir = fresh_copy(o, main);
+      embedded_node n{dir, prod, board};
+      n.get().stop_service("watchhistory");
+      auto idx = shuffled(main.users, n_erase, 4000 + run);
+      board.reset();
+      auto rss0 = rss_bytes();
+      auto p = pump(n.sys(), n.rt(), idx.size(), 1024, 0,
+                    [&](size_t i) { return erase_request(main.ids[idx[i]]); });
+      check(p.failures == 0, "every erasure accepted while watchhistory is down");
+      // The other three services finish their part; watchhistory's waits.
+      auto user_store = n.get().store_of("user");
+      auto deadline = clock::now() + std::chrono::minutes(5);
+      for (;;) {
+        int64_t wh = 0, other = 0;
+        for (auto& s : user_store->outbox_stats())
+          (s.dest == "watchhistory" ? wh : other) += s.depth;
+        if (other == 0 && wh == static_cast<int64_t>(idx.size()))
+          break;
+        check(clock::now() < deadline, "three services done while watchhistory is down");
+        std::this_thread::yield();
+      }
+      outbox_entry_bytes.push_back(static_cast<double>(rss_bytes() - rss0)
+                                   / static_cast<double>(idx.size()));
+      auto t0 = clock::now();
+      check(n.get().start_service("watchhistory").empty(), "watchhistory restarted");
+      check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every job done");
+      clock::time_point last = t0;
+      for (auto& r : p.replies)
+        last = std::max(last, board.get(r.job().job_id())->at);
+      drain.push_back(ms_between(t0, last) / 1000);
+      verify(n, main, idx);
+      std::cerr << "(c) run " << run + 1 << ": drained " << idx.size() << " in "
+                << fmt(drain.back(), 2) << " s\n";
+    }
+
+    // (f) memory; (g) node-to-node round trip.
+    auto idle = idle_shard_bytes(o);
+    auto rt = rtt(argv[0]);
+
+    // The table.
+    auto sat_s = summarize(sat_internal_main);
+    auto http_s = summarize(sat_http);
+    auto l873 = half[873.0];
+    double half_rate = std::round(sat_med / 2);
+    auto lh = half[half_rate];
+    auto drain_s = summarize(drain);
+    auto exp99_s = summarize(exp99[o.main_size]);
+    auto exp50_s = summarize(exp50);
+    std::ostringstream t;
+    t << "| scenario | figure: median (min–max) of " << o.runs << " runs |\n|---|---|\n";
+    t << "| (a) saturated erase, internal API, " << fmt(static_cast<double>(n_erase))
+      << " erasures | **" << cell(sat_s) << " erasures/s** fully done |\n";
+    t << "| (a) saturated erase, HTTP (16 keep-alive clients, admin token) | " << cell(http_s)
+      << " erasures/s |\n";
+    t << "| (b) offered 873/s: acceptance→done p50 / p90 / p99 / max (ms) | "
+      << cell(summarize(l873.p50), 2) << " / " << cell(summarize(l873.p90), 2) << " / **"
+      << cell(summarize(l873.p99), 2) << "** / " << cell(summarize(l873.max), 1) << " |\n";
+    t << "| (b) offered " << fmt(half_rate) << "/s (50 % of saturation): p50 / p90 / p99 / max (ms) | "
+      << cell(summarize(lh.p50), 2) << " / " << cell(summarize(lh.p90), 2) << " / "
+      << cell(summarize(lh.p99), 2) << " / " << cell(summarize(lh.max), 1) << " |\n";
+    t << "| (c) watchhistory offline: " << fmt(static_cast<double>(n_erase))
+      << " queued erasures drained after it returns (s) | **" << cell(drain_s, 2) << "** |\n";
+    t << "| (d) export of a user with 1,000 watch events, start→bundle p50 / p99 (ms) | "
+      << cell(exp50_s, 1) << " / **" << cell(exp99_s, 1) << "** |\n";
+    for (auto s : o.sizes)
+      t << "| (e) " << fmt(static_cast<double>(s)) << " users: saturated erase / export p99 | "
+        << cell(summarize(sat[s])) << " erasures/s / " << cell(summarize(exp99[s]), 1)
+        << " ms |\n";
+    t << "| (f) RSS per idle shard actor (100,000 spawned) | " << fmt(static_cast<double>(idle))
+      << " bytes |\n";
+    t << "| (f) RSS per pending outbox entry (" << fmt(static_cast<double>(n_erase))
+      << " waiting for watchhistory) | " << cell(summarize(outbox_entry_bytes)) << " bytes |\n";
+    t << "| (g) request/response between two nodes over loopback, p50 / p99 (ms) | "
+      << fmt(percentile(rt, 50), 3) << " / " << fmt(percentile(rt, 99), 3) << " |\n";
+    std::cout << t.str();
+
+    // JSON for other tools.
+    fs::create_directories(fs::path(o.out).parent_path());
+    std::ofstream js(o.out);
+    js << std::fixed << std::setprecision(3) << "{\n"
+       << "  \"erase_saturated_per_s\": " << sat_s.median << ",\n"
+       << "  \"erase_saturated_per_s_http\": " << http_s.median << ",\n"
+       << "  \"erase_p50_ms_at_873\": " << summarize(l873.p50).median << ",\n"
+       << "  \"erase_p99_ms_at_873\": " << summarize(l873.p99).median << ",\n"
+       << "  \"erase_p99_ms_at_half_saturation\": " << summarize(lh.p99).median << ",\n"
+       << "  \"drain_10k_s\": " << drain_s.median << ",\n"
+       << "  \"export_1000_p50_ms\": " << exp50_s.median << ",\n"
+       << "  \"export_1000_p99_ms\": " << exp99_s.median << ",\n"
+       << "  \"idle_actor_bytes\": " << idle << ",\n"
+       << "  \"outbox_entry_bytes\": " << summarize(outbox_entry_bytes).median << ",\n"
+       << "  \"rtt_p50_ms\": " << percentile(rt, 50) << ",\n"
+       << "  \"rtt_p99_ms\": " << percentile(rt, 99) << ",\n"
+       << "  \"users\": " << o.main_size << ",\n  \"erasures\": " << n_erase << ",\n"
+       << "  \"runs\": " << o.runs << "\n}\n";
+
+    // docs/performance.md: replace the generated section.
+    if (!o.doc.empty() && fs::exists(o.doc)) {
+      std::ifstream in(o.doc);
+      std::stringstream buf;
+      buf << in.rdbuf();
+      auto doc = buf.str();
+      const std::string b = "<!-- bench:begin -->", e = "<!-- bench:end -->";
+      auto bi = doc.find(b), ei = doc.find(e);
+      auto now = std::time(nullptr);
+      char date[32];
+      std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+      std::ostringstream sec;
+      sec << b << "\nMeasured " << date << " on " << machine() << "; data on "
+          << fs::absolute(o.work).root_path().string()
+          << " (the machine's disk), store.synchronous=full. Command: `" << o.command
+          << "`.\n\n" << t.str() << e;
+      if (bi != std::string::npos && ei != std::string::npos && ei > bi)
+        doc.replace(bi, ei + e.size() - bi, sec.str());
+      else
+        doc += "\n" + sec.str() + "\n";
+      std::ofstream(o.doc) << doc;
+    }
+    fs::remove_all(o.work);
+  } catch (const std::exception& e) {
+    std::cerr << "custodian_bench: FAILED: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
