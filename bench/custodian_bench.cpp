@@ -49,6 +49,7 @@ struct options {
   std::string doc = "docs/performance.md";
   std::string work;
   std::string command = "make bench";
+  bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
 };
 
 struct dataset {
@@ -456,6 +457,8 @@ int main(int argc, char** argv) {
       o.main_size = 2000;
       o.runs = 1;
       o.command = "custodian_bench --quick";
+    } else if (a == "--only-saturate") {
+      o.only_saturate = true;
     } else if (auto v = val("--users")) {
       o.sizes.clear();
       std::stringstream ss{*v};
@@ -516,6 +519,8 @@ int main(int argc, char** argv) {
                   << " erasures/s; (d) export p99 " << fmt(percentile(e, 99), 1) << " ms\n";
       }
     }
+    if (o.only_saturate)
+      return 0;
     sat_internal_main = sat[o.main_size];
     auto sat_med = summarize(sat_internal_main).median;
 

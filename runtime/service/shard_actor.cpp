@@ -2,10 +2,29 @@
 
 #include "runtime/common/log.hpp"
 
+#include <deque>
+#include <unordered_map>
+
 namespace custodian {
+
+namespace {
+
+/// Commands of users whose previous command's commit is still being written.
+struct shard_queue {
+  struct waiting {
+    v1::Envelope env;
+    caf::typed_response_promise<wire> promise;
+  };
+  /// A user (key) is here while a commit of theirs is in flight; the deque
+  /// holds their next commands, in arrival order.
+  std::unordered_map<std::string, std::deque<waiting>> busy;
+};
+
+} // namespace
 
 shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps) {
   auto d = std::make_shared<shard_deps>(std::move(deps));
+  auto q = std::make_shared<shard_queue>();
   // After the commit: wake the outbox sender if the commit queued deliveries.
   auto answer = [d](const shard_core::result& r) {
     if (r.outbox_written)
@@ -13,38 +32,80 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
         caf::anon_send(sender, kick_atom::value);
     return wire{r.reply.SerializeAsString()};
   };
+  // Runs `env` for `key` (not busy). Commands of one user are processed one at
+  // a time, each after the previous one's commit is durable, so each reads what
+  // the one before wrote; other users' commands go on meanwhile, and their
+  // commits join the same group commit.
+  auto run = std::make_shared<std::function<void(const std::string&, const v1::Envelope&,
+                                                  caf::typed_response_promise<wire>)>>();
+  std::weak_ptr<std::function<void(const std::string&, const v1::Envelope&,
+                                   caf::typed_response_promise<wire>)>>
+    weak_run = run;
+  auto next = [q, weak_run](const std::string& key) {
+    auto i = q->busy.find(key);
+    if (i == q->busy.end())
+      return;
+    if (i->second.empty()) {
+      q->busy.erase(i);
+      return;
+    }
+    auto w = std::move(i->second.front());
+    i->second.pop_front();
+    if (auto r = weak_run.lock())
+      (*r)(key, w.env, w.promise);
+  };
+  *run = [self, d, q, answer, next](const std::string& key, const v1::Envelope& env,
+                                    caf::typed_response_promise<wire> rp) {
+    for (;;) {
+      auto p = std::make_shared<shard_core::prepared>(d->core->prepare(env));
+      if (p->answered) {
+        rp.deliver(answer(*p->answered));
+        break;
+      }
+      auto writer = d->writer ? d->writer->get() : writer_actor{};
+      if (!writer) {
+        rp.deliver(answer(d->core->finish(*p, d->core->store().apply(*p->commit))));
+        break;
+      }
+      q->busy[key];  // mark busy (keeps any queue)
+      self->request(writer, d->commit_timeout, commit_atom::value, commit_ticket{p->commit})
+        .then(
+          [d, p, rp, answer, next, key](int32_t code, const std::string& msg) mutable {
+            store::status st{static_cast<store::errc>(code), msg};
+            rp.deliver(answer(d->core->finish(*p, st)));
+            next(key);
+          },
+          [d, p, rp, answer, next, key](caf::error& err) mutable {
+            log::get("shard")->warn("{}: writer did not answer: {}", d->service,
+                                    caf::to_string(err));
+            rp.deliver(answer(d->core->finish(
+              *p, store::status{store::errc::unavailable, "writer did not answer"})));
+            next(key);
+          });
+      return;
+    }
+    // Answered without a write: the user's next command, if one waits.
+    next(key);
+  };
   return {
-    [self, d, answer](cmd_atom, const wire& w) {
+    [self, d, q, run](cmd_atom, const wire& w) {
       auto rp = self->make_response_promise<wire>();
       if (w.bytes.size() > d->max_message_bytes) {
         rp.deliver(wire{make_reply(v1::Reply::INVALID, "message larger than node.max-message-bytes")
                           .SerializeAsString()});
         return rp;
       }
-      auto p = std::make_shared<shard_core::prepared>(d->core->prepare(w.bytes));
-      if (p->answered) {
-        rp.deliver(answer(*p->answered));
+      v1::Envelope env;
+      if (!env.ParseFromString(w.bytes)) {
+        rp.deliver(wire{make_reply(v1::Reply::INVALID, "malformed envelope").SerializeAsString()});
         return rp;
       }
-      auto writer = d->writer ? d->writer->get() : writer_actor{};
-      if (!writer) {
-        rp.deliver(answer(d->core->finish(*p, d->core->store().apply(*p->commit))));
+      auto key = env.user_id();
+      if (auto i = q->busy.find(key); i != q->busy.end()) {
+        i->second.push_back(shard_queue::waiting{std::move(env), rp});
         return rp;
       }
-      // Await (not then): this shard takes no other command until its commit is
-      // durable, so its next command reads what this one wrote.
-      self->request(writer, d->commit_timeout, commit_atom::value, commit_ticket{p->commit})
-        .await(
-          [d, p, rp, answer](int32_t code, const std::string& msg) mutable {
-            store::status st{static_cast<store::errc>(code), msg};
-            rp.deliver(answer(d->core->finish(*p, st)));
-          },
-          [d, p, rp, answer](caf::error& err) mutable {
-            log::get("shard")->warn("{}: writer did not answer: {}", d->service,
-                                    caf::to_string(err));
-            rp.deliver(answer(d->core->finish(
-              *p, store::status{store::errc::unavailable, "writer did not answer"})));
-          });
+      (*run)(key, env, rp);
       return rp;
     },
   };

@@ -28,6 +28,10 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     for (size_t i = 0; i < batch.size(); ++i)
       batch[i].promise.deliver(static_cast<int32_t>(results[i].code), results[i].message);
   };
+  self->attach_functor([self, st] {
+    log::get("writer")->info("writer stopped: {} commits in {} transactions",
+                             self->state.commits, self->state.batches);
+  });
   return {
     [self, cfg, flush](commit_atom, commit_ticket& t) {
       auto& s = self->state;

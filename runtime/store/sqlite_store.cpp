@@ -193,7 +193,8 @@ void sqlite_store::open_conn(conn& c, const std::string& path) {
   sqlite3_busy_timeout(c.db, 5000);
   std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=")
                         + (opts_.synchronous == "full" ? "FULL" : "NORMAL")
-                        + "; PRAGMA secure_delete=ON;";
+                        + "; PRAGMA secure_delete=ON; PRAGMA cache_size=-16384;"
+                          " PRAGMA mmap_size=268435456;";
   exec(c, pragmas.c_str());
 }
 
