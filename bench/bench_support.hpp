@@ -9,6 +9,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <sstream>
+#include <unistd.h>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -32,6 +34,31 @@ inline int64_t rss_bytes() {
     if (line.rfind("VmRSS:", 0) == 0)
       return std::stoll(line.substr(6)) * 1024;
   return 0;
+}
+
+/// Bytes this process wrote with write/pwrite so far (page cache included).
+inline int64_t written_bytes() {
+  std::ifstream in("/proc/self/io");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("wchar:", 0) == 0)
+      return std::stoll(line.substr(6));
+  return 0;
+}
+
+/// CPU time (user + system) this process used so far, in seconds.
+inline double cpu_seconds() {
+  std::ifstream in("/proc/self/stat");
+  std::string all;
+  std::getline(in, all);
+  auto rp = all.rfind(')');
+  std::istringstream f(all.substr(rp + 2));
+  std::string tok;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && f >> tok; ++i)
+    if (i == 14 || i == 15)
+      ticks += std::stod(tok);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 struct summary {

@@ -20,6 +20,7 @@
 #include "tests/support/node_process.hpp"
 
 #include <sodium.h>
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,8 +50,31 @@ struct options {
   std::string doc = "docs/performance.md";
   std::string work;
   std::string command = "make bench";
+  bool keep = false;           ///< keep the work dir (templates are reused)
   bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
+  std::string perf;            ///< record a `perf` profile of the first run of (a) here
 };
+
+/// `perf record` of this process while `f` runs (profiling, --perf=FILE).
+template <class F>
+void profiled(const std::string& file, F f) {
+  if (file.empty())
+    return f();
+  auto pid = std::to_string(getpid());
+  pid_t child = fork();
+  if (child == 0) {
+    execlp("perf", "perf", "record", "-q", "-g", "-F", "1999", "-p", pid.c_str(), "-o",
+           file.c_str(), nullptr);
+    _exit(127);
+  }
+  // perf needs a moment to attach; a profile that misses the first 300 ms of a
+  // multi-second run is still the profile of that run.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  f();
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+}
 
 struct dataset {
   size_t users = 0;
@@ -111,6 +135,17 @@ dataset seed(const options& o, size_t users) {
   dataset d;
   d.users = users;
   d.dir = o.work + "/template-" + std::to_string(users);
+  // A template seeded by an earlier run in the same work directory (with
+  // --keep) is used again.
+  if (std::ifstream ids{d.dir + "/.bench-ids"}) {
+    std::string line;
+    while (std::getline(ids, line))
+      (d.ids.size() < users ? d.ids : d.export_ids).push_back(line);
+    if (d.ids.size() == users && d.export_ids.size() == export_users)
+      return d;
+    d.ids.clear();
+    d.export_ids.clear();
+  }
   fs::remove_all(d.dir);
   fs::create_directories(d.dir);
   job_board board;
@@ -121,6 +156,11 @@ dataset seed(const options& o, size_t users) {
     d.export_ids = seed_users(n, board, export_users, "x", export_events);
   }
   fs::remove(d.dir + "/node.log");
+  std::ofstream ids{d.dir + "/.bench-ids"};
+  for (auto& id : d.ids)
+    ids << id << "\n";
+  for (auto& id : d.export_ids)
+    ids << id << "\n";
   std::cerr << "seeded " << users << " users (" << users * watch_per_user << " watch events) + "
             << export_users << " users with " << export_events << " events in "
             << ms_between(t0, clock::now()) / 1000 << " s\n";
@@ -458,7 +498,11 @@ int main(int argc, char** argv) {
       o.runs = 1;
       o.command = "custodian_bench --quick";
     } else if (a == "--only-saturate") {
-      o.only_saturate = true;
+      o.only_saturate = o.keep = true;
+    } else if (a == "--keep") {
+      o.keep = true;
+    } else if (auto v = val("--perf")) {
+      o.perf = *v;
     } else if (auto v = val("--users")) {
       o.sizes.clear();
       std::stringstream ss{*v};
@@ -508,7 +552,16 @@ int main(int argc, char** argv) {
         auto dir = fresh_copy(o, d);
         embedded_node n{dir, prod, board};
         auto idx = shuffled(d.users, k, 1000 + run);
-        auto r = erase_internal(n, board, d, idx, 0);
+        erase_run r;
+        auto w0 = written_bytes();
+        auto c0 = cpu_seconds();
+        auto t0 = clock::now();
+        profiled(run == 0 && s == o.main_size ? o.perf : "",
+                 [&] { r = erase_internal(n, board, d, idx, 0); });
+        auto wall = ms_between(t0, clock::now()) / 1000;
+        std::cerr << "    per erasure: " << (written_bytes() - w0) / static_cast<int64_t>(k)
+                  << " bytes written, " << fmt((cpu_seconds() - c0) / k * 1e6)
+                  << " us CPU; CPU busy " << fmt((cpu_seconds() - c0) / wall * 100) << " % of one core\n";
         verify(n, d, idx);
         sat[s].push_back(r.per_s);
         auto e = exports(n, board, d, 200);
@@ -684,7 +737,8 @@ int main(int argc, char** argv) {
         doc += "\n" + sec.str() + "\n";
       std::ofstream(o.doc) << doc;
     }
-    fs::remove_all(o.work);
+    if (!o.keep)
+      fs::remove_all(o.work);
   } catch (const std::exception& e) {
     std::cerr << "custodian_bench: FAILED: " << e.what() << "\n";
     return 1;

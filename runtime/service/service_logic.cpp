@@ -25,7 +25,9 @@ store::outbox_row make_outbox(const std::string& dest, const v1::Envelope& env, 
   r.dest = dest;
   r.user_id = env.user_id();
   r.request_id = env.request_id();
-  r.payload = env.SerializeAsString();
+  auto sent = env;
+  sent.set_at_least_once(true);
+  r.payload = sent.SerializeAsString();
   r.personal = personal;
   r.next_at_ms = now;
   r.created_ms = now;

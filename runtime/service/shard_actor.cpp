@@ -68,7 +68,9 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
         break;
       }
       q->busy[key];  // mark busy (keeps any queue)
-      self->request(writer, d->commit_timeout, commit_atom::value, commit_ticket{p->commit})
+      // No timer: the writer answers every commit, also when it goes away (a
+      // timer per request costs a wake-up of CAF's clock thread).
+      self->request(writer, caf::infinite, commit_atom::value, commit_ticket{p->commit})
         .then(
           [d, p, rp, answer, next, key](int32_t code, const std::string& msg) mutable {
             store::status st{static_cast<store::errc>(code), msg};

@@ -20,8 +20,6 @@ struct shard_deps {
   size_t max_message_bytes = 4 * 1024 * 1024;
   /// The service's writer (group commit); without one, commits are applied here.
   std::shared_ptr<writer_slot> writer;
-  /// Longest wait for the writer before answering UNAVAILABLE (the sender retries).
-  caf::timespan commit_timeout = std::chrono::seconds(30);
 };
 
 shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps);

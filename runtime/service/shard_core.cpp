@@ -47,8 +47,10 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
     return std::move(p);
   };
   try {
-    if (!env.request_id().empty()) {
-      if (auto stored = store_->inbox_get(env.request_id()); stored && !stored->empty()) {
+    // Only a sender that redelivers (the outbox) needs the outcome kept.
+    bool dedup = env.at_least_once() && !env.request_id().empty();
+    if (dedup) {
+      if (auto stored = store_->inbox_get(env.user_id(), env.request_id()); stored && !stored->empty()) {
         // 'P' + plain reply, or 'S' + reply sealed with the user's key.
         std::optional<std::string> bytes = stored->substr(1);
         if ((*stored)[0] == 'S')
@@ -62,7 +64,7 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
         && store_->tombstoned(env.user_id()))
       return answer(make_reply(v1::Reply::GONE, "user was erased"));
     auto out = logic_->handle(env, *store_);
-    if (out.record_in_inbox && !env.request_id().empty()) {
+    if (out.record_in_inbox && dedup) {
       // A reply with a body may hold personal data: it is sealed.
       auto bytes = out.reply.SerializeAsString();
       auto stored = out.reply.body_case() == v1::Reply::BODY_NOT_SET || env.user_id().empty()

@@ -53,6 +53,12 @@ struct writer_state {
   uint64_t batches = 0;
   uint64_t commits = 0;
   static inline const char* name = "writer";
+  /// A writer that goes away answers every commit it still holds (with an
+  /// error): shards wait for their writer without a timer of their own.
+  ~writer_state() {
+    for (auto& w : pending)
+      w.promise.deliver(caf::make_error(caf::sec::request_receiver_down));
+  }
 };
 
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,

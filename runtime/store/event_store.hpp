@@ -118,7 +118,9 @@ public:
   }
 
   virtual std::vector<event_row> read_stream(const std::string& stream) = 0;
-  virtual std::optional<std::string> inbox_get(const std::string& request_id) = 0;
+  /// The stored outcome of `request_id`, a command about `user_id` ("" if none).
+  virtual std::optional<std::string> inbox_get(const std::string& user_id,
+                                               const std::string& request_id) = 0;
   virtual bool tombstoned(const std::string& user_id) = 0;
   virtual std::optional<index_row> index_get(const std::string& space, const std::string& key) = 0;
   virtual int64_t index_count(const std::string& space, const std::string& user_id) = 0;

@@ -28,11 +28,11 @@ CREATE TABLE IF NOT EXISTS tombstones (
   erased_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
-  request_id TEXT PRIMARY KEY,
   user_id    TEXT NOT NULL,
-  outcome    BLOB NOT NULL
+  request_id TEXT NOT NULL,
+  outcome    BLOB NOT NULL,
+  PRIMARY KEY (user_id, request_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS inbox_user ON inbox(user_id);
 CREATE TABLE IF NOT EXISTS idx (
   space   TEXT NOT NULL,
   key     BLOB NOT NULL,
@@ -163,6 +163,7 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
   memory_ = opts_.path == ":memory:";
   try {
     open_conn(db_, opts_.path);
+    migrate();
     exec(db_, schema_sql);
     open_conn(keys_, opts_.keys_path);
     exec(keys_, "CREATE TABLE IF NOT EXISTS keys (user_id TEXT PRIMARY KEY, sealed BLOB NOT "
@@ -175,6 +176,38 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
   } catch (...) {
     for (auto* c : {&db_, &readers_[0], &readers_[1], &keys_, &keys_reader_})
       close_conn(*c, false);
+    throw;
+  }
+}
+
+void sqlite_store::migrate() {
+  // Schema 1 keyed the inbox by request id alone, which scatters one user's
+  // dedup records over the whole table (an erase then rewrites a page per
+  // record). Schema 2 clusters them by user.
+  bool old_inbox = false;
+  {
+    stmt s{db_, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"};
+    old_inbox = s.step() && s.str(0).find("request_id TEXT PRIMARY KEY") != std::string::npos;
+  }
+  if (!old_inbox)
+    return;
+  exec(db_, "BEGIN IMMEDIATE");
+  try {
+    exec(db_, R"sql(
+DROP INDEX IF EXISTS inbox_user;
+ALTER TABLE inbox RENAME TO inbox_schema1;
+CREATE TABLE inbox (
+  user_id    TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  outcome    BLOB NOT NULL,
+  PRIMARY KEY (user_id, request_id)
+) WITHOUT ROWID;
+INSERT INTO inbox(user_id, request_id, outcome) SELECT user_id, request_id, outcome FROM inbox_schema1;
+DROP TABLE inbox_schema1;
+)sql");
+    exec(db_, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
@@ -194,6 +227,7 @@ void sqlite_store::open_conn(conn& c, const std::string& path) {
   std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=")
                         + (opts_.synchronous == "full" ? "FULL" : "NORMAL")
                         + "; PRAGMA secure_delete=ON; PRAGMA cache_size=-16384;"
+                          " PRAGMA temp_store=MEMORY;"
                           " PRAGMA mmap_size=268435456;";
   exec(c, pragmas.c_str());
 }
@@ -362,9 +396,9 @@ void sqlite_store::apply_one(const commit& c) {
       .bind(8, o.created_ms)
       .run();
   if (c.inbox)
-    stmt{db_, "INSERT OR REPLACE INTO inbox(request_id, user_id, outcome) VALUES (?1, ?2, ?3)"}
-      .bind(1, c.inbox->request_id)
-      .bind(2, c.inbox->user_id)
+    stmt{db_, "INSERT OR REPLACE INTO inbox(user_id, request_id, outcome) VALUES (?1, ?2, ?3)"}
+      .bind(1, c.inbox->user_id)
+      .bind(2, c.inbox->request_id)
       .bind_blob(3, c.inbox->outcome)
       .run();
 }
@@ -395,11 +429,14 @@ std::vector<status> sqlite_store::apply_batch(const std::vector<const commit*>& 
   }
   try {
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch.size() == 1) {
+      // Only unique index insertions can conflict; such a commit gets its own
+      // savepoint, so a conflict undoes that commit only. (Savepoints are not
+      // free: SQLite keeps a sub-journal of the pages they touch.) Any other
+      // failure fails the whole batch.
+      if (batch.size() == 1 || batch[i]->index_puts.empty()) {
         apply_one(*batch[i]);
         continue;
       }
-      // Each commit in its own savepoint: a conflict undoes that commit only.
       exec(db_, "SAVEPOINT c");
       try {
         apply_one(*batch[i]);
@@ -431,11 +468,12 @@ std::vector<event_row> sqlite_store::read_stream(const std::string& stream) {
   return out;
 }
 
-std::optional<std::string> sqlite_store::inbox_get(const std::string& request_id) {
+std::optional<std::string> sqlite_store::inbox_get(const std::string& user_id,
+                                                   const std::string& request_id) {
   auto& c = reader();
   lock g{c.mtx};
-  stmt s{c, "SELECT outcome FROM inbox WHERE request_id = ?1"};
-  s.bind(1, request_id);
+  stmt s{c, "SELECT outcome FROM inbox WHERE user_id = ?1 AND request_id = ?2"};
+  s.bind(1, user_id).bind(2, request_id);
   if (s.step())
     return s.str(0);
   return std::nullopt;

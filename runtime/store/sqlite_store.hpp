@@ -34,7 +34,8 @@ public:
   status apply(const commit& c) override;
   std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
-  std::optional<std::string> inbox_get(const std::string& request_id) override;
+  std::optional<std::string> inbox_get(const std::string& user_id,
+                                       const std::string& request_id) override;
   bool tombstoned(const std::string& user_id) override;
   std::optional<index_row> index_get(const std::string& space, const std::string& key) override;
   int64_t index_count(const std::string& space, const std::string& user_id) override;
@@ -62,6 +63,7 @@ public:
 
 private:
   void open_conn(conn& c, const std::string& path);
+  void migrate();
   void close_conn(conn& c, bool checkpoint);
   void apply_one(const commit& c);
   void destroy_keys(const std::vector<const commit*>& batch);

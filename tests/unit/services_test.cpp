@@ -47,6 +47,7 @@ v1::Envelope envelope(const std::string& user, const std::string& request_id = n
 
 v1::Envelope provision(const std::string& user, const std::string& rid) {
   auto env = envelope(user, rid);
+  env.set_at_least_once(true);  // as the outbox sends it
   env.mutable_command()->mutable_provision_user()->set_email("ada@example.com");
   env.mutable_command()->mutable_provision_user()->set_display_name("Ada");
   return env;
@@ -54,6 +55,7 @@ v1::Envelope provision(const std::string& user, const std::string& rid) {
 
 v1::Envelope erase(const std::string& user, const std::string& rid) {
   auto env = envelope(user, rid);
+  env.set_at_least_once(true);  // as the outbox sends it
   env.mutable_command()->mutable_erase_user()->set_job_id("job");
   return env;
 }

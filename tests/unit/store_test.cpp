@@ -3,6 +3,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/store/sqlite_store.hpp"
+
+#include <sqlite3.h>
 #include "tests/support/temp_dir.hpp"
 
 using namespace custodian;
@@ -70,8 +72,8 @@ BOOST_FIXTURE_TEST_CASE(inbox_stores_the_outcome, fixture) {
   commit c;
   c.inbox = inbox_row{"r1", "u1", "outcome-bytes"};
   BOOST_TEST(st->apply(c).ok());
-  BOOST_TEST(*st->inbox_get("r1") == "outcome-bytes");
-  BOOST_TEST(!st->inbox_get("r2"));
+  BOOST_TEST(*st->inbox_get("u1", "r1") == "outcome-bytes");
+  BOOST_TEST(!st->inbox_get("u1", "r2"));
 }
 
 BOOST_FIXTURE_TEST_CASE(outbox_due_retry_and_ack, fixture) {
@@ -116,8 +118,8 @@ BOOST_FIXTURE_TEST_CASE(erase_user_deletes_every_record_and_keeps_a_tombstone, f
   BOOST_TEST(!st->index_get("email", "k1"));
   BOOST_TEST(!st->index_get("session", "s1"));
   BOOST_TEST(!st->job_get("job-export"));
-  BOOST_TEST(!st->inbox_get("r-old"));
-  BOOST_TEST(*st->inbox_get("r-erase") == "erased");  // a redelivered erase gets its answer
+  BOOST_TEST(!st->inbox_get("u1", "r-old"));
+  BOOST_TEST(*st->inbox_get("u1", "r-erase") == "erased");  // a redelivered erase gets its answer
   BOOST_TEST(st->tombstoned("u1"));
   BOOST_TEST(!st->tombstoned("u2"));
   // The lifecycle entry without personal data stays; the personal one is gone.
@@ -158,7 +160,7 @@ BOOST_FIXTURE_TEST_CASE(closed_store_reports_unavailable, fixture) {
 
 BOOST_AUTO_TEST_CASE(unopenable_path_is_a_clear_error) {
   try {
-    sqlite_store st{sqlite_options{"/nonexistent-dir/x/y.db", "full"}};
+    sqlite_store st{sqlite_options{"/nonexistent-dir/x/y.db", "full", ""}};
     BOOST_FAIL("expected an error");
   } catch (const store_error& e) {
     BOOST_TEST(std::string(e.what()).find("/nonexistent-dir/x/y.db") != std::string::npos);
@@ -202,8 +204,8 @@ BOOST_FIXTURE_TEST_CASE(group_commit_isolates_a_conflicting_commit, fixture) {
   BOOST_TEST(st->read_stream("u1").size() == 2u);
   BOOST_TEST(st->read_stream("u1")[1].payload == "a2");
   BOOST_TEST(st->read_stream("u2").empty());
-  BOOST_TEST(!st->inbox_get("req-b"));
-  BOOST_TEST(st->inbox_get("req-c").value() == "Pc");
+  BOOST_TEST(!st->inbox_get("u2", "req-b"));
+  BOOST_TEST(st->inbox_get("u3", "req-c").value() == "Pc");
   BOOST_TEST(st->index_get("email", "k1")->user_id == "u1");
 }
 
@@ -238,4 +240,33 @@ BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {
   BOOST_TEST((res[0].code == errc::unavailable));
   BOOST_TEST((res[1].code == errc::unavailable));
   BOOST_CHECK_THROW(st->read_stream("u1"), store_error);
+}
+
+BOOST_FIXTURE_TEST_CASE(schema_1_inbox_is_migrated, fixture) {
+  // A store written by schema 1 (inbox keyed by request id alone) opens with its
+  // dedup records intact.
+  st->close();
+  st.reset();
+  test::temp_dir old;
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(old.file("svc.db").c_str(), &db);
+    sqlite3_exec(db,
+                 "CREATE TABLE inbox (request_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, outcome "
+                 "BLOB NOT NULL) WITHOUT ROWID; CREATE INDEX inbox_user ON inbox(user_id);"
+                 "INSERT INTO inbox VALUES ('r1', 'u1', 'first'), ('r2', 'u2', 'second');",
+                 nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  auto migrated = std::make_unique<sqlite_store>(sqlite_options{old.file("svc.db"), "full", ""});
+  BOOST_TEST(migrated->inbox_get("u1", "r1").value() == "first");
+  BOOST_TEST(migrated->inbox_get("u2", "r2").value() == "second");
+  commit erase;
+  erase.erase_users = {"u1"};
+  BOOST_TEST(migrated->apply(erase).ok());
+  BOOST_TEST(!migrated->inbox_get("u1", "r1"));
+  migrated.reset();
+  // Opening it again is a no-op.
+  migrated = std::make_unique<sqlite_store>(sqlite_options{old.file("svc.db"), "full", ""});
+  BOOST_TEST(migrated->inbox_get("u2", "r2").value() == "second");
 }
