@@ -191,6 +191,7 @@ std::string node::spawn_service(const std::string& svc) {
   auto st = stores_[svc];
   writer_config wc;
   wc.max_batch = cfg_.group_commit_max;
+  wc.service = svc;
   children.push_back(child_spec{svc + "/writer",
                                 [slot, st, wc](caf::event_based_actor* self) {
                                   auto h = self->spawn<caf::monitored + caf::detached>(

@@ -77,6 +77,11 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
           }
           self->state.in_flight.erase(row.id);
           ++self->state.delivered;
+          // A slot is free: more due entries may wait in the store.
+          if (self->state.backlog && !self->state.drain_scheduled) {
+            self->state.drain_scheduled = true;
+            self->send(self, drain_atom::value);
+          }
         },
         [row, fail](caf::error& err) { fail(row, "origin: " + caf::to_string(err)); });
   };
@@ -146,21 +151,47 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
         unreachable.push_back(svc);
     std::vector<store::outbox_row> due;
     try {
-      due = d->store->outbox_due(d->clock(), d->cfg.batch + st.in_flight.size(), unreachable);
+      due = d->store->outbox_due(d->clock(), d->cfg.batch, unreachable, st.cursor);
     } catch (const store::store_error& e) {
       lg->warn("{}: cannot read outbox: {}", d->service, e.what());
       return;
     }
+    bool full = false;
     for (auto& row : due) {
-      if (st.in_flight.size() >= d->cfg.max_in_flight)
+      if (st.in_flight.size() >= d->cfg.max_in_flight) {
+        full = true;
         break;
+      }
+      st.cursor = {row.next_at_ms, row.id};
       if (st.in_flight.count(row.id) == 0)
         send_one(std::move(row));
+    }
+    if (!full && due.size() < d->cfg.batch) {
+      st.cursor = {};  // this pass reached the end; the next one starts over
+      st.backlog = false;
+    } else {
+      st.backlog = true;
+      if (!full && !st.drain_scheduled) {  // read on right away
+        st.drain_scheduled = true;
+        self->send(self, drain_atom::value);
+      }
     }
   };
 
   self->send(self, tick_atom::value);
   return {
+    // Just committed by a shard of this service: send without reading them back.
+    [self, d, send_one](fresh_atom, const fresh_entries& f) {
+      auto& st = self->state;
+      for (auto& row : *f.rows) {
+        if (st.in_flight.size() >= d->cfg.max_in_flight) {
+          st.backlog = true;  // the next look at the store finds the rest
+          break;
+        }
+        if (st.in_flight.count(row.id) == 0 && d->rt->reachable(row.dest))
+          send_one(row);
+      }
+    },
     // Commits wake the sender; many wake-ups before it runs make one drain.
     [self](kick_atom) {
       if (!self->state.drain_scheduled) {

@@ -10,7 +10,10 @@
 /// recorded in bulk (one write per drain), entries for a destination with no
 /// live shard at all are not even read (they wait until membership wakes them),
 /// and at most `max_in_flight` deliveries are outstanding: a large backlog
-/// costs neither a write per entry per retry nor unbounded memory.
+/// costs neither a write per entry per retry nor unbounded memory. Entries a
+/// shard just committed arrive with `fresh_atom` and go out at once; the store
+/// is read on the poll tick (retries, restarts, entries beyond the in-flight
+/// bound) and when woken with `kick_atom`.
 
 #include "runtime/common/wire.hpp"
 #include "runtime/crypto/keyring.hpp"
@@ -53,12 +56,30 @@ struct outbox_state {
   std::set<int64_t> in_flight;                  ///< sent (or failed), not yet settled
   std::vector<store::event_store::retry> retries;  ///< failures to record at the next drain
   bool drain_scheduled = false;
+  /// Where the current pass over the due entries goes on (reset when a pass
+  /// reaches the end), so a drain never reads the entries in flight again.
+  store::event_store::outbox_cursor cursor;
+  /// Due entries may wait beyond what is in flight: look again when slots free.
+  bool backlog = true;
   uint64_t delivered = 0;
   uint64_t retried = 0;
   static inline const char* name = "outbox_sender";
 };
 
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using fresh_atom = caf::atom_constant<caf::atom("fresh")>;
+
+/// Entries a shard has just committed (ids assigned), handed to its sender so
+/// they go out without a read of the store (local messages only).
+struct fresh_entries {
+  std::shared_ptr<const std::vector<store::outbox_row>> rows;
+};
+
+} // namespace custodian
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::fresh_entries)
+
+namespace custodian {
 
 caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps);
 

@@ -1,6 +1,7 @@
 #include "runtime/service/shard_actor.hpp"
 
 #include "runtime/common/log.hpp"
+#include "runtime/outbox/outbox_sender.hpp"
 
 #include <deque>
 #include <unordered_map>
@@ -28,8 +29,12 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
   // After the commit: wake the outbox sender if the commit queued deliveries.
   auto answer = [d](const shard_core::result& r) {
     if (r.outbox_written)
-      if (auto sender = d->rt->sender(d->service))
-        caf::anon_send(sender, kick_atom::value);
+      if (auto sender = d->rt->sender(d->service)) {
+        if (r.fresh)
+          caf::anon_send(sender, fresh_atom::value, fresh_entries{r.fresh});
+        else
+          caf::anon_send(sender, kick_atom::value);
+      }
     return wire{r.reply.SerializeAsString()};
   };
   // Runs `env` for `key` (not busy). Commands of one user are processed one at

@@ -107,7 +107,15 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
       if (rec.ParseFromString(j.record) && rec.state() != "running")
         on_job_finished_(job_status(rec));
     }
-  return {std::move(p.reply), !p.commit->outbox.empty(), false};
+  std::shared_ptr<const std::vector<store::outbox_row>> fresh;
+  if (!p.commit->outbox.empty() && p.commit->outbox_ids.size() == p.commit->outbox.size()) {
+    auto rows = std::make_shared<std::vector<store::outbox_row>>(std::move(p.commit->outbox));
+    for (size_t i = 0; i < rows->size(); ++i)
+      (*rows)[i].id = p.commit->outbox_ids[i];
+    fresh = std::move(rows);
+  }
+  bool wrote = fresh || !p.commit->outbox.empty();
+  return {std::move(p.reply), wrote, false, std::move(fresh)};
 }
 
 } // namespace custodian

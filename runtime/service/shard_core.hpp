@@ -30,6 +30,8 @@ public:
     v1::Reply reply;
     bool outbox_written = false;  ///< the commit added outbox entries: wake the sender
     bool redelivery = false;      ///< answered from the inbox
+    /// The outbox entries the commit added, with their ids (for the sender).
+    std::shared_ptr<const std::vector<store::outbox_row>> fresh;
   };
 
   /// A command between its handling and its commit (group commit: the commit

@@ -18,19 +18,24 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     for (auto& w : batch)
       commits.push_back(w.commit.get());
     std::vector<store::status> results;
+    auto t0 = std::chrono::steady_clock::now();
     try {
       results = st->apply_batch(commits);
     } catch (const std::exception& e) {
       results.assign(batch.size(), store::status{store::errc::io, e.what()});
     }
+    s.busy += std::chrono::steady_clock::now() - t0;
     ++s.batches;
     s.commits += batch.size();
     for (size_t i = 0; i < batch.size(); ++i)
       batch[i].promise.deliver(static_cast<int32_t>(results[i].code), results[i].message);
   };
-  self->attach_functor([self, st] {
-    log::get("writer")->info("writer stopped: {} commits in {} transactions",
-                             self->state.commits, self->state.batches);
+  self->attach_functor([self, st, cfg] {
+    log::get("writer")->info(
+      "writer of {} stopped: {} commits in {} transactions, {} ms writing", cfg.service,
+      self->state.commits,
+      self->state.batches,
+      std::chrono::duration_cast<std::chrono::milliseconds>(self->state.busy).count());
   });
   return {
     [self, cfg, flush](commit_atom, commit_ticket& t) {

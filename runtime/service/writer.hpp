@@ -39,6 +39,7 @@ using writer_actor =
                    caf::replies_to<writer_stats_atom>::with<uint64_t, uint64_t>>;
 
 struct writer_config {
+  std::string service;  ///< for logs
   /// Most commits in one transaction.
   size_t max_batch = 512;
 };
@@ -52,6 +53,7 @@ struct writer_state {
   bool flush_scheduled = false;
   uint64_t batches = 0;
   uint64_t commits = 0;
+  caf::timespan busy{0};  ///< time spent writing
   static inline const char* name = "writer";
   /// A writer that goes away answers every commit it still holds (with an
   /// error): shards wait for their writer without a timer of their own.

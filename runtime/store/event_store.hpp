@@ -6,6 +6,7 @@
 /// events, the outbox entries it produced, its inbox (dedup) record, index
 /// (projection) rows, job records, tombstones and the erasure of a user.
 
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -90,12 +91,21 @@ struct commit {
   std::vector<int64_t> outbox_acks;   ///< delivered: delete
   std::vector<outbox_row> outbox;     ///< new entries
   std::optional<inbox_row> inbox;
+  /// Filled in by the store when the commit is applied: the id of each entry of
+  /// `outbox`, in order (so the runtime can hand them to the sender at once).
+  mutable std::vector<int64_t> outbox_ids;
 
   bool empty() const {
     return destroy_keys.empty() && erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
            && index_puts.empty() && jobs.empty() && outbox_acks.empty() && outbox.empty()
            && !inbox;
   }
+};
+
+/// Where a scan of the due outbox entries goes on from: after (next_at_ms, id).
+struct outbox_cursor {
+  int64_t next_at_ms = INT64_MIN;
+  int64_t id = 0;
 };
 
 class event_store {
@@ -126,10 +136,13 @@ public:
   virtual int64_t index_count(const std::string& space, const std::string& user_id) = 0;
   virtual std::optional<job_row> job_get(const std::string& job_id) = 0;
 
-  /// Up to `limit` outbox entries due at `now_ms`, oldest first, leaving out
-  /// entries for the destinations in `skip_dests` (unreachable right now).
+  using outbox_cursor = store::outbox_cursor;
+  /// Up to `limit` outbox entries due at `now_ms`, in (next_at_ms, id) order,
+  /// after `after`, leaving out entries for the destinations in `skip_dests`
+  /// (unreachable right now).
   virtual std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
-                                             const std::vector<std::string>& skip_dests = {}) = 0;
+                                             const std::vector<std::string>& skip_dests = {},
+                                             outbox_cursor after = {}) = 0;
 
   struct retry {
     int64_t id = 0;

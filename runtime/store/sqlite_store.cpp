@@ -383,7 +383,8 @@ void sqlite_store::apply_one(const commit& c) {
       .run();
   for (auto id : c.outbox_acks)
     stmt{db_, "DELETE FROM outbox WHERE id = ?1"}.bind(1, id).run();
-  for (auto& o : c.outbox)
+  c.outbox_ids.clear();
+  for (auto& o : c.outbox) {
     stmt{db_, "INSERT INTO outbox(dest, user_id, request_id, payload, personal, attempt, "
               "next_at_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}
       .bind(1, o.dest)
@@ -395,6 +396,8 @@ void sqlite_store::apply_one(const commit& c) {
       .bind(7, o.next_at_ms)
       .bind(8, o.created_ms)
       .run();
+    c.outbox_ids.push_back(sqlite3_last_insert_rowid(db_.db));
+  }
   if (c.inbox)
     stmt{db_, "INSERT OR REPLACE INTO inbox(user_id, request_id, outcome) VALUES (?1, ?2, ?3)"}
       .bind(1, c.inbox->user_id)
@@ -517,13 +520,14 @@ std::optional<job_row> sqlite_store::job_get(const std::string& job_id) {
 }
 
 std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
-                                                 const std::vector<std::string>& skip_dests) {
+                                                 const std::vector<std::string>& skip_dests,
+                                                 outbox_cursor after) {
   std::string sql = "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
-                    "created_ms FROM outbox WHERE next_at_ms <= ?1";
+                    "created_ms FROM outbox WHERE next_at_ms <= ?1 AND (next_at_ms, id) > (?3, ?4)";
   if (!skip_dests.empty()) {
     sql += " AND dest NOT IN (";
     for (size_t i = 0; i < skip_dests.size(); ++i)
-      sql += (i ? ",?" : "?") + std::to_string(i + 3);
+      sql += (i ? ",?" : "?") + std::to_string(i + 5);
     sql += ")";
   }
   sql += " ORDER BY next_at_ms, id LIMIT ?2";
@@ -531,9 +535,9 @@ std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
   lock g{c.mtx};
   std::vector<outbox_row> out;
   stmt s{c, sql};
-  s.bind(1, now).bind(2, static_cast<int64_t>(limit));
+  s.bind(1, now).bind(2, static_cast<int64_t>(limit)).bind(3, after.next_at_ms).bind(4, after.id);
   for (size_t i = 0; i < skip_dests.size(); ++i)
-    s.bind(static_cast<int>(i + 3), skip_dests[i]);
+    s.bind(static_cast<int>(i + 5), skip_dests[i]);
   while (s.step()) {
     outbox_row r;
     r.id = s.i64(0);

@@ -41,7 +41,8 @@ public:
   int64_t index_count(const std::string& space, const std::string& user_id) override;
   std::optional<job_row> job_get(const std::string& job_id) override;
   std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
-                                     const std::vector<std::string>& skip_dests = {}) override;
+                                     const std::vector<std::string>& skip_dests = {},
+                                     outbox_cursor after = {}) override;
   status outbox_retry(const std::vector<retry>& retries) override;
   int64_t outbox_depth() override;
   status outbox_wake(const std::string& dest, int64_t now_ms) override;
