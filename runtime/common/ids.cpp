@@ -1,5 +1,7 @@
 #include "runtime/common/ids.hpp"
 
+#include <cstdio>
+
 #include <chrono>
 #include <sodium.h>
 #include <stdexcept>
@@ -42,6 +44,13 @@ uint64_t stable_hash(std::string_view s) {
     h *= 1099511628211ull;
   }
   return h;
+}
+
+std::string new_time_ordered_id() {
+  char head[13];
+  std::snprintf(head, sizeof head, "%012llx",
+                static_cast<unsigned long long>(now_ms()) & 0xffffffffffffULL);
+  return std::string(head) + random_hex(10);
 }
 
 } // namespace custodian

@@ -15,6 +15,10 @@ std::string random_hex(size_t n);
 
 /// A new user id / job id: 128 random bits as 32 hex characters.
 inline std::string new_id() { return random_hex(16); }
+/// Like new_id(), but starting with the time (48-bit unix ms, hex) and then 80
+/// random bits: ids made close in time sort together, so records keyed by them
+/// (jobs) share pages in the store. For ids whose creation time is no secret.
+std::string new_time_ordered_id();
 
 /// True if `s` looks like an id produced by new_id().
 bool is_id(std::string_view s);

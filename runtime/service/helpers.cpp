@@ -47,7 +47,7 @@ outcome erase_user(const v1::Envelope& env) {
 v1::JobRecord new_job(const std::string& kind, const std::string& user_id,
                       const std::vector<std::string>& services) {
   v1::JobRecord job;
-  job.set_job_id(new_id());
+  job.set_job_id(new_time_ordered_id());  // concurrent jobs share store pages
   job.set_kind(kind);
   job.set_state("running");
   job.set_user_id(user_id);

@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at_ms);
-CREATE INDEX IF NOT EXISTS outbox_user ON outbox(user_id);
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox(user_id) WHERE personal = 1;
 )sql";
 
 /// A cached prepared statement of one connection (whose lock the caller holds);
@@ -172,11 +172,57 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
       for (auto& r : readers_)
         open_conn(r, opts_.path);
       open_conn(keys_reader_, opts_.keys_path);
+      if (opts_.checkpoint_pages > 0) {
+        open_conn(ckpt_data_, opts_.path);
+        open_conn(ckpt_keys_, opts_.keys_path);
+      }
     }
   } catch (...) {
-    for (auto* c : {&db_, &readers_[0], &readers_[1], &keys_, &keys_reader_})
+    for (auto* c : {&db_, &readers_[0], &readers_[1], &keys_, &keys_reader_, &ckpt_data_,
+                    &ckpt_keys_})
       close_conn(*c, false);
     throw;
+  }
+  if (!memory_ && opts_.checkpoint_pages > 0)
+    start_checkpointer();
+}
+
+int sqlite_store::on_wal(void* arg, sqlite3* db, const char*, int pages) {
+  auto* self = static_cast<sqlite_store*>(arg);
+  if (pages >= self->opts_.checkpoint_pages) {
+    std::lock_guard<std::mutex> g{self->ck_mtx_};
+    (db == self->db_.db ? self->ck_data_due_ : self->ck_keys_due_) = true;
+    self->ck_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void sqlite_store::start_checkpointer() {
+  // Replaces SQLite's automatic checkpoint, which the committing writer would
+  // run inline (a burst of page copies and an fsync in the middle of a batch).
+  sqlite3_wal_hook(db_.db, &sqlite_store::on_wal, this);
+  sqlite3_wal_hook(keys_.db, &sqlite_store::on_wal, this);
+  checkpointer_ = std::thread([this] { run_checkpointer(); });
+}
+
+void sqlite_store::run_checkpointer() {
+  for (;;) {
+    bool data = false, keys = false;
+    {
+      std::unique_lock<std::mutex> g{ck_mtx_};
+      ck_cv_.wait(g, [this] { return ck_stop_ || ck_data_due_ || ck_keys_due_; });
+      if (ck_stop_)
+        return;
+      std::swap(data, ck_data_due_);
+      std::swap(keys, ck_keys_due_);
+    }
+    // PASSIVE: copies what no reader still needs, never waits for the writer.
+    for (auto [due, c] : {std::pair{data, &ckpt_data_}, std::pair{keys, &ckpt_keys_}})
+      if (due) {
+        lock l{c->mtx};
+        if (c->db)
+          sqlite3_wal_checkpoint_v2(c->db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      }
   }
 }
 
@@ -189,6 +235,15 @@ void sqlite_store::migrate() {
     stmt s{db_, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"};
     old_inbox = s.step() && s.str(0).find("request_id TEXT PRIMARY KEY") != std::string::npos;
   }
+  // Schema 2 indexed every outbox entry by user; only personal ones are looked
+  // up that way (erasure), so schema 3 indexes only those.
+  bool old_outbox_index = false;
+  {
+    stmt s{db_, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'outbox_user'"};
+    old_outbox_index = s.step() && s.str(0).find("WHERE") == std::string::npos;
+  }
+  if (old_outbox_index)
+    exec(db_, "DROP INDEX outbox_user");  // the schema below creates it again
   if (!old_inbox)
     return;
   exec(db_, "BEGIN IMMEDIATE");
@@ -253,8 +308,16 @@ void sqlite_store::close() {
   if (closed_)
     return;
   closed_ = true;
+  if (checkpointer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> g{ck_mtx_};
+      ck_stop_ = true;
+      ck_cv_.notify_one();
+    }
+    checkpointer_.join();
+  }
   // Readers first: the last connection of a file to close checkpoints it.
-  for (auto* c : {&readers_[0], &readers_[1], &keys_reader_}) {
+  for (auto* c : {&readers_[0], &readers_[1], &keys_reader_, &ckpt_data_, &ckpt_keys_}) {
     lock l{c->mtx};
     close_conn(*c, false);
   }

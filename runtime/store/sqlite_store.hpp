@@ -9,7 +9,9 @@
 
 #include "runtime/store/event_store.hpp"
 
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 struct sqlite3;
@@ -23,6 +25,9 @@ struct sqlite_options {
   std::string synchronous = "full";
   /// The key table's file (default: `path` with ".db" replaced by ".keys.db").
   std::string keys_path;
+  /// WAL pages after which the background checkpointer copies them into the
+  /// database file (off the writer's path; 0 = SQLite's own checkpoints).
+  int checkpoint_pages = 4000;
 };
 
 class sqlite_store final : public event_store {
@@ -80,6 +85,19 @@ private:
   conn keys_;       ///< writer of the key table
   conn keys_reader_;
   std::mutex close_mtx_;
+
+  // The background checkpointer: the writer's WAL hook wakes it.
+  void start_checkpointer();
+  void run_checkpointer();
+  static int on_wal(void* self, sqlite3* db, const char* name, int pages);
+  conn ckpt_data_;
+  conn ckpt_keys_;
+  std::thread checkpointer_;
+  std::mutex ck_mtx_;
+  std::condition_variable ck_cv_;
+  bool ck_stop_ = false;
+  bool ck_data_due_ = false;
+  bool ck_keys_due_ = false;
 };
 
 } // namespace custodian::store
