@@ -367,7 +367,7 @@ int64_t idle_shard_bytes(const options& o) {
   actors.reserve(count);
   auto before = rss_bytes();
   for (size_t i = 0; i < count; ++i)
-    actors.push_back(sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt}));
+    actors.push_back(sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt, 4 * 1024 * 1024, nullptr}));
   auto after = rss_bytes();
   for (auto& a : actors)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);

@@ -46,18 +46,69 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
   std::weak_ptr<std::function<void(const std::string&, const v1::Envelope&,
                                    caf::typed_response_promise<wire>)>>
     weak_run = run;
-  auto next = [q, weak_run](const std::string& key) {
+  using many_fn = std::function<void(const std::string&, std::vector<shard_queue::waiting>)>;
+  auto run_many = std::make_shared<many_fn>();
+  std::weak_ptr<many_fn> weak_many = run_many;
+  auto next = [q, weak_run, weak_many](const std::string& key) {
     auto i = q->busy.find(key);
     if (i == q->busy.end())
       return;
-    if (i->second.empty()) {
+    auto& waiting = i->second;
+    if (waiting.empty()) {
       q->busy.erase(i);
       return;
     }
-    auto w = std::move(i->second.front());
-    i->second.pop_front();
+    // Hand-backs of the outbox that queued up for this user go into one commit.
+    auto is_delivered = [](const shard_queue::waiting& w) {
+      return w.env.command().kind_case() == v1::Command::kDelivered;
+    };
+    if (waiting.size() >= 2 && is_delivered(waiting[0]) && is_delivered(waiting[1])) {
+      std::vector<shard_queue::waiting> batch;
+      while (!waiting.empty() && is_delivered(waiting.front()) && batch.size() < 64) {
+        batch.push_back(std::move(waiting.front()));
+        waiting.pop_front();
+      }
+      if (auto m = weak_many.lock())
+        (*m)(key, std::move(batch));
+      return;
+    }
+    auto w = std::move(waiting.front());
+    waiting.pop_front();
     if (auto r = weak_run.lock())
       (*r)(key, w.env, w.promise);
+  };
+  *run_many = [self, d, q, answer, next](const std::string& key,
+                                         std::vector<shard_queue::waiting> batch) {
+    std::vector<v1::Envelope> envs;
+    for (auto& w : batch)
+      envs.push_back(w.env);
+    auto p = std::make_shared<shard_core::prepared_many>(d->core->prepare_delivered(envs));
+    auto promises = std::make_shared<std::vector<caf::typed_response_promise<wire>>>();
+    for (auto& w : batch)
+      promises->push_back(w.promise);
+    auto deliver = [d, p, promises, answer, next, key](const store::status& st) {
+      auto results = d->core->finish(*p, st);
+      for (size_t i = 0; i < results.size(); ++i)
+        (*promises)[i].deliver(answer(results[i]));
+      next(key);
+    };
+    auto writer = d->writer ? d->writer->get() : writer_actor{};
+    if (!p->commit) {
+      deliver(store::status{});
+      return;
+    }
+    if (!writer) {
+      deliver(d->core->store().apply(*p->commit));
+      return;
+    }
+    q->busy[key];
+    self->request(writer, caf::infinite, commit_atom::value, commit_ticket{p->commit})
+      .then([deliver](int32_t code, const std::string& msg) {
+              deliver(store::status{static_cast<store::errc>(code), msg});
+            },
+            [deliver](caf::error&) {
+              deliver(store::status{store::errc::unavailable, "writer did not answer"});
+            });
   };
   *run = [self, d, q, answer, next](const std::string& key, const v1::Envelope& env,
                                     caf::typed_response_promise<wire> rp) {
@@ -95,7 +146,7 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
     next(key);
   };
   return {
-    [self, d, q, run](cmd_atom, const wire& w) {
+    [self, d, q, run, run_many](cmd_atom, const wire& w) {
       auto rp = self->make_response_promise<wire>();
       if (w.bytes.size() > d->max_message_bytes) {
         rp.deliver(wire{make_reply(v1::Reply::INVALID, "message larger than node.max-message-bytes")

@@ -3,6 +3,8 @@
 #include "runtime/common/log.hpp"
 #include "runtime/service/helpers.hpp"
 
+#include <map>
+
 namespace custodian {
 
 bool passes_tombstone(const v1::Command& cmd) {
@@ -116,6 +118,133 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   }
   bool wrote = fresh || !p.commit->outbox.empty();
   return {std::move(p.reply), wrote, false, std::move(fresh)};
+}
+
+namespace {
+
+/// The store as a command handled after others in the same commit sees it:
+/// their job records are visible (the only thing `Delivered` handling reads
+/// that those handlings write). Everything else goes to the store.
+class job_overlay final : public store::event_store {
+public:
+  explicit job_overlay(store::event_store& base) : base_(base) {}
+  void put(const std::vector<store::job_row>& jobs) {
+    for (auto& j : jobs)
+      jobs_[j.job_id] = j;
+  }
+  std::optional<store::job_row> job_get(const std::string& id) override {
+    if (auto i = jobs_.find(id); i != jobs_.end())
+      return i->second;
+    return base_.job_get(id);
+  }
+  store::status apply(const store::commit&) override {
+    return {store::errc::io, "job_overlay is read-only"};
+  }
+  std::vector<store::event_row> read_stream(const std::string& s) override {
+    return base_.read_stream(s);
+  }
+  std::optional<std::string> inbox_get(const std::string& u, const std::string& r) override {
+    return base_.inbox_get(u, r);
+  }
+  bool tombstoned(const std::string& u) override { return base_.tombstoned(u); }
+  std::optional<store::index_row> index_get(const std::string& sp, const std::string& k) override {
+    return base_.index_get(sp, k);
+  }
+  int64_t index_count(const std::string& sp, const std::string& u) override {
+    return base_.index_count(sp, u);
+  }
+  std::vector<store::outbox_row> outbox_due(int64_t now, size_t limit,
+                                            const std::vector<std::string>& skip,
+                                            store::outbox_cursor after) override {
+    return base_.outbox_due(now, limit, skip, after);
+  }
+  store::status outbox_retry(const std::vector<retry>& r) override { return base_.outbox_retry(r); }
+  int64_t outbox_depth() override { return base_.outbox_depth(); }
+  store::status outbox_wake(const std::string& d, int64_t now) override {
+    return base_.outbox_wake(d, now);
+  }
+  std::vector<outbox_stat> outbox_stats() override { return base_.outbox_stats(); }
+  std::optional<std::string> key_get(const std::string& u) override { return base_.key_get(u); }
+  std::string key_put(const std::string& u, const std::string& k) override {
+    return base_.key_put(u, k);
+  }
+  void key_destroy(const std::string& u) override { base_.key_destroy(u); }
+  std::vector<std::pair<std::string, std::string>> keys_all() override { return base_.keys_all(); }
+  void keys_replace(const std::vector<std::pair<std::string, std::string>>& k) override {
+    base_.keys_replace(k);
+  }
+  void close() override {}
+
+private:
+  store::event_store& base_;
+  std::map<std::string, store::job_row> jobs_;
+};
+
+template <class T>
+void append_all(std::vector<T>& to, std::vector<T>& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+} // namespace
+
+shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::Envelope>& envs) {
+  prepared_many p;
+  auto merged = std::make_shared<store::commit>();
+  job_overlay view{*store_};
+  try {
+    for (auto& env : envs) {
+      auto out = logic_->handle(env, view);
+      auto& c = out.commit;
+      view.put(c.jobs);
+      for (auto& row : c.outbox)
+        if (row.personal)
+          row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
+      append_all(merged->erase_users, c.erase_users);
+      append_all(merged->tombstones, c.tombstones);
+      append_all(merged->events, c.events);
+      append_all(merged->index_dels, c.index_dels);
+      append_all(merged->index_puts, c.index_puts);
+      append_all(merged->jobs, c.jobs);
+      append_all(merged->outbox_acks, c.outbox_acks);
+      append_all(merged->outbox, c.outbox);
+      p.replies.push_back(std::move(out.reply));
+    }
+  } catch (const store::store_error& e) {
+    p.replies.assign(envs.size(),
+                     make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
+    return p;
+  }
+  merged->destroy_keys = merged->erase_users;
+  if (!merged->empty())
+    p.commit = std::move(merged);
+  return p;
+}
+
+std::vector<shard_core::result> shard_core::finish(prepared_many& p, const store::status& st) {
+  std::vector<result> out;
+  if (!p.commit) {
+    for (auto& r : p.replies)
+      out.push_back({std::move(r), false, false, nullptr});
+    return out;
+  }
+  // One prepared commit carrying all the replies: finish() logs, notifies and
+  // collects the fresh outbox entries once; the first answer carries them.
+  prepared one;
+  one.commit = p.commit;
+  one.reply = p.replies.empty() ? make_reply(v1::Reply::OK) : p.replies.front();
+  one.conflict_reply = make_reply(v1::Reply::UNAVAILABLE, "conflict in a batch of hand-backs");
+  auto first = finish(one, st);
+  for (size_t i = 0; i < p.replies.size(); ++i) {
+    if (i == 0) {
+      out.push_back(std::move(first));
+      continue;
+    }
+    if (st.ok())
+      out.push_back({std::move(p.replies[i]), false, false, nullptr});
+    else
+      out.push_back({out.front().reply, false, false, nullptr});
+  }
+  return out;
 }
 
 } // namespace custodian

@@ -54,6 +54,15 @@ public:
   /// Step 2, once `p.commit` was applied with status `st`: the answer.
   result finish(prepared& p, const store::status& st);
 
+  /// Several `Delivered` hand-backs of one user in one commit: each is handled
+  /// in order and sees the job records the ones before it changed.
+  struct prepared_many {
+    std::shared_ptr<store::commit> commit;  ///< null: `replies` are the answers
+    std::vector<v1::Reply> replies;
+  };
+  prepared_many prepare_delivered(const std::vector<v1::Envelope>& envs);
+  std::vector<result> finish(prepared_many& p, const store::status& st);
+
   service_logic& logic() { return *logic_; }
   store::event_store& store() { return *store_; }
 

@@ -20,6 +20,9 @@ struct sqlite3_stmt;
 namespace custodian::store {
 
 struct sqlite_options {
+  sqlite_options() = default;
+  sqlite_options(std::string p, std::string sync = "full", std::string keys = "")
+    : path(std::move(p)), synchronous(std::move(sync)), keys_path(std::move(keys)) {}
   std::string path;
   /// "full" (default: fsync on every commit, survives power loss) or "normal".
   std::string synchronous = "full";

@@ -63,7 +63,7 @@ struct node_fixture : test::caf_fixture {
       else
         l = std::make_shared<watchhistory::watchhistory_logic>(keys[name]);
       auto core = std::make_shared<shard_core>(l, stores[name], keys[name]);
-      shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt});
+      shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt, 4 * 1024 * 1024, nullptr});
       rt->set_shard(name, 0, shards[name]);
       start_sender(name);
     }
@@ -191,7 +191,7 @@ BOOST_FIXTURE_TEST_CASE(oversized_envelope_is_refused_unread, node_fixture) {
   // A shard actor with a small limit: what a peer sends beyond it is not parsed.
   auto core = std::make_shared<shard_core>(std::make_shared<authz::authz_logic>(), stores["authz"],
                                            keys["authz"]);
-  auto small = sys.spawn(shard_impl, shard_deps{"authz", 0, core, rt, 1024});
+  auto small = sys.spawn(shard_impl, shard_deps{"authz", 0, core, rt, 1024, nullptr});
   v1::Envelope env;
   env.set_user_id(new_id());
   env.mutable_command()->mutable_provision_user()->set_display_name(std::string(2000, 'x'));
