@@ -279,6 +279,7 @@ erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
     ts.emplace_back([&] {
       httplib::Client c{url};
       c.set_keep_alive(true);
+      c.set_tcp_nodelay(true);
       httplib::Headers h{{"Authorization", "Bearer " + token}};
       for (size_t i; (i = next++) < idx.size();) {
         sent[i] = clock::now();

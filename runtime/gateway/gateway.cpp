@@ -140,17 +140,33 @@ struct caller {
     if (!dest)
       return make_reply(v1::Reply::UNAVAILABLE, service + " is not available");
     v1::Reply reply;
-    caf::scoped_actor self{sys};
-    self->request(*dest, timeout, cmd_atom::value, wire{env.SerializeAsString()})
+    // One blocking actor per gateway thread, made on first use (spawning one per
+    // call costs more than the call). After an error it is dropped, so a late
+    // answer to a timed-out request never sits in the mailbox of the next call.
+    struct per_thread {
+      caf::actor_system* sys = nullptr;
+      std::unique_ptr<caf::scoped_actor> self;
+    };
+    thread_local per_thread mine;
+    if (!mine.self || mine.sys != &sys) {
+      mine.self = std::make_unique<caf::scoped_actor>(sys);
+      mine.sys = &sys;
+    }
+    bool failed = false;
+    (*mine.self)
+      ->request(*dest, timeout, cmd_atom::value, wire{env.SerializeAsString()})
       .receive(
         [&](const wire& w) {
           if (!reply.ParseFromString(w.bytes))
             reply = make_reply(v1::Reply::INTERNAL, "unreadable reply from " + service);
         },
         [&](caf::error& err) {
+          failed = true;
           reply = make_reply(v1::Reply::UNAVAILABLE, service + " did not answer in time");
           log::get("gateway")->warn("{} did not answer: {}", service, sys.render(err));
         });
+    if (failed)
+      mine.self.reset();
     return reply;
   }
 
@@ -527,6 +543,9 @@ std::string gateway::start() {
   srv_->set_read_timeout(5, 0);
   srv_->set_write_timeout(5, 0);
   srv_->set_keep_alive_max_count(1000);
+  // A response is written in more than one send(): with Nagle's algorithm on, a
+  // keep-alive client's delayed ACK holds the second part back ~40 ms.
+  srv_->set_tcp_nodelay(true);
   install_routes();
   // cpp-httplib 0.11 listens with a backlog of 5: a burst of clients overflows
   // the accept queue and some connections fail. Keep its socket options
