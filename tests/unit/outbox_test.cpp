@@ -42,6 +42,7 @@ struct node_fixture : test::caf_fixture {
   std::map<std::string, std::shared_ptr<crypto::keyring>> keys;
   std::map<std::string, shard_actor> shards;
   std::map<std::string, caf::actor> senders;
+  std::map<std::string, writer_actor> writers;
   std::atomic<int64_t> offset{0};  // virtual time added to the wall clock
 
   node_fixture() {
@@ -63,7 +64,11 @@ struct node_fixture : test::caf_fixture {
       else
         l = std::make_shared<watchhistory::watchhistory_logic>(keys[name]);
       auto core = std::make_shared<shard_core>(l, stores[name], keys[name]);
-      shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt, 4 * 1024 * 1024, nullptr});
+      // As in a node: the shard's commits go through the service's writer.
+      writers[name] = sys.spawn(writer_impl, stores[name], writer_config{});
+      auto slot = std::make_shared<writer_slot>();
+      slot->set(writers[name]);
+      shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt, 4 * 1024 * 1024, slot});
       rt->set_shard(name, 0, shards[name]);
       start_sender(name);
     }
@@ -85,6 +90,8 @@ struct node_fixture : test::caf_fixture {
       self->send_exit(s, caf::exit_reason::user_shutdown);
     for (auto& [n, s] : senders)
       self->send_exit(s, caf::exit_reason::user_shutdown);
+    for (auto& [n, w] : writers)
+      self->send_exit(w, caf::exit_reason::user_shutdown);
     sched.run();
   }
 
