@@ -55,9 +55,10 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store::event_store& 
       out.reply = make_reply(v1::Reply::OK);
       auto* sec = out.reply.mutable_watchhistory_section();
       sec->set_user_id(env.user_id());
+      auto keys = keys_->opener(env.user_id());  // one key look-up for every event
       for (auto& ev : read_events(st, env.user_id()))
         if (ev.has_watch_recorded()) {
-          auto title = keys_->open(env.user_id(), ev.watch_recorded().title_id_sealed(), "title_id");
+          auto title = keys.open(ev.watch_recorded().title_id_sealed(), "title_id");
           if (!title)
             throw store::store_error(store::errc::io,
                                      "cannot unseal a watch title of user " + env.user_id());

@@ -77,6 +77,21 @@ std::optional<std::string> keyring::open(const std::string& user_id, std::string
   return crypto::open(*k, sealed, ad(user_id, what));
 }
 
+keyring::user_opener keyring::opener(const std::string& user_id) {
+  user_opener o;
+  o.ring_ = this;
+  o.user_id_ = user_id;
+  o.key_ = data_key(user_id, false);
+  return o;
+}
+
+std::optional<std::string> keyring::user_opener::open(std::string_view sealed,
+                                                      std::string_view what) const {
+  if (!key_)
+    return std::nullopt;
+  return crypto::open(*key_, sealed, ring_->ad(user_id_, what));
+}
+
 void keyring::destroy(const std::string& user_id) {
   store_->key_destroy(user_id);
 }

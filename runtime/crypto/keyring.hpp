@@ -25,6 +25,21 @@ public:
                                   std::string_view what);
   /// Destroys the user's data key (idempotent).
   void destroy(const std::string& user_id);
+
+  /// Opens many fields of one user with one look-up of their key (an export
+  /// reads hundreds). Holds the key only as long as the object lives.
+  class user_opener {
+  public:
+    /// nullopt if the user has no key (erased) or the data was altered.
+    std::optional<std::string> open(std::string_view sealed, std::string_view what) const;
+
+  private:
+    friend class keyring;
+    const keyring* ring_ = nullptr;
+    std::string user_id_;
+    std::optional<key32> key_;
+  };
+  user_opener opener(const std::string& user_id);
   /// Keyed hash for a unique lookup (e.g. the email index), never the plaintext.
   std::string index_key(std::string_view space, std::string_view value) const;
   /// A named secret of this service (e.g. the session signing seed): random,

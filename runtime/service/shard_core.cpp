@@ -36,7 +36,7 @@ shard_core::prepared shard_core::prepare(const std::string& envelope_bytes) {
   v1::Envelope env;
   if (!env.ParseFromString(envelope_bytes)) {
     prepared p;
-    p.answered = result{make_reply(v1::Reply::INVALID, "malformed envelope"), false, false};
+    p.answered = result{make_reply(v1::Reply::INVALID, "malformed envelope"), false, false, nullptr};
     return p;
   }
   return prepare(env);
@@ -45,7 +45,7 @@ shard_core::prepared shard_core::prepare(const std::string& envelope_bytes) {
 shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
   prepared p;
   auto answer = [&p](v1::Reply r, bool redelivery = false) {
-    p.answered = result{std::move(r), false, redelivery};
+    p.answered = result{std::move(r), false, redelivery, nullptr};
     return std::move(p);
   };
   try {
@@ -95,10 +95,10 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (p.answered)
     return std::move(*p.answered);
   if (st.code == store::errc::conflict)
-    return {std::move(p.conflict_reply), false, false};
+    return {std::move(p.conflict_reply), false, false, nullptr};
   if (!st.ok())
     return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)), false,
-            false};
+            false, nullptr};
   // Logged once the erasure is durable: a redelivery is answered from the
   // inbox and never gets here (tests count these lines).
   for (auto& u : p.commit->erase_users)
