@@ -4,6 +4,7 @@
 ///   node
 ///   ├── store per hosted service        (data-dir/<service>.db)
 ///   ├── supervisor "<service>"          one-for-one, intensity limit, backoff
+///   │   ├── writer                      group commit (its own thread)
 ///   │   ├── shard actor 0..N-1          (registered in the router)
 ///   │   └── outbox sender               (registered in the router)
 ///   ├── membership                      peers, heartbeats, remote routes; /v1/cluster
