@@ -343,6 +343,36 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
   BOOST_TEST(status.state() == "done");
 }
 
+BOOST_AUTO_TEST_CASE(hand_backs_that_arrive_together_share_one_commit) {
+  // Three services answered an erase; the shard hands their replies to the
+  // coordinator as one batch: each sees the job step the one before made, one
+  // commit acknowledges all three entries and finishes the job.
+  service_fixture f{"user", [](auto k) { return std::make_shared<user::user_logic>("n", k); }};
+  auto uid = new_id();
+  f.run(provision(uid, "p"));
+  auto start = envelope(uid);
+  start.mutable_command()->mutable_start_erase();
+  auto job_id = f.run(start).reply.job().job_id();
+  auto due = f.st->outbox_due(now_ms() + 1, 10);
+  BOOST_TEST_REQUIRE(due.size() == 3u);
+  std::vector<v1::Envelope> batch;
+  for (auto& row : due)
+    batch.push_back(delivered(row, make_reply(v1::Reply::OK), *f.keys));
+  auto p = f.core->prepare_delivered(batch);
+  BOOST_TEST_REQUIRE(p.commit != nullptr);
+  BOOST_TEST(p.commit->outbox_acks.size() == 3u);
+  BOOST_TEST(load_job(*f.st, job_id)->state() == "running");  // nothing written yet
+  auto results = f.core->finish(p, f.st->apply(*p.commit));
+  BOOST_TEST_REQUIRE(results.size() == 3u);
+  for (auto& r : results)
+    BOOST_TEST(r.reply.status() == v1::Reply::OK);
+  auto job = load_job(*f.st, job_id);
+  BOOST_TEST(job->state() == "done");
+  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    BOOST_TEST(job->services().at(svc) == "done", svc);
+  BOOST_TEST(f.st->outbox_depth() == 0);
+}
+
 BOOST_AUTO_TEST_CASE(export_job_assembles_the_bundle_only_when_every_service_answered) {
   service_fixture f{"user", [](auto k) { return std::make_shared<user::user_logic>("n", k); }};
   auto uid = new_id();

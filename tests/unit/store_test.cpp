@@ -270,3 +270,26 @@ BOOST_FIXTURE_TEST_CASE(schema_1_inbox_is_migrated, fixture) {
   migrated = std::make_unique<sqlite_store>(sqlite_options{old.file("svc.db"), "full", ""});
   BOOST_TEST(migrated->inbox_get("u2", "r2").value() == "second");
 }
+
+BOOST_FIXTURE_TEST_CASE(outbox_due_resumes_after_a_cursor, fixture) {
+  // The sender reads due entries in passes; each pass goes on after the last
+  // entry it read, so entries already in flight are not read again.
+  commit c;
+  c.outbox = {entry("a", "u1", false, 10), entry("b", "u2", false, 10), entry("a", "u3", false, 20),
+              entry("b", "u4", false, 30)};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST_REQUIRE(c.outbox_ids.size() == 4u);  // ids handed back in order
+  auto first = st->outbox_due(100, 2);
+  BOOST_TEST_REQUIRE(first.size() == 2u);
+  BOOST_TEST(first[0].id == c.outbox_ids[0]);
+  BOOST_TEST(first[1].id == c.outbox_ids[1]);
+  auto rest = st->outbox_due(100, 10, {}, {first[1].next_at_ms, first[1].id});
+  BOOST_TEST_REQUIRE(rest.size() == 2u);
+  BOOST_TEST(rest[0].id == c.outbox_ids[2]);
+  BOOST_TEST(rest[1].id == c.outbox_ids[3]);
+  // With a destination left out, and past the end of the pass.
+  auto only_a = st->outbox_due(100, 10, {"b"}, {first[0].next_at_ms, first[0].id});
+  BOOST_TEST_REQUIRE(only_a.size() == 1u);
+  BOOST_TEST(only_a[0].user_id == "u3");
+  BOOST_TEST(st->outbox_due(100, 10, {}, {rest[1].next_at_ms, rest[1].id}).empty());
+}
