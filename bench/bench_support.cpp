@@ -59,36 +59,30 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
           continue;
         }
         ++st.outstanding;
+        // One answer in: count it; the last one ends the pump, others make room.
+        auto settle = [=](bool failed) {
+          auto& st = self->state;
+          res->failures += failed ? 1 : 0;
+          --st.outstanding;
+          if (++st.answered == n) {
+            res->last_reply = clock::now();
+            done->set_value();
+            self->quit();
+            return;
+          }
+          (*send_due)();
+        };
         self->request(*dest, std::chrono::seconds(60), cmd_atom::value,
                       wire{r.env.SerializeAsString()})
           .then(
             [=](const wire& w) {
-              auto& st = self->state;
-              if (!res->replies[i].ParseFromString(w.bytes)
-                  || res->replies[i].status() != v1::Reply::OK)
-                ++res->failures;
-              --st.outstanding;
-              if (++st.answered == n) {
-                res->last_reply = clock::now();
-                done->set_value();
-                self->quit();
-                return;
-              }
-              (*send_due)();
+              settle(!res->replies[i].ParseFromString(w.bytes)
+                     || res->replies[i].status() != v1::Reply::OK);
             },
             [=](caf::error& err) {
-              auto& st = self->state;
               res->replies[i].set_status(v1::Reply::UNAVAILABLE);
               res->replies[i].set_message(caf::to_string(err));
-              ++res->failures;
-              --st.outstanding;
-              if (++st.answered == n) {
-                res->last_reply = clock::now();
-                done->set_value();
-                self->quit();
-                return;
-              }
-              (*send_due)();
+              settle(true);
             });
       }
       if (st.answered == n && st.outstanding == 0) {
