@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Installs every Debian package Custodian needs to build, test and run.
+# Installs everything Custodian needs to build, test and run on Debian 12.
 # Idempotent: when everything is installed it does nothing (no apt-get update).
+#
+# Debian packages: compilers, libraries, PostgreSQL 15 (storage of the FerretDB
+# server the MongoDB backend is tested against). Go >= 1.24 (to build FerretDB):
+# the machine's own if it is recent enough, else the toolchain module from the
+# Go module proxy into .tools/go (Debian 12's golang is 1.19).
 set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
 
 packages=(
   build-essential cmake g++ make pkg-config
@@ -12,7 +18,9 @@ packages=(
   libsqlite3-dev sqlite3
   libsodium-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
-  curl python3
+  libmongoc-dev libbson-dev
+  postgresql-15
+  curl python3 ca-certificates
 )
 
 # `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime).
@@ -27,13 +35,40 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update
+  $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+  # Debian starts a cluster on port 5432; the tests run their own, so stop it.
+  if printf '%s\n' "${missing[@]}" | grep -qx postgresql-15; then
+    $SUDO pg_ctlcluster 15 main stop 2>/dev/null || true
+  fi
 fi
 
-echo "setup: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+# Go >= 1.24 for tools/ferretdb-runner.
+GO_TOOLCHAIN=go1.24.13
+go_ok() {
+  local v
+  v="$("$1" env GOVERSION 2>/dev/null)" || return 1
+  v="${v#go}"
+  [ "$(printf '%s\n1.24\n' "${v%%[-+ ]*}" | sort -V | head -1)" = "1.24" ]
+}
+if ! { command -v go > /dev/null && go_ok go; } && ! go_ok "$here/.tools/go/bin/go" 2> /dev/null; then
+  proxy="${GOPROXY:-https://proxy.golang.org}"
+  proxy="${proxy%%,*}"
+  [ "$proxy" = direct ] || [ "$proxy" = off ] && proxy=https://proxy.golang.org
+  mod="golang.org/toolchain/@v/v0.0.1-$GO_TOOLCHAIN.linux-amd64.zip"
+  echo "setup: fetching Go toolchain $GO_TOOLCHAIN from $proxy"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  curl -sSfL "$proxy/$mod" -o "$tmp/go.zip"
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$tmp/go.zip" "$tmp/x"
+  rm -rf "$here/.tools/go"
+  mkdir -p "$here/.tools"
+  mv "$tmp/x/golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.linux-amd64" "$here/.tools/go"
+  chmod +x "$here/.tools/go/bin/"* "$here/.tools/go/pkg/tool/"*/* 2>/dev/null || true
+  go_ok "$here/.tools/go/bin/go" || { echo "setup: the Go toolchain in .tools/go does not run" >&2; exit 1; }
+fi

@@ -23,6 +23,7 @@ enum class errc {
   conflict,     ///< a unique key is taken (e.g. the email index)
   unavailable,  ///< the store cannot be reached or is closed
   io,           ///< the backend failed to read or write
+  fenced,       ///< the shard's lease moved to another node: this write was refused
 };
 
 const char* to_string(errc e);
@@ -81,6 +82,11 @@ struct job_row {
 /// outbox entries, inbox record. `destroy_keys` (crypto-shredding) goes first and
 /// is durable before any of the rest is written.
 struct commit {
+  /// The virtual shard whose owner writes this commit (the shard actor that
+  /// handled the command). -1: the store derives it from the commit's first
+  /// user id (or outbox id). Backends with shard leases refuse a commit of a
+  /// shard this node does not hold (errc::fenced).
+  int32_t shard = -1;
   std::vector<std::string> destroy_keys;
   std::vector<std::string> erase_users;
   std::vector<std::string> tombstones;
@@ -108,9 +114,45 @@ struct outbox_cursor {
   int64_t id = 0;
 };
 
+/// One shard's lease in a shared store: who owns it, until when, and its
+/// fencing epoch (grows on every takeover; writes carry it).
+struct lease_info {
+  uint32_t shard = 0;
+  std::string owner;
+  int64_t epoch = 0;
+  int64_t expires_ms = 0;
+};
+
+/// Shard ownership of a store shared by several nodes (MongoDB). A node writes a
+/// shard only while it holds the shard's lease; every write is conditional on
+/// the epoch it holds, so after a takeover the old owner's writes are refused.
+class shard_leases {
+public:
+  virtual ~shard_leases() = default;
+  /// Takes the lease of `shard` if it is free, expired or already this node's
+  /// (the epoch grows either way) and rolls forward what the last owner left
+  /// half-applied. Returns the new epoch, or nullopt with `holder` filled in
+  /// when another node holds it. Throws store_error when the store fails.
+  virtual std::optional<int64_t> acquire(uint32_t shard, lease_info* holder = nullptr) = 0;
+  /// Gives a held lease up at once (expires now), so another node can take it.
+  virtual void release(uint32_t shard) = 0;
+  /// Shards held right now.
+  virtual std::vector<uint32_t> held() const = 0;
+  /// Every lease of the store's service (for /v1/cluster).
+  virtual std::vector<lease_info> all() = 0;
+  /// Writes refused because their epoch had moved on (since start).
+  virtual uint64_t fenced_writes() const = 0;
+  virtual int64_t lease_ms() const = 0;
+};
+
 class event_store {
 public:
   virtual ~event_store() = default;
+
+  /// "" when the store is reachable and working, else a sentence for /healthz.
+  virtual std::string health() { return ""; }
+  /// Shard leases, for stores that several nodes share (null: this node's own store).
+  virtual shard_leases* leases() { return nullptr; }
 
   /// Applies one commit atomically and durably. On conflict nothing of it is
   /// applied (keys in `destroy_keys` are destroyed all the same).

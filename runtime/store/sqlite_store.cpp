@@ -4,16 +4,6 @@
 
 namespace custodian::store {
 
-const char* to_string(errc e) {
-  switch (e) {
-    case errc::ok: return "ok";
-    case errc::conflict: return "conflict";
-    case errc::unavailable: return "unavailable";
-    case errc::io: return "io";
-  }
-  return "unknown";
-}
-
 namespace {
 
 const char* schema_sql = R"sql(

@@ -1,0 +1,16 @@
+#include "runtime/store/event_store.hpp"
+
+namespace custodian::store {
+
+const char* to_string(errc e) {
+  switch (e) {
+    case errc::ok: return "ok";
+    case errc::conflict: return "conflict";
+    case errc::unavailable: return "unavailable";
+    case errc::io: return "io";
+    case errc::fenced: return "fenced";
+  }
+  return "unknown";
+}
+
+} // namespace custodian::store

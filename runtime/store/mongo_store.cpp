@@ -1,0 +1,1409 @@
+#include "runtime/store/mongo_store.hpp"
+
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+
+#include <mongoc/mongoc.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+#include <utility>
+
+namespace custodian::store {
+
+std::string redact_uri(const std::string& uri) {
+  auto scheme = uri.find("://");
+  if (scheme == std::string::npos)
+    return uri;
+  auto start = scheme + 3;
+  auto end = uri.find_first_of("/?", start);
+  auto at = uri.rfind('@', end == std::string::npos ? std::string::npos : end);
+  std::string out = uri;
+  if (at != std::string::npos && at >= start)
+    out = uri.substr(0, start) + "***" + uri.substr(at);
+  // Query options that carry secrets (e.g. authMechanismProperties=AWS_SESSION_TOKEN:...).
+  auto q = out.find('?');
+  if (q == std::string::npos)
+    return out;
+  std::string head = out.substr(0, q + 1), rest = out.substr(q + 1), res;
+  size_t pos = 0;
+  while (pos <= rest.size()) {
+    auto amp = rest.find('&', pos);
+    auto kv = rest.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    auto eq = kv.find('=');
+    std::string key = kv.substr(0, eq), lower = key;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    bool secret = lower.find("password") != std::string::npos
+                  || lower.find("secret") != std::string::npos
+                  || lower.find("token") != std::string::npos
+                  || lower.find("mechanismproperties") != std::string::npos;
+    res += (res.empty() ? "" : "&") + (secret && eq != std::string::npos ? key + "=***" : kv);
+    if (amp == std::string::npos)
+      break;
+    pos = amp + 1;
+  }
+  return head + res;
+}
+
+namespace {
+
+constexpr uint32_t max_shards = 4096;  // outbox ids: sequence * 4096 + shard
+
+/// Owns a bson_t (bson_t is over-aligned: std::unique_ptr<bson_t> warns).
+class bson_ptr {
+public:
+  explicit bson_ptr(bson_t* b = nullptr) : b_(b) {}
+  ~bson_ptr() {
+    if (b_)
+      bson_destroy(b_);
+  }
+  bson_ptr(bson_ptr&& o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+  bson_ptr& operator=(bson_ptr&& o) noexcept {
+    std::swap(b_, o.b_);
+    return *this;
+  }
+  bson_t* get() const { return b_; }
+  explicit operator bool() const { return b_ != nullptr; }
+
+private:
+  bson_t* b_;
+};
+bson_ptr own(bson_t* b) { return bson_ptr{b}; }
+
+bool transient_domain(uint32_t domain) {
+  return domain == MONGOC_ERROR_SERVER_SELECTION || domain == MONGOC_ERROR_STREAM
+         || domain == MONGOC_ERROR_WRITE_CONCERN;
+}
+
+/// Driver error -> domain error. Never leaves this file as a driver code.
+[[noreturn]] void fail(const bson_error_t& e, const std::string& what) {
+  if (e.code == 11000 || e.code == 11001)
+    throw store_error(errc::conflict, "mongodb " + what + ": duplicate key");
+  if (transient_domain(e.domain) || e.code == 50 /* MaxTimeMSExpired */
+      || e.code == 91 /* ShutdownInProgress */ || e.code == 189 /* PrimarySteppedDown */
+      || e.code == 10107 /* NotWritablePrimary */ || e.code == 11600 /* InterruptedAtShutdown */) {
+    bool timeout = std::string(e.message).find("timed out") != std::string::npos
+                   || std::string(e.message).find("timeout") != std::string::npos;
+    throw store_error(errc::unavailable, "mongodb " + what + ": " + (timeout ? "timeout" : "unreachable")
+                                           + " (" + e.message + ")");
+  }
+  throw store_error(errc::io, "mongodb " + what + ": " + e.message);
+}
+
+void append_str(bson_t* b, const char* key, const std::string& s) {
+  bson_append_utf8(b, key, -1, s.data(), static_cast<int>(s.size()));
+}
+void append_bin(bson_t* b, const char* key, const std::string& s) {
+  bson_append_binary(b, key, -1, BSON_SUBTYPE_BINARY, reinterpret_cast<const uint8_t*>(s.data()),
+                     static_cast<uint32_t>(s.size()));
+}
+
+/// A string or binary field of `d` ("" if absent).
+std::string get_bytes(const bson_t* d, const char* key) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, d, key))
+    return {};
+  if (BSON_ITER_HOLDS_UTF8(&it)) {
+    uint32_t len = 0;
+    const char* s = bson_iter_utf8(&it, &len);
+    return std::string(s, len);
+  }
+  if (BSON_ITER_HOLDS_BINARY(&it)) {
+    bson_subtype_t sub;
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_binary(&it, &sub, &len, &data);
+    return std::string(reinterpret_cast<const char*>(data), len);
+  }
+  return {};
+}
+int64_t get_i64(const bson_t* d, const char* key, int64_t dflt = 0) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, d, key))
+    return dflt;
+  return bson_iter_as_int64(&it);
+}
+bool get_bool(const bson_t* d, const char* key) {
+  bson_iter_t it;
+  return bson_iter_init_find(&it, d, key) && bson_iter_as_bool(&it);
+}
+
+/// Calls f(doc) for every sub-document of the array `key` of `d`.
+template <class F>
+void each_doc(const bson_t* d, const char* key, F f) {
+  bson_iter_t it, child;
+  if (!bson_iter_init_find(&it, d, key) || !BSON_ITER_HOLDS_ARRAY(&it)
+      || !bson_iter_recurse(&it, &child))
+    return;
+  while (bson_iter_next(&child)) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(&child))
+      continue;
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_document(&child, &len, &data);
+    bson_t sub;
+    if (bson_init_static(&sub, data, len))
+      f(&sub);
+  }
+}
+/// Calls f(iter) for every element of the array `key` of `d`.
+template <class F>
+void each_value(const bson_t* d, const char* key, F f) {
+  bson_iter_t it, child;
+  if (!bson_iter_init_find(&it, d, key) || !BSON_ITER_HOLDS_ARRAY(&it)
+      || !bson_iter_recurse(&it, &child))
+    return;
+  while (bson_iter_next(&child))
+    f(&child);
+}
+
+/// Appends an array `key` with n elements; f(array, element key, i).
+template <class F>
+void append_array(bson_t* parent, const char* key, size_t n, F f) {
+  bson_t arr;
+  bson_append_array_begin(parent, key, -1, &arr);
+  for (size_t i = 0; i < n; ++i) {
+    char buf[16];
+    const char* k = nullptr;
+    bson_uint32_to_string(static_cast<uint32_t>(i), &k, buf, sizeof buf);
+    f(&arr, k, i);
+  }
+  bson_append_array_end(parent, &arr);
+}
+template <class F>
+void append_doc(bson_t* parent, const char* key, F f) {
+  bson_t sub;
+  bson_append_document_begin(parent, key, -1, &sub);
+  f(&sub);
+  bson_append_document_end(parent, &sub);
+}
+
+std::string hex(const std::string& s) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (unsigned char ch : s) {
+    out += digits[ch >> 4];
+    out += digits[ch & 15];
+  }
+  return out;
+}
+std::string idx_id(const std::string& space, const std::string& key) { return space + ":" + hex(key); }
+std::string inbox_id(const std::string& user, const std::string& req) { return user + ":" + req; }
+std::string event_id(const std::string& stream, int64_t seq) {
+  return stream + ":" + std::to_string(seq);
+}
+
+void encode(bson_t* d, const mongo_store::entry& e) {
+  const auto& c = e.c;
+  BSON_APPEND_INT64(d, "q", e.seq);
+  BSON_APPEND_INT64(d, "t", e.at_ms);
+  append_array(d, "er", c.erase_users.size(),
+               [&](bson_t* a, const char* k, size_t i) { append_str(a, k, c.erase_users[i]); });
+  append_array(d, "tb", c.tombstones.size(),
+               [&](bson_t* a, const char* k, size_t i) { append_str(a, k, c.tombstones[i]); });
+  append_array(d, "ev", c.events.size(), [&](bson_t* a, const char* k, size_t i) {
+    append_doc(a, k, [&](bson_t* x) {
+      append_str(x, "s", c.events[i].first);
+      BSON_APPEND_INT64(x, "n", e.event_seqs[i]);
+      append_bin(x, "p", c.events[i].second);
+    });
+  });
+  append_array(d, "id", c.index_dels.size(), [&](bson_t* a, const char* k, size_t i) {
+    append_doc(a, k, [&](bson_t* x) {
+      append_str(x, "sp", c.index_dels[i].first);
+      append_bin(x, "k", c.index_dels[i].second);
+    });
+  });
+  append_array(d, "ip", c.index_puts.size(), [&](bson_t* a, const char* k, size_t i) {
+    auto& r = c.index_puts[i];
+    append_doc(a, k, [&](bson_t* x) {
+      append_str(x, "sp", r.space);
+      append_bin(x, "k", r.key);
+      append_str(x, "u", r.user_id);
+      append_bin(x, "v", r.value);
+    });
+  });
+  append_array(d, "jb", c.jobs.size(), [&](bson_t* a, const char* k, size_t i) {
+    auto& j = c.jobs[i];
+    append_doc(a, k, [&](bson_t* x) {
+      append_str(x, "j", j.job_id);
+      append_str(x, "u", j.user_id);
+      append_bin(x, "r", j.record);
+    });
+  });
+  append_array(d, "ak", c.outbox_acks.size(),
+               [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT64(a, k, c.outbox_acks[i]); });
+  append_array(d, "ob", c.outbox.size(), [&](bson_t* a, const char* k, size_t i) {
+    auto& o = c.outbox[i];
+    append_doc(a, k, [&](bson_t* x) {
+      BSON_APPEND_INT64(x, "i", c.outbox_ids[i]);
+      append_str(x, "d", o.dest);
+      append_str(x, "u", o.user_id);
+      append_str(x, "r", o.request_id);
+      append_bin(x, "p", o.payload);
+      BSON_APPEND_BOOL(x, "pe", o.personal);
+      BSON_APPEND_INT32(x, "a", o.attempt);
+      BSON_APPEND_INT64(x, "n", o.next_at_ms);
+      BSON_APPEND_INT64(x, "c", o.created_ms);
+    });
+  });
+  if (c.inbox)
+    append_doc(d, "ib", [&](bson_t* x) {
+      append_str(x, "r", c.inbox->request_id);
+      append_str(x, "u", c.inbox->user_id);
+      append_bin(x, "o", c.inbox->outcome);
+    });
+}
+
+mongo_store::entry decode(const bson_t* d) {
+  mongo_store::entry e;
+  auto& c = e.c;
+  e.seq = get_i64(d, "q");
+  e.at_ms = get_i64(d, "t");
+  auto strings = [d](const char* key, std::vector<std::string>& out) {
+    each_value(d, key, [&](bson_iter_t* it) {
+      uint32_t len = 0;
+      if (BSON_ITER_HOLDS_UTF8(it)) {
+        const char* s = bson_iter_utf8(it, &len);
+        out.emplace_back(s, len);
+      }
+    });
+  };
+  strings("er", c.erase_users);
+  strings("tb", c.tombstones);
+  each_doc(d, "ev", [&](const bson_t* x) {
+    c.events.emplace_back(get_bytes(x, "s"), get_bytes(x, "p"));
+    e.event_seqs.push_back(get_i64(x, "n"));
+  });
+  each_doc(d, "id", [&](const bson_t* x) { c.index_dels.emplace_back(get_bytes(x, "sp"), get_bytes(x, "k")); });
+  each_doc(d, "ip", [&](const bson_t* x) {
+    c.index_puts.push_back(index_row{get_bytes(x, "sp"), get_bytes(x, "k"), get_bytes(x, "u"),
+                                     get_bytes(x, "v")});
+  });
+  each_doc(d, "jb", [&](const bson_t* x) {
+    c.jobs.push_back(job_row{get_bytes(x, "j"), get_bytes(x, "u"), get_bytes(x, "r")});
+  });
+  each_value(d, "ak", [&](bson_iter_t* it) { c.outbox_acks.push_back(bson_iter_as_int64(it)); });
+  each_doc(d, "ob", [&](const bson_t* x) {
+    outbox_row o;
+    o.id = get_i64(x, "i");
+    o.dest = get_bytes(x, "d");
+    o.user_id = get_bytes(x, "u");
+    o.request_id = get_bytes(x, "r");
+    o.payload = get_bytes(x, "p");
+    o.personal = get_bool(x, "pe");
+    o.attempt = static_cast<int32_t>(get_i64(x, "a"));
+    o.next_at_ms = get_i64(x, "n");
+    o.created_ms = get_i64(x, "c");
+    c.outbox_ids.push_back(o.id);
+    c.outbox.push_back(std::move(o));
+  });
+  bson_iter_t it;
+  if (bson_iter_init_find(&it, d, "ib") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_document(&it, &len, &data);
+    bson_t x;
+    if (bson_init_static(&x, data, len))
+      c.inbox = inbox_row{get_bytes(&x, "r"), get_bytes(&x, "u"), get_bytes(&x, "o")};
+  }
+  return e;
+}
+
+/// A client of the pool for the length of one operation.
+class client {
+public:
+  client(mongoc_client_pool_t* pool, const std::string& db) : pool_(pool), db_(db) {
+    c_ = mongoc_client_pool_pop(pool_);
+  }
+  ~client() {
+    for (auto* col : cols_)
+      mongoc_collection_destroy(col);
+    mongoc_client_pool_push(pool_, c_);
+  }
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  mongoc_collection_t* coll(const char* name) {
+    auto* col = mongoc_client_get_collection(c_, db_.c_str(), name);
+    cols_.push_back(col);
+    return col;
+  }
+  mongoc_client_t* raw() { return c_; }
+
+  /// Every document matching `filter`.
+  template <class F>
+  void find(const char* name, const bson_t* filter, const bson_t* opts, F on_doc) {
+    auto* cur = mongoc_collection_find_with_opts(coll(name), filter, opts, nullptr);
+    const bson_t* doc = nullptr;
+    while (mongoc_cursor_next(cur, &doc))
+      on_doc(doc);
+    bson_error_t err;
+    bool bad = mongoc_cursor_error(cur, &err);
+    mongoc_cursor_destroy(cur);
+    if (bad)
+      fail(err, std::string("read of ") + name);
+  }
+  /// The first document matching `filter`, copied (nullptr if none).
+  bson_ptr find_one(const char* name, const bson_t* filter) {
+    auto opts = own(BCON_NEW("limit", BCON_INT64(1)));
+    bson_ptr out;
+    find(name, filter, opts.get(), [&](const bson_t* d) { out = own(bson_copy(d)); });
+    return out;
+  }
+  int64_t count(const char* name, const bson_t* filter) {
+    bson_error_t err;
+    auto n = mongoc_collection_count_documents(coll(name), filter, nullptr, nullptr, nullptr, &err);
+    if (n < 0)
+      fail(err, std::string("count of ") + name);
+    return n;
+  }
+  /// update_one; returns matchedCount (+ upsertedCount).
+  int64_t update_one(const char* name, const bson_t* filter, const bson_t* update, bool upsert) {
+    bson_t reply;
+    bson_error_t err;
+    auto opts = own(BCON_NEW("upsert", BCON_BOOL(upsert)));
+    bool ok = mongoc_collection_update_one(coll(name), filter, update, opts.get(), &reply, &err);
+    int64_t n = ok ? get_i64(&reply, "matchedCount") + get_i64(&reply, "upsertedCount") : 0;
+    bson_destroy(&reply);
+    if (!ok)
+      fail(err, std::string("update of ") + name);
+    return n;
+  }
+  void run(const bson_t* cmd, const std::string& what) {
+    bson_t reply;
+    bson_error_t err;
+    bool ok = mongoc_client_write_command_with_opts(c_, db_.c_str(), cmd, nullptr, &reply, &err);
+    bson_destroy(&reply);
+    if (!ok)
+      fail(err, what);
+  }
+
+private:
+  mongoc_client_pool_t* pool_;
+  std::string db_;
+  mongoc_client_t* c_;
+  std::vector<mongoc_collection_t*> cols_;
+};
+
+/// One ordered bulk write to one collection.
+class bulk {
+public:
+  bulk(client& cl, const char* name, bool ordered = true) : name_(name) {
+    auto opts = own(BCON_NEW("ordered", BCON_BOOL(ordered)));
+    b_ = mongoc_collection_create_bulk_operation_with_opts(cl.coll(name), opts.get());
+  }
+  ~bulk() { mongoc_bulk_operation_destroy(b_); }
+  bulk(const bulk&) = delete;
+  bulk& operator=(const bulk&) = delete;
+
+  void remove_many(bson_ptr sel) { check(mongoc_bulk_operation_remove_many_with_opts(b_, sel.get(), nullptr, &err_)); }
+  void remove_one(bson_ptr sel) { check(mongoc_bulk_operation_remove_one_with_opts(b_, sel.get(), nullptr, &err_)); }
+  void replace_upsert(bson_ptr sel, const bson_t* doc) {
+    auto opts = own(BCON_NEW("upsert", BCON_BOOL(true)));
+    check(mongoc_bulk_operation_replace_one_with_opts(b_, sel.get(), doc, opts.get(), &err_));
+  }
+  void update(bson_ptr sel, bson_ptr upd, bool upsert) {
+    auto opts = own(BCON_NEW("upsert", BCON_BOOL(upsert)));
+    check(mongoc_bulk_operation_update_one_with_opts(b_, sel.get(), upd.get(), opts.get(), &err_));
+  }
+  void run() {
+    if (n_ == 0)
+      return;
+    bson_t reply;
+    bson_error_t err;
+    bool ok = mongoc_bulk_operation_execute(b_, &reply, &err) != 0;
+    bson_destroy(&reply);
+    if (!ok)
+      fail(err, std::string("write of ") + name_);
+  }
+
+private:
+  void check(bool ok) {
+    if (!ok)
+      fail(err_, std::string("bulk of ") + name_);
+    ++n_;
+  }
+  const char* name_;
+  mongoc_bulk_operation_t* b_ = nullptr;
+  bson_error_t err_;
+  size_t n_ = 0;
+};
+
+void log_handler(mongoc_log_level_t level, const char* domain, const char* message, void*) {
+  auto lg = log::get("mongodb");
+  // Servers without sessions (FerretDB 1.x) refuse the pool's goodbye; harmless.
+  if (std::string(message).find("endSessions") != std::string::npos)
+    level = MONGOC_LOG_LEVEL_DEBUG;
+  if (level <= MONGOC_LOG_LEVEL_ERROR)
+    lg->error("{}: {}", domain, message);
+  else if (level <= MONGOC_LOG_LEVEL_WARNING)
+    lg->warn("{}: {}", domain, message);
+  else if (level <= MONGOC_LOG_LEVEL_INFO)
+    lg->debug("{}: {}", domain, message);
+}
+
+void init_driver() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mongoc_init();
+    mongoc_log_set_handler(log_handler, nullptr);
+  });
+}
+
+bson_ptr id_filter(const std::string& id) { return own(BCON_NEW("_id", BCON_UTF8(id.c_str()))); }
+
+} // namespace
+
+mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
+  init_driver();
+  redacted_ = redact_uri(opts_.uri);
+  if (opts_.database.empty())
+    throw store_error(errc::io, "store.mongodb: no database name");
+  if (opts_.shards == 0 || opts_.shards > max_shards)
+    throw store_error(errc::io, "store.mongodb: node.shards must be 1.." + std::to_string(max_shards));
+  bson_error_t err;
+  uri_ = mongoc_uri_new_with_error(opts_.uri.c_str(), &err);
+  if (!uri_)
+    throw store_error(errc::io, "store.mongodb.uri " + redacted_ + " is not a MongoDB URI: "
+                                  + err.message);
+  // Bounded waits unless the URI sets its own.
+  auto timeout = static_cast<int32_t>(opts_.timeout_ms);
+  for (auto* key : {MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MONGOC_URI_CONNECTTIMEOUTMS})
+    if (!mongoc_uri_has_option(uri_, key))
+      mongoc_uri_set_option_as_int32(uri_, key, timeout);
+  if (!mongoc_uri_has_option(uri_, MONGOC_URI_SOCKETTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri_, MONGOC_URI_SOCKETTIMEOUTMS, timeout * 3);
+  if (!mongoc_uri_has_option(uri_, MONGOC_URI_RETRYWRITES))
+    mongoc_uri_set_option_as_bool(uri_, MONGOC_URI_RETRYWRITES, true);
+  if (!mongoc_uri_has_option(uri_, MONGOC_URI_APPNAME))
+    mongoc_uri_set_appname(uri_, ("custodian/" + opts_.owner).c_str());
+  auto* wc = mongoc_write_concern_new();
+  mongoc_write_concern_set_wmajority(wc, timeout);
+  mongoc_uri_set_write_concern(uri_, wc);
+  mongoc_write_concern_destroy(wc);
+  pool_ = mongoc_client_pool_new(uri_);
+  if (!pool_) {
+    mongoc_uri_destroy(uri_);
+    throw store_error(errc::io, "store.mongodb.uri " + redacted_ + ": cannot create a client pool");
+  }
+  mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
+  try {
+    client cl{pool_, opts_.database};
+    {
+      auto ping = own(BCON_NEW("ping", BCON_INT32(1)));
+      bson_t reply;
+      bool ok = mongoc_client_command_simple(cl.raw(), "admin", ping.get(), nullptr, &reply, &err);
+      bson_destroy(&reply);
+      if (!ok)
+        throw store_error(errc::unavailable,
+                          "cannot reach MongoDB at " + redacted_ + " within "
+                            + std::to_string(opts_.timeout_ms) + " ms: " + err.message);
+    }
+    struct index_spec {
+      const char* coll;
+      const char* name;
+      bson_ptr key;
+      bool unique;
+    };
+    std::vector<index_spec> specs;
+    specs.push_back({"events", "stream_seq", own(BCON_NEW("stream", BCON_INT32(1), "seq", BCON_INT32(1))), true});
+    specs.push_back({"inbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"idx", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
+    specs.push_back({"outbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"outbox", "shard", own(BCON_NEW("shard", BCON_INT32(1))), false});
+    for (auto& s : specs) {
+      auto cmd = own(bson_new());
+      BSON_APPEND_UTF8(cmd.get(), "createIndexes", s.coll);
+      append_array(cmd.get(), "indexes", 1, [&](bson_t* a, const char* k, size_t) {
+        append_doc(a, k, [&](bson_t* x) {
+          BSON_APPEND_DOCUMENT(x, "key", s.key.get());
+          BSON_APPEND_UTF8(x, "name", s.name);
+          if (s.unique)
+            BSON_APPEND_BOOL(x, "unique", true);
+        });
+      });
+      cl.run(cmd.get(), std::string("index ") + s.coll + "." + s.name);
+    }
+  } catch (...) {
+    mongoc_client_pool_destroy(pool_);
+    mongoc_uri_destroy(uri_);
+    pool_ = nullptr;
+    uri_ = nullptr;
+    throw;
+  }
+  std::vector<std::string> held_elsewhere;
+  try {
+    for (auto shard : opts_.claim) {
+      lease_info holder;
+      if (!acquire(shard, &holder))
+        held_elsewhere.push_back(std::to_string(shard) + " (by " + holder.owner + " until "
+                                 + std::to_string(holder.expires_ms) + ")");
+    }
+  } catch (...) {
+    close();
+    throw;
+  }
+  if (!held_elsewhere.empty() && opts_.require_claims) {
+    close();
+    std::string list;
+    for (auto& h : held_elsewhere)
+      list += (list.empty() ? "" : ", ") + h;
+    throw store_error(errc::conflict, "database " + opts_.database + ": shards held by another node: "
+                                        + list + "; wait for the leases to expire or stop that node");
+  }
+  if (opts_.renew)
+    renewer_ = std::thread([this] { renew_loop(); });
+}
+
+mongo_store::~mongo_store() { close(); }
+
+void mongo_store::close() {
+  if (closed_.exchange(true))
+    return;
+  {
+    std::lock_guard<std::mutex> g{stop_mtx_};
+    stop_ = true;
+    stop_cv_.notify_all();
+  }
+  if (renewer_.joinable())
+    renewer_.join();
+  std::lock_guard<std::mutex> w{write_mtx_};
+  // A clean stop hands the shards over at once instead of after the lease.
+  std::map<uint32_t, held_lease> held;
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    held.swap(held_);
+  }
+  if (pool_ && !held.empty()) {
+    try {
+      client cl{pool_, opts_.database};
+      for (auto& [shard, h] : held) {
+        auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
+        auto upd = own(BCON_NEW("$set", "{", "expires_ms", BCON_INT64(0), "}"));
+        cl.update_one("leases", sel.get(), upd.get(), false);
+      }
+    } catch (const store_error& e) {
+      log::get("store")->warn("{}: leases not released ({}); they expire by themselves",
+                              opts_.database, e.what());
+    }
+  }
+  if (pool_)
+    mongoc_client_pool_destroy(pool_);
+  if (uri_)
+    mongoc_uri_destroy(uri_);
+  pool_ = nullptr;
+  uri_ = nullptr;
+}
+
+void mongo_store::check_open() const {
+  if (closed_.load())
+    throw store_error(errc::unavailable, "store " + opts_.database + " is closed");
+}
+
+void mongo_store::set_problem(const std::string& p) {
+  std::lock_guard<std::mutex> g{health_mtx_};
+  problem_ = p;
+}
+
+std::string mongo_store::health() {
+  if (closed_.load())
+    return "store " + opts_.database + " is closed";
+  std::lock_guard<std::mutex> g{health_mtx_};
+  return problem_;
+}
+
+void mongo_store::drop_database() {
+  check_open();
+  client cl{pool_, opts_.database};
+  auto* db = mongoc_client_get_database(cl.raw(), opts_.database.c_str());
+  bson_error_t err;
+  bool ok = mongoc_database_drop_with_opts(db, nullptr, &err);
+  mongoc_database_destroy(db);
+  if (!ok)
+    fail(err, "drop of " + opts_.database);
+}
+
+// ---- leases ----
+
+std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) {
+  check_open();
+  if (shard >= opts_.shards)
+    throw store_error(errc::io, "shard " + std::to_string(shard) + " out of range");
+  std::lock_guard<std::mutex> w{write_mtx_};
+  client cl{pool_, opts_.database};
+  auto now = now_ms();
+  auto sh = static_cast<int32_t>(shard);
+  auto query = own(BCON_NEW("_id", BCON_INT32(sh), "$or", "[", "{", "expires_ms", "{", "$lt",
+                            BCON_INT64(now), "}", "}", "{", "owner", BCON_UTF8(opts_.owner.c_str()),
+                            "}", "]"));
+  auto update = own(BCON_NEW("$set", "{", "owner", BCON_UTF8(opts_.owner.c_str()), "expires_ms",
+                             BCON_INT64(now + opts_.lease_ms), "}", "$inc", "{", "epoch",
+                             BCON_INT64(1), "}", "$setOnInsert", "{", "next_id", BCON_INT64(1),
+                             "pending", "[", "]", "}"));
+  auto* fam = mongoc_find_and_modify_opts_new();
+  mongoc_find_and_modify_opts_set_update(fam, update.get());
+  mongoc_find_and_modify_opts_set_flags(
+    fam, static_cast<mongoc_find_and_modify_flags_t>(MONGOC_FIND_AND_MODIFY_UPSERT
+                                                     | MONGOC_FIND_AND_MODIFY_RETURN_NEW));
+  bson_t reply;
+  bson_error_t err;
+  bool ok = mongoc_collection_find_and_modify_with_opts(cl.coll("leases"), query.get(), fam, &reply, &err);
+  mongoc_find_and_modify_opts_destroy(fam);
+  if (!ok) {
+    bson_destroy(&reply);
+    if (err.code == 11000 || err.code == 11001) {
+      // The document exists and matched neither condition: another node holds it.
+      if (holder) {
+        auto doc = cl.find_one("leases", own(BCON_NEW("_id", BCON_INT32(sh))).get());
+        if (doc)
+          *holder = lease_info{shard, get_bytes(doc.get(), "owner"), get_i64(doc.get(), "epoch"),
+                               get_i64(doc.get(), "expires_ms")};
+      }
+      return std::nullopt;
+    }
+    fail(err, "lease of shard " + std::to_string(shard));
+  }
+  bson_iter_t it;
+  bson_ptr doc;
+  if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_document(&it, &len, &data);
+    doc = own(bson_new_from_data(data, len));
+  }
+  bson_destroy(&reply);
+  if (!doc)
+    throw store_error(errc::io, "lease of shard " + std::to_string(shard) + ": no document returned");
+  held_lease h;
+  h.epoch = get_i64(doc.get(), "epoch");
+  h.next_id = std::max<int64_t>(1, get_i64(doc.get(), "next_id", 1));
+  // Roll forward what the previous owner journaled but did not apply.
+  std::vector<entry> left;
+  each_doc(doc.get(), "pending", [&](const bson_t* d) { left.push_back(decode(d)); });
+  for (auto& e : left)
+    h.next_seq = std::max(h.next_seq, e.seq + 1);
+  if (!left.empty()) {
+    std::vector<const entry*> ptrs;
+    for (auto& e : left)
+      ptrs.push_back(&e);
+    materialize(ptrs);
+    auto sel = own(BCON_NEW("_id", BCON_INT32(sh), "epoch", BCON_INT64(h.epoch)));
+    auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
+    cl.update_one("leases", sel.get(), clear.get(), false);
+    log::get("store")->info("{}: shard {}: rolled forward {} journaled commits of the last owner",
+                            opts_.database, shard, left.size());
+  }
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    held_[shard] = h;
+  }
+  return h.epoch;
+}
+
+void mongo_store::release(uint32_t shard) {
+  check_open();
+  std::lock_guard<std::mutex> w{write_mtx_};
+  held_lease h;
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    auto i = held_.find(shard);
+    if (i == held_.end())
+      return;
+    h = i->second;
+    held_.erase(i);
+  }
+  client cl{pool_, opts_.database};
+  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
+  auto upd = own(BCON_NEW("$set", "{", "expires_ms", BCON_INT64(0), "}"));
+  cl.update_one("leases", sel.get(), upd.get(), false);
+}
+
+std::vector<uint32_t> mongo_store::held() const {
+  std::lock_guard<std::mutex> g{lease_mtx_};
+  std::vector<uint32_t> out;
+  for (auto& [s, h] : held_)
+    out.push_back(s);
+  return out;
+}
+
+std::vector<int32_t> mongo_store::held_list() const {
+  std::lock_guard<std::mutex> g{lease_mtx_};
+  std::vector<int32_t> out;
+  for (auto& [s, h] : held_)
+    out.push_back(static_cast<int32_t>(s));
+  return out;
+}
+
+std::vector<lease_info> mongo_store::all() {
+  check_open();
+  client cl{pool_, opts_.database};
+  std::vector<lease_info> out;
+  auto filter = own(bson_new());
+  auto opts = own(BCON_NEW("projection", "{", "pending", BCON_INT32(0), "}", "sort", "{", "_id",
+                           BCON_INT32(1), "}"));
+  cl.find("leases", filter.get(), opts.get(), [&](const bson_t* d) {
+    out.push_back(lease_info{static_cast<uint32_t>(get_i64(d, "_id")), get_bytes(d, "owner"),
+                             get_i64(d, "epoch"), get_i64(d, "expires_ms")});
+  });
+  return out;
+}
+
+void mongo_store::lose(uint32_t shard, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    if (held_.erase(shard) == 0)
+      return;
+  }
+  log::get("store")->warn("{}: lost the lease of shard {} ({}); its writes are refused from now on",
+                          opts_.database, shard, why);
+  if (opts_.on_lost)
+    opts_.on_lost(shard);
+}
+
+void mongo_store::renew_loop() {
+  auto period = std::chrono::milliseconds(std::max<int64_t>(50, std::min<int64_t>(opts_.lease_ms / 3, 1000)));
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> g{stop_mtx_};
+      if (stop_cv_.wait_for(g, period, [this] { return stop_; }))
+        return;
+    }
+    try {
+      client cl{pool_, opts_.database};
+      std::map<uint32_t, held_lease> held;
+      {
+        std::lock_guard<std::mutex> g{lease_mtx_};
+        held = held_;
+      }
+      if (held.empty()) {
+        auto ping = own(BCON_NEW("ping", BCON_INT32(1)));
+        bson_t reply;
+        bson_error_t err;
+        bool ok = mongoc_client_command_simple(cl.raw(), "admin", ping.get(), nullptr, &reply, &err);
+        bson_destroy(&reply);
+        if (!ok)
+          fail(err, "ping");
+      }
+      auto now = now_ms();
+      for (auto& [shard, h] : held) {
+        auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
+        auto upd = own(BCON_NEW("$set", "{", "expires_ms", BCON_INT64(now + opts_.lease_ms), "}"));
+        if (cl.update_one("leases", sel.get(), upd.get(), false) == 0)
+          lose(shard, "its epoch moved on: another node took it over");
+      }
+      set_problem("");
+      // The server is back: apply what an earlier write left in the journal,
+      // so pending work resumes without waiting for the next request.
+      if (dirty_.load())
+        ensure_clean();
+    } catch (const store_error& e) {
+      set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
+    }
+  }
+}
+
+// ---- writes ----
+
+uint32_t mongo_store::shard_of_commit(const commit& c) const {
+  if (c.shard >= 0)
+    return static_cast<uint32_t>(c.shard) % opts_.shards;
+  auto of = [this](const std::string& k) { return shard_of(k, opts_.shards); };
+  if (c.inbox && !c.inbox->user_id.empty())
+    return of(c.inbox->user_id);
+  if (!c.events.empty())
+    return of(c.events.front().first);
+  if (!c.erase_users.empty())
+    return of(c.erase_users.front());
+  if (!c.tombstones.empty())
+    return of(c.tombstones.front());
+  for (auto& j : c.jobs)
+    if (!j.user_id.empty())
+      return of(j.user_id);
+  if (!c.index_puts.empty())
+    return of(c.index_puts.front().user_id);
+  if (!c.outbox.empty())
+    return of(c.outbox.front().user_id);
+  if (!c.outbox_acks.empty())
+    return static_cast<uint32_t>(c.outbox_acks.front() % max_shards) % opts_.shards;
+  if (!c.jobs.empty())
+    return of(c.jobs.front().job_id);
+  if (!c.destroy_keys.empty())
+    return of(c.destroy_keys.front());
+  return 0;
+}
+
+void mongo_store::materialize(const std::vector<const entry*>& entries) {
+  client cl{pool_, opts_.database};
+  bulk tombs{cl, "tombstones"}, events{cl, "events"}, inbox{cl, "inbox"}, idx{cl, "idx"},
+    jobs{cl, "jobs"}, outbox{cl, "outbox"};
+  for (auto* e : entries) {
+    auto& c = e->c;
+    for (auto& u : c.erase_users) {
+      events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
+      inbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+      idx.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+      jobs.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+      outbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
+    }
+    for (auto& u : c.tombstones)
+      tombs.update(id_filter(u),
+                   own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true);
+    for (size_t i = 0; i < c.events.size(); ++i) {
+      auto& [stream, payload] = c.events[i];
+      auto doc = own(bson_new());
+      append_str(doc.get(), "stream", stream);
+      BSON_APPEND_INT64(doc.get(), "seq", e->event_seqs[i]);
+      append_bin(doc.get(), "payload", payload);
+      events.replace_upsert(id_filter(event_id(stream, e->event_seqs[i])), doc.get());
+    }
+    for (auto& [space, key] : c.index_dels)
+      idx.remove_one(id_filter(idx_id(space, key)));
+    for (auto& r : c.index_puts) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "space", r.space);
+      append_bin(doc.get(), "key", r.key);
+      append_str(doc.get(), "user_id", r.user_id);
+      append_bin(doc.get(), "value", r.value);
+      idx.replace_upsert(id_filter(idx_id(r.space, r.key)), doc.get());
+    }
+    for (auto& j : c.jobs) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "user_id", j.user_id);
+      append_bin(doc.get(), "record", j.record);
+      jobs.replace_upsert(id_filter(j.job_id), doc.get());
+    }
+    for (auto id : c.outbox_acks)
+      outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
+    for (size_t i = 0; i < c.outbox.size(); ++i) {
+      auto& o = c.outbox[i];
+      auto id = c.outbox_ids[i];
+      auto doc = own(bson_new());
+      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>((id % max_shards)));
+      append_str(doc.get(), "dest", o.dest);
+      append_str(doc.get(), "user_id", o.user_id);
+      append_str(doc.get(), "request_id", o.request_id);
+      append_bin(doc.get(), "payload", o.payload);
+      BSON_APPEND_BOOL(doc.get(), "personal", o.personal);
+      BSON_APPEND_INT32(doc.get(), "attempt", o.attempt);
+      BSON_APPEND_INT64(doc.get(), "next_at_ms", o.next_at_ms);
+      BSON_APPEND_INT64(doc.get(), "created_ms", o.created_ms);
+      outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
+    }
+    if (c.inbox) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "user_id", c.inbox->user_id);
+      append_str(doc.get(), "request_id", c.inbox->request_id);
+      append_bin(doc.get(), "outcome", c.inbox->outcome);
+      inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
+    }
+  }
+  // Tombstones first: a crash in between never leaves data without its tombstone.
+  for (auto* b : {&tombs, &events, &inbox, &idx, &jobs, &outbox})
+    b->run();
+}
+
+void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
+  client cl{pool_, opts_.database};
+  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+  auto doc = cl.find_one("leases", sel.get());
+  if (!doc) {
+    lose(shard, "its epoch moved on while its journal waited");
+    return;
+  }
+  std::vector<entry> left;
+  each_doc(doc.get(), "pending", [&](const bson_t* d) { left.push_back(decode(d)); });
+  if (left.empty())
+    return;
+  std::vector<const entry*> ptrs;
+  for (auto& e : left)
+    ptrs.push_back(&e);
+  materialize(ptrs);
+  auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
+  cl.update_one("leases", sel.get(), clear.get(), false);
+  log::get("store")->info("{}: shard {}: rolled forward {} journaled commits", opts_.database,
+                          shard, left.size());
+}
+
+void mongo_store::roll_forward_locked() {
+  std::map<uint32_t, held_lease> held;
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    held = held_;
+  }
+  for (auto& [shard, h] : held)
+    roll_forward_shard(shard, h.epoch);
+  dirty_ = false;
+}
+
+void mongo_store::ensure_clean() {
+  if (!dirty_.load())
+    return;
+  std::lock_guard<std::mutex> w{write_mtx_};
+  if (dirty_.load())
+    roll_forward_locked();
+}
+
+status mongo_store::apply(const commit& c) { return apply_batch({&c}).front(); }
+
+std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& batch) {
+  std::vector<status> out(batch.size());
+  auto fail_all = [&](const store_error& e) {
+    for (auto& s : out)
+      s = {e.code, e.what()};
+    if (e.code == errc::unavailable)
+      set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
+    return out;
+  };
+  if (closed_.load())
+    return fail_all(store_error(errc::unavailable, "store " + opts_.database + " is closed"));
+  std::lock_guard<std::mutex> w{write_mtx_};
+  try {
+    if (dirty_.load())
+      roll_forward_locked();
+    client cl{pool_, opts_.database};
+    // Crypto-shredding: every key this batch destroys is gone (majority) before
+    // any record of the batch is written.
+    {
+      std::vector<std::string> doomed;
+      for (auto* c : batch)
+        doomed.insert(doomed.end(), c->destroy_keys.begin(), c->destroy_keys.end());
+      if (!doomed.empty()) {
+        auto sel = own(bson_new());
+        append_doc(sel.get(), "_id", [&](bson_t* x) {
+          append_array(x, "$in", doomed.size(),
+                       [&](bson_t* a, const char* k, size_t i) { append_str(a, k, doomed[i]); });
+        });
+        bson_error_t err;
+        if (!mongoc_collection_delete_many(cl.coll("keys"), sel.get(), nullptr, nullptr, &err))
+          fail(err, "delete of keys");
+      }
+    }
+
+    // Plan: shard, conflicts, event sequence numbers, outbox ids.
+    std::map<std::string, int64_t> last_seq;  // stream -> last seq assigned
+    std::set<std::string> taken, freed, erased;
+    std::map<uint32_t, std::vector<size_t>> by_shard;
+    std::vector<entry> entries(batch.size());
+    auto now = now_ms();
+    // The leases as this batch sees them (the renewal thread may drop one
+    // meanwhile: the conditional journal write then refuses it).
+    std::map<uint32_t, held_lease> leases;
+    {
+      std::lock_guard<std::mutex> g{lease_mtx_};
+      leases = held_;
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& c = *batch[i];
+      auto shard = shard_of_commit(c);
+      auto lit = leases.find(shard);
+      held_lease* h = lit == leases.end() ? nullptr : &lit->second;
+      if (!h) {
+        out[i] = {errc::fenced, "shard " + std::to_string(shard) + " of " + opts_.database
+                                  + " is not held by this node"};
+        ++fenced_;
+        continue;
+      }
+      // Unique index keys: taken in the store (unless freed earlier in this
+      // batch) or by an earlier commit of this batch. Only the owner of the
+      // key's shard inserts it, so checking here is enough; _id is unique too.
+      bool conflict = false;
+      for (auto& r : c.index_puts) {
+        auto id = idx_id(r.space, r.key);
+        if (taken.count(id)) {
+          conflict = true;
+          break;
+        }
+        if (!freed.count(id)) {
+          auto row = cl.find_one("idx", id_filter(id).get());
+          if (row && !erased.count(get_bytes(row.get(), "user_id"))) {
+            conflict = true;
+            break;
+          }
+        }
+      }
+      if (conflict) {
+        out[i] = {errc::conflict, "unique index key is taken"};
+        continue;
+      }
+      for (auto& u : c.erase_users) {
+        erased.insert(u);
+        last_seq[u] = 0;
+      }
+      for (auto& [space, key] : c.index_dels) {
+        freed.insert(idx_id(space, key));
+        taken.erase(idx_id(space, key));
+      }
+      for (auto& r : c.index_puts)
+        taken.insert(idx_id(r.space, r.key));
+      auto& e = entries[i];
+      e.at_ms = now;
+      e.c = c;
+      for (auto& [stream, payload] : c.events) {
+        auto it = last_seq.find(stream);
+        if (it == last_seq.end()) {
+          auto opts = own(BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                                   "projection", "{", "seq", BCON_INT32(1), "}"));
+          int64_t max = 0;
+          cl.find("events", own(BCON_NEW("stream", BCON_UTF8(stream.c_str()))).get(), opts.get(),
+                  [&](const bson_t* d) { max = get_i64(d, "seq"); });
+          it = last_seq.emplace(stream, max).first;
+        }
+        e.event_seqs.push_back(++it->second);
+      }
+      e.c.outbox_ids.clear();
+      for (size_t k = 0; k < c.outbox.size(); ++k)
+        e.c.outbox_ids.push_back(h->next_id++ * max_shards + shard);
+      e.seq = h->next_seq++;
+      by_shard[shard].push_back(i);
+    }
+
+    // Commit point: each shard's entries in one conditional update of its lease.
+    std::vector<const entry*> journaled;
+    std::vector<uint32_t> clean;
+    {
+      // Ids and sequence numbers are spent whether or not the write lands.
+      std::lock_guard<std::mutex> g{lease_mtx_};
+      for (auto& [shard, idxs] : by_shard)
+        if (auto it = held_.find(shard); it != held_.end() && it->second.epoch == leases[shard].epoch) {
+          it->second.next_id = leases[shard].next_id;
+          it->second.next_seq = leases[shard].next_seq;
+        }
+    }
+    for (auto& [shard, idxs] : by_shard) {
+      int64_t epoch = leases[shard].epoch, next_id = leases[shard].next_id;
+      auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+      auto upd = own(bson_new());
+      append_doc(upd.get(), "$push", [&](bson_t* p) {
+        append_doc(p, "pending", [&](bson_t* x) {
+          append_array(x, "$each", idxs.size(), [&](bson_t* a, const char* k, size_t j) {
+            append_doc(a, k, [&](bson_t* d) { encode(d, entries[idxs[j]]); });
+          });
+        });
+      });
+      append_doc(upd.get(), "$set", [&](bson_t* s) { BSON_APPEND_INT64(s, "next_id", next_id); });
+      int64_t matched = 0;
+      try {
+        matched = cl.update_one("leases", sel.get(), upd.get(), false);
+      } catch (const store_error& e) {
+        // Unknown outcome: the entries may be in the journal; roll forward
+        // before anything else is read or written.
+        dirty_ = true;
+        for (auto i : idxs)
+          out[i] = {e.code, e.what()};
+        if (e.code == errc::unavailable)
+          set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
+        continue;
+      }
+      if (matched == 0) {
+        for (auto i : idxs)
+          out[i] = {errc::fenced, "shard " + std::to_string(shard) + " of " + opts_.database
+                                    + " was taken over by another node"};
+        fenced_ += idxs.size();
+        lose(shard, "a write found its epoch moved on");
+        continue;
+      }
+      for (auto i : idxs) {
+        journaled.push_back(&entries[i]);
+        batch[i]->outbox_ids = entries[i].c.outbox_ids;
+      }
+      clean.push_back(shard);
+    }
+
+    // Apply to the collections; on failure the journal keeps the entries and
+    // the next operation rolls them forward (they are committed already).
+    if (!journaled.empty() && opts_.crash_after_journal) {
+      dirty_ = true;
+      return out;
+    }
+    if (!journaled.empty()) {
+      try {
+        materialize(journaled);
+        for (auto shard : clean) {
+          int64_t epoch = 0;
+          {
+            std::lock_guard<std::mutex> g{lease_mtx_};
+            auto it = held_.find(shard);
+            if (it == held_.end())
+              continue;
+            epoch = it->second.epoch;
+          }
+          auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+          auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
+          cl.update_one("leases", sel.get(), clear.get(), false);
+        }
+      } catch (const store_error& e) {
+        dirty_ = true;
+        log::get("store")->warn("{}: {} commits journaled, not yet applied ({}); rolled forward "
+                                "before the next read",
+                                opts_.database, journaled.size(), e.what());
+      }
+    }
+    return out;
+  } catch (const store_error& e) {
+    return fail_all(e);
+  }
+}
+
+status mongo_store::outbox_retry(const std::vector<retry>& retries) {
+  if (retries.empty())
+    return {};
+  try {
+    check_open();
+    client cl{pool_, opts_.database};
+    bulk b{cl, "outbox", false};
+    for (auto& r : retries)
+      b.update(own(BCON_NEW("_id", BCON_INT64(r.id))),
+               own(BCON_NEW("$set", "{", "attempt", BCON_INT32(r.attempt), "next_at_ms",
+                            BCON_INT64(r.next_at_ms), "}")),
+               false);
+    b.run();
+    return {};
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+}
+
+status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
+  try {
+    check_open();
+    client cl{pool_, opts_.database};
+    auto held = held_list();
+    auto sel = own(bson_new());
+    append_str(sel.get(), "dest", dest);
+    append_doc(sel.get(), "next_at_ms", [&](bson_t* x) { BSON_APPEND_INT64(x, "$gt", now); });
+    append_doc(sel.get(), "shard", [&](bson_t* x) {
+      append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
+    });
+    auto upd = own(BCON_NEW("$set", "{", "next_at_ms", BCON_INT64(now), "}"));
+    bson_error_t err;
+    if (!mongoc_collection_update_many(cl.coll("outbox"), sel.get(), upd.get(), nullptr, nullptr, &err))
+      fail(err, "outbox wake");
+    return {};
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+}
+
+// ---- reads ----
+
+std::vector<event_row> mongo_store::read_stream(const std::string& stream) {
+  check_open();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  std::vector<event_row> out;
+  auto opts = own(BCON_NEW("sort", "{", "seq", BCON_INT32(1), "}"));
+  cl.find("events", own(BCON_NEW("stream", BCON_UTF8(stream.c_str()))).get(), opts.get(),
+          [&](const bson_t* d) {
+            out.push_back(event_row{stream, get_i64(d, "seq"), get_bytes(d, "payload")});
+          });
+  return out;
+}
+
+std::optional<std::string> mongo_store::inbox_get(const std::string& user_id,
+                                                  const std::string& request_id) {
+  check_open();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  auto doc = cl.find_one("inbox", id_filter(inbox_id(user_id, request_id)).get());
+  if (!doc)
+    return std::nullopt;
+  return get_bytes(doc.get(), "outcome");
+}
+
+bool mongo_store::tombstoned(const std::string& user_id) {
+  check_open();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  return static_cast<bool>(cl.find_one("tombstones", id_filter(user_id).get()));
+}
+
+std::optional<index_row> mongo_store::index_get(const std::string& space, const std::string& key) {
+  check_open();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  auto doc = cl.find_one("idx", id_filter(idx_id(space, key)).get());
+  if (!doc)
+    return std::nullopt;
+  return index_row{space, key, get_bytes(doc.get(), "user_id"), get_bytes(doc.get(), "value")};
+}
+
+int64_t mongo_store::index_count(const std::string& space, const std::string& user_id) {
+  check_open();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  return cl.count("idx", own(BCON_NEW("user_id", BCON_UTF8(user_id.c_str()), "space",
+                                      BCON_UTF8(space.c_str()))).get());
+}
+
+std::optional<job_row> mongo_store::job_get(const std::string& job_id) {
+  check_open();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  auto doc = cl.find_one("jobs", id_filter(job_id).get());
+  if (!doc)
+    return std::nullopt;
+  return job_row{job_id, get_bytes(doc.get(), "user_id"), get_bytes(doc.get(), "record")};
+}
+
+std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
+                                                const std::vector<std::string>& skip_dests,
+                                                outbox_cursor after) {
+  check_open();
+  ensure_clean();
+  auto held = held_list();
+  std::vector<outbox_row> out;
+  if (held.empty() || limit == 0)
+    return out;
+  client cl{pool_, opts_.database};
+  auto filter = own(bson_new());
+  append_doc(filter.get(), "shard", [&](bson_t* x) {
+    append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
+  });
+  append_doc(filter.get(), "next_at_ms", [&](bson_t* x) { BSON_APPEND_INT64(x, "$lte", now); });
+  if (!skip_dests.empty())
+    append_doc(filter.get(), "dest", [&](bson_t* x) {
+      append_array(x, "$nin", skip_dests.size(),
+                   [&](bson_t* a, const char* k, size_t i) { append_str(a, k, skip_dests[i]); });
+    });
+  if (after.next_at_ms != INT64_MIN) {
+    // (next_at_ms, id) > (after.next_at_ms, after.id)
+    append_array(filter.get(), "$or", 2, [&](bson_t* a, const char* k, size_t i) {
+      append_doc(a, k, [&](bson_t* x) {
+        if (i == 0) {
+          append_doc(x, "next_at_ms", [&](bson_t* y) { BSON_APPEND_INT64(y, "$gt", after.next_at_ms); });
+        } else {
+          BSON_APPEND_INT64(x, "next_at_ms", after.next_at_ms);
+          append_doc(x, "_id", [&](bson_t* y) { BSON_APPEND_INT64(y, "$gt", after.id); });
+        }
+      });
+    });
+  }
+  auto opts = own(BCON_NEW("sort", "{", "next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1), "}",
+                           "limit", BCON_INT64(static_cast<int64_t>(limit))));
+  cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) {
+    outbox_row r;
+    r.id = get_i64(d, "_id");
+    r.dest = get_bytes(d, "dest");
+    r.user_id = get_bytes(d, "user_id");
+    r.request_id = get_bytes(d, "request_id");
+    r.payload = get_bytes(d, "payload");
+    r.personal = get_bool(d, "personal");
+    r.attempt = static_cast<int32_t>(get_i64(d, "attempt"));
+    r.next_at_ms = get_i64(d, "next_at_ms");
+    r.created_ms = get_i64(d, "created_ms");
+    out.push_back(std::move(r));
+  });
+  return out;
+}
+
+int64_t mongo_store::outbox_depth() {
+  check_open();
+  ensure_clean();
+  auto held = held_list();
+  if (held.empty())
+    return 0;
+  client cl{pool_, opts_.database};
+  auto filter = own(bson_new());
+  append_doc(filter.get(), "shard", [&](bson_t* x) {
+    append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
+  });
+  return cl.count("outbox", filter.get());
+}
+
+std::vector<event_store::outbox_stat> mongo_store::outbox_stats() {
+  check_open();
+  ensure_clean();
+  auto held = held_list();
+  std::vector<outbox_stat> out;
+  if (held.empty())
+    return out;
+  client cl{pool_, opts_.database};
+  // Per destination, computed here (a projection of two fields) rather than
+  // with $group, to stay within what every compatible server implements alike.
+  std::map<std::string, outbox_stat> by_dest;
+  auto filter = own(bson_new());
+  append_doc(filter.get(), "shard", [&](bson_t* x) {
+    append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
+  });
+  auto opts = own(BCON_NEW("projection", "{", "dest", BCON_INT32(1), "created_ms", BCON_INT32(1), "}"));
+  cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) {
+    auto dest = get_bytes(d, "dest");
+    auto created = get_i64(d, "created_ms");
+    auto& s = by_dest[dest];
+    if (s.depth == 0 || created < s.oldest_created_ms)
+      s.oldest_created_ms = created;
+    s.dest = dest;
+    ++s.depth;
+  });
+  for (auto& [dest, s] : by_dest)
+    out.push_back(s);
+  return out;
+}
+
+// ---- keys ----
+
+std::optional<std::string> mongo_store::key_get(const std::string& user_id) {
+  check_open();
+  client cl{pool_, opts_.database};
+  auto doc = cl.find_one("keys", id_filter(user_id).get());
+  if (!doc)
+    return std::nullopt;
+  return get_bytes(doc.get(), "sealed");
+}
+
+std::string mongo_store::key_put(const std::string& user_id, const std::string& sealed) {
+  check_open();
+  client cl{pool_, opts_.database};
+  auto upd = own(bson_new());
+  append_doc(upd.get(), "$setOnInsert", [&](bson_t* x) { append_bin(x, "sealed", sealed); });
+  try {
+    cl.update_one("keys", id_filter(user_id).get(), upd.get(), true);
+  } catch (const store_error& e) {
+    if (e.code != errc::conflict)  // two nodes raced to insert it: the first one's stays
+      throw;
+  }
+  auto doc = cl.find_one("keys", id_filter(user_id).get());
+  if (!doc)
+    throw store_error(errc::io, "key of a user vanished while it was stored");
+  return get_bytes(doc.get(), "sealed");
+}
+
+void mongo_store::key_destroy(const std::string& user_id) {
+  check_open();
+  client cl{pool_, opts_.database};
+  bson_error_t err;
+  if (!mongoc_collection_delete_one(cl.coll("keys"), id_filter(user_id).get(), nullptr, nullptr, &err))
+    fail(err, "delete of a key");
+}
+
+std::vector<std::pair<std::string, std::string>> mongo_store::keys_all() {
+  check_open();
+  client cl{pool_, opts_.database};
+  std::vector<std::pair<std::string, std::string>> out;
+  auto filter = own(bson_new());
+  cl.find("keys", filter.get(), nullptr, [&](const bson_t* d) {
+    out.emplace_back(get_bytes(d, "_id"), get_bytes(d, "sealed"));
+  });
+  return out;
+}
+
+void mongo_store::keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) {
+  if (keys.empty())
+    return;
+  check_open();
+  client cl{pool_, opts_.database};
+  bulk b{cl, "keys", false};
+  for (auto& [id, sealed] : keys) {
+    auto upd = own(bson_new());
+    append_doc(upd.get(), "$set", [&](bson_t* x) { append_bin(x, "sealed", sealed); });
+    b.update(id_filter(id), std::move(upd), false);
+  }
+  b.run();
+}
+
+} // namespace custodian::store

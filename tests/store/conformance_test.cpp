@@ -1,0 +1,612 @@
+// The store conformance suite: one set of cases, run against every backend.
+//
+//   conformance_test -- --backend=sqlite     a SQLite file in a temp dir
+//   conformance_test -- --backend=ferretdb   FerretDB on PostgreSQL (ctest fixture)
+//   conformance_test -- --backend=mongodb    CUSTODIAN_TEST_MONGODB_URI (a real
+//                                            MongoDB; exit code 77 = skipped if unset)
+//
+// Cases that only make sense for one backend (SQLite's files and migrations,
+// MongoDB's leases and fencing) are marked with a precondition and reported
+// as skipped elsewhere.
+#define BOOST_TEST_MODULE store conformance
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/store/mongo_store.hpp"
+#include "runtime/store/sqlite_store.hpp"
+
+#include <sqlite3.h>
+#include "tests/support/mongo_server.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <iostream>
+#include <thread>
+
+using namespace custodian;
+using namespace custodian::store;
+namespace utf = boost::unit_test;
+
+namespace {
+
+std::string backend = "sqlite";
+std::string mongo_uri;
+
+/// Reads --backend=... once; exits 77 (ctest: skipped) when its server is not configured.
+struct select_backend {
+  select_backend() {
+    auto& m = utf::framework::master_test_suite();
+    for (int i = 1; i < m.argc; ++i) {
+      std::string a = m.argv[i];
+      if (a.rfind("--backend=", 0) == 0)
+        backend = a.substr(10);
+    }
+    if (backend == "ferretdb") {
+      mongo_uri = test::ferretdb_uri();
+      if (mongo_uri.empty()) {
+        std::cerr << "store conformance: --backend=ferretdb needs the ctest fixture "
+                     "(CUSTODIAN_TEST_FERRETDB_DIR) or CUSTODIAN_TEST_FERRETDB_URI\n";
+        std::exit(1);
+      }
+    } else if (backend == "mongodb") {
+      auto* u = std::getenv("CUSTODIAN_TEST_MONGODB_URI");
+      if (!u || !*u) {
+        std::cout << "store conformance: skipped: CUSTODIAN_TEST_MONGODB_URI is not set "
+                     "(a MongoDB 6+ replica set, e.g. mongodb://h1,h2,h3/?replicaSet=rs0)\n";
+        std::exit(77);
+      }
+      mongo_uri = u;
+    } else if (backend != "sqlite") {
+      std::cerr << "store conformance: unknown --backend=" << backend << "\n";
+      std::exit(2);
+    }
+    std::cout << "store conformance: backend " << backend << "\n";
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(select_backend);
+
+bool is_mongo() { return backend != "sqlite"; }
+utf::assertion_result sqlite_only(utf::test_unit_id) { return utf::assertion_result(!is_mongo()); }
+utf::assertion_result mongo_only(utf::test_unit_id) { return utf::assertion_result(is_mongo()); }
+
+struct fixture {
+  test::temp_dir dir;
+  std::string prefix = test::unique_prefix();
+  std::string db = prefix + "svc";
+  std::unique_ptr<event_store> st = open();
+
+  mongo_options mongo(const std::string& owner = "test-node") const {
+    mongo_options o;
+    o.uri = mongo_uri;
+    o.database = db;
+    o.owner = owner;
+    o.shards = 16;
+    for (uint32_t i = 0; i < 16; ++i)
+      o.claim.push_back(i);
+    o.timeout_ms = 5000;
+    return o;
+  }
+  std::unique_ptr<event_store> open() {
+    if (is_mongo())
+      return std::make_unique<mongo_store>(mongo());
+    return std::make_unique<sqlite_store>(sqlite_options{dir.file("svc.db"), "full"});
+  }
+  /// Every byte the store holds (files, or documents).
+  std::string dump() {
+    if (is_mongo())
+      return test::dump_database(mongo_uri, db);
+    std::string all;
+    for (auto f : {"svc.db", "svc.db-wal", "svc.db-shm"})
+      all += test::slurp(dir.file(f));
+    return all;
+  }
+  ~fixture() {
+    if (st)
+      st->close();
+    if (is_mongo())
+      test::drop_databases(mongo_uri, prefix);
+  }
+};
+
+outbox_row entry(const std::string& dest, const std::string& user, bool personal, int64_t at) {
+  outbox_row r;
+  r.dest = dest;
+  r.user_id = user;
+  r.request_id = "req-" + dest + user;
+  r.payload = "payload of " + user;
+  r.personal = personal;
+  r.next_at_ms = at;
+  r.created_ms = at;
+  return r;
+}
+
+/// Waits (bounded) until `pred` holds.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(events_append_in_order_and_survive_reopen, fixture) {
+  commit c;
+  c.events = {{"u1", "a"}, {"u1", "b"}, {"u2", "x"}};
+  BOOST_TEST(st->apply(c).ok());
+  commit c2;
+  c2.events = {{"u1", "c"}};
+  BOOST_TEST(st->apply(c2).ok());
+  st->close();
+  st = open();
+  auto evs = st->read_stream("u1");
+  BOOST_TEST_REQUIRE(evs.size() == 3u);
+  BOOST_TEST(evs[0].payload == "a");
+  BOOST_TEST(evs[2].payload == "c");
+  BOOST_TEST(evs[2].seq == 3);
+  BOOST_TEST(st->read_stream("u2").size() == 1u);
+  BOOST_TEST(st->read_stream("nobody").empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(unique_index_conflict_applies_nothing, fixture) {
+  commit c;
+  c.events = {{"u1", "registered"}};
+  c.index_puts = {{"email", "k1", "u1", ""}};
+  BOOST_TEST(st->apply(c).ok());
+  commit dup;
+  dup.events = {{"u2", "registered"}};
+  dup.index_puts = {{"email", "k1", "u2", ""}};
+  dup.outbox = {entry("user", "u2", true, 1)};
+  auto s = st->apply(dup);
+  BOOST_TEST((s.code == errc::conflict));
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(st->outbox_depth() == 0);
+  BOOST_TEST(st->index_get("email", "k1")->user_id == "u1");
+}
+
+BOOST_FIXTURE_TEST_CASE(inbox_stores_the_outcome, fixture) {
+  commit c;
+  c.inbox = inbox_row{"r1", "u1", "outcome-bytes"};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST(*st->inbox_get("u1", "r1") == "outcome-bytes");
+  BOOST_TEST(!st->inbox_get("u1", "r2"));
+}
+
+BOOST_FIXTURE_TEST_CASE(outbox_due_retry_and_ack, fixture) {
+  commit c;
+  c.outbox = {entry("a", "u1", true, 100), entry("b", "u1", true, 50), entry("c", "u2", false, 500)};
+  BOOST_TEST(st->apply(c).ok());
+  auto due = st->outbox_due(200, 10);
+  BOOST_TEST_REQUIRE(due.size() == 2u);
+  BOOST_TEST(due[0].dest == "b");  // oldest first
+  BOOST_TEST(st->outbox_retry({{due[0].id, 1, 1000}}).ok());
+  due = st->outbox_due(200, 10);
+  BOOST_TEST_REQUIRE(due.size() == 1u);
+  BOOST_TEST(due[0].dest == "a");
+  BOOST_TEST(st->outbox_due(1000, 10).size() == 3u);
+  BOOST_TEST(st->outbox_due(1000, 10)[2].attempt == 1);
+  commit ack;
+  ack.outbox_acks = {due[0].id};
+  BOOST_TEST(st->apply(ack).ok());
+  BOOST_TEST(st->outbox_depth() == 2);
+  st->close();
+  st = open();  // the schedule survives a restart
+  BOOST_TEST(st->outbox_depth() == 2);
+  BOOST_TEST(st->outbox_due(200, 10).empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(erase_user_deletes_every_record_and_keeps_a_tombstone, fixture) {
+  commit c;
+  c.events = {{"u1", "secret-ada@example.com"}, {"u2", "other"}};
+  c.index_puts = {{"email", "k1", "u1", ""}, {"session", "s1", "u1", "9"}, {"email", "k2", "u2", ""}};
+  c.jobs = {{"job-export", "u1", "bundle of ada"}, {"job-erase", "", "no pii"}};
+  c.outbox = {entry("user", "u1", true, 1), entry("authz", "u1", false, 1), entry("user", "u2", true, 1)};
+  c.inbox = inbox_row{"r-old", "u1", "old"};
+  BOOST_TEST(st->apply(c).ok());
+
+  commit erase;
+  erase.erase_users = {"u1"};
+  erase.tombstones = {"u1"};
+  erase.inbox = inbox_row{"r-erase", "u1", "erased"};
+  BOOST_TEST(st->apply(erase).ok());
+
+  BOOST_TEST(st->read_stream("u1").empty());
+  BOOST_TEST(!st->index_get("email", "k1"));
+  BOOST_TEST(!st->index_get("session", "s1"));
+  BOOST_TEST(!st->job_get("job-export"));
+  BOOST_TEST(!st->inbox_get("u1", "r-old"));
+  BOOST_TEST(*st->inbox_get("u1", "r-erase") == "erased");  // a redelivered erase gets its answer
+  BOOST_TEST(st->tombstoned("u1"));
+  BOOST_TEST(!st->tombstoned("u2"));
+  // The lifecycle entry without personal data stays; the personal one is gone.
+  auto due = st->outbox_due(10, 10);
+  BOOST_TEST(due.size() == 2u);
+  for (auto& r : due)
+    BOOST_TEST((r.user_id == "u2" || !r.personal));
+  // Other users are untouched.
+  BOOST_TEST(st->read_stream("u2").size() == 1u);
+  BOOST_TEST(st->job_get("job-erase").has_value());
+
+  // Nothing of the erased user's bytes remains in the store after a clean close.
+  st->close();
+  auto bytes = dump();
+  BOOST_TEST(!bytes.empty());
+  BOOST_TEST(bytes.find("secret-ada@example.com") == std::string::npos);
+  BOOST_TEST(bytes.find("bundle of ada") == std::string::npos);
+  BOOST_TEST(bytes.find("payload of u2") != std::string::npos);  // the check can fail
+}
+
+BOOST_FIXTURE_TEST_CASE(jobs_upsert, fixture) {
+  commit c;
+  c.jobs = {{"j1", "u1", "v1"}};
+  BOOST_TEST(st->apply(c).ok());
+  c.jobs = {{"j1", "", "v2"}};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST(st->job_get("j1")->record == "v2");
+  BOOST_TEST(st->job_get("j1")->user_id == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(closed_store_reports_unavailable, fixture) {
+  st->close();
+  commit c;
+  c.events = {{"u1", "a"}};
+  BOOST_TEST((st->apply(c).code == errc::unavailable));
+  BOOST_CHECK_THROW(st->read_stream("u1"), store_error);
+}
+
+BOOST_AUTO_TEST_CASE(unopenable_path_is_a_clear_error, *utf::precondition(sqlite_only)) {
+  try {
+    sqlite_store st{sqlite_options{"/nonexistent-dir/x/y.db", "full", ""}};
+    BOOST_FAIL("expected an error");
+  } catch (const store_error& e) {
+    BOOST_TEST(std::string(e.what()).find("/nonexistent-dir/x/y.db") != std::string::npos);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(outbox_wake_and_stats, fixture) {
+  commit c;
+  c.outbox = {entry("a", "u1", true, 100), entry("b", "u2", true, 5000), entry("b", "u3", true, 9000)};
+  BOOST_TEST(st->apply(c).ok());
+  auto stats = st->outbox_stats();
+  BOOST_TEST_REQUIRE(stats.size() == 2u);
+  BOOST_TEST(stats[1].dest == "b");
+  BOOST_TEST(stats[1].depth == 2);
+  BOOST_TEST(stats[1].oldest_created_ms == 5000);
+  BOOST_TEST(st->outbox_due(200, 10).size() == 1u);
+  BOOST_TEST(st->outbox_due(10000, 10, {"b"}).size() == 1u);  // b is unreachable: left out
+  BOOST_TEST(st->outbox_due(10000, 10, {"a", "b"}).empty());
+  BOOST_TEST(st->outbox_wake("b", 200).ok());  // b came back: its entries are due now
+  BOOST_TEST(st->outbox_due(200, 10).size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(group_commit_isolates_a_conflicting_commit, fixture) {
+  // Three commits in one transaction; the middle one takes an index key that the
+  // first one took: it alone is undone, the others land, in order.
+  commit a, b, c;
+  a.events = {{"u1", "a1"}};
+  a.index_puts = {{"email", "k1", "u1", ""}};
+  b.events = {{"u2", "b1"}};
+  b.index_puts = {{"email", "k1", "u2", ""}};
+  b.inbox = inbox_row{"req-b", "u2", "Pb"};
+  c.events = {{"u1", "a2"}, {"u3", "c1"}};
+  c.inbox = inbox_row{"req-c", "u3", "Pc"};
+  auto res = st->apply_batch({&a, &b, &c});
+  BOOST_TEST_REQUIRE(res.size() == 3u);
+  BOOST_TEST(res[0].ok());
+  BOOST_TEST((res[1].code == errc::conflict));
+  BOOST_TEST(res[2].ok());
+  st->close();
+  st = open();
+  BOOST_TEST(st->read_stream("u1").size() == 2u);
+  BOOST_TEST(st->read_stream("u1")[1].payload == "a2");
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(!st->inbox_get("u2", "req-b"));
+  BOOST_TEST(st->inbox_get("u3", "req-c").value() == "Pc");
+  BOOST_TEST(st->index_get("email", "k1")->user_id == "u1");
+}
+
+BOOST_FIXTURE_TEST_CASE(group_commit_destroys_keys_before_erasing, fixture) {
+  st->key_put("u1", "sealed-1");
+  st->key_put("u2", "sealed-2");
+  commit seed;
+  seed.events = {{"u1", "e"}, {"u2", "e"}};
+  BOOST_TEST(st->apply(seed).ok());
+  commit e1, e2, other;
+  e1.destroy_keys = e1.erase_users = e1.tombstones = {"u1"};
+  e2.destroy_keys = e2.erase_users = e2.tombstones = {"u2"};
+  other.events = {{"u3", "x"}};
+  auto res = st->apply_batch({&e1, &other, &e2});
+  for (auto& r : res)
+    BOOST_TEST(r.ok());
+  BOOST_TEST(!st->key_get("u1"));
+  BOOST_TEST(!st->key_get("u2"));
+  BOOST_TEST(st->read_stream("u1").empty());
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(st->tombstoned("u2"));
+  BOOST_TEST(st->read_stream("u3").size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {
+  st->close();
+  commit a, b;
+  a.events = {{"u1", "a"}};
+  b.destroy_keys = {"u1"};
+  auto res = st->apply_batch({&a, &b});
+  BOOST_TEST_REQUIRE(res.size() == 2u);
+  BOOST_TEST((res[0].code == errc::unavailable));
+  BOOST_TEST((res[1].code == errc::unavailable));
+  BOOST_CHECK_THROW(st->read_stream("u1"), store_error);
+}
+
+BOOST_FIXTURE_TEST_CASE(schema_1_inbox_is_migrated, fixture, *utf::precondition(sqlite_only)) {
+  // A store written by schema 1 (inbox keyed by request id alone) opens with its
+  // dedup records intact.
+  st->close();
+  st.reset();
+  test::temp_dir old;
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(old.file("svc.db").c_str(), &db);
+    sqlite3_exec(db,
+                 "CREATE TABLE inbox (request_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, outcome "
+                 "BLOB NOT NULL) WITHOUT ROWID; CREATE INDEX inbox_user ON inbox(user_id);"
+                 "INSERT INTO inbox VALUES ('r1', 'u1', 'first'), ('r2', 'u2', 'second');",
+                 nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  auto migrated = std::make_unique<sqlite_store>(sqlite_options{old.file("svc.db"), "full", ""});
+  BOOST_TEST(migrated->inbox_get("u1", "r1").value() == "first");
+  BOOST_TEST(migrated->inbox_get("u2", "r2").value() == "second");
+  commit erase;
+  erase.erase_users = {"u1"};
+  BOOST_TEST(migrated->apply(erase).ok());
+  BOOST_TEST(!migrated->inbox_get("u1", "r1"));
+  migrated.reset();
+  // Opening it again is a no-op.
+  migrated = std::make_unique<sqlite_store>(sqlite_options{old.file("svc.db"), "full", ""});
+  BOOST_TEST(migrated->inbox_get("u2", "r2").value() == "second");
+}
+
+BOOST_FIXTURE_TEST_CASE(outbox_due_resumes_after_a_cursor, fixture) {
+  // The sender reads due entries in passes; each pass goes on after the last
+  // entry it read, so entries already in flight are not read again.
+  commit c;
+  c.outbox = {entry("a", "u1", false, 10), entry("b", "u2", false, 10), entry("a", "u3", false, 20),
+              entry("b", "u4", false, 30)};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST_REQUIRE(c.outbox_ids.size() == 4u);  // ids handed back in order
+  auto first = st->outbox_due(100, 2);
+  BOOST_TEST_REQUIRE(first.size() == 2u);
+  BOOST_TEST(first[0].id == c.outbox_ids[0]);
+  BOOST_TEST(first[1].id == c.outbox_ids[1]);
+  auto rest = st->outbox_due(100, 10, {}, {first[1].next_at_ms, first[1].id});
+  BOOST_TEST_REQUIRE(rest.size() == 2u);
+  BOOST_TEST(rest[0].id == c.outbox_ids[2]);
+  BOOST_TEST(rest[1].id == c.outbox_ids[3]);
+  // With a destination left out, and past the end of the pass.
+  auto only_a = st->outbox_due(100, 10, {"b"}, {first[0].next_at_ms, first[0].id});
+  BOOST_TEST_REQUIRE(only_a.size() == 1u);
+  BOOST_TEST(only_a[0].user_id == "u3");
+  BOOST_TEST(st->outbox_due(100, 10, {}, {rest[1].next_at_ms, rest[1].id}).empty());
+}
+
+// ---- MongoDB: connection, leases, fencing, roll-forward ----
+
+BOOST_AUTO_TEST_CASE(credentials_never_leave_the_uri) {
+  BOOST_TEST(redact_uri("mongodb://alice:s3cret@db1:27017,db2/?replicaSet=rs0")
+             == "mongodb://***@db1:27017,db2/?replicaSet=rs0");
+  BOOST_TEST(redact_uri("mongodb://db1/?authMechanismProperties=AWS_SESSION_TOKEN:xyz&w=1")
+             == "mongodb://db1/?authMechanismProperties=***&w=1");
+  BOOST_TEST(redact_uri("mongodb://db1:27017/") == "mongodb://db1:27017/");
+}
+
+BOOST_AUTO_TEST_CASE(unreachable_server_is_a_clear_sentence_in_bounded_time,
+                     *utf::precondition(mongo_only)) {
+  // A port nothing listens on (bound, never listened).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  mongo_options o;
+  o.uri = "mongodb://alice:s3cret@127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/";
+  o.database = "never_created";
+  o.timeout_ms = 500;
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    mongo_store s{o};
+    BOOST_FAIL("expected an error");
+  } catch (const store_error& e) {
+    std::string what = e.what();
+    BOOST_TEST((e.code == errc::unavailable));
+    BOOST_TEST(what.find("cannot reach MongoDB") != std::string::npos, what);
+    BOOST_TEST(what.find("s3cret") == std::string::npos, what);
+    BOOST_TEST(what.find("alice") == std::string::npos, what);
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  BOOST_TEST(took.count() < 5000);
+  ::close(fd);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_held_lease_is_refused_to_another_node, fixture,
+                        *utf::precondition(mongo_only)) {
+  auto o = mongo("node-b");
+  o.claim = {3};
+  o.require_claims = true;
+  BOOST_CHECK_THROW(mongo_store{o}, store_error);  // single node: a clear refusal
+  o.require_claims = false;                        // cluster: a standby
+  mongo_store b{o};
+  BOOST_TEST(b.held().empty());
+  lease_info holder;
+  BOOST_TEST(!b.acquire(3, &holder));
+  BOOST_TEST(holder.owner == "test-node");
+  BOOST_TEST(holder.epoch >= 1);
+  // A clean release hands it over at once; the epoch grows.
+  st->leases()->release(3);
+  auto epoch = b.acquire(3);
+  BOOST_TEST_REQUIRE(epoch.has_value());
+  BOOST_TEST(*epoch == holder.epoch + 1);
+  auto all = b.all();
+  BOOST_TEST_REQUIRE(all.size() == 16u);
+  BOOST_TEST(all[3].owner == "node-b");
+  b.close();
+}
+
+BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_a_takeover, fixture,
+                        *utf::precondition(mongo_only)) {
+  // Node A holds shard s with a short lease and stops renewing (as if paused);
+  // node B takes s over once the lease has expired. Every write A then tries
+  // for s is refused; B's writes land; nothing of A's is visible.
+  st->close();
+  st.reset();
+  std::string user = "user-on-s";
+  uint32_t s = shard_of(user, 16);
+  auto oa = mongo("node-a");
+  oa.claim = {s};
+  oa.lease_ms = 300;
+  oa.renew = false;
+  mongo_store a{oa};
+  commit before;
+  before.shard = static_cast<int32_t>(s);
+  before.events = {{user, "written-before"}};
+  BOOST_TEST(a.apply(before).ok());
+
+  auto ob = mongo("node-b");
+  ob.claim = {};
+  ob.require_claims = false;
+  mongo_store b{ob};
+  BOOST_TEST(!b.acquire(s));  // not expired yet
+  BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
+
+  int refused = 0;
+  for (int i = 0; i < 3; ++i) {
+    commit late;
+    late.shard = static_cast<int32_t>(s);
+    late.events = {{user, "late-" + std::to_string(i)}};
+    late.outbox = {entry("authz", user, false, 1)};
+    late.inbox = inbox_row{"late-" + std::to_string(i), user, "P"};
+    auto r = a.apply(late);
+    refused += r.code == errc::fenced;
+  }
+  BOOST_TEST(refused == 3);
+  BOOST_TEST(a.fenced_writes() == 3u);
+  BOOST_TEST(a.held().empty());
+
+  commit after;
+  after.shard = static_cast<int32_t>(s);
+  after.events = {{user, "written-after"}};
+  BOOST_TEST(b.apply(after).ok());
+  auto evs = b.read_stream(user);
+  BOOST_TEST_REQUIRE(evs.size() == 2u);  // nothing lost, nothing doubled
+  BOOST_TEST(evs[0].payload == "written-before");
+  BOOST_TEST(evs[1].payload == "written-after");
+  BOOST_TEST(evs[1].seq == 2);
+  BOOST_TEST(!b.inbox_get(user, "late-0"));
+  BOOST_TEST(b.outbox_depth() == 0);
+  a.close();
+  b.close();
+}
+
+BOOST_FIXTURE_TEST_CASE(a_journaled_commit_is_rolled_forward_by_the_next_owner, fixture,
+                        *utf::precondition(mongo_only)) {
+  // Node A dies between a commit's journal write (the commit point) and its
+  // apply; node B takes the shard over and finds the commit whole.
+  st->close();
+  st.reset();
+  std::string user = "user-x";
+  uint32_t s = shard_of(user, 16);
+  auto oa = mongo("node-a");
+  oa.claim = {s};
+  oa.lease_ms = 300;
+  oa.renew = false;
+  oa.crash_after_journal = true;
+  auto a = std::make_unique<mongo_store>(oa);
+  commit c;
+  c.events = {{user, "e1"}, {user, "e2"}};
+  c.index_puts = {{"email", "kx", user, ""}};
+  c.jobs = {{"job-x", user, "running"}};
+  c.outbox = {entry("authz", user, true, 1)};
+  c.inbox = inbox_row{"req-x", user, "Pok"};
+  BOOST_TEST(a->apply(c).ok());
+  BOOST_TEST_REQUIRE(c.outbox_ids.size() == 1u);
+  a.reset();  // no clean close: its lease stays until it expires
+
+  auto ob = mongo("node-b");
+  ob.claim = {};
+  ob.require_claims = false;
+  mongo_store b{ob};
+  BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
+  BOOST_TEST(b.read_stream(user).size() == 2u);
+  BOOST_TEST(b.index_get("email", "kx").has_value());
+  BOOST_TEST(b.job_get("job-x")->record == "running");
+  BOOST_TEST(b.inbox_get(user, "req-x").value() == "Pok");
+  auto due = b.outbox_due(10, 10);
+  BOOST_TEST_REQUIRE(due.size() == 1u);
+  BOOST_TEST(due[0].id == c.outbox_ids[0]);
+  // New ids after the takeover never collide with the old owner's.
+  commit more;
+  more.shard = static_cast<int32_t>(s);
+  more.outbox = {entry("user", user, false, 1)};
+  BOOST_TEST(b.apply(more).ok());
+  BOOST_TEST(more.outbox_ids[0] != c.outbox_ids[0]);
+  BOOST_TEST(b.outbox_depth() == 2);
+  b.close();
+}
+
+BOOST_FIXTURE_TEST_CASE(each_node_sends_the_outbox_of_the_shards_it_holds, fixture,
+                        *utf::precondition(mongo_only)) {
+  // Shards split between two nodes on one database: each node's sender sees
+  // only the entries of its own shards; a takeover brings the rest.
+  st->close();
+  st.reset();
+  auto oa = mongo("node-a"), ob = mongo("node-b");
+  oa.claim = {0, 1, 2, 3, 4, 5, 6, 7};
+  ob.claim = {8, 9, 10, 11, 12, 13, 14, 15};
+  mongo_store a{oa}, b{ob};
+  for (int i = 0; i < 16; ++i) {
+    commit c;
+    c.shard = i;
+    c.outbox = {entry("authz", "u" + std::to_string(i), false, 1)};
+    BOOST_TEST((i < 8 ? a : b).apply(c).ok());
+  }
+  BOOST_TEST(a.outbox_due(10, 100).size() == 8u);
+  BOOST_TEST(b.outbox_due(10, 100).size() == 8u);
+  for (auto& r : a.outbox_due(10, 100))
+    BOOST_TEST(r.id % 4096 < 8);
+  commit wrong;
+  wrong.shard = 12;  // b's
+  wrong.events = {{"u12", "x"}};
+  BOOST_TEST((a.apply(wrong).code == errc::fenced));
+  b.release(12);
+  BOOST_TEST(a.acquire(12).has_value());
+  BOOST_TEST(a.outbox_due(10, 100).size() == 9u);
+  BOOST_TEST(a.outbox_depth() == 9);
+  a.close();
+  b.close();
+}
+
+BOOST_FIXTURE_TEST_CASE(an_unfinished_apply_is_rolled_forward_before_the_next_read, fixture,
+                        *utf::precondition(mongo_only)) {
+  st->close();
+  st.reset();
+  auto o = mongo();
+  o.crash_after_journal = true;
+  mongo_store a{o};
+  commit c;
+  c.events = {{"u1", "e1"}};
+  c.tombstones = {"u9"};
+  BOOST_TEST(a.apply(c).ok());
+  // The same store reads its own committed write (rolled forward first).
+  BOOST_TEST(a.read_stream("u1").size() == 1u);
+  BOOST_TEST(a.tombstoned("u9"));
+  a.close();
+}
