@@ -37,7 +37,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     for (auto& [svc, shards] : d->rt->shards_of(""))
       for (auto i : shards)
         if (auto h = d->rt->at(svc, i))
-          st.routes.push_back(route{svc, i, *h});
+          st.routes.push_back(route{svc, i, *h, d->rt->epoch_of(svc, i)});
     st.failed = d->health->failed();
     return st;
   };
@@ -108,7 +108,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
         d->rt->set_shard(old.service, old.shard, shard_actor{}, st.address);
     }
     for (auto& r : st.routes)
-      d->rt->set_shard(r.service, r.shard, r.handle, st.address);
+      d->rt->set_shard(r.service, r.shard, r.handle, st.address, r.epoch);
     bool came_up = !p.alive;
     p.alive = true;
     p.routes = std::move(st.routes);
@@ -197,6 +197,25 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
         }
       }
       cs.set_oldest_pending_age_ms(oldest);
+      // Shared store: who owns which shard, at which epoch.
+      for (auto& [svc, store] : d->stores)
+        if (auto* leases = store->leases()) {
+          auto* f = cs.add_fenced_writes();
+          f->set_service(svc);
+          f->set_count(leases->fenced_writes());
+          try {
+            for (auto& l : leases->all()) {
+              auto* x = cs.add_leases();
+              x->set_service(svc);
+              x->set_shard(l.shard);
+              x->set_owner(l.owner);
+              x->set_epoch(l.epoch);
+              x->set_expires_in_ms(l.expires_ms - now);
+            }
+          } catch (const store::store_error&) {
+            // Store unreachable: /healthz says so; the leases are left out.
+          }
+        }
       return wire{cs.SerializeAsString()};
     },
   };

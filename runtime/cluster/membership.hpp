@@ -34,11 +34,12 @@ struct route {
   std::string service;
   uint32_t shard = 0;
   shard_actor handle;
+  int64_t epoch = 0;  ///< the shard lease's fencing epoch (shared store; 0 otherwise)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, route& x) {
-  return f(caf::meta::type_name("custodian::route"), x.service, x.shard, x.handle);
+  return f(caf::meta::type_name("custodian::route"), x.service, x.shard, x.handle, x.epoch);
 }
 
 /// A node's heartbeat: who it is, what it hosts, what it lost.

@@ -270,7 +270,24 @@ void gateway::install_routes() {
   // Liveness plus readiness: 503 while any hosted service has a shard down
   // (being restarted, or stopped for good after its supervisor escalated).
   auto rt = rt_;
-  s.Get("/healthz", [rt](const httplib::Request&, httplib::Response& res) {
+  auto store_health = cfg_.store_health;
+  // While a store of this node cannot be reached, API calls get 503 at once
+  // (nothing is accepted that could not be recorded); /healthz and /v1/cluster
+  // still answer.
+  if (store_health)
+    s.set_pre_routing_handler([store_health](const httplib::Request& req, httplib::Response& res) {
+      if (req.path.rfind("/v1/", 0) != 0 || req.path == "/v1/cluster")
+        return httplib::Server::HandlerResponse::Unhandled;
+      auto problem = store_health();
+      if (problem.empty())
+        return httplib::Server::HandlerResponse::Unhandled;
+      send_error(res, 503, problem);
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  s.Get("/healthz", [rt, store_health](const httplib::Request&, httplib::Response& res) {
+    if (store_health)
+      if (auto problem = store_health(); !problem.empty())
+        return send_error(res, 503, problem);
     std::string degraded;
     for (auto& h : rt->health())
       if (h.up < h.total)

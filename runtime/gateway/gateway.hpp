@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -29,6 +30,9 @@ struct gateway_config {
   uint64_t login_failures_per_account = 5;
   uint64_t login_failures_per_address = 20;
   caf::timespan login_failure_window = std::chrono::minutes(5);
+  /// "" when every store of this node works, else why not (/healthz, and an
+  /// immediate 503 for API calls instead of a wait for the store's timeout).
+  std::function<std::string()> store_health;
 };
 
 class gateway {

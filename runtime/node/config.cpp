@@ -40,11 +40,23 @@ node_config::node_config() {
          "failed logins from one client address within the window before 429 (0 = no limit)")
     .add(login_failure_window, "login-failure-window", "window of the failed-login limits");
   opt_group{custom_options_, "store"}
-    .add(store_backend, "backend", "event store backend: sqlite")
+    .add(store_backend, "backend",
+         "event store backend: sqlite (embedded, one file per service) or mongodb (shared)")
     .add(data_dir, "data-dir", "directory of the embedded store (one file per service)")
     .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal")
     .add(group_commit_max, "group-commit-max",
          "most commands of one service written in one transaction (1 = one per command)");
+  opt_group{custom_options_, "store.mongodb"}
+    .add(mongodb_uri, "uri",
+         "MongoDB connection string (credentials are never logged); every node of a cluster "
+         "uses the same databases")
+    .add(mongodb_prefix, "database-prefix", "database of a service: <prefix><service>")
+    .add(mongodb_timeout, "timeout",
+         "server selection, connect and write-concern timeout (an unreachable server at "
+         "start-up fails after this)")
+    .add(mongodb_lease, "lease",
+         "shard lease: a node that has not renewed its shards for this long loses them to "
+         "another node hosting the service");
   opt_group{custom_options_, "crypto"}
     .add(master_key_file, "master-key-file",
          "node master key (32 bytes, mode 0600; created if absent; default <data-dir>/master.key)")
@@ -91,28 +103,48 @@ std::vector<std::string> node_config::check_file(const std::string& path) const 
   if (!problems.empty())
     return problems;
   auto typed = parse_config_file(path.c_str(), custom_options_);
-  for (auto& grp : *raw)
-    if (auto* keys = caf::get_if<caf::settings>(&grp.second))
-      for (auto& kv : *keys) {
-        auto name = grp.first + "." + kv.first;
-        if (!typed || caf::get_if(&*typed, name) == nullptr)
-          problems.push_back("config file " + path + ": invalid value for " + name + ": "
-                             + caf::to_string(kv.second));
-      }
+  for (auto& [name, value] : flatten(*raw))
+    if (!typed || caf::get_if(&*typed, name) == nullptr)
+      problems.push_back("config file " + path + ": invalid value for " + name + ": "
+                         + caf::to_string(*value));
   return problems;
+}
+
+namespace {
+
+/// Every leaf of a parsed config file with its qualified name ("store.mongodb.uri").
+void flatten_into(const caf::settings& s, const std::string& prefix,
+                  std::vector<std::pair<std::string, const caf::config_value*>>& out) {
+  for (auto& kv : s) {
+    auto name = prefix.empty() ? kv.first : prefix + "." + kv.first;
+    if (auto* sub = caf::get_if<caf::settings>(&kv.second))
+      flatten_into(*sub, name, out);
+    else
+      out.emplace_back(name, &kv.second);
+  }
+}
+
+} // namespace
+
+std::vector<std::pair<std::string, const caf::config_value*>>
+node_config::flatten(const caf::settings& raw) {
+  std::vector<std::pair<std::string, const caf::config_value*>> out;
+  flatten_into(raw, "", out);
+  return out;
 }
 
 std::vector<std::string> node_config::unknown_keys(const caf::settings& raw) const {
   std::vector<std::string> out;
-  for (auto& grp : raw) {
-    auto* keys = caf::get_if<caf::settings>(&grp.second);
-    if (keys == nullptr) {
-      out.push_back(grp.first);
-      continue;
-    }
-    for (auto& kv : *keys)
-      if (custom_options_.qualified_name_lookup(grp.first + "." + kv.first) == nullptr)
-        out.push_back(grp.first + "." + kv.first);
+  for (auto& [name, value] : flatten(raw))
+  {
+    // Category "store.mongodb", name "uri": split at the last dot.
+    auto dot = name.rfind('.');
+    if (dot == std::string::npos
+        || custom_options_.qualified_name_lookup(caf::string_view{name.data(), dot},
+                                                 caf::string_view{name.data() + dot + 1,
+                                                                  name.size() - dot - 1})
+             == nullptr)
+      out.push_back(name);
   }
   return out;
 }
@@ -239,8 +271,22 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("cluster.seeds needs cluster.listen (peers must be able to reach this node)");
   if (heartbeat <= caf::timespan{0} || heartbeat_timeout <= heartbeat)
     problems.push_back("cluster.heartbeat-timeout must be longer than cluster.heartbeat-interval");
-  if (store_backend != "sqlite")
-    problems.push_back("store.backend must be \"sqlite\", got \"" + store_backend + "\"");
+  if (store_backend != "sqlite" && store_backend != "mongodb")
+    problems.push_back("store.backend must be \"sqlite\" or \"mongodb\", got \"" + store_backend
+                       + "\"");
+  if (store_backend == "mongodb") {
+    if (mongodb_uri.rfind("mongodb://", 0) != 0 && mongodb_uri.rfind("mongodb+srv://", 0) != 0)
+      problems.push_back("store.mongodb.uri must start with mongodb:// or mongodb+srv://");
+    if (mongodb_prefix.empty()
+        || mongodb_prefix.find_first_of("/\\. \"$") != std::string::npos)
+      problems.push_back("store.mongodb.database-prefix must be non-empty, without / \\ . \" $ "
+                         "or spaces");
+    if (mongodb_timeout < std::chrono::milliseconds(100))
+      problems.push_back("store.mongodb.timeout must be at least 100ms");
+    if (mongodb_lease < std::chrono::milliseconds(300) || mongodb_lease < heartbeat * 2)
+      problems.push_back("store.mongodb.lease must be at least 300ms and twice "
+                         "cluster.heartbeat-interval");
+  }
   if (data_dir.empty())
     problems.push_back("store.data-dir must not be empty");
   if (synchronous != "full" && synchronous != "normal")

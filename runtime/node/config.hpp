@@ -41,6 +41,11 @@ struct node_config : caf::actor_system_config {
   std::string data_dir = "./data";
   std::string synchronous = "full";
   uint64_t group_commit_max = 512;  ///< most commits per transaction (1 = no group commit)
+  // [store.mongodb]
+  std::string mongodb_uri = "mongodb://127.0.0.1:27017/";
+  std::string mongodb_prefix = "custodian_";  ///< database of a service: <prefix><service>
+  caf::timespan mongodb_timeout = std::chrono::seconds(5);
+  caf::timespan mongodb_lease = std::chrono::seconds(10);
   // [crypto]
   std::string master_key_file;  ///< "" = <data-dir>/master.key
   std::string rotate_to;        ///< set: re-seal the key tables for this new master key, exit
@@ -80,6 +85,8 @@ struct node_config : caf::actor_system_config {
 
 private:
   std::vector<std::string> check_file(const std::string& path) const;
+  static std::vector<std::pair<std::string, const caf::config_value*>>
+  flatten(const caf::settings& raw);
 };
 
 /// The virtual shards of `service` this node hosts under `cfg` (empty: none).

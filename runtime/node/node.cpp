@@ -9,6 +9,8 @@
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/service/shard_actor.hpp"
 #include "runtime/service/writer.hpp"
+#include "runtime/cluster/lease_manager.hpp"
+#include "runtime/store/mongo_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
@@ -40,6 +42,36 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
   return nullptr;
 }
 
+std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std::string& svc,
+                                               bool claim) {
+  if (cfg.store_backend == "mongodb") {
+    store::mongo_options mo;
+    mo.uri = cfg.mongodb_uri;
+    mo.database = cfg.mongodb_prefix + svc;
+    mo.owner = cfg.node_name;
+    mo.shards = cfg.shards;
+    if (claim)
+      mo.claim = hosted_shards(cfg, svc);
+    // Standalone, a shard held by another node is an error; in a cluster that
+    // node serves it and this one is a standby.
+    mo.require_claims = cfg.cluster_listen.empty();
+    mo.lease_ms = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.mongodb_lease).count();
+    mo.timeout_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.mongodb_timeout).count();
+    return std::make_shared<store::mongo_store>(mo);
+  }
+  store::sqlite_options so;
+  so.path = cfg.data_dir + "/" + svc + ".db";
+  so.synchronous = cfg.synchronous;
+  return std::make_shared<store::sqlite_store>(so);
+}
+
+std::string store_description(const node_config& cfg, const std::string& svc) {
+  if (cfg.store_backend == "mongodb")
+    return "mongodb " + store::redact_uri(cfg.mongodb_uri) + " database " + cfg.mongodb_prefix + svc;
+  return cfg.data_dir + "/" + svc + ".db";
+}
+
 node::node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks)
   : sys_(sys), cfg_(cfg), rt_(std::make_shared<router>(cfg.shards)), hooks_(std::move(hooks)) {
 }
@@ -61,12 +93,11 @@ std::string node::start() {
     return err;
   for (auto& svc : cfg_.services) {
     try {
-      store::sqlite_options so;
-      so.path = cfg_.data_dir + "/" + svc + ".db";
-      so.synchronous = cfg_.synchronous;
-      stores_[svc] = std::make_shared<store::sqlite_store>(so);
+      stores_[svc] = open_store(cfg_, svc, true);
       keyrings_[svc] = std::make_shared<crypto::keyring>(master, svc, stores_[svc]);
     } catch (const store::store_error& e) {
+      return std::string(e.what()) + " (store of " + svc + ")";
+    } catch (const std::invalid_argument& e) {
       return e.what();
     }
   }
@@ -132,6 +163,14 @@ std::string node::start() {
     gc.login_failures_per_account = cfg_.login_failures_per_account;
     gc.login_failures_per_address = cfg_.login_failures_per_address;
     gc.login_failure_window = cfg_.login_failure_window;
+    auto stores = stores_;
+    gc.store_health = [stores] {
+      std::string problems;
+      for (auto& [svc, st] : stores)
+        if (auto p = st->health(); !p.empty())
+          problems += (problems.empty() ? "" : "; ") + p;
+      return problems;
+    };
     auto secret_file = cfg_.admin_secret_file.empty() ? cfg_.data_dir + "/admin.secret"
                                                       : cfg_.admin_secret_file;
     crypto::key32 secret;
@@ -209,21 +248,56 @@ std::string node::spawn_service(const std::string& svc) {
   } catch (const std::invalid_argument& e) {
     return e.what();
   }
-  for (auto i : hosted) {
-    shard_deps deps{svc, i, core, rt_, cfg_.max_message_bytes, slot};
-    auto rt = rt_;
-    children.push_back(child_spec{
-      svc + "/shard-" + std::to_string(i),
-      [deps, detached, rt, svc, i](caf::event_based_actor* self) {
+  // Shard actors: every hosted shard (own store), or the shards whose leases
+  // this node holds, started and stopped by the service's lease manager
+  // (shared store).
+  auto rt = rt_;
+  auto max_bytes = cfg_.max_message_bytes;
+  auto shard_spec = [core, rt, svc, slot, detached, max_bytes, st](uint32_t i, int64_t epoch) {
+    shard_deps deps{svc, i, core, rt, max_bytes, slot};
+    return child_spec{
+      shard_child_id(svc, i),
+      [deps, detached, rt, svc, i, epoch](caf::event_based_actor* self) {
         auto h = detached ? self->spawn<caf::monitored + caf::detached>(shard_impl, deps)
                           : self->spawn<caf::monitored>(shard_impl, deps);
-        rt->set_shard(svc, i, h);
+        rt->set_shard(svc, i, h, "", epoch);
         return caf::actor_cast<caf::actor>(h);
       },
-      [rt, svc, i] { rt->set_shard(svc, i, shard_actor{}); }});
+      [rt, svc, i, st] {
+        bool still_held = true;
+        if (auto* leases = st->leases()) {
+          still_held = false;
+          for (auto& l : leases->held())
+            still_held = still_held || l.shard == i;
+        }
+        if (still_held)
+          rt->set_shard(svc, i, shard_actor{});  // restarting: its route comes back
+        else
+          rt->drop_local(svc, i);  // moved to another node: a peer's route may fill it
+      }};
+  };
+  size_t expected = hosted.size();
+  if (auto* leases = st->leases()) {
+    expected = leases->held().size();
+    lease_manager_deps ld;
+    ld.service = svc;
+    ld.node = cfg_.node_name;
+    ld.store = st;
+    ld.rt = rt_;
+    ld.shard_spec = shard_spec;
+    ld.interval = std::min<caf::timespan>(
+      cfg_.heartbeat, std::chrono::duration_cast<caf::timespan>(cfg_.mongodb_lease / 3));
+    children.push_back(child_spec{svc + "/leases",
+                                  [ld](caf::event_based_actor* self) {
+                                    return self->spawn<caf::monitored + caf::detached>(
+                                      lease_manager, caf::actor_cast<caf::actor>(self), ld);
+                                  },
+                                  [] {}});
+  } else {
+    for (auto i : hosted)
+      children.push_back(shard_spec(i, 0));
   }
   outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}};
-  auto rt = rt_;
   children.push_back(child_spec{svc + "/outbox",
                                 [od, rt, svc](caf::event_based_actor* self) {
                                   auto h = self->spawn<caf::monitored>(outbox_sender, od);
@@ -241,8 +315,8 @@ std::string node::spawn_service(const std::string& svc) {
       return false;
     for (auto& h : rt_->health())
       if (h.service == svc)
-        return h.up == h.total;
-    return hosted.empty();
+        return h.up == h.total && h.up >= expected;
+    return expected == 0;
   };
   while (!up()) {
     if (std::chrono::steady_clock::now() > deadline)
@@ -251,8 +325,8 @@ std::string node::spawn_service(const std::string& svc) {
   }
   if (guard_)
     caf::anon_send(guard_, supervisors_[svc], svc);
-  log::get("node")->info("service {} up: {} of {} shards, store {}/{}.db", svc, hosted.size(),
-                         cfg_.shards, cfg_.data_dir, svc);
+  log::get("node")->info("service {} up: {} of {} shards, store {}", svc, expected, cfg_.shards,
+                         store_description(cfg_, svc));
   return "";
 }
 
@@ -295,8 +369,9 @@ int rotate_master_key(const node_config& cfg) {
   }
   try {
     for (auto& svc : cfg.services) {
-      store::sqlite_store st{store::sqlite_options{cfg.data_dir + "/" + svc + ".db", cfg.synchronous}};
-      auto n = crypto::keyring::rewrap(st, svc, old_key, new_key);
+      auto st = open_store(cfg, svc, false);
+      auto n = crypto::keyring::rewrap(*st, svc, old_key, new_key);
+      st->close();
       std::cout << "custodian-node: " << svc << ": re-sealed " << n << " keys\n";
     }
   } catch (const store::store_error& e) {

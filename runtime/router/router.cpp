@@ -5,7 +5,7 @@
 namespace custodian {
 
 void router::set_shard(const std::string& service, uint32_t shard, shard_actor handle,
-                       const std::string& owner) {
+                       const std::string& owner, int64_t epoch) {
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto& v = table_[service];
   if (v.size() < shards_)
@@ -17,14 +17,38 @@ void router::set_shard(const std::string& service, uint32_t shard, shard_actor h
     e.local = true;
     e.owner.clear();
     e.handle = std::move(handle);
+    if (epoch > 0)
+      e.epoch = epoch;
     return;
   }
   if (e.local)
     return;  // hosted here: a remote claim does not replace it
   if (!handle && e.owner != owner)
     return;  // only the owner withdraws its shard
+  if (handle && e.handle && e.owner != owner && epoch < e.epoch)
+    return;  // an older owner's claim (it lost the lease and does not know yet)
   e.owner = handle ? owner : std::string();
+  e.epoch = handle ? epoch : e.epoch;
   e.handle = std::move(handle);
+}
+
+void router::drop_local(const std::string& service, uint32_t shard) {
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  auto i = table_.find(service);
+  if (i == table_.end() || shard >= i->second.size())
+    return;
+  auto& e = i->second[shard];
+  e.local = false;
+  e.owner.clear();
+  e.handle = shard_actor{};
+}
+
+int64_t router::epoch_of(const std::string& service, uint32_t shard) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = table_.find(service);
+  if (i == table_.end() || shard >= i->second.size())
+    return 0;
+  return i->second[shard].epoch;
 }
 
 size_t router::withdraw(const std::string& owner) {

@@ -22,9 +22,17 @@ public:
 
   /// Sets (or clears, with a null handle) the actor of one shard. `owner` names
   /// the node that hosts it ("" = this node). A shard hosted here is never
-  /// replaced by a remote claim.
+  /// replaced by a remote claim. `epoch` is the shard lease's fencing epoch
+  /// (shared store; 0 otherwise): a remote claim with an older epoch than the
+  /// route known does not replace it (a node that lost the shard and does not
+  /// know it yet).
   void set_shard(const std::string& service, uint32_t shard, shard_actor handle,
-                 const std::string& owner = "");
+                 const std::string& owner = "", int64_t epoch = 0);
+  /// This node no longer hosts the shard (its lease moved to another node):
+  /// the route is cleared and a peer's claim may fill it.
+  void drop_local(const std::string& service, uint32_t shard);
+  /// The lease epoch of a route (0 if none or unleased).
+  int64_t epoch_of(const std::string& service, uint32_t shard) const;
   /// Withdraws every shard `owner` hosts (the node went down); returns how many.
   size_t withdraw(const std::string& owner);
   /// The shards `owner` hosts right now, per service.
@@ -56,6 +64,7 @@ private:
     shard_actor handle;
     std::string owner;
     bool local = false;  ///< hosted by this node (set with owner "")
+    int64_t epoch = 0;
   };
   std::map<std::string, std::vector<entry>> table_;
   std::map<std::string, caf::actor> senders_;

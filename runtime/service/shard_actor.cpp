@@ -83,6 +83,8 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
     for (auto& w : batch)
       envs.push_back(w.env);
     auto p = std::make_shared<shard_core::prepared_many>(d->core->prepare_delivered(envs));
+    if (p->commit)
+      p->commit->shard = static_cast<int32_t>(d->shard);  // written under this shard's lease
     auto promises = std::make_shared<std::vector<caf::typed_response_promise<wire>>>();
     for (auto& w : batch)
       promises->push_back(w.promise);
@@ -114,6 +116,8 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
                                     caf::typed_response_promise<wire> rp) {
     for (;;) {
       auto p = std::make_shared<shard_core::prepared>(d->core->prepare(env));
+      if (p->commit)
+        p->commit->shard = static_cast<int32_t>(d->shard);  // written under this shard's lease
       if (p->answered) {
         rp.deliver(answer(*p->answered));
         break;

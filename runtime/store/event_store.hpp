@@ -136,8 +136,8 @@ public:
   virtual std::optional<int64_t> acquire(uint32_t shard, lease_info* holder = nullptr) = 0;
   /// Gives a held lease up at once (expires now), so another node can take it.
   virtual void release(uint32_t shard) = 0;
-  /// Shards held right now.
-  virtual std::vector<uint32_t> held() const = 0;
+  /// Leases held right now (shard and epoch; owner is this node).
+  virtual std::vector<lease_info> held() const = 0;
   /// Every lease of the store's service (for /v1/cluster).
   virtual std::vector<lease_info> all() = 0;
   /// Writes refused because their epoch had moved on (since start).

@@ -541,8 +541,9 @@ mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
     for (auto shard : opts_.claim) {
       lease_info holder;
       if (!acquire(shard, &holder))
-        held_elsewhere.push_back(std::to_string(shard) + " (by " + holder.owner + " until "
-                                 + std::to_string(holder.expires_ms) + ")");
+        held_elsewhere.push_back(std::to_string(shard) + " (by " + holder.owner + " for another "
+                                 + std::to_string(std::max<int64_t>(0, holder.expires_ms - now_ms()))
+                                 + " ms)");
     }
   } catch (...) {
     close();
@@ -573,24 +574,12 @@ void mongo_store::close() {
   if (renewer_.joinable())
     renewer_.join();
   std::lock_guard<std::mutex> w{write_mtx_};
-  // A clean stop hands the shards over at once instead of after the lease.
-  std::map<uint32_t, held_lease> held;
+  // Leases are not released: a node restarted under the same name within the
+  // lease takes its shards straight back; otherwise they expire and another
+  // node hosting the service takes them over.
   {
     std::lock_guard<std::mutex> g{lease_mtx_};
-    held.swap(held_);
-  }
-  if (pool_ && !held.empty()) {
-    try {
-      client cl{pool_, opts_.database};
-      for (auto& [shard, h] : held) {
-        auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
-        auto upd = own(BCON_NEW("$set", "{", "expires_ms", BCON_INT64(0), "}"));
-        cl.update_one("leases", sel.get(), upd.get(), false);
-      }
-    } catch (const store_error& e) {
-      log::get("store")->warn("{}: leases not released ({}); they expire by themselves",
-                              opts_.database, e.what());
-    }
+    held_.clear();
   }
   if (pool_)
     mongoc_client_pool_destroy(pool_);
@@ -723,11 +712,11 @@ void mongo_store::release(uint32_t shard) {
   cl.update_one("leases", sel.get(), upd.get(), false);
 }
 
-std::vector<uint32_t> mongo_store::held() const {
+std::vector<lease_info> mongo_store::held() const {
   std::lock_guard<std::mutex> g{lease_mtx_};
-  std::vector<uint32_t> out;
+  std::vector<lease_info> out;
   for (auto& [s, h] : held_)
-    out.push_back(s);
+    out.push_back(lease_info{s, opts_.owner, h.epoch, 0});
   return out;
 }
 

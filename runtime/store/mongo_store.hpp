@@ -104,7 +104,7 @@ public:
   // shard_leases
   std::optional<int64_t> acquire(uint32_t shard, lease_info* holder = nullptr) override;
   void release(uint32_t shard) override;
-  std::vector<uint32_t> held() const override;
+  std::vector<lease_info> held() const override;
   std::vector<lease_info> all() override;
   uint64_t fenced_writes() const override { return fenced_.load(); }
   int64_t lease_ms() const override { return opts_.lease_ms; }

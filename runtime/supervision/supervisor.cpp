@@ -72,6 +72,35 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
       }
     },
     [self](stats_atom) { return self->state.total_restarts; },
+    [self](add_child_atom, child_spec& spec) {
+      auto& st = self->state;
+      for (size_t i = 0; i < st.specs.size(); ++i)
+        if (st.specs[i].id == spec.id) {
+          if (st.children[i])
+            return;  // running: keep it
+          st.specs[i] = std::move(spec);
+          st.children[i] = st.specs[i].start(self);
+          return;
+        }
+      st.specs.push_back(std::move(spec));
+      st.children.push_back(st.specs.back().start(self));
+    },
+    [self](remove_child_atom, const std::string& id) {
+      auto& st = self->state;
+      for (size_t i = 0; i < st.specs.size(); ++i)
+        if (st.specs[i].id == id) {
+          if (auto& c = st.children[i]) {
+            self->demonitor(c);
+            self->send_exit(c, caf::exit_reason::user_shutdown);
+            c = caf::actor{};
+          }
+          if (st.specs[i].stop)
+            st.specs[i].stop();
+          // The slot stays (restart messages carry indices); it never restarts.
+          st.specs[i].start = [](caf::event_based_actor*) { return caf::actor{}; };
+          st.specs[i].stop = [] {};
+        }
+    },
   };
 }
 

@@ -32,6 +32,12 @@ struct child_spec {
   std::function<void()> stop;
 };
 
+} // namespace custodian
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::child_spec)
+
+namespace custodian {
+
 struct supervisor_state {
   std::vector<child_spec> specs;
   std::vector<caf::actor> children;
@@ -41,6 +47,11 @@ struct supervisor_state {
 };
 
 using restart_child_atom = caf::atom_constant<caf::atom("rstchild")>;
+/// Adds a child at run time (`child_spec`; local messages only): started at once.
+/// An id that is already running is left alone.
+using add_child_atom = caf::atom_constant<caf::atom("addchild")>;
+/// Stops the child with this id for good (withdrawn, not restarted).
+using remove_child_atom = caf::atom_constant<caf::atom("rmchild")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 /// Answers `stats_atom` with the number of restarts done so far (uint64_t).

@@ -46,17 +46,16 @@ BOOST_FIXTURE_TEST_CASE(erase_accepted_then_kill_9, e2e_fixture) {
   BOOST_TEST(node.stop() == 0);
   for (auto svc : {"auth", "authz", "user", "watchhistory"}) {
     for (auto& u : users) {
-      auto uid = "'" + u.user_id + "'";
-      BOOST_TEST(sql_count(db(svc), "SELECT COUNT(*) FROM events WHERE stream = " + uid) == 0, svc);
-      BOOST_TEST(sql_count(db(svc), "SELECT COUNT(*) FROM tombstones WHERE user_id = " + uid) == 1, svc);
-      BOOST_TEST(sql_count(db(svc), "SELECT COUNT(*) FROM idx WHERE user_id = " + uid) == 0, svc);
+      BOOST_TEST(rows(svc, "events", "stream", u.user_id) == 0, svc);
+      BOOST_TEST(rows(svc, "tombstones", "user_id", u.user_id) == 1, svc);
+      BOOST_TEST(rows(svc, "idx", "user_id", u.user_id) == 0, svc);
     }
     // Exactly one applied erase per job and service (the inbox record of each;
     // the coordinator, user, erases its share in the commit that accepts the job).
-    BOOST_TEST(sql_count(db(svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%/erase/%'")
+    BOOST_TEST(inbox_rows_containing(svc, "/erase/")
                == (std::string(svc) == "user" ? 0 : static_cast<int64_t>(jobs.size())), svc);
   }
-  BOOST_TEST(sql_count(db("user"), "SELECT COUNT(*) FROM outbox") == 0);
+  BOOST_TEST(rows("user", "outbox") == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(export_accepted_then_kill_9, e2e_fixture) {
@@ -100,7 +99,6 @@ BOOST_AUTO_TEST_CASE(register_accepted_then_kill_9) {
   BOOST_TEST(f.node.stop() == 0);
   for (auto& uid : uids)
     for (auto svc : {"auth", "authz", "user", "watchhistory"})
-      BOOST_TEST(sql_count(f.db(svc), "SELECT COUNT(*) FROM events WHERE stream = '" + uid + "'") == 1,
-                 svc << " " << uid);
-  BOOST_TEST(sql_count(f.db("auth"), "SELECT COUNT(*) FROM outbox") == 0);
+      BOOST_TEST(f.rows(svc, "events", "stream", uid) == 1, svc << " " << uid);
+  BOOST_TEST(f.rows("auth", "outbox") == 0);
 }

@@ -76,13 +76,16 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
   BOOST_TEST(api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token).status == 401);
   BOOST_TEST(api->job(export_job, u.token).status == 404);  // the bundle went with the user
 
-  // After a clean stop, no file holds the user's email or display names.
+  // After a clean stop, nothing the node stored holds the user's email or
+  // display names (files; with MongoDB, every document of its databases).
   BOOST_TEST(node.stop() == 0);
-  for (auto& entry : std::filesystem::directory_iterator(data)) {
-    auto bytes = slurp(entry.path().string());
+  size_t sources = 0;
+  for (auto& [where, bytes] : stored_bytes()) {
+    ++sources;
     for (auto needle : {u.email, std::string("Ada Lovelace"), std::string("Countess of Lovelace")})
-      BOOST_TEST(bytes.find(needle) == std::string::npos, entry.path().filename() << " holds " << needle);
+      BOOST_TEST(bytes.find(needle) == std::string::npos, where << " holds " << needle);
   }
+  BOOST_TEST(sources >= 4u);
   // The log holds ids only: no email, password, token or display name.
   auto log = slurp(node.log_file);
   BOOST_TEST(log.find(u.user_id) != std::string::npos);  // the log is the right one
@@ -90,8 +93,9 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
                       std::string("Ada Lovelace"), std::string("Countess")})
     BOOST_TEST(log.find(needle) == std::string::npos, "log holds " << needle);
   // The WAL was checkpointed and truncated on stop.
-  for (auto svc : {"auth", "authz", "user", "watchhistory"})
-    BOOST_TEST(slurp(db(svc) + "-wal").empty(), svc);
+  if (!mongo_store_under_test())
+    for (auto svc : {"auth", "authz", "user", "watchhistory"})
+      BOOST_TEST(slurp(db(svc) + "-wal").empty(), svc);
 }
 
 BOOST_FIXTURE_TEST_CASE(twenty_concurrent_registrations_of_one_email_give_one_201, e2e_fixture) {
@@ -118,8 +122,14 @@ BOOST_FIXTURE_TEST_CASE(twenty_concurrent_registrations_of_one_email_give_one_20
     BOOST_TEST_MESSAGE("unexpected answer: " << o);
   BOOST_TEST(api->login("same@example.com", "correct horse").status == 200);
   BOOST_TEST(node.stop() == 0);
-  BOOST_TEST(sql_count(db("auth"), "SELECT COUNT(*) FROM idx WHERE space = 'email'") == 1);
-  BOOST_TEST(sql_count(db("user"), "SELECT COUNT(DISTINCT stream) FROM events") == 1);
+  if (mongo_store_under_test()) {
+    auto uri = ferretdb_uri();
+    BOOST_TEST(count_documents(uri, node.db_prefix + "auth", "idx", R"({"space": "email"})") == 1);
+    BOOST_TEST(distinct_values(uri, node.db_prefix + "user", "events", "stream") == 1u);
+  } else {
+    BOOST_TEST(sql_count(db("auth"), "SELECT COUNT(*) FROM idx WHERE space = 'email'") == 1);
+    BOOST_TEST(sql_count(db("user"), "SELECT COUNT(DISTINCT stream) FROM events") == 1);
+  }
 }
 
 BOOST_FIXTURE_TEST_CASE(tokens_act_only_on_their_own_user, e2e_fixture) {
@@ -215,6 +225,20 @@ BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
     close(fd);
     BOOST_TEST(code == 1);
     BOOST_TEST(out.find("cannot listen") != std::string::npos, out);
+  }
+  {
+    // No MongoDB server there: a sentence within the timeout, no credentials.
+    auto port = free_port();
+    auto t0 = std::chrono::steady_clock::now();
+    auto [code, out] =
+      run("--store.data-dir=" + dir.file("m") + " --gateway.listen=127.0.0.1:" + std::to_string(free_port())
+          + " --store.backend=mongodb --store.mongodb.timeout=500ms"
+            " --store.mongodb.uri=mongodb://alice:s3cret@127.0.0.1:"
+          + std::to_string(port) + "/");
+    BOOST_TEST(code == 1);
+    BOOST_TEST(out.find("cannot reach MongoDB at mongodb://***@127.0.0.1:") != std::string::npos, out);
+    BOOST_TEST(out.find("s3cret") == std::string::npos, out);
+    BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)));
   }
 }
 

@@ -103,6 +103,14 @@ struct fixture {
       all += test::slurp(dir.file(f));
     return all;
   }
+  /// Closes the fixture's store and gives its leases up (a clean hand-over),
+  /// so that the test's own "nodes" can take the shards.
+  void hand_over() {
+    for (auto& l : st->leases()->held())
+      st->leases()->release(l.shard);
+    st->close();
+    st.reset();
+  }
   ~fixture() {
     if (st)
       st->close();
@@ -466,8 +474,7 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_a_takeover, fixture,
   // Node A holds shard s with a short lease and stops renewing (as if paused);
   // node B takes s over once the lease has expired. Every write A then tries
   // for s is refused; B's writes land; nothing of A's is visible.
-  st->close();
-  st.reset();
+  hand_over();
   std::string user = "user-on-s";
   uint32_t s = shard_of(user, 16);
   auto oa = mongo("node-a");
@@ -520,8 +527,7 @@ BOOST_FIXTURE_TEST_CASE(a_journaled_commit_is_rolled_forward_by_the_next_owner, 
                         *utf::precondition(mongo_only)) {
   // Node A dies between a commit's journal write (the commit point) and its
   // apply; node B takes the shard over and finds the commit whole.
-  st->close();
-  st.reset();
+  hand_over();
   std::string user = "user-x";
   uint32_t s = shard_of(user, 16);
   auto oa = mongo("node-a");
@@ -566,8 +572,7 @@ BOOST_FIXTURE_TEST_CASE(each_node_sends_the_outbox_of_the_shards_it_holds, fixtu
                         *utf::precondition(mongo_only)) {
   // Shards split between two nodes on one database: each node's sender sees
   // only the entries of its own shards; a takeover brings the rest.
-  st->close();
-  st.reset();
+  hand_over();
   auto oa = mongo("node-a"), ob = mongo("node-b");
   oa.claim = {0, 1, 2, 3, 4, 5, 6, 7};
   ob.claim = {8, 9, 10, 11, 12, 13, 14, 15};
@@ -596,8 +601,7 @@ BOOST_FIXTURE_TEST_CASE(each_node_sends_the_outbox_of_the_shards_it_holds, fixtu
 
 BOOST_FIXTURE_TEST_CASE(an_unfinished_apply_is_rolled_forward_before_the_next_read, fixture,
                         *utf::precondition(mongo_only)) {
-  st->close();
-  st.reset();
+  hand_over();
   auto o = mongo();
   o.crash_after_journal = true;
   mongo_store a{o};

@@ -40,12 +40,47 @@ struct e2e_fixture {
 
   std::string db(const std::string& service) const { return data + "/" + service + ".db"; }
 
+  /// Records of one service's table (collection), all or where field == value.
+  int64_t rows(const std::string& svc, const std::string& table, const std::string& field = "",
+               const std::string& value = "") const {
+    if (mongo_store_under_test()) {
+      // SQLite's keys are MongoDB's _id where the table has one column as key.
+      auto f = field == "user_id" && table == "tombstones" ? std::string("_id") : field;
+      return count_documents(ferretdb_uri(), node.db_prefix + svc, table,
+                             f.empty() ? "{}" : "{\"" + f + "\": \"" + value + "\"}");
+    }
+    return sql_count(db(svc), "SELECT COUNT(*) FROM " + table
+                                + (field.empty() ? "" : " WHERE " + field + " = '" + value + "'"));
+  }
+  /// Inbox records whose request id contains `needle`.
+  int64_t inbox_rows_containing(const std::string& svc, const std::string& needle) const {
+    if (mongo_store_under_test())
+      return count_documents(ferretdb_uri(), node.db_prefix + svc, "inbox",
+                             "{\"request_id\": {\"$regex\": \"" + needle + "\"}}");
+    return sql_count(db(svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
+  }
+
+  /// Every byte this node stored, by where it lies: the files of its data
+  /// directory, and with the MongoDB backend every document of its databases.
+  std::vector<std::pair<std::string, std::string>> stored_bytes() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& entry : std::filesystem::directory_iterator(data))
+      out.emplace_back(entry.path().filename().string(), slurp(entry.path().string()));
+    if (mongo_store_under_test())
+      for (auto svc : {"auth", "authz", "user", "watchhistory"})
+        out.emplace_back(node.db_prefix + svc, dump_database(ferretdb_uri(), node.db_prefix + svc));
+    return out;
+  }
+
   /// Row counts of every table of every service: "nothing changed" means equal.
   std::string state_of() const {
     std::string out;
     for (auto svc : {"auth", "authz", "user", "watchhistory"})
       for (auto table : {"events", "idx", "inbox", "jobs", "outbox", "tombstones"})
-        out += std::to_string(sql_count(db(svc), std::string("SELECT COUNT(*) FROM ") + table)) + ",";
+        out += std::to_string(mongo_store_under_test()
+                                ? count_documents(ferretdb_uri(), node.db_prefix + svc, table)
+                                : sql_count(db(svc), std::string("SELECT COUNT(*) FROM ") + table))
+               + ",";
     return out;
   }
 

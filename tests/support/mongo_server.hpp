@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ inline std::string unique_prefix() { return "t" + random_hex(6) + "_"; }
 template <class F>
 void with_client(const std::string& uri, F f) {
   mongoc_init();
+  // Quiet: FerretDB refuses the driver's endSessions at every disconnect.
+  mongoc_log_set_handler([](mongoc_log_level_t, const char*, const char*, void*) {}, nullptr);
   bson_error_t err;
   auto* c = mongoc_client_new(uri.c_str());
   if (!c)
@@ -79,6 +82,46 @@ inline std::string dump_database(const std::string& uri, const std::string& db) 
     mongoc_database_destroy(d);
   });
   return out;
+}
+
+/// Documents in one collection matching `filter_json` (extended JSON).
+inline int64_t count_documents(const std::string& uri, const std::string& db,
+                               const std::string& coll, const std::string& filter_json = "{}") {
+  int64_t n = -1;
+  with_client(uri, [&](mongoc_client_t* c) {
+    auto* col = mongoc_client_get_collection(c, db.c_str(), coll.c_str());
+    bson_error_t err;
+    bson_t* filter = bson_new_from_json(reinterpret_cast<const uint8_t*>(filter_json.data()),
+                                        static_cast<ssize_t>(filter_json.size()), &err);
+    if (filter) {
+      n = mongoc_collection_count_documents(col, filter, nullptr, nullptr, nullptr, &err);
+      bson_destroy(filter);
+    }
+    mongoc_collection_destroy(col);
+  });
+  return n;
+}
+
+/// Distinct string values of `field` in one collection.
+inline size_t distinct_values(const std::string& uri, const std::string& db,
+                              const std::string& coll, const std::string& field) {
+  std::set<std::string> seen;
+  with_client(uri, [&](mongoc_client_t* c) {
+    auto* col = mongoc_client_get_collection(c, db.c_str(), coll.c_str());
+    bson_t filter = BSON_INITIALIZER;
+    auto* cur = mongoc_collection_find_with_opts(col, &filter, nullptr, nullptr);
+    const bson_t* doc = nullptr;
+    while (mongoc_cursor_next(cur, &doc)) {
+      bson_iter_t it;
+      uint32_t len = 0;
+      if (bson_iter_init_find(&it, doc, field.c_str()) && BSON_ITER_HOLDS_UTF8(&it))
+        seen.insert(std::string(bson_iter_utf8(&it, &len), len));
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(col);
+  });
+  return seen.size();
 }
 
 /// Drops every database whose name starts with `prefix`.

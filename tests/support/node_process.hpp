@@ -2,6 +2,7 @@
 // A real custodian-node process on a free loopback port, for black-box tests:
 // start, wait until it serves, stop with SIGTERM, or kill -9.
 
+#include "tests/support/mongo_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <httplib.h>
@@ -60,6 +61,25 @@ inline std::vector<std::string> test_node_args() {
           "--outbox.backoff-max=500ms", "--node.shards=8"};
 }
 
+/// The store the tests run against: "sqlite" (default) or "ferretdb"
+/// (CUSTODIAN_TEST_STORE=ferretdb, with ctest's FerretDB fixture).
+inline std::string test_store() {
+  auto* s = std::getenv("CUSTODIAN_TEST_STORE");
+  return s && *s ? s : "sqlite";
+}
+inline bool mongo_store_under_test() { return test_store() == "ferretdb"; }
+
+/// Node options for the store under test; `prefix` names its databases.
+inline std::vector<std::string> store_args(const std::string& prefix) {
+  if (!mongo_store_under_test())
+    return {};
+  auto uri = ferretdb_uri();
+  if (uri.empty())
+    throw std::runtime_error("CUSTODIAN_TEST_STORE=ferretdb needs the ctest ferretdb fixture");
+  return {"--store.backend=mongodb", "--store.mongodb.uri=" + uri,
+          "--store.mongodb.database-prefix=" + prefix};
+}
+
 class node_process {
 public:
   std::string data_dir;
@@ -68,13 +88,19 @@ public:
   std::vector<std::string> extra;
   pid_t pid = -1;
 
+  /// Databases of this node's services (MongoDB backend): <prefix><service>.
+  std::string db_prefix = unique_prefix();
+
   node_process(std::string data, std::string log, std::vector<std::string> args = {})
     : data_dir(std::move(data)), log_file(std::move(log)), port(free_port()), extra(std::move(args)) {}
 
   ~node_process() {
     if (pid > 0)
       kill9();
+    if (mongo_store_under_test() && !keep_databases)
+      drop_databases(ferretdb_uri(), db_prefix);
   }
+  bool keep_databases = false;  ///< another process shares them (cluster tests)
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 
@@ -83,6 +109,8 @@ public:
     std::vector<std::string> args{CUSTODIAN_NODE_BIN, "--gateway.listen=127.0.0.1:" + std::to_string(port),
                                   "--store.data-dir=" + data_dir};
     for (auto& a : test_node_args())
+      args.push_back(a);
+    for (auto& a : store_args(db_prefix))
       args.push_back(a);
     for (auto& a : extra)
       args.push_back(a);
