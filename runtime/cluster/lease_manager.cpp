@@ -17,7 +17,10 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
   auto* leases = d->store->leases();
 
   auto start_shard = [self, d, supervisor](uint32_t shard, int64_t epoch) {
-    self->state.running[shard] = epoch;
+    auto& st = self->state;
+    if (st.retiring.erase(shard))  // the old actor goes first (same child id)
+      self->send(supervisor, remove_child_atom::value, shard_child_id(d->service, shard));
+    st.running[shard] = epoch;
     self->send(supervisor, add_child_atom::value, d->shard_spec(shard, epoch));
   };
 
@@ -36,7 +39,8 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
       lg->warn("{}: shard {} (epoch {}) is no longer held by this node: its actor stops", d->service,
                it->first, it->second);
       d->rt->drop_local(d->service, it->first);
-      self->send(supervisor, remove_child_atom::value, shard_child_id(d->service, it->first));
+      st.retiring.insert(it->first);
+      self->delayed_send(self, d->interval * 4, retire_atom::value, it->first);
       it = st.running.erase(it);
     }
     for (auto& [shard, epoch] : held)
@@ -86,6 +90,10 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
     [self, d, tick](tick_atom) {
       tick();
       self->delayed_send(self, d->interval, tick_atom::value);
+    },
+    [self, d, supervisor](retire_atom, uint32_t shard) {
+      if (self->state.retiring.erase(shard))  // not taken back meanwhile
+        self->send(supervisor, remove_child_atom::value, shard_child_id(d->service, shard));
     },
   };
 }

@@ -5,8 +5,11 @@
 ///
 /// Every tick it
 ///   1. starts a shard actor for every shard whose lease this node holds and
-///      stops the actor of every shard whose lease it lost (taken over while
-///      this node was paused, partitioned or cut off from the store);
+///      retires the actor of every shard whose lease it lost (taken over while
+///      this node was paused, partitioned or cut off from the store): its
+///      route goes at once; the actor itself a few ticks later, so what is
+///      already in its mailbox is answered (every write refused: fenced, and
+///      the callers retry) rather than dropped;
 ///   2. takes over every shard of the service whose lease has expired (its
 ///      owner died or hung): the store rolls the shard's journal forward, the
 ///      new shard actor is announced to peers with the new epoch, and the
@@ -39,10 +42,13 @@ struct lease_manager_deps {
 
 struct lease_manager_state {
   std::map<uint32_t, int64_t> running;  ///< shard -> epoch of the actor started
+  std::set<uint32_t> retiring;          ///< lost: actor still answering its mailbox
   uint64_t takeovers = 0;
   bool store_down = false;
   static inline const char* name = "lease_manager";
 };
+
+using retire_atom = caf::atom_constant<caf::atom("retire")>;
 
 /// `supervisor` is the service's supervisor (it owns the shard actors).
 caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf::actor supervisor,

@@ -17,33 +17,66 @@ struct cluster_nodes {
   std::unique_ptr<api_client> api;  // A's gateway
   int counter = 0;
 
+  /// The default layout: A hosts auth and user, B authz, C watchhistory, each
+  /// on its own embedded store.
+  static std::map<std::string, std::vector<std::string>> default_layout() {
+    return {{"a", {"--node.services=[\"auth\",\"user\"]"}},
+            {"b", {"--node.services=[\"authz\"]"}},
+            {"c", {"--node.services=[\"watchhistory\"]"}}};
+  }
+
   /// Starts the three nodes; throws if they do not form a cluster.
-  explicit cluster_nodes(std::vector<std::string> extra = {}) {
-    const std::map<std::string, std::string> services{
-      {"a", "[\"auth\",\"user\"]"}, {"b", "[\"authz\"]"}, {"c", "[\"watchhistory\"]"}};
-    for (auto& [n, s] : services)
+  explicit cluster_nodes(std::vector<std::string> extra = {})
+    : cluster_nodes(default_layout(), std::move(extra)) {}
+
+  /// Starts one node per entry of `layout` (name -> its own options), every
+  /// one with `extra` too. With the MongoDB backend under test, the nodes share
+  /// one set of databases and one master key.
+  cluster_nodes(const std::map<std::string, std::vector<std::string>>& layout,
+                std::vector<std::string> extra) {
+    for (auto& [n, a] : layout)
       cluster_port[n] = free_port();
     std::string seeds = "--cluster.seeds=[";
     for (auto& [n, p] : cluster_port)
       seeds += std::string(seeds.back() == '[' ? "" : ",") + "\"127.0.0.1:" + std::to_string(p) + "\"";
     seeds += "]";
-    for (auto& [n, s] : services) {
-      std::vector<std::string> args{"--node.name=" + n, "--node.services=" + s,
+    auto shared_prefix = unique_prefix();
+    for (auto& [n, own] : layout) {
+      std::vector<std::string> args{"--node.name=" + n,
                                     "--cluster.listen=127.0.0.1:" + std::to_string(cluster_port[n]),
                                     seeds, "--cluster.heartbeat-interval=100ms",
                                     "--cluster.heartbeat-timeout=1s", "--cluster.reconnect-max=500ms",
                                     "--gateway.register-wait=2s"};
+      if (mongo_store_under_test())
+        args.push_back("--crypto.master-key-file=" + dir.file("master.key"));
+      for (auto& e : own)
+        args.push_back(e);
       for (auto& e : extra)
         args.push_back(e);
       nodes[n] = std::make_unique<node_process>(dir.file(n), dir.file(n + ".log"), args);
+      nodes[n]->db_prefix = shared_prefix;
+      nodes[n]->keep_databases = true;  // dropped once every node is gone
+      db_prefix = shared_prefix;
       std::filesystem::create_directories(dir.file(n));
     }
     for (auto& [n, p] : nodes)
       p->start();
     api = std::make_unique<api_client>(nodes["a"]->url());
-    if (!wait_alive({"a", "b", "c"}))
+    std::vector<std::string> names;
+    for (auto& [n, p] : nodes)
+      names.push_back(n);
+    if (!wait_alive(names))
       throw std::runtime_error("the three nodes did not form a cluster; see " + dir.path.string());
   }
+
+  ~cluster_nodes() {
+    for (auto& [n, p] : nodes)
+      p->kill9();
+    if (mongo_store_under_test())
+      drop_databases(ferretdb_uri(), db_prefix);
+  }
+
+  std::string db_prefix;  ///< databases of the MongoDB backend (shared by the nodes)
 
   node_process& node(const std::string& n) { return *nodes.at(n); }
   std::string db(const std::string& n, const std::string& service) {
