@@ -89,7 +89,9 @@ BOOST_AUTO_TEST_CASE(values_are_validated) {
 
 BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
   for (auto f : {"/configs/single-node.ini", "/configs/reference.ini", "/configs/cluster/node-a.ini",
-                 "/configs/cluster/node-b.ini", "/configs/cluster/node-c.ini"}) {
+                 "/configs/cluster/node-b.ini", "/configs/cluster/node-c.ini",
+                 "/configs/cluster-mongo/node-a.ini", "/configs/cluster-mongo/node-b.ini",
+                 "/configs/cluster-mongo/node-c.ini"}) {
     node_config cfg;
     auto problems = parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + f});
     BOOST_TEST(problems.empty(), f << ": " << (problems.empty() ? "" : problems.front()));
@@ -99,6 +101,27 @@ BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
   BOOST_TEST(cfg.gateway_listen == "127.0.0.1:8080");
   BOOST_TEST(cfg.data_dir == "./data");
   BOOST_TEST(cfg.services.size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(mongodb_keys_are_checked) {
+  node_config cfg;
+  BOOST_TEST(parse(cfg, {"--store.backend=mongodb", "--store.mongodb.uri=mongodb://h1,h2/?replicaSet=rs0",
+                         "--store.mongodb.lease=3s"})
+               .empty());
+  BOOST_TEST(cfg.mongodb_uri == "mongodb://h1,h2/?replicaSet=rs0");
+  node_config bad;
+  auto problems = parse(bad, {"--store.backend=mongo", "--store.mongodb.uri=http://x"});
+  BOOST_TEST(mentions(problems, "store.backend"));
+  node_config bad_uri;
+  BOOST_TEST(mentions(parse(bad_uri, {"--store.backend=mongodb", "--store.mongodb.uri=http://x"}),
+                      "store.mongodb.uri"));
+  node_config short_lease;
+  BOOST_TEST(mentions(parse(short_lease, {"--store.backend=mongodb", "--store.mongodb.lease=100ms"}),
+                      "store.mongodb.lease"));
+  node_config bad_prefix;
+  BOOST_TEST(mentions(parse(bad_prefix, {"--store.backend=mongodb",
+                                         "--store.mongodb.database-prefix=a.b"}),
+                      "database-prefix"));
 }
 
 BOOST_AUTO_TEST_CASE(placement_selects_shards) {
