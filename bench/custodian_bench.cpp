@@ -9,12 +9,17 @@
 //
 // usage: custodian_bench [--quick] [--users=20000,...] [--runs=3] [--out=FILE.json]
 //                        [--doc=docs/performance.md] [--work=DIR]
+//                        [--backends-only] [--mongodb-uri=URI]
+// Scenario (h) compares the two store backends on one workload in the same
+// run: SQLite, and MongoDB (--mongodb-uri, else FerretDB 1.24 on PostgreSQL 15
+// started with scripts/ferretdb.sh, PostgreSQL's fsync on).
 //        custodian_bench --rtt-server=PORT   (the far node of scenario g)
 #include "bench/bench_support.hpp"
 
 #include "actors/auth/auth_logic.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/shard_actor.hpp"
+#include "runtime/store/mongo_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/api_client.hpp"
 #include "tests/support/node_process.hpp"
@@ -53,6 +58,9 @@ struct options {
   bool keep = false;           ///< keep the work dir (templates are reused)
   bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
   std::string perf;            ///< record a `perf` profile of the first run of (a) here
+  bool backends_only = false;  ///< run scenario (h) only
+  std::string mongodb_uri;     ///< (h) against this server ("" = start FerretDB)
+  size_t backend_erasures = 500;  ///< (h) erasures per run
 };
 
 /// `perf record` of this process while `f` runs (profiling, --perf=FILE).
@@ -483,6 +491,133 @@ std::string cell(const summary& s, int prec = 0) {
 
 } // namespace
 
+/// (h) One backend: a node on it, seeded through its own write path, then per
+/// run `o.backend_erasures` erasures of users not erased before (saturated,
+/// internal API), then exports of users with 1,000 events; every run checked.
+struct backend_figures {
+  std::string name;
+  std::vector<double> erase_per_s;
+  std::vector<double> export_ms;
+  double seed_s = 0;
+};
+
+backend_figures backend_run(const options& o, const std::string& backend, const std::string& uri) {
+  backend_figures f;
+  f.name = backend;
+  auto dir = o.work + "/backend-" + backend;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto prefix = "bench" + random_hex(4) + "_";
+  job_board board;
+  dataset d;
+  d.dir = dir;
+  d.users = o.backend_erasures * static_cast<size_t>(o.runs) + 100;  // 100 are never erased
+  {
+    embedded_node n{dir,
+                    [&](node_config& c) {
+                      seed_tweak(c);
+                      if (backend == "mongodb") {
+                        c.store_backend = "mongodb";
+                        c.mongodb_uri = uri;
+                        c.mongodb_prefix = prefix;
+                      }
+                    },
+                    board};
+    auto t0 = clock::now();
+    d.ids = seed_users(n, board, d.users, "h" + backend + "-", watch_per_user);
+    // Two users with 1,000 events: each of their events is one more commit in
+    // sequence (per-user order), which is what seeding costs on FerretDB.
+    d.export_ids = seed_users(n, board, 2, "hx" + backend, export_events);
+    f.seed_s = ms_between(t0, clock::now()) / 1000;
+    std::cerr << "(h) " << backend << ": seeded " << d.users << " users in " << fmt(f.seed_s, 1)
+              << " s\n";
+    std::vector<size_t> order = shuffled(d.users - 100, d.users - 100, 77);
+    std::vector<size_t> erased;
+    for (int run = 0; run < o.runs; ++run) {
+      std::vector<size_t> idx(order.begin() + static_cast<long>(run * o.backend_erasures),
+                              order.begin() + static_cast<long>((run + 1) * o.backend_erasures));
+      auto r = erase_internal(n, board, d, idx, 0);
+      erased.insert(erased.end(), idx.begin(), idx.end());
+      verify(n, d, erased);
+      f.erase_per_s.push_back(r.per_s);
+      auto e = exports(n, board, d, 50);
+      f.export_ms.insert(f.export_ms.end(), e.begin(), e.end());
+      std::cerr << "(h) " << backend << " run " << run + 1 << ": " << fmt(r.per_s)
+                << " erasures/s; export p50 " << fmt(percentile(e, 50), 1) << " p99 "
+                << fmt(percentile(e, 99), 1) << " ms\n";
+    }
+  }
+  if (backend == "mongodb")
+    test::drop_databases(uri, prefix);
+  return f;
+}
+
+/// (h) for both backends; returns the table rows.
+std::string backends_table(const options& o, std::ostream& json) {
+  std::string uri = o.mongodb_uri, ferret_dir = o.work + "/ferretdb";
+  std::string server = "MongoDB at " + store::redact_uri(uri);
+  if (uri.empty()) {
+    auto r = test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh start "
+                               + ferret_dir + " durable");
+    check(r.code == 0, "FerretDB started: " + r.out);
+    std::ifstream in{ferret_dir + "/uri"};
+    std::getline(in, uri);
+    server = "FerretDB 1.24.2 on PostgreSQL 15 (fsync on), same machine";
+  }
+  std::vector<backend_figures> all;
+  try {
+    all.push_back(backend_run(o, "sqlite", ""));
+    all.push_back(backend_run(o, "mongodb", uri));
+  } catch (...) {
+    if (o.mongodb_uri.empty())
+      test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop " + ferret_dir);
+    throw;
+  }
+  if (o.mongodb_uri.empty())
+    test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop " + ferret_dir);
+  std::ostringstream t;
+  auto users = o.backend_erasures * static_cast<size_t>(o.runs) + 100;
+  t << "| (h) backend | saturated erase, " << fmt(static_cast<double>(o.backend_erasures))
+    << " per run, " << fmt(static_cast<double>(users))
+    << " users (erasures/s) | export of 1,000 events p50 / p99 (ms) | seeding (s) |\n|---|---|---|---|\n";
+  json << std::fixed << std::setprecision(3) << "{\n";
+  for (size_t i = 0; i < all.size(); ++i) {
+    auto& f = all[i];
+    t << "| " << (f.name == "sqlite" ? "SQLite (synchronous=full)" : "MongoDB: " + server) << " | "
+      << cell(summarize(f.erase_per_s)) << " | " << fmt(percentile(f.export_ms, 50), 1) << " / "
+      << fmt(percentile(f.export_ms, 99), 1) << " | " << fmt(f.seed_s, 1) << " |\n";
+    json << "  \"erase_per_s_" << f.name << "\": " << summarize(f.erase_per_s).median << ",\n"
+         << "  \"export_p50_ms_" << f.name << "\": " << percentile(f.export_ms, 50) << ",\n"
+         << "  \"export_p99_ms_" << f.name << "\": " << percentile(f.export_ms, 99) << ",\n";
+  }
+  json << "  \"erasures_per_run\": " << o.backend_erasures << ",\n  \"runs\": " << o.runs << "\n}\n";
+  return t.str();
+}
+
+/// Replaces the section between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+void write_section(const options& o, const std::string& name, const std::string& body) {
+  if (o.doc.empty() || !fs::exists(o.doc))
+    return;
+  std::ifstream in(o.doc);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto doc = buf.str();
+  const std::string b = "<!-- " + name + ":begin -->", e = "<!-- " + name + ":end -->";
+  auto bi = doc.find(b), ei = doc.find(e);
+  auto now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::ostringstream sec;
+  sec << b << "\nMeasured " << date << " on " << machine() << "; data on "
+      << fs::absolute(o.work).root_path().string() << " (the machine's disk). Command: `"
+      << o.command << "`.\n\n" << body << e;
+  if (bi != std::string::npos && ei != std::string::npos && ei > bi)
+    doc.replace(bi, ei + e.size() - bi, sec.str());
+  else
+    doc += "\n" + sec.str() + "\n";
+  std::ofstream(o.doc) << doc;
+}
+
 int main(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
@@ -497,6 +632,7 @@ int main(int argc, char** argv) {
       o.sizes = {2000};
       o.main_size = 2000;
       o.runs = 1;
+      o.backend_erasures = 200;
       o.command = "custodian_bench --quick";
     } else if (a == "--only-saturate") {
       o.only_saturate = o.keep = true;
@@ -521,6 +657,13 @@ int main(int argc, char** argv) {
       o.work = *v;
     } else if (auto v = val("--command")) {
       o.command = *v;
+    } else if (a == "--backends-only") {
+      o.backends_only = true;
+      o.command = "custodian_bench --backends-only";
+    } else if (auto v = val("--mongodb-uri")) {
+      o.mongodb_uri = *v;
+    } else if (auto v = val("--backend-erasures")) {
+      o.backend_erasures = std::stoul(*v);
     } else {
       std::cerr << "custodian_bench: unknown argument " << a << "\n";
       return 2;
@@ -534,6 +677,19 @@ int main(int argc, char** argv) {
   if (std::find(o.sizes.begin(), o.sizes.end(), o.main_size) == o.sizes.end())
     o.sizes.push_back(o.main_size);
   try {
+    auto backends = [&] {
+      fs::create_directories(fs::path(o.out).parent_path());
+      std::ofstream js(fs::path(o.out).parent_path() / "backends.json");
+      auto table = backends_table(o, js);
+      std::cout << table;
+      write_section(o, "bench-backends", table);
+    };
+    if (o.backends_only) {
+      backends();
+      if (!o.keep)
+        fs::remove_all(o.work);
+      return 0;
+    }
     job_board board;
     std::map<size_t, dataset> data;
     for (auto s : o.sizes)
@@ -656,9 +812,10 @@ int main(int argc, char** argv) {
                 << fmt(drain.back(), 2) << " s\n";
     }
 
-    // (f) memory; (g) node-to-node round trip.
+    // (f) memory; (g) node-to-node round trip; (h) the two store backends.
     auto idle = idle_shard_bytes(o);
     auto rt = rtt(argv[0]);
+    backends();
 
     // The table.
     auto sat_s = summarize(sat_internal_main);
@@ -717,27 +874,7 @@ int main(int argc, char** argv) {
        << "  \"runs\": " << o.runs << "\n}\n";
 
     // docs/performance.md: replace the generated section.
-    if (!o.doc.empty() && fs::exists(o.doc)) {
-      std::ifstream in(o.doc);
-      std::stringstream buf;
-      buf << in.rdbuf();
-      auto doc = buf.str();
-      const std::string b = "<!-- bench:begin -->", e = "<!-- bench:end -->";
-      auto bi = doc.find(b), ei = doc.find(e);
-      auto now = std::time(nullptr);
-      char date[32];
-      std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-      std::ostringstream sec;
-      sec << b << "\nMeasured " << date << " on " << machine() << "; data on "
-          << fs::absolute(o.work).root_path().string()
-          << " (the machine's disk), store.synchronous=full. Command: `" << o.command
-          << "`.\n\n" << t.str() << e;
-      if (bi != std::string::npos && ei != std::string::npos && ei > bi)
-        doc.replace(bi, ei + e.size() - bi, sec.str());
-      else
-        doc += "\n" + sec.str() + "\n";
-      std::ofstream(o.doc) << doc;
-    }
+    write_section(o, "bench", "Store: SQLite, store.synchronous=full.\n\n" + t.str());
     if (!o.keep)
       fs::remove_all(o.work);
   } catch (const std::exception& e) {

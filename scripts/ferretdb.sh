@@ -4,7 +4,10 @@
 # free loopback ports. The server's mongodb:// URI is written to DIR/uri.
 #
 #   scripts/ferretdb.sh build        builds .tools/bin/ferretdb-runner (cached)
-#   scripts/ferretdb.sh start DIR    starts both; prints the URI
+#   scripts/ferretdb.sh start DIR [durable]
+#                                    starts both; prints the URI. Tests run
+#                                    PostgreSQL without fsync; `durable` keeps
+#                                    PostgreSQL's own durability (benchmarks)
 #   scripts/ferretdb.sh stop DIR     stops both and deletes DIR
 #
 # DIR/pg.url is PostgreSQL's URL, for a test that runs a FerretDB of its own on
@@ -46,7 +49,8 @@ as_pg() {
 }
 
 start() {
-  local dir="$1"
+  local dir="$1" durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${2:-}" = durable ] && durability=""
   [ -x "$pgbin/initdb" ] || die "PostgreSQL 15 is not installed (run scripts/setup.sh)"
   build
   rm -rf "$dir"
@@ -56,11 +60,14 @@ start() {
   pgport="$(free_port)"
   as_pg "$pgbin/initdb" -D "$dir/pg" -U ferret --auth=trust -E UTF8 > "$dir/initdb.log" 2>&1 \
     || die "initdb failed: $(tail -3 "$dir/initdb.log")"
-  # Test data only: no fsync, small footprint, sockets in DIR.
+  # Sockets in DIR; for tests, no fsync.
   as_pg "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 30 \
-    -o "-p $pgport -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB -c max_connections=200" \
+    -o "-p $pgport -k $dir -c listen_addresses=127.0.0.1 $durability -c shared_buffers=128MB -c max_connections=500" \
     start > /dev/null || die "PostgreSQL did not start: $(tail -5 "$dir/pg.log")"
-  echo "postgres://ferret@127.0.0.1:$pgport/ferretdb" > "$dir/pg.url"
+  # FerretDB 1.24's update holds one pooled PostgreSQL connection while it takes
+  # a second: with its default pool (50) many concurrent updates can deadlock
+  # it. A pool far above what the tests open keeps clear of that.
+  echo "postgres://ferret@127.0.0.1:$pgport/ferretdb?pool_max_conns=400" > "$dir/pg.url"
   as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U ferret ferretdb \
     || die "createdb failed"
   "$bin" -listen 127.0.0.1:0 -postgresql-url "$(cat "$dir/pg.url")" \
@@ -89,7 +96,7 @@ stop() {
 
 case "${1:-}" in
   build) build ;;
-  start) [ $# -eq 2 ] || die "usage: $0 start DIR"; start "$2" ;;
+  start) [ $# -ge 2 ] || die "usage: $0 start DIR [durable]"; start "$2" "${3:-}" ;;
   stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
-  *) die "usage: $0 build | start DIR | stop DIR" ;;
+  *) die "usage: $0 build | start DIR [durable] | stop DIR" ;;
 esac

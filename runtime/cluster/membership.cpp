@@ -107,16 +107,24 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
       if (!kept)
         d->rt->set_shard(old.service, old.shard, shard_actor{}, st.address);
     }
-    for (auto& r : st.routes)
+    // Services with a shard this peer did not announce before (it came up, or
+    // took a shard over from a node that died).
+    std::set<std::string> gained;
+    for (auto& r : st.routes) {
       d->rt->set_shard(r.service, r.shard, r.handle, st.address, r.epoch);
+      bool known = false;
+      for (auto& old : p.routes)
+        known = known || (old.service == r.service && old.shard == r.shard);
+      if (!known)
+        gained.insert(r.service);
+    }
     bool came_up = !p.alive;
     p.alive = true;
     p.routes = std::move(st.routes);
-    if (came_up) {
-      std::set<std::string> services;
-      for (auto& r : p.routes)
-        services.insert(r.service);
-      lg->info("peer {} ({}) up: hosts {} shards", p.name, st.address, p.routes.size());
+    if (came_up || !gained.empty()) {
+      auto& services = gained;
+      if (came_up)
+        lg->info("peer {} ({}) up: hosts {} shards", p.name, st.address, p.routes.size());
       // Whatever waited for it is due now, not at its backoff time.
       auto now = now_ms();
       for (auto& [origin, store] : d->stores) {

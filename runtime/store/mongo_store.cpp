@@ -476,6 +476,10 @@ mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
       mongoc_uri_set_option_as_int32(uri_, key, timeout);
   if (!mongoc_uri_has_option(uri_, MONGOC_URI_SOCKETTIMEOUTMS))
     mongoc_uri_set_option_as_int32(uri_, MONGOC_URI_SOCKETTIMEOUTMS, timeout * 3);
+  // A node's operations on one service database run on a few threads (the
+  // writer, shard actors, sender, lease manager, renewal): a small pool.
+  if (!mongoc_uri_has_option(uri_, MONGOC_URI_MAXPOOLSIZE))
+    mongoc_uri_set_option_as_int32(uri_, MONGOC_URI_MAXPOOLSIZE, 16);
   if (!mongoc_uri_has_option(uri_, MONGOC_URI_RETRYWRITES))
     mongoc_uri_set_option_as_bool(uri_, MONGOC_URI_RETRYWRITES, true);
   if (!mongoc_uri_has_option(uri_, MONGOC_URI_APPNAME))
@@ -573,6 +577,8 @@ void mongo_store::close() {
   }
   if (renewer_.joinable())
     renewer_.join();
+  // Operations in flight finish before the pool goes.
+  std::unique_lock<std::shared_mutex> life{life_mtx_};
   std::lock_guard<std::mutex> w{write_mtx_};
   // Leases are not released: a node restarted under the same name within the
   // lease takes its shards straight back; otherwise they expire and another
@@ -589,9 +595,11 @@ void mongo_store::close() {
   uri_ = nullptr;
 }
 
-void mongo_store::check_open() const {
+std::shared_lock<std::shared_mutex> mongo_store::enter() const {
+  std::shared_lock<std::shared_mutex> life{life_mtx_};
   if (closed_.load())
     throw store_error(errc::unavailable, "store " + opts_.database + " is closed");
+  return life;
 }
 
 void mongo_store::set_problem(const std::string& p) {
@@ -607,7 +615,7 @@ std::string mongo_store::health() {
 }
 
 void mongo_store::drop_database() {
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   auto* db = mongoc_client_get_database(cl.raw(), opts_.database.c_str());
   bson_error_t err;
@@ -620,7 +628,7 @@ void mongo_store::drop_database() {
 // ---- leases ----
 
 std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) {
-  check_open();
+  auto life = enter();
   if (shard >= opts_.shards)
     throw store_error(errc::io, "shard " + std::to_string(shard) + " out of range");
   std::lock_guard<std::mutex> w{write_mtx_};
@@ -691,11 +699,12 @@ std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) 
     std::lock_guard<std::mutex> g{lease_mtx_};
     held_[shard] = h;
   }
+  seq_cache_.clear();  // streams of this shard may have grown elsewhere
   return h.epoch;
 }
 
 void mongo_store::release(uint32_t shard) {
-  check_open();
+  auto life = enter();
   std::lock_guard<std::mutex> w{write_mtx_};
   held_lease h;
   {
@@ -729,7 +738,7 @@ std::vector<int32_t> mongo_store::held_list() const {
 }
 
 std::vector<lease_info> mongo_store::all() {
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   std::vector<lease_info> out;
   auto filter = own(bson_new());
@@ -748,6 +757,7 @@ void mongo_store::lose(uint32_t shard, const std::string& why) {
     if (held_.erase(shard) == 0)
       return;
   }
+  seq_cache_stale_ = true;
   log::get("store")->warn("{}: lost the lease of shard {} ({}); its writes are refused from now on",
                           opts_.database, shard, why);
   if (opts_.on_lost)
@@ -763,6 +773,7 @@ void mongo_store::renew_loop() {
         return;
     }
     try {
+      auto life = enter();
       client cl{pool_, opts_.database};
       std::map<uint32_t, held_lease> held;
       {
@@ -948,6 +959,7 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
     return out;
   };
+  std::shared_lock<std::shared_mutex> life{life_mtx_};
   if (closed_.load())
     return fail_all(store_error(errc::unavailable, "store " + opts_.database + " is closed"));
   std::lock_guard<std::mutex> w{write_mtx_};
@@ -975,6 +987,8 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
 
     // Plan: shard, conflicts, event sequence numbers, outbox ids.
     std::map<std::string, int64_t> last_seq;  // stream -> last seq assigned
+    if (seq_cache_stale_.exchange(false) || seq_cache_.size() > 100000)
+      seq_cache_.clear();
     std::set<std::string> taken, freed, erased;
     std::map<uint32_t, std::vector<size_t>> by_shard;
     std::vector<entry> entries(batch.size());
@@ -1034,6 +1048,9 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       e.c = c;
       for (auto& [stream, payload] : c.events) {
         auto it = last_seq.find(stream);
+        if (it == last_seq.end())
+          if (auto c = seq_cache_.find(stream); c != seq_cache_.end())
+            it = last_seq.emplace(stream, c->second).first;
         if (it == last_seq.end()) {
           auto opts = own(BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
                                    "projection", "{", "seq", BCON_INT32(1), "}"));
@@ -1103,6 +1120,14 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       clean.push_back(shard);
     }
 
+    // Sequence numbers of the streams written, for the next batches (only if
+    // every journal write landed; else they are read again).
+    if (!dirty_.load())
+      for (auto& [stream, seq] : last_seq)
+        seq_cache_[stream] = seq;
+    else
+      seq_cache_.clear();
+
     // Apply to the collections; on failure the journal keeps the entries and
     // the next operation rolls them forward (they are committed already).
     if (!journaled.empty() && opts_.crash_after_journal) {
@@ -1142,7 +1167,7 @@ status mongo_store::outbox_retry(const std::vector<retry>& retries) {
   if (retries.empty())
     return {};
   try {
-    check_open();
+    auto life = enter();
     client cl{pool_, opts_.database};
     bulk b{cl, "outbox", false};
     for (auto& r : retries)
@@ -1159,7 +1184,7 @@ status mongo_store::outbox_retry(const std::vector<retry>& retries) {
 
 status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
   try {
-    check_open();
+    auto life = enter();
     client cl{pool_, opts_.database};
     auto held = held_list();
     auto sel = own(bson_new());
@@ -1181,7 +1206,7 @@ status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
 // ---- reads ----
 
 std::vector<event_row> mongo_store::read_stream(const std::string& stream) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
   std::vector<event_row> out;
@@ -1195,7 +1220,7 @@ std::vector<event_row> mongo_store::read_stream(const std::string& stream) {
 
 std::optional<std::string> mongo_store::inbox_get(const std::string& user_id,
                                                   const std::string& request_id) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
   auto doc = cl.find_one("inbox", id_filter(inbox_id(user_id, request_id)).get());
@@ -1205,14 +1230,14 @@ std::optional<std::string> mongo_store::inbox_get(const std::string& user_id,
 }
 
 bool mongo_store::tombstoned(const std::string& user_id) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
   return static_cast<bool>(cl.find_one("tombstones", id_filter(user_id).get()));
 }
 
 std::optional<index_row> mongo_store::index_get(const std::string& space, const std::string& key) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
   auto doc = cl.find_one("idx", id_filter(idx_id(space, key)).get());
@@ -1222,7 +1247,7 @@ std::optional<index_row> mongo_store::index_get(const std::string& space, const 
 }
 
 int64_t mongo_store::index_count(const std::string& space, const std::string& user_id) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
   return cl.count("idx", own(BCON_NEW("user_id", BCON_UTF8(user_id.c_str()), "space",
@@ -1230,7 +1255,7 @@ int64_t mongo_store::index_count(const std::string& space, const std::string& us
 }
 
 std::optional<job_row> mongo_store::job_get(const std::string& job_id) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
   auto doc = cl.find_one("jobs", id_filter(job_id).get());
@@ -1242,7 +1267,7 @@ std::optional<job_row> mongo_store::job_get(const std::string& job_id) {
 std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
                                                 const std::vector<std::string>& skip_dests,
                                                 outbox_cursor after) {
-  check_open();
+  auto life = enter();
   ensure_clean();
   auto held = held_list();
   std::vector<outbox_row> out;
@@ -1291,7 +1316,7 @@ std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
 }
 
 int64_t mongo_store::outbox_depth() {
-  check_open();
+  auto life = enter();
   ensure_clean();
   auto held = held_list();
   if (held.empty())
@@ -1305,7 +1330,7 @@ int64_t mongo_store::outbox_depth() {
 }
 
 std::vector<event_store::outbox_stat> mongo_store::outbox_stats() {
-  check_open();
+  auto life = enter();
   ensure_clean();
   auto held = held_list();
   std::vector<outbox_stat> out;
@@ -1337,7 +1362,7 @@ std::vector<event_store::outbox_stat> mongo_store::outbox_stats() {
 // ---- keys ----
 
 std::optional<std::string> mongo_store::key_get(const std::string& user_id) {
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   auto doc = cl.find_one("keys", id_filter(user_id).get());
   if (!doc)
@@ -1346,7 +1371,7 @@ std::optional<std::string> mongo_store::key_get(const std::string& user_id) {
 }
 
 std::string mongo_store::key_put(const std::string& user_id, const std::string& sealed) {
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   auto upd = own(bson_new());
   append_doc(upd.get(), "$setOnInsert", [&](bson_t* x) { append_bin(x, "sealed", sealed); });
@@ -1363,7 +1388,7 @@ std::string mongo_store::key_put(const std::string& user_id, const std::string& 
 }
 
 void mongo_store::key_destroy(const std::string& user_id) {
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   bson_error_t err;
   if (!mongoc_collection_delete_one(cl.coll("keys"), id_filter(user_id).get(), nullptr, nullptr, &err))
@@ -1371,7 +1396,7 @@ void mongo_store::key_destroy(const std::string& user_id) {
 }
 
 std::vector<std::pair<std::string, std::string>> mongo_store::keys_all() {
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   std::vector<std::pair<std::string, std::string>> out;
   auto filter = own(bson_new());
@@ -1384,7 +1409,7 @@ std::vector<std::pair<std::string, std::string>> mongo_store::keys_all() {
 void mongo_store::keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) {
   if (keys.empty())
     return;
-  check_open();
+  auto life = enter();
   client cl{pool_, opts_.database};
   bulk b{cl, "keys", false};
   for (auto& [id, sealed] : keys) {

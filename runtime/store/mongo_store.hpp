@@ -33,7 +33,9 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
 typedef struct _mongoc_uri_t mongoc_uri_t;
@@ -138,7 +140,9 @@ private:
   void lose(uint32_t shard, const std::string& why);
   std::vector<int32_t> held_list() const;
   void renew_loop();
-  void check_open() const;
+  /// Keeps the client pool alive for one operation; throws once closed.
+  std::shared_lock<std::shared_mutex> enter() const;
+  mutable std::shared_mutex life_mtx_;
 
   mongo_options opts_;
   std::string redacted_;
@@ -151,6 +155,11 @@ private:
   mutable std::mutex write_mtx_;  ///< apply, roll-forward, acquire: one at a time
   mutable std::mutex lease_mtx_;  ///< held_
   std::map<uint32_t, held_lease> held_;
+  /// Last event sequence number per stream this store wrote (write lock). The
+  /// owner of a stream's shard is its only writer; dropped whenever a lease is
+  /// taken or lost, since then a stream may have grown elsewhere.
+  std::unordered_map<std::string, int64_t> seq_cache_;
+  std::atomic<bool> seq_cache_stale_{false};
 
   std::mutex health_mtx_;
   std::string problem_;  ///< "" = healthy (last renewal or operation)
