@@ -34,7 +34,7 @@ build() {
   fi
   mkdir -p "$here/.tools/bin"
   echo "ferretdb.sh: building ferretdb-runner (FerretDB v1.24.2)" >&2
-  (cd "$here/tools/ferretdb-runner" && GOFLAGS=-mod=mod "$(go_cmd)" build -o "$bin" .) \
+  (cd "$here/tools/ferretdb-runner" && GOFLAGS="-mod=mod -buildvcs=false" "$(go_cmd)" build -o "$bin" .) \
     || die "cannot build tools/ferretdb-runner (is Go >= 1.24 installed? run scripts/setup.sh)"
   echo "$want" > "$stamp"
 }
@@ -53,8 +53,9 @@ start() {
   [ "${2:-}" = durable ] && durability=""
   [ -x "$pgbin/initdb" ] || die "PostgreSQL 15 is not installed (run scripts/setup.sh)"
   build
-  rm -rf "$dir"
+  stop "$dir"  # what an interrupted run left behind
   mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"  # absolute: PostgreSQL's socket directory
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   local pgport
   pgport="$(free_port)"

@@ -229,7 +229,11 @@ std::string node::spawn_service(const std::string& svc) {
   auto slot = std::make_shared<writer_slot>();
   auto st = stores_[svc];
   writer_config wc;
-  wc.max_batch = cfg_.group_commit_max;
+  // MongoDB: one batch is one journal write per shard plus a bulk write per
+  // collection, each statement its own round trip on the server; 64 commits
+  // keep a batch well inside the socket timeout.
+  wc.max_batch = cfg_.store_backend == "mongodb" ? std::min<size_t>(cfg_.group_commit_max, 64)
+                                                 : cfg_.group_commit_max;
   wc.service = svc;
   children.push_back(child_spec{svc + "/writer",
                                 [slot, st, wc](caf::event_based_actor* self) {

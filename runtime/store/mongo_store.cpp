@@ -474,8 +474,10 @@ mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
   for (auto* key : {MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MONGOC_URI_CONNECTTIMEOUTMS})
     if (!mongoc_uri_has_option(uri_, key))
       mongoc_uri_set_option_as_int32(uri_, key, timeout);
+  // A reply slower than this is given up (the write's outcome is unknown: the
+  // journal is rolled forward before the next operation).
   if (!mongoc_uri_has_option(uri_, MONGOC_URI_SOCKETTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(uri_, MONGOC_URI_SOCKETTIMEOUTMS, timeout * 3);
+    mongoc_uri_set_option_as_int32(uri_, MONGOC_URI_SOCKETTIMEOUTMS, timeout * 6);
   // A node's operations on one service database run on a few threads (the
   // writer, shard actors, sender, lease manager, renewal): a small pool.
   if (!mongoc_uri_has_option(uri_, MONGOC_URI_MAXPOOLSIZE))
