@@ -115,3 +115,46 @@ BOOST_FIXTURE_TEST_CASE(normal_exit_is_not_restarted, fixture) {
   BOOST_TEST(!sched.has_pending_timeout());
   BOOST_TEST(starts == 1);
 }
+
+BOOST_FIXTURE_TEST_CASE(children_added_and_removed_at_run_time, fixture) {
+  // A shard whose lease this node takes is added; one it lost is removed (its
+  // route withdrawn, never restarted); taken again, it is added again.
+  start(3);
+  caf::actor shard;
+  int shard_starts = 0, shard_stops = 0;
+  auto spec = [&] {
+    return child_spec{"svc/shard-3",
+                      [&](caf::event_based_actor* s) {
+                        ++shard_starts;
+                        shard = s->spawn<caf::monitored>(crashy_child);
+                        return shard;
+                      },
+                      [&] {
+                        ++shard_stops;
+                        shard = caf::actor{};
+                      }};
+  };
+  self->send(sup, add_child_atom::value, spec());
+  sched.run();
+  BOOST_TEST(shard_starts == 1);
+  BOOST_TEST_REQUIRE(static_cast<bool>(shard));
+  self->send(sup, add_child_atom::value, spec());  // already running: kept
+  sched.run();
+  BOOST_TEST(shard_starts == 1);
+  auto first = shard;
+  self->monitor(first);
+  self->send(sup, remove_child_atom::value, std::string("svc/shard-3"));
+  sched.run();
+  BOOST_TEST(shard_stops == 1);
+  BOOST_TEST(!shard);
+  bool down = false;
+  self->receive([&](caf::down_msg& dm) { down = dm.source == first.address(); },
+                caf::after(std::chrono::seconds(0)) >> [] {});
+  BOOST_TEST(down);
+  BOOST_TEST(!sched.has_pending_timeout());  // not restarted
+  self->send(sup, add_child_atom::value, spec());
+  sched.run();
+  BOOST_TEST(shard_starts == 2);
+  BOOST_TEST(static_cast<bool>(shard));
+  BOOST_TEST(starts == 1);  // the other child was never touched
+}
