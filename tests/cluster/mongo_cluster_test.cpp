@@ -214,8 +214,8 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_the_takeover, mongo_clust
           std::lock_guard<std::mutex> g{mtx};
           status_of[w.title_id()] = r.status;
         }
-        if (r.status != 201)  // no route for now: do not spin
-          std::this_thread::sleep_for(milliseconds(20));
+        if (r.status != 201)  // no route for now
+          std::this_thread::sleep_for(milliseconds(20));  // load generator's backoff, not a spin
       }
     });
   BOOST_TEST_REQUIRE(wait_until([&] {

@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 #include "tests/support/mongo_server.hpp"
+#include "tests/support/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <arpa/inet.h>
@@ -131,16 +132,10 @@ outbox_row entry(const std::string& dest, const std::string& user, bool personal
   return r;
 }
 
-/// Waits (bounded) until `pred` holds.
+/// Waits (bounded) until `pred` holds (the polling wait of the other tests).
 template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
+bool eventually(P pred) {
+  return test::wait_until(pred);
 }
 
 } // namespace
