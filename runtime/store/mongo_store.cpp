@@ -195,6 +195,41 @@ std::string event_id(const std::string& stream, int64_t seq) {
   return stream + ":" + std::to_string(seq);
 }
 
+/// An outbox entry's fields, as the outbox collection and the journal hold them.
+void put_outbox(bson_t* x, const outbox_row& o, int64_t id) {
+  BSON_APPEND_INT64(x, "_id", id);
+  BSON_APPEND_INT32(x, "shard", static_cast<int32_t>(id % max_shards));
+  append_str(x, "dest", o.dest);
+  append_str(x, "user_id", o.user_id);
+  append_str(x, "request_id", o.request_id);
+  append_bin(x, "payload", o.payload);
+  BSON_APPEND_BOOL(x, "personal", o.personal);
+  BSON_APPEND_INT32(x, "attempt", o.attempt);
+  BSON_APPEND_INT64(x, "next_at_ms", o.next_at_ms);
+  BSON_APPEND_INT64(x, "created_ms", o.created_ms);
+}
+outbox_row get_outbox(const bson_t* d) {
+  outbox_row r;
+  r.id = get_i64(d, "_id");
+  r.dest = get_bytes(d, "dest");
+  r.user_id = get_bytes(d, "user_id");
+  r.request_id = get_bytes(d, "request_id");
+  r.payload = get_bytes(d, "payload");
+  r.personal = get_bool(d, "personal");
+  r.attempt = static_cast<int32_t>(get_i64(d, "attempt"));
+  r.next_at_ms = get_i64(d, "next_at_ms");
+  r.created_ms = get_i64(d, "created_ms");
+  return r;
+}
+
+/// {shard: {$in: [shards]}}
+void append_in_shards(bson_t* filter, const std::vector<int32_t>& shards) {
+  append_doc(filter, "shard", [&](bson_t* x) {
+    append_array(x, "$in", shards.size(),
+                 [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, shards[i]); });
+  });
+}
+
 void encode(bson_t* d, const mongo_store::entry& e) {
   const auto& c = e.c;
   BSON_APPEND_INT64(d, "q", e.seq);
@@ -236,18 +271,7 @@ void encode(bson_t* d, const mongo_store::entry& e) {
   append_array(d, "ak", c.outbox_acks.size(),
                [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT64(a, k, c.outbox_acks[i]); });
   append_array(d, "ob", c.outbox.size(), [&](bson_t* a, const char* k, size_t i) {
-    auto& o = c.outbox[i];
-    append_doc(a, k, [&](bson_t* x) {
-      BSON_APPEND_INT64(x, "i", c.outbox_ids[i]);
-      append_str(x, "d", o.dest);
-      append_str(x, "u", o.user_id);
-      append_str(x, "r", o.request_id);
-      append_bin(x, "p", o.payload);
-      BSON_APPEND_BOOL(x, "pe", o.personal);
-      BSON_APPEND_INT32(x, "a", o.attempt);
-      BSON_APPEND_INT64(x, "n", o.next_at_ms);
-      BSON_APPEND_INT64(x, "c", o.created_ms);
-    });
+    append_doc(a, k, [&](bson_t* x) { put_outbox(x, c.outbox[i], c.outbox_ids[i]); });
   });
   if (c.inbox)
     append_doc(d, "ib", [&](bson_t* x) {
@@ -287,18 +311,8 @@ mongo_store::entry decode(const bson_t* d) {
   });
   each_value(d, "ak", [&](bson_iter_t* it) { c.outbox_acks.push_back(bson_iter_as_int64(it)); });
   each_doc(d, "ob", [&](const bson_t* x) {
-    outbox_row o;
-    o.id = get_i64(x, "i");
-    o.dest = get_bytes(x, "d");
-    o.user_id = get_bytes(x, "u");
-    o.request_id = get_bytes(x, "r");
-    o.payload = get_bytes(x, "p");
-    o.personal = get_bool(x, "pe");
-    o.attempt = static_cast<int32_t>(get_i64(x, "a"));
-    o.next_at_ms = get_i64(x, "n");
-    o.created_ms = get_i64(x, "c");
-    c.outbox_ids.push_back(o.id);
-    c.outbox.push_back(std::move(o));
+    c.outbox.push_back(get_outbox(x));
+    c.outbox_ids.push_back(c.outbox.back().id);
   });
   bson_iter_t it;
   if (bson_iter_init_find(&it, d, "ib") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
@@ -882,18 +896,9 @@ void mongo_store::materialize(const std::vector<const entry*>& entries) {
     for (auto id : c.outbox_acks)
       outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
     for (size_t i = 0; i < c.outbox.size(); ++i) {
-      auto& o = c.outbox[i];
       auto id = c.outbox_ids[i];
       auto doc = own(bson_new());
-      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>((id % max_shards)));
-      append_str(doc.get(), "dest", o.dest);
-      append_str(doc.get(), "user_id", o.user_id);
-      append_str(doc.get(), "request_id", o.request_id);
-      append_bin(doc.get(), "payload", o.payload);
-      BSON_APPEND_BOOL(doc.get(), "personal", o.personal);
-      BSON_APPEND_INT32(doc.get(), "attempt", o.attempt);
-      BSON_APPEND_INT64(doc.get(), "next_at_ms", o.next_at_ms);
-      BSON_APPEND_INT64(doc.get(), "created_ms", o.created_ms);
+      put_outbox(doc.get(), c.outbox[i], id);
       outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
     }
     if (c.inbox) {
@@ -1192,9 +1197,7 @@ status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
     auto sel = own(bson_new());
     append_str(sel.get(), "dest", dest);
     append_doc(sel.get(), "next_at_ms", [&](bson_t* x) { BSON_APPEND_INT64(x, "$gt", now); });
-    append_doc(sel.get(), "shard", [&](bson_t* x) {
-      append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
-    });
+    append_in_shards(sel.get(), held);
     auto upd = own(BCON_NEW("$set", "{", "next_at_ms", BCON_INT64(now), "}"));
     bson_error_t err;
     if (!mongoc_collection_update_many(cl.coll("outbox"), sel.get(), upd.get(), nullptr, nullptr, &err))
@@ -1277,9 +1280,7 @@ std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
     return out;
   client cl{pool_, opts_.database};
   auto filter = own(bson_new());
-  append_doc(filter.get(), "shard", [&](bson_t* x) {
-    append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
-  });
+  append_in_shards(filter.get(), held);
   append_doc(filter.get(), "next_at_ms", [&](bson_t* x) { BSON_APPEND_INT64(x, "$lte", now); });
   if (!skip_dests.empty())
     append_doc(filter.get(), "dest", [&](bson_t* x) {
@@ -1301,19 +1302,7 @@ std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
   }
   auto opts = own(BCON_NEW("sort", "{", "next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1), "}",
                            "limit", BCON_INT64(static_cast<int64_t>(limit))));
-  cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) {
-    outbox_row r;
-    r.id = get_i64(d, "_id");
-    r.dest = get_bytes(d, "dest");
-    r.user_id = get_bytes(d, "user_id");
-    r.request_id = get_bytes(d, "request_id");
-    r.payload = get_bytes(d, "payload");
-    r.personal = get_bool(d, "personal");
-    r.attempt = static_cast<int32_t>(get_i64(d, "attempt"));
-    r.next_at_ms = get_i64(d, "next_at_ms");
-    r.created_ms = get_i64(d, "created_ms");
-    out.push_back(std::move(r));
-  });
+  cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) { out.push_back(get_outbox(d)); });
   return out;
 }
 
@@ -1325,9 +1314,7 @@ int64_t mongo_store::outbox_depth() {
     return 0;
   client cl{pool_, opts_.database};
   auto filter = own(bson_new());
-  append_doc(filter.get(), "shard", [&](bson_t* x) {
-    append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
-  });
+  append_in_shards(filter.get(), held);
   return cl.count("outbox", filter.get());
 }
 
@@ -1343,9 +1330,7 @@ std::vector<event_store::outbox_stat> mongo_store::outbox_stats() {
   // with $group, to stay within what every compatible server implements alike.
   std::map<std::string, outbox_stat> by_dest;
   auto filter = own(bson_new());
-  append_doc(filter.get(), "shard", [&](bson_t* x) {
-    append_array(x, "$in", held.size(), [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, held[i]); });
-  });
+  append_in_shards(filter.get(), held);
   auto opts = own(BCON_NEW("projection", "{", "dest", BCON_INT32(1), "created_ms", BCON_INT32(1), "}"));
   cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) {
     auto dest = get_bytes(d, "dest");

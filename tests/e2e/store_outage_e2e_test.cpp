@@ -32,18 +32,7 @@ struct ferretdb_process {
     std::string bin = std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/bin/ferretdb-runner";
     std::vector<std::string> args{bin, "-listen", "127.0.0.1:" + std::to_string(port),
                                   "-postgresql-url", pg_url};
-    pid = fork();
-    if (pid == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid = spawn_logged(args, log);
     bool up = wait_until([&] {
       int fd = socket(AF_INET, SOCK_STREAM, 0);
       sockaddr_in a{};

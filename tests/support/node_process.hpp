@@ -80,6 +80,23 @@ inline std::vector<std::string> store_args(const std::string& prefix) {
           "--store.mongodb.database-prefix=" + prefix};
 }
 
+/// Starts `args[0]` with `args`, stdout and stderr appended to `log`; its pid.
+inline pid_t spawn_logged(std::vector<std::string> args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 class node_process {
 public:
   std::string data_dir;
@@ -114,18 +131,7 @@ public:
       args.push_back(a);
     for (auto& a : extra)
       args.push_back(a);
-    pid = fork();
-    if (pid == 0) {
-      int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid = spawn_logged(args, log_file);
   }
 
   /// Starts the process and waits until /healthz answers.
