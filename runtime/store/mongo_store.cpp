@@ -234,6 +234,8 @@ void encode(bson_t* d, const mongo_store::entry& e) {
   const auto& c = e.c;
   BSON_APPEND_INT64(d, "q", e.seq);
   BSON_APPEND_INT64(d, "t", e.at_ms);
+  BSON_APPEND_INT32(d, "sh", static_cast<int32_t>(e.shard));
+  BSON_APPEND_INT64(d, "ep", e.epoch);
   append_array(d, "er", c.erase_users.size(),
                [&](bson_t* a, const char* k, size_t i) { append_str(a, k, c.erase_users[i]); });
   append_array(d, "tb", c.tombstones.size(),
@@ -286,6 +288,9 @@ mongo_store::entry decode(const bson_t* d) {
   auto& c = e.c;
   e.seq = get_i64(d, "q");
   e.at_ms = get_i64(d, "t");
+  e.shard = static_cast<uint32_t>(get_i64(d, "sh"));
+  e.epoch = get_i64(d, "ep");  // 0 in entries of older versions: older than any
+
   auto strings = [d](const char* key, std::vector<std::string>& out) {
     each_value(d, key, [&](bson_iter_t* it) {
       uint32_t len = 0;
@@ -402,48 +407,96 @@ private:
   std::vector<mongoc_collection_t*> cols_;
 };
 
-/// One ordered bulk write to one collection.
+/// One ordered bulk write to one collection. An operation marked `newer_wins`
+/// is a conditional upsert whose filter does not match when the document holds
+/// something newer: the server then refuses the insert as a duplicate key, which
+/// means "keep what is there", and the rest of the bulk goes on.
 class bulk {
 public:
-  bulk(client& cl, const char* name, bool ordered = true) : name_(name) {
-    auto opts = own(BCON_NEW("ordered", BCON_BOOL(ordered)));
-    b_ = mongoc_collection_create_bulk_operation_with_opts(cl.coll(name), opts.get());
-  }
-  ~bulk() { mongoc_bulk_operation_destroy(b_); }
+  bulk(client& cl, const char* name, bool ordered = true)
+    : name_(name), coll_(cl.coll(name)), ordered_(ordered) {}
   bulk(const bulk&) = delete;
   bulk& operator=(const bulk&) = delete;
 
-  void remove_many(bson_ptr sel) { check(mongoc_bulk_operation_remove_many_with_opts(b_, sel.get(), nullptr, &err_)); }
-  void remove_one(bson_ptr sel) { check(mongoc_bulk_operation_remove_one_with_opts(b_, sel.get(), nullptr, &err_)); }
-  void replace_upsert(bson_ptr sel, const bson_t* doc) {
-    auto opts = own(BCON_NEW("upsert", BCON_BOOL(true)));
-    check(mongoc_bulk_operation_replace_one_with_opts(b_, sel.get(), doc, opts.get(), &err_));
+  void remove_many(bson_ptr sel) { ops_.push_back({op::remove_many, std::move(sel), bson_ptr{}, false, false}); }
+  void remove_one(bson_ptr sel) { ops_.push_back({op::remove_one, std::move(sel), bson_ptr{}, false, false}); }
+  void replace_upsert(bson_ptr sel, const bson_t* doc, bool newer_wins = false) {
+    ops_.push_back({op::replace, std::move(sel), own(bson_copy(doc)), true, newer_wins});
   }
   void update(bson_ptr sel, bson_ptr upd, bool upsert) {
-    auto opts = own(BCON_NEW("upsert", BCON_BOOL(upsert)));
-    check(mongoc_bulk_operation_update_one_with_opts(b_, sel.get(), upd.get(), opts.get(), &err_));
+    ops_.push_back({op::update, std::move(sel), std::move(upd), upsert, false});
   }
-  void run() {
-    if (n_ == 0)
-      return;
-    bson_t reply;
-    bson_error_t err;
-    bool ok = mongoc_bulk_operation_execute(b_, &reply, &err) != 0;
-    bson_destroy(&reply);
-    if (!ok)
-      fail(err, std::string("write of ") + name_);
+  /// Runs the operations in order; returns how many were kept out by newer documents.
+  size_t run() {
+    size_t from = 0, kept_out = 0;
+    while (from < ops_.size()) {
+      auto failed = execute(from);
+      if (!failed)
+        break;
+      from += *failed + 1;
+      ++kept_out;
+    }
+    return kept_out;
   }
 
 private:
-  void check(bool ok) {
-    if (!ok)
-      fail(err_, std::string("bulk of ") + name_);
-    ++n_;
+  struct op {
+    enum kind { remove_many, remove_one, replace, update } k;
+    bson_ptr sel, doc;
+    bool upsert, newer_wins;
+  };
+  /// Executes ops_[from..]; nullopt when all succeeded, else the index (from
+  /// `from`) of a newer_wins operation the server refused as a duplicate key.
+  std::optional<size_t> execute(size_t from) {
+    auto ordered = own(BCON_NEW("ordered", BCON_BOOL(ordered_)));
+    auto* b = mongoc_collection_create_bulk_operation_with_opts(coll_, ordered.get());
+    bson_error_t err;
+    auto check = [&](bool ok) {
+      if (!ok) {
+        mongoc_bulk_operation_destroy(b);
+        fail(err, std::string("bulk of ") + name_);
+      }
+    };
+    for (size_t i = from; i < ops_.size(); ++i) {
+      auto& o = ops_[i];
+      auto opts = own(BCON_NEW("upsert", BCON_BOOL(o.upsert)));
+      switch (o.k) {
+        case op::remove_many:
+          check(mongoc_bulk_operation_remove_many_with_opts(b, o.sel.get(), nullptr, &err));
+          break;
+        case op::remove_one:
+          check(mongoc_bulk_operation_remove_one_with_opts(b, o.sel.get(), nullptr, &err));
+          break;
+        case op::replace:
+          check(mongoc_bulk_operation_replace_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
+          break;
+        case op::update:
+          check(mongoc_bulk_operation_update_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
+          break;
+      }
+    }
+    bson_t reply;
+    bool ok = mongoc_bulk_operation_execute(b, &reply, &err) != 0;
+    mongoc_bulk_operation_destroy(b);
+    std::optional<size_t> refused;
+    if (!ok && ordered_ && (err.code == 11000 || err.code == 11001))
+      each_doc(&reply, "writeErrors", [&](const bson_t* w) {
+        auto at = static_cast<size_t>(get_i64(w, "index", -1));
+        auto code = get_i64(w, "code");
+        if (!refused && (code == 11000 || code == 11001) && from + at < ops_.size()
+            && ops_[from + at].newer_wins)
+          refused = at;
+      });
+    bson_destroy(&reply);
+    if (!ok && !refused)
+      fail(err, std::string("write of ") + name_);
+    return refused;
   }
+
   const char* name_;
-  mongoc_bulk_operation_t* b_ = nullptr;
-  bson_error_t err_;
-  size_t n_ = 0;
+  mongoc_collection_t* coll_;
+  bool ordered_;
+  std::vector<op> ops_;
 };
 
 void log_handler(mongoc_log_level_t level, const char* domain, const char* message, void*) {
@@ -705,11 +758,10 @@ std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) 
     for (auto& e : left)
       ptrs.push_back(&e);
     materialize(ptrs);
-    auto sel = own(BCON_NEW("_id", BCON_INT32(sh), "epoch", BCON_INT64(h.epoch)));
-    auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
-    cl.update_one("leases", sel.get(), clear.get(), false);
     log::get("store")->info("{}: shard {}: rolled forward {} journaled commits of the last owner",
                             opts_.database, shard, left.size());
+    if (!finish_apply(shard, h.epoch, ptrs))
+      return std::nullopt;  // taken over again while this roll-forward ran
   }
   {
     std::lock_guard<std::mutex> g{lease_mtx_};
@@ -853,65 +905,159 @@ uint32_t mongo_store::shard_of_commit(const commit& c) const {
   return 0;
 }
 
+namespace {
+
+/// The writes of one apply: a bulk per collection, run in this order
+/// (tombstones first: a crash in between never leaves data without its tombstone).
+struct collection_writes {
+  explicit collection_writes(client& cl)
+    : tombs{cl, "tombstones"}, events{cl, "events"}, inbox{cl, "inbox"}, idx{cl, "idx"},
+      jobs{cl, "jobs"}, outbox{cl, "outbox"} {}
+  bulk tombs, events, inbox, idx, jobs, outbox;
+
+  /// Every record of `u` (not its tombstone, not the non-personal outbox
+  /// entries that carry its erasure to other services).
+  void erase_user(const std::string& u) {
+    events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
+    inbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+    idx.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+    jobs.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+    outbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
+  }
+  /// Documents kept out because they held something newer.
+  size_t run() {
+    size_t kept = 0;
+    for (auto* b : {&tombs, &events, &inbox, &idx, &jobs, &outbox})
+      kept += b->run();
+    return kept;
+  }
+};
+
+/// The users whose records `e` writes.
+void users_written(const mongo_store::entry& e, std::set<std::string>& out) {
+  auto& c = e.c;
+  for (auto& ev : c.events)
+    out.insert(ev.first);
+  for (auto& r : c.index_puts)
+    out.insert(r.user_id);
+  for (auto& j : c.jobs)
+    out.insert(j.user_id);
+  for (auto& o : c.outbox)
+    out.insert(o.user_id);
+  if (c.inbox)
+    out.insert(c.inbox->user_id);
+  out.erase("");
+}
+
+} // namespace
+
 void mongo_store::materialize(const std::vector<const entry*>& entries) {
   client cl{pool_, opts_.database};
-  bulk tombs{cl, "tombstones"}, events{cl, "events"}, inbox{cl, "inbox"}, idx{cl, "idx"},
-    jobs{cl, "jobs"}, outbox{cl, "outbox"};
+  collection_writes w{cl};
   for (auto* e : entries) {
     auto& c = e->c;
-    for (auto& u : c.erase_users) {
-      events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
-      inbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
-      idx.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
-      jobs.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
-      outbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
-    }
+    for (auto& u : c.erase_users)
+      w.erase_user(u);
     for (auto& u : c.tombstones)
-      tombs.update(id_filter(u),
-                   own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true);
+      w.tombs.update(id_filter(u),
+                     own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true);
     for (size_t i = 0; i < c.events.size(); ++i) {
       auto& [stream, payload] = c.events[i];
       auto doc = own(bson_new());
       append_str(doc.get(), "stream", stream);
       BSON_APPEND_INT64(doc.get(), "seq", e->event_seqs[i]);
       append_bin(doc.get(), "payload", payload);
-      events.replace_upsert(id_filter(event_id(stream, e->event_seqs[i])), doc.get());
+      w.events.replace_upsert(id_filter(event_id(stream, e->event_seqs[i])), doc.get());
     }
     for (auto& [space, key] : c.index_dels)
-      idx.remove_one(id_filter(idx_id(space, key)));
+      w.idx.remove_one(id_filter(idx_id(space, key)));
+    // An index key is overwritten only for its own user: a late apply (after a
+    // takeover) never takes a key another user holds by now.
     for (auto& r : c.index_puts) {
       auto doc = own(bson_new());
       append_str(doc.get(), "space", r.space);
       append_bin(doc.get(), "key", r.key);
       append_str(doc.get(), "user_id", r.user_id);
       append_bin(doc.get(), "value", r.value);
-      idx.replace_upsert(id_filter(idx_id(r.space, r.key)), doc.get());
+      auto sel = id_filter(idx_id(r.space, r.key));
+      append_str(sel.get(), "user_id", r.user_id);
+      w.idx.replace_upsert(std::move(sel), doc.get(), true);
     }
+    // A job record carries the version of the entry that wrote it; an older
+    // entry of the same shard (a late apply) never replaces a newer record.
     for (auto& j : c.jobs) {
       auto doc = own(bson_new());
       append_str(doc.get(), "user_id", j.user_id);
       append_bin(doc.get(), "record", j.record);
-      jobs.replace_upsert(id_filter(j.job_id), doc.get());
+      BSON_APPEND_INT32(doc.get(), "vs", static_cast<int32_t>(e->shard));
+      BSON_APPEND_INT64(doc.get(), "v", e->version());
+      auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
+                              "$ne", BCON_INT32(static_cast<int32_t>(e->shard)), "}", "}", "{",
+                              "v", "{", "$lt", BCON_INT64(e->version()), "}", "}", "]"));
+      w.jobs.replace_upsert(std::move(sel), doc.get(), true);
     }
     for (auto id : c.outbox_acks)
-      outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
+      w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
     for (size_t i = 0; i < c.outbox.size(); ++i) {
       auto id = c.outbox_ids[i];
       auto doc = own(bson_new());
       put_outbox(doc.get(), c.outbox[i], id);
-      outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
+      w.outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
     }
     if (c.inbox) {
       auto doc = own(bson_new());
       append_str(doc.get(), "user_id", c.inbox->user_id);
       append_str(doc.get(), "request_id", c.inbox->request_id);
       append_bin(doc.get(), "outcome", c.inbox->outcome);
-      inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
+      w.inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
     }
   }
-  // Tombstones first: a crash in between never leaves data without its tombstone.
-  for (auto* b : {&tombs, &events, &inbox, &idx, &jobs, &outbox})
-    b->run();
+  if (auto kept = w.run(); kept > 0)
+    log::get("store")->info("{}: {} records of an older apply kept out by newer ones", opts_.database, kept);
+}
+
+bool mongo_store::clear_journal(uint32_t shard, int64_t epoch) {
+  client cl{pool_, opts_.database};
+  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+  auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
+  return cl.update_one("leases", sel.get(), clear.get(), false) > 0;
+}
+
+bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<const entry*>& applied) {
+  if (clear_journal(shard, epoch))
+    return true;
+  // The shard's epoch moved on while these entries were applied: this node was
+  // paused or cut off, another node took the shard over and rolled the same
+  // entries forward, and these writes may have landed after its own. A user it
+  // erased since then must not come back: scrub every user these entries wrote
+  // who has a tombstone now. (An erasure writes its tombstone before it
+  // deletes, so either its deletes come after these writes, or this read sees
+  // its tombstone.)
+  ++late_applies_;
+  std::set<std::string> users;
+  for (auto* e : applied)
+    users_written(*e, users);
+  std::vector<std::string> erased;
+  if (!users.empty()) {
+    client cl{pool_, opts_.database};
+    std::vector<std::string> list(users.begin(), users.end());
+    auto sel = own(bson_new());
+    append_doc(sel.get(), "_id", [&](bson_t* x) {
+      append_array(x, "$in", list.size(), [&](bson_t* a, const char* k, size_t i) { append_str(a, k, list[i]); });
+    });
+    cl.find("tombstones", sel.get(), nullptr, [&](const bson_t* d) { erased.push_back(get_bytes(d, "_id")); });
+    if (!erased.empty()) {
+      collection_writes w{cl};
+      for (auto& u : erased)
+        w.erase_user(u);
+      w.run();
+    }
+  }
+  log::get("store")->warn("{}: shard {}: {} commits applied after the shard was taken over "
+                          "(epoch {} is gone); {} erased users scrubbed again",
+                          opts_.database, shard, applied.size(), epoch, erased.size());
+  lose(shard, "its epoch moved on while its journal was applied");
+  return false;
 }
 
 void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
@@ -930,8 +1076,7 @@ void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
   for (auto& e : left)
     ptrs.push_back(&e);
   materialize(ptrs);
-  auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
-  cl.update_one("leases", sel.get(), clear.get(), false);
+  finish_apply(shard, epoch, ptrs);
   log::get("store")->info("{}: shard {}: rolled forward {} journaled commits", opts_.database,
                           shard, left.size());
 }
@@ -1071,6 +1216,8 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       e.c.outbox_ids.clear();
       for (size_t k = 0; k < c.outbox.size(); ++k)
         e.c.outbox_ids.push_back(h->next_id++ * max_shards + shard);
+      e.shard = shard;
+      e.epoch = h->epoch;
       e.seq = h->next_seq++;
       by_shard[shard].push_back(i);
     }
@@ -1142,20 +1289,15 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       return out;
     }
     if (!journaled.empty()) {
+      if (opts_.before_apply)
+        opts_.before_apply();
       try {
         materialize(journaled);
         for (auto shard : clean) {
-          int64_t epoch = 0;
-          {
-            std::lock_guard<std::mutex> g{lease_mtx_};
-            auto it = held_.find(shard);
-            if (it == held_.end())
-              continue;
-            epoch = it->second.epoch;
-          }
-          auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
-          auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
-          cl.update_one("leases", sel.get(), clear.get(), false);
+          std::vector<const entry*> mine;
+          for (auto i : by_shard[shard])
+            mine.push_back(&entries[i]);
+          finish_apply(shard, leases[shard].epoch, mine);
         }
       } catch (const store_error& e) {
         dirty_ = true;

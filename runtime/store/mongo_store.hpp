@@ -18,7 +18,8 @@
 ///   events      {_id: "stream:seq", stream, seq, payload}     unique (stream, seq)
 ///   inbox       {_id: "user:request", user_id, request_id, outcome}
 ///   idx         {_id: "space:hex(key)", space, key, user_id, value}
-///   jobs        {_id: job_id, user_id, record}
+///   jobs        {_id: job_id, user_id, record, vs: shard, v: version of the
+///                entry that wrote it}
 ///   outbox      {_id: id, shard, dest, user_id, request_id, payload, personal,
 ///                attempt, next_at_ms, created_ms}
 ///   tombstones  {_id: user_id, erased_ms}
@@ -66,6 +67,9 @@ struct mongo_options {
   /// crash between a commit's journal write and its apply.
   bool renew = true;
   bool crash_after_journal = false;
+  /// Tests only: called between a batch's journal write and its apply (a
+  /// pause there is what a late apply after a takeover looks like).
+  std::function<void()> before_apply;
 };
 
 /// "mongodb://user:secret@host/..." -> "mongodb://***@host/..." (for logs and errors).
@@ -109,6 +113,9 @@ public:
   std::vector<lease_info> held() const override;
   std::vector<lease_info> all() override;
   uint64_t fenced_writes() const override { return fenced_.load(); }
+  /// Applies that found their shard taken over when they finished (and
+  /// cleaned up after themselves).
+  uint64_t late_applies() const { return late_applies_.load(); }
   int64_t lease_ms() const override { return opts_.lease_ms; }
 
   /// Drops the service's database (tests).
@@ -116,10 +123,15 @@ public:
 
   /// A journal entry: one commit with what the store assigned to it.
   struct entry {
+    /// Shard and epoch it was journaled under; (epoch, seq) orders the entries
+    /// of one shard across owners (see version()).
+    uint32_t shard = 0;
+    int64_t epoch = 0;
     int64_t seq = 0;
     int64_t at_ms = 0;
     commit c;
     std::vector<int64_t> event_seqs;  ///< per event of c
+    int64_t version() const { return (epoch << 32) | (seq & 0xffffffff); }
   };
 
 private:
@@ -137,6 +149,12 @@ private:
   void roll_forward_locked();
   void ensure_clean();
   void roll_forward_shard(uint32_t shard, int64_t epoch);
+  /// Takes applied entries out of the shard's journal; false if `epoch` no
+  /// longer holds there.
+  bool clear_journal(uint32_t shard, int64_t epoch);
+  /// clear_journal, and if the epoch moved on, the late apply's clean-up:
+  /// erased users it wrote are scrubbed again, the shard is given up (false).
+  bool finish_apply(uint32_t shard, int64_t epoch, const std::vector<const entry*>& applied);
   void lose(uint32_t shard, const std::string& why);
   std::vector<int32_t> held_list() const;
   void renew_loop();
@@ -151,6 +169,7 @@ private:
   std::atomic<bool> closed_{false};
   std::atomic<bool> dirty_{false};
   std::atomic<uint64_t> fenced_{0};
+  std::atomic<uint64_t> late_applies_{0};
 
   mutable std::mutex write_mtx_;  ///< apply, roll-forward, acquire: one at a time
   mutable std::mutex lease_mtx_;  ///< held_

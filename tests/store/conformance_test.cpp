@@ -563,6 +563,86 @@ BOOST_FIXTURE_TEST_CASE(a_journaled_commit_is_rolled_forward_by_the_next_owner, 
   b.close();
 }
 
+BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixture,
+                        *utf::precondition(mongo_only)) {
+  // Node A journals a commit (its commit point) and pauses before applying it.
+  // Node B takes the shard over, rolls the commit forward and goes on: erases
+  // user u, gives u's email key to user v, moves a job on. Then A wakes up and
+  // applies its commit after all. Nothing of u comes back, v keeps the key,
+  // the job keeps its newer record, and A gives the shard up.
+  hand_over();
+  std::string u = "user-u";
+  uint32_t s = shard_of(u, 16);
+  std::string v;
+  for (int i = 0; v.empty(); ++i)
+    if (auto cand = "user-v" + std::to_string(i); shard_of(cand, 16) == s)
+      v = cand;
+  auto ob = mongo("node-b");
+  ob.claim = {};
+  ob.require_claims = false;
+  mongo_store b{ob};
+
+  auto oa = mongo("node-a");
+  oa.claim = {s};
+  oa.lease_ms = 300;
+  oa.renew = false;
+  int paused = 0;
+  oa.before_apply = [&] {
+    if (paused++)
+      return;
+    BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
+    BOOST_TEST(b.read_stream(u).size() == 1u);  // rolled forward: A's commit stands
+    BOOST_TEST(b.job_get("job-j")->record == "started");
+    commit erase;
+    erase.shard = static_cast<int32_t>(s);
+    erase.erase_users = {u};
+    erase.tombstones = {u};
+    BOOST_TEST(b.apply(erase).ok());
+    commit reg;
+    reg.shard = static_cast<int32_t>(s);
+    reg.events = {{v, "v-registered"}};
+    reg.index_puts = {{"email", "k-shared", v, ""}};
+    BOOST_TEST(b.apply(reg).ok());
+    commit job;
+    job.shard = static_cast<int32_t>(s);
+    job.jobs = {{"job-j", v, "done"}};
+    BOOST_TEST(b.apply(job).ok());
+  };
+  mongo_store a{oa};
+  commit c;
+  c.shard = static_cast<int32_t>(s);
+  c.events = {{u, "u-secret-payload"}};
+  c.index_puts = {{"email", "k-shared", u, ""}};
+  c.inbox = inbox_row{"req-u", u, "u-secret-outcome"};
+  c.outbox = {entry("authz", u, true, 1)};
+  c.jobs = {{"job-j", v, "started"}};
+  BOOST_TEST(a.apply(c).ok());  // committed: journaled before the takeover
+  BOOST_TEST(paused == 1);
+  BOOST_TEST(a.late_applies() == 1u);
+  BOOST_TEST(a.held().empty());
+
+  BOOST_TEST(b.tombstoned(u));
+  BOOST_TEST(b.read_stream(u).empty());
+  BOOST_TEST(!b.inbox_get(u, "req-u"));
+  BOOST_TEST(b.index_count("email", u) == 0);
+  BOOST_TEST_REQUIRE(b.index_get("email", "k-shared").has_value());
+  BOOST_TEST(b.index_get("email", "k-shared")->user_id == v);
+  BOOST_TEST(b.job_get("job-j")->record == "done");
+  BOOST_TEST(b.outbox_depth() == 0);
+  auto all = dump();
+  BOOST_TEST(all.find("u-secret-payload") == std::string::npos);
+  BOOST_TEST(all.find("u-secret-outcome") == std::string::npos);
+  BOOST_TEST(b.read_stream(v).size() == 1u);
+
+  commit more;  // and A writes nothing more to the shard
+  more.shard = static_cast<int32_t>(s);
+  more.events = {{v, "late"}};
+  BOOST_TEST((a.apply(more).code == errc::fenced));
+  BOOST_TEST(b.read_stream(v).size() == 1u);
+  a.close();
+  b.close();
+}
+
 BOOST_FIXTURE_TEST_CASE(each_node_sends_the_outbox_of_the_shards_it_holds, fixture,
                         *utf::precondition(mongo_only)) {
   // Shards split between two nodes on one database: each node's sender sees
