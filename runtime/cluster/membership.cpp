@@ -211,6 +211,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
           auto* f = cs.add_fenced_writes();
           f->set_service(svc);
           f->set_count(leases->fenced_writes());
+          f->set_late_applies(leases->late_applies());
           try {
             for (auto& l : leases->all()) {
               auto* x = cs.add_leases();

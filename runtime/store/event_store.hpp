@@ -142,6 +142,10 @@ public:
   virtual std::vector<lease_info> all() = 0;
   /// Writes refused because their epoch had moved on (since start).
   virtual uint64_t fenced_writes() const = 0;
+  /// Journaled commits this node applied after their shard had been taken over
+  /// (a pause between the commit point and the apply; cleaned up, see
+  /// mongo_store), since start.
+  virtual uint64_t late_applies() const = 0;
   virtual int64_t lease_ms() const = 0;
 };
 

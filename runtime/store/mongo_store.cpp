@@ -985,6 +985,7 @@ void mongo_store::materialize(const std::vector<const entry*>& entries) {
     }
     // A job record carries the version of the entry that wrote it; an older
     // entry of the same shard (a late apply) never replaces a newer record.
+    // Within one entry (merged hand-backs) the last write wins.
     for (auto& j : c.jobs) {
       auto doc = own(bson_new());
       append_str(doc.get(), "user_id", j.user_id);
@@ -993,7 +994,7 @@ void mongo_store::materialize(const std::vector<const entry*>& entries) {
       BSON_APPEND_INT64(doc.get(), "v", e->version());
       auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
                               "$ne", BCON_INT32(static_cast<int32_t>(e->shard)), "}", "}", "{",
-                              "v", "{", "$lt", BCON_INT64(e->version()), "}", "}", "]"));
+                              "v", "{", "$lte", BCON_INT64(e->version()), "}", "}", "]"));
       w.jobs.replace_upsert(std::move(sel), doc.get(), true);
     }
     for (auto id : c.outbox_acks)

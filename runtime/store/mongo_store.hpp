@@ -113,9 +113,7 @@ public:
   std::vector<lease_info> held() const override;
   std::vector<lease_info> all() override;
   uint64_t fenced_writes() const override { return fenced_.load(); }
-  /// Applies that found their shard taken over when they finished (and
-  /// cleaned up after themselves).
-  uint64_t late_applies() const { return late_applies_.load(); }
+  uint64_t late_applies() const override { return late_applies_.load(); }
   int64_t lease_ms() const override { return opts_.lease_ms; }
 
   /// Drops the service's database (tests).

@@ -254,6 +254,17 @@ BOOST_FIXTURE_TEST_CASE(jobs_upsert, fixture) {
   BOOST_TEST(st->apply(c).ok());
   BOOST_TEST(st->job_get("j1")->record == "v2");
   BOOST_TEST(st->job_get("j1")->user_id == "");
+  // One commit writing a job twice (merged hand-backs): the last write wins.
+  c.jobs = {{"j1", "", "v3"}, {"j1", "", "v4"}};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST(st->job_get("j1")->record == "v4");
+  // So does the later of two commits of one group-commit batch.
+  commit a, b;
+  a.jobs = {{"j1", "", "v5"}};
+  b.jobs = {{"j1", "", "v6"}};
+  for (auto& r : st->apply_batch({&a, &b}))
+    BOOST_TEST(r.ok());
+  BOOST_TEST(st->job_get("j1")->record == "v6");
 }
 
 BOOST_FIXTURE_TEST_CASE(closed_store_reports_unavailable, fixture) {
