@@ -290,7 +290,6 @@ mongo_store::entry decode(const bson_t* d) {
   e.at_ms = get_i64(d, "t");
   e.shard = static_cast<uint32_t>(get_i64(d, "sh"));
   e.epoch = get_i64(d, "ep");  // 0 in entries of older versions: older than any
-
   auto strings = [d](const char* key, std::vector<std::string>& out) {
     each_value(d, key, [&](bson_iter_t* it) {
       uint32_t len = 0;
@@ -1077,9 +1076,9 @@ void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
   for (auto& e : left)
     ptrs.push_back(&e);
   materialize(ptrs);
-  finish_apply(shard, epoch, ptrs);
-  log::get("store")->info("{}: shard {}: rolled forward {} journaled commits", opts_.database,
-                          shard, left.size());
+  if (finish_apply(shard, epoch, ptrs))
+    log::get("store")->info("{}: shard {}: rolled forward {} journaled commits", opts_.database,
+                            shard, left.size());
 }
 
 void mongo_store::roll_forward_locked() {
