@@ -43,8 +43,14 @@ bench: setup
 
 # More randomized fault schedules than `make test` runs (seeds 1..CHAOS_SCHEDULES).
 CHAOS_SCHEDULES ?= 20
+# Then the same on the MongoDB backend (three nodes on one FerretDB, shards taken
+# over and fenced).
 chaos: build
 	@cd $(BUILD) && CUSTODIAN_CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) ./tests/chaos_test
+	@bash scripts/ferretdb.sh start $(BUILD)/chaos-ferretdb
+	@cd $(BUILD) && CUSTODIAN_TEST_FERRETDB_DIR=$$PWD/chaos-ferretdb CUSTODIAN_TEST_STORE=ferretdb \
+	  CUSTODIAN_CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) ./tests/chaos_test; rc=$$?; \
+	  bash ../scripts/ferretdb.sh stop chaos-ferretdb; exit $$rc
 
 # libFuzzer targets (fuzz/), built with clang in build-fuzz/, each run FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

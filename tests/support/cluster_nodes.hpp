@@ -25,6 +25,22 @@ struct cluster_nodes {
             {"c", {"--node.services=[\"watchhistory\"]"}}};
   }
 
+  /// On one shared MongoDB store: every service on two nodes with its shards
+  /// split (node.shards = 8), so that each node's shards can be taken over.
+  ///   a: auth 0-3, authz 0-3, user 0-3
+  ///   b: user 4-7, watchhistory 0-3
+  ///   c: auth 4-7, authz 4-7, watchhistory 4-7
+  static std::map<std::string, std::vector<std::string>> split_layout() {
+    return {
+      {"a", {"--node.services=[\"auth\",\"authz\",\"user\"]",
+             "--node.placement=[\"auth:0-3\",\"authz:0-3\",\"user:0-3\"]"}},
+      {"b", {"--node.services=[\"user\",\"watchhistory\"]",
+             "--node.placement=[\"user:4-7\",\"watchhistory:0-3\"]"}},
+      {"c", {"--node.services=[\"auth\",\"authz\",\"watchhistory\"]",
+             "--node.placement=[\"auth:4-7\",\"authz:4-7\",\"watchhistory:4-7\"]"}},
+    };
+  }
+
   /// Starts the three nodes; throws if they do not form a cluster.
   explicit cluster_nodes(std::vector<std::string> extra = {})
     : cluster_nodes(default_layout(), std::move(extra)) {}
@@ -82,6 +98,12 @@ struct cluster_nodes {
   std::string db(const std::string& n, const std::string& service) {
     return dir.file(n) + "/" + service + ".db";
   }
+  /// Records of a service's table as node `n` stores them (with the MongoDB
+  /// backend: the one store every node shares).
+  int64_t rows(const std::string& n, const std::string& svc, const std::string& table,
+               const std::string& field = "", const std::string& value = "") {
+    return store_rows(db(n, svc), db_prefix + svc, table, field, value);
+  }
 
   /// Liveness of every node as A sees it.
   std::map<std::string, bool> alive_as_seen_by_a() {
@@ -108,15 +130,18 @@ struct cluster_nodes {
       timeout);
   }
 
-  /// How many times each service applied an erase of `uid` (from the logs).
-  int erase_applications(const std::string& uid) {
-    int n = 0;
+  /// The log lines of every application of an erase of `uid` ("node: line").
+  std::vector<std::string> erase_applications(const std::string& uid) {
+    std::vector<std::string> out;
     for (auto& [name, p] : nodes) {
       auto log = slurp(p->log_file);
-      for (size_t pos = 0; (pos = log.find(" erased user=" + uid, pos)) != std::string::npos; ++pos)
-        ++n;
+      for (size_t pos = 0; (pos = log.find(" erased user=" + uid, pos)) != std::string::npos; ++pos) {
+        auto from = log.rfind('\n', pos);
+        from = from == std::string::npos ? 0 : from + 1;
+        out.push_back(name + ": " + log.substr(from, log.find('\n', pos) - from));
+      }
     }
-    return n;
+    return out;
   }
 };
 

@@ -43,14 +43,7 @@ struct e2e_fixture {
   /// Records of one service's table (collection), all or where field == value.
   int64_t rows(const std::string& svc, const std::string& table, const std::string& field = "",
                const std::string& value = "") const {
-    if (mongo_store_under_test()) {
-      // SQLite's keys are MongoDB's _id where the table has one column as key.
-      auto f = field == "user_id" && table == "tombstones" ? std::string("_id") : field;
-      return count_documents(ferretdb_uri(), node.db_prefix + svc, table,
-                             f.empty() ? "{}" : "{\"" + f + "\": \"" + value + "\"}");
-    }
-    return sql_count(db(svc), "SELECT COUNT(*) FROM " + table
-                                + (field.empty() ? "" : " WHERE " + field + " = '" + value + "'"));
+    return store_rows(db(svc), node.db_prefix + svc, table, field, value);
   }
   /// Inbox records whose request id contains `needle`.
   int64_t inbox_rows_containing(const std::string& svc, const std::string& needle) const {

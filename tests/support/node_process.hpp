@@ -218,6 +218,22 @@ inline int64_t sql_count(const std::string& db_file, const std::string& sql) {
   return n;
 }
 
+/// Records of one table of a service's store, all or where field == value: in
+/// the SQLite file `sqlite_file`, or with the MongoDB backend under test in the
+/// collection of the database `mongo_db`.
+inline int64_t store_rows(const std::string& sqlite_file, const std::string& mongo_db,
+                          const std::string& table, const std::string& field = "",
+                          const std::string& value = "") {
+  if (mongo_store_under_test()) {
+    // SQLite's keys are MongoDB's _id where the table has one column as key.
+    auto f = field == "user_id" && table == "tombstones" ? std::string("_id") : field;
+    return count_documents(ferretdb_uri(), mongo_db, table,
+                           f.empty() ? "{}" : "{\"" + f + "\": \"" + value + "\"}");
+  }
+  return sql_count(sqlite_file, "SELECT COUNT(*) FROM " + table
+                                  + (field.empty() ? "" : " WHERE " + field + " = '" + value + "'"));
+}
+
 } // namespace custodian::test
 
 #include "tests/support/api_client.hpp"
