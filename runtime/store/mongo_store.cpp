@@ -948,6 +948,35 @@ void users_written(const mongo_store::entry& e, std::set<std::string>& out) {
   out.erase("");
 }
 
+/// Deletes (into `w`) what `e` wrote for users in `erased`, other than users
+/// `e` itself erased; returns how many records.
+size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::string>& erased,
+                             collection_writes& w) {
+  auto& c = e.c;
+  auto gone = [&](const std::string& u) {
+    return erased.count(u) && std::find(c.tombstones.begin(), c.tombstones.end(), u) == c.tombstones.end();
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < c.events.size(); ++i)
+    if (gone(c.events[i].first) && ++n)
+      w.events.remove_one(id_filter(event_id(c.events[i].first, e.event_seqs[i])));
+  for (auto& r : c.index_puts)
+    if (gone(r.user_id) && ++n) {
+      auto sel = id_filter(idx_id(r.space, r.key));
+      append_str(sel.get(), "user_id", r.user_id);
+      w.idx.remove_one(std::move(sel));
+    }
+  for (auto& j : c.jobs)
+    if (gone(j.user_id) && ++n)
+      w.jobs.remove_one(own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "user_id", BCON_UTF8(j.user_id.c_str()))));
+  for (size_t i = 0; i < c.outbox.size(); ++i)
+    if (c.outbox[i].personal && gone(c.outbox[i].user_id) && ++n)
+      w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(c.outbox_ids[i]))));
+  if (c.inbox && gone(c.inbox->user_id) && ++n)
+    w.inbox.remove_one(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)));
+  return n;
+}
+
 } // namespace
 
 void mongo_store::materialize(const std::vector<const entry*>& entries) {
@@ -1029,15 +1058,17 @@ bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<
   // The shard's epoch moved on while these entries were applied: this node was
   // paused or cut off, another node took the shard over and rolled the same
   // entries forward, and these writes may have landed after its own. A user it
-  // erased since then must not come back: scrub every user these entries wrote
-  // who has a tombstone now. (An erasure writes its tombstone before it
-  // deletes, so either its deletes come after these writes, or this read sees
-  // its tombstone.)
+  // erased since then must not come back: every record these entries wrote
+  // for a user who has a tombstone now is deleted again — except what an
+  // entry wrote for a user it erased itself (the erasure's dedup record). An
+  // erasure writes its tombstone before it deletes, so either its deletes come
+  // after these writes, or this read sees its tombstone.
   ++late_applies_;
   std::set<std::string> users;
   for (auto* e : applied)
     users_written(*e, users);
-  std::vector<std::string> erased;
+  std::set<std::string> erased;
+  size_t scrubbed = 0;
   if (!users.empty()) {
     client cl{pool_, opts_.database};
     std::vector<std::string> list(users.begin(), users.end());
@@ -1045,17 +1076,17 @@ bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<
     append_doc(sel.get(), "_id", [&](bson_t* x) {
       append_array(x, "$in", list.size(), [&](bson_t* a, const char* k, size_t i) { append_str(a, k, list[i]); });
     });
-    cl.find("tombstones", sel.get(), nullptr, [&](const bson_t* d) { erased.push_back(get_bytes(d, "_id")); });
+    cl.find("tombstones", sel.get(), nullptr, [&](const bson_t* d) { erased.insert(get_bytes(d, "_id")); });
     if (!erased.empty()) {
       collection_writes w{cl};
-      for (auto& u : erased)
-        w.erase_user(u);
+      for (auto* e : applied)
+        scrubbed += undo_writes_of_erased(*e, erased, w);
       w.run();
     }
   }
   log::get("store")->warn("{}: shard {}: {} commits applied after the shard was taken over "
-                          "(epoch {} is gone); {} erased users scrubbed again",
-                          opts_.database, shard, applied.size(), epoch, erased.size());
+                          "(epoch {} is gone); {} records of {} erased users deleted again",
+                          opts_.database, shard, applied.size(), epoch, scrubbed, erased.size());
   lose(shard, "its epoch moved on while its journal was applied");
   return false;
 }

@@ -257,7 +257,16 @@ struct chaos_run {
       if (f.node(n).exited())
         f.node(n).start();
     f.api = std::make_unique<api_client>(f.node("a").url());
-    BOOST_TEST_REQUIRE(f.wait_alive({"a", "b", "c"}, true, seconds(20)));
+    if (!f.wait_alive({"a", "b", "c"}, true, seconds(20))) {
+      for (auto& [n, alive] : f.alive_as_seen_by_a())
+        std::cout << "chaos: seed " << seed << ": a sees " << n << (alive ? " alive" : " down") << "\n";
+      for (auto n : {"a", "b", "c"}) {
+        auto log = slurp(f.node(n).log_file);
+        std::cout << "chaos: seed " << seed << ": last lines of " << n << "'s log:\n"
+                  << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << std::endl;
+      }
+      BOOST_TEST_REQUIRE(false, "the three nodes did not all come back within 20 s");
+    }
     auto& api = *f.api;
     // Every accepted job completes.
     for (auto& j : register_jobs) {

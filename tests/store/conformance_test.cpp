@@ -654,6 +654,36 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
   b.close();
 }
 
+BOOST_FIXTURE_TEST_CASE(a_late_erasure_keeps_its_dedup_record, fixture,
+                        *utf::precondition(mongo_only)) {
+  // The late commit is an erasure itself: its clean-up leaves the erasure's
+  // dedup record (a redelivered erase is answered from it, not applied again).
+  hand_over();
+  std::string u = "user-e";
+  uint32_t s = shard_of(u, 16);
+  auto ob = mongo("node-b");
+  ob.claim = {};
+  ob.require_claims = false;
+  mongo_store b{ob};
+  auto oa = mongo("node-a");
+  oa.claim = {s};
+  oa.lease_ms = 300;
+  oa.renew = false;
+  oa.before_apply = [&] { BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); })); };
+  mongo_store a{oa};
+  commit erase;
+  erase.shard = static_cast<int32_t>(s);
+  erase.erase_users = {u};
+  erase.tombstones = {u};
+  erase.inbox = inbox_row{"job-1/erase/svc", u, "Pok"};
+  BOOST_TEST(a.apply(erase).ok());
+  BOOST_TEST(a.late_applies() == 1u);
+  BOOST_TEST(b.tombstoned(u));
+  BOOST_TEST(b.inbox_get(u, "job-1/erase/svc").value() == "Pok");
+  a.close();
+  b.close();
+}
+
 BOOST_FIXTURE_TEST_CASE(each_node_sends_the_outbox_of_the_shards_it_holds, fixture,
                         *utf::precondition(mongo_only)) {
   // Shards split between two nodes on one database: each node's sender sees
