@@ -67,20 +67,26 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     auto mm = self->system().middleman().actor_handle();
     self->request(mm, d->cfg.timeout, caf::connect_atom::value, host, port)
       .then(
-        [self, d, addr](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                        const std::set<std::string>&) {
+        [self, d, addr, lg](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                            const std::set<std::string>&) {
           auto& p = self->state.peers[addr];
           p.connecting = false;
           auto h = caf::actor_cast<caf::actor>(ptr);
-          if (!h)
+          if (!h) {
+            lg->info("peer {}: connected, but nothing is published there", addr);
             return;
+          }
+          lg->info("peer {}: connected after {} failed attempts", addr, p.attempts);
           p.handle = h;
           p.attempts = 0;
           self->monitor(h);
         },
-        [self, d, addr](caf::error&) {
+        [self, d, addr, lg](caf::error& e) {
           auto& p = self->state.peers[addr];
           p.connecting = false;
+          if (p.attempts % 10 == 0)
+            lg->info("peer {}: cannot connect ({}; attempt {})", addr, self->system().render(e),
+                     p.attempts + 1);
           ++p.attempts;
           auto delay = std::min<int64_t>(ms(d->cfg.heartbeat) << std::min(p.attempts, 10),
                                          ms(d->cfg.reconnect_max));
