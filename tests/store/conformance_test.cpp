@@ -90,6 +90,21 @@ struct fixture {
     o.timeout_ms = 5000;
     return o;
   }
+  /// A node that holds nothing at open and takes shards when they are free (a standby).
+  mongo_options standby(const std::string& owner) const {
+    auto o = mongo(owner);
+    o.claim = {};
+    o.require_claims = false;
+    return o;
+  }
+  /// A node holding `shard` whose lease runs out at once: it never renews (as if paused).
+  mongo_options paused_owner(const std::string& owner, uint32_t shard) const {
+    auto o = mongo(owner);
+    o.claim = {shard};
+    o.lease_ms = 300;
+    o.renew = false;
+    return o;
+  }
   std::unique_ptr<event_store> open() {
     if (is_mongo())
       return std::make_unique<mongo_store>(mongo());
@@ -483,19 +498,14 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_a_takeover, fixture,
   hand_over();
   std::string user = "user-on-s";
   uint32_t s = shard_of(user, 16);
-  auto oa = mongo("node-a");
-  oa.claim = {s};
-  oa.lease_ms = 300;
-  oa.renew = false;
+  auto oa = paused_owner("node-a", s);
   mongo_store a{oa};
   commit before;
   before.shard = static_cast<int32_t>(s);
   before.events = {{user, "written-before"}};
   BOOST_TEST(a.apply(before).ok());
 
-  auto ob = mongo("node-b");
-  ob.claim = {};
-  ob.require_claims = false;
+  auto ob = standby("node-b");
   mongo_store b{ob};
   BOOST_TEST(!b.acquire(s));  // not expired yet
   BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
@@ -536,10 +546,7 @@ BOOST_FIXTURE_TEST_CASE(a_journaled_commit_is_rolled_forward_by_the_next_owner, 
   hand_over();
   std::string user = "user-x";
   uint32_t s = shard_of(user, 16);
-  auto oa = mongo("node-a");
-  oa.claim = {s};
-  oa.lease_ms = 300;
-  oa.renew = false;
+  auto oa = paused_owner("node-a", s);
   oa.crash_after_journal = true;
   auto a = std::make_unique<mongo_store>(oa);
   commit c;
@@ -552,9 +559,7 @@ BOOST_FIXTURE_TEST_CASE(a_journaled_commit_is_rolled_forward_by_the_next_owner, 
   BOOST_TEST_REQUIRE(c.outbox_ids.size() == 1u);
   a.reset();  // no clean close: its lease stays until it expires
 
-  auto ob = mongo("node-b");
-  ob.claim = {};
-  ob.require_claims = false;
+  auto ob = standby("node-b");
   mongo_store b{ob};
   BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
   BOOST_TEST(b.read_stream(user).size() == 2u);
@@ -588,15 +593,10 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
   for (int i = 0; v.empty(); ++i)
     if (auto cand = "user-v" + std::to_string(i); shard_of(cand, 16) == s)
       v = cand;
-  auto ob = mongo("node-b");
-  ob.claim = {};
-  ob.require_claims = false;
+  auto ob = standby("node-b");
   mongo_store b{ob};
 
-  auto oa = mongo("node-a");
-  oa.claim = {s};
-  oa.lease_ms = 300;
-  oa.renew = false;
+  auto oa = paused_owner("node-a", s);
   int paused = 0;
   oa.before_apply = [&] {
     if (paused++)
@@ -661,14 +661,9 @@ BOOST_FIXTURE_TEST_CASE(a_late_erasure_keeps_its_dedup_record, fixture,
   hand_over();
   std::string u = "user-e";
   uint32_t s = shard_of(u, 16);
-  auto ob = mongo("node-b");
-  ob.claim = {};
-  ob.require_claims = false;
+  auto ob = standby("node-b");
   mongo_store b{ob};
-  auto oa = mongo("node-a");
-  oa.claim = {s};
-  oa.lease_ms = 300;
-  oa.renew = false;
+  auto oa = paused_owner("node-a", s);
   oa.before_apply = [&] { BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); })); };
   mongo_store a{oa};
   commit erase;
