@@ -37,6 +37,7 @@ struct model_user {
   std::set<std::string> maybe;      ///< answer lost: may or may not exist
   bool erased = false;              ///< erase accepted (202)
   bool erase_unknown = false;       ///< erase answer lost
+  bool registered_pending = false;  ///< register answered 202 (provisioning went on)
 };
 
 struct export_check {
@@ -140,6 +141,7 @@ struct chaos_run {
     auto r = api.register_user(u.s.email, "correct horse", u.s.name);
     if (r.status != 201 && r.status != 202)
       return;  // refused or unknown: not an accepted user
+    u.registered_pending = r.status == 202;
     auto reg = api_client::parse<v1::RegisterResponse>(r);
     register_jobs.push_back(reg.job_id());
     auto l = api.login(u.s.email, "correct horse");
@@ -223,7 +225,9 @@ struct chaos_run {
       BOOST_TEST((std::find(titles.begin(), titles.end(), t) != titles.end() || maybe.count(t) == 1),
                  what << ": unexpected watch " << t);
     BOOST_TEST(static_cast<size_t>(b.watchhistory().events_size()) == got.size(), what << ": duplicates");
-    BOOST_TEST(b.authz().roles_size() == 1, what);
+    BOOST_TEST(b.authz().roles_size() == 1, what << ": authz section {" << b.authz().ShortDebugString()
+                                               << "}, register answered "
+                                               << (u.registered_pending ? 202 : 201));
     BOOST_TEST(b.user().display_name() == u.s.name, what);
     BOOST_TEST(b.auth().email() == u.s.email, what);
   }
@@ -251,6 +255,12 @@ struct chaos_run {
               << takeovers << ", fenced writes " << fenced << ", late applies " << late << std::endl;
   }
 
+  void print_log_tail(const std::string& n) {
+    auto log = slurp(f.node(n).log_file);
+    std::cout << "chaos: seed " << seed << ": last lines of " << n << "'s log:\n"
+              << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << std::endl;
+  }
+
   void check() {
     // Every node up again (nothing is left stopped or dead by the schedule).
     for (auto n : {"a", "b", "c"})
@@ -260,11 +270,8 @@ struct chaos_run {
     if (!f.wait_alive({"a", "b", "c"}, true, seconds(20))) {
       for (auto& [n, alive] : f.alive_as_seen_by_a())
         std::cout << "chaos: seed " << seed << ": a sees " << n << (alive ? " alive" : " down") << "\n";
-      for (auto n : {"a", "b", "c"}) {
-        auto log = slurp(f.node(n).log_file);
-        std::cout << "chaos: seed " << seed << ": last lines of " << n << "'s log:\n"
-                  << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << std::endl;
-      }
+      for (auto n : {"a", "b", "c"})
+        print_log_tail(n);
       BOOST_TEST_REQUIRE(false, "the three nodes did not all come back within 20 s");
     }
     auto& api = *f.api;
@@ -301,8 +308,14 @@ struct chaos_run {
     if (mongo_store_under_test())
       report_leases();
     // No erased user has any record anywhere (files read after a clean stop).
-    for (auto n : {"a", "b", "c"})
-      BOOST_TEST(f.node(n).stop() == 0, n);
+    for (auto n : {"a", "b", "c"}) {
+      auto rc = f.node(n).stop();
+      auto st = f.node(n).status;
+      BOOST_TEST(rc == 0, n << " stopped with " << (WIFSIGNALED(st) ? "signal " : "exit code ")
+                            << (WIFSIGNALED(st) ? WTERMSIG(st) : rc));
+      if (rc != 0)
+        print_log_tail(n);
+    }
     const std::vector<std::pair<std::string, std::string>> dbs{
       {"a", "auth"}, {"a", "user"}, {"b", "authz"}, {"c", "watchhistory"}};
     for (auto& u : users) {
