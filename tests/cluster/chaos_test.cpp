@@ -214,8 +214,13 @@ struct chaos_run {
     }
   }
 
+  /// `during_load`: an export taken while the load ran. For a user whose
+  /// register was answered 202 (provisioning still going on), the services
+  /// provisioned later may not know the user yet: their sections may be empty.
   void check_bundle(const v1::ExportBundle& b, const model_user& u, const std::vector<std::string>& titles,
-                    const std::set<std::string>& maybe, const std::string& what) {
+                    const std::set<std::string>& maybe, const std::string& what,
+                    bool during_load = false) {
+    bool may_lag = during_load && u.registered_pending;
     std::set<std::string> got;
     for (auto& e : b.watchhistory().events())
       got.insert(e.title_id());
@@ -225,10 +230,11 @@ struct chaos_run {
       BOOST_TEST((std::find(titles.begin(), titles.end(), t) != titles.end() || maybe.count(t) == 1),
                  what << ": unexpected watch " << t);
     BOOST_TEST(static_cast<size_t>(b.watchhistory().events_size()) == got.size(), what << ": duplicates");
-    BOOST_TEST(b.authz().roles_size() == 1, what << ": authz section {" << b.authz().ShortDebugString()
-                                               << "}, register answered "
-                                               << (u.registered_pending ? 202 : 201));
-    BOOST_TEST(b.user().display_name() == u.s.name, what);
+    BOOST_TEST((b.authz().roles_size() == 1 || (may_lag && b.authz().roles_size() == 0)),
+               what << ": authz section {" << b.authz().ShortDebugString() << "}, register answered "
+                    << (u.registered_pending ? 202 : 201));
+    BOOST_TEST((b.user().display_name() == u.s.name || (may_lag && b.user().display_name().empty())),
+               what << ": register answered " << (u.registered_pending ? 202 : 201));
     BOOST_TEST(b.auth().email() == u.s.email, what);
   }
 
@@ -293,7 +299,7 @@ struct chaos_run {
       // what was written afterwards (each service reads when the request reaches it).
       std::set<std::string> allowed(u.maybe.begin(), u.maybe.end());
       allowed.insert(u.titles.begin(), u.titles.end());
-      check_bundle(st.bundle(), u, e.titles, allowed, "export " + e.job_id);
+      check_bundle(st.bundle(), u, e.titles, allowed, "export " + e.job_id, true);
     }
     // Every live user: a final export holds exactly what was written.
     for (auto& u : users) {
