@@ -46,13 +46,7 @@ struct ferretdb_process {
     if (!up)
       throw std::runtime_error("ferretdb-runner did not start; see " + log);
   }
-  void kill9() {
-    if (pid <= 0)
-      return;
-    ::kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
+  void kill9() { kill9_and_reap(pid); }
 };
 
 struct outage_fixture {

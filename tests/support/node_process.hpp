@@ -97,6 +97,15 @@ inline pid_t spawn_logged(std::vector<std::string> args, const std::string& log)
   return pid;
 }
 
+/// kill -9 of a child process, reaped; `pid` becomes -1 (nothing if it is not running).
+inline void kill9_and_reap(pid_t& pid) {
+  if (pid <= 0)
+    return;
+  ::kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  pid = -1;
+}
+
 class node_process {
 public:
   std::string data_dir;
@@ -174,13 +183,7 @@ public:
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   }
 
-  void kill9() {
-    if (pid <= 0)
-      return;
-    ::kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
+  void kill9() { kill9_and_reap(pid); }
 
   int status = 0;
 };
