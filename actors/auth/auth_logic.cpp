@@ -2,30 +2,12 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/saga/saga.hpp"
 #include "runtime/service/helpers.hpp"
 
 #include <sodium.h>
 
 namespace custodian::auth {
-
-namespace {
-
-const std::vector<std::string> provisioned{"user", "authz", "watchhistory"};
-
-std::string hash_hex(const std::string& domain, const std::string& data) {
-  unsigned char out[32];
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nullptr, 0, sizeof out);
-  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(domain.data()),
-                            domain.size());
-  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  crypto_generichash_final(&st, out, sizeof out);
-  char hex[65];
-  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
-  return hex;
-}
-
-} // namespace
 
 auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys)
   : cfg_(std::move(cfg)), keys_(std::move(keys)) {
@@ -33,22 +15,18 @@ auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys)
   signing_ = crypto::keys_from_seed(keys_->secret("session-signing"));
 }
 
-std::string auth_logic::route_key(const std::string& normalized_email) {
-  return hash_hex("custodian/email-route\n", normalized_email);
-}
-
 std::string auth_logic::email_key(const std::string& normalized_email) const {
   return keys_->index_key("email", normalized_email);
 }
 
-std::string auth_logic::user_email(const std::string& user_id, const v1::StoredEvent& ev) const {
-  auto email = keys_->open(user_id, ev.user_registered().email_sealed(), "email");
+std::string auth_logic::user_email(const std::string& user_id, const UserRegistered& reg) const {
+  auto email = keys_->open(user_id, reg.email_sealed(), "email");
   if (!email)
     throw store::store_error(store::errc::io, "cannot unseal the email of user " + user_id);
   return *email;
 }
 
-outcome auth_logic::handle(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::handle(const v1::Envelope& env, store_view& st) {
   switch (env.command().kind_case()) {
     case v1::Command::kRegisterUser: return register_user(env, st);
     case v1::Command::kLogin: return login(env, st);
@@ -64,8 +42,6 @@ outcome auth_logic::handle(const v1::Envelope& env, store::event_store& st) {
     }
     case v1::Command::kEraseUser: return erase_user(env);
     case v1::Command::kExportUser: return export_user(env, st);
-    case v1::Command::kDelivered: return delivered(env, st);
-    case v1::Command::kGetJob: return get_job(env, st);
     default: {
       outcome out;
       out.reply = make_reply(v1::Reply::INVALID, "auth does not handle " + command_name(env));
@@ -74,7 +50,7 @@ outcome auth_logic::handle(const v1::Envelope& env, store::event_store& st) {
   }
 }
 
-outcome auth_logic::register_user(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::register_user(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto& cmd = env.command().register_user();
   auto email = normalize_email(cmd.email());
@@ -98,35 +74,26 @@ outcome auth_logic::register_user(const v1::Envelope& env, store::event_store& s
     return out;
   }
   auto user_id = new_id();
-  auto job = new_job("register", user_id, all_services());
-  mark(job, "auth", "done");
-
-  auto ev = new_event(env);
-  ev.mutable_user_registered()->set_email_sealed(keys_->seal(user_id, email, "email"));
-  ev.mutable_user_registered()->set_password_hash(hash);
-  append(out.commit, user_id, ev);
+  UserRegistered registered;
+  registered.set_email_sealed(keys_->seal(user_id, email, "email"));
+  registered.set_password_hash(hash);
+  append(out.commit, user_id, new_event(env, registered));
   out.commit.index_puts.push_back(store::index_row{"email", key, user_id, ""});
-  put_job(out.commit, job);
-  auto now = now_ms();
-  for (auto& svc : provisioned) {
-    auto msg = lifecycle_envelope(env, job.job_id() + "/provision/" + svc, user_id,
-                                  "auth@" + cfg_.node);
-    auto* p = msg.mutable_command()->mutable_provision_user();
-    p->set_email(email);
-    p->set_display_name(cmd.display_name());
-    out.commit.outbox.push_back(make_outbox(svc, msg, true, now));
-  }
+  // The register saga: every other service is provisioned through the outbox.
+  static const service_registry nobody;
+  auto job = saga::begin_register(out, env, user_id, email, cmd.display_name(), name_, cfg_.node,
+                                  cfg_.registry ? *cfg_.registry : nobody);
   out.reply = make_reply(v1::Reply::OK);
   auto* r = out.reply.mutable_registered();
   r->set_user_id(user_id);
   r->set_job_id(job.job_id());
-  r->set_state(job.state());
+  r->set_state(saga::to_string(job.state()));
   log::get("auth")->info("register accepted user={} job={} request={}", user_id, job.job_id(),
                          env.request_id());
   return out;
 }
 
-outcome auth_logic::login(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::login(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto& cmd = env.command().login();
   auto denied = make_reply(v1::Reply::UNAUTHORIZED, "wrong email or password");
@@ -137,8 +104,8 @@ outcome auth_logic::login(const v1::Envelope& env, store::event_store& st) {
   }
   std::string hash;
   for (auto& ev : read_events(st, row->user_id))
-    if (ev.has_user_registered())
-      hash = ev.user_registered().password_hash();
+    if (auto reg = event_as<UserRegistered>(ev))
+      hash = reg->password_hash();
   if (hash.empty()
       || crypto_pwhash_str_verify(hash.c_str(), cmd.password().data(), cmd.password().size())
            != 0) {
@@ -158,7 +125,7 @@ outcome auth_logic::login(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome auth_logic::issue_session(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::issue_session(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto& cmd = env.command().issue_session();
   auto row = st.index_get("ticket", cmd.ticket());
@@ -186,7 +153,7 @@ outcome auth_logic::issue_session(const v1::Envelope& env, store::event_store& s
   return out;
 }
 
-outcome auth_logic::logout(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::logout(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto row = st.index_get("session", env.command().logout().session_id());
   if (row && row->user_id == env.user_id())
@@ -196,7 +163,7 @@ outcome auth_logic::logout(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome auth_logic::verify(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::verify(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto row = st.index_get("session", env.command().verify_session().session_id());
   if (!row || row->user_id != env.user_id() || std::stoll(row->value) <= now_ms()) {
@@ -207,67 +174,17 @@ outcome auth_logic::verify(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome auth_logic::export_user(const v1::Envelope& env, store::event_store& st) {
+outcome auth_logic::export_user(const v1::Envelope& env, store_view& st) {
   outcome out;
-  out.reply = make_reply(v1::Reply::OK);
-  auto* sec = out.reply.mutable_auth_section();
-  sec->set_user_id(env.user_id());
+  AuthSection sec;
+  sec.set_user_id(env.user_id());
   for (auto& ev : read_events(st, env.user_id()))
-    if (ev.has_user_registered()) {
-      sec->set_email(user_email(env.user_id(), ev));
-      sec->set_registered_ms(ev.at_ms());
+    if (auto reg = event_as<UserRegistered>(ev)) {
+      sec.set_email(user_email(env.user_id(), *reg));
+      sec.set_registered_ms(ev.at_ms());
     }
-  sec->set_active_sessions(static_cast<int32_t>(st.index_count("session", env.user_id())));
-  return out;
-}
-
-outcome auth_logic::delivered(const v1::Envelope& env, store::event_store& st) {
-  outcome out;
-  auto& del = env.command().delivered();
-  out.commit.outbox_acks.push_back(del.outbox_id());
-  out.reply = make_reply(v1::Reply::OK);
-  v1::Envelope sent;
-  sent.ParseFromString(del.sent());
-  if (!sent.command().has_provision_user())
-    return out;  // a compensation's erase was acknowledged: nothing else to do
-  auto slash = sent.request_id().find('/');
-  auto job = load_job(st, sent.request_id().substr(0, slash));
-  if (!job || job->state() != "running")
-    return out;
-  bool ok = del.reply().status() == v1::Reply::OK;
-  mark(*job, del.dest(), ok ? "done" : "failed");
-  if (job->state() == "failed") {
-    // Compensate everywhere: the user is erased from auth now, and from every
-    // other service through the outbox (erasure is idempotent, so services that
-    // never got the user just keep a tombstone).
-    auto uid = job->user_id();
-    log::get("auth")->warn("register failed user={} job={} service={}: compensating", uid,
-                           job->job_id(), del.dest());
-    job->set_error("provisioning failed at " + del.dest() + ": " + del.reply().message());
-    job->set_user_id("");
-    out.commit.erase_users.push_back(uid);
-    out.commit.tombstones.push_back(uid);
-    auto now = now_ms();
-    for (auto& svc : provisioned) {
-      auto msg = lifecycle_envelope(env, job->job_id() + "/compensate/" + svc, uid,
-                                    "auth@" + cfg_.node);
-      msg.mutable_command()->mutable_erase_user()->set_job_id(job->job_id());
-      out.commit.outbox.push_back(make_outbox(svc, msg, false, now));
-    }
-  }
-  put_job(out.commit, *job);
-  return out;
-}
-
-outcome auth_logic::get_job(const v1::Envelope& env, store::event_store& st) {
-  outcome out;
-  auto job = load_job(st, env.command().get_job().job_id());
-  if (!job) {
-    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such job");
-    return out;
-  }
-  out.reply = make_reply(v1::Reply::OK);
-  *out.reply.mutable_job_status() = job_status(*job);
+  sec.set_active_sessions(static_cast<int32_t>(st.index_count("session", env.user_id())));
+  out.reply = reply_with(sec);
   return out;
 }
 

@@ -1,8 +1,11 @@
 #pragma once
-/// auth: credentials (email, argon2id hash), sessions, and the register saga.
+/// auth: credentials (email, argon2id hash) and sessions — the identity
+/// service. Its shards hold the register jobs (the runtime's saga does the work).
 
+#include "auth.pb.h"
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/crypto/token.hpp"
+#include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
 
 #include <memory>
@@ -16,32 +19,28 @@ struct auth_config {
   uint64_t pwhash_mem_kib = 65536;
   int64_t session_ttl_ms = 3600 * 1000;
   std::string node = "node";
+  /// Who else is provisioned on register (null: nobody).
+  std::shared_ptr<const service_registry> registry;
 };
 
 class auth_logic final : public service_logic {
 public:
   auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys);
   const std::string& name() const override { return name_; }
-  outcome handle(const v1::Envelope& env, store::event_store& st) override;
-
-  /// Routing key of an email (which auth shard registers or logs it in): a
-  /// plain hash, used only to pick a shard, never stored.
-  static std::string route_key(const std::string& normalized_email);
+  outcome handle(const v1::Envelope& env, store_view& st) override;
   /// Key of the email index: a hash keyed with this service's secret, so the
   /// index holds neither the address nor a hash anyone can recompute.
   std::string email_key(const std::string& normalized_email) const;
 
 private:
-  outcome register_user(const v1::Envelope& env, store::event_store& st);
-  outcome login(const v1::Envelope& env, store::event_store& st);
-  outcome verify(const v1::Envelope& env, store::event_store& st);
-  outcome issue_session(const v1::Envelope& env, store::event_store& st);
-  outcome logout(const v1::Envelope& env, store::event_store& st);
-  outcome export_user(const v1::Envelope& env, store::event_store& st);
-  outcome delivered(const v1::Envelope& env, store::event_store& st);
-  outcome get_job(const v1::Envelope& env, store::event_store& st);
+  outcome register_user(const v1::Envelope& env, store_view& st);
+  outcome login(const v1::Envelope& env, store_view& st);
+  outcome verify(const v1::Envelope& env, store_view& st);
+  outcome issue_session(const v1::Envelope& env, store_view& st);
+  outcome logout(const v1::Envelope& env, store_view& st);
+  outcome export_user(const v1::Envelope& env, store_view& st);
 
-  std::string user_email(const std::string& user_id, const v1::StoredEvent& ev) const;
+  std::string user_email(const std::string& user_id, const UserRegistered& reg) const;
 
   std::string name_ = "auth";
   auth_config cfg_;

@@ -3,6 +3,7 @@
 
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/service/service_logic.hpp"
+#include "watchhistory.pb.h"
 
 #include <memory>
 
@@ -15,12 +16,15 @@ public:
                               std::string crash_on_title = {})
     : keys_(std::move(keys)), crash_on_title_(std::move(crash_on_title)) {}
   const std::string& name() const override { return name_; }
-  outcome handle(const v1::Envelope& env, store::event_store& st) override;
+  outcome handle(const v1::Envelope& env, store_view& st) override;
 
   /// Largest accepted progress (seconds): one week.
   static constexpr int64_t max_progress_s = 7 * 24 * 3600;
 
 private:
+  outcome record(const v1::Envelope& env, const RecordWatch& cmd, store_view& st);
+  outcome export_section(const v1::Envelope& env, store_view& st);
+
   std::string name_ = "watchhistory";
   std::shared_ptr<crypto::keyring> keys_;
   std::string crash_on_title_;

@@ -1,6 +1,5 @@
 #include "runtime/gateway/gateway.hpp"
 
-#include "actors/auth/auth_logic.hpp"
 #include "envelope.pb.h"
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/ids.hpp"
@@ -8,7 +7,9 @@
 #include "runtime/common/log.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/gateway/requests.hpp"
+#include "runtime/saga/saga.hpp"
 #include "runtime/service/helpers.hpp"
+#include "runtime/service/identity.hpp"
 
 #include <httplib.h>
 
@@ -123,13 +124,14 @@ private:
 
 /// One call into the actor system from a gateway thread.
 struct caller {
-  caller(caf::actor_system& s, router& r, caf::timespan t, std::string n)
-    : sys(s), rt(r), timeout(t), node(std::move(n)) {}
+  caller(caf::actor_system& s, router& r, caf::timespan t, std::string n, std::string id_svc)
+    : sys(s), rt(r), timeout(t), node(std::move(n)), identity(std::move(id_svc)) {}
 
   caf::actor_system& sys;
   router& rt;
   caf::timespan timeout;
   std::string node;
+  std::string identity;  ///< the identity service (accounts, sessions)
 
   v1::Reply call(const std::string& service, const std::string& key, v1::Envelope env) {
     env.set_request_id(new_id());
@@ -181,7 +183,7 @@ struct caller {
     }
     v1::Envelope env;
     env.mutable_command()->mutable_get_signing_key();
-    auto r = call("auth", "signing-key", env);
+    auto r = call(identity, "signing-key", env);
     if (r.status() != v1::Reply::OK)
       return "";
     std::lock_guard<std::mutex> g{key_mtx};
@@ -205,7 +207,7 @@ struct caller {
     }
     auto pk = public_key();
     if (pk.empty()) {
-      send_error(res, 503, "auth is not available to check the token");
+      send_error(res, 503, identity + " is not available to check the token");
       return std::nullopt;
     }
     auto claims = crypto::verify_token(h.substr(prefix.size()), pk, now_ms());
@@ -216,7 +218,7 @@ struct caller {
     v1::Envelope env;
     env.set_user_id(claims->user_id());
     env.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
-    auto r = call("auth", claims->user_id(), env);
+    auto r = call(identity, claims->user_id(), env);
     if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL) {
       send_reply_error(res, r);
       return std::nullopt;
@@ -234,7 +236,7 @@ struct caller {
 
   static bool is_admin(const v1::SessionClaims& c) {
     for (auto& r : c.roles())
-      if (r == "admin")
+      if (r == identity::admin_role)
         return true;
     return false;
   }
@@ -253,16 +255,21 @@ struct caller {
   }
 };
 
-gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt, caf::actor membership,
+gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
+                 std::shared_ptr<const service_registry> reg, caf::actor membership,
                  gateway_config cfg)
-  : sys_(sys), rt_(std::move(rt)), membership_(std::move(membership)), cfg_(std::move(cfg)),
+  : sys_(sys), rt_(std::move(rt)), reg_(std::move(reg)), membership_(std::move(membership)),
+    cfg_(std::move(cfg)),
     srv_(std::make_unique<httplib::Server>()) {
 }
 
 gateway::~gateway() { stop(); }
 
 void gateway::install_routes() {
-  auto c = std::make_shared<caller>(sys_, *rt_, cfg_.request_timeout, cfg_.node);
+  auto c = std::make_shared<caller>(sys_, *rt_, cfg_.request_timeout, cfg_.node,
+                                    reg_->identity());
+  auto id_svc = reg_->identity();
+  auto roles_svc = reg_->roles();
   auto& s = *srv_;
   auto lg = log::get("gateway");
   auto wait = cfg_.register_wait;
@@ -302,8 +309,8 @@ void gateway::install_routes() {
   // Register, then wait (bounded) for the other services to be provisioned, so
   // that 201 means the user exists everywhere; else 202 with the job to follow.
   // Returns false after writing an error.
-  auto register_user = [c, wait](const httplib::Request& req, httplib::Response& res,
-                                 v1::RegisterResponse& out) {
+  auto register_user = [c, wait, id_svc](const httplib::Request& req, httplib::Response& res,
+                                         v1::RegisterResponse& out) {
     v1::Envelope env;
     if (auto err = body_to_command(body_kind::register_user, req.body, *env.mutable_command());
         !err.empty())
@@ -311,7 +318,7 @@ void gateway::install_routes() {
     auto email = env.command().register_user().email();
     // Same email -> same auth shard: concurrent registrations of one address queue up
     // on one actor; the unique email index is what guarantees uniqueness.
-    auto r = c->call("auth", auth::auth_logic::route_key(email), env);
+    auto r = c->call(id_svc, identity::email_route_key(email), env);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r), false;
     out = r.registered();
@@ -319,8 +326,9 @@ void gateway::install_routes() {
     v1::Envelope q;
     q.mutable_command()->mutable_get_job()->set_job_id(out.job_id());
     for (;;) {
-      auto j = c->call("auth", out.job_id(), q);
-      if (j.status() == v1::Reply::OK && j.job_status().state() != "running") {
+      auto j = c->call(id_svc, out.job_id(), q);
+      if (j.status() == v1::Reply::OK
+          && j.job_status().state() != saga::to_string(v1::JOB_RUNNING)) {
         out.set_state(j.job_status().state());
         break;
       }
@@ -328,7 +336,7 @@ void gateway::install_routes() {
         break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (out.state() == "failed")
+    if (out.state() == saga::to_string(v1::JOB_FAILED))
       return send_error(res, 503, "registration failed and was rolled back; try again"), false;
     return true;
   };
@@ -336,14 +344,14 @@ void gateway::install_routes() {
   s.Post("/v1/users", [register_user](const httplib::Request& req, httplib::Response& res) {
     v1::RegisterResponse out;
     if (register_user(req, res, out))
-      send_json(res, out.state() == "done" ? 201 : 202, json::print(out));
+      send_json(res, out.state() == saga::to_string(v1::JOB_DONE) ? 201 : 202, json::print(out));
   });
 
   // An admin: created with the node's bootstrap secret (custodianctl admin create
   // reads it from its file) or by another admin.
   auto secret = cfg_.admin_secret;
-  s.Post("/v1/admins", [c, register_user, secret](const httplib::Request& req,
-                                                  httplib::Response& res) {
+  s.Post("/v1/admins", [c, register_user, secret, roles_svc](const httplib::Request& req,
+                                                             httplib::Response& res) {
     auto given = req.get_header_value("X-Custodian-Bootstrap");
     bool by_secret = !secret.empty() && given.size() == secret.size()
                      && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0;
@@ -361,8 +369,8 @@ void gateway::install_routes() {
       return;
     v1::Envelope env;
     env.set_user_id(out.user_id());
-    env.mutable_command()->mutable_grant_role()->set_role("admin");
-    auto r = c->call("authz", out.user_id(), env);
+    env.mutable_command()->mutable_grant_role()->set_role(identity::admin_role);
+    auto r = c->call(roles_svc, out.user_id(), env);
     if (r.status() != v1::Reply::OK)
       return send_error(res, 503, "user " + out.user_id() + " registered but the admin role "
                                     "could not be granted yet: " + r.message());
@@ -373,51 +381,52 @@ void gateway::install_routes() {
   auto limits = std::make_shared<login_limits>(cfg_.login_failures_per_account,
                                                cfg_.login_failures_per_address,
                                                cfg_.login_failure_window);
-  s.Post("/v1/sessions", [c, limits](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/sessions", [c, limits, id_svc, roles_svc](const httplib::Request& req,
+                                                        httplib::Response& res) {
     v1::Envelope env;
     if (auto err = body_to_command(body_kind::login, req.body, *env.mutable_command()); !err.empty())
       return send_error(res, 400, err);
-    auto account = auth::auth_logic::route_key(env.command().login().email());  // no email kept
+    auto account = identity::email_route_key(env.command().login().email());  // no email kept
     if (auto wait_s = limits->blocked(account, req.remote_addr); wait_s > 0) {
       res.set_header("Retry-After", std::to_string(wait_s));
       return send_error(res, 429, "too many failed logins; retry in " + std::to_string(wait_s)
                                     + " s");
     }
-    auto r = c->call("auth", account, env);
+    auto r = c->call(id_svc, account, env);
     if (r.status() == v1::Reply::UNAUTHORIZED)
       limits->failed(account, req.remote_addr);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
     limits->succeeded(account);
     auto uid = r.ticket().user_id();
-    // The token carries the user's roles, from authz.
+    // The token carries the user's roles, from the roles service.
     v1::Envelope roles_q;
     roles_q.set_user_id(uid);
     roles_q.mutable_command()->mutable_get_roles();
-    auto roles = c->call("authz", uid, roles_q);
+    auto roles = c->call(roles_svc, uid, roles_q);
     if (roles.status() != v1::Reply::OK)
-      return send_error(res, 503, "authz is not available to read the user's roles");
+      return send_error(res, 503, roles_svc + " is not available to read the user's roles");
     v1::Envelope issue;
     issue.set_user_id(uid);
     auto* is = issue.mutable_command()->mutable_issue_session();
     is->set_ticket(r.ticket().ticket());
-    for (auto& role : roles.authz_section().roles())
+    for (auto& role : roles.roles().roles())
       is->add_roles(role);
-    auto session = c->call("auth", uid, issue);
+    auto session = c->call(id_svc, uid, issue);
     if (session.status() != v1::Reply::OK)
       return send_reply_error(res, session);
     send_json(res, 200, json::print(session.session()));
   });
 
   // Log out: the token's session is revoked at once.
-  s.Delete("/v1/sessions", [c](const httplib::Request& req, httplib::Response& res) {
+  s.Delete("/v1/sessions", [c, id_svc](const httplib::Request& req, httplib::Response& res) {
     auto who = c->authenticate(req, res);
     if (!who)
       return;
     v1::Envelope env;
     env.set_user_id(who->user_id());
     env.mutable_command()->mutable_logout()->set_session_id(who->session_id());
-    auto r = c->call("auth", who->user_id(), env);
+    auto r = c->call(id_svc, who->user_id(), env);
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
     res.status = 204;
@@ -436,98 +445,8 @@ void gateway::install_routes() {
     send_json(res, 200, json::print(cs, true));
   });
 
-  const std::string user_re = R"(/v1/users/([^/]+))";
-
-  s.Get(user_re, [c](const httplib::Request& req, httplib::Response& res) {
-    auto uid = req.matches[1].str();
-    // After an erase the old token grants nothing, and the profile is gone: 404.
-    if (!c->authorize(req, res, uid, 404))
-      return;
-    v1::Envelope env;
-    env.set_user_id(uid);
-    env.mutable_command()->mutable_get_profile();
-    auto r = c->call("user", uid, env);
-    if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    send_json(res, 200, json::print(r.profile()));
-  });
-
-  s.Patch(user_re, [c](const httplib::Request& req, httplib::Response& res) {
-    auto uid = req.matches[1].str();
-    if (!c->authorize(req, res, uid))
-      return;
-    v1::Envelope env;
-    env.set_user_id(uid);
-    if (auto err = body_to_command(body_kind::update_profile, req.body, *env.mutable_command());
-        !err.empty())
-      return send_error(res, 400, err);
-    auto r = c->call("user", uid, env);
-    if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    send_json(res, 200, json::print(r.profile()));
-  });
-
-  s.Delete(user_re, [c, lg](const httplib::Request& req, httplib::Response& res) {
-    auto uid = req.matches[1].str();
-    if (!c->authorize(req, res, uid))
-      return;
-    v1::Envelope env;
-    env.set_user_id(uid);
-    env.mutable_command()->mutable_start_erase();
-    auto r = c->call("user", uid, env);
-    if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    send_json(res, 202, json::print(r.job()));
-  });
-
-  s.Post(R"(/v1/users/([^/]+)/watch-history)", [c](const httplib::Request& req,
-                                                     httplib::Response& res) {
-    auto uid = req.matches[1].str();
-    if (!c->authorize(req, res, uid))
-      return;
-    v1::Envelope env;
-    env.set_user_id(uid);
-    if (auto err = body_to_command(body_kind::record_watch, req.body, *env.mutable_command());
-        !err.empty())
-      return send_error(res, 400, err);
-    auto r = c->call("watchhistory", uid, env);
-    if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    send_json(res, 201, json::print(r.watch()));
-  });
-
-  s.Post(R"(/v1/users/([^/]+)/export)", [c](const httplib::Request& req, httplib::Response& res) {
-    auto uid = req.matches[1].str();
-    if (!c->authorize(req, res, uid))
-      return;
-    v1::Envelope env;
-    env.set_user_id(uid);
-    env.mutable_command()->mutable_start_export();
-    auto r = c->call("user", uid, env);
-    if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    send_json(res, 202, json::print(r.job()));
-  });
-
-  s.Get(R"(/v1/jobs/([^/]+))", [c](const httplib::Request& req, httplib::Response& res) {
-    auto job_id = req.matches[1].str();
-    if (!is_id(job_id))
-      return send_error(res, 404, "no such job");
-    v1::Envelope env;
-    env.mutable_command()->mutable_get_job()->set_job_id(job_id);
-    // Erase and export jobs live with the user service, register jobs with auth.
-    auto r = c->call("user", job_id, env);
-    if (r.status() == v1::Reply::NOT_FOUND)
-      r = c->call("auth", job_id, env);
-    if (r.status() != v1::Reply::OK)
-      return send_reply_error(res, r);
-    auto status = r.job_status();
-    // An export job holds the user's data: only its owner may read it. Erase and
-    // register jobs hold no personal data and are readable by their id alone.
-    if (status.kind() == "export" && !c->authorize(req, res, status.user_id()))
-      return;
-    send_json(res, 200, json::print(status));
-  });
+  install_lifecycle_routes(c);
+  install_service_routes(c);
 
   s.set_error_handler(httplib::Server::HandlerWithResponse(
     [](const httplib::Request&, httplib::Response& res) {
@@ -551,6 +470,103 @@ void gateway::install_routes() {
   s.set_logger([lg](const httplib::Request& req, const httplib::Response& res) {
     lg->debug("{} {} -> {}", req.method, req.path, res.status);
   });
+}
+
+void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
+  auto& s = *srv_;
+  const std::string user_re = R"(/v1/users/([^/]+))";
+  // Erase and export start at the shard of the user of the service that
+  // coordinates them (the registry says which).
+  auto start_job = [c](const std::string& coordinator, bool erase) {
+    return [c, coordinator, erase](const httplib::Request& req, httplib::Response& res) {
+      auto uid = req.matches[1].str();
+      if (!c->authorize(req, res, uid))
+        return;
+      if (coordinator.empty())
+        return send_error(res, 503, "no service coordinates this kind of job");
+      v1::Envelope env;
+      env.set_user_id(uid);
+      if (erase)
+        env.mutable_command()->mutable_start_erase();
+      else
+        env.mutable_command()->mutable_start_export();
+      auto r = c->call(coordinator, uid, env);
+      if (r.status() != v1::Reply::OK)
+        return send_reply_error(res, r);
+      send_json(res, 202, json::print(r.job()));
+    };
+  };
+  s.Delete(user_re, start_job(reg_->coordinator(v1::JOB_ERASE), true));
+  s.Post(user_re + "/export", start_job(reg_->coordinator(v1::JOB_EXPORT), false));
+
+  auto holders = reg_->job_holders();
+  s.Get(R"(/v1/jobs/([^/]+))", [c, holders](const httplib::Request& req, httplib::Response& res) {
+    auto job_id = req.matches[1].str();
+    if (!is_id(job_id))
+      return send_error(res, 404, "no such job");
+    v1::Envelope env;
+    env.mutable_command()->mutable_get_job()->set_job_id(job_id);
+    // A job lives with the service that coordinates its kind.
+    auto r = make_reply(v1::Reply::NOT_FOUND, "no such job");
+    for (auto& holder : holders) {
+      r = c->call(holder, job_id, env);
+      if (r.status() != v1::Reply::NOT_FOUND)
+        break;
+    }
+    if (r.status() != v1::Reply::OK)
+      return send_reply_error(res, r);
+    auto status = r.job_status();
+    // An export job holds the user's data: only its owner may read it. Erase and
+    // register jobs hold no personal data and are readable by their id alone.
+    if (status.kind() == saga::to_string(v1::JOB_EXPORT)
+        && !c->authorize(req, res, status.user_id()))
+      return;
+    send_json(res, 200, json::print(status));
+  });
+}
+
+void gateway::install_service_routes(std::shared_ptr<caller> c) {
+  auto& s = *srv_;
+  for (auto& d : reg_->native())
+    for (auto& route : d.routes) {
+      auto svc = d.name;
+      auto pattern = route.path;
+      auto at = pattern.find("{id}");
+      if (at == std::string::npos) {
+        log::get("gateway")->error("route {} {} of {} has no {{id}}: not served", route.method,
+                                   route.path, svc);
+        continue;
+      }
+      pattern.replace(at, 4, "([^/]+)");
+      // Reading something of an erased user: 404 (it is gone); else the old
+      // token grants nothing (401).
+      int erased_status = route.method == "GET" ? 404 : 401;
+      httplib::Server::Handler h = [c, svc, route, erased_status](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+        auto uid = req.matches[1].str();
+        if (!c->authorize(req, res, uid, erased_status))
+          return;
+        v1::Envelope env;
+        env.set_user_id(uid);
+        if (auto err = route.parse(req.body, *env.mutable_command()->mutable_service());
+            !err.empty())
+          return send_error(res, 400, err);
+        auto r = c->call(svc, uid, env);
+        if (r.status() != v1::Reply::OK)
+          return send_reply_error(res, r);
+        send_json(res, route.ok_status, r.has_service() ? json::print_any(r.service()) : "{}");
+      };
+      if (route.method == "GET")
+        s.Get(pattern, h);
+      else if (route.method == "POST")
+        s.Post(pattern, h);
+      else if (route.method == "PUT")
+        s.Put(pattern, h);
+      else if (route.method == "PATCH")
+        s.Patch(pattern, h);
+      else if (route.method == "DELETE")
+        s.Delete(pattern, h);
+    }
 }
 
 std::string gateway::start() {

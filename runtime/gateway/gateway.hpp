@@ -3,6 +3,7 @@
 /// request per call to the owning shard of the service that answers it.
 
 #include "runtime/router/router.hpp"
+#include "runtime/service/registry.hpp"
 
 #include <caf/all.hpp>
 
@@ -16,6 +17,8 @@ class Server;
 }
 
 namespace custodian {
+
+struct caller;
 
 struct gateway_config {
   std::string host = "127.0.0.1";
@@ -37,9 +40,10 @@ struct gateway_config {
 
 class gateway {
 public:
-  /// `membership` answers GET /v1/cluster.
-  gateway(caf::actor_system& sys, std::shared_ptr<router> rt, caf::actor membership,
-          gateway_config cfg);
+  /// `reg` says which service answers what (identity, roles, sagas, the
+  /// services' own routes); `membership` answers GET /v1/cluster.
+  gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
+          std::shared_ptr<const service_registry> reg, caf::actor membership, gateway_config cfg);
   ~gateway();
 
   /// Binds and starts serving in a background thread. Returns "" or an error sentence.
@@ -49,9 +53,12 @@ public:
 
 private:
   void install_routes();
+  void install_lifecycle_routes(std::shared_ptr<caller> c);
+  void install_service_routes(std::shared_ptr<caller> c);
 
   caf::actor_system& sys_;
   std::shared_ptr<router> rt_;
+  std::shared_ptr<const service_registry> reg_;
   caf::actor membership_;
   gateway_config cfg_;
   std::unique_ptr<httplib::Server> srv_;

@@ -2,7 +2,11 @@
 
 #include "api.pb.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
+
+#include <memory>
 
 namespace custodian::json {
 
@@ -24,6 +28,26 @@ std::string print(const google::protobuf::Message& msg, bool with_defaults) {
   std::string out;
   google::protobuf::util::MessageToJsonString(msg, &out, opts);
   return out;
+}
+
+std::string print_any(const google::protobuf::Any& any) {
+  auto& url = any.type_url();
+  auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
+    url.substr(url.rfind('/') + 1));
+  if (!desc)
+    return "";
+  auto* proto = google::protobuf::MessageFactory::generated_factory()->GetPrototype(desc);
+  if (!proto)
+    return "";
+  std::unique_ptr<google::protobuf::Message> msg{proto->New()};
+  if (!any.UnpackTo(msg.get()))
+    return "";
+  return print(*msg);
+}
+
+std::string to_struct(const std::string& json, google::protobuf::Struct& out) {
+  auto st = google::protobuf::util::JsonStringToMessage(json, &out);
+  return st.ok() ? "" : std::string(st.message());
 }
 
 std::string error(const std::string& message) {

@@ -9,7 +9,8 @@
 
 namespace custodian {
 
-enum class body_kind : uint8_t { register_user, login, update_profile, record_watch };
+/// The identity interface's bodies (services parse their own, see http_route).
+enum class body_kind : uint8_t { register_user, login };
 
 /// Parses a JSON body (protobuf's JSON mapping; unknown fields and wrong types
 /// refused) and checks its values. On success fills `out` with the command and

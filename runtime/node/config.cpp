@@ -2,6 +2,7 @@
 
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/wire.hpp"
+#include "runtime/service/registry.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -14,11 +15,18 @@ node_config::node_config() {
   load<caf::io::middleman>();
   opt_group{custom_options_, "node"}
     .add(node_name, "name", "name of this node (logs, origins)")
-    .add(services, "services", "services this node hosts (auth, authz, user, watchhistory)")
+    .add(services, "services",
+         "services this node hosts (\"*\": every service compiled in; see docs/services.md)")
     .add(shards, "shards", "virtual shards per service (same on every node)")
     .add(max_message_bytes, "max-message-bytes",
          "largest envelope a shard actor accepts (local or from a peer)")
-    .add(placement, "placement", "host only some shards: [\"service:lo-hi\", ...]");
+    .add(placement, "placement", "host only some shards: [\"service:lo-hi\", ...]")
+    .add(externals, "external",
+         "external services over signed HTTP: [\"NAME=URL\", ...] (same on every node)")
+    .add(external_secret_file, "external-secret-file",
+         "Standard Webhooks secret signing the calls to external services (whsec_..., created "
+         "0600 if absent; default <data-dir>/external.secret)")
+    .add(external_timeout, "external-timeout", "how long one call to an external service may take");
   opt_group{custom_options_, "cluster"}
     .add(cluster_listen, "listen", "address for peer nodes HOST:PORT (empty: standalone)")
     .add(seeds, "seeds", "other nodes' cluster addresses [\"HOST:PORT\", ...]")
@@ -79,8 +87,8 @@ node_config::node_config() {
     .add(restart_backoff, "backoff", "delay before the first restart (doubles)");
   opt_group{custom_options_, "faults"}
     .add(crash_on_title, "crash-on-title",
-         "fault injection: a watchhistory shard actor crashes on a watch of this title "
-         "(empty: off; for testing supervision only)");
+         "fault injection: a sample service's shard actor crashes on a command naming this "
+         "title (empty: off; for testing supervision only)");
   opt_group{custom_options_, "log"}
     .add(log_level, "level", "trace, debug, info, warning, error, critical, off")
     .add(log_format, "format", "text or json (one JSON object per line)")
@@ -192,7 +200,8 @@ std::vector<std::string> node_config::parse_args(int argc, char** argv) {
 
 std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& service) {
   std::vector<uint32_t> out;
-  if (std::find(cfg.services.begin(), cfg.services.end(), service) == cfg.services.end())
+  auto hosted = cfg.hosted_services();
+  if (std::find(hosted.begin(), hosted.end(), service) == hosted.end())
     return out;
   bool placed = false;
   for (auto& p : cfg.placement) {
@@ -238,13 +247,53 @@ bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
   return true;
 }
 
+std::vector<std::string> node_config::hosted_services() const {
+  if (std::find(services.begin(), services.end(), "*") == services.end())
+    return services;
+  std::vector<std::string> out;
+  auto reg = builtin_services();
+  for (auto& d : reg.native())
+    out.push_back(d.name);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> node_config::external_services() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& e : externals) {
+    auto eq = e.find('=');
+    if (eq != std::string::npos)
+      out.emplace_back(e.substr(0, eq), e.substr(eq + 1));
+  }
+  return out;
+}
+
 std::vector<std::string> node_config::validate() const {
   std::vector<std::string> problems;
-  static const std::vector<std::string> known{"auth", "authz", "user", "watchhistory"};
+  auto reg = builtin_services();
+  std::string known;
+  for (auto& n : reg.names())
+    known += (known.empty() ? "" : ", ") + n;
   for (auto& s : services)
-    if (std::find(known.begin(), known.end(), s) == known.end())
-      problems.push_back("node.services: unknown service \"" + s
-                         + "\" (known: auth, authz, user, watchhistory)");
+    if (s != "*" && !reg.find(s))
+      problems.push_back("node.services: unknown service \"" + s + "\" (known: " + known + ")");
+  for (auto& e : externals) {
+    auto eq = e.find('=');
+    auto url = eq == std::string::npos ? "" : e.substr(eq + 1);
+    if (eq == std::string::npos || eq == 0)
+      problems.push_back("node.external: \"" + e + "\" is not NAME=URL");
+    else if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+      problems.push_back("node.external: the URL of " + e.substr(0, eq)
+                         + " must start with http:// or https://");
+    else {
+      try {
+        reg.add_external(e.substr(0, eq));
+      } catch (const std::invalid_argument& err) {
+        problems.push_back(std::string("node.external: ") + err.what());
+      }
+    }
+  }
+  if (external_timeout < std::chrono::milliseconds(10))
+    problems.push_back("node.external-timeout must be at least 10ms");
   if (shards == 0 || shards > 4096)
     problems.push_back("node.shards must be between 1 and 4096");
   std::string host;
@@ -255,9 +304,9 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("gateway.max-body-bytes must be positive");
   if (gateway_threads == 0 || gateway_threads > 256)
     problems.push_back("gateway.threads must be between 1 and 256");
-  for (auto& svc : known) {
+  for (auto& d : reg.native()) {
     try {
-      hosted_shards(*this, svc);
+      hosted_shards(*this, d.name);
     } catch (const std::invalid_argument& e) {
       problems.push_back(e.what());
     }

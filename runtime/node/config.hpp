@@ -14,12 +14,17 @@ namespace custodian {
 struct node_config : caf::actor_system_config {
   // [node]
   std::string node_name = "node-1";
-  std::vector<std::string> services{"auth", "authz", "user", "watchhistory"};
+  /// Services hosted here; "*" = every service compiled into this build.
+  std::vector<std::string> services{"*"};
   uint32_t shards = 16;
   uint64_t max_message_bytes = 4 * 1024 * 1024;
   /// "service:lo-hi" entries: host only these virtual shards of a service
   /// (default: every shard of each service in `services`).
   std::vector<std::string> placement;
+  /// External services over signed HTTP: "NAME=URL" entries (docs/services.md).
+  std::vector<std::string> externals;
+  std::string external_secret_file;  ///< "" = <data-dir>/external.secret
+  caf::timespan external_timeout = std::chrono::seconds(5);
   // [cluster]
   std::string cluster_listen;            ///< HOST:PORT for peers ("" = standalone)
   std::vector<std::string> seeds;        ///< HOST:PORT of other nodes
@@ -71,6 +76,11 @@ struct node_config : caf::actor_system_config {
   std::string log_file;
 
   node_config();
+
+  /// The services hosted here (`services` with "*" expanded to the registry's).
+  std::vector<std::string> hosted_services() const;
+  /// The external services: (name, base URL) of each `externals` entry.
+  std::vector<std::pair<std::string, std::string>> external_services() const;
 
   /// Parses the command line: `--config FILE` (or `--config-file=FILE`) names the
   /// INI file, every other `--group.key=value` overrides it. Returns the problems

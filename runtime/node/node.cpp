@@ -1,9 +1,5 @@
 #include "runtime/node/node.hpp"
 
-#include "actors/auth/auth_logic.hpp"
-#include "actors/authz/authz_logic.hpp"
-#include "actors/user/user_logic.hpp"
-#include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
@@ -23,23 +19,27 @@
 namespace custodian {
 
 std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
-                                            std::shared_ptr<crypto::keyring> keys) {
-  if (name == "auth") {
-    auth::auth_config ac;
-    ac.pwhash_ops = cfg.pwhash_ops;
-    ac.pwhash_mem_kib = cfg.pwhash_mem_kib;
-    ac.session_ttl_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.session_ttl).count();
-    ac.node = cfg.node_name;
-    return std::make_shared<auth::auth_logic>(ac, keys);
-  }
-  if (name == "authz")
-    return std::make_shared<authz::authz_logic>();
-  if (name == "user")
-    return std::make_shared<user::user_logic>(cfg.node_name, keys);
-  if (name == "watchhistory")
-    return std::make_shared<watchhistory::watchhistory_logic>(keys, cfg.crash_on_title);
-  return nullptr;
+                                            std::shared_ptr<crypto::keyring> keys,
+                                            std::shared_ptr<const service_registry> reg) {
+  if (!reg)
+    reg = std::make_shared<const service_registry>(builtin_services());
+  auto* d = reg->find(name);
+  if (!d)
+    return nullptr;
+  service_context ctx;
+  ctx.service = name;
+  ctx.node = cfg.node_name;
+  ctx.keys = std::move(keys);
+  ctx.config = &cfg;
+  ctx.registry = reg;
+  return d->make(ctx);
+}
+
+std::shared_ptr<const service_registry> node_registry(const node_config& cfg) {
+  auto reg = std::make_shared<service_registry>(builtin_services());
+  for (auto& [name, url] : cfg.external_services())
+    reg->add_external(name);
+  return reg;
 }
 
 std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std::string& svc,
@@ -73,7 +73,8 @@ std::string store_description(const node_config& cfg, const std::string& svc) {
 }
 
 node::node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks)
-  : sys_(sys), cfg_(cfg), rt_(std::make_shared<router>(cfg.shards)), hooks_(std::move(hooks)) {
+  : sys_(sys), cfg_(cfg), reg_(node_registry(cfg)), rt_(std::make_shared<router>(cfg.shards)),
+    hooks_(std::move(hooks)) {
 }
 
 node::~node() { stop(); }
@@ -91,7 +92,7 @@ std::string node::start() {
                                                : cfg_.master_key_file;
   if (auto err = crypto::load_or_create_master_key(key_file, master); !err.empty())
     return err;
-  for (auto& svc : cfg_.services) {
+  for (auto& svc : cfg_.hosted_services()) {
     try {
       stores_[svc] = open_store(cfg_, svc, true);
       keyrings_[svc] = std::make_shared<crypto::keyring>(master, svc, stores_[svc]);
@@ -103,7 +104,7 @@ std::string node::start() {
   }
 
   // 2. One supervisor per service: its writer, its shard actors, its outbox sender.
-  for (auto& svc : cfg_.services)
+  for (auto& svc : cfg_.hosted_services())
     if (auto err = spawn_service(svc); !err.empty())
       return err;
 
@@ -179,7 +180,7 @@ std::string node::start() {
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
     gc.admin_secret = hex;
-    gateway_ = std::make_unique<gateway>(sys_, rt_, membership_, gc);
+    gateway_ = std::make_unique<gateway>(sys_, rt_, reg_, membership_, gc);
     if (auto err = gateway_->start(); !err.empty())
       return err;
   }
@@ -221,8 +222,9 @@ std::string node::spawn_service(const std::string& svc) {
   oc.backoff_base = cfg_.backoff_base;
   oc.backoff_max = cfg_.backoff_max;
   oc.batch = cfg_.outbox_batch;
-  auto core = std::make_shared<shard_core>(make_service(svc, cfg_, keyrings_[svc]), stores_[svc],
-                                           keyrings_[svc], hooks_.on_job_finished);
+  auto core = std::make_shared<shard_core>(
+    make_service(svc, cfg_, keyrings_[svc], reg_), stores_[svc], keyrings_[svc],
+    shard_env{reg_, cfg_.node_name, hooks_.on_job_finished});
   std::vector<child_spec> children;
   // The writer first: shards hand it their commits (group commit). It blocks on
   // fsync, so it has a thread of its own.
@@ -243,9 +245,10 @@ std::string node::spawn_service(const std::string& svc) {
                                   return caf::actor_cast<caf::actor>(h);
                                 },
                                 [slot] { slot->set(writer_actor{}); }});
-  // auth hashes passwords (argon2id, CPU- and memory-bound): its shards get
-  // their own threads so they never stall the shared scheduler.
-  bool detached = svc == "auth";
+  // A service whose shards block (e.g. hashing passwords) says so in its
+  // descriptor: its shards get their own threads so they never stall the
+  // shared scheduler.
+  bool detached = reg_->find(svc)->dedicated_threads;
   std::vector<uint32_t> hosted;
   try {
     hosted = hosted_shards(cfg_, svc);
@@ -301,7 +304,7 @@ std::string node::spawn_service(const std::string& svc) {
     for (auto i : hosted)
       children.push_back(shard_spec(i, 0));
   }
-  outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}};
+  outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}, reg_->names()};
   children.push_back(child_spec{svc + "/outbox",
                                 [od, rt, svc](caf::event_based_actor* self) {
                                   auto h = self->spawn<caf::monitored>(outbox_sender, od);
@@ -372,7 +375,7 @@ int rotate_master_key(const node_config& cfg) {
     return 1;
   }
   try {
-    for (auto& svc : cfg.services) {
+    for (auto& svc : cfg.hosted_services()) {
       auto st = open_store(cfg, svc, false);
       auto n = crypto::keyring::rewrap(*st, svc, old_key, new_key);
       st->close();

@@ -1,7 +1,7 @@
 #pragma once
 /// A node: the whole actor tree of one process, wired in one place.
 ///
-///   node
+///   node                                (services from the registry: actors/*/)
 ///   ├── store per hosted service        (data-dir/<service>.db)
 ///   ├── supervisor "<service>"          one-for-one, intensity limit, backoff
 ///   │   ├── writer                      group commit (its own thread)
@@ -17,6 +17,7 @@
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/node/config.hpp"
 #include "runtime/router/router.hpp"
+#include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
 #include "runtime/service/shard_core.hpp"
 #include "runtime/store/event_store.hpp"
@@ -26,9 +27,14 @@
 
 namespace custodian {
 
-/// The logic of one service, configured from the node's config.
+/// The logic of one service (from its descriptor), configured from the node's
+/// config. `reg` defaults to the services compiled in. Null for an unknown name.
 std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
-                                            std::shared_ptr<crypto::keyring> keys);
+                                            std::shared_ptr<crypto::keyring> keys,
+                                            std::shared_ptr<const service_registry> reg = nullptr);
+
+/// The registry of a node: the services compiled in and its external services.
+std::shared_ptr<const service_registry> node_registry(const node_config& cfg);
 
 /// Optional callbacks for embedders (benchmarks, tests, metrics).
 struct node_hooks {
@@ -63,6 +69,7 @@ private:
 
   caf::actor_system& sys_;
   const node_config& cfg_;
+  std::shared_ptr<const service_registry> reg_;
   std::shared_ptr<router> rt_;
   std::map<std::string, std::shared_ptr<store::event_store>> stores_;
   std::map<std::string, std::shared_ptr<crypto::keyring>> keyrings_;

@@ -25,6 +25,21 @@ int64_t to_ms(caf::timespan t) {
   return std::chrono::duration_cast<ms>(t).count();
 }
 
+/// The lifecycle step an outbox entry carries: handed back with the answer.
+struct step_of {
+  std::string job_id;
+  v1::Step step = v1::STEP_NONE;
+};
+
+step_of step_of_command(const v1::Command& cmd) {
+  switch (cmd.kind_case()) {
+    case v1::Command::kProvisionUser: return {cmd.provision_user().job_id(), v1::STEP_PROVISION};
+    case v1::Command::kEraseUser: return {cmd.erase_user().job_id(), v1::STEP_ERASE};
+    case v1::Command::kExportUser: return {cmd.export_user().job_id(), v1::STEP_EXPORT};
+    default: return {};
+  }
+}
+
 bool transient(const v1::Reply& r) {
   return r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL;
 }
@@ -52,7 +67,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
 
   // The destination answered for good: give the reply to the origin shard, whose
   // commit acknowledges the entry.
-  auto hand_back = [self, d, fail](const store::outbox_row& row, const std::string& sent,
+  auto hand_back = [self, d, fail](const store::outbox_row& row, const step_of& step,
                                    const v1::Reply& reply) {
     auto origin = d->rt->lookup(d->service, row.user_id);
     if (!origin) {
@@ -65,7 +80,8 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     auto* del = env.mutable_command()->mutable_delivered();
     del->set_outbox_id(row.id);
     del->set_dest(row.dest);
-    del->set_sent(sent);
+    del->set_job_id(step.job_id);
+    del->set_step(step.step);
     *del->mutable_reply() = reply;
     self->request(*origin, d->cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
       .then(
@@ -113,10 +129,11 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
       return;
     }
     auto sent = env.SerializeAsString();
+    auto step = step_of_command(env.command());
     self->state.in_flight.insert(row.id);
     self->request(*dest, d->cfg.request_timeout, cmd_atom::value, wire{sent})
       .then(
-        [row, sent, fail, hand_back](const wire& w) {
+        [row, step, fail, hand_back](const wire& w) {
           v1::Reply reply;
           if (!reply.ParseFromString(w.bytes)) {
             fail(row, "unreadable reply");
@@ -126,7 +143,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
             fail(row, "destination: " + reply.message());
             return;
           }
-          hand_back(row, sent, reply);
+          hand_back(row, step, reply);
         },
         [row, fail](caf::error& err) { fail(row, caf::to_string(err)); });
   };
@@ -146,7 +163,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     if (st.in_flight.size() >= d->cfg.max_in_flight)
       return;
     std::vector<std::string> unreachable;
-    for (auto& svc : {"auth", "authz", "user", "watchhistory"})
+    for (auto& svc : d->destinations)
       if (!d->rt->reachable(svc))
         unreachable.push_back(svc);
     std::vector<store::outbox_row> due;

@@ -46,6 +46,9 @@ struct outbox_deps {
   std::shared_ptr<crypto::keyring> keys;
   /// Wall clock in unix ms (the retry schedule); tests substitute their own.
   std::function<int64_t()> clock;
+  /// Every service entries may be addressed to (the registry's names): while one
+  /// has no reachable shard, its entries are left alone (no attempt counted).
+  std::vector<std::string> destinations;
 };
 
 /// Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped at

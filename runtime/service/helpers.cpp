@@ -2,17 +2,19 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/gateway/json.hpp"
 
 #include <algorithm>
 #include <cctype>
 
 namespace custodian {
 
-v1::StoredEvent new_event(const v1::Envelope& env) {
+v1::StoredEvent new_event(const v1::Envelope& env, const google::protobuf::Message& body) {
   v1::StoredEvent ev;
   ev.set_schema_version(v1::EVENT_SCHEMA_CURRENT);
   ev.set_at_ms(now_ms());
   ev.set_request_id(env.request_id());
+  ev.mutable_body()->PackFrom(body);
   return ev;
 }
 
@@ -20,7 +22,7 @@ void append(store::commit& c, const std::string& user_id, const v1::StoredEvent&
   c.events.emplace_back(user_id, ev.SerializeAsString());
 }
 
-std::vector<v1::StoredEvent> read_events(store::event_store& st, const std::string& user_id) {
+std::vector<v1::StoredEvent> read_events(store_view& st, const std::string& user_id) {
   std::vector<v1::StoredEvent> out;
   for (auto& row : st.read_stream(user_id)) {
     v1::StoredEvent ev;
@@ -44,71 +46,8 @@ outcome erase_user(const v1::Envelope& env) {
   return out;
 }
 
-v1::JobRecord new_job(const std::string& kind, const std::string& user_id,
-                      const std::vector<std::string>& services) {
-  v1::JobRecord job;
-  job.set_job_id(new_time_ordered_id());  // concurrent jobs share store pages
-  job.set_kind(kind);
-  job.set_state("running");
-  job.set_user_id(user_id);
-  for (auto& s : services)
-    (*job.mutable_services())[s] = "pending";
-  job.set_created_ms(now_ms());
-  job.set_updated_ms(job.created_ms());
-  return job;
-}
-
-std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id) {
-  auto row = st.job_get(job_id);
-  if (!row)
-    return std::nullopt;
-  v1::JobRecord job;
-  if (!job.ParseFromString(row->record))
-    throw store::store_error(store::errc::io, "unreadable job record " + job_id);
-  return job;
-}
-
-void put_job(store::commit& c, const v1::JobRecord& job) {
-  c.jobs.push_back(store::job_row{job.job_id(), job.user_id(), job.SerializeAsString()});
-}
-
-void mark(v1::JobRecord& job, const std::string& service, const std::string& state) {
-  (*job.mutable_services())[service] = state;
-  job.set_updated_ms(now_ms());
-  if (job.state() != "running")
-    return;
-  bool all_done = true;
-  for (auto& [name, s] : job.services()) {
-    if (s == "failed") {
-      job.set_state("failed");
-      return;
-    }
-    all_done = all_done && s == "done";
-  }
-  if (all_done)
-    job.set_state("done");
-}
-
-v1::JobStatus job_status(const v1::JobRecord& job) {
-  v1::JobStatus s;
-  s.set_job_id(job.job_id());
-  s.set_kind(job.kind());
-  s.set_state(job.state());
-  s.set_error(job.error());
-  s.set_user_id(job.user_id());
-  for (auto& [name, st] : job.services())
-    (*s.mutable_services())[name] = st;
-  return s;
-}
-
-v1::Envelope lifecycle_envelope(const v1::Envelope& cause, const std::string& request_id,
-                                const std::string& user_id, const std::string& origin) {
-  v1::Envelope env;
-  env.set_request_id(request_id);
-  env.set_user_id(user_id);
-  env.set_origin(origin);
-  env.set_trace_id(cause.trace_id());
-  return env;
+std::string parse_body(const std::string& body, google::protobuf::Message& msg) {
+  return json::parse(body, msg);
 }
 
 std::string normalize_email(const std::string& email) {

@@ -9,12 +9,17 @@ v1::Reply make_reply(v1::Reply::Status status, const std::string& message) {
   return r;
 }
 
-const std::vector<std::string>& all_services() {
-  static const std::vector<std::string> names{"auth", "authz", "user", "watchhistory"};
-  return names;
+v1::Reply reply_with(const google::protobuf::Message& body) {
+  auto r = make_reply(v1::Reply::OK);
+  r.mutable_service()->PackFrom(body);
+  return r;
 }
 
 std::string command_name(const v1::Envelope& env) {
+  if (env.command().has_service()) {
+    auto& url = env.command().service().type_url();
+    return url.substr(url.rfind('/') + 1);
+  }
   auto* field = v1::Command::descriptor()->FindFieldByNumber(env.command().kind_case());
   return field ? field->name() : "none";
 }

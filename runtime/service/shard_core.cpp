@@ -3,9 +3,31 @@
 #include "runtime/common/log.hpp"
 #include "runtime/service/helpers.hpp"
 
+#include <algorithm>
 #include <map>
 
 namespace custodian {
+
+shard_core::shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<store::event_store> st,
+                       std::shared_ptr<crypto::keyring> keys, shard_env env)
+  : logic_(std::move(logic)),
+    store_(std::move(st)),
+    keys_(std::move(keys)),
+    saga_(logic_->name(), env.node,
+          env.registry ? env.registry : std::make_shared<const service_registry>(), keys_),
+    on_job_finished_(std::move(env.on_job_finished)) {}
+
+namespace {
+
+/// Crypto-shredding: every erased user's key is destroyed (a service may also
+/// shred a user's key and keep records, e.g. under a retention duty).
+void append_keys(std::vector<std::string>& keys, const std::vector<std::string>& users) {
+  for (auto& u : users)
+    if (std::find(keys.begin(), keys.end(), u) == keys.end())
+      keys.push_back(u);
+}
+
+} // namespace
 
 bool passes_tombstone(const v1::Command& cmd) {
   switch (cmd.kind_case()) {
@@ -65,7 +87,13 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
     if (!env.user_id().empty() && !passes_tombstone(env.command())
         && store_->tombstoned(env.user_id()))
       return answer(make_reply(v1::Reply::GONE, "user was erased"));
-    auto out = logic_->handle(env, *store_);
+    outcome out;
+    if (saga::coordinator::handles(env.command())) {
+      out = saga_.handle(env, *store_, *logic_);
+    } else {
+      store_view view{*store_};
+      out = logic_->handle(env, view);
+    }
     if (out.record_in_inbox && dedup) {
       // A reply with a body may hold personal data: it is sealed.
       auto bytes = out.reply.SerializeAsString();
@@ -80,7 +108,7 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
       if (row.personal)
         row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
     // Crypto-shredding: the store destroys the keys first, durably; then the records.
-    out.commit.destroy_keys = out.commit.erase_users;
+    append_keys(out.commit.destroy_keys, out.commit.erase_users);
     p.commit = std::make_shared<store::commit>(std::move(out.commit));
     p.reply = std::move(out.reply);
     p.conflict_reply = std::move(out.conflict_reply);
@@ -106,8 +134,8 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (on_job_finished_)
     for (auto& j : p.commit->jobs) {
       v1::JobRecord rec;
-      if (rec.ParseFromString(j.record) && rec.state() != "running")
-        on_job_finished_(job_status(rec));
+      if (rec.ParseFromString(j.record) && rec.state() != v1::JOB_RUNNING)
+        on_job_finished_(saga::job_status(rec));
     }
   std::shared_ptr<const std::vector<store::outbox_row>> fresh;
   if (!p.commit->outbox.empty() && p.commit->outbox_ids.size() == p.commit->outbox.size()) {
@@ -122,64 +150,6 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
 
 namespace {
 
-/// The store as a command handled after others in the same commit sees it:
-/// their job records are visible (the only thing `Delivered` handling reads
-/// that those handlings write). Everything else goes to the store.
-class job_overlay final : public store::event_store {
-public:
-  explicit job_overlay(store::event_store& base) : base_(base) {}
-  void put(const std::vector<store::job_row>& jobs) {
-    for (auto& j : jobs)
-      jobs_[j.job_id] = j;
-  }
-  std::optional<store::job_row> job_get(const std::string& id) override {
-    if (auto i = jobs_.find(id); i != jobs_.end())
-      return i->second;
-    return base_.job_get(id);
-  }
-  store::status apply(const store::commit&) override {
-    return {store::errc::io, "job_overlay is read-only"};
-  }
-  std::vector<store::event_row> read_stream(const std::string& s) override {
-    return base_.read_stream(s);
-  }
-  std::optional<std::string> inbox_get(const std::string& u, const std::string& r) override {
-    return base_.inbox_get(u, r);
-  }
-  bool tombstoned(const std::string& u) override { return base_.tombstoned(u); }
-  std::optional<store::index_row> index_get(const std::string& sp, const std::string& k) override {
-    return base_.index_get(sp, k);
-  }
-  int64_t index_count(const std::string& sp, const std::string& u) override {
-    return base_.index_count(sp, u);
-  }
-  std::vector<store::outbox_row> outbox_due(int64_t now, size_t limit,
-                                            const std::vector<std::string>& skip,
-                                            store::outbox_cursor after) override {
-    return base_.outbox_due(now, limit, skip, after);
-  }
-  store::status outbox_retry(const std::vector<retry>& r) override { return base_.outbox_retry(r); }
-  int64_t outbox_depth() override { return base_.outbox_depth(); }
-  store::status outbox_wake(const std::string& d, int64_t now) override {
-    return base_.outbox_wake(d, now);
-  }
-  std::vector<outbox_stat> outbox_stats() override { return base_.outbox_stats(); }
-  std::optional<std::string> key_get(const std::string& u) override { return base_.key_get(u); }
-  std::string key_put(const std::string& u, const std::string& k) override {
-    return base_.key_put(u, k);
-  }
-  void key_destroy(const std::string& u) override { base_.key_destroy(u); }
-  std::vector<std::pair<std::string, std::string>> keys_all() override { return base_.keys_all(); }
-  void keys_replace(const std::vector<std::pair<std::string, std::string>>& k) override {
-    base_.keys_replace(k);
-  }
-  void close() override {}
-
-private:
-  store::event_store& base_;
-  std::map<std::string, store::job_row> jobs_;
-};
-
 template <class T>
 void append_all(std::vector<T>& to, std::vector<T>& from) {
   to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
@@ -190,12 +160,11 @@ void append_all(std::vector<T>& to, std::vector<T>& from) {
 shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::Envelope>& envs) {
   prepared_many p;
   auto merged = std::make_shared<store::commit>();
-  job_overlay view{*store_};
+  saga::coordinator::pending_jobs jobs;
   try {
     for (auto& env : envs) {
-      auto out = logic_->handle(env, view);
+      auto out = saga_.handle(env, *store_, *logic_, &jobs);
       auto& c = out.commit;
-      view.put(c.jobs);
       for (auto& row : c.outbox)
         if (row.personal)
           row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
@@ -214,7 +183,7 @@ shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::En
                      make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
     return p;
   }
-  merged->destroy_keys = merged->erase_users;
+  append_keys(merged->destroy_keys, merged->erase_users);
   if (!merged->empty())
     p.commit = std::move(merged);
   return p;

@@ -6,6 +6,8 @@
 /// Unit tests drive it directly against a real store.
 
 #include "runtime/crypto/keyring.hpp"
+#include "runtime/saga/saga.hpp"
+#include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
 
 #include <functional>
@@ -17,14 +19,18 @@ namespace custodian {
 /// Called after the commit that finished a job (done or failed) is durable.
 using job_listener = std::function<void(const v1::JobStatus&)>;
 
+/// Where a service's shards run: the registry (the sagas' participants), the
+/// node's name, and who hears of finished jobs.
+struct shard_env {
+  std::shared_ptr<const service_registry> registry;  ///< null: no other service known
+  std::string node = "node";
+  job_listener on_job_finished;
+};
+
 class shard_core {
 public:
   shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<store::event_store> st,
-             std::shared_ptr<crypto::keyring> keys, job_listener on_job_finished = {})
-    : logic_(std::move(logic)),
-      store_(std::move(st)),
-      keys_(std::move(keys)),
-      on_job_finished_(std::move(on_job_finished)) {}
+             std::shared_ptr<crypto::keyring> keys, shard_env env = {});
 
   struct result {
     v1::Reply reply;
@@ -70,6 +76,7 @@ private:
   std::shared_ptr<service_logic> logic_;
   std::shared_ptr<store::event_store> store_;
   std::shared_ptr<crypto::keyring> keys_;
+  saga::coordinator saga_;
   job_listener on_job_finished_;
 };
 

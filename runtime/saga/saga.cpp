@@ -1,0 +1,335 @@
+#include "runtime/saga/saga.hpp"
+
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+#include "runtime/crypto/keyring.hpp"
+#include "runtime/gateway/json.hpp"
+
+#include <algorithm>
+
+namespace custodian::saga {
+
+const char* to_string(v1::JobKind kind) {
+  switch (kind) {
+    case v1::JOB_REGISTER: return "register";
+    case v1::JOB_ERASE: return "erase";
+    case v1::JOB_EXPORT: return "export";
+    default: return "unknown";
+  }
+}
+
+const char* to_string(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_RUNNING: return "running";
+    case v1::JOB_DONE: return "done";
+    case v1::JOB_FAILED: return "failed";
+    default: return "unknown";
+  }
+}
+
+const char* to_string(v1::StepState state) {
+  switch (state) {
+    case v1::STEP_DONE: return "done";
+    case v1::STEP_FAILED: return "failed";
+    default: return "pending";
+  }
+}
+
+const char* to_string(v1::Step step) {
+  switch (step) {
+    case v1::STEP_PROVISION: return "provision";
+    case v1::STEP_ERASE: return "erase";
+    case v1::STEP_EXPORT: return "export";
+    case v1::STEP_COMPENSATE: return "compensate";
+    default: return "none";
+  }
+}
+
+v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
+                      const std::vector<std::string>& participants) {
+  v1::JobRecord job;
+  job.set_job_id(new_time_ordered_id());  // concurrent jobs share store pages
+  job.set_kind(kind);
+  job.set_state(v1::JOB_RUNNING);
+  job.set_user_id(user_id);
+  for (auto& s : participants)
+    (*job.mutable_services())[s] = v1::STEP_PENDING;
+  job.set_created_ms(now_ms());
+  job.set_updated_ms(job.created_ms());
+  return job;
+}
+
+void mark(v1::JobRecord& job, const std::string& service, v1::StepState state) {
+  (*job.mutable_services())[service] = state;
+  job.set_updated_ms(now_ms());
+  if (job.state() != v1::JOB_RUNNING)
+    return;
+  bool all_done = true;
+  for (auto& [name, s] : job.services()) {
+    if (s == v1::STEP_FAILED) {
+      job.set_state(v1::JOB_FAILED);
+      return;
+    }
+    all_done = all_done && s == v1::STEP_DONE;
+  }
+  if (all_done)
+    job.set_state(v1::JOB_DONE);
+}
+
+void put_job(store::commit& c, const v1::JobRecord& job) {
+  c.jobs.push_back(store::job_row{job.job_id(), job.user_id(), job.SerializeAsString()});
+}
+
+std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id) {
+  auto row = st.job_get(job_id);
+  if (!row)
+    return std::nullopt;
+  v1::JobRecord job;
+  if (!job.ParseFromString(row->record))
+    throw store::store_error(store::errc::io, "unreadable job record " + job_id);
+  return job;
+}
+
+v1::JobStatus job_status(const v1::JobRecord& job) {
+  v1::JobStatus s;
+  s.set_job_id(job.job_id());
+  s.set_kind(to_string(job.kind()));
+  s.set_state(to_string(job.state()));
+  s.set_error(job.error());
+  s.set_user_id(job.user_id());
+  for (auto& [name, st] : job.services())
+    (*s.mutable_services())[name] = to_string(st);
+  return s;
+}
+
+v1::Envelope step_envelope(const v1::Envelope& cause, const std::string& job_id, const char* step,
+                           const std::string& dest, const std::string& user_id,
+                           const std::string& origin) {
+  v1::Envelope env;
+  env.set_request_id(job_id + "/" + step + "/" + dest);
+  env.set_user_id(user_id);
+  env.set_origin(origin);
+  env.set_trace_id(cause.trace_id());
+  return env;
+}
+
+v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std::string& user_id,
+                             const std::string& email, const std::string& display_name,
+                             const std::string& self, const std::string& node,
+                             const service_registry& reg) {
+  auto participants = reg.participants(v1::STEP_PROVISION);
+  if (std::find(participants.begin(), participants.end(), self) == participants.end())
+    participants.push_back(self);
+  auto job = new_job(v1::JOB_REGISTER, user_id, participants);
+  mark(job, self, v1::STEP_DONE);  // the commit that carries this job registers the user
+  put_job(out.commit, job);
+  auto now = now_ms();
+  for (auto& svc : participants) {
+    if (svc == self)
+      continue;
+    auto msg = step_envelope(cause, job.job_id(), "provision", svc, user_id, self + "@" + node);
+    auto* p = msg.mutable_command()->mutable_provision_user();
+    p->set_email(email);
+    p->set_display_name(display_name);
+    p->set_job_id(job.job_id());
+    out.commit.outbox.push_back(make_outbox(svc, msg, true, now));
+  }
+  return job;
+}
+
+namespace {
+
+template <class T>
+void append_all(std::vector<T>& to, std::vector<T>& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+} // namespace
+
+coordinator::coordinator(std::string service, std::string node,
+                         std::shared_ptr<const service_registry> reg,
+                         std::shared_ptr<crypto::keyring> keys)
+  : service_(std::move(service)), node_(std::move(node)), reg_(std::move(reg)),
+    keys_(std::move(keys)) {}
+
+bool coordinator::handles(const v1::Command& cmd) {
+  switch (cmd.kind_case()) {
+    case v1::Command::kStartErase:
+    case v1::Command::kStartExport:
+    case v1::Command::kGetJob:
+    case v1::Command::kDelivered:
+      return true;
+    default:
+      return false;
+  }
+}
+
+outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, service_logic& own,
+                            pending_jobs* pending) {
+  switch (env.command().kind_case()) {
+    case v1::Command::kStartErase: return start(v1::JOB_ERASE, env, st, own);
+    case v1::Command::kStartExport: return start(v1::JOB_EXPORT, env, st, own);
+    case v1::Command::kGetJob: return get_job(env, st);
+    default: return delivered(env, st, pending);
+  }
+}
+
+outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,
+                           service_logic& own) {
+  outcome out;
+  if (reg_->coordinator(kind) != service_) {
+    out.reply = make_reply(v1::Reply::INVALID,
+                           service_ + " does not coordinate " + to_string(kind) + " jobs");
+    return out;
+  }
+  bool erase = kind == v1::JOB_ERASE;
+  auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
+  auto participants = reg_->participants(step);
+  // An erase job holds no personal data: not even the user id.
+  auto job = new_job(kind, erase ? "" : env.user_id(), participants);
+  bool self_too = false;
+  if (erase) {
+    out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
+    // The coordinator's own share is done in this very commit (its records of
+    // the user are on this shard): one round trip less.
+    for (auto& p : participants)
+      self_too = self_too || p == service_;
+    if (self_too) {
+      auto mine = step_envelope(env, job.job_id(), "erase", service_, env.user_id(),
+                                service_ + "@" + node_);
+      mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
+      store_view view{st};
+      auto share = own.handle(mine, view);
+      if (share.reply.status() != v1::Reply::OK)
+        return share;
+      append_all(out.commit.erase_users, share.commit.erase_users);
+      append_all(out.commit.tombstones, share.commit.tombstones);
+      append_all(out.commit.events, share.commit.events);
+      append_all(out.commit.index_dels, share.commit.index_dels);
+      mark(job, service_, v1::STEP_DONE);
+    }
+  }
+  put_job(out.commit, job);
+  auto now = now_ms();
+  for (auto& svc : participants) {
+    if (erase && svc == service_)
+      continue;
+    auto msg = step_envelope(env, job.job_id(), to_string(step), svc, env.user_id(),
+                             service_ + "@" + node_);
+    if (erase)
+      msg.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
+    else
+      msg.mutable_command()->mutable_export_user()->set_job_id(job.job_id());
+    // Export entries are deleted if the user is erased meanwhile; erase entries
+    // hold no personal data and must survive the user's own erasure.
+    out.commit.outbox.push_back(make_outbox(svc, msg, !erase, now));
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  out.reply.mutable_job()->set_job_id(job.job_id());
+  log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind),
+                           env.user_id(), job.job_id(), env.request_id());
+  return out;
+}
+
+outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
+                               pending_jobs* pending) {
+  outcome out;
+  auto& del = env.command().delivered();
+  out.commit.outbox_acks.push_back(del.outbox_id());
+  out.reply = make_reply(v1::Reply::OK);
+  if (del.job_id().empty())
+    return out;
+  std::optional<v1::JobRecord> job;
+  if (pending)
+    if (auto i = pending->find(del.job_id()); i != pending->end())
+      job = i->second;
+  if (!job)
+    job = load_job(st, del.job_id());
+  if (!job || job->state() != v1::JOB_RUNNING)
+    return out;
+  bool step_of_job = (job->kind() == v1::JOB_REGISTER && del.step() == v1::STEP_PROVISION)
+                     || (job->kind() == v1::JOB_ERASE && del.step() == v1::STEP_ERASE)
+                     || (job->kind() == v1::JOB_EXPORT && del.step() == v1::STEP_EXPORT);
+  if (!step_of_job)
+    return out;  // e.g. a failed register's compensating erase was acknowledged
+  bool ok = del.reply().status() == v1::Reply::OK;
+  if (ok && job->kind() == v1::JOB_EXPORT)
+    (*job->mutable_sections())[del.dest()] = keys_->seal(
+      job->user_id(), del.reply().SerializeAsString(), "job/" + job->job_id() + "/" + del.dest());
+  mark(*job, del.dest(), ok ? v1::STEP_DONE : v1::STEP_FAILED);
+  if (!ok && job->error().empty())
+    job->set_error(del.dest() + " refused: " + del.reply().message());
+  if (job->kind() == v1::JOB_REGISTER && job->state() == v1::JOB_FAILED)
+    compensate(out, *job, env);
+  if (job->state() != v1::JOB_RUNNING)
+    log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),
+                             job->job_id());
+  put_job(out.commit, *job);
+  if (pending)
+    (*pending)[job->job_id()] = *job;
+  return out;
+}
+
+void coordinator::compensate(outcome& out, v1::JobRecord& job, const v1::Envelope& cause) {
+  // Compensate everywhere: the user is erased here now, and from every other
+  // participant through the outbox (erasure is idempotent, so participants that
+  // never got the user just keep a tombstone).
+  auto uid = job.user_id();
+  log::get(service_)->warn("register failed user={} job={}: compensating", uid, job.job_id());
+  job.set_error("provisioning failed: " + job.error());
+  job.set_user_id("");
+  out.commit.erase_users.push_back(uid);
+  out.commit.tombstones.push_back(uid);
+  auto now = now_ms();
+  for (auto& [svc, state] : job.services()) {
+    if (svc == service_)
+      continue;
+    auto msg = step_envelope(cause, job.job_id(), "compensate", svc, uid, service_ + "@" + node_);
+    msg.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
+    out.commit.outbox.push_back(make_outbox(svc, msg, false, now));
+  }
+}
+
+outcome coordinator::get_job(const v1::Envelope& env, store::event_store& st) {
+  outcome out;
+  auto job = load_job(st, env.command().get_job().job_id());
+  if (!job) {
+    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such job");
+    return out;
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  auto* status = out.reply.mutable_job_status();
+  *status = job_status(*job);
+  if (job->kind() == v1::JOB_EXPORT && job->state() == v1::JOB_DONE)
+    add_bundle(*job, *status);
+  return out;
+}
+
+void coordinator::add_bundle(const v1::JobRecord& job, v1::JobStatus& status) {
+  auto* fields = status.mutable_bundle()->mutable_fields();
+  for (auto& [svc, sealed] : job.sections()) {
+    auto bytes = keys_->open(job.user_id(), sealed, "job/" + job.job_id() + "/" + svc);
+    v1::Reply r;
+    if (!bytes || !r.ParseFromString(*bytes))
+      throw store::store_error(store::errc::io, "cannot unseal export section " + svc
+                                                  + " of job " + job.job_id());
+    auto text = r.has_service() ? json::print_any(r.service()) : "{}";
+    if (text.empty() || !json::to_struct(text, *(*fields)[svc].mutable_struct_value()).empty())
+      throw store::store_error(store::errc::io, "export section " + svc + " of job "
+                                                  + job.job_id() + " has an unknown type");
+  }
+  v1::BundleMetadata m;
+  m.set_job_id(job.job_id());
+  m.set_user_id(job.user_id());
+  m.set_generated_ms(job.updated_ms());
+  m.set_schema_version(v1::EVENT_SCHEMA_CURRENT);
+  std::vector<std::string> names;
+  for (auto& [svc, state] : job.services())
+    names.push_back(svc);
+  std::sort(names.begin(), names.end());
+  for (auto& svc : names)
+    m.add_services(svc);
+  json::to_struct(json::print(m), *(*fields)["metadata"].mutable_struct_value());
+}
+
+} // namespace custodian::saga

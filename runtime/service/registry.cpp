@@ -1,0 +1,111 @@
+#include "runtime/service/registry.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace custodian {
+
+namespace {
+
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 64 || !(n[0] >= 'a' && n[0] <= 'z'))
+    return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+} // namespace
+
+void service_registry::add(service_descriptor d) {
+  if (!valid_name(d.name))
+    throw std::invalid_argument("service name '" + d.name
+                                + "' must be lower-case letters, digits and '-'");
+  if (find(d.name) || is_external(d.name))
+    throw std::invalid_argument("service " + d.name + " is registered twice");
+  if (!d.make)
+    throw std::invalid_argument("service " + d.name + " has no logic factory");
+  for (auto kind : d.coordinates)
+    if (auto other = coordinator(kind); !other.empty())
+      throw std::invalid_argument("services " + other + " and " + d.name
+                                  + " both coordinate the same kind of job");
+  if (d.identity && !identity().empty())
+    throw std::invalid_argument("two identity services: " + identity() + " and " + d.name);
+  if (d.roles && !roles().empty())
+    throw std::invalid_argument("two roles services: " + roles() + " and " + d.name);
+  native_.push_back(std::move(d));
+}
+
+void service_registry::add_external(const std::string& name) {
+  if (!valid_name(name))
+    throw std::invalid_argument("external service name '" + name
+                                + "' must be lower-case letters, digits and '-'");
+  if (find(name) || is_external(name))
+    throw std::invalid_argument("service " + name + " is registered twice");
+  externals_.push_back(name);
+}
+
+const service_descriptor* service_registry::find(const std::string& name) const {
+  for (auto& d : native_)
+    if (d.name == name)
+      return &d;
+  return nullptr;
+}
+
+bool service_registry::is_external(const std::string& name) const {
+  return std::find(externals_.begin(), externals_.end(), name) != externals_.end();
+}
+
+std::vector<std::string> service_registry::names() const {
+  std::vector<std::string> out;
+  for (auto& d : native_)
+    out.push_back(d.name);
+  out.insert(out.end(), externals_.begin(), externals_.end());
+  return out;
+}
+
+std::vector<std::string> service_registry::participants(v1::Step step) const {
+  std::vector<std::string> out;
+  for (auto& d : native_) {
+    bool takes_part = (step == v1::STEP_PROVISION && d.provision)
+                      || (step == v1::STEP_ERASE && d.erase)
+                      || (step == v1::STEP_EXPORT && d.exports);
+    if (takes_part)
+      out.push_back(d.name);
+  }
+  out.insert(out.end(), externals_.begin(), externals_.end());
+  return out;
+}
+
+std::string service_registry::coordinator(v1::JobKind kind) const {
+  for (auto& d : native_)
+    if (std::find(d.coordinates.begin(), d.coordinates.end(), kind) != d.coordinates.end())
+      return d.name;
+  return "";
+}
+
+std::vector<std::string> service_registry::job_holders() const {
+  std::vector<std::string> out;
+  for (auto kind : {v1::JOB_ERASE, v1::JOB_EXPORT, v1::JOB_REGISTER}) {
+    auto c = coordinator(kind);
+    if (!c.empty() && std::find(out.begin(), out.end(), c) == out.end())
+      out.push_back(c);
+  }
+  return out;
+}
+
+std::string service_registry::identity() const {
+  for (auto& d : native_)
+    if (d.identity)
+      return d.name;
+  return "";
+}
+
+std::string service_registry::roles() const {
+  for (auto& d : native_)
+    if (d.roles)
+      return d.name;
+  return "";
+}
+
+} // namespace custodian

@@ -1,0 +1,105 @@
+#pragma once
+/// The registry of services: what a service declares to join the runtime.
+///
+/// A service lives whole in actors/<service>/ (its .proto, its logic, its
+/// descriptor). Its descriptor says what the runtime needs to know of it: its
+/// name, how to make its logic, which lifecycle steps it takes part in, which
+/// sagas it coordinates, its HTTP routes and whether its shards need their own
+/// threads. The node, the gateway, the outbox and the sagas are built from
+/// the registry; nothing in runtime/ names a service.
+
+#include "commands.pb.h"
+#include "jobs.pb.h"
+#include "runtime/service/service_logic.hpp"
+
+#include <google/protobuf/any.pb.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace custodian {
+
+struct node_config;
+namespace crypto {
+class keyring;
+}
+
+class service_registry;
+
+/// What a service's logic factory gets from the node that hosts it.
+struct service_context {
+  std::string service;                      ///< the service's own name
+  std::string node;                         ///< this node's name
+  std::shared_ptr<crypto::keyring> keys;    ///< the service's per-user keys
+  const node_config* config = nullptr;      ///< node-wide settings
+  std::shared_ptr<const service_registry> registry;  ///< participants of each step
+};
+
+/// One HTTP route of a service, served by the gateway. The path's `{id}` is the
+/// user the call is about: the caller must be that user or an admin, and the
+/// command goes to the shard of that user.
+struct http_route {
+  std::string method;  ///< GET, POST, PUT, PATCH or DELETE
+  std::string path;    ///< e.g. "/v1/users/{id}/watch-history"
+  /// Parses and checks the JSON body into the service's command (a message of
+  /// its own .proto, packed). Returns "" or the sentence of the 400 answer.
+  std::function<std::string(const std::string& body, google::protobuf::Any& command)> parse;
+  int ok_status = 200;  ///< the answer's status when the service replies OK
+};
+
+struct service_descriptor {
+  std::string name;
+  std::function<std::shared_ptr<service_logic>(const service_context&)> make;
+  /// Lifecycle steps it takes part in: its logic answers ProvisionUser,
+  /// EraseUser and ExportUser (with its export section).
+  bool provision = false;
+  bool erase = false;
+  bool exports = false;
+  /// Sagas whose jobs live on this service's shards (at most one service per kind).
+  std::vector<v1::JobKind> coordinates;
+  /// The identity interface: accounts and sessions (RegisterUser, Login,
+  /// VerifySession, IssueSession, Logout, GetSigningKey).
+  bool identity = false;
+  /// Answers GetRoles and GrantRole (the roles in a session token).
+  bool roles = false;
+  /// Its shards block (e.g. password hashing): each gets a thread of its own.
+  bool dedicated_threads = false;
+  std::vector<http_route> routes;
+};
+
+class service_registry {
+public:
+  /// Adds a service; throws std::invalid_argument for a duplicate name, a name
+  /// that is not [a-z][a-z0-9-]*, or a second coordinator/identity/roles service.
+  void add(service_descriptor d);
+  /// A service outside Custodian that takes part in every step over HTTP.
+  void add_external(const std::string& name);
+
+  const service_descriptor* find(const std::string& name) const;
+  const std::vector<service_descriptor>& native() const { return native_; }
+  const std::vector<std::string>& externals() const { return externals_; }
+  bool is_external(const std::string& name) const;
+  /// Every service, native then external.
+  std::vector<std::string> names() const;
+  /// The services that take part in `step`: native ones that declared it, and
+  /// every external one.
+  std::vector<std::string> participants(v1::Step step) const;
+  /// The service whose shards hold jobs of `kind` ("" if none).
+  std::string coordinator(v1::JobKind kind) const;
+  /// The coordinators of every kind, without repeats: where a job id is looked up.
+  std::vector<std::string> job_holders() const;
+  std::string identity() const;
+  std::string roles() const;
+
+private:
+  std::vector<service_descriptor> native_;
+  std::vector<std::string> externals_;
+};
+
+/// The services compiled into this build: one per folder of actors/ (the
+/// definition is generated from those folders).
+service_registry builtin_services();
+
+} // namespace custodian
