@@ -16,7 +16,8 @@
 //        custodian_bench --rtt-server=PORT   (the far node of scenario g)
 #include "bench/bench_support.hpp"
 
-#include "actors/auth/auth_logic.hpp"
+#include "actors/watchhistory/watchhistory_logic.hpp"
+#include "runtime/service/identity.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/shard_actor.hpp"
 #include "runtime/store/mongo_store.hpp"
@@ -110,7 +111,7 @@ std::vector<std::string> seed_users(embedded_node& n, job_board& board, size_t c
     request r;
     auto email = prefix + std::to_string(i) + "@bench.example";
     r.service = "auth";
-    r.key = auth::auth_logic::route_key(email);
+    r.key = identity::email_route_key(email);
     auto* c = r.env.mutable_command()->mutable_register_user();
     c->set_email(email);
     c->set_password("bench password " + std::to_string(i));
@@ -130,9 +131,10 @@ std::vector<std::string> seed_users(embedded_node& n, job_board& board, size_t c
     r.service = "watchhistory";
     r.key = uid;
     r.env.set_user_id(uid);
-    auto* c = r.env.mutable_command()->mutable_record_watch();
-    c->set_title_id("title-" + std::to_string((k * 7919 + i) % 5000));
-    c->set_progress_s(static_cast<int32_t>(60 * k));
+    watchhistory::RecordWatch c;
+    c.set_title_id("title-" + std::to_string((k * 7919 + i) % 5000));
+    c.set_progress_s(static_cast<int32_t>(60 * k));
+    r.env.mutable_command()->mutable_service()->PackFrom(c);
     return r;
   });
   check(w.failures == 0, "every watch event accepted");
@@ -188,7 +190,7 @@ void verify(embedded_node& n, const dataset& d, const std::vector<size_t>& erase
   std::vector<char> erased(d.users, 0);
   for (auto i : erased_idx)
     erased[i] = 1;
-  for (auto& svc : all_services()) {
+  for (auto& svc : builtin_services().names()) {
     auto st = n.get().store_of(svc);
     for (size_t i = 0; i < d.users; ++i) {
       auto& uid = d.ids[i];
@@ -349,7 +351,10 @@ std::vector<double> exports(embedded_node& n, job_board& board, const dataset& d
     q.mutable_command()->mutable_get_job()->set_job_id(job);
     auto st = call("user", job, q);
     check(st.status() == v1::Reply::OK && st.job_status().state() == "done", "export done");
-    check(st.job_status().bundle().watchhistory().events_size() == export_events,
+    auto& bundle = st.job_status().bundle().fields();
+    check(bundle.count("watchhistory")
+            && bundle.at("watchhistory").struct_value().fields().at("events").list_value().values_size()
+                 == export_events,
           "bundle holds every watch event");
     if (k >= 10)  // the first ten warm the caches
       out.push_back(ms_between(t0, clock::now()));

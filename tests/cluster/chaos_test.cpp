@@ -165,7 +165,7 @@ struct chaos_run {
     auto* u = live_user();
     if (!u)
       return;
-    v1::WatchRequest w;
+    watchhistory::WatchRequest w;
     w.set_title_id("t" + std::to_string(u->titles.size() + u->maybe.size()));
     w.set_progress_s(pick(1000));
     auto r = api.send("POST", "/v1/users/" + u->s.user_id + "/watch-history", w, u->s.token);
@@ -217,12 +217,13 @@ struct chaos_run {
   /// `during_load`: an export taken while the load ran. For a user whose
   /// register was answered 202 (provisioning still going on), the services
   /// provisioned later may not know the user yet: their sections may be empty.
-  void check_bundle(const v1::ExportBundle& b, const model_user& u, const std::vector<std::string>& titles,
+  void check_bundle(const bundle_view& b, const model_user& u, const std::vector<std::string>& titles,
                     const std::set<std::string>& maybe, const std::string& what,
                     bool during_load = false) {
     bool may_lag = during_load && u.registered_pending;
     std::set<std::string> got;
-    for (auto& e : b.watchhistory().events())
+    auto history = b.watchhistory();
+    for (auto& e : history.events())
       got.insert(e.title_id());
     for (auto& t : titles)
       BOOST_TEST(got.count(t) == 1u, what << ": accepted watch " << t << " missing");
@@ -299,7 +300,7 @@ struct chaos_run {
       // what was written afterwards (each service reads when the request reaches it).
       std::set<std::string> allowed(u.maybe.begin(), u.maybe.end());
       allowed.insert(u.titles.begin(), u.titles.end());
-      check_bundle(st.bundle(), u, e.titles, allowed, "export " + e.job_id, true);
+      check_bundle(bundle_of(st), u, e.titles, allowed, "export " + e.job_id, true);
     }
     // Every live user: a final export holds exactly what was written.
     for (auto& u : users) {
@@ -309,7 +310,7 @@ struct chaos_run {
       BOOST_TEST_REQUIRE(r.status == 202, r.body);
       auto st = api.wait_job(api_client::parse<v1::JobAccepted>(r).job_id(), u.s.token, seconds(60));
       BOOST_TEST_REQUIRE(st.state() == "done");
-      check_bundle(st.bundle(), u, u.titles, u.maybe, "final export of " + u.s.user_id);
+      check_bundle(bundle_of(st), u, u.titles, u.maybe, "final export of " + u.s.user_id);
     }
     if (mongo_store_under_test())
       report_leases();

@@ -100,10 +100,10 @@ BOOST_FIXTURE_TEST_CASE(export_waits_for_the_killed_node_and_completes, cluster_
   for (size_t i = 0; i < jobs.size(); ++i) {
     auto st = api->wait_job(jobs[i], users[i].token, seconds(30));
     BOOST_TEST_REQUIRE(st.state() == "done");
-    BOOST_TEST(st.bundle().watchhistory().events_size() == 5);
-    BOOST_TEST(st.bundle().authz().roles(0) == "member");
-    BOOST_TEST(st.bundle().user().display_name() == users[i].name);
-    BOOST_TEST(st.bundle().auth().email() == users[i].email);
+    BOOST_TEST(bundle_of(st).watchhistory().events_size() == 5);
+    BOOST_TEST(bundle_of(st).authz().roles(0) == "member");
+    BOOST_TEST(bundle_of(st).user().display_name() == users[i].name);
+    BOOST_TEST(bundle_of(st).auth().email() == users[i].email);
   }
 }
 
@@ -172,7 +172,7 @@ BOOST_FIXTURE_TEST_CASE(register_while_authz_node_is_down, cluster_fixture) {
   BOOST_TEST(api->wait_job(reg.job_id(), "", seconds(30)).state() == "done");
   auto l = api_client::parse<v1::LoginResponse>(api->login("late-role@example.com", "correct horse"));
   auto e = api->raw("POST", "/v1/users/" + l.user_id() + "/export", "{}", l.token());
-  auto bundle = api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), l.token()).bundle();
+  auto bundle = bundle_of(api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), l.token()));
   BOOST_TEST_REQUIRE(bundle.authz().roles_size() == 1);
   BOOST_TEST(bundle.authz().roles(0) == "member");
 }
@@ -212,7 +212,7 @@ BOOST_AUTO_TEST_CASE(crashing_shard_is_restarted_then_escalates_and_is_reported)
                      "--supervisor.window=60s"}};
   auto u = f.make_user("crash", 0);
   auto watch = [&](const std::string& title) {
-    v1::WatchRequest w;
+    watchhistory::WatchRequest w;
     w.set_title_id(title);
     return f.api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status;
   };

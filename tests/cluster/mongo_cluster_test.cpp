@@ -82,7 +82,8 @@ struct mongo_cluster : cluster_fixture {
     auto st = api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), u.token, seconds(20));
     BOOST_REQUIRE_MESSAGE(st.state() == "done", st.state());
     std::vector<std::string> out;
-    for (auto& ev : st.bundle().watchhistory().events())
+    auto history = bundle_of(st).watchhistory();
+    for (auto& ev : history.events())
       out.push_back(ev.title_id());
     return out;
   }
@@ -195,7 +196,7 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_the_takeover, mongo_clust
       auto& u = on_c[t % on_c.size()];
       api_client c{node("a").url()};
       for (int i = 0; flood; ++i) {
-        v1::WatchRequest w;
+        watchhistory::WatchRequest w;
         w.set_title_id("flood-" + std::to_string(t) + "-" + std::to_string(i));
         w.set_progress_s(i);
         auto r = c.send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token);
@@ -255,7 +256,7 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_the_takeover, mongo_clust
 
   // New watches go to b.
   for (int i = 0; i < 4; ++i) {
-    v1::WatchRequest w;
+    watchhistory::WatchRequest w;
     w.set_title_id("after-" + std::to_string(i));
     w.set_progress_s(i);
     auto r = api->send("POST", "/v1/users/" + on_c[i].user_id + "/watch-history", w, on_c[i].token);

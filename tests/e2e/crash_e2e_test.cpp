@@ -13,7 +13,7 @@ namespace {
 
 void watch(api_client& api, const user_session& u, int n) {
   for (int i = 0; i < n; ++i) {
-    v1::WatchRequest w;
+    watchhistory::WatchRequest w;
     w.set_title_id("t" + std::to_string(i));
     w.set_progress_s(i);
     BOOST_REQUIRE(api.send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status
@@ -68,10 +68,10 @@ BOOST_FIXTURE_TEST_CASE(export_accepted_then_kill_9, e2e_fixture) {
   restart();
   auto st = api->wait_job(job, u.token);
   BOOST_TEST_REQUIRE(st.state() == "done");
-  BOOST_TEST(st.bundle().watchhistory().events_size() == 20);
-  BOOST_TEST(st.bundle().authz().roles_size() == 1);
-  BOOST_TEST(st.bundle().user().history_size() == 1);
-  BOOST_TEST(st.bundle().auth().email() == u.email);
+  BOOST_TEST(bundle_of(st).watchhistory().events_size() == 20);
+  BOOST_TEST(bundle_of(st).authz().roles_size() == 1);
+  BOOST_TEST(bundle_of(st).user().history_size() == 1);
+  BOOST_TEST(bundle_of(st).auth().email() == u.email);
 }
 
 BOOST_AUTO_TEST_CASE(register_accepted_then_kill_9) {

@@ -17,14 +17,14 @@ using namespace custodian::test;
 
 BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
   auto u = make_user("lifecycle", "Ada Lovelace");
-  v1::UpdateProfileRequest upd;
+  user::UpdateProfileRequest upd;
   upd.set_display_name("Countess of Lovelace");
   auto p = api->send("PATCH", "/v1/users/" + u.user_id, upd, u.token);
   BOOST_TEST_REQUIRE(p.status == 200, p.body);
-  BOOST_TEST(api_client::parse<v1::Profile>(p).display_name() == "Countess of Lovelace");
+  BOOST_TEST(api_client::parse<user::Profile>(p).display_name() == "Countess of Lovelace");
 
   for (int i = 0; i < 50; ++i) {
-    v1::WatchRequest w;
+    watchhistory::WatchRequest w;
     w.set_title_id("title-" + std::to_string(i));
     w.set_progress_s(i * 60);
     auto r = api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token);
@@ -41,7 +41,7 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
   BOOST_TEST(done.kind() == "export");
   for (auto svc : {"auth", "authz", "user", "watchhistory"})
     BOOST_TEST(done.services().at(svc) == "done");
-  auto& b = done.bundle();
+  auto b = bundle_of(done);
   BOOST_TEST(b.auth().email() == u.email);
   BOOST_TEST(b.authz().roles_size() == 1);
   BOOST_TEST(b.authz().roles(0) == "member");
@@ -148,7 +148,7 @@ BOOST_FIXTURE_TEST_CASE(tokens_act_only_on_their_own_user, e2e_fixture) {
   auto d = api->raw("DELETE", "/v1/users/" + a.user_id, "", a.token);
   BOOST_TEST(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state() == "done");
   BOOST_TEST(api->raw("GET", "/v1/users/" + b.user_id, "", b.token).status == 200);
-  v1::WatchRequest w;
+  watchhistory::WatchRequest w;
   w.set_title_id("t");
   BOOST_TEST(api->send("POST", "/v1/users/" + a.user_id + "/watch-history", w, a.token).status == 401);
 }
@@ -170,7 +170,8 @@ BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
   auto token = api_client::parse<v1::LoginResponse>({200, r.out}).token();
   r = ctl(url, "profile --token " + token + " --name 'Rear Admiral Grace'");
   BOOST_TEST(r.code == 0, r.out);
-  r = ctl(url, "watch --token " + token + " --title tt42 --progress 90");
+  r = ctl(url, "request POST '/v1/users/{me}/watch-history' --token " + token
+                 + " --body '{\"title_id\":\"tt42\",\"progress_s\":90}'");
   BOOST_TEST(r.code == 0, r.out);
   r = ctl(url, "export --wait --token " + token);
   BOOST_TEST(r.code == 0, r.out);
@@ -183,9 +184,11 @@ BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
   r = ctl(url, "login --email grace@example.com --password 'hopper cobol'");
   BOOST_TEST(r.code == 1);
   BOOST_TEST(r.out.find("401") != std::string::npos, r.out);
-  r = ctl(url, "watch --token " + token);
+  r = ctl(url, "profile");
   BOOST_TEST(r.code == 2, r.out);
   BOOST_TEST(r.out.find("needs --") != std::string::npos, r.out);
+  r = ctl(url, "request FETCH /v1/users");
+  BOOST_TEST(r.code == 2, r.out);
   r = ctl("http://127.0.0.1:1", "job 00000000000000000000000000000000");
   BOOST_TEST(r.code == 3, r.out);
   r = ctl(url, "erase --help");

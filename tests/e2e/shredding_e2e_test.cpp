@@ -45,9 +45,10 @@ std::vector<std::optional<std::string>> read_names(const std::string& db, const 
   auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{db, "normal", keys_db});
   crypto::keyring keys{master, "user", st};
   std::vector<std::optional<std::string>> out;
-  for (auto& ev : read_events(*st, uid))
-    if (ev.has_profile_created())
-      out.push_back(keys.open(uid, ev.profile_created().display_name_sealed(), "display_name"));
+  store_view view{*st};
+  for (auto& ev : read_events(view, uid))
+    if (auto created = event_as<user::ProfileCreated>(ev))
+      out.push_back(keys.open(uid, created->display_name_sealed(), "display_name"));
   st->close();
   return out;
 }
@@ -57,7 +58,7 @@ std::vector<std::optional<std::string>> read_names(const std::string& db, const 
 BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   auto u = make_user("shred", "Ada Lovelace");
   for (auto title : {"the-secret-garden", "brief-encounter"}) {
-    v1::WatchRequest w;
+    watchhistory::WatchRequest w;
     w.set_title_id(title);
     BOOST_TEST_REQUIRE(api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status
                        == 201);
@@ -121,7 +122,7 @@ BOOST_FIXTURE_TEST_CASE(master_key_rotation_keeps_data_and_sessions, e2e_fixture
   restart();
   auto p = api->raw("GET", "/v1/users/" + u.user_id, "", u.token);
   BOOST_TEST(p.status == 200, p.body);
-  BOOST_TEST(api_client::parse<v1::Profile>(p).display_name() == "Rotating Ruth");
+  BOOST_TEST(api_client::parse<user::Profile>(p).display_name() == "Rotating Ruth");
   BOOST_TEST(api->login(u.email, "correct horse").status == 200);
 }
 

@@ -84,7 +84,7 @@ struct outage_fixture {
     u.user_id = l.user_id();
     u.token = l.token();
     for (int i = 0; i < watches; ++i) {
-      v1::WatchRequest w;
+      watchhistory::WatchRequest w;
       w.set_title_id("t" + std::to_string(i));
       w.set_progress_s(i);
       auto wr = api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token);
@@ -139,7 +139,7 @@ BOOST_FIXTURE_TEST_CASE(store_goes_away_and_comes_back, outage_fixture) {
   BOOST_TEST_REQUIRE(e.status == 202, e.body);
   auto done = api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), kept[0].token, seconds(20));
   BOOST_TEST_REQUIRE(done.state() == "done");
-  BOOST_TEST(done.bundle().watchhistory().events_size() == 3);
+  BOOST_TEST(bundle_of(done).watchhistory().events_size() == 3);
   BOOST_TEST(api->login("during-outage@example.com", "correct horse").status == 401);
   BOOST_TEST(node.stop() == 0);
 }

@@ -19,7 +19,7 @@ struct cluster_fixture : cluster_nodes {
     u.user_id = l.user_id();
     u.token = l.token();
     for (int i = 0; i < watches; ++i) {
-      v1::WatchRequest w;
+      watchhistory::WatchRequest w;
       w.set_title_id("title-" + std::to_string(i));
       w.set_progress_s(i);
       auto wr = api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token);

@@ -2,6 +2,7 @@
 // One node process per test, in its own temp dir, plus helpers for users.
 
 #include "tests/support/node_process.hpp"
+#include "tests/support/services.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -113,8 +113,10 @@ BOOST_FIXTURE_TEST_CASE(one_users_commands_run_in_order_others_share_the_batch, 
     sent.push_back(p);
   }
   auto w = env("a");
-  w.mutable_command()->mutable_record_watch()->set_title_id("tt-1");
-  w.mutable_command()->mutable_record_watch()->set_progress_s(5);
+  watchhistory::RecordWatch rec;
+  rec.set_title_id("tt-1");
+  rec.set_progress_s(5);
+  w.mutable_command()->mutable_service()->PackFrom(rec);
   sent.push_back(w);
   for (auto& e : sent)
     self->send(shard, cmd_atom::value, wire{e.SerializeAsString()});

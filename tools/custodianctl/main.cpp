@@ -5,6 +5,8 @@
 
 #include "api.pb.h"
 
+#include <google/protobuf/struct.pb.h>
+
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <sodium.h>
@@ -35,8 +37,9 @@ const std::map<std::string, std::string> help{
             "  or CUSTODIAN_TOKEN."},
   {"profile", "custodianctl profile --token T [--name NEW_NAME]\n"
               "  Shows the profile of the token's user, or changes the display name."},
-  {"watch", "custodianctl watch --token T --title TITLE_ID --progress SECONDS\n"
-            "  Records a watch event."},
+  {"request", "custodianctl request METHOD PATH [--body JSON] [--token T]\n"
+              "  Calls any route of the gateway, e.g. a service's own (docs/api.md); {me} in\n"
+              "  PATH is the token's user id. Prints the answer's JSON."},
   {"export", "custodianctl export --token T [--wait]\n"
              "  Starts an export; prints the job. With --wait, waits for the bundle and prints\n"
              "  the finished job."},
@@ -229,21 +232,33 @@ int run(int argc, char** argv) {
     auto token = a.need("token", "CUSTODIAN_TOKEN");
     auto path = "/v1/users/" + token_user(token);
     if (a.flag("name")) {
-      custodian::v1::UpdateProfileRequest req;
-      req.set_display_name(a.get("name"));
+      google::protobuf::Struct req;
+      (*req.mutable_fields())["display_name"].set_string_value(a.get("name"));
       out = c.call("PATCH", path, to_json(req), token);
     }
     else
       out = c.call("GET", path, "", token);
-  } else if (a.command == "watch") {
-    auto token = a.need("token", "CUSTODIAN_TOKEN");
-    auto progress = a.need("progress");
-    if (progress.find_first_not_of("0123456789") != std::string::npos || progress.size() > 9)
-      throw usage_error{"--progress must be a whole number of seconds"};
-    custodian::v1::WatchRequest req;
-    req.set_title_id(a.need("title"));
-    req.set_progress_s(std::stoi(progress));
-    out = c.call("POST", "/v1/users/" + token_user(token) + "/watch-history", to_json(req), token);
+  } else if (a.command == "request") {
+    if (a.positional.size() != 2)
+      throw usage_error{"request needs METHOD and PATH"};
+    auto method = a.positional[0];
+    std::transform(method.begin(), method.end(), method.begin(), ::toupper);
+    static const std::vector<std::string> methods{"GET", "POST", "PUT", "PATCH", "DELETE"};
+    if (std::find(methods.begin(), methods.end(), method) == methods.end())
+      throw usage_error{"METHOD must be one of GET, POST, PUT, PATCH, DELETE"};
+    auto path = a.positional[1];
+    if (path.empty() || path[0] != '/')
+      throw usage_error{"PATH must start with /"};
+    auto token = a.get("token", "CUSTODIAN_TOKEN");
+    if (auto me = path.find("{me}"); me != std::string::npos) {
+      if (token.empty())
+        throw usage_error{"{me} in PATH needs --token"};
+      path.replace(me, 4, token_user(token));
+    }
+    auto body = a.get("body");
+    if (body.empty() && method != "GET" && method != "DELETE")
+      body = "{}";
+    out = c.call(method, path, body, token);
   } else if (a.command == "export" || a.command == "erase") {
     auto token = a.need("token", "CUSTODIAN_TOKEN");
     auto path = "/v1/users/" + token_user(token);

@@ -1,0 +1,206 @@
+// The sagas (runtime/saga) on the shards of the services that coordinate them,
+// driven through the testkit: register's compensation, erase and export jobs,
+// redelivered lifecycle steps at every participant.
+#define BOOST_TEST_MODULE saga
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/common/ids.hpp"
+#include "runtime/gateway/json.hpp"
+#include "runtime/saga/saga.hpp"
+#include "runtime/testkit/testkit.hpp"
+
+#include <google/protobuf/struct.pb.h>
+
+using namespace custodian;
+
+namespace {
+
+const service_registry& registry() {
+  static const service_registry reg = builtin_services();
+  return reg;
+}
+
+v1::Envelope register_cmd(testkit::service_kit& kit, const std::string& email) {
+  auto env = kit.envelope("");
+  auto* r = env.mutable_command()->mutable_register_user();
+  r->set_email(email);
+  r->set_password("correct horse");
+  r->set_display_name("Ada");
+  return env;
+}
+
+std::string start(testkit::service_kit& kit, const std::string& uid, bool erase) {
+  auto env = kit.envelope(uid);
+  if (erase)
+    env.mutable_command()->mutable_start_erase();
+  else
+    env.mutable_command()->mutable_start_export();
+  auto r = kit.run(env);
+  BOOST_TEST_REQUIRE(r.reply.status() == v1::Reply::OK);
+  BOOST_TEST(r.outbox_written);
+  return r.reply.job().job_id();
+}
+
+v1::JobStatus get_job(testkit::service_kit& kit, const std::string& job_id) {
+  auto env = kit.envelope("");
+  env.mutable_command()->mutable_get_job()->set_job_id(job_id);
+  return kit.run(env).reply.job_status();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(registry_names_one_coordinator_per_kind_and_the_identity_interface) {
+  auto& reg = registry();
+  for (auto kind : {v1::JOB_REGISTER, v1::JOB_ERASE, v1::JOB_EXPORT})
+    BOOST_TEST(!reg.coordinator(kind).empty(), saga::to_string(kind));
+  BOOST_TEST(!reg.identity().empty());
+  BOOST_TEST(!reg.roles().empty());
+  service_registry copy = reg;
+  service_descriptor twin = *reg.find(reg.identity());
+  BOOST_CHECK_THROW(copy.add(twin), std::invalid_argument);  // same name
+  twin.name = "identity-two";
+  BOOST_CHECK_THROW(copy.add(twin), std::invalid_argument);  // second identity
+  service_descriptor bad;
+  bad.name = "Bad Name";
+  bad.make = [](const service_context&) { return std::shared_ptr<service_logic>{}; };
+  BOOST_CHECK_THROW(copy.add(bad), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(failed_provisioning_compensates_everywhere) {
+  testkit::service_kit kit{registry().coordinator(v1::JOB_REGISTER)};
+  auto reg = kit.run(register_cmd(kit, "ada@example.com")).reply.registered();
+  auto due = kit.outbox();
+  BOOST_TEST_REQUIRE(due.size() >= 2u);
+  // The first participant accepts, the second refuses, the others are still
+  // pending when the failure comes in.
+  kit.run(kit.delivered(due[0], make_reply(v1::Reply::OK)));
+  kit.run(kit.delivered(due[1], make_reply(v1::Reply::INVALID, "refused")));
+  auto job = kit.job(reg.job_id());
+  BOOST_TEST_REQUIRE(job.has_value());
+  BOOST_TEST(job->state() == v1::JOB_FAILED);
+  BOOST_TEST(job->user_id().empty());
+  BOOST_TEST(job->error().find(due[1].dest) != std::string::npos);
+  BOOST_TEST(kit.store().read_stream(reg.user_id()).empty());
+  BOOST_TEST(kit.store().tombstoned(reg.user_id()));
+  // One erase per participant, without personal data; the pending provisions
+  // (with the email) are gone.
+  auto left = kit.outbox();
+  BOOST_TEST(left.size() == due.size());
+  for (auto& row : left) {
+    BOOST_TEST(testkit::service_kit::sent(row).command().has_erase_user());
+    BOOST_TEST(!row.personal);
+  }
+  // Their acknowledgements change nothing more.
+  kit.settle_outbox();
+  BOOST_TEST(kit.job(reg.job_id())->state() == v1::JOB_FAILED);
+  BOOST_TEST(kit.store().outbox_depth() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(every_participant_applies_a_redelivered_provision_once) {
+  for (auto& name : registry().participants(v1::STEP_PROVISION)) {
+    testkit::service_kit kit{name};
+    auto uid = new_id();
+    auto first = kit.provision(uid, "ada@example.com", "Ada", "job1");
+    auto before = kit.store().read_stream(uid).size();
+    auto again = kit.provision(uid, "ada@example.com", "Ada", "job1");
+    BOOST_TEST(first.SerializeAsString() == again.SerializeAsString(), name);
+    BOOST_TEST(kit.store().read_stream(uid).size() == before, name);
+    // A different request for the same user is idempotent too.
+    kit.provision(uid, "ada@example.com", "Ada", "job2");
+    BOOST_TEST(kit.store().read_stream(uid).size() == before, name);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
+  auto coordinator = registry().coordinator(v1::JOB_ERASE);
+  testkit::service_kit kit{coordinator};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, true);
+  BOOST_TEST(is_id(job_id));
+  auto row = kit.store().job_get(job_id);
+  BOOST_TEST_REQUIRE(row.has_value());
+  BOOST_TEST(row->user_id.empty());
+  BOOST_TEST(row->record.find(uid) == std::string::npos);  // no personal data in the job
+  BOOST_TEST(kit.store().tombstoned(uid));  // new writes are refused from now on
+  // The coordinator's own share is done in the same commit.
+  BOOST_TEST(kit.store().read_stream(uid).empty());
+  BOOST_TEST(!kit.store().key_get(uid));
+  BOOST_TEST(kit.job(job_id)->services().at(coordinator) == v1::STEP_DONE);
+
+  auto due = kit.outbox();
+  BOOST_TEST_REQUIRE(due.size() + 1 == registry().participants(v1::STEP_ERASE).size());
+  for (size_t i = 0; i < due.size(); ++i) {
+    BOOST_TEST(!due[i].personal);
+    BOOST_TEST(kit.run(kit.delivered(due[i], make_reply(v1::Reply::OK))).reply.status()
+               == v1::Reply::OK);
+    auto job = kit.job(job_id);
+    BOOST_TEST(job->services().at(due[i].dest) == v1::STEP_DONE);
+    BOOST_TEST(job->state() == (i + 1 == due.size() ? v1::JOB_DONE : v1::JOB_RUNNING));
+  }
+  BOOST_TEST(kit.store().outbox_depth() == 0);  // every entry acknowledged
+  auto status = get_job(kit, job_id);
+  BOOST_TEST(status.kind() == "erase");
+  BOOST_TEST(status.state() == "done");
+}
+
+BOOST_AUTO_TEST_CASE(hand_backs_that_arrive_together_share_one_commit) {
+  testkit::service_kit kit{registry().coordinator(v1::JOB_ERASE)};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, true);
+  auto due = kit.outbox();
+  BOOST_TEST_REQUIRE(due.size() >= 2u);
+  std::vector<v1::Envelope> batch;
+  for (auto& row : due)
+    batch.push_back(kit.delivered(row, make_reply(v1::Reply::OK)));
+  auto p = kit.core().prepare_delivered(batch);
+  BOOST_TEST_REQUIRE(p.commit != nullptr);
+  BOOST_TEST(p.commit->outbox_acks.size() == due.size());
+  BOOST_TEST(kit.job(job_id)->state() == v1::JOB_RUNNING);  // nothing written yet
+  auto results = kit.core().finish(p, kit.store().apply(*p.commit));
+  BOOST_TEST_REQUIRE(results.size() == due.size());
+  for (auto& r : results)
+    BOOST_TEST(r.reply.status() == v1::Reply::OK);
+  auto job = kit.job(job_id);
+  BOOST_TEST(job->state() == v1::JOB_DONE);
+  for (auto& svc : registry().participants(v1::STEP_ERASE))
+    BOOST_TEST(job->services().at(svc) == v1::STEP_DONE, svc);
+  BOOST_TEST(kit.store().outbox_depth() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(export_job_assembles_the_bundle_only_when_every_service_answered) {
+  testkit::service_kit kit{registry().coordinator(v1::JOB_EXPORT)};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, false);
+  auto due = kit.outbox();
+  BOOST_TEST_REQUIRE(due.size() == registry().participants(v1::STEP_EXPORT).size());
+  for (auto& row : due) {
+    // Any message is a section; the bundle prints it as its own JSON.
+    google::protobuf::Struct section;
+    json::to_struct(R"({"marker": ")" + row.dest + R"("})", section);
+    auto reply = reply_with(section);
+    BOOST_TEST(!get_job(kit, job_id).has_bundle());  // never a partial bundle
+    kit.run(kit.delivered(row, reply));
+  }
+  auto status = get_job(kit, job_id);
+  BOOST_TEST(status.state() == "done");
+  auto& fields = status.bundle().fields();
+  for (auto& row : due)
+    BOOST_TEST(fields.at(row.dest).struct_value().fields().at("marker").string_value() == row.dest);
+  BOOST_TEST(fields.at("metadata").struct_value().fields().at("job_id").string_value() == job_id);
+}
+
+BOOST_AUTO_TEST_CASE(a_participant_that_refuses_fails_the_job_with_its_name) {
+  testkit::service_kit kit{registry().coordinator(v1::JOB_EXPORT)};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, false);
+  auto due = kit.outbox();
+  kit.run(kit.delivered(due[0], make_reply(v1::Reply::INVALID, "status 422")));
+  auto status = get_job(kit, job_id);
+  BOOST_TEST(status.state() == "failed");
+  BOOST_TEST(status.services().at(due[0].dest) == "failed");
+  BOOST_TEST(status.error().find(due[0].dest) != std::string::npos);
+}
