@@ -8,12 +8,12 @@
 /// actor on CAF's deterministic test coordinator: messages run only when the
 /// kit runs them, timers fire only when the test advances time.
 ///
-///   testkit::service_kit kit{"watchhistory"};
+///   testkit::service_kit kit{"notes"};            // a service named "notes"
 ///   kit.provision(uid);
-///   RecordWatch w; w.set_title_id("tt1");
-///   auto reply = kit.command(uid, w);                 // through shard_core
-///   auto same = kit.ask_shard(kit.command_envelope(uid, w));  // through the actor
-///   auto section = kit.export_section<WatchhistorySection>(uid);
+///   AddNote n; n.set_text("hello");                 // a command of its .proto
+///   auto reply = kit.command(uid, n);               // through shard_core
+///   auto same = kit.ask_shard(kit.command_envelope(uid, n));  // through its actor
+///   auto section = kit.export_section<NotesSection>(uid);
 ///
 /// Everything here is public API: it names no service of its own.
 
