@@ -206,6 +206,8 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
       append_all(out.commit.tombstones, share.commit.tombstones);
       append_all(out.commit.events, share.commit.events);
       append_all(out.commit.index_dels, share.commit.index_dels);
+      append_all(out.commit.index_puts, share.commit.index_puts);
+      append_all(out.commit.destroy_keys, share.commit.destroy_keys);
       mark(job, service_, v1::STEP_DONE);
     }
   }

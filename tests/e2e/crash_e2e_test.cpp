@@ -44,7 +44,7 @@ BOOST_FIXTURE_TEST_CASE(erase_accepted_then_kill_9, e2e_fixture) {
   for (auto& u : users)
     BOOST_TEST(api->login(u.email, "correct horse").status == 401);
   BOOST_TEST(node.stop() == 0);
-  for (auto svc : {"auth", "authz", "user", "watchhistory"}) {
+  for (auto& svc : all_services()) {
     for (auto& u : users) {
       BOOST_TEST(rows(svc, "events", "stream", u.user_id) == 0, svc);
       BOOST_TEST(rows(svc, "tombstones", "user_id", u.user_id) == 1, svc);
@@ -98,7 +98,7 @@ BOOST_AUTO_TEST_CASE(register_accepted_then_kill_9) {
   }
   BOOST_TEST(f.node.stop() == 0);
   for (auto& uid : uids)
-    for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    for (auto& svc : all_services())
       BOOST_TEST(f.rows(svc, "events", "stream", uid) == 1, svc << " " << uid);
   BOOST_TEST(f.rows("auth", "outbox") == 0);
 }

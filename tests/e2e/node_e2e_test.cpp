@@ -39,7 +39,7 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
   auto done = api->wait_job(export_job, u.token);
   BOOST_TEST_REQUIRE(done.state() == "done");
   BOOST_TEST(done.kind() == "export");
-  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+  for (auto& svc : all_services())
     BOOST_TEST(done.services().at(svc) == "done");
   auto b = bundle_of(done);
   BOOST_TEST(b.auth().email() == u.email);
@@ -65,7 +65,7 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
   auto erased = api->wait_job(erase_job);  // readable by id alone
   BOOST_TEST(erased.state() == "done");
   BOOST_TEST(erased.kind() == "erase");
-  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+  for (auto& svc : all_services())
     BOOST_TEST(erased.services().at(svc) == "done");
   BOOST_TEST(erased.user_id().empty());
 
@@ -94,7 +94,7 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
     BOOST_TEST(log.find(needle) == std::string::npos, "log holds " << needle);
   // The WAL was checkpointed and truncated on stop.
   if (!mongo_store_under_test())
-    for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    for (auto& svc : all_services())
       BOOST_TEST(slurp(db(svc) + "-wal").empty(), svc);
 }
 

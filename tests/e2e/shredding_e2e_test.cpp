@@ -67,7 +67,7 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   BOOST_TEST_REQUIRE(node.stop() == 0);
   auto backup = dir.file("backup");
   std::filesystem::create_directories(backup);
-  for (auto svc : {"auth", "authz", "user", "watchhistory"})
+  for (auto& svc : all_services())
     std::filesystem::copy_file(db(svc), backup + "/" + svc + ".db");
   crypto::key32 master;
   BOOST_TEST_REQUIRE(crypto::load_or_create_master_key(data + "/master.key", master).empty());

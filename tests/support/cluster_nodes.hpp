@@ -17,27 +17,27 @@ struct cluster_nodes {
   std::unique_ptr<api_client> api;  // A's gateway
   int counter = 0;
 
-  /// The default layout: A hosts auth and user, B authz, C watchhistory, each
-  /// on its own embedded store.
+  /// The default layout: A hosts auth and user, B authz, C watchhistory and
+  /// billing, each on its own embedded store.
   static std::map<std::string, std::vector<std::string>> default_layout() {
     return {{"a", {"--node.services=[\"auth\",\"user\"]"}},
             {"b", {"--node.services=[\"authz\"]"}},
-            {"c", {"--node.services=[\"watchhistory\"]"}}};
+            {"c", {"--node.services=[\"watchhistory\",\"billing\"]"}}};
   }
 
   /// On one shared MongoDB store: every service on two nodes with its shards
   /// split (node.shards = 8), so that each node's shards can be taken over.
   ///   a: auth 0-3, authz 0-3, user 0-3
-  ///   b: user 4-7, watchhistory 0-3
-  ///   c: auth 4-7, authz 4-7, watchhistory 4-7
+  ///   b: user 4-7, watchhistory 0-3, billing 0-3
+  ///   c: auth 4-7, authz 4-7, watchhistory 4-7, billing 4-7
   static std::map<std::string, std::vector<std::string>> split_layout() {
     return {
       {"a", {"--node.services=[\"auth\",\"authz\",\"user\"]",
              "--node.placement=[\"auth:0-3\",\"authz:0-3\",\"user:0-3\"]"}},
-      {"b", {"--node.services=[\"user\",\"watchhistory\"]",
-             "--node.placement=[\"user:4-7\",\"watchhistory:0-3\"]"}},
-      {"c", {"--node.services=[\"auth\",\"authz\",\"watchhistory\"]",
-             "--node.placement=[\"auth:4-7\",\"authz:4-7\",\"watchhistory:4-7\"]"}},
+      {"b", {"--node.services=[\"user\",\"watchhistory\",\"billing\"]",
+             "--node.placement=[\"user:4-7\",\"watchhistory:0-3\",\"billing:0-3\"]"}},
+      {"c", {"--node.services=[\"auth\",\"authz\",\"watchhistory\",\"billing\"]",
+             "--node.placement=[\"auth:4-7\",\"authz:4-7\",\"watchhistory:4-7\",\"billing:4-7\"]"}},
     };
   }
 

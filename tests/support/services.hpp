@@ -6,6 +6,7 @@
 #include "auth.pb.h"
 #include "authz.pb.h"
 #include "user.pb.h"
+#include "runtime/service/registry.hpp"
 #include "watchhistory.pb.h"
 
 #include <google/protobuf/struct.pb.h>
@@ -14,6 +15,13 @@
 #include <string>
 
 namespace custodian::test {
+
+/// Every service compiled in (actors/*/), as the nodes under test run them.
+inline const std::vector<std::string>& all_services() {
+  static const std::vector<std::string> names = builtin_services().names();
+  return names;
+}
+inline size_t service_count() { return all_services().size(); }
 
 /// A section of an export bundle, parsed into `T` (empty `T` if absent).
 template <class T>

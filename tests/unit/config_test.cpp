@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/node/config.hpp"
+#include "runtime/service/registry.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <fstream>
@@ -81,10 +82,14 @@ BOOST_AUTO_TEST_CASE(missing_config_file_is_named) {
 BOOST_AUTO_TEST_CASE(values_are_validated) {
   node_config cfg;
   auto problems = parse(cfg, {"--gateway.listen=nowhere", "--store.synchronous=sometimes",
-                              "--node.services=[\"auth\",\"billing\"]"});
+                              "--node.services=[\"auth\",\"payroll\"]",
+                              "--node.external=[\"crm\",\"ledger=ftp://x\",\"auth=http://x\"]"});
   BOOST_TEST(mentions(problems, "gateway.listen"));
   BOOST_TEST(mentions(problems, "store.synchronous"));
-  BOOST_TEST(mentions(problems, "billing"));
+  BOOST_TEST(mentions(problems, "payroll"));
+  BOOST_TEST(mentions(problems, "\"crm\" is not NAME=URL"));
+  BOOST_TEST(mentions(problems, "ledger must start with http"));
+  BOOST_TEST(mentions(problems, "auth is registered twice"));
 }
 
 BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
@@ -100,7 +105,7 @@ BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
   parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + "/configs/single-node.ini"});
   BOOST_TEST(cfg.gateway_listen == "127.0.0.1:8080");
   BOOST_TEST(cfg.data_dir == "./data");
-  BOOST_TEST(cfg.services.size() == 4u);
+  BOOST_TEST(cfg.hosted_services() == builtin_services().names());
 }
 
 BOOST_AUTO_TEST_CASE(mongodb_keys_are_checked) {

@@ -60,7 +60,7 @@ struct node_fixture : test::caf_fixture {
         store::sqlite_options{dir.file(name + ".db"), "normal"});
       keys[name] = std::make_shared<crypto::keyring>(master, name, stores[name]);
       auto l = make_service(name, ncfg, keys[name], reg);
-      auto core = std::make_shared<shard_core>(l, stores[name], keys[name], shard_env{reg});
+      auto core = std::make_shared<shard_core>(l, stores[name], keys[name], shard_env{reg, "test", {}});
       // As in a node: the shard's commits go through the service's writer.
       writers[name] = sys.spawn(writer_impl, stores[name], writer_config{});
       auto slot = std::make_shared<writer_slot>();
