@@ -2,6 +2,7 @@
 
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/wire.hpp"
+#include "runtime/external/external_service.hpp"
 #include "runtime/service/registry.hpp"
 
 #include <algorithm>
@@ -281,9 +282,9 @@ std::vector<std::string> node_config::validate() const {
     auto url = eq == std::string::npos ? "" : e.substr(eq + 1);
     if (eq == std::string::npos || eq == 0)
       problems.push_back("node.external: \"" + e + "\" is not NAME=URL");
-    else if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+    else if (std::string origin, prefix; !split_base_url(url, origin, prefix))
       problems.push_back("node.external: the URL of " + e.substr(0, eq)
-                         + " must start with http:// or https://");
+                         + " must start with http:// or https:// and name a host");
     else {
       try {
         reg.add_external(e.substr(0, eq));

@@ -2,6 +2,8 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/crypto/webhook.hpp"
+#include "runtime/external/external_service.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/service/shard_actor.hpp"
 #include "runtime/service/writer.hpp"
@@ -107,6 +109,9 @@ std::string node::start() {
   for (auto& svc : cfg_.hosted_services())
     if (auto err = spawn_service(svc); !err.empty())
       return err;
+  // External services: adapters that call them over signed HTTP.
+  if (auto err = spawn_externals(); !err.empty())
+    return err;
 
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.
@@ -209,6 +214,55 @@ void node::stop() {
   for (auto& [name, st] : stores_)
     st->close();
   log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
+}
+
+std::string node::spawn_externals() {
+  auto file = cfg_.external_secret_file.empty() ? cfg_.data_dir + "/external.secret"
+                                                : cfg_.external_secret_file;
+  std::string key;
+  if (auto err = webhook::load_or_create_secret(file, key); !err.empty())
+    return "node.external-secret-file: " + err;
+  auto stores = stores_;
+  auto rt = rt_;
+  // Once an external service answers again, what waits for it is due now.
+  auto came_back = [stores, rt](const std::string& name) {
+    auto now = now_ms();
+    for (auto& [origin, st] : stores) {
+      st->outbox_wake(name, now);
+      if (auto sender = rt->sender(origin))
+        caf::anon_send(sender, kick_atom::value);
+    }
+  };
+  supervisor_config sc;
+  sc.max_restarts = static_cast<int>(cfg_.max_restarts);
+  sc.window = cfg_.restart_window;
+  sc.backoff_base = cfg_.restart_backoff;
+  for (auto& [name, url] : cfg_.external_services()) {
+    external_config ec{name, url, key, cfg_.external_timeout, came_back};
+    // A few adapters per service (each blocks on one HTTP call at a time); the
+    // router sends shard i to adapter i mod n.
+    const uint32_t adapters = std::min<uint32_t>(4, cfg_.shards);
+    std::vector<child_spec> children;
+    for (uint32_t k = 0; k < adapters; ++k) {
+      auto shards = cfg_.shards;
+      children.push_back(child_spec{
+        name + "/adapter-" + std::to_string(k),
+        [ec, rt, k, adapters, shards](caf::event_based_actor* self) {
+          auto h = self->spawn<caf::monitored + caf::detached>(external_adapter, ec);
+          for (uint32_t i = k; i < shards; i += adapters)
+            rt->set_shard(ec.name, i, h);
+          return caf::actor_cast<caf::actor>(h);
+        },
+        [rt, name = ec.name, k, adapters, shards] {
+          for (uint32_t i = k; i < shards; i += adapters)
+            rt->set_shard(name, i, shard_actor{});
+        }});
+    }
+    supervisors_[name] = sys_.spawn(supervisor, name, std::move(children), sc);
+    log::get("node")->info("external service {} at {}: calls signed with the secret in {}", name,
+                           url, file);
+  }
+  return "";
 }
 
 std::string node::spawn_service(const std::string& svc) {

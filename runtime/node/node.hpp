@@ -7,6 +7,7 @@
 ///   │   ├── writer                      group commit (its own thread)
 ///   │   ├── shard actor 0..N-1          (registered in the router)
 ///   │   └── outbox sender               (registered in the router)
+///   ├── supervisor "<external>"         adapters calling an external service over HTTP
 ///   ├── membership                      peers, heartbeats, remote routes; /v1/cluster
 ///   └── HTTP gateway                    (cpp-httplib threads; scoped actors)
 ///
@@ -66,6 +67,7 @@ public:
 
 private:
   std::string spawn_service(const std::string& service);
+  std::string spawn_externals();
 
   caf::actor_system& sys_;
   const node_config& cfg_;

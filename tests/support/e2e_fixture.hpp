@@ -61,7 +61,7 @@ struct e2e_fixture {
     for (auto& entry : std::filesystem::directory_iterator(data))
       out.emplace_back(entry.path().filename().string(), slurp(entry.path().string()));
     if (mongo_store_under_test())
-      for (auto svc : {"auth", "authz", "user", "watchhistory"})
+      for (auto& svc : all_services())
         out.emplace_back(node.db_prefix + svc, dump_database(ferretdb_uri(), node.db_prefix + svc));
     return out;
   }
@@ -69,7 +69,7 @@ struct e2e_fixture {
   /// Row counts of every table of every service: "nothing changed" means equal.
   std::string state_of() const {
     std::string out;
-    for (auto svc : {"auth", "authz", "user", "watchhistory"})
+    for (auto& svc : all_services())
       for (auto table : {"events", "idx", "inbox", "jobs", "outbox", "tombstones"})
         out += std::to_string(mongo_store_under_test()
                                 ? count_documents(ferretdb_uri(), node.db_prefix + svc, table)

@@ -1,0 +1,43 @@
+#pragma once
+/// External services: services that live outside Custodian, in any language
+/// and on their own database, and take part in every lifecycle saga over HTTP.
+///
+/// For each `node.external` entry NAME=URL the node runs a few adapter actors
+/// registered in the router as the shards of NAME: the coordinators' outboxes
+/// deliver to them exactly as to a native service. An adapter turns the
+/// lifecycle command into `POST URL/provision | /erase | /export` with a JSON
+/// body, signed per Standard Webhooks 1.0, and the HTTP answer into a reply:
+///   2xx                      -> OK (export: the JSON object is the section)
+///   4xx but 408 and 429      -> refused: the job shows NAME failed
+///   5xx, 408, 429, timeout,
+///   connection refused       -> unavailable: the outbox retries with backoff
+/// The contract is in docs/services.md.
+
+#include "runtime/common/wire.hpp"
+
+#include <caf/all.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace custodian {
+
+struct external_config {
+  std::string name;    ///< the service's name in jobs and bundles
+  std::string url;     ///< base URL, http(s)://host[:port][/prefix]
+  std::string key;     ///< HMAC key (the raw bytes of the whsec_ secret)
+  caf::timespan timeout = std::chrono::seconds(5);
+  /// Called when a call succeeds after failures: what waits for NAME in the
+  /// outboxes is made due now.
+  std::function<void(const std::string& name)> came_back;
+};
+
+/// Splits a base URL into "scheme://host:port" and a path prefix ("" or "/x").
+/// Returns false if it is not http(s)://HOST[:PORT][/PATH].
+bool split_base_url(const std::string& url, std::string& origin, std::string& prefix);
+
+/// One adapter (blocks on HTTP: spawn it detached).
+shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg);
+
+} // namespace custodian

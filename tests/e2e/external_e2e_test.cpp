@@ -1,0 +1,182 @@
+// External services over signed HTTP, end to end: a real custodian-node and the
+// reference participant (examples/external-participant, Python, verifying with
+// the standardwebhooks library) as two processes on loopback.
+#define BOOST_TEST_MODULE external_e2e
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/crypto/webhook.hpp"
+#include "tests/support/e2e_fixture.hpp"
+#include "tests/support/participant_process.hpp"
+
+using namespace custodian;
+using namespace custodian::test;
+using std::chrono::seconds;
+
+namespace {
+
+/// A participant named "crm", then a node that knows it.
+struct external_fixture {
+  temp_dir dir;
+  std::string secret_file = dir.file("external.secret");
+  std::string key = make_secret(secret_file);
+  participant_process crm{dir.file("crm.db"), secret_file, dir.file("crm.log")};
+  std::unique_ptr<e2e_fixture> f;
+
+  explicit external_fixture(std::vector<std::string> participant_flags = {}) {
+    crm.flags = std::move(participant_flags);
+    crm.start();
+    f = std::make_unique<e2e_fixture>(std::vector<std::string>{
+      "--node.external=[\"crm=" + crm.url() + "\"]", "--node.external-secret-file=" + secret_file});
+  }
+
+  static std::string make_secret(const std::string& file) {
+    std::string key;
+    auto err = webhook::load_or_create_secret(file, key);
+    if (!err.empty())
+      throw std::runtime_error(err);
+    return key;
+  }
+
+  std::string erase(const user_session& u) {
+    auto r = f->api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+    BOOST_REQUIRE_MESSAGE(r.status == 202, r.body);
+    return api_client::parse<v1::JobAccepted>(r).job_id();
+  }
+  v1::JobStatus job(const std::string& id, const std::string& token = "") {
+    auto r = f->api->job(id, token);
+    return r.status == 200 ? api_client::parse<v1::JobStatus>(r) : v1::JobStatus{};
+  }
+};
+
+bool has_call(const std::vector<participant_call>& calls, const std::string& request_prefix,
+              const std::string& path) {
+  for (auto& c : calls)
+    if (c.path == path && c.verified && c.status == 200 && c.request_id.rfind(request_prefix, 0) == 0)
+      return true;
+  return false;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(register_export_and_erase_reach_the_participant) {
+  external_fixture x;
+  auto u = x.f->make_user("ext");  // 201: every service, crm too, has the user
+  auto e = x.f->api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  BOOST_TEST_REQUIRE(e.status == 202, e.body);
+  auto done = x.f->api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), u.token);
+  BOOST_TEST_REQUIRE(done.state() == "done");
+  BOOST_TEST(done.services().at("crm") == "done");
+  auto crm = section<google::protobuf::Struct>(done.bundle(), "crm");
+  BOOST_TEST_REQUIRE(crm.fields().count("accounts"));
+  auto& account = crm.fields().at("accounts").list_value().values(0).struct_value().fields();
+  BOOST_TEST(account.at("email").string_value() == u.email);
+  BOOST_TEST(account.at("display_name").string_value() == u.name);
+
+  auto job_id = x.erase(u);
+  auto erased = x.f->api->wait_job(job_id, "");
+  BOOST_TEST(erased.state() == "done");
+  BOOST_TEST(erased.services().at("crm") == "done");
+  auto calls = x.crm.calls();
+  BOOST_TEST(has_call(calls, job_id + "/erase/crm", "/erase"));
+  for (auto& c : calls)
+    BOOST_TEST(c.verified, c.path << " " << c.request_id);  // every call was signed right
+}
+
+BOOST_AUTO_TEST_CASE(erasures_wait_for_a_stopped_participant_and_finish_after_its_restart) {
+  external_fixture x;
+  std::vector<user_session> users;
+  for (int i = 0; i < 10; ++i)
+    users.push_back(x.f->make_user("offline"));
+  x.crm.kill9();
+  std::vector<std::string> jobs;
+  for (auto& u : users)
+    jobs.push_back(x.erase(u));  // accepted while crm is down
+  // The fault landed: every job is running, crm pending, every native service done.
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      for (auto& id : jobs) {
+        auto j = x.job(id);
+        if (j.state() != "running" || j.services().at("crm") != "pending")
+          return false;
+        for (auto& [svc, state] : j.services())
+          if (svc != "crm" && state != "done")
+            return false;
+      }
+      return true;
+    },
+    seconds(10)));
+  auto back = std::chrono::steady_clock::now();
+  x.crm.start();
+  BOOST_TEST(wait_until(
+    [&] {
+      for (auto& id : jobs)
+        if (x.job(id).state() != "done")
+          return false;
+      return true;
+    },
+    seconds(5)));
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - back).count();
+  BOOST_TEST_MESSAGE("10 erasures queued for crm done " << took << " s after its restart");
+  auto calls = x.crm.calls();
+  for (auto& id : jobs)
+    BOOST_TEST(has_call(calls, id + "/erase/crm", "/erase"), id);
+}
+
+BOOST_AUTO_TEST_CASE(a_participant_failing_three_times_sees_the_same_request_four_times) {
+  external_fixture x{{"--fail-times", "3"}};
+  auto u = x.f->make_user("retry");
+  std::vector<participant_call> provision;
+  for (auto& c : x.crm.calls_to("/provision"))
+    provision.push_back(c);
+  BOOST_TEST_REQUIRE(provision.size() == 4u);
+  for (size_t i = 0; i < provision.size(); ++i) {
+    BOOST_TEST(provision[i].request_id == provision[0].request_id);
+    BOOST_TEST(provision[i].attempt == static_cast<int>(i + 1));
+    BOOST_TEST(provision[i].verified);
+    BOOST_TEST(provision[i].status == (i < 3 ? 500 : 200));
+  }
+  BOOST_TEST(provision[0].request_id.find("/provision/crm") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_participant_refuses_a_wrong_signature) {
+  external_fixture x;
+  httplib::Client c{"127.0.0.1", x.crm.port};
+  std::string body = R"({"request_id":"r1","job_id":"j1","user_id":"u1","attempt":1})";
+  auto now = std::to_string(now_ms() / 1000);
+  auto post = [&](const std::string& signature) {
+    httplib::Headers h{{"webhook-id", "r1"}, {"webhook-timestamp", now},
+                       {"webhook-signature", signature}};
+    return c.Post("/erase", h, body, "application/json");
+  };
+  std::string wrong_key = "0123456789abcdef0123456789abcdef";
+  auto forged = post(webhook::sign(wrong_key, "r1", std::stoll(now), body));
+  BOOST_TEST_REQUIRE(forged);
+  BOOST_TEST(forged->status == 401);
+  auto tampered = post(webhook::sign(x.key, "r1", std::stoll(now), body + " "));
+  BOOST_TEST(tampered->status == 401);
+  // The C++ signer, checked by the Standard Webhooks library on the other side.
+  auto right = post(webhook::sign(x.key, "r1", std::stoll(now), body));
+  BOOST_TEST(right->status == 200);
+  auto calls = x.crm.calls();
+  BOOST_TEST_REQUIRE(calls.size() == 3u);
+  BOOST_TEST(!calls[0].verified);
+  BOOST_TEST(!calls[1].verified);
+  BOOST_TEST(calls[2].verified);
+}
+
+BOOST_AUTO_TEST_CASE(a_4xx_answer_fails_the_job_for_that_service) {
+  external_fixture x;
+  auto u = x.f->make_user("refused");
+  x.crm.kill9();
+  x.crm.flags = {"--reject-status", "422"};
+  x.crm.start();
+  auto e = x.f->api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  BOOST_TEST_REQUIRE(e.status == 202, e.body);
+  auto id = api_client::parse<v1::JobAccepted>(e).job_id();
+  BOOST_TEST(wait_until([&] { return x.job(id, u.token).state() == "failed"; }));
+  auto j = x.job(id, u.token);
+  BOOST_TEST(j.services().at("crm") == "failed");
+  BOOST_TEST(j.error().find("crm") != std::string::npos, j.error());
+  BOOST_TEST(j.error().find("422") != std::string::npos, j.error());
+  BOOST_TEST(!j.has_bundle());  // never a partial bundle
+}
