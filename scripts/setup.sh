@@ -3,7 +3,8 @@
 # Idempotent: when everything is installed it does nothing (no apt-get update).
 #
 # Debian packages: compilers, libraries, PostgreSQL 15 (storage of the FerretDB
-# server the MongoDB backend is tested against). Go >= 1.24 (to build FerretDB):
+# server the MongoDB backend is tested against). A Python virtualenv for the
+# reference external participant (standardwebhooks from PyPI). Go >= 1.24 (to build FerretDB):
 # the machine's own if it is recent enough, else the toolchain module from the
 # Go module proxy into .tools/go (Debian 12's golang is 1.19).
 set -euo pipefail
@@ -20,7 +21,7 @@ packages=(
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libmongoc-dev libbson-dev
   postgresql-15
-  curl python3 ca-certificates
+  curl python3 python3-venv ca-certificates
 )
 
 # `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime).
@@ -46,6 +47,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   if printf '%s\n' "${missing[@]}" | grep -qx postgresql-15; then
     $SUDO pg_ctlcluster 15 main stop 2>/dev/null || true
   fi
+fi
+
+# The reference external participant (examples/external-participant) and its
+# tests: a virtualenv in .tools/venv with its requirements from PyPI.
+venv="$here/.tools/venv"
+req="$here/examples/external-participant/requirements.txt"
+if ! "$venv/bin/python3" -c 'import standardwebhooks' 2> /dev/null; then
+  echo "setup: creating $venv with $(tr '\n' ' ' < "$req")"
+  rm -rf "$venv"
+  mkdir -p "$here/.tools"
+  python3 -m venv "$venv"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$req"
 fi
 
 # Go >= 1.24 for tools/ferretdb-runner.

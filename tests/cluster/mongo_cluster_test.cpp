@@ -105,7 +105,7 @@ std::vector<std::pair<std::string, uint32_t>> shards_of(const std::string& svc, 
 } // namespace
 
 BOOST_FIXTURE_TEST_CASE(placement_gives_each_node_its_shards, mongo_cluster) {
-  BOOST_TEST_REQUIRE(wait_until([&] { return leases().size() == 32u; }, seconds(10)),
+  BOOST_TEST_REQUIRE(wait_until([&] { return leases().size() == 8 * service_count(); }, seconds(10)),
                      leases().size());
   auto ls = leases();
   for (uint32_t i = 0; i < 8; ++i) {

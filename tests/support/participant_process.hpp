@@ -34,7 +34,9 @@ public:
 
   /// Starts it and waits until it answers /healthz.
   void start() {
-    std::vector<std::string> args{"/usr/bin/env", "python3",
+    // The virtualenv scripts/setup.sh made (standardwebhooks installed).
+    std::string python = std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3";
+    std::vector<std::string> args{python,
                                   std::string(CUSTODIAN_SOURCE_DIR)
                                     + "/examples/external-participant/participant.py",
                                   "--port", std::to_string(port), "--db", db_file,
