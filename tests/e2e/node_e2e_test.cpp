@@ -265,3 +265,49 @@ BOOST_AUTO_TEST_CASE(json_log_lines) {
   }
   BOOST_TEST(lines > 5);
 }
+
+BOOST_FIXTURE_TEST_CASE(billing_keeps_invoice_facts_and_nothing_of_the_person, e2e_fixture) {
+  auto u = make_user("billing", "Ada Billing-Lovelace");
+  auto sub = api->raw("PUT", "/v1/users/" + u.user_id + "/subscription",
+                      R"({"plan":"premium","billing_name":"Ada Billing-Lovelace",)"
+                      R"("billing_address":"12 St James's Square, London"})",
+                      u.token);
+  BOOST_TEST_REQUIRE(sub.status == 200, sub.body);
+  std::vector<std::string> invoice_ids;
+  for (auto cents : {999, 1999}) {
+    auto inv = api->raw("POST", "/v1/users/" + u.user_id + "/invoices",
+                        R"({"amount_cents":)" + std::to_string(cents)
+                          + R"(,"currency":"EUR","description":"Premium, one month"})",
+                        u.token);
+    BOOST_TEST_REQUIRE(inv.status == 201, inv.body);
+    invoice_ids.push_back(api_client::parse<billing::Invoice>(inv).invoice_id());
+  }
+  auto bad = api->raw("POST", "/v1/users/" + u.user_id + "/invoices",
+                      R"({"amount_cents":5,"currency":"euro","description":"x"})", u.token);
+  BOOST_TEST(bad.status == 400, bad.body);
+
+  // The export lists the invoices and says what an erasure keeps, and why.
+  auto e = api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  auto done = api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), u.token);
+  BOOST_TEST_REQUIRE(done.state() == "done");
+  auto sec = section<billing::BillingSection>(done.bundle(), "billing");
+  BOOST_TEST_REQUIRE(sec.invoices_size() == 2);
+  BOOST_TEST(sec.subscription().billing_name() == "Ada Billing-Lovelace");
+  BOOST_TEST_REQUIRE(sec.retention_size() == 2);
+  BOOST_TEST(sec.retention(0).record() == "invoice " + invoice_ids[0]);
+  BOOST_TEST(sec.retention(0).basis().find("10 years") != std::string::npos);
+
+  auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(d.status == 202, d.body);
+  BOOST_TEST(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id(), "").state() == "done");
+  // Kept: one unlinked row per invoice (its amount, currency and date).
+  BOOST_TEST(rows("billing", "idx", "space", "retained-invoice") == 2);
+  BOOST_TEST(rows("billing", "idx", "user_id", u.user_id) == 0);
+  BOOST_TEST(rows("billing", "events", "stream", u.user_id) == 0);
+  // Gone: every byte of the person, in every file (or document) of the node.
+  BOOST_TEST(node.stop() == 0);
+  for (auto& [where, bytes] : stored_bytes())
+    for (auto needle : {u.email, std::string("Ada Billing-Lovelace"),
+                        std::string("St James's Square"), std::string("Premium, one month")})
+      BOOST_TEST(bytes.find(needle) == std::string::npos, where << " holds " << needle);
+}

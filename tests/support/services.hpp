@@ -5,6 +5,7 @@
 #include "api.pb.h"
 #include "auth.pb.h"
 #include "authz.pb.h"
+#include "billing.pb.h"
 #include "user.pb.h"
 #include "runtime/service/registry.hpp"
 #include "watchhistory.pb.h"
