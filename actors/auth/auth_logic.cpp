@@ -9,7 +9,7 @@
 
 namespace custodian::auth {
 
-auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys)
+auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::service_keys> keys)
   : cfg_(std::move(cfg)), keys_(std::move(keys)) {
   init_crypto();
   signing_ = crypto::keys_from_seed(keys_->secret("session-signing"));

@@ -25,7 +25,7 @@ struct auth_config {
 
 class auth_logic final : public service_logic {
 public:
-  auth_logic(auth_config cfg, std::shared_ptr<crypto::keyring> keys);
+  auth_logic(auth_config cfg, std::shared_ptr<crypto::service_keys> keys);
   const std::string& name() const override { return name_; }
   outcome handle(const v1::Envelope& env, store_view& st) override;
   /// Key of the email index: a hash keyed with this service's secret, so the
@@ -44,7 +44,7 @@ private:
 
   std::string name_ = "auth";
   auth_config cfg_;
-  std::shared_ptr<crypto::keyring> keys_;
+  std::shared_ptr<crypto::service_keys> keys_;
   crypto::signing_keys signing_;  ///< Ed25519, derived from the node master key
 };
 

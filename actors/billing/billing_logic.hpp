@@ -27,7 +27,7 @@ inline const char* retention_basis =
 
 class billing_logic final : public service_logic {
 public:
-  explicit billing_logic(std::shared_ptr<crypto::keyring> keys) : keys_(std::move(keys)) {}
+  explicit billing_logic(std::shared_ptr<crypto::service_keys> keys) : keys_(std::move(keys)) {}
   const std::string& name() const override { return name_; }
   outcome handle(const v1::Envelope& env, store_view& st) override;
 
@@ -41,7 +41,7 @@ private:
   outcome erase(const v1::Envelope& env, store_view& st);
 
   std::string name_ = "billing";
-  std::shared_ptr<crypto::keyring> keys_;
+  std::shared_ptr<crypto::service_keys> keys_;
 };
 
 } // namespace custodian::billing

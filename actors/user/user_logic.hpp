@@ -12,7 +12,7 @@ namespace custodian::user {
 
 class user_logic final : public service_logic {
 public:
-  explicit user_logic(std::shared_ptr<crypto::keyring> keys) : keys_(std::move(keys)) {}
+  explicit user_logic(std::shared_ptr<crypto::service_keys> keys) : keys_(std::move(keys)) {}
   const std::string& name() const override { return name_; }
   outcome handle(const v1::Envelope& env, store_view& st) override;
 
@@ -30,7 +30,7 @@ private:
                      const char* what) const;
 
   std::string name_ = "user";
-  std::shared_ptr<crypto::keyring> keys_;
+  std::shared_ptr<crypto::service_keys> keys_;
 };
 
 } // namespace custodian::user

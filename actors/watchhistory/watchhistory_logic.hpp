@@ -12,7 +12,7 @@ namespace custodian::watchhistory {
 class watchhistory_logic final : public service_logic {
 public:
   /// `crash_on_title`: fault injection (faults.crash-on-title); empty = off.
-  explicit watchhistory_logic(std::shared_ptr<crypto::keyring> keys,
+  explicit watchhistory_logic(std::shared_ptr<crypto::service_keys> keys,
                               std::string crash_on_title = {})
     : keys_(std::move(keys)), crash_on_title_(std::move(crash_on_title)) {}
   const std::string& name() const override { return name_; }
@@ -26,7 +26,7 @@ private:
   outcome export_section(const v1::Envelope& env, store_view& st);
 
   std::string name_ = "watchhistory";
-  std::shared_ptr<crypto::keyring> keys_;
+  std::shared_ptr<crypto::service_keys> keys_;
   std::string crash_on_title_;
 };
 

@@ -85,7 +85,7 @@ keyring::user_opener keyring::opener(const std::string& user_id) {
   return o;
 }
 
-std::optional<std::string> keyring::user_opener::open(std::string_view sealed,
+std::optional<std::string> user_opener::open(std::string_view sealed,
                                                       std::string_view what) const {
   if (!key_)
     return std::nullopt;

@@ -14,37 +14,57 @@
 
 namespace custodian::crypto {
 
-class keyring {
+class keyring;
+
+/// Opens many fields of one user with one look-up of their key (an export
+/// reads hundreds). Holds the key only as long as the object lives.
+class user_opener {
+public:
+  /// nullopt if the user has no key (erased) or the data was altered.
+  std::optional<std::string> open(std::string_view sealed, std::string_view what) const;
+
+private:
+  friend class keyring;
+  const keyring* ring_ = nullptr;
+  std::string user_id_;
+  std::optional<key32> key_;
+};
+
+/// What a service's logic may do with its keys: seal and open its users'
+/// fields, keyed lookups, named secrets. Destroying a key is the runtime's
+/// (on erase, before the records go), never the logic's.
+class service_keys {
+public:
+  virtual ~service_keys() = default;
+  /// Seals a personal field of `user_id` (creates the user's key on first use).
+  virtual std::string seal(const std::string& user_id, std::string_view plaintext,
+                           std::string_view what) = 0;
+  /// Opens a sealed field; nullopt if the key is gone (erased) or the data was altered.
+  virtual std::optional<std::string> open(const std::string& user_id, std::string_view sealed,
+                                          std::string_view what) = 0;
+  virtual user_opener opener(const std::string& user_id) = 0;
+  /// Keyed hash for a unique lookup (e.g. the email index), never the plaintext.
+  virtual std::string index_key(std::string_view space, std::string_view value) const = 0;
+  /// A named secret of this service (e.g. the session signing seed): random,
+  /// kept sealed in the key table, so it survives master key rotation.
+  virtual key32 secret(const std::string& name) = 0;
+};
+
+class keyring final : public service_keys {
 public:
   keyring(const key32& master, std::string service, std::shared_ptr<store::event_store> st);
 
-  /// Seals a personal field of `user_id` (creates the user's key on first use).
-  std::string seal(const std::string& user_id, std::string_view plaintext, std::string_view what);
-  /// Opens a sealed field; nullopt if the key is gone (erased) or the data was altered.
+  std::string seal(const std::string& user_id, std::string_view plaintext,
+                   std::string_view what) override;
   std::optional<std::string> open(const std::string& user_id, std::string_view sealed,
-                                  std::string_view what);
+                                  std::string_view what) override;
   /// Destroys the user's data key (idempotent).
   void destroy(const std::string& user_id);
 
-  /// Opens many fields of one user with one look-up of their key (an export
-  /// reads hundreds). Holds the key only as long as the object lives.
-  class user_opener {
-  public:
-    /// nullopt if the user has no key (erased) or the data was altered.
-    std::optional<std::string> open(std::string_view sealed, std::string_view what) const;
-
-  private:
-    friend class keyring;
-    const keyring* ring_ = nullptr;
-    std::string user_id_;
-    std::optional<key32> key_;
-  };
-  user_opener opener(const std::string& user_id);
-  /// Keyed hash for a unique lookup (e.g. the email index), never the plaintext.
-  std::string index_key(std::string_view space, std::string_view value) const;
-  /// A named secret of this service (e.g. the session signing seed): random,
-  /// kept sealed in the key table, so it survives master key rotation.
-  key32 secret(const std::string& name);
+  using user_opener = crypto::user_opener;
+  user_opener opener(const std::string& user_id) override;
+  std::string index_key(std::string_view space, std::string_view value) const override;
+  key32 secret(const std::string& name) override;
   const std::string& service() const { return service_; }
 
   /// Master key rotation: re-seals every key of `st`'s key table from `old_master`
@@ -55,6 +75,7 @@ public:
                        const key32& old_master, const key32& new_master);
 
 private:
+  friend class crypto::user_opener;
   std::optional<key32> data_key(const std::string& user_id, bool create);
   std::string ad(const std::string& user_id, std::string_view what) const;
 

@@ -23,7 +23,7 @@ namespace custodian {
 
 struct node_config;
 namespace crypto {
-class keyring;
+class service_keys;
 }
 
 class service_registry;
@@ -32,7 +32,7 @@ class service_registry;
 struct service_context {
   std::string service;                      ///< the service's own name
   std::string node;                         ///< this node's name
-  std::shared_ptr<crypto::keyring> keys;    ///< the service's per-user keys
+  std::shared_ptr<crypto::service_keys> keys;  ///< seal and open its users' fields (no destroy)
   const node_config* config = nullptr;      ///< node-wide settings
   std::shared_ptr<const service_registry> registry;  ///< participants of each step
 };
