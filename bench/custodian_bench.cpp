@@ -351,10 +351,10 @@ std::vector<double> exports(embedded_node& n, job_board& board, const dataset& d
     q.mutable_command()->mutable_get_job()->set_job_id(job);
     auto st = call("user", job, q);
     check(st.status() == v1::Reply::OK && st.job_status().state() == "done", "export done");
-    auto& bundle = st.job_status().bundle().fields();
-    check(bundle.count("watchhistory")
-            && bundle.at("watchhistory").struct_value().fields().at("events").list_value().values_size()
-                 == export_events,
+    watchhistory::WatchhistorySection history;
+    auto& sections = st.job_status().sections();
+    check(sections.count("watchhistory") && sections.at("watchhistory").UnpackTo(&history)
+            && history.events_size() == export_events,
           "bundle holds every watch event");
     if (k >= 10)  // the first ten warm the caches
       out.push_back(ms_between(t0, clock::now()));

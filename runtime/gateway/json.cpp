@@ -6,7 +6,9 @@
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 namespace custodian::json {
 
@@ -30,6 +32,19 @@ std::string print(const google::protobuf::Message& msg, bool with_defaults) {
   return out;
 }
 
+namespace {
+
+/// A string as a JSON string literal.
+std::string print_string(const std::string& s) {
+  google::protobuf::Value v;
+  v.set_string_value(s);
+  std::string out;
+  google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+
+} // namespace
+
 std::string print_any(const google::protobuf::Any& any) {
   auto& url = any.type_url();
   auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
@@ -43,6 +58,30 @@ std::string print_any(const google::protobuf::Any& any) {
   if (!any.UnpackTo(msg.get()))
     return "";
   return print(*msg);
+}
+
+std::string print_job(const custodian::v1::JobStatus& job) {
+  if (job.sections().empty() && !job.has_metadata())
+    return print(job);
+  auto plain = job;
+  plain.clear_sections();
+  plain.clear_metadata();
+  plain.clear_bundle();
+  auto out = print(plain);
+  out.pop_back();  // the closing brace: the bundle goes in before it
+  out += R"(,"bundle":{)";
+  std::vector<std::string> names;
+  for (auto& [svc, section] : job.sections())
+    names.push_back(svc);
+  std::sort(names.begin(), names.end());
+  for (auto& svc : names) {
+    auto text = print_any(job.sections().at(svc));
+    if (text.empty())
+      return "";
+    out += print_string(svc) + ":" + text + ",";
+  }
+  out += R"("metadata":)" + print(job.metadata()) + "}}";
+  return out;
 }
 
 std::string to_struct(const std::string& json, google::protobuf::Struct& out) {

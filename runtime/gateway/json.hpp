@@ -7,6 +7,10 @@
 
 #include <string>
 
+namespace custodian::v1 {
+class JobStatus;
+}
+
 namespace custodian::json {
 
 /// Parses `body` into `msg`; unknown fields and wrong types are errors.
@@ -24,6 +28,11 @@ std::string print_any(const google::protobuf::Any& any);
 /// Parses a JSON object into a Struct (the export bundle's sections).
 /// Returns "" or the parser's sentence.
 std::string to_struct(const std::string& json, google::protobuf::Struct& out);
+
+/// A job as the API prints it: its fields, and for a done export the bundle —
+/// one key per service with its section as that service prints it, plus
+/// "metadata". Fails (returns "") if a section's type is not linked in.
+std::string print_job(const custodian::v1::JobStatus& job);
 
 /// `{"error": "<message>"}`.
 std::string error(const std::string& message);

@@ -3,7 +3,8 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/crypto/keyring.hpp"
-#include "runtime/gateway/json.hpp"
+
+#include <google/protobuf/struct.pb.h>
 
 #include <algorithm>
 
@@ -308,30 +309,29 @@ outcome coordinator::get_job(const v1::Envelope& env, store::event_store& st) {
 }
 
 void coordinator::add_bundle(const v1::JobRecord& job, v1::JobStatus& status) {
-  auto* fields = status.mutable_bundle()->mutable_fields();
+  auto* sections = status.mutable_sections();
   for (auto& [svc, sealed] : job.sections()) {
     auto bytes = keys_->open(job.user_id(), sealed, "job/" + job.job_id() + "/" + svc);
     v1::Reply r;
     if (!bytes || !r.ParseFromString(*bytes))
       throw store::store_error(store::errc::io, "cannot unseal export section " + svc
                                                   + " of job " + job.job_id());
-    auto text = r.has_service() ? json::print_any(r.service()) : "{}";
-    if (text.empty() || !json::to_struct(text, *(*fields)[svc].mutable_struct_value()).empty())
-      throw store::store_error(store::errc::io, "export section " + svc + " of job "
-                                                  + job.job_id() + " has an unknown type");
+    if (r.has_service())
+      (*sections)[svc] = std::move(*r.mutable_service());
+    else
+      (*sections)[svc].PackFrom(google::protobuf::Struct{});
   }
-  v1::BundleMetadata m;
-  m.set_job_id(job.job_id());
-  m.set_user_id(job.user_id());
-  m.set_generated_ms(job.updated_ms());
-  m.set_schema_version(v1::EVENT_SCHEMA_CURRENT);
+  auto* m = status.mutable_metadata();
+  m->set_job_id(job.job_id());
+  m->set_user_id(job.user_id());
+  m->set_generated_ms(job.updated_ms());
+  m->set_schema_version(v1::EVENT_SCHEMA_CURRENT);
   std::vector<std::string> names;
   for (auto& [svc, state] : job.services())
     names.push_back(svc);
   std::sort(names.begin(), names.end());
   for (auto& svc : names)
-    m.add_services(svc);
-  json::to_struct(json::print(m), *(*fields)["metadata"].mutable_struct_value());
+    m->add_services(svc);
 }
 
 } // namespace custodian::saga

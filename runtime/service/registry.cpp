@@ -15,6 +15,33 @@ bool valid_name(const std::string& n) {
   });
 }
 
+/// Routes the runtime serves itself (identity, lifecycle, jobs, cluster).
+bool reserved(const http_route& r) {
+  static const std::vector<std::pair<std::string, std::string>> runtime_routes{
+    {"DELETE", "/v1/users/{id}"}, {"POST", "/v1/users/{id}/export"}, {"POST", "/v1/users"},
+    {"POST", "/v1/sessions"}, {"DELETE", "/v1/sessions"}, {"POST", "/v1/admins"}};
+  for (auto& [m, p] : runtime_routes)
+    if (r.method == m && r.path == p)
+      return true;
+  return r.path.rfind("/v1/jobs", 0) == 0 || r.path.rfind("/v1/cluster", 0) == 0
+         || r.path == "/healthz";
+}
+
+std::string check_route(const http_route& r) {
+  static const std::vector<std::string> methods{"GET", "POST", "PUT", "PATCH", "DELETE"};
+  if (std::find(methods.begin(), methods.end(), r.method) == methods.end())
+    return "method must be GET, POST, PUT, PATCH or DELETE";
+  if (r.path.rfind("/v1/users/{id}", 0) != 0 || r.path.find("{id}", 1) != r.path.rfind("{id}"))
+    return "path must start with /v1/users/{id} and hold {id} once";
+  if (r.path.find_first_of(" ?#()[]*+\\^$|.") != std::string::npos)
+    return "path must be plain segments";
+  if (!r.parse)
+    return "has no parse function";
+  if (reserved(r))
+    return "is a route of the runtime itself";
+  return "";
+}
+
 } // namespace
 
 void service_registry::add(service_descriptor d) {
@@ -33,6 +60,15 @@ void service_registry::add(service_descriptor d) {
     throw std::invalid_argument("two identity services: " + identity() + " and " + d.name);
   if (d.roles && !roles().empty())
     throw std::invalid_argument("two roles services: " + roles() + " and " + d.name);
+  for (auto& r : d.routes) {
+    auto where = "route " + r.method + " " + r.path + " of " + d.name;
+    if (auto problem = check_route(r); !problem.empty())
+      throw std::invalid_argument(where + ": " + problem);
+    for (auto& other : native_)
+      for (auto& taken : other.routes)
+        if (taken.method == r.method && taken.path == r.path)
+          throw std::invalid_argument(where + " is served by " + other.name + " already");
+  }
   native_.push_back(std::move(d));
 }
 

@@ -72,7 +72,9 @@ struct service_descriptor {
 class service_registry {
 public:
   /// Adds a service; throws std::invalid_argument for a duplicate name, a name
-  /// that is not [a-z][a-z0-9-]*, or a second coordinator/identity/roles service.
+  /// that is not [a-z][a-z0-9-]*, a second coordinator/identity/roles service,
+  /// or a route that is malformed (not under /v1/users/{id}), the runtime's own,
+  /// or another service's.
   void add(service_descriptor d);
   /// A service outside Custodian that takes part in every step over HTTP.
   void add_external(const std::string& name);

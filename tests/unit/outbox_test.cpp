@@ -189,10 +189,12 @@ BOOST_FIXTURE_TEST_CASE(a_new_sender_drains_what_an_old_one_left, node_fixture) 
   sched.run();
   auto st = job("user", job_id);
   BOOST_TEST(st.state() == "done");
-  auto& bundle = st.bundle().fields();
-  BOOST_TEST(bundle.at("authz").struct_value().fields().at("roles").list_value().values(0)
-               .string_value() == "member");
-  BOOST_TEST(bundle.at("user").struct_value().fields().at("display_name").string_value() == "Ada");
+  authz::AuthzSection roles;
+  BOOST_TEST_REQUIRE(st.sections().at("authz").UnpackTo(&roles));
+  BOOST_TEST(roles.roles(0) == "member");
+  user::UserSection profile;
+  BOOST_TEST_REQUIRE(st.sections().at("user").UnpackTo(&profile));
+  BOOST_TEST(profile.display_name() == "Ada");
 }
 
 BOOST_FIXTURE_TEST_CASE(oversized_envelope_is_refused_unread, node_fixture) {
