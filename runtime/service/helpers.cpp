@@ -28,6 +28,11 @@ std::vector<v1::StoredEvent> read_events(store_view& st, const std::string& user
     v1::StoredEvent ev;
     if (!ev.ParseFromString(row.payload))
       throw store::store_error(store::errc::io, "unreadable event in stream " + user_id);
+    if (ev.schema_version() < v1::EVENT_SCHEMA_CURRENT)
+      throw store::store_error(store::errc::io, "event schema version "
+                                                  + std::to_string(ev.schema_version())
+                                                  + " was written by an earlier build: this "
+                                                    "store must be created anew (format 2)");
     if (ev.schema_version() > v1::EVENT_SCHEMA_CURRENT)
       throw store::store_error(store::errc::io, "event schema version "
                                                   + std::to_string(ev.schema_version())

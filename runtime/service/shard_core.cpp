@@ -115,6 +115,8 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
     p.request_id = env.request_id();
     return p;
   } catch (const store::store_error& e) {
+    log::get(logic_->name())->warn("{} request={}: store: {}", command_name(env), env.request_id(),
+                                   e.what());
     return answer(make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
   }
 }
