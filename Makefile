@@ -14,7 +14,7 @@ build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) > /dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# A single node with all four services and the gateway on 127.0.0.1:8080,
+# A single node with every service (actors/*/) and the gateway on 127.0.0.1:8080,
 # data under ./data. Ctrl-C stops it cleanly.
 run: build
 	@exec $(BUILD)/tools/custodian-node --config configs/single-node.ini $(ARGS)

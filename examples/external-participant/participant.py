@@ -5,8 +5,9 @@ A small service that Custodian calls over HTTP to provision, erase and export a
 user's data. Every call is signed per Standard Webhooks 1.0 (headers webhook-id,
 webhook-timestamp, webhook-signature) with the shared secret "whsec_..." that
 Custodian keeps in --secret-file; a call that fails verification gets 401 and
-changes nothing. Calls are de-duplicated by request_id: a repeated request_id
-gets the stored answer and is not applied again. An erased user is remembered
+changes nothing. Provisions and erasures are de-duplicated by request_id: a
+repeated request_id gets the stored answer and is not applied again (exports
+are reads, answered afresh and never stored). An erased user is remembered
 by a tombstone, so a late provision never brings the data back.
 
   POST /provision  {"request_id", "job_id", "user_id", "attempt", "email", "display_name"}
@@ -150,7 +151,10 @@ class Participant(BaseHTTPRequestHandler):
         if self.server.args.reject_status:
             return self.server.args.reject_status, {"error": "rejecting on purpose (--reject-status)"}
         result = ACTIONS[self.path](db, msg)
-        db.execute("INSERT INTO processed VALUES (?, ?)", (rid, json.dumps(result)))
+        # An export is a read: answered afresh every time, never stored (a stored
+        # copy of the user's data would outlive their erasure).
+        if self.path != "/export":
+            db.execute("INSERT INTO processed VALUES (?, ?)", (rid, json.dumps(result)))
         return 200, result
 
 
@@ -170,6 +174,7 @@ def main():
         sys.exit(f"cannot use the webhook secret in {args.secret_file}: {type(e).__name__}")
     db = sqlite3.connect(args.db, check_same_thread=False)
     db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA secure_delete = ON")  # erased rows are overwritten, not just unlinked
     db.executescript(SCHEMA)
     server = ThreadingHTTPServer((args.host, args.port), Participant)
     server.daemon_threads = True

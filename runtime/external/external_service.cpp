@@ -21,7 +21,11 @@ bool split_base_url(const std::string& url, std::string& origin, std::string& pr
   if (scheme != "http" && scheme != "https")
     return false;
   auto host_start = scheme_end + 3;
+  if (url.find_first_of("?#") != std::string::npos)
+    return false;
   auto slash = url.find('/', host_start);
+  if (url.substr(host_start, slash - host_start).find('@') != std::string::npos)
+    return false;  // credentials in a URL would end up in logs
   origin = url.substr(0, slash);
   prefix = slash == std::string::npos ? "" : url.substr(slash);
   while (!prefix.empty() && prefix.back() == '/')
@@ -74,6 +78,9 @@ v1::Reply to_reply(const external_config& c, const char* path, const httplib::Re
     return make_reply(v1::Reply::INVALID, c.name + " answered " + status + " to " + (path + 1));
   if (!is_export)
     return make_reply(v1::Reply::OK);
+  if (res->body.size() > c.max_answer_bytes)
+    return make_reply(v1::Reply::INVALID, c.name + "'s export answer is larger than "
+                                            + std::to_string(c.max_answer_bytes) + " bytes");
   google::protobuf::Struct section;
   if (!json::to_struct(res->body, section).empty())
     return make_reply(v1::Reply::INVALID, c.name + "'s export answer is not a JSON object");
@@ -87,7 +94,9 @@ shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_
   std::string origin, prefix;
   split_base_url(cfg.url, origin, prefix);
   auto client = std::make_shared<httplib::Client>(origin);
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout).count();
+  // cpp-httplib has no deadline per call: connect, write and read get a third
+  // of the call's time each, so a call never takes longer than cfg.timeout.
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout).count() / 3;
   client->set_connection_timeout(us / 1000000, us % 1000000);
   client->set_read_timeout(us / 1000000, us % 1000000);
   client->set_write_timeout(us / 1000000, us % 1000000);

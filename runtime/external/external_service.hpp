@@ -8,9 +8,9 @@
 /// lifecycle command into `POST URL/provision | /erase | /export` with a JSON
 /// body, signed per Standard Webhooks 1.0, and the HTTP answer into a reply:
 ///   2xx                      -> OK (export: the JSON object is the section)
-///   4xx but 408 and 429      -> refused: the job shows NAME failed
-///   5xx, 408, 429, timeout,
-///   connection refused       -> unavailable: the outbox retries with backoff
+///   3xx, 4xx but 408 and 429 -> refused: the job shows NAME failed
+///   1xx, 5xx, 408, 429,
+///   timeout, refused connection -> unavailable: the outbox retries with backoff
 /// The contract is in docs/services.md.
 
 #include "runtime/common/wire.hpp"
@@ -27,14 +27,18 @@ struct external_config {
   std::string name;    ///< the service's name in jobs and bundles
   std::string url;     ///< base URL, http(s)://host[:port][/prefix]
   std::string key;     ///< HMAC key (the raw bytes of the whsec_ secret)
-  caf::timespan timeout = std::chrono::seconds(5);
+  caf::timespan timeout = std::chrono::seconds(5);  ///< one call, connect to last byte
+  /// Largest export answer taken (beyond it the job fails for this service:
+  /// a retry would get the same answer).
+  size_t max_answer_bytes = 1024 * 1024;
   /// Called when a call succeeds after failures: what waits for NAME in the
   /// outboxes is made due now.
   std::function<void(const std::string& name)> came_back;
 };
 
 /// Splits a base URL into "scheme://host:port" and a path prefix ("" or "/x").
-/// Returns false if it is not http(s)://HOST[:PORT][/PATH].
+/// Returns false if it is not http(s)://HOST[:PORT][/PATH] (no user:password@,
+/// no ?query, no #fragment).
 bool split_base_url(const std::string& url, std::string& origin, std::string& prefix);
 
 /// One adapter (blocks on HTTP: spawn it detached).

@@ -506,7 +506,10 @@ void gateway::install_service_routes(std::shared_ptr<caller> c) {
         auto r = c->call(svc, uid, env);
         if (r.status() != v1::Reply::OK)
           return send_reply_error(res, r);
-        send_json(res, route.ok_status, r.has_service() ? json::print_any(r.service()) : "{}");
+        auto body = r.has_service() ? json::print_any(r.service()) : "{}";
+        if (body.empty())
+          return send_error(res, 500, svc + " answered with a type this node does not know");
+        send_json(res, route.ok_status, body);
       };
       if (route.method == "GET")
         s.Get(pattern, h);

@@ -284,7 +284,8 @@ std::vector<std::string> node_config::validate() const {
       problems.push_back("node.external: \"" + e + "\" is not NAME=URL");
     else if (std::string origin, prefix; !split_base_url(url, origin, prefix))
       problems.push_back("node.external: the URL of " + e.substr(0, eq)
-                         + " must start with http:// or https:// and name a host");
+                         + " must be http(s)://HOST[:PORT][/PATH], without credentials, "
+                           "query or fragment");
     else {
       try {
         reg.add_external(e.substr(0, eq));
@@ -293,8 +294,9 @@ std::vector<std::string> node_config::validate() const {
       }
     }
   }
-  if (external_timeout < std::chrono::milliseconds(10))
-    problems.push_back("node.external-timeout must be at least 10ms");
+  if (external_timeout < std::chrono::milliseconds(30) || external_timeout > outbox_timeout)
+    problems.push_back("node.external-timeout must be at least 30ms and at most "
+                       "outbox.request-timeout (the outbox stops waiting then)");
   if (shards == 0 || shards > 4096)
     problems.push_back("node.shards must be between 1 and 4096");
   std::string host;

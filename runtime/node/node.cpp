@@ -238,7 +238,8 @@ std::string node::spawn_externals() {
   sc.window = cfg_.restart_window;
   sc.backoff_base = cfg_.restart_backoff;
   for (auto& [name, url] : cfg_.external_services()) {
-    external_config ec{name, url, key, cfg_.external_timeout, came_back};
+    external_config ec{name, url, key, cfg_.external_timeout,
+                       static_cast<size_t>(cfg_.max_message_bytes / 2), came_back};
     // A few adapters per service (each blocks on one HTTP call at a time); the
     // router sends shard i to adapter i mod n.
     const uint32_t adapters = std::min<uint32_t>(4, cfg_.shards);

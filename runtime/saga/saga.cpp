@@ -41,7 +41,6 @@ const char* to_string(v1::Step step) {
     case v1::STEP_PROVISION: return "provision";
     case v1::STEP_ERASE: return "erase";
     case v1::STEP_EXPORT: return "export";
-    case v1::STEP_COMPENSATE: return "compensate";
     default: return "none";
   }
 }
@@ -201,8 +200,11 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
       mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
       store_view view{st};
       auto share = own.handle(mine, view);
-      if (share.reply.status() != v1::Reply::OK)
-        return share;
+      if (share.reply.status() != v1::Reply::OK) {
+        outcome refused;  // nothing of it is written: no job, no tombstone
+        refused.reply = share.reply;
+        return refused;
+      }
       append_all(out.commit.erase_users, share.commit.erase_users);
       append_all(out.commit.tombstones, share.commit.tombstones);
       append_all(out.commit.events, share.commit.events);

@@ -28,7 +28,7 @@ std::optional<T> event_as(const v1::StoredEvent& ev) {
 void append(store::commit& c, const std::string& user_id, const v1::StoredEvent& ev);
 
 /// The user's events, oldest first. Throws store_error if an event cannot be
-/// read or has a schema version newer than this build understands.
+/// read or has another schema version than this build's.
 std::vector<v1::StoredEvent> read_events(store_view& st, const std::string& user_id);
 
 /// The part of every service's erase: delete every record of the user and keep

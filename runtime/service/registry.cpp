@@ -8,8 +8,8 @@ namespace custodian {
 namespace {
 
 bool valid_name(const std::string& n) {
-  if (n.empty() || n.size() > 64 || !(n[0] >= 'a' && n[0] <= 'z'))
-    return false;
+  if (n.empty() || n.size() > 64 || !(n[0] >= 'a' && n[0] <= 'z') || n == "metadata")
+    return false;  // "metadata" is the export bundle's own key
   return std::all_of(n.begin(), n.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
   });
@@ -33,7 +33,9 @@ std::string check_route(const http_route& r) {
     return "method must be GET, POST, PUT, PATCH or DELETE";
   if (r.path.rfind("/v1/users/{id}", 0) != 0 || r.path.find("{id}", 1) != r.path.rfind("{id}"))
     return "path must start with /v1/users/{id} and hold {id} once";
-  if (r.path.find_first_of(" ?#()[]*+\\^$|.") != std::string::npos)
+  auto rest = r.path.substr(std::string("/v1/users/{id}").size());
+  if (r.path.find_first_of(" ?#()[]*+\\^$|.") != std::string::npos
+      || rest.find_first_of("{}") != std::string::npos)
     return "path must be plain segments";
   if (!r.parse)
     return "has no parse function";
@@ -47,7 +49,7 @@ std::string check_route(const http_route& r) {
 void service_registry::add(service_descriptor d) {
   if (!valid_name(d.name))
     throw std::invalid_argument("service name '" + d.name
-                                + "' must be lower-case letters, digits and '-'");
+                                + "' must be lower-case letters, digits and '-' (not metadata)");
   if (find(d.name) || is_external(d.name))
     throw std::invalid_argument("service " + d.name + " is registered twice");
   if (!d.make)
@@ -56,6 +58,11 @@ void service_registry::add(service_descriptor d) {
     if (auto other = coordinator(kind); !other.empty())
       throw std::invalid_argument("services " + other + " and " + d.name
                                   + " both coordinate the same kind of job");
+  bool coordinates_register = std::find(d.coordinates.begin(), d.coordinates.end(),
+                                        v1::JOB_REGISTER) != d.coordinates.end();
+  if (coordinates_register != d.identity)
+    throw std::invalid_argument("service " + d.name + ": the identity service, and only it, "
+                                "coordinates register jobs (it starts them)");
   if (d.identity && !identity().empty())
     throw std::invalid_argument("two identity services: " + identity() + " and " + d.name);
   if (d.roles && !roles().empty())

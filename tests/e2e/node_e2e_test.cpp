@@ -173,6 +173,10 @@ BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
   r = ctl(url, "request POST '/v1/users/{me}/watch-history' --token " + token
                  + " --body '{\"title_id\":\"tt42\",\"progress_s\":90}'");
   BOOST_TEST(r.code == 0, r.out);
+  r = ctl(url, "request PUT '/v1/users/{me}/subscription' --token " + token
+                 + " --body '{\"plan\":\"basic\",\"billing_name\":\"G H\",\"billing_address\":\"Arlington\"}'");
+  BOOST_TEST(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("\"plan\":\"basic\"") != std::string::npos, r.out);
   r = ctl(url, "export --wait --token " + token);
   BOOST_TEST(r.code == 0, r.out);
   BOOST_TEST(r.out.find("tt42") != std::string::npos, r.out);

@@ -88,8 +88,14 @@ BOOST_AUTO_TEST_CASE(values_are_validated) {
   BOOST_TEST(mentions(problems, "store.synchronous"));
   BOOST_TEST(mentions(problems, "payroll"));
   BOOST_TEST(mentions(problems, "\"crm\" is not NAME=URL"));
-  BOOST_TEST(mentions(problems, "ledger must start with http"));
+  BOOST_TEST(mentions(problems, "ledger must be http(s)://HOST"));
   BOOST_TEST(mentions(problems, "auth is registered twice"));
+  node_config c2;
+  auto p2 = parse(c2, {"--node.external=[\"crm=http://u:secret@crm.example\"]",
+                       "--node.external-timeout=10s", "--outbox.request-timeout=5s"});
+  BOOST_TEST(mentions(p2, "without credentials"));
+  BOOST_TEST(!mentions(p2, "secret@"));  // the sentence does not repeat the credentials
+  BOOST_TEST(mentions(p2, "node.external-timeout"));
 }
 
 BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {

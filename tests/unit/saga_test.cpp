@@ -64,6 +64,12 @@ BOOST_AUTO_TEST_CASE(registry_names_one_coordinator_per_kind_and_the_identity_in
   bad.name = "Bad Name";
   bad.make = [](const service_context&) { return std::shared_ptr<service_logic>{}; };
   BOOST_CHECK_THROW(copy.add(bad), std::invalid_argument);
+  bad.name = "metadata";  // the export bundle's own key
+  BOOST_CHECK_THROW(copy.add(bad), std::invalid_argument);
+  bad.name = "registrar";  // register jobs start at the identity service
+  bad.coordinates = {v1::JOB_REGISTER};
+  service_registry empty;
+  BOOST_CHECK_THROW(empty.add(bad), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(registry_refuses_routes_it_could_not_serve) {
@@ -89,6 +95,7 @@ BOOST_AUTO_TEST_CASE(registry_refuses_routes_it_could_not_serve) {
   BOOST_TEST(adds(with_route("GET", "/v1/notes")).find("/v1/users/{id}") != std::string::npos);
   BOOST_TEST(adds(with_route("GET", "/v1/users/{id}/{id}")).find("once") != std::string::npos);
   BOOST_TEST(adds(with_route("GET", "/v1/users/{id}/a.*")).find("plain") != std::string::npos);
+  BOOST_TEST(adds(with_route("GET", "/v1/users/{id}/{x}")).find("plain") != std::string::npos);
   BOOST_TEST(adds(with_route("DELETE", "/v1/users/{id}")).find("runtime") != std::string::npos);
   BOOST_TEST(adds(with_route("POST", "/v1/users/{id}/export")).find("runtime") != std::string::npos);
   // A route another service serves already.

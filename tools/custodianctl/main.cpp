@@ -150,8 +150,12 @@ struct client {
       r = http.Post(path.c_str(), h, body, "application/json");
     else if (method == "PATCH")
       r = http.Patch(path.c_str(), h, body, "application/json");
-    else
+    else if (method == "PUT")
+      r = http.Put(path.c_str(), h, body, "application/json");
+    else if (method == "DELETE")
       r = http.Delete(path.c_str(), h);
+    else
+      throw usage_error{"unknown method " + method};
     if (!r) {
       std::cerr << "custodianctl: cannot reach the gateway (" << httplib::to_string(r.error())
                 << "); is custodian-node running and --url right?\n";
