@@ -3,6 +3,7 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/common/wire.hpp"
 #include "runtime/crypto/crypto.hpp"
+#include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/saga/saga.hpp"
 #include "runtime/service/shard_actor.hpp"
@@ -78,6 +79,8 @@ void service_kit::init(service_descriptor d, kit_options opts) {
   ctx.config = cfg;
   ctx.registry = reg;
   logic_ = d.make(ctx);
+  reg_ = reg;
+  rt_ = std::make_shared<router>(1);
   core_ = std::make_shared<shard_core>(logic_, store_, keys_, shard_env{reg, opts.node, {}});
   caf_cfg_ = std::make_unique<deterministic_config>();
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
@@ -85,6 +88,9 @@ void service_kit::init(service_descriptor d, kit_options opts) {
 }
 
 service_kit::~service_kit() {
+  for (auto& a : others_)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  others_.clear();
   if (shard_) {
     caf::anon_send_exit(shard_, caf::exit_reason::user_shutdown);
     sched_->run();
@@ -204,9 +210,9 @@ size_t service_kit::settle_outbox(
 
 shard_actor service_kit::shard() {
   if (!shard_) {
-    auto rt = std::make_shared<router>(1);
-    shard_deps deps{logic_->name(), 0, core_, rt, 4 * 1024 * 1024, nullptr};
+    shard_deps deps{logic_->name(), 0, core_, rt_, 4 * 1024 * 1024, nullptr};
     shard_ = sys_->spawn(shard_impl, deps);
+    rt_->set_shard(logic_->name(), 0, shard_);
     sched_->run();
   }
   return shard_;
@@ -228,6 +234,47 @@ v1::Reply service_kit::ask_shard(const v1::Envelope& env) {
       reply = make_reply(v1::Reply::INTERNAL, "shard actor: " + caf::to_string(err));
     });
   return reply;
+}
+
+int64_t service_kit::run_outbox(
+  std::function<v1::Reply(const std::string& dest, const v1::Envelope& sent)> answer,
+  std::chrono::milliseconds advance) {
+  shard();
+  if (!rt_->sender(logic_->name())) {
+    for (auto& name : reg_->names()) {
+      if (name == logic_->name())
+        continue;
+      auto stub = sys_->spawn([name, answer](shard_actor::pointer) -> shard_actor::behavior_type {
+        return {[name, answer](cmd_atom, const wire& w) {
+          v1::Envelope env;
+          env.ParseFromString(w.bytes);
+          auto reply = answer ? answer(name, env) : make_reply(v1::Reply::OK);
+          return wire{reply.SerializeAsString()};
+        }};
+      });
+      rt_->set_shard(name, 0, stub);
+      others_.push_back(caf::actor_cast<caf::actor>(stub));
+    }
+    outbox_config oc;
+    oc.backoff_base = std::chrono::milliseconds(100);
+    oc.backoff_max = std::chrono::seconds(1);
+    auto sender = sys_->spawn(outbox_sender,
+                              outbox_deps{logic_->name(), store_, rt_, oc, keys_,
+                                          [this] { return now_ms() + offset_.load(); },
+                                          reg_->names()});
+    rt_->set_sender(logic_->name(), sender);
+    others_.push_back(sender);
+  }
+  sched_->run();
+  if (advance.count() > 0) {
+    // Step through the retry schedule on both clocks (timers and retry times).
+    for (auto step = std::chrono::milliseconds(50); advance.count() > 0; advance -= step) {
+      offset_ += step.count();
+      sched_->advance_time(step);
+      sched_->run();
+    }
+  }
+  return store_->outbox_depth();
 }
 
 std::vector<v1::StoredEvent> service_kit::events(const std::string& user_id) {

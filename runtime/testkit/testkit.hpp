@@ -20,6 +20,7 @@
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/common/wire.hpp"
 #include "runtime/node/config.hpp"
+#include "runtime/router/router.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/registry.hpp"
 #include "runtime/service/shard_core.hpp"
@@ -28,6 +29,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -103,6 +105,15 @@ public:
   size_t settle_outbox(
     std::function<v1::Reply(const std::string& dest, const v1::Envelope& sent)> answer = {});
 
+  /// The same through the runtime's own outbox sender actor, as a node runs it:
+  /// every other service of the registry is a stub shard answering `answer`
+  /// (default OK); the sender delivers, retries what is unavailable with
+  /// backoff (on the scheduler's virtual clock: `advance`), and hands the
+  /// answers back to this service's shard actor. Returns the entries left.
+  int64_t run_outbox(
+    std::function<v1::Reply(const std::string& dest, const v1::Envelope& sent)> answer = {},
+    std::chrono::milliseconds advance = std::chrono::milliseconds(0));
+
   // --- The service's shard actor on the deterministic coordinator.
   shard_actor shard();
   /// Sends `env` to the shard actor, runs the scheduler until quiet, returns the answer.
@@ -133,7 +144,11 @@ private:
   std::unique_ptr<deterministic_config> caf_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   caf::scheduler::test_coordinator* sched_ = nullptr;
+  std::shared_ptr<const service_registry> reg_;
+  std::shared_ptr<router> rt_;
   shard_actor shard_;
+  std::vector<caf::actor> others_;  ///< the outbox sender and the stub shards
+  std::atomic<int64_t> offset_{0};  ///< virtual time added to the wall clock (retries)
 };
 
 } // namespace custodian::testkit

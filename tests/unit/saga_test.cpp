@@ -255,3 +255,26 @@ BOOST_AUTO_TEST_CASE(a_participant_that_refuses_fails_the_job_with_its_name) {
   BOOST_TEST(status.error().find(due[0].dest) != std::string::npos);
   BOOST_TEST(status.sections().empty());
 }
+
+BOOST_AUTO_TEST_CASE(the_real_outbox_sender_retries_an_unavailable_participant) {
+  // An erase through the coordinator's own outbox sender actor on the
+  // deterministic scheduler: one participant is unavailable twice, then answers.
+  testkit::service_kit kit{registry().coordinator(v1::JOB_ERASE)};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, true);
+  auto flaky = kit.outbox().front().dest;
+  std::map<std::string, int> calls;
+  auto answer = [&](const std::string& dest, const v1::Envelope& sent) {
+    BOOST_TEST(sent.command().erase_user().job_id() == job_id);
+    if (++calls[dest] <= 2 && dest == flaky)
+      return make_reply(v1::Reply::UNAVAILABLE, "not now");
+    return make_reply(v1::Reply::OK);
+  };
+  BOOST_TEST(kit.run_outbox(answer) == 1);  // all but the flaky one delivered
+  BOOST_TEST(kit.job(job_id)->services().at(flaky) == v1::STEP_PENDING);
+  BOOST_TEST(kit.job(job_id)->state() == v1::JOB_RUNNING);
+  BOOST_TEST(kit.run_outbox(answer, std::chrono::seconds(3)) == 0);  // retried with backoff
+  BOOST_TEST(calls[flaky] == 3);
+  BOOST_TEST(kit.job(job_id)->state() == v1::JOB_DONE);
+}
