@@ -222,11 +222,8 @@ gateway::~gateway() { stop(); }
 void gateway::install_routes() {
   auto c = std::make_shared<caller>(sys_, *rt_, cfg_.request_timeout, cfg_.node,
                                     reg_->identity());
-  auto id_svc = reg_->identity();
-  auto roles_svc = reg_->roles();
   auto& s = *srv_;
   auto lg = log::get("gateway");
-  auto wait = cfg_.register_wait;
 
   // Liveness plus readiness: 503 while any hosted service has a shard down
   // (being restarted, or stopped for good after its supervisor escalated).
@@ -259,6 +256,55 @@ void gateway::install_routes() {
     else
       send_error(res, 503, "degraded: " + degraded);
   });
+
+  install_identity_routes(c);
+
+  auto mem = membership_;
+  auto timeout = cfg_.request_timeout;
+  s.Get("/v1/cluster", [this, mem, timeout](const httplib::Request&, httplib::Response& res) {
+    v1::ClusterStatus cs;
+    bool ok = false;
+    caf::scoped_actor self{sys_};
+    self->request(mem, timeout, status_atom::value)
+      .receive([&](const wire& w) { ok = cs.ParseFromString(w.bytes); }, [&](caf::error&) {});
+    if (!ok)
+      return send_error(res, 503, "cluster status is not available");
+    send_json(res, 200, json::print(cs, true));
+  });
+
+  install_lifecycle_routes(c);
+  install_service_routes(c);
+
+  s.set_error_handler(httplib::Server::HandlerWithResponse(
+    [](const httplib::Request&, httplib::Response& res) {
+      if (res.body.empty())
+        send_error(res, res.status, reason_text(res.status));
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+
+  s.set_exception_handler([lg](const httplib::Request& req, httplib::Response& res,
+                               std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      lg->error("{} {}: unhandled exception: {}", req.method, req.path, e.what());
+    } catch (...) {
+      lg->error("{} {}: unhandled exception", req.method, req.path);
+    }
+    send_error(res, 500, "internal error");
+  });
+
+  s.set_logger([lg](const httplib::Request& req, const httplib::Response& res) {
+    lg->debug("{} {} -> {}", req.method, req.path, res.status);
+  });
+}
+
+void gateway::install_identity_routes(std::shared_ptr<caller> c) {
+  // Accounts and sessions: the identity service; roles: the roles service.
+  auto id_svc = reg_->identity();
+  auto roles_svc = reg_->roles();
+  auto& s = *srv_;
+  auto wait = cfg_.register_wait;
 
   // Register, then wait (bounded) for the other services to be provisioned, so
   // that 201 means the user exists everywhere; else 202 with the job to follow.
@@ -384,45 +430,6 @@ void gateway::install_routes() {
     if (r.status() != v1::Reply::OK)
       return send_reply_error(res, r);
     res.status = 204;
-  });
-
-  auto mem = membership_;
-  auto timeout = cfg_.request_timeout;
-  s.Get("/v1/cluster", [this, mem, timeout](const httplib::Request&, httplib::Response& res) {
-    v1::ClusterStatus cs;
-    bool ok = false;
-    caf::scoped_actor self{sys_};
-    self->request(mem, timeout, status_atom::value)
-      .receive([&](const wire& w) { ok = cs.ParseFromString(w.bytes); }, [&](caf::error&) {});
-    if (!ok)
-      return send_error(res, 503, "cluster status is not available");
-    send_json(res, 200, json::print(cs, true));
-  });
-
-  install_lifecycle_routes(c);
-  install_service_routes(c);
-
-  s.set_error_handler(httplib::Server::HandlerWithResponse(
-    [](const httplib::Request&, httplib::Response& res) {
-      if (res.body.empty())
-        send_error(res, res.status, reason_text(res.status));
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-
-  s.set_exception_handler([lg](const httplib::Request& req, httplib::Response& res,
-                               std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      lg->error("{} {}: unhandled exception: {}", req.method, req.path, e.what());
-    } catch (...) {
-      lg->error("{} {}: unhandled exception", req.method, req.path);
-    }
-    send_error(res, 500, "internal error");
-  });
-
-  s.set_logger([lg](const httplib::Request& req, const httplib::Response& res) {
-    lg->debug("{} {} -> {}", req.method, req.path, res.status);
   });
 }
 

@@ -53,6 +53,7 @@ public:
 
 private:
   void install_routes();
+  void install_identity_routes(std::shared_ptr<caller> c);
   void install_lifecycle_routes(std::shared_ptr<caller> c);
   void install_service_routes(std::shared_ptr<caller> c);
 
