@@ -12,6 +12,7 @@
 #include "runtime/store/sqlite_store.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <sodium.h>
 #include <filesystem>
@@ -112,6 +113,20 @@ std::string node::start() {
   // External services: adapters that call them over signed HTTP.
   if (auto err = spawn_externals(); !err.empty())
     return err;
+  // Work waiting for a service this node no longer knows (taken out of
+  // node.external, or a folder left out of the build) would wait forever: say so.
+  auto known = reg_->names();
+  for (auto& [svc, st] : stores_) {
+    try {
+      for (auto& stat : st->outbox_stats())
+        if (std::find(known.begin(), known.end(), stat.dest) == known.end())
+          lg->warn("{}'s outbox holds {} entries for {}, which is neither compiled in nor in "
+                   "node.external: their jobs stay running until it is back",
+                   svc, stat.depth, stat.dest);
+    } catch (const store::store_error&) {
+      // the store's own health check reports it
+    }
+  }
 
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.

@@ -180,3 +180,18 @@ BOOST_AUTO_TEST_CASE(a_4xx_answer_fails_the_job_for_that_service) {
   BOOST_TEST(j.error().find("422") != std::string::npos, j.error());
   BOOST_TEST(!j.has_bundle());  // never a partial bundle
 }
+
+BOOST_AUTO_TEST_CASE(work_left_for_a_removed_external_service_is_reported_at_start) {
+  external_fixture x;
+  auto u = x.f->make_user("removed");
+  x.crm.kill9();
+  auto job_id = x.erase(u);
+  BOOST_TEST_REQUIRE(wait_until([&] { return x.job(job_id).services().at("crm") == "pending"; }));
+  BOOST_TEST_REQUIRE(x.f->node.stop() == 0);
+  x.f->node.extra.clear();  // crm taken out of node.external
+  x.f->restart();
+  BOOST_TEST(slurp(x.f->node.log_file).find("entries for crm, which is neither compiled in nor "
+                                            "in node.external")
+             != std::string::npos);
+  BOOST_TEST(x.job(job_id).state() == "running");  // honest: still waiting for crm
+}
