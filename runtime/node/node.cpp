@@ -114,19 +114,21 @@ std::string node::start() {
   if (auto err = spawn_externals(); !err.empty())
     return err;
   // Work waiting for a service this node no longer knows (taken out of
-  // node.external, or a folder left out of the build) would wait forever: say so.
-  auto known = reg_->names();
-  for (auto& [svc, st] : stores_) {
-    try {
-      for (auto& stat : st->outbox_stats())
-        if (std::find(known.begin(), known.end(), stat.dest) == known.end())
-          lg->warn("{}'s outbox holds {} entries for {}, which is neither compiled in nor in "
-                   "node.external: their jobs stay running until it is back",
-                   svc, stat.depth, stat.dest);
-    } catch (const store::store_error&) {
-      // the store's own health check reports it
+  // node.external, or a folder left out of the build) would wait forever: say
+  // so. Off the start path (a shared store may take a while to answer).
+  sys_.spawn<caf::detached>([stores = stores_, known = reg_->names(), lg] {
+    for (auto& [svc, st] : stores) {
+      try {
+        for (auto& stat : st->outbox_stats())
+          if (std::find(known.begin(), known.end(), stat.dest) == known.end())
+            lg->warn("{}'s outbox holds {} entries for {}, which is neither compiled in nor in "
+                     "node.external: their jobs stay running until it is back",
+                     svc, stat.depth, stat.dest);
+      } catch (const std::exception&) {
+        // the store's own health check reports it
+      }
     }
-  }
+  });
 
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.

@@ -190,8 +190,10 @@ BOOST_AUTO_TEST_CASE(work_left_for_a_removed_external_service_is_reported_at_sta
   BOOST_TEST_REQUIRE(x.f->node.stop() == 0);
   x.f->node.extra.clear();  // crm taken out of node.external
   x.f->restart();
-  BOOST_TEST(slurp(x.f->node.log_file).find("entries for crm, which is neither compiled in nor "
-                                            "in node.external")
-             != std::string::npos);
+  BOOST_TEST(wait_until([&] {
+    return slurp(x.f->node.log_file)
+             .find("entries for crm, which is neither compiled in nor in node.external")
+           != std::string::npos;
+  }));
   BOOST_TEST(x.job(job_id).state() == "running");  // honest: still waiting for crm
 }
