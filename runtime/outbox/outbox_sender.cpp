@@ -3,6 +3,7 @@
 #include "envelope.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/saga/saga.hpp"
 
 #include <sodium.h>
 
@@ -23,21 +24,6 @@ using ms = std::chrono::milliseconds;
 
 int64_t to_ms(caf::timespan t) {
   return std::chrono::duration_cast<ms>(t).count();
-}
-
-/// The lifecycle step an outbox entry carries: handed back with the answer.
-struct step_of {
-  std::string job_id;
-  v1::Step step = v1::STEP_NONE;
-};
-
-step_of step_of_command(const v1::Command& cmd) {
-  switch (cmd.kind_case()) {
-    case v1::Command::kProvisionUser: return {cmd.provision_user().job_id(), v1::STEP_PROVISION};
-    case v1::Command::kEraseUser: return {cmd.erase_user().job_id(), v1::STEP_ERASE};
-    case v1::Command::kExportUser: return {cmd.export_user().job_id(), v1::STEP_EXPORT};
-    default: return {};
-  }
 }
 
 bool transient(const v1::Reply& r) {
@@ -67,7 +53,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
 
   // The destination answered for good: give the reply to the origin shard, whose
   // commit acknowledges the entry.
-  auto hand_back = [self, d, fail](const store::outbox_row& row, const step_of& step,
+  auto hand_back = [self, d, fail](const store::outbox_row& row, const saga::step_ref& step,
                                    const v1::Reply& reply) {
     auto origin = d->rt->lookup(d->service, row.user_id);
     if (!origin) {
@@ -129,7 +115,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
       return;
     }
     auto sent = env.SerializeAsString();
-    auto step = step_of_command(env.command());
+    auto step = saga::step_of(env.command());
     self->state.in_flight.insert(row.id);
     self->request(*dest, d->cfg.request_timeout, cmd_atom::value, wire{sent})
       .then(

@@ -102,6 +102,15 @@ v1::JobStatus job_status(const v1::JobRecord& job) {
   return s;
 }
 
+step_ref step_of(const v1::Command& cmd) {
+  switch (cmd.kind_case()) {
+    case v1::Command::kProvisionUser: return {cmd.provision_user().job_id(), v1::STEP_PROVISION};
+    case v1::Command::kEraseUser: return {cmd.erase_user().job_id(), v1::STEP_ERASE};
+    case v1::Command::kExportUser: return {cmd.export_user().job_id(), v1::STEP_EXPORT};
+    default: return {};
+  }
+}
+
 v1::Envelope step_envelope(const v1::Envelope& cause, const std::string& job_id, const char* step,
                            const std::string& dest, const std::string& user_id,
                            const std::string& origin) {

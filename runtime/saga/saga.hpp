@@ -50,6 +50,14 @@ std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string&
 /// The public view of a job (no bundle).
 v1::JobStatus job_status(const v1::JobRecord& job);
 
+/// The job and step a lifecycle command belongs to (STEP_NONE if it is none):
+/// the outbox sender hands them back, typed, with the participant's answer.
+struct step_ref {
+  std::string job_id;
+  v1::Step step = v1::STEP_NONE;
+};
+step_ref step_of(const v1::Command& cmd);
+
 /// An envelope for one step of a job, sent through the coordinator's outbox.
 /// Its request id is "<job>/<step>/<dest>": the same on every redelivery.
 v1::Envelope step_envelope(const v1::Envelope& cause, const std::string& job_id, const char* step,

@@ -183,17 +183,9 @@ v1::Envelope service_kit::delivered(const store::outbox_row& row, const v1::Repl
   d->set_outbox_id(row.id);
   d->set_dest(row.dest);
   *d->mutable_reply() = reply;
-  auto& cmd = env.command();
-  if (cmd.has_provision_user()) {
-    d->set_job_id(cmd.provision_user().job_id());
-    d->set_step(v1::STEP_PROVISION);
-  } else if (cmd.has_erase_user()) {
-    d->set_job_id(cmd.erase_user().job_id());
-    d->set_step(v1::STEP_ERASE);
-  } else if (cmd.has_export_user()) {
-    d->set_job_id(cmd.export_user().job_id());
-    d->set_step(v1::STEP_EXPORT);
-  }
+  auto step = saga::step_of(env.command());
+  d->set_job_id(step.job_id);
+  d->set_step(step.step);
   return back;
 }
 
