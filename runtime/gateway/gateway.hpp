@@ -1,7 +1,10 @@
 #pragma once
-/// The HTTP gateway (cpp-httplib): JSON in and out, token checks, one actor
-/// request per call to the owning shard of the service that answers it.
+/// The HTTP gateway: JSON in and out, token checks, one asynchronous actor
+/// request per call to the owning shard of the service that answers it, over
+/// the event-driven server of http_server.hpp (no thread waits for a shard).
 
+#include "envelope.pb.h"
+#include "runtime/gateway/http_server.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/service/registry.hpp"
 
@@ -10,11 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
-
-namespace httplib {
-class Server;
-}
+#include <vector>
 
 namespace custodian {
 
@@ -26,7 +25,9 @@ struct gateway_config {
   size_t max_body = 1024 * 1024;
   caf::timespan request_timeout = std::chrono::seconds(10);
   caf::timespan register_wait = std::chrono::seconds(5);
-  size_t threads = 8;
+  size_t threads = 2;  ///< I/O threads of the HTTP server
+  size_t max_connections = 4096;
+  size_t max_in_flight = 512;
   std::string node = "node";
   /// Bootstrap secret for POST /v1/admins ("" = only admins create admins).
   std::string admin_secret;
@@ -48,13 +49,19 @@ public:
 
   /// Binds and starts serving in a background thread. Returns "" or an error sentence.
   std::string start();
-  /// Stops accepting, finishes in-flight requests, joins the thread.
+  /// Stops accepting, finishes in-flight requests, joins the threads.
   void stop();
+  /// Open connections, requests in flight, refusals.
+  http::server::counters stats() const;
 
 private:
   void install_routes();
   void install_identity_routes(std::shared_ptr<caller> c);
+  void install_session_routes(std::shared_ptr<caller> c);
   void install_lifecycle_routes(std::shared_ptr<caller> c);
+  static void find_job(std::shared_ptr<caller> c,
+                       std::shared_ptr<const std::vector<std::string>> holders, size_t i,
+                       std::string job_id, std::function<void(v1::Reply)> k);
   void install_service_routes(std::shared_ptr<caller> c);
 
   caf::actor_system& sys_;
@@ -62,8 +69,7 @@ private:
   std::shared_ptr<const service_registry> reg_;
   caf::actor membership_;
   gateway_config cfg_;
-  std::unique_ptr<httplib::Server> srv_;
-  std::thread thread_;
+  std::unique_ptr<http::server> srv_;
 };
 
 } // namespace custodian

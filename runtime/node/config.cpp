@@ -39,7 +39,11 @@ node_config::node_config() {
     .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
     .add(gateway_timeout, "request-timeout", "how long the gateway waits for a service")
     .add(register_wait, "register-wait", "how long POST /v1/users waits for provisioning")
-    .add(gateway_threads, "threads", "HTTP worker threads")
+    .add(gateway_threads, "threads", "HTTP I/O threads (each carries any number of connections)")
+    .add(gateway_max_connections, "max-connections",
+         "open connections beyond which requests are answered 503 and the connection closed")
+    .add(gateway_max_in_flight, "max-in-flight",
+         "requests waiting for a service beyond which new ones are answered 503 + Retry-After")
     .add(admin_secret_file, "admin-secret-file",
          "bootstrap secret for creating admins (created 0600 if absent; default "
          "<data-dir>/admin.secret)")
@@ -307,6 +311,10 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("gateway.max-body-bytes must be positive");
   if (gateway_threads == 0 || gateway_threads > 256)
     problems.push_back("gateway.threads must be between 1 and 256");
+  if (gateway_max_connections == 0)
+    problems.push_back("gateway.max-connections must be positive");
+  if (gateway_max_in_flight == 0)
+    problems.push_back("gateway.max-in-flight must be positive");
   for (auto& d : reg.native()) {
     try {
       hosted_shards(*this, d.name);

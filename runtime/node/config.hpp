@@ -36,7 +36,9 @@ struct node_config : caf::actor_system_config {
   uint64_t gateway_max_body = 1024 * 1024;
   caf::timespan gateway_timeout = std::chrono::seconds(10);
   caf::timespan register_wait = std::chrono::seconds(5);
-  uint64_t gateway_threads = 8;
+  uint64_t gateway_threads = 2;
+  uint64_t gateway_max_connections = 4096;
+  uint64_t gateway_max_in_flight = 512;
   std::string admin_secret_file;  ///< "" = <data-dir>/admin.secret
   uint64_t login_failures_per_account = 5;
   uint64_t login_failures_per_address = 20;

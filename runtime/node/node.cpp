@@ -182,6 +182,8 @@ std::string node::start() {
     gc.request_timeout = cfg_.gateway_timeout;
     gc.register_wait = cfg_.register_wait;
     gc.threads = cfg_.gateway_threads;
+    gc.max_connections = cfg_.gateway_max_connections;
+    gc.max_in_flight = cfg_.gateway_max_in_flight;
     gc.node = cfg_.node_name;
     gc.login_failures_per_account = cfg_.login_failures_per_account;
     gc.login_failures_per_address = cfg_.login_failures_per_address;

@@ -1,0 +1,152 @@
+#include "runtime/gateway/caller.hpp"
+
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+#include "runtime/crypto/token.hpp"
+#include "runtime/service/identity.hpp"
+#include "runtime/service/service_logic.hpp"
+
+namespace custodian {
+
+int http_status(v1::Reply::Status s) {
+  switch (s) {
+    case v1::Reply::OK: return 200;
+    case v1::Reply::INVALID: return 400;
+    case v1::Reply::UNAUTHORIZED: return 401;
+    case v1::Reply::NOT_FOUND: return 404;
+    case v1::Reply::CONFLICT: return 409;
+    case v1::Reply::GONE: return 404;
+    case v1::Reply::UNAVAILABLE: return 503;
+    default: return 500;
+  }
+}
+
+http::response reply_error(const v1::Reply& r) {
+  auto status = http_status(r.status());
+  auto msg = r.message();
+  if (r.status() == v1::Reply::GONE)
+    msg = "no such user";
+  if (msg.empty())
+    msg = status == 503 ? "service unavailable" : "error";
+  auto out = http::error(status, msg);
+  if (status == 503)
+    out.headers.emplace_back("Retry-After", "1");
+  return out;
+}
+
+caller::caller(caf::actor_system& sys, router& rt, caf::timespan timeout, std::string node,
+               std::string identity)
+  : sys_(sys), rt_(rt), timeout_(timeout), node_(std::move(node)),
+    identity_(std::move(identity)) {}
+
+void caller::call(const std::string& service, const std::string& key, v1::Envelope env,
+                  reply_fn k) {
+  env.set_request_id(new_id());
+  env.set_origin("gateway@" + node_);
+  env.set_attempt(1);
+  env.set_trace_id(env.request_id());
+  auto dest = rt_.lookup(service, key);
+  if (!dest)
+    return k(make_reply(v1::Reply::UNAVAILABLE, service + " is not available"));
+  // A short-lived actor per call: it sends, waits for the one answer (or the
+  // timeout) without holding a thread, hands it to `k` and ends.
+  sys_.spawn([dest = *dest, timeout = timeout_, msg = wire{env.SerializeAsString()}, service,
+              k = std::move(k)](caf::event_based_actor* self) mutable {
+    self->request(dest, timeout, cmd_atom::value, std::move(msg))
+      .then(
+        [k, service](const wire& w) {
+          v1::Reply reply;
+          if (!reply.ParseFromString(w.bytes))
+            reply = make_reply(v1::Reply::INTERNAL, "unreadable reply from " + service);
+          k(std::move(reply));
+        },
+        [k, service, self](caf::error& err) {
+          log::get("gateway")->warn("{} did not answer: {}", service,
+                                    self->system().render(err));
+          k(make_reply(v1::Reply::UNAVAILABLE, service + " did not answer in time"));
+        });
+  });
+}
+
+void caller::after(caf::timespan delay, std::function<void()> f) {
+  sys_.spawn([delay, f = std::move(f)](caf::event_based_actor* self) -> caf::behavior {
+    self->delayed_send(self, delay, tick_atom::value);
+    return {[self, f](tick_atom) {
+      f();
+      self->quit();
+    }};
+  });
+}
+
+void caller::public_key(std::function<void(std::string)> k) {
+  std::string known;
+  {
+    std::lock_guard<std::mutex> g{key_mtx_};
+    known = signing_key_;
+  }
+  if (!known.empty())
+    return k(known);
+  v1::Envelope env;
+  env.mutable_command()->mutable_get_signing_key();
+  call(identity_, "signing-key", env, [self = shared_from_this(), k = std::move(k)](v1::Reply r) {
+    if (r.status() != v1::Reply::OK)
+      return k("");
+    std::string key;
+    {
+      std::lock_guard<std::mutex> g{self->key_mtx_};
+      self->signing_key_ = key = r.signing_key().public_key();
+    }
+    k(key);
+  });
+}
+
+void caller::authenticate(const http::request& req, const http::responder& res, claims_fn k,
+                          const std::string& path_uid, int erased_status) {
+  auto h = req.header("Authorization");
+  const std::string prefix = "Bearer ";
+  if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0)
+    return res(http::error(401, "missing bearer token"));
+  auto token = h.substr(prefix.size());
+  public_key([self = shared_from_this(), res, k = std::move(k), token, path_uid,
+              erased_status](std::string pk) {
+    if (pk.empty())
+      return res(http::error(503, self->identity_ + " is not available to check the token"));
+    auto claims = crypto::verify_token(token, pk, now_ms());
+    if (!claims)
+      return res(http::error(401, "invalid or expired token"));
+    v1::Envelope env;
+    env.set_user_id(claims->user_id());
+    env.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
+    self->call(self->identity_, claims->user_id(), env,
+         [res, k, c = *claims, path_uid, erased_status](v1::Reply r) {
+           if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL)
+             return res(reply_error(r));
+           if (r.status() == v1::Reply::GONE && erased_status == 404 && c.user_id() == path_uid)
+             return res(http::error(404, "no such user"));
+           if (r.status() != v1::Reply::OK)
+             return res(http::error(401, "invalid or expired token"));
+           k(c);
+         });
+  });
+}
+
+bool caller::is_admin(const v1::SessionClaims& c) {
+  for (auto& r : c.roles())
+    if (r == identity::admin_role)
+      return true;
+  return false;
+}
+
+void caller::authorize(const http::request& req, const http::responder& res,
+                       const std::string& uid, claims_fn k, int erased_status) {
+  authenticate(
+    req, res,
+    [res, uid, k = std::move(k)](v1::SessionClaims who) {
+      if (who.user_id() != uid && !is_admin(who))
+        return res(http::error(403, "only the user or an admin may do this"));
+      k(std::move(who));
+    },
+    uid, erased_status);
+}
+
+} // namespace custodian

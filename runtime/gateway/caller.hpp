@@ -1,0 +1,69 @@
+#pragma once
+/// The gateway's way into the actor system: one asynchronous request per call
+/// to the owning shard of a service, and the token checks built on it. Nothing
+/// here blocks a thread: every answer arrives in a continuation, run on a CAF
+/// worker thread.
+
+#include "envelope.pb.h"
+#include "runtime/gateway/http_server.hpp"
+#include "runtime/router/router.hpp"
+
+#include <caf/all.hpp>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace custodian {
+
+/// The HTTP status for a service's reply status.
+int http_status(v1::Reply::Status s);
+/// A service's refusal as an HTTP answer.
+http::response reply_error(const v1::Reply& r);
+
+class caller : public std::enable_shared_from_this<caller> {
+public:
+  using reply_fn = std::function<void(v1::Reply)>;
+  using claims_fn = std::function<void(v1::SessionClaims)>;
+
+  caller(caf::actor_system& sys, router& rt, caf::timespan timeout, std::string node,
+         std::string identity);
+
+  /// Sends `env` to the shard of `service` that owns `key`; `k` gets its reply,
+  /// or UNAVAILABLE if the service is down or does not answer in time.
+  void call(const std::string& service, const std::string& key, v1::Envelope env, reply_fn k);
+
+  /// Runs `f` after `delay` (on a CAF worker thread).
+  void after(caf::timespan delay, std::function<void()> f);
+
+  /// Checks the bearer token: Ed25519 signature and expiry here, then with the
+  /// identity service that its session was not revoked (logout, erase). On
+  /// success `k` gets the claims; on failure `res` is answered and `k` never
+  /// runs. A token of an erased user is refused with `erased_status` when the
+  /// call is about that very user (404: the resource is gone), else with 401.
+  void authenticate(const http::request& req, const http::responder& res, claims_fn k,
+                    const std::string& path_uid = {}, int erased_status = 401);
+
+  /// authenticate() plus: the token's user is `uid`, or an admin (else 403).
+  void authorize(const http::request& req, const http::responder& res, const std::string& uid,
+                 claims_fn k, int erased_status = 401);
+
+  static bool is_admin(const v1::SessionClaims& c);
+
+  const std::string& identity() const { return identity_; }
+
+private:
+  /// The identity service's public signing key (fetched once), "" if unavailable.
+  void public_key(std::function<void(std::string)> k);
+
+  caf::actor_system& sys_;
+  router& rt_;
+  caf::timespan timeout_;
+  std::string node_;
+  std::string identity_;
+  std::mutex key_mtx_;
+  std::string signing_key_;
+};
+
+} // namespace custodian

@@ -1,0 +1,256 @@
+// The gateway's asynchronous HTTP server on its own, over real sockets:
+// routing (404, 405 + Allow), keep-alive and pipelining, hundreds of
+// connections at once, silent and slow clients, the bounds on connections
+// and on requests in flight (503 + Retry-After), size limits, and handlers
+// that answer late, from another thread, or never.
+#define BOOST_TEST_MODULE http_server
+#include <boost/test/unit_test.hpp>
+
+#include "runtime/gateway/http_server.hpp"
+#include "tests/support/raw_http.hpp"
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+using namespace custodian;
+using namespace custodian::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A server on a free port with an echo route and a route whose
+/// answers the test releases by hand.
+struct fixture {
+  explicit fixture(http::limits lim = {}) : srv(lim) {
+    srv.route("GET", "/echo/{id}", [](auto req, http::responder res) {
+      res(http::json(200, "{\"id\":\"" + req->params[0] + "\",\"q\":\""
+                            + req->query_param("q").value_or("-") + "\"}"));
+    });
+    srv.route("POST", "/echo/{id}", [](auto req, http::responder res) {
+      res(http::json(201, req->body));
+    });
+    srv.route("GET", "/held", [this](auto, http::responder res) {
+      std::lock_guard<std::mutex> g{mtx};
+      held.push_back(res);
+    });
+    srv.route("GET", "/dropped", [](auto, http::responder) {});
+    srv.route("GET", "/throws", [](auto, http::responder) -> void {
+      throw std::runtime_error("handler bug");
+    });
+    srv.route("GET", "/later", [](auto, http::responder res) {
+      std::thread([res] {
+        std::this_thread::sleep_for(20ms);
+        res(http::json(200, "{\"late\":true}"));
+      }).detach();
+    });
+    auto err = srv.start("127.0.0.1", 0, 2);
+    BOOST_REQUIRE_MESSAGE(err.empty(), err);
+    port = srv.port();
+  }
+  size_t held_count() {
+    std::lock_guard<std::mutex> g{mtx};
+    return held.size();
+  }
+  void release_all() {
+    std::lock_guard<std::mutex> g{mtx};
+    for (auto& r : held)
+      r(http::json(200, "{\"released\":true}"));
+    held.clear();
+  }
+
+  http::server srv;
+  uint16_t port = 0;
+  std::mutex mtx;
+  std::vector<http::responder> held;
+};
+
+http::limits small_limits() {
+  http::limits lim;
+  lim.max_body = 1000;
+  lim.max_header = 2000;
+  lim.max_uri = 500;
+  lim.read_timeout = 300ms;
+  return lim;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(routes_params_404_and_405_with_allow, fixture) {
+  conn c{port};
+  c.get("/echo/a%20b?q=x%2By+z");
+  auto a = c.read();
+  BOOST_TEST(a.status == 200);
+  BOOST_TEST(a.body == R"({"id":"a b","q":"x+y z"})");
+  c.send("DELETE /echo/1 HTTP/1.1\r\nHost: t\r\n\r\n");
+  a = c.read();
+  BOOST_TEST(a.status == 405);
+  BOOST_TEST(a.has_header("Allow: GET, POST"), a.head);
+  BOOST_TEST(a.body.rfind("{\"error\":", 0) == 0);
+  c.get("/nowhere");
+  a = c.read();
+  BOOST_TEST(a.status == 404);
+  BOOST_TEST(a.body.rfind("{\"error\":", 0) == 0);
+  c.get("/echo/");  // an empty {id} does not match
+  BOOST_TEST(c.read().status == 404);
+  c.get("/echo/%zz");
+  BOOST_TEST(c.read().status == 400);
+}
+
+BOOST_FIXTURE_TEST_CASE(keep_alive_and_pipelining_answer_in_order, fixture) {
+  conn c{port};
+  c.send("GET /echo/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+         "POST /echo/2 HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"n\":2}"
+         "GET /later HTTP/1.1\r\nHost: t\r\n\r\n"
+         "GET /echo/4 HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto a1 = c.read(), a2 = c.read(), a3 = c.read(), a4 = c.read();
+  BOOST_TEST(a1.body == R"({"id":"1","q":"-"})");
+  BOOST_TEST(a2.status == 201);
+  BOOST_TEST(a2.body == R"({"n":2})");
+  BOOST_TEST(a3.body == R"({"late":true})");
+  BOOST_TEST(a4.body == R"({"id":"4","q":"-"})");
+}
+
+BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers, fixture) {
+  std::vector<std::unique_ptr<conn>> conns;
+  for (int i = 0; i < 300; ++i) {
+    conns.push_back(std::make_unique<conn>(port));
+    BOOST_REQUIRE(conns.back()->ok());
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < conns.size(); ++i)
+      conns[i]->get("/echo/" + std::to_string(i));
+    int answered = 0;
+    for (size_t i = 0; i < conns.size(); ++i) {
+      auto a = conns[i]->read();
+      answered += a.status == 200 && a.body.find("\"" + std::to_string(i) + "\"") != std::string::npos;
+    }
+    BOOST_TEST(answered == 300);
+  }
+  BOOST_TEST(srv.stats().open_connections == 300u);
+}
+
+BOOST_AUTO_TEST_CASE(silent_and_slow_clients_do_not_block_others) {
+  fixture f{small_limits()};
+  std::vector<std::unique_ptr<conn>> silent;
+  for (int i = 0; i < 50; ++i)
+    silent.push_back(std::make_unique<conn>(f.port));
+  conn slow{f.port};
+  slow.send("GET /echo/1 HTTP/1.1\r\nHost: t\r\n");  // and then nothing
+  conn c{f.port};
+  c.get("/echo/ok");
+  BOOST_TEST(c.read().status == 200);
+  // The slow one gets 408 after the read timeout, then its connection closes.
+  auto a = slow.read();
+  BOOST_TEST(a.status == 408);
+  BOOST_TEST(slow.closed_by_peer());
+}
+
+BOOST_AUTO_TEST_CASE(size_limits_answer_413_414_431_and_close) {
+  fixture f{small_limits()};
+  {
+    conn c{f.port};
+    c.send("POST /echo/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x'));
+    auto a = c.read();
+    BOOST_TEST(a.status == 413);
+    BOOST_TEST(a.body.rfind("{\"error\":", 0) == 0);
+    BOOST_TEST(a.has_header("Connection: close"));
+  }
+  {
+    conn c{f.port};
+    c.get("/echo/" + std::string(800, 'a'));
+    BOOST_TEST(c.read().status == 414);
+  }
+  {
+    conn c{f.port};
+    c.send("GET /echo/1 HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(3000, 'h') + "\r\n\r\n");
+    BOOST_TEST(c.read().status == 431);
+  }
+  {
+    conn c{f.port};
+    c.send("\x16\x03\x01 garbage\r\n\r\n");
+    BOOST_TEST(c.read().status == 400);
+  }
+  conn c{f.port};
+  c.get("/echo/still");
+  BOOST_TEST(c.read().status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(connections_beyond_the_bound_get_503_with_retry_after) {
+  auto lim = small_limits();
+  lim.max_connections = 3;
+  fixture f{lim};
+  std::vector<std::unique_ptr<conn>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<conn>(f.port));
+    open.back()->get("/echo/x");
+    BOOST_REQUIRE(open.back()->read().status == 200);
+  }
+  conn extra{f.port};
+  extra.get("/echo/y");
+  auto a = extra.read();
+  BOOST_TEST(a.status == 503);
+  BOOST_TEST(a.has_header("Retry-After: 1"), a.head);
+  BOOST_TEST(extra.closed_by_peer());
+  BOOST_TEST(f.srv.stats().refused_connections == 1u);
+  // The three still work; once one closes, a new connection is served.
+  open[0]->get("/echo/z");
+  BOOST_TEST(open[0]->read().status == 200);
+  open.pop_back();
+  BOOST_REQUIRE(eventually([&] { return f.srv.stats().open_connections < 3; }));
+  conn next{f.port};
+  next.get("/echo/w");
+  BOOST_TEST(next.read().status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(requests_beyond_the_in_flight_bound_get_503_and_held_ones_complete) {
+  auto lim = small_limits();
+  lim.max_in_flight = 2;
+  fixture f{lim};
+  conn a{f.port}, b{f.port}, c{f.port};
+  a.get("/held");
+  b.get("/held");
+  BOOST_REQUIRE(eventually([&] { return f.held_count() == 2; }));
+  BOOST_TEST(f.srv.stats().in_flight == 2u);
+  c.get("/echo/1");
+  auto refused = c.read();
+  BOOST_TEST(refused.status == 503);
+  BOOST_TEST(refused.has_header("Retry-After: 1"), refused.head);
+  BOOST_TEST(f.srv.stats().refused_requests == 1u);
+  f.release_all();  // from this thread, not an I/O thread
+  BOOST_TEST(a.read().body == R"({"released":true})");
+  BOOST_TEST(b.read().body == R"({"released":true})");
+  BOOST_TEST(f.srv.stats().in_flight == 0u);
+  c.get("/echo/2");  // the refused connection stays usable
+  BOOST_TEST(c.read().status == 200);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_handler_that_drops_or_throws_gets_500_and_the_server_lives, fixture) {
+  conn c{port};
+  c.get("/dropped");
+  auto a = c.read();
+  BOOST_TEST(a.status == 500);
+  BOOST_TEST(a.body.rfind("{\"error\":", 0) == 0);
+  c.get("/throws");
+  BOOST_TEST(c.read().status == 500);
+  c.get("/echo/1");
+  BOOST_TEST(c.read().status == 200);
+  BOOST_TEST(srv.stats().in_flight == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(stop_waits_for_requests_in_flight_and_closes_idle_connections, fixture) {
+  conn idle{port};
+  idle.get("/echo/1");
+  BOOST_REQUIRE(idle.read().status == 200);
+  conn busy{port};
+  busy.get("/held");
+  BOOST_REQUIRE(eventually([&] { return held_count() == 1; }));
+  std::thread releaser([this] {
+    std::this_thread::sleep_for(50ms);
+    release_all();
+  });
+  srv.stop();
+  releaser.join();
+  BOOST_TEST(busy.read().status == 200);
+  BOOST_TEST(idle.closed_by_peer());
+}
