@@ -37,6 +37,7 @@ clean:
 # and the medians to bench/out/results.json. BENCH_ARGS=--quick for a short run.
 BENCH_ARGS ?=
 bench: setup
+	@bash scripts/setup.sh --bench
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release > /dev/null
 	@cmake --build build-release -j$(JOBS) --target custodian_bench
 	@build-release/bench/custodian_bench --work=build-release/bench-work $(BENCH_ARGS)

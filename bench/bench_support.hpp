@@ -85,7 +85,7 @@ class job_board {
 public:
   void finished(const v1::JobStatus& s) {
     std::lock_guard<std::mutex> g{mtx_};
-    done_[s.job_id()] = {clock::now(), s.state()};
+    done_[s.job_id()] = {clock::now(), s.state(), std::chrono::system_clock::now()};
     ++count_[s.kind()];
     cv_.notify_all();
   }
@@ -101,6 +101,7 @@ public:
   struct entry {
     clock::time_point at;
     std::string state;
+    std::chrono::system_clock::time_point wall;  ///< for times taken by other processes
   };
   std::optional<entry> get(const std::string& job_id) {
     std::lock_guard<std::mutex> g{mtx_};

@@ -15,6 +15,7 @@
 // started with scripts/ferretdb.sh, PostgreSQL's fsync on).
 //        custodian_bench --rtt-server=PORT   (the far node of scenario g)
 #include "bench/bench_support.hpp"
+#include "bench/http_load.hpp"
 
 #include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/service/identity.hpp"
@@ -24,6 +25,7 @@
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/api_client.hpp"
 #include "tests/support/node_process.hpp"
+#include "tests/support/raw_http.hpp"
 
 #include <sodium.h>
 #include <csignal>
@@ -257,10 +259,8 @@ erase_run erase_internal(embedded_node& n, job_board& board, const dataset& d,
   return r;
 }
 
-/// The same through the HTTP gateway: an admin (created with the bootstrap
-/// secret) deletes users over keep-alive connections from `threads` threads.
-erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
-                     const std::vector<size_t>& idx, size_t threads) {
+/// A bearer token of an admin created with the node's bootstrap secret.
+std::string admin_token(embedded_node& n) {
   auto url = "http://" + n.cfg().gateway_listen;
   crypto::key32 secret;
   check(crypto::load_or_create_master_key(n.cfg().data_dir + "/admin.secret", secret).empty(),
@@ -276,49 +276,104 @@ erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
                         test::api_client::json(req), "application/json");
   check(res && res->status == 201, "admin created");
   test::api_client api{url};
-  auto login = test::api_client::parse<v1::LoginResponse>(
-    api.login("bench-admin@bench.example", "bench admin password"));
-  auto token = login.token();
+  return test::api_client::parse<v1::LoginResponse>(
+           api.login("bench-admin@bench.example", "bench admin password"))
+    .token();
+}
+
+/// A node of its own with its gateway on a free port.
+void with_gateway(node_config& c) { c.gateway_listen = "127.0.0.1:" + std::to_string(test::free_port()); }
+
+struct http_erase_run {
+  std::vector<double> accept_ms;  ///< request sent -> 202 received
+  std::vector<double> done_ms;    ///< request sent -> job done
+  double per_s = 0;               ///< erasures fully done per second
+};
+
+/// Erases `idx` through the gateway with vegeta (admin token, 64 keep-alive
+/// connections at most): open loop at `rate`, or as fast as 64 workers go
+/// with rate 0. Every request must be accepted (202) and every job done.
+http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
+                          const std::vector<size_t>& idx, double rate, const options& o) {
+  auto url = "http://" + n.cfg().gateway_listen;
+  auto token = admin_token(n);
+  std::vector<http_target> targets;
+  for (auto i : idx)
+    targets.push_back({"DELETE", url + "/v1/users/" + d.ids[i], token});
   board.reset();
-  std::vector<clock::time_point> sent(idx.size());
-  std::vector<std::string> jobs(idx.size());
-  std::atomic<size_t> next{0}, failures{0};
-  auto t0 = clock::now();
-  std::vector<std::thread> ts;
-  for (size_t t = 0; t < threads; ++t)
-    ts.emplace_back([&] {
-      httplib::Client c{url};
-      c.set_keep_alive(true);
-      c.set_tcp_nodelay(true);
-      httplib::Headers h{{"Authorization", "Bearer " + token}};
-      for (size_t i; (i = next++) < idx.size();) {
-        sent[i] = clock::now();
-        auto r = c.Delete(("/v1/users/" + d.ids[idx[i]]).c_str(), h);
-        if (!r || r->status != 202) {
-          ++failures;
-          continue;
-        }
-        v1::JobAccepted j;
-        google::protobuf::util::JsonStringToMessage(r->body, &j);
-        jobs[i] = j.job_id();
+  attack_options opt;
+  opt.rate = rate;
+  auto hits = attack(o.work + "/vegeta", targets, opt);
+  check(hits.size() == idx.size(), "vegeta sent every erasure");
+  std::map<int, size_t> codes;
+  std::vector<std::string> jobs;
+  for (auto& h : hits) {
+    ++codes[h.code];
+    v1::JobAccepted j;
+    if (h.code == 202 && google::protobuf::util::JsonStringToMessage(h.body, &j).ok())
+      jobs.push_back(j.job_id());
+    else
+      jobs.emplace_back();
+  }
+  if (codes[202] != hits.size()) {
+    std::string what;
+    for (auto& [code, count] : codes)
+      what += " " + std::to_string(count) + "x" + std::to_string(code);
+    for (auto& h : hits)
+      if (h.code != 202) {
+        what += " (first: " + h.error + h.body.substr(0, 120) + ")";
+        break;
       }
-    });
-  for (auto& t : ts)
-    t.join();
-  auto accepted = clock::now();
-  check(failures == 0, "every HTTP erasure accepted (202)");
+    check(false, "every HTTP erasure accepted (202), got" + what);
+  }
   check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every erase job done");
-  erase_run r;
-  auto last = t0;
-  for (size_t i = 0; i < idx.size(); ++i) {
+  http_erase_run r;
+  auto first = hits.front().sent;
+  auto last = first;
+  for (size_t i = 0; i < hits.size(); ++i) {
     auto e = board.get(jobs[i]);
     check(e && e->state == "done", "erase job done");
-    last = std::max(last, e->at);
-    r.latency_ms.push_back(ms_between(sent[i], e->at));
+    first = std::min(first, hits[i].sent);
+    last = std::max(last, e->wall);
+    r.accept_ms.push_back(hits[i].latency_ms);
+    r.done_ms.push_back(std::chrono::duration<double, std::milli>(e->wall - hits[i].sent).count());
   }
-  r.per_s = idx.size() / (ms_between(t0, last) / 1000);
-  r.accept_s = ms_between(t0, accepted) / 1000;
+  r.per_s = static_cast<double>(idx.size())
+            / std::chrono::duration<double>(last - first).count();
   return r;
+}
+
+struct healthz_run {
+  double answered_pct = 0;
+  double p99_ms = 0;
+  double max_ms = 0;
+};
+
+/// GET /healthz at 2,000/s from vegeta (up to 256 connections) for 10 s while
+/// 256 other keep-alive connections sit idle on the gateway.
+healthz_run healthz_load(embedded_node& n, const options& o) {
+  std::vector<std::unique_ptr<test::conn>> idle;
+  auto port = static_cast<uint16_t>(std::stoi(n.cfg().gateway_listen.substr(10)));
+  for (int i = 0; i < 256; ++i) {
+    idle.push_back(std::make_unique<test::conn>(port));
+    idle.back()->get("/healthz");
+    check(idle.back()->read().status == 200, "idle connection opened");
+  }
+  attack_options opt;
+  opt.rate = 2000;
+  opt.connections = opt.workers = 256;
+  opt.lazy = false;
+  opt.duration = std::chrono::seconds(10);
+  auto hits = attack(o.work + "/vegeta",
+                     {{"GET", "http://" + n.cfg().gateway_listen + "/healthz", ""}}, opt);
+  std::vector<double> lat;
+  size_t ok = 0;
+  for (auto& h : hits) {
+    ok += h.code == 200;
+    lat.push_back(h.latency_ms);
+  }
+  return {100.0 * static_cast<double>(ok) / static_cast<double>(std::max<size_t>(hits.size(), 1)),
+          percentile(lat, 99), percentile(lat, 100)};
 }
 
 /// Export of a user with 1,000 watch events: start, wait for the job, read the
@@ -623,6 +678,25 @@ void write_section(const options& o, const std::string& name, const std::string&
   std::ofstream(o.doc) << doc;
 }
 
+/// Percentiles of HTTP erase runs, per run.
+struct http_lat {
+  std::vector<double> a50, a90, a99, amax, d50, d90, d99, dmax;
+  void add(const http_erase_run& r) {
+    for (auto [v, p] : {std::pair{&a50, 50.0}, {&a90, 90.0}, {&a99, 99.0}, {&amax, 100.0}})
+      v->push_back(percentile(r.accept_ms, p));
+    for (auto [v, p] : {std::pair{&d50, 50.0}, {&d90, 90.0}, {&d99, 99.0}, {&dmax, 100.0}})
+      v->push_back(percentile(r.done_ms, p));
+  }
+  std::string accept_cells() const {
+    return cell(summarize(a50), 2) + " / " + cell(summarize(a90), 2) + " / **"
+           + cell(summarize(a99), 2) + "** / " + cell(summarize(amax), 1);
+  }
+  std::string done_cells() const {
+    return cell(summarize(d50), 2) + " / " + cell(summarize(d90), 2) + " / **"
+           + cell(summarize(d99), 2) + "** / " + cell(summarize(dmax), 1);
+  }
+};
+
 int main(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
@@ -739,21 +813,40 @@ int main(int argc, char** argv) {
     sat_internal_main = sat[o.main_size];
     auto sat_med = summarize(sat_internal_main).median;
 
-    // (a) through HTTP.
+    // (i) through the HTTP gateway, vegeta over 64 connections: saturated,
+    // then offered 873/s and half of the gateway's own saturation.
     for (int run = 0; run < o.runs; ++run) {
       auto dir = fresh_copy(o, main);
-      auto port = test::free_port();
-      embedded_node n{dir,
-                      [port](node_config& c) {
-                        c.gateway_listen = "127.0.0.1:" + std::to_string(port);
-                        c.gateway_threads = 16;
-                      },
-                      board};
+      embedded_node n{dir, with_gateway, board};
       auto idx = shuffled(main.users, n_erase, 2000 + run);
-      auto r = erase_http(n, board, main, idx, 16);
+      auto r = erase_http(n, board, main, idx, 0, o);
       verify(n, main, idx);
       sat_http.push_back(r.per_s);
-      std::cerr << "(a) http run " << run + 1 << ": " << fmt(r.per_s) << " erasures/s\n";
+      std::cerr << "(i) http saturated run " << run + 1 << ": " << fmt(r.per_s)
+                << " erasures/s\n";
+    }
+    double http_half = std::round(summarize(sat_http).median / 2);
+    std::map<double, http_lat> http_at;
+    for (double rate : {873.0, http_half})
+      for (int run = 0; run < o.runs; ++run) {
+        auto dir = fresh_copy(o, main);
+        embedded_node n{dir, with_gateway, board};
+        auto idx = shuffled(main.users, n_erase, 2500 + run);
+        auto r = erase_http(n, board, main, idx, rate, o);
+        verify(n, main, idx);
+        http_at[rate].add(r);
+        std::cerr << "(i) http " << rate << "/s run " << run + 1 << ": acceptance p99 "
+                  << fmt(percentile(r.accept_ms, 99), 2) << " ms, acceptance->done p99 "
+                  << fmt(percentile(r.done_ms, 99), 2) << " ms\n";
+      }
+    std::vector<healthz_run> healthz;
+    for (int run = 0; run < o.runs; ++run) {
+      auto dir = fresh_copy(o, main);
+      embedded_node n{dir, with_gateway, board};
+      healthz.push_back(healthz_load(n, o));
+      std::cerr << "(j) healthz run " << run + 1 << ": " << fmt(healthz.back().answered_pct, 2)
+                << " % answered, p99 " << fmt(healthz.back().p99_ms, 2) << " ms, max "
+                << fmt(healthz.back().max_ms, 1) << " ms\n";
     }
 
     // (b) constant offered rate: 873/s and half of our own saturation.
@@ -835,8 +928,6 @@ int main(int argc, char** argv) {
     t << "| scenario | figure: median (min–max) of " << o.runs << " runs |\n|---|---|\n";
     t << "| (a) saturated erase, internal API, " << fmt(static_cast<double>(n_erase))
       << " erasures | **" << cell(sat_s) << " erasures/s** fully done |\n";
-    t << "| (a) saturated erase, HTTP (16 keep-alive clients, admin token) | " << cell(http_s)
-      << " erasures/s |\n";
     t << "| (b) offered 873/s: acceptance→done p50 / p90 / p99 / max (ms) | "
       << cell(summarize(l873.p50), 2) << " / " << cell(summarize(l873.p90), 2) << " / **"
       << cell(summarize(l873.p99), 2) << "** / " << cell(summarize(l873.max), 1) << " |\n";
@@ -851,6 +942,27 @@ int main(int argc, char** argv) {
       t << "| (e) " << fmt(static_cast<double>(s)) << " users: saturated erase / export p99 | "
         << cell(summarize(sat[s])) << " erasures/s / " << cell(summarize(exp99[s]), 1)
         << " ms |\n";
+    t << "| (i) saturated erase through HTTP (vegeta, 64 connections, admin token) | **"
+      << cell(http_s) << " erasures/s** fully done |\n";
+    for (double rate : {873.0, http_half}) {
+      auto& l = http_at[rate];
+      t << "| (i) HTTP erase offered " << fmt(rate) << "/s"
+        << (rate == 873.0 ? "" : " (50 % of HTTP saturation)")
+        << ", 64 connections: acceptance p50 / p90 / p99 / max (ms) | " << l.accept_cells()
+        << " |\n";
+      t << "| (i) the same, acceptance→done p50 / p90 / p99 / max (ms) | " << l.done_cells()
+        << " |\n";
+    }
+    std::vector<double> hz_ok, hz99, hzmax;
+    for (auto& h : healthz) {
+      hz_ok.push_back(h.answered_pct);
+      hz99.push_back(h.p99_ms);
+      hzmax.push_back(h.max_ms);
+    }
+    t << "| (j) `GET /healthz` at 2,000/s (vegeta, ≤ 256 connections) beside 256 idle keep-alive "
+         "connections: answered % / p99 / max (ms) | "
+      << cell(summarize(hz_ok), 2) << " / " << cell(summarize(hz99), 2) << " / **"
+      << cell(summarize(hzmax), 1) << "** |\n";
     t << "| (f) RSS per idle shard actor (100,000 spawned) | " << fmt(static_cast<double>(idle))
       << " bytes |\n";
     t << "| (f) RSS per pending outbox entry (" << fmt(static_cast<double>(n_erase))
@@ -865,6 +977,15 @@ int main(int argc, char** argv) {
     js << std::fixed << std::setprecision(3) << "{\n"
        << "  \"erase_saturated_per_s\": " << sat_s.median << ",\n"
        << "  \"erase_saturated_per_s_http\": " << http_s.median << ",\n"
+       << "  \"http_saturated_per_s_64conn\": " << http_s.median << ",\n"
+       << "  \"http_erase_accept_p99_ms_at_873\": " << summarize(http_at[873.0].a99).median << ",\n"
+       << "  \"http_erase_done_p99_ms_at_873\": " << summarize(http_at[873.0].d99).median << ",\n"
+       << "  \"http_erase_accept_p99_ms_at_half_saturation\": "
+       << summarize(http_at[http_half].a99).median << ",\n"
+       << "  \"http_erase_done_p99_ms_at_half_saturation\": "
+       << summarize(http_at[http_half].d99).median << ",\n"
+       << "  \"healthz_max_ms_256conn\": " << summarize(hzmax).median << ",\n"
+       << "  \"healthz_p99_ms_256conn\": " << summarize(hz99).median << ",\n"
        << "  \"erase_p50_ms_at_873\": " << summarize(l873.p50).median << ",\n"
        << "  \"erase_p99_ms_at_873\": " << summarize(l873.p99).median << ",\n"
        << "  \"erase_p99_ms_at_half_saturation\": " << summarize(lh.p99).median << ",\n"

@@ -24,7 +24,8 @@ packages=(
   curl python3 python3-venv ca-certificates
 )
 
-# `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime).
+# `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime);
+# `setup.sh --bench` builds vegeta (the open-loop HTTP load tool of `make bench`).
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)
 fi
@@ -84,4 +85,15 @@ if ! { command -v go > /dev/null && go_ok go; } && ! go_ok "$here/.tools/go/bin/
   mv "$tmp/x/golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.linux-amd64" "$here/.tools/go"
   chmod +x "$here/.tools/go/bin/"* "$here/.tools/go/pkg/tool/"*/* 2>/dev/null || true
   go_ok "$here/.tools/go/bin/go" || { echo "setup: the Go toolchain in .tools/go does not run" >&2; exit 1; }
+fi
+
+# vegeta, for `make bench`'s HTTP scenarios: built from the Go module proxy
+# into .tools/bin.
+VEGETA_VERSION=v12.13.0
+if [ "${1:-}" = "--bench" ] && [ ! -x "$here/.tools/bin/vegeta" ]; then
+  gobin=go
+  go_ok go 2> /dev/null || gobin="$here/.tools/go/bin/go"
+  echo "setup: building vegeta $VEGETA_VERSION into .tools/bin"
+  mkdir -p "$here/.tools/bin"
+  GOBIN="$here/.tools/bin" GOFLAGS=-mod=mod "$gobin" install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
 fi

@@ -6,6 +6,8 @@
 #include "runtime/service/identity.hpp"
 #include "runtime/service/service_logic.hpp"
 
+#include <utility>
+
 namespace custodian {
 
 int http_status(v1::Reply::Status s) {
@@ -45,25 +47,44 @@ void caller::call(const std::string& service, const std::string& key, v1::Envelo
   env.set_origin("gateway@" + node_);
   env.set_attempt(1);
   env.set_trace_id(env.request_id());
+  // The wait is the request's deadline: a shard or writer still holding it
+  // then refuses it (nothing written), so a slow store gives 503s, never a
+  // timeout with an unknown outcome. A write already under way when the
+  // deadline passes is waited for (the safety net below only covers a shard
+  // or node that is gone).
+  env.set_deadline_ms(now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count());
   auto dest = rt_.lookup(service, key);
   if (!dest)
     return k(make_reply(v1::Reply::UNAVAILABLE, service + " is not available"));
-  // A short-lived actor per call: it sends, waits for the one answer (or the
-  // timeout) without holding a thread, hands it to `k` and ends.
-  sys_.spawn([dest = *dest, timeout = timeout_, msg = wire{env.SerializeAsString()}, service,
+  // A short-lived actor per call: it sends, waits for the one answer without
+  // holding a thread, hands it to `k` and ends. It monitors the shard, so a
+  // shard that dies under the request answers at once, not at the timeout.
+  sys_.spawn([dest = *dest, timeout = 2 * timeout_ + std::chrono::seconds(1),
+              msg = wire{env.SerializeAsString()}, service,
               k = std::move(k)](caf::event_based_actor* self) mutable {
+    auto answered = std::make_shared<bool>(false);
+    auto once = [self, answered, k](v1::Reply r) {
+      if (std::exchange(*answered, true))
+        return;
+      k(std::move(r));
+      self->quit();
+    };
+    self->monitor(dest);
+    self->set_down_handler([once, service](caf::down_msg&) {
+      once(make_reply(v1::Reply::UNAVAILABLE, service + " stopped while handling the request"));
+    });
     self->request(dest, timeout, cmd_atom::value, std::move(msg))
       .then(
-        [k, service](const wire& w) {
+        [once, service](const wire& w) {
           v1::Reply reply;
           if (!reply.ParseFromString(w.bytes))
             reply = make_reply(v1::Reply::INTERNAL, "unreadable reply from " + service);
-          k(std::move(reply));
+          once(std::move(reply));
         },
-        [k, service, self](caf::error& err) {
+        [once, service, self](caf::error& err) {
           log::get("gateway")->warn("{} did not answer: {}", service,
                                     self->system().render(err));
-          k(make_reply(v1::Reply::UNAVAILABLE, service + " did not answer in time"));
+          once(make_reply(v1::Reply::UNAVAILABLE, service + " did not answer in time"));
         });
   });
 }

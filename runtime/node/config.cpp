@@ -37,7 +37,9 @@ node_config::node_config() {
   opt_group{custom_options_, "gateway"}
     .add(gateway_listen, "listen", "HTTP gateway address HOST:PORT (empty: no gateway)")
     .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
-    .add(gateway_timeout, "request-timeout", "how long the gateway waits for a service")
+    .add(gateway_timeout, "request-timeout",
+         "how long a request may wait for its turn at a service; past it, it is refused (503, "
+         "nothing written)")
     .add(register_wait, "register-wait", "how long POST /v1/users waits for provisioning")
     .add(gateway_threads, "threads", "HTTP I/O threads (each carries any number of connections)")
     .add(gateway_max_connections, "max-connections",

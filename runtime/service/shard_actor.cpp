@@ -1,14 +1,27 @@
 #include "runtime/service/shard_actor.hpp"
 
+#include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 
+#include <chrono>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 
 namespace custodian {
 
 namespace {
+
+/// The envelope's deadline (unix ms, set by the gateway) on this node's steady
+/// clock; nullopt without one. Nodes keep their clocks in sync (NTP): a skew
+/// only shortens or lengthens the budget.
+std::optional<std::chrono::steady_clock::time_point> local_deadline(const v1::Envelope& env) {
+  if (env.deadline_ms() == 0)
+    return std::nullopt;
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(env.deadline_ms() - now_ms());
+}
+
 
 /// Commands of users whose previous command's commit is still being written.
 struct shard_queue {
@@ -114,6 +127,14 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
   };
   *run = [self, d, q, answer, next](const std::string& key, const v1::Envelope& env,
                                     caf::typed_response_promise<wire> rp) {
+    auto deadline = local_deadline(env);
+    if (deadline && *deadline <= std::chrono::steady_clock::now()) {
+      // Its caller has stopped waiting (it queued behind this user's earlier
+      // commands): refused unread, nothing written.
+      rp.deliver(answer(shard_core::result{overloaded_reply(), false, false, nullptr}));
+      next(key);
+      return;
+    }
     for (;;) {
       auto p = std::make_shared<shard_core::prepared>(d->core->prepare(env));
       if (p->commit)
@@ -130,7 +151,10 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
       q->busy[key];  // mark busy (keeps any queue)
       // No timer: the writer answers every commit, also when it goes away (a
       // timer per request costs a wake-up of CAF's clock thread).
-      self->request(writer, caf::infinite, commit_atom::value, commit_ticket{p->commit})
+      commit_ticket ticket{p->commit};
+      if (deadline)
+        ticket.deadline = *deadline;
+      self->request(writer, caf::infinite, commit_atom::value, std::move(ticket))
         .then(
           [d, p, rp, answer, next, key](int32_t code, const std::string& msg) mutable {
             store::status st{static_cast<store::errc>(code), msg};

@@ -121,11 +121,19 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
   }
 }
 
+v1::Reply overloaded_reply() {
+  return make_reply(v1::Reply::UNAVAILABLE,
+                    "this node's store is slower than the offered load: the request waited past "
+                    "its deadline and nothing was written; retry later");
+}
+
 shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (p.answered)
     return std::move(*p.answered);
   if (st.code == store::errc::conflict)
     return {std::move(p.conflict_reply), false, false, nullptr};
+  if (st.code == store::errc::overloaded)
+    return {overloaded_reply(), false, false, nullptr};
   if (!st.ok())
     return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)), false,
             false, nullptr};

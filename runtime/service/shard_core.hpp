@@ -27,6 +27,10 @@ struct shard_env {
   job_listener on_job_finished;
 };
 
+/// The answer to a request refused because it waited past its deadline (the
+/// store is slower than the offered load): UNAVAILABLE, nothing written.
+v1::Reply overloaded_reply();
+
 class shard_core {
 public:
   shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<store::event_store> st,

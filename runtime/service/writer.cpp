@@ -2,6 +2,8 @@
 
 #include "runtime/common/log.hpp"
 
+#include <algorithm>
+
 namespace custodian {
 
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
@@ -13,6 +15,20 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
       return;
     auto batch = std::move(s.pending);
     s.pending.clear();
+    // A commit whose caller stopped waiting while it queued is not written: the
+    // caller was (or will be) told "overloaded, nothing written", so writing it
+    // now would apply what was refused.
+    auto now = std::chrono::steady_clock::now();
+    auto expired = std::stable_partition(batch.begin(), batch.end(), [now](const auto& w) {
+      return w.deadline == std::chrono::steady_clock::time_point{} || w.deadline > now;
+    });
+    for (auto i = expired; i != batch.end(); ++i)
+      i->promise.deliver(static_cast<int32_t>(store::errc::overloaded),
+                         std::string("deadline passed before the commit"));
+    s.expired += static_cast<uint64_t>(batch.end() - expired);
+    batch.erase(expired, batch.end());
+    if (batch.empty())
+      return;
     std::vector<const store::commit*> commits;
     commits.reserve(batch.size());
     for (auto& w : batch)
@@ -32,16 +48,17 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
   };
   self->attach_functor([self, st, cfg] {
     log::get("writer")->info(
-      "writer of {} stopped: {} commits in {} transactions, {} ms writing", cfg.service,
-      self->state.commits,
-      self->state.batches,
-      std::chrono::duration_cast<std::chrono::milliseconds>(self->state.busy).count());
+      "writer of {} stopped: {} commits in {} transactions, {} ms writing, {} refused past "
+      "their deadline",
+      cfg.service, self->state.commits, self->state.batches,
+      std::chrono::duration_cast<std::chrono::milliseconds>(self->state.busy).count(),
+      self->state.expired);
   });
   return {
     [self, cfg, flush](commit_atom, commit_ticket& t) {
       auto& s = self->state;
       auto rp = self->make_response_promise<int32_t, std::string>();
-      s.pending.push_back(writer_state::waiting{std::move(t.commit), rp});
+      s.pending.push_back(writer_state::waiting{std::move(t.commit), rp, t.deadline});
       if (s.pending.size() >= cfg.max_batch) {
         flush();
       } else if (!s.flush_scheduled) {

@@ -12,6 +12,7 @@
 #include "runtime/common/wire.hpp"
 #include "runtime/store/event_store.hpp"
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 
@@ -20,6 +21,9 @@ namespace custodian {
 /// A commit handed from a shard to its service's writer (local messages only).
 struct commit_ticket {
   std::shared_ptr<store::commit> commit;
+  /// Past this, the commit is refused (errc::overloaded) instead of written:
+  /// its caller has stopped waiting. Default: none.
+  std::chrono::steady_clock::time_point deadline{};
 };
 
 } // namespace custodian
@@ -48,11 +52,13 @@ struct writer_state {
   struct waiting {
     std::shared_ptr<store::commit> commit;
     caf::typed_response_promise<int32_t, std::string> promise;
+    std::chrono::steady_clock::time_point deadline;
   };
   std::vector<waiting> pending;
   bool flush_scheduled = false;
   uint64_t batches = 0;
   uint64_t commits = 0;
+  uint64_t expired = 0;   ///< refused: their deadline passed while they waited
   caf::timespan busy{0};  ///< time spent writing
   static inline const char* name = "writer";
   /// A writer that goes away answers every commit it still holds (with an

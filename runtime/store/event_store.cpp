@@ -9,6 +9,7 @@ const char* to_string(errc e) {
     case errc::unavailable: return "unavailable";
     case errc::io: return "io";
     case errc::fenced: return "fenced";
+    case errc::overloaded: return "overloaded";
   }
   return "unknown";
 }

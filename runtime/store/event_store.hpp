@@ -24,6 +24,7 @@ enum class errc {
   unavailable,  ///< the store cannot be reached or is closed
   io,           ///< the backend failed to read or write
   fenced,       ///< the shard's lease moved to another node: this write was refused
+  overloaded,   ///< the request's deadline passed before its commit: nothing was written
 };
 
 const char* to_string(errc e);

@@ -135,3 +135,23 @@ BOOST_FIXTURE_TEST_CASE(one_users_commands_run_in_order_others_share_the_batch, 
   self->send_exit(shard, caf::exit_reason::user_shutdown);
   sched.run();
 }
+
+BOOST_FIXTURE_TEST_CASE(a_commit_past_its_deadline_is_refused_and_not_written, fixture) {
+  // Two commits wait together; one's caller has already stopped waiting.
+  store::commit late, fresh;
+  late.events = {{"late", "e"}};
+  fresh.events = {{"fresh", "e"}};
+  auto t_late = ticket(std::move(late));
+  t_late.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+  auto t_fresh = ticket(std::move(fresh));
+  t_fresh.deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  self->send(writer, commit_atom::value, std::move(t_late));
+  self->send(writer, commit_atom::value, std::move(t_fresh));
+  sched.run();
+  std::vector<int32_t> codes;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](int32_t code, const std::string&) { codes.push_back(code); });
+  BOOST_TEST(codes == (std::vector<int32_t>{static_cast<int32_t>(store::errc::overloaded), 0}));
+  BOOST_TEST(st->read_stream("late").empty());
+  BOOST_TEST(st->read_stream("fresh").size() == 1u);
+}
