@@ -60,6 +60,7 @@ struct options {
   std::string command = "make bench";
   bool keep = false;           ///< keep the work dir (templates are reused)
   bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
+  bool only_http = false;      ///< only the HTTP scenarios (i) and (j), keep the work dir
   std::string perf;            ///< record a `perf` profile of the first run of (a) here
   bool backends_only = false;  ///< run scenario (h) only
   std::string mongodb_uri;     ///< (h) against this server ("" = start FerretDB)
@@ -288,11 +289,14 @@ struct http_erase_run {
   std::vector<double> accept_ms;  ///< request sent -> 202 received
   std::vector<double> done_ms;    ///< request sent -> job done
   double per_s = 0;               ///< erasures fully done per second
+  std::vector<size_t> accepted;   ///< the users whose erasure was accepted (202)
+  double accepted_pct = 0;
 };
 
 /// Erases `idx` through the gateway with vegeta (admin token, 64 keep-alive
 /// connections at most): open loop at `rate`, or as fast as 64 workers go
-/// with rate 0. Every request must be accepted (202) and every job done.
+/// with rate 0. Every accepted (202) job must be done; the share accepted is
+/// reported (the target is all of them).
 http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
                           const std::vector<size_t>& idx, double rate, const options& o) {
   auto url = "http://" + n.cfg().gateway_listen;
@@ -307,15 +311,19 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
   check(hits.size() == idx.size(), "vegeta sent every erasure");
   std::map<int, size_t> codes;
   std::vector<std::string> jobs;
-  for (auto& h : hits) {
+  http_erase_run r;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    auto& h = hits[i];
     ++codes[h.code];
     v1::JobAccepted j;
-    if (h.code == 202 && google::protobuf::util::JsonStringToMessage(h.body, &j).ok())
+    if (h.code == 202 && google::protobuf::util::JsonStringToMessage(h.body, &j).ok()) {
       jobs.push_back(j.job_id());
-    else
+      r.accepted.push_back(idx[i]);
+    } else {
       jobs.emplace_back();
+    }
   }
-  if (codes[202] != hits.size()) {
+  if (r.accepted.size() != hits.size()) {
     std::string what;
     for (auto& [code, count] : codes)
       what += " " + std::to_string(count) + "x" + std::to_string(code);
@@ -324,13 +332,15 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
         what += " (first: " + h.error + h.body.substr(0, 120) + ")";
         break;
       }
-    check(false, "every HTTP erasure accepted (202), got" + what);
+    std::cerr << "    not every erasure accepted:" << what << "\n";
   }
-  check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every erase job done");
-  http_erase_run r;
+  r.accepted_pct = 100.0 * static_cast<double>(r.accepted.size()) / static_cast<double>(hits.size());
+  check(board.wait("erase", r.accepted.size(), std::chrono::seconds(600)), "every erase job done");
   auto first = hits.front().sent;
   auto last = first;
   for (size_t i = 0; i < hits.size(); ++i) {
+    if (jobs[i].empty())
+      continue;
     auto e = board.get(jobs[i]);
     check(e && e->state == "done", "erase job done");
     first = std::min(first, hits[i].sent);
@@ -338,7 +348,7 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
     r.accept_ms.push_back(hits[i].latency_ms);
     r.done_ms.push_back(std::chrono::duration<double, std::milli>(e->wall - hits[i].sent).count());
   }
-  r.per_s = static_cast<double>(idx.size())
+  r.per_s = static_cast<double>(r.accepted.size())
             / std::chrono::duration<double>(last - first).count();
   return r;
 }
@@ -350,15 +360,13 @@ struct healthz_run {
 };
 
 /// GET /healthz at 2,000/s from vegeta (up to 256 connections) for 10 s while
-/// 256 other keep-alive connections sit idle on the gateway.
+/// 256 other connections are open and idle on the gateway (connected, nothing
+/// sent: what a keep-alive client between requests looks like to a server).
 healthz_run healthz_load(embedded_node& n, const options& o) {
   std::vector<std::unique_ptr<test::conn>> idle;
   auto port = static_cast<uint16_t>(std::stoi(n.cfg().gateway_listen.substr(10)));
-  for (int i = 0; i < 256; ++i) {
+  for (int i = 0; i < 256; ++i)
     idle.push_back(std::make_unique<test::conn>(port));
-    idle.back()->get("/healthz");
-    check(idle.back()->read().status == 200, "idle connection opened");
-  }
   attack_options opt;
   opt.rate = 2000;
   opt.connections = opt.workers = 256;
@@ -680,8 +688,9 @@ void write_section(const options& o, const std::string& name, const std::string&
 
 /// Percentiles of HTTP erase runs, per run.
 struct http_lat {
-  std::vector<double> a50, a90, a99, amax, d50, d90, d99, dmax;
+  std::vector<double> a50, a90, a99, amax, d50, d90, d99, dmax, ok;
   void add(const http_erase_run& r) {
+    ok.push_back(r.accepted_pct);
     for (auto [v, p] : {std::pair{&a50, 50.0}, {&a90, 90.0}, {&a99, 99.0}, {&amax, 100.0}})
       v->push_back(percentile(r.accept_ms, p));
     for (auto [v, p] : {std::pair{&d50, 50.0}, {&d90, 90.0}, {&d99, 99.0}, {&dmax, 100.0}})
@@ -715,6 +724,8 @@ int main(int argc, char** argv) {
       o.command = "custodian_bench --quick";
     } else if (a == "--only-saturate") {
       o.only_saturate = o.keep = true;
+    } else if (a == "--only-http") {
+      o.only_http = o.keep = true;
     } else if (a == "--keep") {
       o.keep = true;
     } else if (auto v = val("--perf")) {
@@ -779,9 +790,11 @@ int main(int argc, char** argv) {
 
     // (a) saturate, internal API and HTTP; (d) export; (e) both at each size.
     std::map<size_t, std::vector<double>> sat, exp99;
-    std::vector<double> sat_http, exp50;
+    std::vector<double> sat_http, sat_http_ok, exp50;
     std::vector<double> sat_internal_main;
     for (auto s : o.sizes) {
+      if (o.only_http)
+        break;
       auto& d = data[s];
       size_t k = std::min<size_t>(10000, d.users / 2);
       for (int run = 0; run < o.runs; ++run) {
@@ -819,11 +832,21 @@ int main(int argc, char** argv) {
       auto dir = fresh_copy(o, main);
       embedded_node n{dir, with_gateway, board};
       auto idx = shuffled(main.users, n_erase, 2000 + run);
-      auto r = erase_http(n, board, main, idx, 0, o);
+      http_erase_run r;
+      auto c0 = cpu_seconds();
+      auto t0 = clock::now();
+      profiled(run == 0 && o.only_http ? o.perf : "",
+               [&] { r = erase_http(n, board, main, idx, 0, o); });
+      sat_http_ok.push_back(r.accepted_pct);
+      auto wall = ms_between(t0, clock::now()) / 1000;
+      idx = r.accepted;
+      std::cerr << "    per erasure: " << fmt((cpu_seconds() - c0) / idx.size() * 1e6)
+                << " us CPU in the node (vegeta not counted); node CPU busy "
+                << fmt((cpu_seconds() - c0) / wall * 100) << " % of one core\n";
       verify(n, main, idx);
       sat_http.push_back(r.per_s);
       std::cerr << "(i) http saturated run " << run + 1 << ": " << fmt(r.per_s)
-                << " erasures/s\n";
+                << " erasures/s, " << fmt(r.accepted_pct, 1) << " % accepted\n";
     }
     double http_half = std::round(summarize(sat_http).median / 2);
     std::map<double, http_lat> http_at;
@@ -833,9 +856,10 @@ int main(int argc, char** argv) {
         embedded_node n{dir, with_gateway, board};
         auto idx = shuffled(main.users, n_erase, 2500 + run);
         auto r = erase_http(n, board, main, idx, rate, o);
-        verify(n, main, idx);
+        verify(n, main, r.accepted);
         http_at[rate].add(r);
-        std::cerr << "(i) http " << rate << "/s run " << run + 1 << ": acceptance p99 "
+        std::cerr << "(i) http " << rate << "/s run " << run + 1 << ": "
+                  << fmt(r.accepted_pct, 1) << " % accepted, acceptance p99 "
                   << fmt(percentile(r.accept_ms, 99), 2) << " ms, acceptance->done p99 "
                   << fmt(percentile(r.done_ms, 99), 2) << " ms\n";
       }
@@ -848,6 +872,8 @@ int main(int argc, char** argv) {
                 << " % answered, p99 " << fmt(healthz.back().p99_ms, 2) << " ms, max "
                 << fmt(healthz.back().max_ms, 1) << " ms\n";
     }
+    if (o.only_http)
+      return 0;
 
     // (b) constant offered rate: 873/s and half of our own saturation.
     struct lat {
@@ -943,13 +969,14 @@ int main(int argc, char** argv) {
         << cell(summarize(sat[s])) << " erasures/s / " << cell(summarize(exp99[s]), 1)
         << " ms |\n";
     t << "| (i) saturated erase through HTTP (vegeta, 64 connections, admin token) | **"
-      << cell(http_s) << " erasures/s** fully done |\n";
+      << cell(http_s) << " erasures/s** fully done (" << cell(summarize(sat_http_ok), 1)
+      << " % accepted) |\n";
     for (double rate : {873.0, http_half}) {
       auto& l = http_at[rate];
       t << "| (i) HTTP erase offered " << fmt(rate) << "/s"
         << (rate == 873.0 ? "" : " (50 % of HTTP saturation)")
-        << ", 64 connections: acceptance p50 / p90 / p99 / max (ms) | " << l.accept_cells()
-        << " |\n";
+        << ", 64 connections: accepted % / acceptance p50 / p90 / p99 / max (ms) | "
+        << cell(summarize(l.ok), 1) << " / " << l.accept_cells() << " |\n";
       t << "| (i) the same, acceptance→done p50 / p90 / p99 / max (ms) | " << l.done_cells()
         << " |\n";
     }
@@ -959,7 +986,7 @@ int main(int argc, char** argv) {
       hz99.push_back(h.p99_ms);
       hzmax.push_back(h.max_ms);
     }
-    t << "| (j) `GET /healthz` at 2,000/s (vegeta, ≤ 256 connections) beside 256 idle keep-alive "
+    t << "| (j) `GET /healthz` at 2,000/s (vegeta, ≤ 256 connections) beside 256 open idle "
          "connections: answered % / p99 / max (ms) | "
       << cell(summarize(hz_ok), 2) << " / " << cell(summarize(hz99), 2) << " / **"
       << cell(summarize(hzmax), 1) << "** |\n";
