@@ -76,6 +76,9 @@ private:
   void close_conn(conn& c, bool checkpoint);
   void apply_one(const commit& c);
   void destroy_keys(const std::vector<const commit*>& batch);
+  /// Destroys every key whose user has a tombstone; returns how many.
+  int64_t sweep_erased_keys();
+  std::string sync_pragma() const;
   /// A reader of the data file (falls back to the writer for ":memory:").
   conn& reader();
   conn& key_reader();
