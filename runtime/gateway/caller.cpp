@@ -19,6 +19,7 @@ int http_status(v1::Reply::Status s) {
     case v1::Reply::CONFLICT: return 409;
     case v1::Reply::GONE: return 404;
     case v1::Reply::UNAVAILABLE: return 503;
+    case v1::Reply::OUTCOME_UNKNOWN: return 504;
     default: return 500;
   }
 }
@@ -31,14 +32,15 @@ http::response reply_error(const v1::Reply& r) {
   if (msg.empty())
     msg = status == 503 ? "service unavailable" : "error";
   auto out = http::error(status, msg);
-  if (status == 503)
+  if (status == 503)  // refused before anything was written: retrying is safe
     out.headers.emplace_back("Retry-After", "1");
   return out;
 }
 
-caller::caller(caf::actor_system& sys, router& rt, caf::timespan timeout, std::string node,
+caller::caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan timeout,
+               std::string node,
                std::string identity)
-  : sys_(sys), rt_(rt), timeout_(timeout), node_(std::move(node)),
+  : sys_(sys), rt_(std::move(rt)), timeout_(timeout), node_(std::move(node)),
     identity_(std::move(identity)) {}
 
 void caller::call(const std::string& service, const std::string& key, v1::Envelope env,
@@ -47,13 +49,13 @@ void caller::call(const std::string& service, const std::string& key, v1::Envelo
   env.set_origin("gateway@" + node_);
   env.set_attempt(1);
   env.set_trace_id(env.request_id());
-  // The wait is the request's deadline: a shard or writer still holding it
-  // then refuses it (nothing written), so a slow store gives 503s, never a
-  // timeout with an unknown outcome. A write already under way when the
-  // deadline passes is waited for (the safety net below only covers a shard
-  // or node that is gone).
-  env.set_deadline_ms(now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count());
-  auto dest = rt_.lookup(service, key);
+  // The wait is the request's budget: a shard or writer still holding it
+  // past that refuses it (nothing written), so a slow store gives 503s, never
+  // a timeout with an unknown outcome. A write already under way is waited for
+  // (the timer below only covers a shard or node that is gone).
+  env.set_budget_ms(static_cast<uint32_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count()));
+  auto dest = rt_->lookup(service, key);
   if (!dest)
     return k(make_reply(v1::Reply::UNAVAILABLE, service + " is not available"));
   // A short-lived actor per call: it sends, waits for the one answer without
@@ -63,15 +65,19 @@ void caller::call(const std::string& service, const std::string& key, v1::Envelo
               msg = wire{env.SerializeAsString()}, service,
               k = std::move(k)](caf::event_based_actor* self) mutable {
     auto answered = std::make_shared<bool>(false);
-    auto once = [self, answered, k](v1::Reply r) {
+    auto once = [self, answered, k, dest](v1::Reply r) {
       if (std::exchange(*answered, true))
         return;
+      // CAF 0.17 keeps a monitor on the shard after this actor ends (and with
+      // it this actor's memory): take it off first.
+      self->demonitor(caf::actor_cast<caf::actor_addr>(dest));
       k(std::move(r));
       self->quit();
     };
     self->monitor(dest);
     self->set_down_handler([once, service](caf::down_msg&) {
-      once(make_reply(v1::Reply::UNAVAILABLE, service + " stopped while handling the request"));
+      once(make_reply(v1::Reply::OUTCOME_UNKNOWN,
+                      service + " stopped while handling the request; its outcome is unknown"));
     });
     self->request(dest, timeout, cmd_atom::value, std::move(msg))
       .then(
@@ -84,7 +90,8 @@ void caller::call(const std::string& service, const std::string& key, v1::Envelo
         [once, service, self](caf::error& err) {
           log::get("gateway")->warn("{} did not answer: {}", service,
                                     self->system().render(err));
-          once(make_reply(v1::Reply::UNAVAILABLE, service + " did not answer in time"));
+          once(make_reply(v1::Reply::OUTCOME_UNKNOWN,
+                          service + " did not answer in time; its outcome is unknown"));
         });
   });
 }

@@ -27,11 +27,12 @@ public:
   using reply_fn = std::function<void(v1::Reply)>;
   using claims_fn = std::function<void(v1::SessionClaims)>;
 
-  caller(caf::actor_system& sys, router& rt, caf::timespan timeout, std::string node,
-         std::string identity);
+  caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan timeout,
+         std::string node, std::string identity);
 
   /// Sends `env` to the shard of `service` that owns `key`; `k` gets its reply,
-  /// or UNAVAILABLE if the service is down or does not answer in time.
+  /// UNAVAILABLE if the service is down (nothing was sent), or OUTCOME_UNKNOWN
+  /// if the shard went away with the request or did not answer at all.
   void call(const std::string& service, const std::string& key, v1::Envelope env, reply_fn k);
 
   /// Runs `f` after `delay` (on a CAF worker thread).
@@ -58,7 +59,7 @@ private:
   void public_key(std::function<void(std::string)> k);
 
   caf::actor_system& sys_;
-  router& rt_;
+  std::shared_ptr<router> rt_;
   caf::timespan timeout_;
   std::string node_;
   std::string identity_;

@@ -82,7 +82,7 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
 gateway::~gateway() { stop(); }
 
 void gateway::install_routes() {
-  auto c = std::make_shared<caller>(sys_, *rt_, cfg_.request_timeout, cfg_.node,
+  auto c = std::make_shared<caller>(sys_, rt_, cfg_.request_timeout, cfg_.node,
                                     reg_->identity());
   auto& s = *srv_;
   // While a store of this node cannot be reached, API calls get 503 at once

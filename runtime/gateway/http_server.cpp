@@ -142,10 +142,13 @@ response json(int status, std::string body) {
 class session;
 
 struct server::impl : std::enable_shared_from_this<impl> {
-  explicit impl(limits l) : lim(l), acceptor(ioc), retry_timer(ioc) {}
+  explicit impl(limits l)
+    : lim(l), accept_strand(net::make_strand(ioc)), acceptor(accept_strand),
+      retry_timer(accept_strand) {}
 
   limits lim;
   net::io_context ioc;
+  net::strand<net::io_context::executor_type> accept_strand;  ///< acceptor and its timer
   tcp::acceptor acceptor;
   net::steady_timer retry_timer;  ///< accept after running out of descriptors
   std::vector<std::thread> threads;
@@ -212,8 +215,9 @@ private:
   void wait_for_request() {
     if (buffer_.size() > 0)
       return read_request();
-    // Idle until the first byte of the next request.
-    stream_.expires_after(srv_->lim.idle_timeout);
+    // Idle until the first byte of the next request (a refused connection gets
+    // no idle time: it is answered and closed).
+    stream_.expires_after(refused_ ? srv_->lim.read_timeout : srv_->lim.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](error_code ec, size_t n) {
                               if (ec)
@@ -230,9 +234,12 @@ private:
     // The stream's own timeout would close the socket; this one only cancels
     // the read, so that the client still gets its 408.
     stream_.expires_never();
+    timed_out_ = false;
+    auto generation = ++reads_;
     read_timer_.expires_after(srv_->lim.read_timeout);
-    read_timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec)
+    read_timer_.async_wait([self = shared_from_this(), generation](error_code ec) {
+      // A timer that fires as its read completes must not touch a later one.
+      if (ec || generation != self->reads_)
         return;
       self->timed_out_ = true;
       error_code ignored;
@@ -243,6 +250,7 @@ private:
   }
 
   void on_read(error_code ec) {
+    ++reads_;  // this read is over: its timer, if still queued, does nothing
     read_timer_.cancel();
     if (timed_out_ && ec)
       return fail(408, "the request did not arrive in time");
@@ -276,7 +284,9 @@ private:
     for (auto& [k, v] : r.headers)
       res->set(k, v);
     res->keep_alive(keep_alive_);
-    res->body() = std::move(r.body);
+    // These carry no body (and Beast refuses to frame one).
+    if (r.status / 100 != 1 && r.status != 204 && r.status != 304)
+      res->body() = std::move(r.body);
     res->prepare_payload();
     srv_->lg->debug("{} {} -> {}", method_, target_, r.status);
     stream_.expires_after(srv_->lim.write_timeout);
@@ -319,6 +329,7 @@ private:
   beast::tcp_stream stream_;
   net::steady_timer read_timer_;
   bool timed_out_ = false;
+  uint64_t reads_ = 0;  ///< generation of the read the timer belongs to
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string remote_;
@@ -411,6 +422,9 @@ void session::dispatch(bhttp::request<bhttp::string_body> in) {
     hit->h(std::move(req), answer);
   } catch (const std::exception& e) {
     s.lg->error("{} {}: unhandled exception: {}", method_, target_, e.what());
+    answer(error(500, "internal error"));
+  } catch (...) {
+    s.lg->error("{} {}: unhandled exception", method_, target_);
     answer(error(500, "internal error"));
   }
 }

@@ -13,9 +13,8 @@ namespace custodian {
 
 namespace {
 
-/// The envelope's deadline (unix ms, set by the gateway) on this node's steady
-/// clock; nullopt without one. Nodes keep their clocks in sync (NTP): a skew
-/// only shortens or lengthens the budget.
+/// The envelope's deadline (unix ms on this node, set from the sender's budget
+/// when the envelope arrived) on the steady clock; nullopt without one.
 std::optional<std::chrono::steady_clock::time_point> local_deadline(const v1::Envelope& env) {
   if (env.deadline_ms() == 0)
     return std::nullopt;
@@ -186,6 +185,8 @@ shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps
         rp.deliver(wire{make_reply(v1::Reply::INVALID, "malformed envelope").SerializeAsString()});
         return rp;
       }
+      if (env.budget_ms() > 0)  // on this node's clock from here on
+        env.set_deadline_ms(now_ms() + env.budget_ms());
       auto key = env.user_id();
       if (auto i = q->busy.find(key); i != q->busy.end()) {
         i->second.push_back(shard_queue::waiting{std::move(env), rp});

@@ -399,8 +399,8 @@ void sqlite_store::destroy_keys(const std::vector<const commit*>& batch) {
   // tombstoned user). So an erasure costs one fsync (its data transaction),
   // not two, and no key of an erased user is ever used again.
   exec(keys_, "PRAGMA synchronous=OFF");
-  exec(keys_, "BEGIN IMMEDIATE");
   try {
+    exec(keys_, "BEGIN IMMEDIATE");
     for (auto* c : batch)
       for (auto& u : c->destroy_keys)
         stmt{keys_, "DELETE FROM keys WHERE user_id = ?1"}.bind(1, u).run();
@@ -503,8 +503,8 @@ std::vector<status> sqlite_store::apply_batch(const std::vector<const commit*>& 
       s = {e.code, e.what()};
     return out;
   };
-  // Crypto-shredding: every key this batch destroys is gone, durably, before
-  // any record of the batch is written.
+  // Crypto-shredding: every key this batch destroys is gone before any record
+  // of the batch is written (see destroy_keys for what makes it durable).
   try {
     destroy_keys(batch);
   } catch (const store_error& e) {

@@ -35,6 +35,9 @@ struct fixture {
       held.push_back(res);
     });
     srv.route("GET", "/dropped", [](auto, http::responder) {});
+    srv.route("DELETE", "/nobody", [](auto, http::responder res) {
+      res(http::json(204, "{}"));  // a body where none may go: dropped, not a crash
+    });
     srv.route("GET", "/throws", [](auto, http::responder) -> void {
       throw std::runtime_error("handler bug");
     });
@@ -236,6 +239,12 @@ BOOST_FIXTURE_TEST_CASE(a_handler_that_drops_or_throws_gets_500_and_the_server_l
   c.get("/echo/1");
   BOOST_TEST(c.read().status == 200);
   BOOST_TEST(srv.stats().in_flight == 0u);
+  c.send("DELETE /nobody HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto empty = c.read();
+  BOOST_TEST(empty.status == 204);
+  BOOST_TEST(empty.body.empty());
+  c.get("/echo/2");
+  BOOST_TEST(c.read().status == 200);
 }
 
 BOOST_FIXTURE_TEST_CASE(stop_waits_for_requests_in_flight_and_closes_idle_connections, fixture) {
