@@ -1,5 +1,6 @@
 #pragma once
-// A fresh directory under $TMPDIR (or /tmp) for one test; removed afterwards.
+// A fresh directory under $TMPDIR (or /tmp) for one test; removed afterwards
+// unless CUSTODIAN_TEST_KEEP is set (node logs to read after a failure).
 
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,8 @@ struct temp_dir {
     path = tmpl;
   }
   ~temp_dir() {
+    if (std::getenv("CUSTODIAN_TEST_KEEP"))
+      return;
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }
