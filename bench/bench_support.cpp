@@ -17,11 +17,12 @@ struct pump_state {
 };
 
 using pump_tick = caf::atom_constant<caf::atom("ptick")>;
+using pump_retry = caf::atom_constant<caf::atom("pretry")>;
 
 } // namespace
 
 pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, double rate_per_s,
-                 const std::function<request(size_t)>& make) {
+                 const std::function<request(size_t)>& make, pump_budget b) {
   auto res = std::make_shared<pump_result>();
   res->sent.resize(n);
   res->replies.resize(n);
@@ -30,9 +31,61 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
   if (n == 0)
     return *res;
   auto done = std::make_shared<std::promise<void>>(std::move(finished));
+  auto timeout = b.budget.count() > 0 ? 2 * b.budget + std::chrono::seconds(1)
+                                      : std::chrono::milliseconds(std::chrono::seconds(60));
   sys.spawn([=, &rt, &make](caf::stateful_actor<pump_state>* self) -> caf::behavior {
+    // One answer in: count it; the last one ends the pump, others make room.
+    auto settle = [=](bool failed) {
+      auto& st = self->state;
+      res->failures += failed ? 1 : 0;
+      --st.outstanding;
+      if (++st.answered == n) {
+        res->last_reply = clock::now();
+        done->set_value();
+        self->quit();
+        return false;
+      }
+      return true;
+    };
     auto send_due = std::make_shared<std::function<void()>>();
-    *send_due = [=, &rt, &make] {
+    // Sends item i (again, after a refusal: same request, next attempt).
+    auto send_one = std::make_shared<std::function<void(size_t, uint32_t)>>();
+    *send_one = [=, &rt, &make](size_t i, uint32_t attempt) {
+      auto r = make(i);
+      r.env.set_request_id(new_id());
+      r.env.set_origin("bench");
+      r.env.set_attempt(attempt);
+      if (b.budget.count() > 0)
+        r.env.set_budget_ms(static_cast<uint32_t>(b.budget.count()));
+      auto dest = rt.lookup(r.service, r.key);
+      if (!dest) {
+        res->replies[i].set_status(v1::Reply::UNAVAILABLE);
+        res->replies[i].set_message("no route to " + r.service);
+        if (settle(true))
+          (*send_due)();
+        return;
+      }
+      self->request(*dest, timeout, cmd_atom::value, wire{r.env.SerializeAsString()})
+        .then(
+          [=](const wire& w) {
+            auto& reply = res->replies[i];
+            bool ok = reply.ParseFromString(w.bytes);
+            if (ok && reply.status() == v1::Reply::UNAVAILABLE && b.budget.count() > 0) {
+              ++res->retries;  // refused unwritten: again, after a pause
+              self->delayed_send(self, b.backoff, pump_retry::value, i, attempt + 1);
+              return;
+            }
+            if (settle(!ok || reply.status() != v1::Reply::OK))
+              (*send_due)();
+          },
+          [=](caf::error& err) {
+            res->replies[i].set_status(v1::Reply::UNAVAILABLE);
+            res->replies[i].set_message(caf::to_string(err));
+            if (settle(true))
+              (*send_due)();
+          });
+    };
+    *send_due = [=] {
       auto& st = self->state;
       auto now = clock::now();
       while (st.next < n && st.outstanding < window) {
@@ -43,52 +96,13 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
             break;
         }
         auto i = st.next++;
-        auto r = make(i);
-        r.env.set_request_id(new_id());
-        r.env.set_origin("bench");
-        r.env.set_attempt(1);
-        auto dest = rt.lookup(r.service, r.key);
         res->sent[i] = clock::now();
         if (i == 0)
           res->first = res->sent[i];
-        if (!dest) {
-          res->replies[i].set_status(v1::Reply::UNAVAILABLE);
-          res->replies[i].set_message("no route to " + r.service);
-          ++res->failures;
-          ++st.answered;
-          continue;
-        }
         ++st.outstanding;
-        // One answer in: count it; the last one ends the pump, others make room.
-        auto settle = [=](bool failed) {
-          auto& st = self->state;
-          res->failures += failed ? 1 : 0;
-          --st.outstanding;
-          if (++st.answered == n) {
-            res->last_reply = clock::now();
-            done->set_value();
-            self->quit();
-            return;
-          }
-          (*send_due)();
-        };
-        self->request(*dest, std::chrono::seconds(60), cmd_atom::value,
-                      wire{r.env.SerializeAsString()})
-          .then(
-            [=](const wire& w) {
-              settle(!res->replies[i].ParseFromString(w.bytes)
-                     || res->replies[i].status() != v1::Reply::OK);
-            },
-            [=](caf::error& err) {
-              res->replies[i].set_status(v1::Reply::UNAVAILABLE);
-              res->replies[i].set_message(caf::to_string(err));
-              settle(true);
-            });
-      }
-      if (st.answered == n && st.outstanding == 0) {
-        res->last_reply = clock::now();
-        done->set_value();
-        self->quit();
+        (*send_one)(i, 1);
+        if (st.answered == n)
+          return;  // the pump ended inside
       }
     };
     self->send(self, pump_tick::value);
@@ -99,6 +113,7 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
         if (rate_per_s > 0 && self->state.next < n)
           self->delayed_send(self, std::chrono::microseconds(500), pump_tick::value);
       },
+      [=](pump_retry, size_t i, uint32_t attempt) { (*send_one)(i, attempt); },
     };
   });
   if (fut.wait_for(std::chrono::minutes(30)) != std::future_status::ready)

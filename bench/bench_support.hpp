@@ -135,13 +135,24 @@ struct pump_result {
   std::vector<v1::Reply> replies;        ///< per item
   clock::time_point first, last_reply;
   size_t failures = 0;
+  size_t retries = 0;  ///< refusals (UNAVAILABLE) sent again, with a budget
+};
+
+/// How the pump treats a slow node. With a budget, every request carries it
+/// (`Envelope.budget_ms`): a shard or writer still holding it past that
+/// refuses it unwritten (UNAVAILABLE), and the pump sends it again after
+/// `backoff` (a slow store makes the run slower, not failed). Without one,
+/// requests wait up to 60 s and a refusal counts as a failure.
+struct pump_budget {
+  std::chrono::milliseconds budget{0};
+  std::chrono::milliseconds backoff{100};
 };
 
 /// Sends `n` requests made by `make(i)` to the owning shards, at most `window`
 /// unanswered at once; with `rate_per_s` > 0 also no faster than that rate
 /// (open loop: item i is due at first + i / rate). Blocks until every reply.
 pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, double rate_per_s,
-                 const std::function<request(size_t)>& make);
+                 const std::function<request(size_t)>& make, pump_budget b = {});
 
 /// A node in this process (the same custodian::node that custodian-node runs),
 /// with the job listener wired to `board`.
