@@ -1,11 +1,15 @@
 #include "runtime/cluster/membership.hpp"
 
+#include "runtime/cluster/basp_reset.hpp"
+
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/node/config.hpp"
 
 #include <caf/io/all.hpp>
+
+#include <algorithm>
 
 namespace custodian {
 
@@ -19,6 +23,18 @@ namespace {
 int64_t ms(caf::timespan t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
 }
+
+/// The same proxy object, not merely the same remote actor: after a pause a
+/// new proxy of a peer compares equal to the dead one by address.
+template <class A, class B>
+bool same_object(const A& x, const B& y) {
+  return caf::actor_cast<caf::actor_control_block*>(x)
+         == caf::actor_cast<caf::actor_control_block*>(y);
+}
+
+/// Handles that die this soon after a connect returned them count as dead on
+/// arrival (CAF's connect cache); this many in a row reset the link.
+constexpr int quick_deaths_before_reset = 3;
 
 } // namespace
 
@@ -39,6 +55,10 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
         if (auto h = d->rt->at(svc, i))
           st.routes.push_back(route{svc, i, *h, d->rt->epoch_of(svc, i)});
     st.failed = d->health->failed();
+    auto now = now_ms();
+    for (auto& [addr, p] : self->state.peers)
+      if (p.alive && now - p.last_seen_ms <= ms(d->cfg.timeout))
+        st.heard.push_back(addr);
     return st;
   };
 
@@ -54,7 +74,37 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     lg->warn("peer {} ({}) down: {}; {} shard routes withdrawn", p.name, addr, why, n);
   };
 
-  auto connect = [self, d, lg](const std::string& addr) {
+  // A link CAF thinks is up but that carries nothing: drop the peer's
+  // connections (both sides then purge it) and connect again from scratch.
+  auto reset = [self, d, lg, mark_down](const std::string& addr, const std::string& why) {
+    auto& p = self->state.peers[addr];
+    auto now = now_ms();
+    if (now - p.last_reset_ms < ms(d->cfg.timeout) || p.node == caf::node_id{})
+      return;
+    p.last_reset_ms = now;
+    p.quick_deaths = 0;
+    ++p.resets;
+    lg->warn("peer {} ({}): {}; its connections are dropped for a fresh handshake (reset {})",
+             p.name.empty() ? "?" : p.name, addr, why, p.resets);
+    drop_node_connections(self->system(), p.node);
+    if (p.handle) {
+      self->demonitor(p.handle);
+      p.handle = caf::actor{};
+    }
+    mark_down(addr, "link reset");
+    p.next_try_ms = now + 2 * ms(d->cfg.heartbeat);  // after the drop has run
+  };
+
+  auto take_handle = [self](peer_state& p, caf::actor h) {
+    if (p.handle)
+      self->demonitor(p.handle);
+    p.handle = std::move(h);
+    p.node = p.handle.node();
+    p.handle_since_ms = now_ms();
+    self->monitor(p.handle);
+  };
+
+  auto connect = [self, d, lg, take_handle](const std::string& addr) {
     std::string host;
     uint16_t port = 0;
     auto& p = self->state.peers[addr];
@@ -67,7 +117,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     auto mm = self->system().middleman().actor_handle();
     self->request(mm, d->cfg.timeout, caf::connect_atom::value, host, port)
       .then(
-        [self, d, addr, lg](const caf::node_id&, caf::strong_actor_ptr& ptr,
+        [self, d, addr, lg, take_handle](const caf::node_id&, caf::strong_actor_ptr& ptr,
                             const std::set<std::string>&) {
           auto& p = self->state.peers[addr];
           p.connecting = false;
@@ -77,9 +127,8 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
             return;
           }
           lg->info("peer {}: connected after {} failed attempts", addr, p.attempts);
-          p.handle = h;
+          take_handle(p, h);
           p.attempts = 0;
-          self->monitor(h);
         },
         [self, d, addr, lg](caf::error& e) {
           auto& p = self->state.peers[addr];
@@ -94,16 +143,17 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
         });
   };
 
-  auto on_heartbeat = [self, d, lg](node_status& st) {
+  auto on_heartbeat = [self, d, lg, take_handle](node_status& st) {
     if (st.address.empty() || st.address == d->cfg.address)
       return;
     auto& p = self->state.peers[st.address];
-    if (st.membership && p.handle != st.membership) {
-      p.handle = st.membership;
-      self->monitor(p.handle);
-    }
+    if (st.membership && !same_object(p.handle, st.membership))
+      take_handle(p, st.membership);
     p.name = st.name;
     p.last_seen_ms = now_ms();
+    p.quick_deaths = 0;
+    if (std::find(st.heard.begin(), st.heard.end(), d->cfg.address) != st.heard.end())
+      p.heard_me_ms = p.last_seen_ms;
     p.failed = st.failed;
     // Routes it no longer announces (e.g. a shard being restarted) are withdrawn.
     for (auto& old : p.routes) {
@@ -125,6 +175,8 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
         gained.insert(r.service);
     }
     bool came_up = !p.alive;
+    if (came_up)
+      p.heard_me_ms = p.last_seen_ms;  // it may not have heard us yet: one timeout of grace
     p.alive = true;
     p.routes = std::move(st.routes);
     if (came_up || !gained.empty()) {
@@ -142,23 +194,35 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     }
   };
 
-  self->set_down_handler([self, mark_down](caf::down_msg& dm) {
-    for (auto& [addr, p] : self->state.peers)
-      if (p.handle && p.handle.address() == dm.source) {
-        p.handle = caf::actor{};
-        mark_down(addr, caf::to_string(dm.reason));
-      }
+  self->set_down_handler([self, d, mark_down, reset](caf::down_msg& dm) {
+    for (auto& [addr, p] : self->state.peers) {
+      // A late down_msg of an older proxy of the same peer is not this one's.
+      if (!p.handle || !same_object(p.handle, dm.source))
+        continue;
+      p.handle = caf::actor{};
+      bool dead_on_arrival = !p.alive && now_ms() - p.handle_since_ms < ms(d->cfg.timeout);
+      mark_down(addr, caf::to_string(dm.reason));
+      if (dead_on_arrival && ++p.quick_deaths >= quick_deaths_before_reset)
+        reset(addr, std::to_string(p.quick_deaths) + " handles in a row died as soon as connected");
+    }
   });
 
   self->send(self, tick_atom::value);
   return {
     [on_heartbeat](hb_atom, node_status& st) { on_heartbeat(st); },
-    [self, d, my_status, mark_down, connect](tick_atom) {
+    [self, d, my_status, mark_down, reset, connect](tick_atom) {
       auto now = now_ms();
       auto st = my_status();
+      auto timeout = ms(d->cfg.timeout);
       for (auto& [addr, p] : self->state.peers) {
-        if (p.alive && now - p.last_seen_ms > ms(d->cfg.timeout))
+        if (p.alive && now - p.last_seen_ms > timeout)
           mark_down(addr, "no heartbeat for " + std::to_string(now - p.last_seen_ms) + " ms");
+        else if (p.handle && !p.alive && now - p.handle_since_ms > timeout)
+          reset(addr, "a handle held for " + std::to_string(now - p.handle_since_ms)
+                        + " ms and no heartbeat from it");
+        else if (p.alive && now - p.heard_me_ms > timeout)
+          reset(addr, "it has not heard this node for " + std::to_string(now - p.heard_me_ms)
+                        + " ms (its heartbeats say so)");
         if (p.handle)
           self->send(p.handle, hb_atom::value, st);
         else if (!p.connecting && now >= p.next_try_ms)

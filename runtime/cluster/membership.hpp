@@ -49,12 +49,15 @@ struct node_status {
   std::vector<route> routes;
   std::vector<std::string> failed;
   caf::actor membership;
+  /// The peers (cluster addresses) whose heartbeat reached this node within
+  /// the timeout: a peer left out learns that its link works one way only.
+  std::vector<std::string> heard;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("custodian::node_status"), x.name, x.address, x.routes, x.failed,
-           x.membership);
+           x.membership, x.heard);
 }
 
 using hb_atom = caf::atom_constant<caf::atom("hb")>;
@@ -96,6 +99,7 @@ struct membership_deps {
 struct peer_state {
   std::string name;
   caf::actor handle;
+  caf::node_id node;  ///< CAF node of the last handle (kept when the handle goes)
   bool alive = false;
   int64_t last_seen_ms = 0;
   bool connecting = false;
@@ -103,6 +107,11 @@ struct peer_state {
   int64_t next_try_ms = 0;
   std::vector<route> routes;
   std::vector<std::string> failed;
+  int64_t handle_since_ms = 0;  ///< when `handle` was taken (connect or heartbeat)
+  int64_t heard_me_ms = 0;      ///< last heartbeat of it that listed this node as heard
+  int64_t last_reset_ms = 0;    ///< last time its connections were dropped
+  int quick_deaths = 0;         ///< handles in a row that died right after connecting
+  uint64_t resets = 0;
 };
 
 struct membership_state {
