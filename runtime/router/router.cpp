@@ -38,6 +38,8 @@ void router::drop_local(const std::string& service, uint32_t shard) {
   if (i == table_.end() || shard >= i->second.size())
     return;
   auto& e = i->second[shard];
+  if (!e.local)
+    return;  // already dropped, maybe filled by the new owner's claim since
   e.local = false;
   e.owner.clear();
   e.handle = shard_actor{};

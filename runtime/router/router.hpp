@@ -29,7 +29,8 @@ public:
   void set_shard(const std::string& service, uint32_t shard, shard_actor handle,
                  const std::string& owner = "", int64_t epoch = 0);
   /// This node no longer hosts the shard (its lease moved to another node):
-  /// the route is cleared and a peer's claim may fill it.
+  /// the route is cleared and a peer's claim may fill it. A second drop (the
+  /// old actor stopping later) leaves that claim alone.
   void drop_local(const std::string& service, uint32_t shard);
   /// The lease epoch of a route (0 if none or unleased).
   int64_t epoch_of(const std::string& service, uint32_t shard) const;

@@ -54,4 +54,6 @@ BOOST_FIXTURE_TEST_CASE(a_dropped_local_shard_can_be_filled_by_a_peer, fixture) 
   rt.set_shard("user", 1, b, "node-b", 4);
   BOOST_TEST((*rt.at("user", 1) == b));
   BOOST_TEST(rt.shards_of("node-b").at("user") == std::vector<uint32_t>{1});
+  rt.drop_local("user", 1);  // the old actor stops later: the new owner's route stays
+  BOOST_TEST((*rt.at("user", 1) == b));
 }
