@@ -1,5 +1,7 @@
 #include "runtime/node/node.hpp"
 
+#include <sys/stat.h>
+
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/crypto/webhook.hpp"
@@ -88,6 +90,11 @@ std::string node::start() {
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec)
     return "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message();
+  // It holds the master key and every store: the owner only.
+  std::filesystem::permissions(cfg_.data_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+  if (ec)
+    return "cannot make store.data-dir " + cfg_.data_dir + " private (0700): " + ec.message();
 
   // 1. The master key, then stores (one per hosted service) and their keyrings.
   crypto::key32 master;
@@ -467,6 +474,8 @@ int rotate_master_key(const node_config& cfg) {
 }
 
 int run_node(int argc, char** argv) {
+  // Every file the node creates (stores, WAL, keys, logs) is the owner's only: 0600.
+  ::umask(077);
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -315,3 +315,18 @@ BOOST_FIXTURE_TEST_CASE(billing_keeps_invoice_facts_and_nothing_of_the_person, e
                         std::string("St James's Square"), std::string("Premium, one month")})
       BOOST_TEST(bytes.find(needle) == std::string::npos, where << " holds " << needle);
 }
+
+BOOST_FIXTURE_TEST_CASE(the_data_directory_and_its_files_are_the_owners_only, e2e_fixture) {
+  make_user("private", "Private Person");  // stores written, WAL files created
+  namespace fs = std::filesystem;
+  auto mode = [](fs::perms p) { return static_cast<unsigned>(p & fs::perms::all); };
+  BOOST_TEST(mode(fs::status(data).permissions()) == 0700u);
+  int files = 0;
+  for (auto& e : fs::recursive_directory_iterator(data)) {
+    if (!e.is_regular_file())
+      continue;
+    ++files;
+    BOOST_TEST((mode(e.status().permissions()) & 077u) == 0u, e.path().filename().string());
+  }
+  BOOST_TEST(files > 4);  // master key, stores and their WALs
+}
