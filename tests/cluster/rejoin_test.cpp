@@ -38,18 +38,6 @@ std::vector<int> gaps_ms() {
 }
 
 struct rejoin_fixture : cluster_fixture {
-  /// Liveness of the other nodes as `viewer` sees them.
-  std::map<std::string, bool> alive_as_seen_by(const std::string& viewer) {
-    std::map<std::string, bool> out;
-    api_client c{node(viewer).url()};
-    auto r = c.raw("GET", "/v1/cluster");
-    if (r.status != 200)
-      return out;
-    auto cs = api_client::parse<v1::ClusterStatus>(r);
-    for (auto& n : cs.nodes())
-      out[n.name()] = n.alive();
-    return out;
-  }
   bool everyone_sees_everyone() {
     for (auto& viewer : {"a", "b", "c"}) {
       auto seen = alive_as_seen_by(viewer);

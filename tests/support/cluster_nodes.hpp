@@ -106,9 +106,12 @@ struct cluster_nodes {
   }
 
   /// Liveness of every node as A sees it.
-  std::map<std::string, bool> alive_as_seen_by_a() {
+  std::map<std::string, bool> alive_as_seen_by_a() { return alive_as_seen_by("a"); }
+  /// Liveness of every node as `viewer` sees it (its gateway's /v1/cluster).
+  std::map<std::string, bool> alive_as_seen_by(const std::string& viewer) {
     std::map<std::string, bool> out;
-    auto r = api->raw("GET", "/v1/cluster");
+    api_client c{node(viewer).url()};
+    auto r = c.raw("GET", "/v1/cluster");
     if (r.status != 200)
       return out;
     auto cs = api_client::parse<v1::ClusterStatus>(r);
