@@ -13,7 +13,10 @@
 // Scenario (h) compares the two store backends on one workload in the same
 // run: SQLite, and MongoDB (--mongodb-uri, else FerretDB 1.24 on PostgreSQL 15
 // started with scripts/ferretdb.sh, PostgreSQL's fsync on).
-//        custodian_bench --rtt-server=PORT   (the far node of scenario g)
+//        custodian_bench --only-rtt   (scenario g alone: plaintext beside mutual TLS)
+//        custodian_bench --rtt-server=PORT[,CERTDIR]   (the far node of scenario g)
+#include <caf/openssl/all.hpp>
+
 #include "bench/bench_support.hpp"
 #include "bench/http_load.hpp"
 
@@ -61,6 +64,7 @@ struct options {
   bool keep = false;           ///< keep the work dir (templates are reused)
   bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
   bool only_http = false;      ///< only the HTTP scenarios (i) and (j), keep the work dir
+  bool only_rtt = false;       ///< only (g), plaintext beside TLS (printed, no doc)
   std::string perf;            ///< record a `perf` profile of the first run of (a) here
   bool backends_only = false;  ///< run scenario (h) only
   std::string mongodb_uri;     ///< (h) against this server ("" = start FerretDB)
@@ -459,9 +463,20 @@ int64_t idle_shard_bytes(const options& o) {
 }
 
 // Scenario (g): request/response between two nodes over loopback (CAF's
-// network layer, the way shard requests cross nodes).
-int rtt_server(uint16_t port) {
+// network layer, the way shard requests cross nodes), in plaintext and over
+// mutual TLS (CAF's OpenSSL module, as nodes talk; certificates from
+// scripts/make-certs.sh in `certs`).
+void use_certs(node_config& cfg, const std::string& certs, const std::string& name) {
+  if (certs.empty())
+    return;
+  cfg.openssl_certificate = certs + "/" + name + ".pem";
+  cfg.openssl_key = certs + "/" + name + ".key";
+  cfg.openssl_cafile = certs + "/ca.pem";
+}
+
+int rtt_server(uint16_t port, const std::string& certs) {
   node_config cfg;
+  use_certs(cfg, certs, "server");
   caf::actor_system sys{cfg};
   auto echo = sys.spawn([]() -> shard_actor::behavior_type {
     return {[](cmd_atom, const wire& w) -> wire {
@@ -472,7 +487,8 @@ int rtt_server(uint16_t port) {
       return wire{r.SerializeAsString()};
     }};
   });
-  auto p = sys.middleman().publish(echo, port, "127.0.0.1", true);
+  auto p = certs.empty() ? sys.middleman().publish(echo, port, "127.0.0.1", true)
+                         : caf::openssl::publish(echo, port, "127.0.0.1", true);
   if (!p)
     return 1;
   std::cout << "ready" << std::endl;
@@ -482,7 +498,7 @@ int rtt_server(uint16_t port) {
   return 0;
 }
 
-std::vector<double> rtt(const char* self_exe) {
+std::vector<double> rtt(const char* self_exe, const std::string& certs) {
   auto port = test::free_port();
   int to_child[2], from_child[2];
   check(pipe(to_child) == 0 && pipe(from_child) == 0, "pipes");
@@ -492,7 +508,7 @@ std::vector<double> rtt(const char* self_exe) {
     dup2(from_child[1], 1);
     close(to_child[1]);
     close(from_child[0]);
-    auto arg = "--rtt-server=" + std::to_string(port);
+    auto arg = "--rtt-server=" + std::to_string(port) + (certs.empty() ? "" : "," + certs);
     execl(self_exe, self_exe, arg.c_str(), nullptr);
     _exit(127);
   }
@@ -503,8 +519,10 @@ std::vector<double> rtt(const char* self_exe) {
   std::vector<double> out;
   {
     node_config cfg;
+    use_certs(cfg, certs, "client");
     caf::actor_system sys{cfg};
-    auto far = sys.middleman().remote_actor<shard_actor>("127.0.0.1", port);
+    auto far = certs.empty() ? sys.middleman().remote_actor<shard_actor>("127.0.0.1", port)
+                             : caf::openssl::remote_actor<shard_actor>(sys, "127.0.0.1", port);
     check(static_cast<bool>(far), "connected to the rtt server");
     caf::scoped_actor self{sys};
     v1::Envelope env;
@@ -557,6 +575,26 @@ std::string fmt(double v, int prec = 0) {
   for (int i = static_cast<int>(end) - 3; i > (str[0] == '-' ? 1 : 0); i -= 3)
     str.insert(static_cast<size_t>(i), ",");
   return str;
+}
+
+/// (g) in plaintext and over mutual TLS, alternating three times each (same
+/// sitting, same machine state), every sample of a kind pooled.
+std::pair<std::vector<double>, std::vector<double>> rtt_both(const char* self_exe,
+                                                             const std::string& work) {
+  auto certs = work + "/certs";
+  auto cmd = std::string("bash '") + CUSTODIAN_SOURCE_DIR + "/scripts/make-certs.sh' '" + certs
+             + "' server client > /dev/null";
+  check(std::system(cmd.c_str()) == 0, "scripts/make-certs.sh for (g)");
+  std::vector<double> plain, tls;
+  for (int round = 0; round < 3; ++round) {
+    auto p = rtt(self_exe, "");
+    plain.insert(plain.end(), p.begin(), p.end());
+    auto t = rtt(self_exe, certs);
+    tls.insert(tls.end(), t.begin(), t.end());
+    std::cerr << "(g) round " << round + 1 << ": p50 plaintext " << fmt(percentile(p, 50), 3)
+              << " ms, TLS " << fmt(percentile(t, 50), 3) << " ms\n";
+  }
+  return {plain, tls};
 }
 
 std::string cell(const summary& s, int prec = 0) {
@@ -721,8 +759,11 @@ int main(int argc, char** argv) {
       auto p = std::string(k) + "=";
       return a.rfind(p, 0) == 0 ? std::optional<std::string>(a.substr(p.size())) : std::nullopt;
     };
-    if (auto v = val("--rtt-server"))
-      return rtt_server(static_cast<uint16_t>(std::stoi(*v)));
+    if (auto v = val("--rtt-server")) {
+      auto comma = v->find(',');
+      return rtt_server(static_cast<uint16_t>(std::stoi(v->substr(0, comma))),
+                        comma == std::string::npos ? "" : v->substr(comma + 1));
+    }
     if (a == "--quick") {
       o.sizes = {2000};
       o.main_size = 2000;
@@ -733,6 +774,8 @@ int main(int argc, char** argv) {
       o.only_saturate = o.keep = true;
     } else if (a == "--only-http") {
       o.only_http = o.keep = true;
+    } else if (a == "--only-rtt") {
+      o.only_rtt = true;
     } else if (a == "--keep") {
       o.keep = true;
     } else if (auto v = val("--perf")) {
@@ -781,6 +824,15 @@ int main(int argc, char** argv) {
       std::cout << table;
       write_section(o, "bench-backends", table);
     };
+    if (o.only_rtt) {
+      fs::create_directories(o.work);
+      auto [plain, tls] = rtt_both(argv[0], o.work);
+      std::cout << "| (g) node-to-node request/response, p50 / p99 (ms) | plaintext "
+                << fmt(percentile(plain, 50), 3) << " / " << fmt(percentile(plain, 99), 3)
+                << " | mutual TLS " << fmt(percentile(tls, 50), 3) << " / "
+                << fmt(percentile(tls, 99), 3) << " |\n";
+      return 0;
+    }
     if (o.backends_only) {
       backends();
       if (!o.keep)
@@ -945,7 +997,7 @@ int main(int argc, char** argv) {
 
     // (f) memory; (g) node-to-node round trip; (h) the two store backends.
     auto idle = idle_shard_bytes(o);
-    auto rt = rtt(argv[0]);
+    auto [rt, rt_tls] = rtt_both(argv[0], o.work);
     backends();
 
     // The table.
@@ -1001,8 +1053,10 @@ int main(int argc, char** argv) {
       << " bytes |\n";
     t << "| (f) RSS per pending outbox entry (" << fmt(static_cast<double>(n_erase))
       << " waiting for watchhistory) | " << cell(summarize(outbox_entry_bytes)) << " bytes |\n";
-    t << "| (g) request/response between two nodes over loopback, p50 / p99 (ms) | "
+    t << "| (g) request/response between two nodes over loopback, p50 / p99 (ms): plaintext | "
       << fmt(percentile(rt, 50), 3) << " / " << fmt(percentile(rt, 99), 3) << " |\n";
+    t << "| (g) the same over mutual TLS (as nodes talk) | " << fmt(percentile(rt_tls, 50), 3)
+      << " / " << fmt(percentile(rt_tls, 99), 3) << " |\n";
     std::cout << t.str();
 
     // JSON for other tools.
@@ -1030,6 +1084,8 @@ int main(int argc, char** argv) {
        << "  \"outbox_entry_bytes\": " << summarize(outbox_entry_bytes).median << ",\n"
        << "  \"rtt_p50_ms\": " << percentile(rt, 50) << ",\n"
        << "  \"rtt_p99_ms\": " << percentile(rt, 99) << ",\n"
+       << "  \"rtt_tls_p50_ms\": " << percentile(rt_tls, 50) << ",\n"
+       << "  \"rtt_tls_p99_ms\": " << percentile(rt_tls, 99) << ",\n"
        << "  \"users\": " << o.main_size << ",\n  \"erasures\": " << n_erase << ",\n"
        << "  \"runs\": " << o.runs << "\n}\n";
 

@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   std::cout << "accepted " << n << " erasures in " << since(t0) << " s\n";
   // Wait until the user service has delivered everything but watchhistory's share.
   wait_until([&] {
-    auto cs = api_client::parse<v1::ClusterStatus>(f.api->raw("GET", "/v1/cluster"));
+    auto cs = api_client::parse<v1::ClusterStatus>(f.cluster_status("a"));
     int64_t other = 0, wh = 0;
     for (auto& o : cs.outbox())
       (o.dest() == "watchhistory" ? wh : other) += o.depth();
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   f.node("c").start();
   double restarted = since(back);
   bool drained = wait_until([&] {
-    auto cs = api_client::parse<v1::ClusterStatus>(f.api->raw("GET", "/v1/cluster"));
+    auto cs = api_client::parse<v1::ClusterStatus>(f.cluster_status("a"));
     return cs.outbox_size() == 0;
   }, std::chrono::minutes(10));
   double drain = since(back);

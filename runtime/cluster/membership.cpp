@@ -38,6 +38,24 @@ constexpr int quick_deaths_before_reset = 3;
 
 } // namespace
 
+bool dials(const std::string& self_addr, const std::string& peer_addr, int64_t silent_ms,
+           int64_t timeout_ms) {
+  return self_addr < peer_addr || silent_ms > 2 * timeout_ms;
+}
+
+bool cut_off(const std::map<std::string, peer_state>& peers, const std::string& self_addr,
+             int64_t now, int64_t timeout) {
+  bool others_connected = false;
+  for (auto& [addr, p] : peers) {
+    if (p.heard_me_ms > 0 && now - p.heard_me_ms <= timeout)
+      return false;  // someone hears this node
+    if (p.last_seen_ms > 0 && now - p.last_seen_ms <= timeout)
+      for (auto& h : p.heard)
+        others_connected = others_connected || (h != self_addr && h != addr);
+  }
+  return others_connected;
+}
+
 caf::behavior membership(caf::stateful_actor<membership_state>* self, membership_deps deps) {
   auto lg = log::get("membership");
   auto d = std::make_shared<membership_deps>(std::move(deps));
@@ -114,8 +132,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
       return;
     }
     p.connecting = true;
-    auto mm = self->system().middleman().actor_handle();
-    self->request(mm, d->cfg.timeout, caf::connect_atom::value, host, port)
+    self->request(d->connector, d->cfg.timeout, caf::connect_atom::value, host, port)
       .then(
         [self, d, addr, lg, take_handle](const caf::node_id&, caf::strong_actor_ptr& ptr,
                             const std::set<std::string>&) {
@@ -155,6 +172,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     if (std::find(st.heard.begin(), st.heard.end(), d->cfg.address) != st.heard.end())
       p.heard_me_ms = p.last_seen_ms;
     p.failed = st.failed;
+    p.heard = st.heard;
     // Routes it no longer announces (e.g. a shard being restarted) are withdrawn.
     for (auto& old : p.routes) {
       bool kept = false;
@@ -207,13 +225,52 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     }
   });
 
+  // The last resort (docs/operations.md): cut off from peers that reach each
+  // other for cluster.isolation-exit, the node stops with status 3.
+  auto check_isolation = [self, d, lg](int64_t now) {
+    auto limit = ms(d->cfg.isolation_exit);
+    if (limit <= 0 || !d->on_isolated)
+      return;
+    if (!cut_off(self->state.peers, d->cfg.address, now, ms(d->cfg.timeout))) {
+      self->state.cut_off_since_ms = 0;
+      return;
+    }
+    if (self->state.cut_off_since_ms == 0)
+      self->state.cut_off_since_ms = now;
+    if (now - self->state.cut_off_since_ms < limit)
+      return;
+    lg->critical("cut off for {} ms: no peer hears this node while its peers hear each other, "
+                 "and resetting the links did not help; stopping with exit status 3 for the "
+                 "service manager to restart it",
+                 now - self->state.cut_off_since_ms);
+    auto f = std::move(d->on_isolated);
+    d->on_isolated = nullptr;
+    f();
+  };
+
+  auto started = now_ms();
   self->send(self, tick_atom::value);
   return {
     [on_heartbeat](hb_atom, node_status& st) { on_heartbeat(st); },
-    [self, d, my_status, mark_down, reset, connect](tick_atom) {
+    [self, d, lg, my_status, mark_down, reset, connect, check_isolation, started](tick_atom) {
       auto now = now_ms();
       auto st = my_status();
       auto timeout = ms(d->cfg.timeout);
+      // This node was frozen (SIGSTOP, a VM pause): its peers have given it up
+      // and their half of every link is stale; start every link afresh.
+      auto gap = now - self->state.last_tick_ms;
+      bool frozen = self->state.last_tick_ms != 0 && gap > timeout;
+      self->state.last_tick_ms = now;
+      if (frozen) {
+        lg->warn("this node was frozen for {} ms (longer than the heartbeat timeout): every "
+                 "peer link is reset",
+                 gap);
+        for (auto& [addr, p] : self->state.peers) {
+          p.last_reset_ms = 0;
+          reset(addr, "this node was frozen");
+        }
+      }
+      check_isolation(now);
       for (auto& [addr, p] : self->state.peers) {
         if (p.alive && now - p.last_seen_ms > timeout)
           mark_down(addr, "no heartbeat for " + std::to_string(now - p.last_seen_ms) + " ms");
@@ -225,7 +282,9 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
                         + " ms (its heartbeats say so)");
         if (p.handle)
           self->send(p.handle, hb_atom::value, st);
-        else if (!p.connecting && now >= p.next_try_ms)
+        else if (!p.connecting && now >= p.next_try_ms
+                 && dials(d->cfg.address, addr, now - std::max(p.last_seen_ms, started),
+                          timeout))
           connect(addr);
       }
       self->delayed_send(self, d->cfg.heartbeat, tick_atom::value);

@@ -20,6 +20,9 @@
 #include "runtime/router/router.hpp"
 #include "runtime/store/event_store.hpp"
 
+#include <caf/io/middleman_actor.hpp>
+
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,6 +90,9 @@ struct membership_config {
   caf::timespan heartbeat = std::chrono::milliseconds(250);
   caf::timespan timeout = std::chrono::seconds(2);
   caf::timespan reconnect_max = std::chrono::seconds(2);
+  /// Cut off this long (see cut_off()) and the node stops with exit status 3
+  /// so that its service manager restarts it; 0 = never.
+  caf::timespan isolation_exit = std::chrono::seconds(60);
 };
 
 struct membership_deps {
@@ -94,6 +100,11 @@ struct membership_deps {
   std::shared_ptr<router> rt;
   std::map<std::string, std::shared_ptr<store::event_store>> stores;  ///< local, by service
   std::shared_ptr<node_health> health;
+  /// Whom to ask for connections to peers (`connect_atom`): the OpenSSL
+  /// module's middleman actor (mutual TLS); the plain one only in tests.
+  caf::io::middleman_actor connector;
+  /// Called once when the node has been cut off for `isolation_exit`.
+  std::function<void()> on_isolated;
 };
 
 struct peer_state {
@@ -107,6 +118,7 @@ struct peer_state {
   int64_t next_try_ms = 0;
   std::vector<route> routes;
   std::vector<std::string> failed;
+  std::vector<std::string> heard;  ///< whom its last heartbeat said it hears
   int64_t handle_since_ms = 0;  ///< when `handle` was taken (connect or heartbeat)
   int64_t heard_me_ms = 0;      ///< last heartbeat of it that listed this node as heard
   int64_t last_reset_ms = 0;    ///< last time its connections were dropped
@@ -116,8 +128,32 @@ struct peer_state {
 
 struct membership_state {
   std::map<std::string, peer_state> peers;  ///< by cluster address
+  int64_t last_tick_ms = 0;                 ///< a longer gap: this node was frozen
+  int64_t cut_off_since_ms = 0;             ///< 0 = not cut off
   static inline const char* name = "membership";
 };
+
+/// Whether this node connects to a peer it holds no handle of. One side of
+/// each pair dials, the one with the smaller address; the other takes the
+/// handle from the heartbeats arriving over that connection. CAF 0.17's BASP
+/// cannot take two nodes connecting to each other at once: each side finds
+/// the other's connection already there and closes its own as redundant, both
+/// links go, and with both sides redialling in step it repeats forever (TLS
+/// handshakes widen the window; after a pause both redial at once). The
+/// other side dials too once the peer has been silent for two timeouts (a
+/// peer that does not know this node, or does not dial).
+bool dials(const std::string& self_addr, const std::string& peer_addr, int64_t silent_ms,
+           int64_t timeout_ms);
+
+/// Whether this node (`self_addr`) is cut off from a cluster that works
+/// without it: no peer has heard it within `timeout_ms` (its heartbeats reach
+/// nobody), while a peer whose heartbeat did reach it within the timeout
+/// hears another peer (they reach each other). A node that hears nobody at
+/// all cannot tell a stuck link from a partition or a stopped cluster, and is
+/// never cut off by this rule (restarting it would not help a partition); nor
+/// is a node with one peer.
+bool cut_off(const std::map<std::string, peer_state>& peers, const std::string& self_addr,
+             int64_t now_ms, int64_t timeout_ms);
 
 /// Answers `status_atom` with a serialized custodian.v1.ClusterStatus.
 caf::behavior membership(caf::stateful_actor<membership_state>* self, membership_deps deps);

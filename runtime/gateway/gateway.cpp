@@ -65,6 +65,27 @@ void register_user(std::shared_ptr<caller> c, caf::timespan wait, const http::re
           });
 }
 
+/// An operator: the node's bootstrap secret in X-Custodian-Bootstrap (works
+/// while the identity service is down: the operator's way in during an
+/// incident), else an admin's token. 401 for a wrong secret or no token,
+/// 403 for a token without the admin role.
+void as_operator(const std::shared_ptr<caller>& c, const std::string& secret,
+                 const http::request& req, const http::responder& res, const char* what,
+                 std::function<void()> k) {
+  auto given = req.header("X-Custodian-Bootstrap");
+  if (!secret.empty() && given.size() == secret.size()
+      && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0)
+    return k();
+  if (!given.empty())
+    return res(http::error(401, "wrong bootstrap secret"));
+  c->authenticate(req, res, [res, what, k = std::move(k)](v1::SessionClaims who) {
+    if (!caller::is_admin(who))
+      return res(http::error(403, std::string{"only an admin (or the node's bootstrap secret) "}
+                                    + what));
+    k();
+  });
+}
+
 } // namespace
 
 gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
@@ -122,7 +143,9 @@ void gateway::install_routes() {
   auto mem = membership_;
   auto timeout = cfg_.request_timeout;
   auto& sys = sys_;
-  s.route("GET", "/v1/cluster", [&sys, mem, timeout](req_ptr, responder res) {
+  auto secret = cfg_.admin_secret;
+  s.route("GET", "/v1/cluster", [c, secret, &sys, mem, timeout](req_ptr req, responder res) {
+    as_operator(c, secret, *req, res, "reads the cluster's state", [&sys, mem, timeout, res] {
     sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
       self->request(mem, timeout, status_atom::value)
         .then(
@@ -133,6 +156,7 @@ void gateway::install_routes() {
             res(http::json(200, json::print(cs, true)));
           },
           [res](caf::error&) { res(http::error(503, "cluster status is not available")); });
+    });
     });
   });
 
@@ -170,18 +194,7 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
         });
       });
     };
-    auto given = req->header("X-Custodian-Bootstrap");
-    bool by_secret = !secret.empty() && given.size() == secret.size()
-                     && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0;
-    if (by_secret)
-      return create();
-    if (!given.empty())
-      return res(http::error(401, "wrong bootstrap secret"));
-    c->authenticate(*req, res, [res, create](v1::SessionClaims who) {
-      if (!caller::is_admin(who))
-        return res(http::error(403, "only an admin (or the bootstrap secret) creates admins"));
-      create();
-    });
+    as_operator(c, secret, *req, res, "creates admins", create);
   });
 
   install_session_routes(c);

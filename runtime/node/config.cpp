@@ -5,6 +5,8 @@
 #include "runtime/external/external_service.hpp"
 #include "runtime/service/registry.hpp"
 
+#include <caf/openssl/manager.hpp>
+
 #include <algorithm>
 #include <fstream>
 
@@ -14,6 +16,9 @@ node_config::node_config() {
   register_types(*this);
   register_cluster_types(*this);
   load<caf::io::middleman>();
+  // Peers talk mutual TLS only (BASP over CAF's OpenSSL module; the openssl.*
+  // keys are CAF's own). validate() refuses a clustered node without them.
+  load<caf::openssl::manager>();
   opt_group{custom_options_, "node"}
     .add(node_name, "name", "name of this node (logs, origins)")
     .add(services, "services",
@@ -33,7 +38,10 @@ node_config::node_config() {
     .add(seeds, "seeds", "other nodes' cluster addresses [\"HOST:PORT\", ...]")
     .add(heartbeat, "heartbeat-interval", "how often nodes exchange heartbeats")
     .add(heartbeat_timeout, "heartbeat-timeout", "a peer silent this long is down")
-    .add(reconnect_max, "reconnect-max", "largest delay between reconnection attempts");
+    .add(reconnect_max, "reconnect-max", "largest delay between reconnection attempts")
+    .add(isolation_exit, "isolation-exit",
+         "cut off this long from peers that hear each other, the node stops with exit status 3 "
+         "for its service manager to restart it (0: never)");
   opt_group{custom_options_, "gateway"}
     .add(gateway_listen, "listen", "HTTP gateway address HOST:PORT (empty: no gateway)")
     .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
@@ -331,6 +339,11 @@ std::vector<std::string> node_config::validate() const {
       problems.push_back("cluster.seeds: \"" + s + "\" is not HOST:PORT");
   if (!seeds.empty() && cluster_listen.empty())
     problems.push_back("cluster.seeds needs cluster.listen (peers must be able to reach this node)");
+  if (clustered() || tls().any()) {
+    tls_identity id;
+    if (auto err = check_tls_files(tls(), id); !err.empty())
+      problems.push_back(err);
+  }
   if (heartbeat <= caf::timespan{0} || heartbeat_timeout <= heartbeat)
     problems.push_back("cluster.heartbeat-timeout must be longer than cluster.heartbeat-interval");
   if (store_backend != "sqlite" && store_backend != "mongodb")

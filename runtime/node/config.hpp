@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "runtime/cluster/tls.hpp"
+
 #include <string>
 #include <vector>
 
@@ -31,6 +33,7 @@ struct node_config : caf::actor_system_config {
   caf::timespan heartbeat = std::chrono::milliseconds(250);
   caf::timespan heartbeat_timeout = std::chrono::seconds(2);
   caf::timespan reconnect_max = std::chrono::seconds(2);
+  caf::timespan isolation_exit = std::chrono::seconds(60);  ///< 0 = never
   // [gateway]
   std::string gateway_listen = "127.0.0.1:8080";
   uint64_t gateway_max_body = 1024 * 1024;
@@ -81,6 +84,12 @@ struct node_config : caf::actor_system_config {
 
   /// The services hosted here (`services` with "*" expanded to the registry's).
   std::vector<std::string> hosted_services() const;
+  /// Peers at all (cluster.listen or cluster.seeds set): then mutual TLS only.
+  bool clustered() const { return !cluster_listen.empty() || !seeds.empty(); }
+  /// CAF's openssl.* keys (certificate, key, passphrase, cafile, capath).
+  tls_files tls() const {
+    return {openssl_certificate, openssl_key, openssl_passphrase, openssl_cafile, openssl_capath};
+  }
   /// The external services: (name, base URL) of each `externals` entry.
   std::vector<std::pair<std::string, std::string>> external_services() const;
 

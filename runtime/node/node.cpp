@@ -1,6 +1,7 @@
 #include "runtime/node/node.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
@@ -14,7 +15,11 @@
 #include "runtime/store/sqlite_store.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <sodium.h>
 #include <filesystem>
@@ -22,6 +27,12 @@
 #include <thread>
 
 namespace custodian {
+
+namespace {
+/// Set when membership found the node cut off (cluster.isolation-exit): the
+/// process then exits with status 3 after a normal stop.
+std::atomic<bool> isolated_exit{false};
+} // namespace
 
 std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
                                             std::shared_ptr<crypto::keyring> keys,
@@ -86,6 +97,8 @@ node::~node() { stop(); }
 
 std::string node::start() {
   auto lg = log::get("node");
+  // Peers' logs name this node by its CAF node id (host hash and PID).
+  lg->info("node {}: CAF node id {}", cfg_.node_name, caf::to_string(sys_.node()));
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec)
@@ -169,16 +182,36 @@ std::string node::start() {
   mc.heartbeat = cfg_.heartbeat;
   mc.timeout = cfg_.heartbeat_timeout;
   mc.reconnect_max = cfg_.reconnect_max;
-  membership_ = sys_.spawn(membership, membership_deps{mc, rt_, stores_, health_});
+  mc.isolation_exit = cfg_.isolation_exit;
+  // Peers only over mutual TLS: the OpenSSL module's middleman publishes and
+  // connects; nothing is published through the plain one (config.cpp refuses
+  // a clustered node without certificates).
+  // Cut off for good: stop the way SIGTERM does, then exit with status 3.
+  auto on_isolated = [] {
+    isolated_exit.store(true);
+    ::kill(::getpid(), SIGTERM);
+  };
+  membership_ = sys_.spawn(membership,
+                           membership_deps{mc, rt_, stores_, health_,
+                                           sys_.openssl_manager().actor_handle(), on_isolated});
   if (!cfg_.cluster_listen.empty()) {
     std::string host;
     uint16_t port = 0;
     split_host_port(cfg_.cluster_listen, host, port);
-    auto published = sys_.middleman().publish(membership_, port, host.c_str(), true);
+    auto published = caf::openssl::publish(membership_, port, host.c_str(), true);
     if (!published)
       return "cannot listen for peers on " + cfg_.cluster_listen + ": "
              + sys_.render(published.error());
-    lg->info("cluster: listening on {}, seeds: {}", cfg_.cluster_listen, cfg_.seeds.size());
+    tls_identity id;
+    check_tls_files(cfg_.tls(), id);
+    lg->info("cluster: listening on {} (mutual TLS as {}, issued by {}, expires {}: {} days), "
+             "seeds: {}",
+             cfg_.cluster_listen, id.subject, id.issuer, id.not_after, id.days_left,
+             cfg_.seeds.size());
+    if (id.days_left < 30)
+      lg->warn("cluster: this node's certificate expires in {} days; make a new one "
+               "(scripts/make-certs.sh, docs/operations.md)",
+               id.days_left);
   }
 
   // 4. The gateway, last: it only takes requests once every service is up.
@@ -499,6 +532,8 @@ int run_node(int argc, char** argv) {
   if (!cfg.cluster_listen.empty()) {
     cfg.set("middleman.heartbeat-interval", cfg.heartbeat);
     cfg.set("middleman.connection-timeout", cfg.heartbeat_timeout);
+    // A TLS handshake with a silent peer ends as a silent peer's heartbeats do.
+    set_handshake_deadline(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeat_timeout));
   }
   if (auto err = log::setup(cfg.log_level, cfg.log_format, cfg.log_file); !err.empty()) {
     std::cerr << "custodian-node: " << err << "\n";
@@ -530,6 +565,8 @@ int run_node(int argc, char** argv) {
       sigwait(&stop_signals, &sig);
       log::get("node")->info("signal {}: stopping", sig);
       n.stop();
+      if (isolated_exit.load())
+        rc = 3;
     }
   }
   return rc;

@@ -245,8 +245,7 @@ struct chaos_run {
     int64_t takeovers = 0;
     uint64_t fenced = 0, late = 0;
     for (auto n : {"a", "b", "c"}) {
-      api_client c{f.node(n).url()};
-      auto r = c.raw("GET", "/v1/cluster");
+      auto r = f.cluster_status(n);
       if (r.status != 200)
         continue;
       auto cs = api_client::parse<v1::ClusterStatus>(r);

@@ -44,8 +44,7 @@ struct mongo_cluster : cluster_fixture {
     for (auto& [name, p] : nodes) {
       if (p->pid <= 0 || paused.count(name))
         continue;
-      api_client c{p->url()};
-      auto r = c.raw("GET", "/v1/cluster");
+      auto r = cluster_status(name);
       if (r.status != 200)
         continue;
       auto cs = api_client::parse<v1::ClusterStatus>(r);
@@ -55,8 +54,7 @@ struct mongo_cluster : cluster_fixture {
     return out;
   }
   uint64_t fenced_writes(const std::string& on, const std::string& service) {
-    api_client c{node(on).url()};
-    auto r = c.raw("GET", "/v1/cluster");
+    auto r = cluster_status(on);
     if (r.status != 200)
       return 0;
     auto cs = api_client::parse<v1::ClusterStatus>(r);

@@ -85,6 +85,19 @@ BOOST_FIXTURE_TEST_CASE(authorization_table, e2e_fixture) {
                                             "\"display_name\":\"X\"}").status == 401);
 }
 
+BOOST_FIXTURE_TEST_CASE(the_cluster_state_is_for_operators, e2e_fixture) {
+  auto user = make_user("curious");
+  auto admin = make_admin(*this);
+  BOOST_TEST(api->raw("GET", "/v1/cluster").status == 401);
+  BOOST_TEST(api->raw("GET", "/v1/cluster", "", user.token).status == 403);
+  BOOST_TEST(api->raw("GET", "/v1/cluster", "", "garbage.token").status == 401);
+  BOOST_TEST(api->raw("GET", "/v1/cluster", "", admin.token).status == 200);
+  // The node's operator: its bootstrap secret (works while the identity service is down).
+  BOOST_TEST(api->cluster(node.bootstrap_secret()).status == 200);
+  BOOST_TEST(api->cluster(std::string(64, '0')).status == 401);
+  BOOST_TEST(api->raw("GET", "/healthz").status == 200);  // stays open
+}
+
 BOOST_FIXTURE_TEST_CASE(logout_revokes_the_token, e2e_fixture) {
   auto u = make_user("logout");
   BOOST_TEST(api->raw("GET", "/v1/users/" + u.user_id, "", u.token).status == 200);

@@ -1,6 +1,9 @@
-// Crash safety: kill -9 the node right after a request was accepted, restart it
-// on the same data, and check the job completes with nothing lost and nothing
-// applied twice.
+// Crash safety: kill -9 the node while accepted jobs are still running, restart
+// it on the same data, and check every job completes with nothing lost and
+// nothing applied twice. The kill lands mid-job by construction: the node is
+// frozen (SIGSTOP) first and its stores must show deliveries still pending in
+// the coordinator's outbox; if the jobs had already finished, the node is
+// woken and a bigger batch is tried (every attempt's jobs are checked too).
 #define BOOST_TEST_MODULE crash_e2e
 #include <boost/test/unit_test.hpp>
 
@@ -21,20 +24,33 @@ void watch(api_client& api, const user_session& u, int n) {
   }
 }
 
+/// Batch sizes tried until the freeze lands mid-job.
+const std::vector<int> batches{5, 20, 60, 150};
+
 } // namespace
 
 BOOST_FIXTURE_TEST_CASE(erase_accepted_then_kill_9, e2e_fixture) {
   std::vector<user_session> users;
   std::vector<std::string> jobs;
-  for (int i = 0; i < 5; ++i) {
-    users.push_back(make_user("crash-erase"));
-    watch(*api, users.back(), 5);
+  bool mid_job = false;
+  for (size_t attempt = 0; attempt < batches.size() && !mid_job; ++attempt) {
+    std::vector<user_session> batch;
+    for (int i = 0; i < batches[attempt]; ++i) {
+      batch.push_back(make_user("crash-erase"));
+      watch(*api, batch.back(), 5);
+    }
+    for (auto& u : batch) {
+      auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+      BOOST_TEST_REQUIRE(d.status == 202);
+      jobs.push_back(api_client::parse<v1::JobAccepted>(d).job_id());
+    }
+    users.insert(users.end(), batch.begin(), batch.end());
+    // The coordinator (user) still holds erasures for other services.
+    mid_job = frozen_mid_job([&] { return rows("user", "outbox") > 0; });
+    BOOST_TEST_MESSAGE("erase batch of " << batches[attempt]
+                                         << (mid_job ? ": frozen mid-job" : ": finished first"));
   }
-  for (auto& u : users) {
-    auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
-    BOOST_TEST_REQUIRE(d.status == 202);
-    jobs.push_back(api_client::parse<v1::JobAccepted>(d).job_id());
-  }
+  BOOST_TEST_REQUIRE(mid_job, "the erasures always finished before the node could be frozen");
   node.kill9();
   restart();
   for (auto& j : jobs) {
@@ -61,29 +77,49 @@ BOOST_FIXTURE_TEST_CASE(erase_accepted_then_kill_9, e2e_fixture) {
 BOOST_FIXTURE_TEST_CASE(export_accepted_then_kill_9, e2e_fixture) {
   auto u = make_user("crash-export");
   watch(*api, u, 20);
-  auto e = api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
-  BOOST_TEST_REQUIRE(e.status == 202);
-  auto job = api_client::parse<v1::JobAccepted>(e).job_id();
+  std::vector<std::string> jobs;
+  bool mid_job = false;
+  for (size_t attempt = 0; attempt < batches.size() && !mid_job; ++attempt) {
+    for (int i = 0; i < batches[attempt]; ++i) {
+      auto e = api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+      BOOST_TEST_REQUIRE(e.status == 202);
+      jobs.push_back(api_client::parse<v1::JobAccepted>(e).job_id());
+    }
+    mid_job = frozen_mid_job([&] { return rows("user", "outbox") > 0; });
+    BOOST_TEST_MESSAGE("export batch of " << batches[attempt]
+                                          << (mid_job ? ": frozen mid-job" : ": finished first"));
+  }
+  BOOST_TEST_REQUIRE(mid_job, "the exports always finished before the node could be frozen");
   node.kill9();
   restart();
-  auto st = api->wait_job(job, u.token);
-  BOOST_TEST_REQUIRE(st.state() == "done");
-  BOOST_TEST(bundle_of(st).watchhistory().events_size() == 20);
-  BOOST_TEST(bundle_of(st).authz().roles_size() == 1);
-  BOOST_TEST(bundle_of(st).user().history_size() == 1);
-  BOOST_TEST(bundle_of(st).auth().email() == u.email);
+  for (auto& job : jobs) {
+    auto st = api->wait_job(job, u.token);
+    BOOST_TEST_REQUIRE(st.state() == "done", job);
+    BOOST_TEST(bundle_of(st).watchhistory().events_size() == 20);
+    BOOST_TEST(bundle_of(st).authz().roles_size() == 1);
+    BOOST_TEST(bundle_of(st).user().history_size() == 1);
+    BOOST_TEST(bundle_of(st).auth().email() == u.email);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(register_accepted_then_kill_9) {
   // register-wait=0: the gateway answers 202 as soon as auth has accepted.
   e2e_fixture f{{"--gateway.register-wait=0s"}};
   std::vector<std::pair<std::string, std::string>> accepted;  // (email, job)
-  for (int i = 0; i < 5; ++i) {
-    auto email = "crash-register-" + std::to_string(i) + "@example.com";
-    auto r = f.api->register_user(email, "correct horse", "Reg " + std::to_string(i));
-    BOOST_TEST_REQUIRE((r.status == 202 || r.status == 201), r.body);
-    accepted.emplace_back(email, api_client::parse<v1::RegisterResponse>(r).job_id());
+  bool mid_job = false;
+  for (size_t attempt = 0; attempt < batches.size() && !mid_job; ++attempt) {
+    for (int i = 0; i < batches[attempt]; ++i) {
+      auto email = "crash-register-" + std::to_string(accepted.size()) + "@example.com";
+      auto r = f.api->register_user(email, "correct horse", "Reg " + std::to_string(i));
+      BOOST_TEST_REQUIRE((r.status == 202 || r.status == 201), r.body);
+      accepted.emplace_back(email, api_client::parse<v1::RegisterResponse>(r).job_id());
+    }
+    // The coordinator (auth) still holds provisioning for other services.
+    mid_job = f.frozen_mid_job([&] { return f.rows("auth", "outbox") > 0; });
+    BOOST_TEST_MESSAGE("register batch of " << batches[attempt]
+                                            << (mid_job ? ": frozen mid-job" : ": finished first"));
   }
+  BOOST_TEST_REQUIRE(mid_job, "the registrations always finished before the node could be frozen");
   f.node.kill9();
   f.restart();
   std::vector<std::string> uids;

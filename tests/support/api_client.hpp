@@ -32,8 +32,8 @@ public:
   }
 
   response raw(const std::string& method, const std::string& path, const std::string& body = "",
-               const std::string& token = "", const std::string& content_type = "application/json") {
-    httplib::Headers h;
+               const std::string& token = "", const std::string& content_type = "application/json",
+               httplib::Headers h = {}) {
     if (!token.empty())
       h.emplace("Authorization", "Bearer " + token);
     httplib::Result r{nullptr, httplib::Error::Unknown};
@@ -90,6 +90,11 @@ public:
     req.set_email(email);
     req.set_password(password);
     return send("POST", "/v1/sessions", req);
+  }
+  /// GET /v1/cluster as the node's operator (its bootstrap secret, in hex).
+  response cluster(const std::string& bootstrap_secret) {
+    return raw("GET", "/v1/cluster", "", "", "application/json",
+               {{"X-Custodian-Bootstrap", bootstrap_secret}});
   }
   response job(const std::string& job_id, const std::string& token = "") {
     return raw("GET", "/v1/jobs/" + job_id, "", token);

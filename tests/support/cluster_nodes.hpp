@@ -3,6 +3,7 @@
 // coordinator of erase and export), B hosts authz, C hosts watchhistory. Each
 // has a gateway; tests talk to A's.
 
+#include "tests/support/certs.hpp"
 #include "tests/support/node_process.hpp"
 
 #include <map>
@@ -57,6 +58,11 @@ struct cluster_nodes {
       seeds += std::string(seeds.back() == '[' ? "" : ",") + "\"127.0.0.1:" + std::to_string(p) + "\"";
     seeds += "]";
     auto shared_prefix = unique_prefix();
+    // Nodes talk mutual TLS only: one cluster CA, a certificate per node.
+    std::vector<std::string> names;
+    for (auto& [n, own] : layout)
+      names.push_back(n);
+    make_certs(certs(), names);
     for (auto& [n, own] : layout) {
       std::vector<std::string> args{"--node.name=" + n,
                                     "--cluster.listen=127.0.0.1:" + std::to_string(cluster_port[n]),
@@ -65,6 +71,8 @@ struct cluster_nodes {
                                     "--gateway.register-wait=2s"};
       if (mongo_store_under_test())
         args.push_back("--crypto.master-key-file=" + dir.file("master.key"));
+      for (auto& e : tls_args(certs(), n))
+        args.push_back(e);
       for (auto& e : own)
         args.push_back(e);
       for (auto& e : extra)
@@ -78,9 +86,6 @@ struct cluster_nodes {
     for (auto& [n, p] : nodes)
       p->start();
     api = std::make_unique<api_client>(nodes["a"]->url());
-    std::vector<std::string> names;
-    for (auto& [n, p] : nodes)
-      names.push_back(n);
     if (!wait_alive(names))
       throw std::runtime_error("the three nodes did not form a cluster; see " + dir.path.string());
   }
@@ -91,6 +96,9 @@ struct cluster_nodes {
     if (mongo_store_under_test())
       drop_databases(ferretdb_uri(), db_prefix);
   }
+
+  /// The cluster CA and the nodes' certificates (scripts/make-certs.sh).
+  std::string certs() const { return dir.file("certs"); }
 
   std::string db_prefix;  ///< databases of the MongoDB backend (shared by the nodes)
 
@@ -105,13 +113,18 @@ struct cluster_nodes {
     return store_rows(db(n, svc), db_prefix + svc, table, field, value);
   }
 
+  /// GET /v1/cluster on `viewer`'s gateway, as its operator.
+  response cluster_status(const std::string& viewer) {
+    api_client c{node(viewer).url()};
+    return c.cluster(node(viewer).bootstrap_secret());
+  }
+
   /// Liveness of every node as A sees it.
   std::map<std::string, bool> alive_as_seen_by_a() { return alive_as_seen_by("a"); }
   /// Liveness of every node as `viewer` sees it (its gateway's /v1/cluster).
   std::map<std::string, bool> alive_as_seen_by(const std::string& viewer) {
     std::map<std::string, bool> out;
-    api_client c{node(viewer).url()};
-    auto r = c.raw("GET", "/v1/cluster");
+    auto r = cluster_status(viewer);
     if (r.status != 200)
       return out;
     auto cs = api_client::parse<v1::ClusterStatus>(r);

@@ -6,6 +6,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <csignal>
+#include <functional>
+
 namespace custodian::test {
 
 struct e2e_fixture {
@@ -23,6 +26,18 @@ struct e2e_fixture {
   void restart() {
     node.start();
     api = std::make_unique<api_client>(node.url());
+  }
+
+  /// Freezes the node (SIGSTOP) and asks `pending` of its stores. From the
+  /// freeze on nothing in them changes, so a kill -9 now lands exactly where
+  /// `pending` saw the work: true = frozen mid-job (kill it next); false =
+  /// the work had finished first, and the node is woken again.
+  bool frozen_mid_job(const std::function<bool()>& pending) {
+    ::kill(node.pid, SIGSTOP);
+    if (pending())
+      return true;
+    ::kill(node.pid, SIGCONT);
+    return false;
   }
 
   user_session make_user(const std::string& tag, const std::string& name = "Ada Lovelace") {

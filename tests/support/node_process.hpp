@@ -130,6 +130,19 @@ public:
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 
+  /// The node's bootstrap secret (<data-dir>/admin.secret) in hex, as the
+  /// X-Custodian-Bootstrap header carries it ("" before the node made it).
+  std::string bootstrap_secret() const {
+    auto raw = slurp(data_dir + "/admin.secret");
+    static const char* digits = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char b : raw) {
+      hex += digits[b >> 4];
+      hex += digits[b & 15];
+    }
+    return hex;
+  }
+
   /// Starts the process (without waiting for it to serve).
   void spawn() {
     std::vector<std::string> args{CUSTODIAN_NODE_BIN, "--gateway.listen=127.0.0.1:" + std::to_string(port),

@@ -4,6 +4,7 @@
 
 #include "runtime/node/config.hpp"
 #include "runtime/service/registry.hpp"
+#include "tests/support/certs.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <fstream>
@@ -98,7 +99,11 @@ BOOST_AUTO_TEST_CASE(values_are_validated) {
   BOOST_TEST(mentions(p2, "node.external-timeout"));
 }
 
-BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
+BOOST_FIXTURE_TEST_CASE(shipped_configs_are_valid, fixture) {
+  // The cluster configs point at ./data/certs, made as README says.
+  auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path);
+  test::make_certs("./data/certs", {"node-a", "node-b", "node-c"});
   for (auto f : {"/configs/single-node.ini", "/configs/reference.ini", "/configs/cluster/node-a.ini",
                  "/configs/cluster/node-b.ini", "/configs/cluster/node-c.ini",
                  "/configs/cluster-mongo/node-a.ini", "/configs/cluster-mongo/node-b.ini",
@@ -107,6 +112,7 @@ BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
     auto problems = parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + f});
     BOOST_TEST(problems.empty(), f << ": " << (problems.empty() ? "" : problems.front()));
   }
+  std::filesystem::current_path(cwd);
   node_config cfg;
   parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + "/configs/single-node.ini"});
   BOOST_TEST(cfg.gateway_listen == "127.0.0.1:8080");
@@ -145,4 +151,46 @@ BOOST_AUTO_TEST_CASE(placement_selects_shards) {
                       "node.placement"));
   node_config lonely;
   BOOST_TEST(mentions(parse(lonely, {"--cluster.seeds=[\"127.0.0.1:1\"]"}), "cluster.listen"));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_clustered_node_needs_a_valid_certificate_of_the_cluster_ca, fixture) {
+  auto certs = dir.file("certs"), rogue = dir.file("rogue");
+  test::make_certs(certs, {"a", "b"});
+  test::make_certs(rogue, {"a"});
+  auto listen = std::string{"--cluster.listen=127.0.0.1:7999"};
+  node_config good;
+  auto args = test::tls_args(certs, "a");
+  args.push_back(listen);
+  BOOST_TEST(parse(good, args).empty());
+
+  node_config plain;
+  BOOST_TEST(mentions(parse(plain, {listen}), "mutual TLS only"));
+  node_config seeds_only;
+  BOOST_TEST(mentions(parse(seeds_only, {"--cluster.seeds=[\"127.0.0.1:1\"]"}), "mutual TLS only"));
+  node_config no_ca;
+  BOOST_TEST(mentions(parse(no_ca, {listen, "--openssl.certificate=" + certs + "/a.pem",
+                                    "--openssl.key=" + certs + "/a.key"}),
+                      "openssl.cafile"));
+  node_config missing;
+  auto m = test::tls_args(certs, "c");
+  m.push_back(listen);
+  BOOST_TEST(mentions(parse(missing, m), "cannot read " + certs + "/c.pem"));
+  node_config wrong_key;
+  BOOST_TEST(mentions(parse(wrong_key, {listen, "--openssl.certificate=" + certs + "/a.pem",
+                                        "--openssl.key=" + certs + "/b.key",
+                                        "--openssl.cafile=" + certs + "/ca.pem"}),
+                      "does not belong"));
+  node_config other_ca;
+  BOOST_TEST(mentions(parse(other_ca, {listen, "--openssl.certificate=" + rogue + "/a.pem",
+                                       "--openssl.key=" + rogue + "/a.key",
+                                       "--openssl.cafile=" + certs + "/ca.pem"}),
+                      "not valid for this cluster's CA"));
+  node_config not_pem;
+  BOOST_TEST(mentions(parse(not_pem, {listen, "--openssl.certificate=" + write("not a cert"),
+                                      "--openssl.key=" + certs + "/a.key",
+                                      "--openssl.cafile=" + certs + "/ca.pem"}),
+                      "is not a PEM certificate"));
+  // Any openssl key alone (CAF would turn authentication on and abort at start).
+  node_config half;
+  BOOST_TEST(mentions(parse(half, {"--openssl.cafile=" + certs + "/ca.pem"}), "openssl.certificate"));
 }
