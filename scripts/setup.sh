@@ -21,7 +21,7 @@ packages=(
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libmongoc-dev libbson-dev
   postgresql-15
-  curl python3 python3-venv ca-certificates
+  curl python3 python3-venv ca-certificates openssl
 )
 
 # `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime);
