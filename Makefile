@@ -42,16 +42,17 @@ bench: setup
 	@cmake --build build-release -j$(JOBS) --target custodian_bench
 	@build-release/bench/custodian_bench --work=build-release/bench-work $(BENCH_ARGS)
 
-# More randomized fault schedules than `make test` runs (seeds 1..CHAOS_SCHEDULES).
-CHAOS_SCHEDULES ?= 20
-# Then the same on the MongoDB backend (three nodes on one FerretDB, shards taken
-# over and fenced).
+# More randomized fault schedules than `make test` runs: CHAOS_SCHEDULES seeds on
+# SQLite, then as many on the MongoDB backend (three nodes on one FerretDB,
+# shards taken over and fenced); each schedule its own process, every one with a
+# double pause (scripts/chaos.sh prints the summary).
+CHAOS_SCHEDULES ?= 100
 chaos: build
-	@cd $(BUILD) && CUSTODIAN_CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) ./tests/chaos_test
-	@bash scripts/ferretdb.sh start $(BUILD)/chaos-ferretdb
-	@cd $(BUILD) && CUSTODIAN_TEST_FERRETDB_DIR=$$PWD/chaos-ferretdb CUSTODIAN_TEST_STORE=ferretdb \
-	  CUSTODIAN_CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) ./tests/chaos_test; rc=$$?; \
-	  bash ../scripts/ferretdb.sh stop chaos-ferretdb; exit $$rc
+	@bash scripts/chaos.sh $(BUILD) $(CHAOS_SCHEDULES) sqlite; rc1=$$?; \
+	  bash scripts/ferretdb.sh start $(BUILD)/chaos-ferretdb > /dev/null && \
+	  bash scripts/chaos.sh $(BUILD) $(CHAOS_SCHEDULES) ferretdb $(BUILD)/chaos-ferretdb; rc2=$$?; \
+	  bash scripts/ferretdb.sh stop $(BUILD)/chaos-ferretdb > /dev/null; \
+	  test $$rc1 -eq 0 -a $$rc2 -eq 0
 
 # libFuzzer targets (fuzz/), built with clang in build-fuzz/, each run FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

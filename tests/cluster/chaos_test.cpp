@@ -104,13 +104,16 @@ struct chaos_run {
   void run_faults() {
     std::mt19937 frng(seed * 7919u + 13u);
     auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(frng); };
+    // Every schedule pauses one node twice in a row at one of its steps: the
+    // sequence that once left a node that never rejoined (issue 15).
+    int double_pause_at = r(0, 3);
     for (int step = 0; step < 4; ++step) {
       let_load_run(static_cast<uint64_t>(r(30, 120)), 3000);
       const char* names[] = {"a", "b", "c", "b", "c"};  // A (gateway, coordinator) less often
       std::string n = names[r(0, 4)];
       auto& p = f.node(n);
       auto down_ops = static_cast<uint64_t>(r(20, 150));
-      switch (r(0, 2)) {
+      switch (step == double_pause_at ? 3 : r(0, 2)) {
         case 0:
           schedule_log.push_back("kill -9 " + n + ", restart after " + std::to_string(down_ops)
                                  + " load operations");
@@ -125,10 +128,27 @@ struct chaos_run {
           let_load_run(down_ops, max_down_ms);
           ::kill(p.pid, SIGCONT);
           break;
-        default:
+        case 2:
           schedule_log.push_back("restart " + n + " (SIGTERM)");
           p.stop();
           p.start();
+          break;
+        default: {
+          // Both pauses outlast the heartbeat timeout (1 s) so the peers give
+          // the node up each time; the gap between them is swept by the seed.
+          auto gap_ms = r(0, 1500);
+          auto first_ms = r(1200, max_down_ms), second_ms = r(1200, max_down_ms);
+          schedule_log.push_back("double pause " + n + ": SIGSTOP " + std::to_string(first_ms)
+                                 + " ms, awake " + std::to_string(gap_ms) + " ms, SIGSTOP "
+                                 + std::to_string(second_ms) + " ms");
+          ::kill(p.pid, SIGSTOP);
+          std::this_thread::sleep_for(milliseconds(first_ms));  // the fault's length, not a wait
+          ::kill(p.pid, SIGCONT);
+          std::this_thread::sleep_for(milliseconds(gap_ms));
+          ::kill(p.pid, SIGSTOP);
+          std::this_thread::sleep_for(milliseconds(second_ms));
+          ::kill(p.pid, SIGCONT);
+        }
       }
     }
     faults_done = true;
