@@ -3,7 +3,8 @@
 # fault test once per seed (1..SCHEDULES), each schedule its own process, so one
 # failure does not hide the others. Prints a line per schedule and a summary:
 # schedules run, failures (with their seeds), faults injected, double pauses.
-# Logs: BUILD_DIR/chaos-<store>/seed-N.log (kept for failed schedules only).
+# Logs: BUILD_DIR/chaos-<store>/seed-N.log, and the nodes' directories (their
+# logs) named in it, are kept for failed schedules only.
 # `make chaos` runs it on both backends.
 set -uo pipefail
 
@@ -30,7 +31,8 @@ start=$(date +%s)
 for seed in $(seq 1 "$schedules"); do
   log="$out/seed-$seed.log"
   t0=$(date +%s)
-  if env "${env_vars[@]}" CUSTODIAN_CHAOS_SEED="$seed" "$build/tests/chaos_test" > "$log" 2>&1; then
+  if env "${env_vars[@]}" CUSTODIAN_TEST_KEEP=1 CUSTODIAN_CHAOS_SEED="$seed" \
+    "$build/tests/chaos_test" > "$log" 2>&1; then
     result=ok
     pass=$((pass + 1))
   else
@@ -42,7 +44,11 @@ for seed in $(seq 1 "$schedules"); do
   faults=$((faults + f))
   doubles=$((doubles + d))
   echo "chaos ($store): seed $seed: $result in $(($(date +%s) - t0)) s, $f faults, $d double pauses"
-  [ "$result" = ok ] && rm -f "$log"
+  if [ "$result" = ok ]; then
+    nodes_dir=$(sed -n "s/^chaos: seed $seed: nodes in //p" "$log" | head -n 1)
+    case "$nodes_dir" in */custodian-test-*) rm -rf "$nodes_dir" ;; esac
+    rm -f "$log"
+  fi
 done
 echo "chaos ($store): $schedules schedules in $(($(date +%s) - start)) s: $pass passed," \
   "${#failed[@]} failed${failed[*]:+ (seeds ${failed[*]}; logs in $out)}; $faults faults injected," \

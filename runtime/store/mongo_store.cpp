@@ -1064,6 +1064,35 @@ bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<
   // erasure writes its tombstone before it deletes, so either its deletes come
   // after these writes, or this read sees its tombstone.
   ++late_applies_;
+  size_t erased = 0;
+  auto scrubbed = scrub_erased(applied, erased);
+  log::get("store")->warn("{}: shard {}: {} commits applied after the shard was taken over "
+                          "(epoch {} is gone); {} records of {} erased users deleted again",
+                          opts_.database, shard, applied.size(), epoch, scrubbed, erased);
+  lose(shard, "its epoch moved on while its journal was applied");
+  return false;
+}
+
+void mongo_store::scrub_unfinished(uint32_t shard) {
+  // An apply of this node wrote some records of the shard and then failed,
+  // and the shard has another owner now: those writes may have landed after
+  // it erased a user. They are scrubbed as a late apply's are (finish_apply).
+  auto u = unfinished_.find(shard);
+  if (u == unfinished_.end())
+    return;
+  std::vector<const entry*> ptrs;
+  for (auto& e : u->second)
+    ptrs.push_back(&e);
+  size_t erased = 0;
+  auto scrubbed = scrub_erased(ptrs, erased);
+  ++late_applies_;
+  unfinished_.erase(u);
+  log::get("store")->warn("{}: shard {}: {} commits whose apply failed half-way are another "
+                          "owner's now; {} records of {} erased users deleted again",
+                          opts_.database, shard, ptrs.size(), scrubbed, erased);
+}
+
+size_t mongo_store::scrub_erased(const std::vector<const entry*>& applied, size_t& erased_users) {
   std::set<std::string> users;
   for (auto* e : applied)
     users_written(*e, users);
@@ -1084,11 +1113,8 @@ bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<
       w.run();
     }
   }
-  log::get("store")->warn("{}: shard {}: {} commits applied after the shard was taken over "
-                          "(epoch {} is gone); {} records of {} erased users deleted again",
-                          opts_.database, shard, applied.size(), epoch, scrubbed, erased.size());
-  lose(shard, "its epoch moved on while its journal was applied");
-  return false;
+  erased_users = erased.size();
+  return scrubbed;
 }
 
 void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
@@ -1096,11 +1122,13 @@ void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
   auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
   auto doc = cl.find_one("leases", sel.get());
   if (!doc) {
+    scrub_unfinished(shard);
     lose(shard, "its epoch moved on while its journal waited");
     return;
   }
   std::vector<entry> left;
   each_doc(doc.get(), "pending", [&](const bson_t* d) { left.push_back(decode(d)); });
+  unfinished_.erase(shard);  // still journaled: the roll-forward below covers them
   if (left.empty())
     return;
   std::vector<const entry*> ptrs;
@@ -1120,6 +1148,9 @@ void mongo_store::roll_forward_locked() {
   }
   for (auto& [shard, h] : held)
     roll_forward_shard(shard, h.epoch);
+  // Shards given up meanwhile (the renewal found them taken over).
+  while (!unfinished_.empty())
+    scrub_unfinished(unfinished_.begin()->first);
   dirty_ = false;
 }
 
@@ -1324,6 +1355,8 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
         opts_.before_apply();
       try {
         materialize(journaled);
+        if (opts_.after_apply)
+          opts_.after_apply();
         for (auto shard : clean) {
           std::vector<const entry*> mine;
           for (auto i : by_shard[shard])
@@ -1332,6 +1365,11 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
         }
       } catch (const store_error& e) {
         dirty_ = true;
+        // Some of their records may be written: kept until the roll-forward
+        // settles them (scrubbed there if the shard was taken over meanwhile).
+        for (auto shard : clean)
+          for (auto i : by_shard[shard])
+            unfinished_[shard].push_back(entries[i]);
         log::get("store")->warn("{}: {} commits journaled, not yet applied ({}); rolled forward "
                                 "before the next read",
                                 opts_.database, journaled.size(), e.what());

@@ -70,6 +70,10 @@ struct mongo_options {
   /// Tests only: called between a batch's journal write and its apply (a
   /// pause there is what a late apply after a takeover looks like).
   std::function<void()> before_apply;
+  /// Tests only: called once a batch's records are written, before its
+  /// journal is cleared (a store error thrown here is an apply that wrote and
+  /// then failed, e.g. on a connection that broke while the node was paused).
+  std::function<void()> after_apply;
 };
 
 /// "mongodb://user:secret@host/..." -> "mongodb://***@host/..." (for logs and errors).
@@ -153,6 +157,12 @@ private:
   /// clear_journal, and if the epoch moved on, the late apply's clean-up:
   /// erased users it wrote are scrubbed again, the shard is given up (false).
   bool finish_apply(uint32_t shard, int64_t epoch, const std::vector<const entry*>& applied);
+  /// Deletes again every record `applied` wrote for users who have a
+  /// tombstone now (not an erasure's own dedup record); the number deleted,
+  /// and in `erased` how many users that concerned.
+  size_t scrub_erased(const std::vector<const entry*>& applied, size_t& erased);
+  /// scrub_erased for the entries in unfinished_ of a shard this node lost.
+  void scrub_unfinished(uint32_t shard);
   void lose(uint32_t shard, const std::string& why);
   std::vector<int32_t> held_list() const;
   void renew_loop();
@@ -172,6 +182,9 @@ private:
   mutable std::mutex write_mtx_;  ///< apply, roll-forward, acquire: one at a time
   mutable std::mutex lease_mtx_;  ///< held_
   std::map<uint32_t, held_lease> held_;
+  /// Entries of this node whose apply wrote some records and then failed,
+  /// by shard, until a roll-forward settles them (under write_mtx_).
+  std::map<uint32_t, std::vector<entry>> unfinished_;
   /// Last event sequence number per stream this store wrote (write lock). The
   /// owner of a stream's shard is its only writer; dropped whenever a lease is
   /// taken or lost, since then a stream may have grown elsewhere.

@@ -392,6 +392,7 @@ BOOST_AUTO_TEST_CASE(randomized_fault_schedules) {
               << std::endl;
     auto fx = make_cluster();
     auto& f = *fx;
+    std::cout << "chaos: seed " << seed << ": nodes in " << f.dir.path.string() << std::endl;
     chaos_run run{seed, f};
     std::thread faults([&] { run.run_faults(); });
     run.run_load();

@@ -673,6 +673,58 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
   b.close();
 }
 
+BOOST_FIXTURE_TEST_CASE(an_apply_that_fails_half_way_after_a_takeover_brings_nothing_back, fixture,
+                        *utf::precondition(mongo_only)) {
+  // As above, but A's late apply writes u's records and then fails (its
+  // connection broke while it was paused: found by `make chaos`, an erased
+  // user's auth events back). A learns of the takeover only at its next
+  // operation, from the roll-forward; nothing of u may come back there either.
+  hand_over();
+  std::string u = "user-half";
+  uint32_t s = shard_of(u, 16);
+  auto ob = standby("node-b");
+  mongo_store b{ob};
+  auto oa = paused_owner("node-a", s);
+  int paused = 0, failed = 0;
+  oa.before_apply = [&] {
+    if (paused++)
+      return;
+    BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
+    commit erase;
+    erase.shard = static_cast<int32_t>(s);
+    erase.erase_users = {u};
+    erase.tombstones = {u};
+    BOOST_TEST(b.apply(erase).ok());
+  };
+  oa.after_apply = [&] {
+    if (failed++ == 0)
+      throw store_error(errc::unavailable, "connection reset (test)");
+  };
+  mongo_store a{oa};
+  commit c;
+  c.shard = static_cast<int32_t>(s);
+  c.events = {{u, "half-secret-payload"}};
+  c.inbox = inbox_row{"req-half", u, "half-secret-outcome"};
+  BOOST_TEST(a.apply(c).ok());  // committed: journaled before the takeover
+  BOOST_TEST(failed == 1);
+  // The half-way apply wrote u's records after b's erasure.
+  BOOST_TEST_REQUIRE(dump().find("half-secret-payload") != std::string::npos);
+
+  commit more;  // A's next operation rolls forward first
+  more.shard = static_cast<int32_t>(s);
+  more.events = {{"someone-else", "x"}};
+  BOOST_TEST(!a.apply(more).ok());
+  BOOST_TEST(a.late_applies() == 1u);
+  BOOST_TEST(a.held().empty());
+  auto all = dump();
+  BOOST_TEST(all.find("half-secret-payload") == std::string::npos);
+  BOOST_TEST(all.find("half-secret-outcome") == std::string::npos);
+  BOOST_TEST(b.read_stream(u).empty());
+  BOOST_TEST(b.tombstoned(u));
+  a.close();
+  b.close();
+}
+
 BOOST_FIXTURE_TEST_CASE(a_late_erasure_keeps_its_dedup_record, fixture,
                         *utf::precondition(mongo_only)) {
   // The late commit is an erasure itself: its clean-up leaves the erasure's

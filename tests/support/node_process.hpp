@@ -167,8 +167,14 @@ public:
       auto r = c.Get("/healthz");
       return r && r->status == 200;
     });
-    if (!up || pid < 0)
-      throw std::runtime_error("custodian-node did not start; see " + log_file);
+    if (!up || pid < 0) {
+      // The log's last lines: the temp dir is gone once the test ends.
+      auto log = slurp(log_file);
+      throw std::runtime_error("custodian-node did not start ("
+                               + std::string(pid < 0 ? "exited" : "no /healthz within 10 s")
+                               + "); the end of " + log_file + ":\n"
+                               + log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+    }
   }
 
   /// True (and reaped) if the process has exited; its status in `status`.
