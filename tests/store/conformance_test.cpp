@@ -135,6 +135,15 @@ struct fixture {
   }
 };
 
+/// The commit that erases user `u` on shard `s`: its records gone, a tombstone.
+commit erasure(const std::string& u, uint32_t s) {
+  commit c;
+  c.shard = static_cast<int32_t>(s);
+  c.erase_users = {u};
+  c.tombstones = {u};
+  return c;
+}
+
 outbox_row entry(const std::string& dest, const std::string& user, bool personal, int64_t at) {
   outbox_row r;
   r.dest = dest;
@@ -623,11 +632,7 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
     BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
     BOOST_TEST(b.read_stream(u).size() == 1u);  // rolled forward: A's commit stands
     BOOST_TEST(b.job_get("job-j")->record == "started");
-    commit erase;
-    erase.shard = static_cast<int32_t>(s);
-    erase.erase_users = {u};
-    erase.tombstones = {u};
-    BOOST_TEST(b.apply(erase).ok());
+    BOOST_TEST(b.apply(erasure(u, s)).ok());
     commit reg;
     reg.shard = static_cast<int32_t>(s);
     reg.events = {{v, "v-registered"}};
@@ -690,11 +695,7 @@ BOOST_FIXTURE_TEST_CASE(an_apply_that_fails_half_way_after_a_takeover_brings_not
     if (paused++)
       return;
     BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
-    commit erase;
-    erase.shard = static_cast<int32_t>(s);
-    erase.erase_users = {u};
-    erase.tombstones = {u};
-    BOOST_TEST(b.apply(erase).ok());
+    BOOST_TEST(b.apply(erasure(u, s)).ok());
   };
   oa.after_apply = [&] {
     if (failed++ == 0)
@@ -737,10 +738,7 @@ BOOST_FIXTURE_TEST_CASE(a_late_erasure_keeps_its_dedup_record, fixture,
   auto oa = paused_owner("node-a", s);
   oa.before_apply = [&] { BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); })); };
   mongo_store a{oa};
-  commit erase;
-  erase.shard = static_cast<int32_t>(s);
-  erase.erase_users = {u};
-  erase.tombstones = {u};
+  auto erase = erasure(u, s);
   erase.inbox = inbox_row{"job-1/erase/svc", u, "Pok"};
   BOOST_TEST(a.apply(erase).ok());
   BOOST_TEST(a.late_applies() == 1u);
