@@ -146,17 +146,17 @@ void gateway::install_routes() {
   auto secret = cfg_.admin_secret;
   s.route("GET", "/v1/cluster", [c, secret, &sys, mem, timeout](req_ptr req, responder res) {
     as_operator(c, secret, *req, res, "reads the cluster's state", [&sys, mem, timeout, res] {
-    sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
-      self->request(mem, timeout, status_atom::value)
-        .then(
-          [res](const wire& w) {
-            v1::ClusterStatus cs;
-            if (!cs.ParseFromString(w.bytes))
-              return res(http::error(503, "cluster status is not available"));
-            res(http::json(200, json::print(cs, true)));
-          },
-          [res](caf::error&) { res(http::error(503, "cluster status is not available")); });
-    });
+      sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
+        self->request(mem, timeout, status_atom::value)
+          .then(
+            [res](const wire& w) {
+              v1::ClusterStatus cs;
+              if (!cs.ParseFromString(w.bytes))
+                return res(http::error(503, "cluster status is not available"));
+              res(http::json(200, json::print(cs, true)));
+            },
+            [res](caf::error&) { res(http::error(503, "cluster status is not available")); });
+      });
     });
   });
 
