@@ -114,9 +114,8 @@ struct tls_fixture : cluster_fixture {
     for (auto n : {"a", "b"})
       BOOST_TEST(slurp(node(n).log_file).find(") down: ") == std::string::npos,
                  n << " lost a link:\n" << slurp(node(n).log_file));
-    BOOST_TEST(wait_alive({"a", "b"}));
-    auto seen = alive_as_seen_by("b");
-    BOOST_TEST(seen["a"]);
+    BOOST_TEST(wait_alive({"a", "b"}));  // as a sees them
+    BOOST_TEST(wait_until([&] { return alive_as_seen_by("b")["a"]; }));
     auto r = api->register_user("still-" + std::to_string(++counter) + "@example.com",
                                 "correct horse", "Still");
     BOOST_TEST(r.status == 201, r.body);
