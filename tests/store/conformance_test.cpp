@@ -681,9 +681,10 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
 BOOST_FIXTURE_TEST_CASE(an_apply_that_fails_half_way_after_a_takeover_brings_nothing_back, fixture,
                         *utf::precondition(mongo_only)) {
   // As above, but A's late apply writes u's records and then fails (its
-  // connection broke while it was paused: found by `make chaos`, an erased
-  // user's auth events back). A learns of the takeover only at its next
-  // operation, from the roll-forward; nothing of u may come back there either.
+  // connection broke while it was paused; the path code reading found for a
+  // `make chaos` schedule that ended with an erased user's auth events back).
+  // A learns of the takeover only at its next operation, from the
+  // roll-forward; nothing of u may come back there either.
   hand_over();
   std::string u = "user-half";
   uint32_t s = shard_of(u, 16);
