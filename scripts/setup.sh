@@ -3,7 +3,9 @@
 # Idempotent: when everything is installed it does nothing (no apt-get update).
 #
 # Debian packages: compilers, libraries, PostgreSQL 15 (storage of the FerretDB
-# server the MongoDB backend is tested against). A Python virtualenv for the
+# server the MongoDB backend is tested against), prometheus-cpp (the /metrics
+# registry), prometheus (promtool checks the scrape and the alert rules) and
+# chromium (the ops page's browser test). A Python virtualenv for the
 # reference external participant (standardwebhooks from PyPI). Go >= 1.24 (to build FerretDB):
 # the machine's own if it is recent enough, else the toolchain module from the
 # Go module proxy into .tools/go (Debian 12's golang is 1.19).
@@ -22,6 +24,7 @@ packages=(
   libmongoc-dev libbson-dev
   postgresql-15
   curl python3 python3-venv ca-certificates openssl
+  prometheus-cpp-dev prometheus chromium
 )
 
 # `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime);

@@ -45,6 +45,16 @@ caller::caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan
 
 void caller::call(const std::string& service, const std::string& key, v1::Envelope env,
                   reply_fn k) {
+  send(rt_->lookup(service, key), service, std::move(env), std::move(k));
+}
+
+void caller::call_shard(const std::string& service, uint32_t shard, v1::Envelope env,
+                        reply_fn k) {
+  send(rt_->at(service, shard), service, std::move(env), std::move(k));
+}
+
+void caller::send(std::optional<shard_actor> dest, const std::string& service, v1::Envelope env,
+                  reply_fn k) {
   env.set_request_id(new_id());
   env.set_origin("gateway@" + node_);
   env.set_attempt(1);
@@ -55,7 +65,6 @@ void caller::call(const std::string& service, const std::string& key, v1::Envelo
   // (the timer below only covers a shard or node that is gone).
   env.set_budget_ms(static_cast<uint32_t>(
     std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count()));
-  auto dest = rt_->lookup(service, key);
   if (!dest)
     return k(make_reply(v1::Reply::UNAVAILABLE, service + " is not available"));
   // A short-lived actor per call: it sends, waits for the one answer without

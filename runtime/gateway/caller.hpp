@@ -34,6 +34,8 @@ public:
   /// UNAVAILABLE if the service is down (nothing was sent), or OUTCOME_UNKNOWN
   /// if the shard went away with the request or did not answer at all.
   void call(const std::string& service, const std::string& key, v1::Envelope env, reply_fn k);
+  /// The same, to one given shard of `service`.
+  void call_shard(const std::string& service, uint32_t shard, v1::Envelope env, reply_fn k);
 
   /// Runs `f` after `delay` (on a CAF worker thread).
   void after(caf::timespan delay, std::function<void()> f);
@@ -55,6 +57,8 @@ public:
   const std::string& identity() const { return identity_; }
 
 private:
+  void send(std::optional<shard_actor> dest, const std::string& service, v1::Envelope env,
+            reply_fn k);
   /// The identity service's public signing key (fetched once), "" if unavailable.
   void public_key(std::function<void(std::string)> k);
 

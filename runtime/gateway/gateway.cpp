@@ -6,6 +6,7 @@
 #include "runtime/common/log.hpp"
 #include "runtime/gateway/caller.hpp"
 #include "runtime/gateway/http_server.hpp"
+#include "runtime/gateway/job_list.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/gateway/login_limits.hpp"
 #include "runtime/gateway/requests.hpp"
@@ -292,6 +293,7 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
   s.route("DELETE", "/v1/users/{id}", start_job(reg_->coordinator(v1::JOB_ERASE), true));
   s.route("POST", "/v1/users/{id}/export", start_job(reg_->coordinator(v1::JOB_EXPORT), false));
 
+  install_job_list(s, c, rt_, reg_->job_holders());
   auto holders = std::make_shared<const std::vector<std::string>>(reg_->job_holders());
   s.route("GET", "/v1/jobs/{id}", [c, holders](req_ptr req, responder res) {
     auto job_id = req->params[0];

@@ -1,5 +1,7 @@
 #include "runtime/router/router.hpp"
 
+#include <set>
+
 #include "runtime/common/ids.hpp"
 
 namespace custodian {
@@ -82,6 +84,23 @@ std::optional<shard_actor> router::at(const std::string& service, uint32_t shard
   if (i == table_.end() || shard >= i->second.size() || !i->second[shard].handle)
     return std::nullopt;
   return i->second[shard].handle;
+}
+
+router::owner_view router::owners(const std::string& service) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  owner_view out;
+  auto i = table_.find(service);
+  if (i == table_.end())
+    return out;
+  std::set<std::string> seen;
+  for (uint32_t shard = 0; shard < i->second.size(); ++shard) {
+    auto& e = i->second[shard];
+    if (!e.handle)
+      ++out.unrouted;
+    else if (auto who = e.local ? std::string{} : e.owner; seen.insert(who).second)
+      out.one_shard_each.emplace_back(who, shard);
+  }
+  return out;
 }
 
 std::optional<shard_actor> router::lookup(const std::string& service, const std::string& key) const {

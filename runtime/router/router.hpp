@@ -42,6 +42,15 @@ public:
   std::optional<shard_actor> lookup(const std::string& service, const std::string& key) const;
   std::optional<shard_actor> at(const std::string& service, uint32_t shard) const;
 
+  /// Who hosts the shards of `service`: one shard per hosting node ("" = this
+  /// node), the way to reach each node's store once, and how many shards have
+  /// no route right now (their node is down).
+  struct owner_view {
+    std::vector<std::pair<std::string, uint32_t>> one_shard_each;
+    uint32_t unrouted = 0;
+  };
+  owner_view owners(const std::string& service) const;
+
   void set_sender(const std::string& service, caf::actor sender);
   caf::actor sender(const std::string& service) const;
 

@@ -68,16 +68,21 @@ void mark(v1::JobRecord& job, const std::string& service, v1::StepState state) {
   for (auto& [name, s] : job.services()) {
     if (s == v1::STEP_FAILED) {
       job.set_state(v1::JOB_FAILED);
+      job.set_done_ms(job.updated_ms());
       return;
     }
     all_done = all_done && s == v1::STEP_DONE;
   }
-  if (all_done)
+  if (all_done) {
     job.set_state(v1::JOB_DONE);
+    job.set_done_ms(job.updated_ms());
+  }
 }
 
 void put_job(store::commit& c, const v1::JobRecord& job) {
-  c.jobs.push_back(store::job_row{job.job_id(), job.user_id(), job.SerializeAsString()});
+  c.jobs.push_back(store::job_row{job.job_id(), job.user_id(), job.SerializeAsString(),
+                                  to_string(job.kind()), to_string(job.state()),
+                                  job.created_ms()});
 }
 
 std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id) {
@@ -97,6 +102,9 @@ v1::JobStatus job_status(const v1::JobRecord& job) {
   s.set_state(to_string(job.state()));
   s.set_error(job.error());
   s.set_user_id(job.user_id());
+  s.set_accepted_ms(job.created_ms());
+  if (job.state() != v1::JOB_RUNNING)
+    s.set_done_ms(job.done_ms() != 0 ? job.done_ms() : job.updated_ms());
   for (auto& [name, st] : job.services())
     (*s.mutable_services())[name] = to_string(st);
   return s;
@@ -166,6 +174,7 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kStartErase:
     case v1::Command::kStartExport:
     case v1::Command::kGetJob:
+    case v1::Command::kListJobs:
     case v1::Command::kDelivered:
       return true;
     default:
@@ -179,6 +188,7 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kStartErase: return start(v1::JOB_ERASE, env, st, own);
     case v1::Command::kStartExport: return start(v1::JOB_EXPORT, env, st, own);
     case v1::Command::kGetJob: return get_job(env, st);
+    case v1::Command::kListJobs: return list_jobs(env.command().list_jobs(), st);
     default: return delivered(env, st, pending);
   }
 }
@@ -316,6 +326,26 @@ outcome coordinator::get_job(const v1::Envelope& env, store::event_store& st) {
   *status = job_status(*job);
   if (job->kind() == v1::JOB_EXPORT && job->state() == v1::JOB_DONE)
     add_bundle(*job, *status);
+  return out;
+}
+
+outcome coordinator::list_jobs(const v1::ListJobs& q, store::event_store& st) {
+  store::job_query sq;
+  sq.kind = q.kind();
+  sq.state = q.state();
+  sq.before_id = q.before_id();
+  sq.limit = std::min<uint32_t>(q.limit() == 0 ? 100 : q.limit(), 1000);
+  outcome out;
+  out.reply = make_reply(v1::Reply::OK);
+  auto* list = out.reply.mutable_job_list();
+  for (auto& row : st.jobs_list(sq)) {
+    v1::JobRecord job;
+    if (!job.ParseFromString(row.record))
+      throw store::store_error(store::errc::io, "unreadable job record " + row.job_id);
+    auto* s = list->add_jobs();
+    *s = job_status(job);
+    s->clear_user_id();  // the list carries no personal data
+  }
   return out;
 }
 

@@ -78,8 +78,8 @@ public:
   coordinator(std::string service, std::string node, std::shared_ptr<const service_registry> reg,
               std::shared_ptr<crypto::keyring> keys);
 
-  /// StartErase, StartExport, GetJob and Delivered: handled here, not by the
-  /// service's logic.
+  /// StartErase, StartExport, GetJob, ListJobs and Delivered: handled here,
+  /// not by the service's logic.
   static bool handles(const v1::Command& cmd);
 
   /// Job records written by hand-backs handled earlier in the same commit
@@ -94,6 +94,7 @@ private:
                 service_logic& own);
   outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
+  outcome list_jobs(const v1::ListJobs& q, store::event_store& st);
   /// A failed register: the user is erased here and everywhere else.
   void compensate(outcome& out, v1::JobRecord& job, const v1::Envelope& cause);
   void add_bundle(const v1::JobRecord& job, v1::JobStatus& status);

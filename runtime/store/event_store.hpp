@@ -73,9 +73,30 @@ struct index_row {
 };
 
 struct job_row {
-  std::string job_id;
+  std::string job_id;        ///< time-ordered (new_time_ordered_id): newer jobs sort higher
   std::string user_id;       ///< empty for jobs that must hold no personal data
   std::string record;        ///< serialized custodian.v1.JobRecord
+  std::string kind;          ///< "erase", ... (the list's filter; the record is the truth)
+  std::string state;         ///< "running", "done", "failed"
+  int64_t created_ms = 0;
+};
+
+/// A page of the job list: newest first (job id descending), ids below
+/// `before_id` ("" = from the newest), `kind`/`state` "" = any.
+struct job_query {
+  std::string kind;
+  std::string state;
+  std::string before_id;
+  size_t limit = 100;
+};
+
+/// How many jobs a store holds of one kind in one state, and the oldest's
+/// creation time.
+struct job_count {
+  std::string kind;
+  std::string state;
+  int64_t count = 0;
+  int64_t oldest_created_ms = 0;
 };
 
 /// Everything one command changes, applied atomically in this order: erasures,
@@ -182,6 +203,11 @@ public:
   virtual std::optional<index_row> index_get(const std::string& space, const std::string& key) = 0;
   virtual int64_t index_count(const std::string& space, const std::string& user_id) = 0;
   virtual std::optional<job_row> job_get(const std::string& job_id) = 0;
+  /// Job records of this store (on a shared store: of the shards this node
+  /// holds), as `q` asks.
+  virtual std::vector<job_row> jobs_list(const job_query& q) = 0;
+  /// Jobs by (kind, state), for /metrics.
+  virtual std::vector<job_count> job_counts() = 0;
 
   using outbox_cursor = store::outbox_cursor;
   /// Up to `limit` outbox entries due at `now_ms`, in (next_at_ms, id) order,

@@ -222,9 +222,10 @@ outbox_row get_outbox(const bson_t* d) {
   return r;
 }
 
-/// {shard: {$in: [shards]}}
-void append_in_shards(bson_t* filter, const std::vector<int32_t>& shards) {
-  append_doc(filter, "shard", [&](bson_t* x) {
+/// {<field>: {$in: [shards]}}
+void append_in_shards(bson_t* filter, const std::vector<int32_t>& shards,
+                      const char* field = "shard") {
+  append_doc(filter, field, [&](bson_t* x) {
     append_array(x, "$in", shards.size(),
                  [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, shards[i]); });
   });
@@ -268,6 +269,9 @@ void encode(bson_t* d, const mongo_store::entry& e) {
       append_str(x, "j", j.job_id);
       append_str(x, "u", j.user_id);
       append_bin(x, "r", j.record);
+      append_str(x, "k", j.kind);
+      append_str(x, "s", j.state);
+      BSON_APPEND_INT64(x, "c", j.created_ms);
     });
   });
   append_array(d, "ak", c.outbox_acks.size(),
@@ -311,7 +315,8 @@ mongo_store::entry decode(const bson_t* d) {
                                      get_bytes(x, "v")});
   });
   each_doc(d, "jb", [&](const bson_t* x) {
-    c.jobs.push_back(job_row{get_bytes(x, "j"), get_bytes(x, "u"), get_bytes(x, "r")});
+    c.jobs.push_back(job_row{get_bytes(x, "j"), get_bytes(x, "u"), get_bytes(x, "r"),
+                             get_bytes(x, "k"), get_bytes(x, "s"), get_i64(x, "c")});
   });
   each_value(d, "ak", [&](bson_iter_t* it) { c.outbox_acks.push_back(bson_iter_as_int64(it)); });
   each_doc(d, "ob", [&](const bson_t* x) {
@@ -1018,6 +1023,9 @@ void mongo_store::materialize(const std::vector<const entry*>& entries) {
       auto doc = own(bson_new());
       append_str(doc.get(), "user_id", j.user_id);
       append_bin(doc.get(), "record", j.record);
+      append_str(doc.get(), "kind", j.kind);
+      append_str(doc.get(), "state", j.state);
+      BSON_APPEND_INT64(doc.get(), "created_ms", j.created_ms);
       BSON_APPEND_INT32(doc.get(), "vs", static_cast<int32_t>(e->shard));
       BSON_APPEND_INT64(doc.get(), "v", e->version());
       auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
@@ -1477,7 +1485,66 @@ std::optional<job_row> mongo_store::job_get(const std::string& job_id) {
   auto doc = cl.find_one("jobs", id_filter(job_id).get());
   if (!doc)
     return std::nullopt;
-  return job_row{job_id, get_bytes(doc.get(), "user_id"), get_bytes(doc.get(), "record")};
+  return job_row{job_id, get_bytes(doc.get(), "user_id"), get_bytes(doc.get(), "record"),
+                 get_bytes(doc.get(), "kind"), get_bytes(doc.get(), "state"),
+                 get_i64(doc.get(), "created_ms")};
+}
+
+// A job record's `vs` is the shard whose entry wrote it: this node lists the
+// jobs of the shards it holds (the other holders list theirs).
+std::vector<job_row> mongo_store::jobs_list(const job_query& q) {
+  auto life = enter();
+  ensure_clean();
+  auto held = held_list();
+  std::vector<job_row> out;
+  if (held.empty() || q.limit == 0)
+    return out;
+  client cl{pool_, opts_.database};
+  auto filter = own(bson_new());
+  append_in_shards(filter.get(), held, "vs");
+  if (!q.before_id.empty())
+    append_doc(filter.get(), "_id", [&](bson_t* x) { append_str(x, "$lt", q.before_id); });
+  if (!q.kind.empty())
+    append_str(filter.get(), "kind", q.kind);
+  if (!q.state.empty())
+    append_str(filter.get(), "state", q.state);
+  auto opts = own(BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit",
+                           BCON_INT64(static_cast<int64_t>(q.limit))));
+  cl.find("jobs", filter.get(), opts.get(), [&](const bson_t* d) {
+    out.push_back(job_row{get_bytes(d, "_id"), get_bytes(d, "user_id"), get_bytes(d, "record"),
+                          get_bytes(d, "kind"), get_bytes(d, "state"), get_i64(d, "created_ms")});
+  });
+  return out;
+}
+
+std::vector<job_count> mongo_store::job_counts() {
+  auto life = enter();
+  ensure_clean();
+  auto held = held_list();
+  std::vector<job_count> out;
+  if (held.empty())
+    return out;
+  client cl{pool_, opts_.database};
+  // Counted here from a projection (as outbox_stats), not with $group.
+  std::map<std::pair<std::string, std::string>, job_count> by;
+  auto filter = own(bson_new());
+  append_in_shards(filter.get(), held, "vs");
+  auto opts = own(BCON_NEW("projection", "{", "kind", BCON_INT32(1), "state", BCON_INT32(1),
+                           "created_ms", BCON_INT32(1), "}"));
+  cl.find("jobs", filter.get(), opts.get(), [&](const bson_t* d) {
+    auto k = get_bytes(d, "kind");
+    auto st = get_bytes(d, "state");
+    auto created = get_i64(d, "created_ms");
+    auto& n = by[{k, st}];
+    if (n.count == 0 || created < n.oldest_created_ms)
+      n.oldest_created_ms = created;
+    n.kind = k;
+    n.state = st;
+    ++n.count;
+  });
+  for (auto& [key, n] : by)
+    out.push_back(n);
+  return out;
 }
 
 std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,

@@ -34,9 +34,12 @@ CREATE TABLE IF NOT EXISTS idx (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_user ON idx(user_id);
 CREATE TABLE IF NOT EXISTS jobs (
-  job_id  TEXT PRIMARY KEY,
-  user_id TEXT NOT NULL,
-  record  BLOB NOT NULL
+  job_id     TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL,
+  record     BLOB NOT NULL,
+  kind       TEXT NOT NULL DEFAULT '',
+  state      TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -240,6 +243,18 @@ void sqlite_store::migrate() {
   }
   if (old_outbox_index)
     exec(db_, "DROP INDEX outbox_user");  // the schema below creates it again
+  // Schema 4 keeps each job's kind, state and creation time beside its record
+  // (the admin job list filters on them). Rows written before have them empty:
+  // they show in unfiltered lists only.
+  bool old_jobs = false;
+  {
+    stmt s{db_, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"};
+    old_jobs = s.step() && s.str(0).find("created_ms") == std::string::npos;
+  }
+  if (old_jobs)
+    exec(db_, "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
+              "ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT '';"
+              "ALTER TABLE jobs ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;");
   if (!old_inbox)
     return;
   exec(db_, "BEGIN IMMEDIATE");
@@ -461,11 +476,16 @@ void sqlite_store::apply_one(const commit& c) {
       .bind_blob(4, r.value)
       .run();
   for (auto& j : c.jobs)
-    stmt{db_, "INSERT INTO jobs(job_id, user_id, record) VALUES (?1, ?2, ?3) "
-              "ON CONFLICT(job_id) DO UPDATE SET user_id = excluded.user_id, record = excluded.record"}
+    stmt{db_, "INSERT INTO jobs(job_id, user_id, record, kind, state, created_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(job_id) DO UPDATE SET "
+              "user_id = excluded.user_id, record = excluded.record, kind = excluded.kind, "
+              "state = excluded.state, created_ms = excluded.created_ms"}
       .bind(1, j.job_id)
       .bind(2, j.user_id)
       .bind_blob(3, j.record)
+      .bind(4, j.kind)
+      .bind(5, j.state)
+      .bind(6, j.created_ms)
       .run();
   for (auto id : c.outbox_acks)
     stmt{db_, "DELETE FROM outbox WHERE id = ?1"}.bind(1, id).run();
@@ -598,11 +618,35 @@ int64_t sqlite_store::index_count(const std::string& space, const std::string& u
 std::optional<job_row> sqlite_store::job_get(const std::string& job_id) {
   auto& c = reader();
   lock g{c.mtx};
-  stmt s{c, "SELECT user_id, record FROM jobs WHERE job_id = ?1"};
+  stmt s{c, "SELECT user_id, record, kind, state, created_ms FROM jobs WHERE job_id = ?1"};
   s.bind(1, job_id);
   if (s.step())
-    return job_row{job_id, s.str(0), s.str(1)};
+    return job_row{job_id, s.str(0), s.str(1), s.str(2), s.str(3), s.i64(4)};
   return std::nullopt;
+}
+
+std::vector<job_row> sqlite_store::jobs_list(const job_query& q) {
+  auto& c = reader();
+  lock g{c.mtx};
+  // Newest first along the primary key (job ids are time-ordered).
+  stmt s{c, "SELECT job_id, user_id, record, kind, state, created_ms FROM jobs "
+            "WHERE (?1 = '' OR job_id < ?1) AND (?2 = '' OR kind = ?2) AND (?3 = '' OR state = ?3) "
+            "ORDER BY job_id DESC LIMIT ?4"};
+  s.bind(1, q.before_id).bind(2, q.kind).bind(3, q.state).bind(4, static_cast<int64_t>(q.limit));
+  std::vector<job_row> out;
+  while (s.step())
+    out.push_back(job_row{s.str(0), s.str(1), s.str(2), s.str(3), s.str(4), s.i64(5)});
+  return out;
+}
+
+std::vector<job_count> sqlite_store::job_counts() {
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT kind, state, COUNT(*), MIN(created_ms) FROM jobs GROUP BY kind, state"};
+  std::vector<job_count> out;
+  while (s.step())
+    out.push_back(job_count{s.str(0), s.str(1), s.i64(2), s.i64(3)});
+  return out;
 }
 
 std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,

@@ -1,0 +1,131 @@
+#include "runtime/gateway/job_list.hpp"
+
+#include "api.pb.h"
+#include "runtime/common/ids.hpp"
+#include "runtime/gateway/json.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <mutex>
+
+namespace custodian {
+
+namespace {
+
+bool one_of(const std::string& v, std::initializer_list<const char*> allowed) {
+  return std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; });
+}
+
+/// The answers of one page's calls, merged as they arrive (CAF worker threads).
+struct page_merge {
+  std::mutex mtx;
+  size_t outstanding = 0;
+  uint32_t limit = 100;
+  std::map<std::string, v1::JobStatus, std::greater<>> jobs;  ///< by job id, newest first
+  std::vector<std::string> unreachable;
+  size_t answered = 0;
+  http::responder res;
+
+  explicit page_merge(http::responder r) : res(std::move(r)) {}
+
+  void missing(const std::string& service) {
+    if (std::find(unreachable.begin(), unreachable.end(), service) == unreachable.end())
+      unreachable.push_back(service);
+  }
+
+  void add(const std::string& service, const v1::Reply& r) {
+    std::lock_guard<std::mutex> g{mtx};
+    if (r.status() == v1::Reply::OK) {
+      ++answered;
+      for (auto& j : r.job_list().jobs())
+        jobs.emplace(j.job_id(), j);
+    } else {
+      missing(service);
+    }
+    if (--outstanding == 0)
+      finish();
+  }
+
+  void finish() {
+    if (answered == 0)
+      return res(http::error(503, "no node holding jobs answered; retry later"));
+    v1::JobPage page;
+    for (auto& [id, j] : jobs) {
+      if (static_cast<uint32_t>(page.jobs_size()) == limit) {
+        page.set_next(page.jobs(page.jobs_size() - 1).job_id());
+        break;
+      }
+      *page.add_jobs() = j;
+    }
+    std::sort(unreachable.begin(), unreachable.end());
+    for (auto& u : unreachable)
+      page.add_unreachable(u);
+    res(http::json(200, json::print(page)));
+  }
+};
+
+} // namespace
+
+std::string parse_job_list_query(const http::request& req, job_list_query& out) {
+  if (auto k = req.query_param("kind")) {
+    if (!one_of(*k, {"register", "erase", "export"}))
+      return "kind must be register, erase or export";
+    out.kind = *k;
+  }
+  if (auto s = req.query_param("state")) {
+    if (!one_of(*s, {"running", "done", "failed"}))
+      return "state must be running, done or failed";
+    out.state = *s;
+  }
+  if (auto l = req.query_param("limit")) {
+    if (l->empty() || l->size() > 4 || !std::all_of(l->begin(), l->end(), [](unsigned char ch) { return std::isdigit(ch) != 0; })
+        || std::stoul(*l) < 1 || std::stoul(*l) > 1000)
+      return "limit must be a number from 1 to 1000";
+    out.limit = static_cast<uint32_t>(std::stoul(*l));
+  }
+  if (auto a = req.query_param("after")) {
+    if (!is_id(*a))
+      return "after must be the `next` of a previous page";
+    out.after = *a;
+  }
+  return "";
+}
+
+void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                      std::vector<std::string> holders) {
+  s.route("GET", "/v1/jobs", [c, rt, holders](std::shared_ptr<const http::request> req,
+                                               http::responder res) {
+    c->authenticate(*req, res, [c, rt, holders, req, res](v1::SessionClaims who) {
+      if (!caller::is_admin(who))
+        return res(http::error(403, "only an admin lists jobs"));
+      job_list_query q;
+      if (auto err = parse_job_list_query(*req, q); !err.empty())
+        return res(http::error(400, err));
+      auto merge = std::make_shared<page_merge>(res);
+      merge->limit = q.limit;
+      std::vector<std::pair<std::string, uint32_t>> calls;
+      for (auto& svc : holders) {
+        auto view = rt->owners(svc);
+        if (view.unrouted > 0)
+          merge->missing(svc);
+        for (auto& [owner, shard] : view.one_shard_each)
+          calls.emplace_back(svc, shard);
+      }
+      merge->outstanding = calls.size();
+      if (calls.empty())
+        return res(http::error(503, "no node holding jobs is reachable; retry later"));
+      for (auto& [svc, shard] : calls) {
+        v1::Envelope env;
+        auto* lj = env.mutable_command()->mutable_list_jobs();
+        lj->set_kind(q.kind);
+        lj->set_state(q.state);
+        lj->set_limit(q.limit + 1);  // one more than shown: whether a next page exists
+        lj->set_before_id(q.after);
+        c->call_shard(svc, shard, env, [merge, svc = svc](v1::Reply r) { merge->add(svc, r); });
+      }
+    });
+  });
+}
+
+} // namespace custodian
