@@ -1,5 +1,7 @@
 #include "runtime/cluster/membership.hpp"
 
+#include "runtime/metrics/metrics.hpp"
+
 #include "runtime/cluster/basp_reset.hpp"
 
 #include "api.pb.h"
@@ -287,6 +289,10 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
                           timeout))
           connect(addr);
       }
+      int64_t alive = 0;
+      for (auto& [addr, p] : self->state.peers)
+        alive += p.alive ? 1 : 0;
+      metrics::cluster_peers(alive, static_cast<int64_t>(self->state.peers.size()) - alive);
       self->delayed_send(self, d->cfg.heartbeat, tick_atom::value);
     },
     [self, d, my_status](status_atom) {

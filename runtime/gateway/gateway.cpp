@@ -7,6 +7,7 @@
 #include "runtime/gateway/caller.hpp"
 #include "runtime/gateway/http_server.hpp"
 #include "runtime/gateway/job_list.hpp"
+#include "runtime/gateway/ops_routes.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/gateway/login_limits.hpp"
 #include "runtime/gateway/requests.hpp"
@@ -139,6 +140,10 @@ void gateway::install_routes() {
     res(http::error(503, "degraded: " + degraded));
   });
 
+  s.on_answer(metrics::http_request);
+  if (cfg_.metrics)
+    install_metrics_route(s, sys_, cfg_.metrics_snapshot);
+  install_ui_routes(s);
   install_identity_routes(c);
 
   auto mem = membership_;

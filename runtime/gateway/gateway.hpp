@@ -5,6 +5,7 @@
 
 #include "envelope.pb.h"
 #include "runtime/gateway/http_server.hpp"
+#include "runtime/metrics/metrics.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/service/registry.hpp"
 
@@ -37,6 +38,9 @@ struct gateway_config {
   /// "" when every store of this node works, else why not (/healthz, and an
   /// immediate 503 for API calls instead of a wait for the store's timeout).
   std::function<std::string()> store_health;
+  /// GET /metrics, and what it reads just before each scrape.
+  bool metrics = true;
+  std::function<metrics::snapshot()> metrics_snapshot;
 };
 
 class gateway {

@@ -85,6 +85,7 @@ std::vector<std::string_view> segments(std::string_view path) {
 
 struct route_entry {
   std::string method;
+  std::string pattern;
   std::vector<std::string> segments;  ///< "{...}" marks a parameter
   handler h;
 
@@ -154,6 +155,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   std::vector<std::thread> threads;
   std::vector<route_entry> routes;
   std::function<std::optional<response>(const request&)> before;
+  answer_hook on_answer;
   std::atomic<size_t> open{0};
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> refused_connections{0};
@@ -213,6 +215,7 @@ public:
 
 private:
   void wait_for_request() {
+    route_.clear();
     if (buffer_.size() > 0)
       return read_request();
     // Idle until the first byte of the next request (a refused connection gets
@@ -289,6 +292,8 @@ private:
       res->body() = std::move(r.body);
     res->prepare_payload();
     srv_->lg->debug("{} {} -> {}", method_, target_, r.status);
+    if (srv_->on_answer)
+      srv_->on_answer(route_, method_, r.status);
     stream_.expires_after(srv_->lim.write_timeout);
     bhttp::async_write(stream_, *res, [self = shared_from_this(), res](error_code ec, size_t) {
       if (ec)
@@ -335,6 +340,7 @@ private:
   std::string remote_;
   std::string method_;
   std::string target_;
+  std::string route_;  ///< the pattern the request matched ("" = none)
   bool refused_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
@@ -396,7 +402,10 @@ void session::dispatch(bhttp::request<bhttp::string_body> in) {
   std::string allow;
   for (auto& r : s.routes)
     if (r.matches(segs, req->params)) {
+      if (route_.empty())
+        route_ = r.pattern;
       if (r.method == req->method) {
+        route_ = r.pattern;
         hit = &r;
         break;
       }
@@ -462,7 +471,7 @@ server::server(limits lim) : impl_(std::make_shared<impl>(lim)) {}
 server::~server() { stop(); }
 
 void server::route(std::string method, const std::string& pattern, handler h) {
-  route_entry r{std::move(method), {}, std::move(h)};
+  route_entry r{std::move(method), pattern, {}, std::move(h)};
   for (auto seg : segments(pattern))
     r.segments.emplace_back(seg);
   impl_->routes.push_back(std::move(r));
@@ -471,6 +480,8 @@ void server::route(std::string method, const std::string& pattern, handler h) {
 void server::before(std::function<std::optional<response>(const request&)> f) {
   impl_->before = std::move(f);
 }
+
+void server::on_answer(answer_hook f) { impl_->on_answer = std::move(f); }
 
 namespace {
 

@@ -61,6 +61,10 @@ private:
 };
 
 using handler = std::function<void(std::shared_ptr<const request>, responder)>;
+/// Told of every answer written: the matched route's pattern ("" = none), the
+/// method and the status (metrics).
+using answer_hook = std::function<void(const std::string& route, const std::string& method,
+                                       int status)>;
 
 struct limits {
   size_t max_body = 1024 * 1024;
@@ -87,6 +91,8 @@ public:
   void route(std::string method, const std::string& pattern, handler h);
   /// Runs before routing: an answer here ends the request.
   void before(std::function<std::optional<response>(const request&)> f);
+  /// Set before start().
+  void on_answer(answer_hook f);
 
   /// Binds (port 0: any free port) and starts `threads` I/O threads. Returns ""
   /// or an error sentence.

@@ -54,6 +54,7 @@ node_config::node_config() {
          "open connections beyond which requests are answered 503 and the connection closed")
     .add(gateway_max_in_flight, "max-in-flight",
          "requests waiting for a service beyond which new ones are answered 503 + Retry-After")
+    .add(gateway_metrics, "metrics", "serve GET /metrics (Prometheus text format, no token)")
     .add(admin_secret_file, "admin-secret-file",
          "bootstrap secret for creating admins (created 0600 if absent; default "
          "<data-dir>/admin.secret)")

@@ -42,6 +42,7 @@ struct node_config : caf::actor_system_config {
   uint64_t gateway_threads = 2;
   uint64_t gateway_max_connections = 4096;
   uint64_t gateway_max_in_flight = 512;
+  bool gateway_metrics = true;  ///< GET /metrics
   std::string admin_secret_file;  ///< "" = <data-dir>/admin.secret
   uint64_t login_failures_per_account = 5;
   uint64_t login_failures_per_address = 20;

@@ -1,5 +1,7 @@
 #include "runtime/node/node.hpp"
 
+#include "runtime/metrics/store_snapshot.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -244,6 +246,10 @@ std::string node::start() {
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
     gc.admin_secret = hex;
+    gc.metrics = cfg_.gateway_metrics;
+    gc.metrics_snapshot = [stores, holders = reg_->job_holders()] {
+      return metrics::read_stores(stores, holders, now_ms());
+    };
     gateway_ = std::make_unique<gateway>(sys_, rt_, reg_, membership_, gc);
     if (auto err = gateway_->start(); !err.empty())
       return err;

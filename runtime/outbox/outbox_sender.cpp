@@ -1,5 +1,7 @@
 #include "runtime/outbox/outbox_sender.hpp"
 
+#include "runtime/metrics/metrics.hpp"
+
 #include "envelope.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
@@ -49,12 +51,14 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     self->state.in_flight.insert(row.id);
     self->state.retries.push_back({row.id, attempt, d->clock() + delay});
     ++self->state.retried;
+    metrics::delivery(d->service, row.dest, "retry");
   };
 
   // The destination answered for good: give the reply to the origin shard, whose
   // commit acknowledges the entry.
   auto hand_back = [self, d, fail](const store::outbox_row& row, const saga::step_ref& step,
                                    const v1::Reply& reply) {
+    metrics::delivery(d->service, row.dest, reply.status() == v1::Reply::OK ? "ok" : "failed");
     auto origin = d->rt->lookup(d->service, row.user_id);
     if (!origin) {
       fail(row, "origin shard not available");

@@ -1,5 +1,7 @@
 #include "runtime/service/shard_core.hpp"
 
+#include "runtime/metrics/metrics.hpp"
+
 #include "runtime/common/log.hpp"
 #include "runtime/service/helpers.hpp"
 
@@ -141,12 +143,18 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   // inbox and never gets here (tests count these lines).
   for (auto& u : p.commit->erase_users)
     log::get("erase")->info("{} erased user={} request={}", logic_->name(), u, p.request_id);
-  if (on_job_finished_)
-    for (auto& j : p.commit->jobs) {
-      v1::JobRecord rec;
-      if (rec.ParseFromString(j.record) && rec.state() != v1::JOB_RUNNING)
-        on_job_finished_(saga::job_status(rec));
-    }
+  for (auto& j : p.commit->jobs) {
+    if (j.state == saga::to_string(v1::JOB_RUNNING))
+      continue;
+    v1::JobRecord rec;
+    if (!rec.ParseFromString(j.record))
+      continue;
+    // This commit ended the job (a later hand-back moves updated_ms only).
+    if (rec.done_ms() == rec.updated_ms())
+      metrics::job_finished(j.kind, static_cast<double>(rec.done_ms() - rec.created_ms()) / 1000.0);
+    if (on_job_finished_)
+      on_job_finished_(saga::job_status(rec));
+  }
   std::shared_ptr<const std::vector<store::outbox_row>> fresh;
   if (!p.commit->outbox.empty() && p.commit->outbox_ids.size() == p.commit->outbox.size()) {
     auto rows = std::make_shared<std::vector<store::outbox_row>>(std::move(p.commit->outbox));

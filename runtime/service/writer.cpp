@@ -1,5 +1,7 @@
 #include "runtime/service/writer.hpp"
 
+#include "runtime/metrics/metrics.hpp"
+
 #include "runtime/common/log.hpp"
 
 #include <algorithm>
@@ -8,7 +10,7 @@ namespace custodian {
 
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
                                         std::shared_ptr<store::event_store> st, writer_config cfg) {
-  auto flush = [self, st] {
+  auto flush = [self, st, service = cfg.service] {
     auto& s = self->state;
     s.flush_scheduled = false;
     if (s.pending.empty())
@@ -40,7 +42,9 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     } catch (const std::exception& e) {
       results.assign(batch.size(), store::status{store::errc::io, e.what()});
     }
-    s.busy += std::chrono::steady_clock::now() - t0;
+    auto took = std::chrono::steady_clock::now() - t0;
+    s.busy += took;
+    metrics::store_commit(service, std::chrono::duration<double>(took).count(), batch.size());
     ++s.batches;
     s.commits += batch.size();
     for (size_t i = 0; i < batch.size(); ++i)

@@ -1,5 +1,7 @@
 #include "runtime/supervision/supervisor.hpp"
 
+#include "runtime/metrics/metrics.hpp"
+
 #include "runtime/common/log.hpp"
 
 namespace custodian {
@@ -65,10 +67,11 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
   });
 
   return {
-    [self](restart_child_atom, uint32_t i) {
+    [self, name](restart_child_atom, uint32_t i) {
       if (i < self->state.children.size() && !self->state.children[i]) {
         self->state.children[i] = self->state.specs[i].start(self);
         ++self->state.total_restarts;
+        metrics::shard_restart(name);
       }
     },
     [self](stats_atom) { return self->state.total_restarts; },
