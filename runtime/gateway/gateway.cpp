@@ -279,6 +279,10 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
     return [c, coordinator, erase](req_ptr req, responder res) {
       auto uid = req->params[0];
       c->authorize(*req, res, uid, [c, coordinator, erase, uid, res](v1::SessionClaims) {
+        // An admin's token passes for any path: a string no user id can be
+        // names nobody (no job for it, no tombstone).
+        if (!is_id(uid))
+          return res(http::error(404, "no such user"));
         if (coordinator.empty())
           return res(http::error(503, "no service coordinates this kind of job"));
         v1::Envelope env;

@@ -286,6 +286,9 @@ private:
     res->set(bhttp::field::content_type, r.content_type);
     for (auto& [k, v] : r.headers)
       res->set(k, v);
+    // Every 503 says when to come back (nothing was done: retrying is safe).
+    if (r.status == 503 && res->find(bhttp::field::retry_after) == res->end())
+      res->set(bhttp::field::retry_after, std::to_string(srv_->lim.retry_after_s));
     res->keep_alive(keep_alive_);
     // These carry no body (and Beast refuses to frame one).
     if (r.status / 100 != 1 && r.status != 204 && r.status != 304)

@@ -33,6 +33,10 @@ void install_ui_routes(http::server& s) {
       }
     res(http::error(404, "not found"));
   };
+  // Browsers ask for it on their own; nothing to show.
+  s.route("GET", "/favicon.ico", [](req_ptr, http::responder res) {
+    res(http::response{204, "", "image/x-icon", {}});
+  });
   s.route("GET", "/ui", [](req_ptr, http::responder res) {
     res(http::response{301, "", "text/html; charset=utf-8", {{"Location", "/ui/"}}});
   });

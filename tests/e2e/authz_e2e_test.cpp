@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "tests/support/e2e_fixture.hpp"
+#include "tests/support/ops.hpp"
 
 #include <cstdio>
 
@@ -27,19 +28,7 @@ std::string fill(std::string p, const std::string& id, const std::string& job) {
   return p;
 }
 
-std::string run_ctl(const std::string& args) {
-  return run_command(std::string(CUSTODIAN_CTL_BIN) + " " + args).out;
-}
-
-user_session make_admin(e2e_fixture& f) {
-  auto out = run_ctl("--url " + f.node.url() + " admin create --email root@example.com --password "
-                     "'root password' --name Root --secret-file " + f.data + "/admin.secret");
-  BOOST_TEST_REQUIRE(out.find("user_id") != std::string::npos, out);
-  auto l = f.api->login("root@example.com", "root password");
-  BOOST_TEST_REQUIRE(l.status == 200, l.body);
-  auto s = api_client::parse<v1::LoginResponse>(l);
-  return {s.user_id(), s.token(), "root@example.com", "Root"};
-}
+user_session make_admin(e2e_fixture& f) { return test::make_admin(f.node.url(), f.data, *f.api); }
 
 } // namespace
 
