@@ -4,6 +4,7 @@
 // 3 the gateway is unreachable or failed (5xx, timeout).
 
 #include "api.pb.h"
+#include "tools/custodianctl/tables.hpp"
 
 #include <google/protobuf/struct.pb.h>
 
@@ -49,6 +50,13 @@ const std::map<std::string, std::string> help{
           "  Shows a job (export jobs need the owner's or an admin's token)."},
   {"logout", "custodianctl logout --token T\n"
              "  Revokes the token's session."},
+  {"status", "custodianctl status --token ADMIN_TOKEN [--json]\n"
+             "  The cluster as the gateway's node sees it: nodes and their liveness, the\n"
+             "  services and shards each hosts, outbox depths and oldest ages, jobs by kind\n"
+             "  and state, the oldest pending erasure. --json prints the raw answers."},
+  {"jobs", "custodianctl jobs --token ADMIN_TOKEN [--kind K] [--state S] [--limit N] [--after C] [--json]\n"
+           "  Lists jobs across the cluster, newest first (kind: register, erase, export;\n"
+           "  state: running, done, failed; limit 1-1000, default 20)."},
   {"admin", "custodianctl admin create --email E --password P --name NAME [--secret-file F | --token T]\n"
             "  Creates an admin user. Authorized by the node's bootstrap secret (the file\n"
             "  gateway.admin-secret-file, default ./data/admin.secret) or by an admin's token."},
@@ -88,7 +96,7 @@ struct args {
 
 args parse(int argc, char** argv) {
   args a;
-  static const std::vector<std::string> flags{"wait", "help"};
+  static const std::vector<std::string> flags{"wait", "help", "json"};
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
     if (s == "-h")
@@ -205,6 +213,55 @@ std::string wait_job(client& c, const std::string& job_id, const std::string& to
   }
 }
 
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Jobs by kind and state, read from the job list (up to 10 pages of 1000 per
+/// state), and the oldest running erasure.
+ctl::job_counts count_jobs(client& c, const std::string& token) {
+  ctl::job_counts out;
+  for (std::string state : {"running", "done", "failed"}) {
+    std::string after;
+    for (int page_no = 0;; ++page_no) {
+      if (page_no == 10) {
+        out.capped[state] = true;
+        break;
+      }
+      custodian::v1::JobPage page;
+      from_json(c.call("GET", "/v1/jobs?limit=1000&state=" + state
+                                + (after.empty() ? "" : "&after=" + after), "", token),
+                page);
+      for (auto& j : page.jobs()) {
+        ++out.by_kind[j.kind()][state];
+        if (state == "running" && j.kind() == "erase") {  // newest first: the last is the oldest
+          out.oldest_erase = j.job_id();
+          out.oldest_erase_accepted_ms = j.accepted_ms();
+        }
+      }
+      if (page.next().empty())
+        break;
+      after = page.next();
+    }
+  }
+  return out;
+}
+
+std::string status(client& c, const std::string& token, bool json) {
+  auto cluster = c.call("GET", "/v1/cluster", "", token);
+  auto running = c.call("GET", "/v1/jobs?state=running&limit=1000", "", token);
+  if (json)
+    return "{\"cluster\": " + cluster + ", \"running_jobs\": " + running + "}";
+  custodian::v1::ClusterStatus cs;
+  if (!from_json(cluster, cs)) {
+    std::cerr << "custodianctl: the gateway's cluster status is not readable\n";
+    std::exit(3);
+  }
+  return ctl::status_table(cs, count_jobs(c, token), now_ms());
+}
+
 int run(int argc, char** argv) {
   auto a = parse(argc, argv);
   if (a.command.empty() || a.command == "help") {
@@ -297,6 +354,17 @@ int run(int argc, char** argv) {
       h.emplace("X-Custodian-Bootstrap", hex);
     }
     out = c.call("POST", "/v1/admins", to_json(req), token, nullptr, h);
+  } else if (a.command == "status") {
+    out = status(c, a.need("token", "CUSTODIAN_TOKEN"), a.flag("json"));
+  } else if (a.command == "jobs") {
+    std::string q = "?limit=" + (a.get("limit").empty() ? std::string("20") : a.get("limit"));
+    for (auto k : {"kind", "state", "after"})
+      if (!a.get(k).empty())
+        q += std::string("&") + k + "=" + a.get(k);
+    out = c.call("GET", "/v1/jobs" + q, "", a.need("token", "CUSTODIAN_TOKEN"));
+    custodian::v1::JobPage page;
+    if (!a.flag("json") && from_json(out, page))
+      out = ctl::jobs_table(page);
   } else if (a.command == "job") {
     if (a.positional.size() != 1)
       throw usage_error{"job needs exactly one JOB_ID"};
