@@ -82,11 +82,20 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
     return st;
   };
 
-  auto mark_down = [self, d, lg](const std::string& addr, const std::string& why) {
+  // custodian_cluster_peers: at every tick and at once when a peer goes down.
+  auto publish_peers = [self] {
+    int64_t alive = 0;
+    for (auto& [addr, p] : self->state.peers)
+      alive += p.alive ? 1 : 0;
+    metrics::cluster_peers(alive, static_cast<int64_t>(self->state.peers.size()) - alive);
+  };
+
+  auto mark_down = [self, d, lg, publish_peers](const std::string& addr, const std::string& why) {
     auto& p = self->state.peers[addr];
     if (!p.alive)
       return;
     p.alive = false;
+    publish_peers();
     auto n = d->rt->withdraw(addr);
     p.routes.clear();
     p.next_try_ms = now_ms();
@@ -254,7 +263,8 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
   self->send(self, tick_atom::value);
   return {
     [on_heartbeat](hb_atom, node_status& st) { on_heartbeat(st); },
-    [self, d, lg, my_status, mark_down, reset, connect, check_isolation, started](tick_atom) {
+    [self, d, lg, my_status, mark_down, reset, connect, check_isolation, started,
+     publish_peers](tick_atom) {
       auto now = now_ms();
       auto st = my_status();
       auto timeout = ms(d->cfg.timeout);
@@ -289,10 +299,7 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
                           timeout))
           connect(addr);
       }
-      int64_t alive = 0;
-      for (auto& [addr, p] : self->state.peers)
-        alive += p.alive ? 1 : 0;
-      metrics::cluster_peers(alive, static_cast<int64_t>(self->state.peers.size()) - alive);
+      publish_peers();
       self->delayed_send(self, d->cfg.heartbeat, tick_atom::value);
     },
     [self, d, my_status](status_atom) {
