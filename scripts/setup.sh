@@ -6,7 +6,7 @@
 # server the MongoDB backend is tested against), prometheus-cpp (the /metrics
 # registry), prometheus (promtool checks the scrape and the alert rules) and
 # chromium (the ops page's browser test). A Python virtualenv for the
-# reference external participant (standardwebhooks from PyPI). Go >= 1.24 (to build FerretDB):
+# Python tools of the tests from PyPI (below). Go >= 1.24 (to build FerretDB):
 # the machine's own if it is recent enough, else the toolchain module from the
 # Go module proxy into .tools/go (Debian 12's golang is 1.19).
 set -euo pipefail
@@ -53,16 +53,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# The reference external participant (examples/external-participant) and its
-# tests: a virtualenv in .tools/venv with its requirements from PyPI.
+# A virtualenv in .tools/venv with what the Python parts of the tests need from
+# PyPI: the reference external participant (examples/external-participant:
+# standardwebhooks), Schemathesis against docs/openapi.yaml and Playwright for
+# the ops page's browser test (tests/ops: it drives Debian's chromium; no
+# browser is downloaded).
 venv="$here/.tools/venv"
-req="$here/examples/external-participant/requirements.txt"
-if ! "$venv/bin/python3" -c 'import standardwebhooks' 2> /dev/null; then
-  echo "setup: creating $venv with $(tr '\n' ' ' < "$req")"
-  rm -rf "$venv"
-  mkdir -p "$here/.tools"
-  python3 -m venv "$venv"
-  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$req"
+reqs=("$here/examples/external-participant/requirements.txt" "$here/tests/ops/requirements.txt")
+if ! "$venv/bin/python3" -c 'import standardwebhooks, schemathesis, playwright, openapi_spec_validator' 2> /dev/null; then
+  echo "setup: installing into $venv: $(cat "${reqs[@]}" | grep -v '^#' | tr '\n' ' ')"
+  [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "${reqs[0]}" -r "${reqs[1]}"
 fi
 
 # Go >= 1.24 for tools/ferretdb-runner.
