@@ -158,6 +158,10 @@ void caller::authenticate(const http::request& req, const http::responder& res, 
          [res, k, c = *claims, path_uid, erased_status](v1::Reply r) {
            if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL)
              return res(reply_error(r));
+           // The check itself went unanswered (its shard crashed or timed out):
+           // nothing was done for the caller, so 503 (retry), not 401 or 504.
+           if (r.status() == v1::Reply::OUTCOME_UNKNOWN)
+             return res(http::error(503, "the token could not be checked: " + r.message()));
            if (r.status() == v1::Reply::GONE && erased_status == 404 && c.user_id() == path_uid)
              return res(http::error(404, "no such user"));
            if (r.status() != v1::Reply::OK)

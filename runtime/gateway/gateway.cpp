@@ -6,7 +6,7 @@
 #include "runtime/common/log.hpp"
 #include "runtime/gateway/caller.hpp"
 #include "runtime/gateway/http_server.hpp"
-#include "runtime/gateway/job_list.hpp"
+#include "runtime/gateway/job_routes.hpp"
 #include "runtime/gateway/ops_routes.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/gateway/login_limits.hpp"
@@ -192,9 +192,11 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
         env.set_user_id(out.user_id());
         env.mutable_command()->mutable_grant_role()->set_role(identity::admin_role);
         c->call(roles_svc, out.user_id(), env, [res, out](v1::Reply r) {
+          // Not a 503: the user exists now, so retrying the same request gives 409.
           if (r.status() != v1::Reply::OK)
-            return res(http::error(503, "user " + out.user_id() + " registered but the admin "
-                                          "role could not be granted yet: " + r.message()));
+            return res(http::error(500, "user " + out.user_id() + " registered but the admin "
+                                          "role could not be granted: " + r.message()
+                                          + "; grant it again as an admin"));
           log::get("gateway")->info("admin created user={}", out.user_id());
           res(http::json(201, json::print(out)));
         });
@@ -302,44 +304,7 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
   s.route("DELETE", "/v1/users/{id}", start_job(reg_->coordinator(v1::JOB_ERASE), true));
   s.route("POST", "/v1/users/{id}/export", start_job(reg_->coordinator(v1::JOB_EXPORT), false));
 
-  install_job_list(s, c, rt_, reg_->job_holders());
-  auto holders = std::make_shared<const std::vector<std::string>>(reg_->job_holders());
-  s.route("GET", "/v1/jobs/{id}", [c, holders](req_ptr req, responder res) {
-    auto job_id = req->params[0];
-    if (!is_id(job_id))
-      return res(http::error(404, "no such job"));
-    find_job(c, holders, 0, job_id, [c, req, res](v1::Reply r) {
-      if (r.status() != v1::Reply::OK)
-        return res(reply_error(r));
-      auto status = r.job_status();
-      auto show = [res, status] {
-        auto body = json::print_job(status);
-        if (body.empty())
-          return res(http::error(500, "an export section has a type this node does not know"));
-        res(http::json(200, body));
-      };
-      // An export job holds the user's data: only its owner may read it. Erase and
-      // register jobs hold no personal data and are readable by their id alone.
-      if (status.kind() != saga::to_string(v1::JOB_EXPORT))
-        return show();
-      c->authorize(*req, res, status.user_id(), [show](v1::SessionClaims) { show(); });
-    });
-  });
-}
-
-void gateway::find_job(std::shared_ptr<caller> c,
-                       std::shared_ptr<const std::vector<std::string>> holders, size_t i,
-                       std::string job_id, std::function<void(v1::Reply)> k) {
-  // A job lives with the service that coordinates its kind: ask each in turn.
-  if (i >= holders->size())
-    return k(make_reply(v1::Reply::NOT_FOUND, "no such job"));
-  v1::Envelope env;
-  env.mutable_command()->mutable_get_job()->set_job_id(job_id);
-  c->call((*holders)[i], job_id, env, [c, holders, i, job_id, k](v1::Reply r) {
-    if (r.status() != v1::Reply::NOT_FOUND)
-      return k(std::move(r));
-    find_job(c, holders, i + 1, job_id, k);
-  });
+  install_job_routes(s, c, rt_, reg_->job_holders());
 }
 
 void gateway::install_service_routes(std::shared_ptr<caller> c) {

@@ -63,9 +63,6 @@ private:
   void install_identity_routes(std::shared_ptr<caller> c);
   void install_session_routes(std::shared_ptr<caller> c);
   void install_lifecycle_routes(std::shared_ptr<caller> c);
-  static void find_job(std::shared_ptr<caller> c,
-                       std::shared_ptr<const std::vector<std::string>> holders, size_t i,
-                       std::string job_id, std::function<void(v1::Reply)> k);
   void install_service_routes(std::shared_ptr<caller> c);
 
   caf::actor_system& sys_;

@@ -216,6 +216,7 @@ public:
 private:
   void wait_for_request() {
     route_.clear();
+    method_.clear();
     if (buffer_.size() > 0)
       return read_request();
     // Idle until the first byte of the next request (a refused connection gets

@@ -2,6 +2,8 @@
 
 #include "runtime/gateway/ui_assets.hpp"
 
+#include <mutex>
+
 namespace custodian {
 
 using req_ptr = std::shared_ptr<const http::request>;
@@ -10,10 +12,17 @@ void install_metrics_route(http::server& s, caf::actor_system& sys,
                            std::function<metrics::snapshot()> snapshot) {
   s.route("GET", "/metrics", [&sys, snapshot](req_ptr, http::responder res) {
     sys.spawn<caf::detached>([snapshot, res](caf::event_based_actor* self) {
-      if (snapshot)
-        metrics::set_snapshot(snapshot());
-      res(http::response{200, metrics::serialize(), "text/plain; version=0.0.4; charset=utf-8",
-                         {}});
+      // One scrape at a time: another one waits here instead of reading the
+      // gauges while this one rewrites them (and a slow store is read once).
+      static std::mutex scraping;
+      std::string text;
+      {
+        std::lock_guard<std::mutex> g{scraping};
+        if (snapshot)
+          metrics::set_snapshot(snapshot());
+        text = metrics::serialize();
+      }
+      res(http::response{200, std::move(text), "text/plain; version=0.0.4; charset=utf-8", {}});
       self->quit();
     });
   });

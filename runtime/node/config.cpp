@@ -1,5 +1,7 @@
 #include "runtime/node/config.hpp"
 
+#include <cctype>
+
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/wire.hpp"
 #include "runtime/external/external_service.hpp"
@@ -87,6 +89,10 @@ node_config::node_config() {
     .add(rotate_to, "rotate-to",
          "master key rotation: re-seal every key table for the key in this file (created if "
          "absent), then exit; the node must be stopped");
+  opt_group{custom_options_, "jobs"}
+    .add(jobs_deadline, "deadline",
+         "a job's legal deadline after acceptance: \"\" = one calendar month (GDPR Art. "
+         "12(3)), or a duration such as 45d (CCPA), 72h");
   opt_group{custom_options_, "auth"}
     .add(pwhash_ops, "pwhash-ops", "argon2id passes (crypto_pwhash opslimit)")
     .add(pwhash_mem_kib, "pwhash-mem-kib", "argon2id memory in KiB (crypto_pwhash memlimit)")
@@ -283,6 +289,25 @@ std::vector<std::pair<std::string, std::string>> node_config::external_services(
   return out;
 }
 
+int64_t parse_days(const std::string& s) {
+  size_t digits = 0;
+  while (digits < s.size() && digits < 6 && std::isdigit(static_cast<unsigned char>(s[digits])))
+    ++digits;
+  if (digits == 0)
+    return -1;
+  auto n = std::stoll(s.substr(0, digits));
+  auto unit = s.substr(digits);
+  if (unit == "d")
+    return n * 86400000;
+  if (unit == "h")
+    return n * 3600000;
+  if (unit == "min")
+    return n * 60000;
+  if (unit == "s")
+    return n * 1000;
+  return -1;
+}
+
 std::vector<std::string> node_config::validate() const {
   std::vector<std::string> problems;
   auto reg = builtin_services();
@@ -380,6 +405,9 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("outbox.backoff-base must be positive and at most outbox.backoff-max");
   if (log_format != "text" && log_format != "json")
     problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
+  if (!jobs_deadline.empty() && parse_days(jobs_deadline) <= 0)
+    problems.push_back("jobs.deadline must be empty (one calendar month) or a positive duration "
+                       "such as 45d, 72h or 90min, got \"" + jobs_deadline + "\"");
   return problems;
 }
 

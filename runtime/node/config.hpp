@@ -43,6 +43,7 @@ struct node_config : caf::actor_system_config {
   uint64_t gateway_max_connections = 4096;
   uint64_t gateway_max_in_flight = 512;
   bool gateway_metrics = true;  ///< GET /metrics
+  std::string jobs_deadline;    ///< "" = one calendar month; else e.g. "45d"
   std::string admin_secret_file;  ///< "" = <data-dir>/admin.secret
   uint64_t login_failures_per_account = 5;
   uint64_t login_failures_per_address = 20;
@@ -117,5 +118,7 @@ std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& s
 
 /// Splits "host:port"; false if malformed.
 bool split_host_port(const std::string& s, std::string& host, uint16_t& port);
+/// A duration "<N>d|h|min|s" in ms; -1 if it is not one.
+int64_t parse_days(const std::string& s);
 
 } // namespace custodian

@@ -1,6 +1,7 @@
 #include "runtime/node/node.hpp"
 
 #include "runtime/metrics/store_snapshot.hpp"
+#include "runtime/saga/deadline.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,6 +102,9 @@ std::string node::start() {
   auto lg = log::get("node");
   // Peers' logs name this node by its CAF node id (host hash and PID).
   lg->info("node {}: CAF node id {}", cfg_.node_name, caf::to_string(sys_.node()));
+  saga::set_job_shards(cfg_.shards);
+  saga::set_deadline_policy(
+    saga::deadline_policy{cfg_.jobs_deadline.empty() ? 0 : parse_days(cfg_.jobs_deadline)});
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec)

@@ -1,5 +1,7 @@
 #include "runtime/saga/saga.hpp"
 
+#include "runtime/saga/deadline.hpp"
+
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/crypto/keyring.hpp"
@@ -7,6 +9,7 @@
 #include <google/protobuf/struct.pb.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace custodian::saga {
 
@@ -45,10 +48,23 @@ const char* to_string(v1::Step step) {
   }
 }
 
+namespace {
+std::atomic<uint32_t> job_shards{0};
+} // namespace
+
+void set_job_shards(uint32_t n) { job_shards.store(n); }
+
 v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
-                      const std::vector<std::string>& participants) {
+                      const std::vector<std::string>& participants, const std::string& owner_key) {
   v1::JobRecord job;
-  job.set_job_id(new_time_ordered_id());  // concurrent jobs share store pages
+  // Time-ordered (concurrent jobs share store pages; the job list's order), on
+  // the owner's shard: about `shards` draws of the random part.
+  auto n = job_shards.load();
+  auto want = shard_of(owner_key.empty() ? user_id : owner_key, n);
+  auto id = new_time_ordered_id();
+  while (n > 1 && shard_of(id, n) != want)
+    id = new_time_ordered_id();
+  job.set_job_id(id);
   job.set_kind(kind);
   job.set_state(v1::JOB_RUNNING);
   job.set_user_id(user_id);
@@ -56,12 +72,15 @@ v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
     (*job.mutable_services())[s] = v1::STEP_PENDING;
   job.set_created_ms(now_ms());
   job.set_updated_ms(job.created_ms());
+  job.set_deadline_ms(deadline_for(job.created_ms()));
   return job;
 }
 
 void mark(v1::JobRecord& job, const std::string& service, v1::StepState state) {
   (*job.mutable_services())[service] = state;
   job.set_updated_ms(now_ms());
+  if (state == v1::STEP_DONE && job.service_done_ms().count(service) == 0)
+    (*job.mutable_service_done_ms())[service] = job.updated_ms();
   if (job.state() != v1::JOB_RUNNING)
     return;
   bool all_done = true;
@@ -105,6 +124,12 @@ v1::JobStatus job_status(const v1::JobRecord& job) {
   s.set_accepted_ms(job.created_ms());
   if (job.state() != v1::JOB_RUNNING)
     s.set_done_ms(job.done_ms() != 0 ? job.done_ms() : job.updated_ms());
+  s.set_deadline_ms(job.deadline_ms());
+  if (job.deadline_ms() != 0)
+    s.set_overdue(job.state() == v1::JOB_RUNNING ? now_ms() > job.deadline_ms()
+                                                 : s.done_ms() > job.deadline_ms());
+  s.set_extended_ms(job.extended_ms());
+  s.set_extension_reason(job.extension_reason());
   for (auto& [name, st] : job.services())
     (*s.mutable_services())[name] = to_string(st);
   return s;
@@ -175,6 +200,7 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kStartExport:
     case v1::Command::kGetJob:
     case v1::Command::kListJobs:
+    case v1::Command::kExtendJob:
     case v1::Command::kDelivered:
       return true;
     default:
@@ -189,6 +215,7 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kStartExport: return start(v1::JOB_EXPORT, env, st, own);
     case v1::Command::kGetJob: return get_job(env, st);
     case v1::Command::kListJobs: return list_jobs(env.command().list_jobs(), st);
+    case v1::Command::kExtendJob: return extend(env.command().extend_job(), st);
     default: return delivered(env, st, pending);
   }
 }
@@ -205,7 +232,7 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
   auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
   auto participants = reg_->participants(step);
   // An erase job holds no personal data: not even the user id.
-  auto job = new_job(kind, erase ? "" : env.user_id(), participants);
+  auto job = new_job(kind, erase ? "" : env.user_id(), participants, env.user_id());
   bool self_too = false;
   if (erase) {
     out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
@@ -329,12 +356,39 @@ outcome coordinator::get_job(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
+outcome coordinator::extend(const v1::ExtendJob& x, store::event_store& st) {
+  outcome out;
+  auto job = load_job(st, x.job_id());
+  if (!job) {
+    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such job");
+    return out;
+  }
+  if (job->state() != v1::JOB_RUNNING) {
+    out.reply = make_reply(v1::Reply::CONFLICT, "the job is finished; its deadline stays");
+    return out;
+  }
+  if (job->extended_ms() != 0) {
+    out.reply = make_reply(v1::Reply::CONFLICT, "the deadline was extended once already");
+    return out;
+  }
+  job->set_deadline_ms(extended_deadline(job->deadline_ms()));
+  job->set_extended_ms(now_ms());
+  job->set_extension_reason(x.reason());
+  log::get(service_)->info("job={} deadline extended to {}", job->job_id(), job->deadline_ms());
+  put_job(out.commit, *job);
+  out.reply = make_reply(v1::Reply::OK);
+  *out.reply.mutable_job_status() = job_status(*job);
+  return out;
+}
+
 outcome coordinator::list_jobs(const v1::ListJobs& q, store::event_store& st) {
   store::job_query sq;
   sq.kind = q.kind();
   sq.state = q.state();
   sq.before_id = q.before_id();
-  sq.limit = std::min<uint32_t>(q.limit() == 0 ? 100 : q.limit(), 1000);
+  // The gateway asks for one more than a page (1000 at most) to learn whether
+  // a next page exists.
+  sq.limit = std::min<uint32_t>(q.limit() == 0 ? 100 : q.limit(), 1001);
   outcome out;
   out.reply = make_reply(v1::Reply::OK);
   auto* list = out.reply.mutable_job_list();

@@ -40,8 +40,15 @@ const char* to_string(v1::JobState state);
 const char* to_string(v1::StepState state);
 const char* to_string(v1::Step step);
 
+/// A new job of `user_id` (stored only if the kind may hold it: pass "" for
+/// erase jobs). Its id is time-ordered and falls on the shard of `owner_key`
+/// (the user whose shard records the job; default `user_id`), so that a call
+/// routed by the job id reaches the shard that writes the job.
 v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
-                      const std::vector<std::string>& participants);
+                      const std::vector<std::string>& participants,
+                      const std::string& owner_key = {});
+/// The node's shard count (node.shards), for new_job's ids; 0 = ids fall anywhere.
+void set_job_shards(uint32_t n);
 /// Sets one participant's progress and recomputes the job's state: failed if
 /// any failed, done if all are done, running otherwise.
 void mark(v1::JobRecord& job, const std::string& service, v1::StepState state);
@@ -78,8 +85,8 @@ public:
   coordinator(std::string service, std::string node, std::shared_ptr<const service_registry> reg,
               std::shared_ptr<crypto::keyring> keys);
 
-  /// StartErase, StartExport, GetJob, ListJobs and Delivered: handled here,
-  /// not by the service's logic.
+  /// StartErase, StartExport, GetJob, ListJobs, ExtendJob and Delivered:
+  /// handled here, not by the service's logic.
   static bool handles(const v1::Command& cmd);
 
   /// Job records written by hand-backs handled earlier in the same commit
@@ -95,6 +102,7 @@ private:
   outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
   outcome list_jobs(const v1::ListJobs& q, store::event_store& st);
+  outcome extend(const v1::ExtendJob& x, store::event_store& st);
   /// A failed register: the user is erased here and everywhere else.
   void compensate(outcome& out, v1::JobRecord& job, const v1::Envelope& cause);
   void add_bundle(const v1::JobRecord& job, v1::JobStatus& status);

@@ -111,6 +111,17 @@ std::string check_display_name(const std::string& name) {
   return "";
 }
 
+std::string check_text(const std::string& field, const std::string& value, size_t min,
+                       size_t max) {
+  if (value.size() < min)
+    return field + (min <= 1 ? " is required" : " is shorter than " + std::to_string(min) + " bytes");
+  if (value.size() > max)
+    return field + " is longer than " + std::to_string(max) + " bytes";
+  if (has_control_chars(value))
+    return field + " contains control characters";
+  return "";
+}
+
 std::string check_title_id(const std::string& title) {
   if (title.empty())
     return "title_id is required";

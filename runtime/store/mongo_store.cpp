@@ -590,6 +590,8 @@ mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
     specs.push_back({"inbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"idx", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+    specs.push_back({"jobs", "state", own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
     specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
     specs.push_back({"outbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"outbox", "shard", own(BCON_NEW("shard", BCON_INT32(1))), false});

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   created_ms INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, job_id);
+CREATE INDEX IF NOT EXISTS jobs_kind_state ON jobs(kind, state, job_id);
 CREATE TABLE IF NOT EXISTS outbox (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   dest       TEXT NOT NULL,
@@ -251,10 +253,18 @@ void sqlite_store::migrate() {
     stmt s{db_, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"};
     old_jobs = s.step() && s.str(0).find("created_ms") == std::string::npos;
   }
-  if (old_jobs)
-    exec(db_, "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
-              "ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT '';"
-              "ALTER TABLE jobs ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;");
+  if (old_jobs) {
+    exec(db_, "BEGIN IMMEDIATE");  // all three columns or none
+    try {
+      exec(db_, "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
+                "ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT '';"
+                "ALTER TABLE jobs ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;");
+      exec(db_, "COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
   if (!old_inbox)
     return;
   exec(db_, "BEGIN IMMEDIATE");

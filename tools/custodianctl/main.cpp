@@ -234,6 +234,9 @@ ctl::job_counts count_jobs(client& c, const std::string& token) {
       from_json(c.call("GET", "/v1/jobs?limit=1000&state=" + state
                                 + (after.empty() ? "" : "&after=" + after), "", token),
                 page);
+      for (auto& u : page.unreachable())
+        if (std::find(out.unreachable.begin(), out.unreachable.end(), u) == out.unreachable.end())
+          out.unreachable.push_back(u);
       for (auto& j : page.jobs()) {
         ++out.by_kind[j.kind()][state];
         if (state == "running" && j.kind() == "erase") {  // newest first: the last is the oldest

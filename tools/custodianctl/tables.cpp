@@ -104,6 +104,8 @@ std::string status_table(const custodian::v1::ClusterStatus& cs, const job_count
     out << "jobs: none\n";
   else
     out << table(jt);
+  for (auto& u : jobs.unreachable)
+    out << "incomplete: shards of " << u << " did not answer; their jobs are not counted\n";
   out << "oldest pending erasure: "
       << (jobs.oldest_erase.empty()
             ? std::string("none")

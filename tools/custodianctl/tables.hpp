@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace ctl {
 
@@ -14,6 +15,7 @@ namespace ctl {
 struct job_counts {
   std::map<std::string, std::map<std::string, int64_t>> by_kind;  ///< kind -> state -> n
   std::map<std::string, bool> capped;                             ///< state -> more than read
+  std::vector<std::string> unreachable;  ///< holders whose shards did not answer
   std::string oldest_erase;                                       ///< running erase job id
   int64_t oldest_erase_accepted_ms = 0;
 };

@@ -1,8 +1,12 @@
-#include "runtime/gateway/job_list.hpp"
+#include "runtime/gateway/job_routes.hpp"
 
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/gateway/json.hpp"
+#include "runtime/gateway/requests.hpp"
+#include "runtime/saga/saga.hpp"
+#include "runtime/service/helpers.hpp"
+#include "runtime/service/service_logic.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -92,6 +96,22 @@ std::string parse_job_list_query(const http::request& req, job_list_query& out) 
   return "";
 }
 
+void ask_job_holders(std::shared_ptr<caller> c,
+                     std::shared_ptr<const std::vector<std::string>> holders, size_t i,
+                     std::string job_id, v1::Envelope env, std::function<void(v1::Reply)> k) {
+  // A job lives with the service that coordinates its kind: ask each in turn.
+  if (i >= holders->size())
+    return k(make_reply(v1::Reply::NOT_FOUND, "no such job"));
+  auto svc = (*holders)[i];
+  c->call(svc, job_id, env, [c, holders, i, job_id, env, k](v1::Reply r) {
+    if (r.status() != v1::Reply::NOT_FOUND)
+      return k(std::move(r));
+    ask_job_holders(c, holders, i + 1, job_id, env, k);
+  });
+}
+
+namespace {
+
 void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
                       std::vector<std::string> holders) {
   s.route("GET", "/v1/jobs", [c, rt, holders](std::shared_ptr<const http::request> req,
@@ -126,6 +146,74 @@ void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_pt
       }
     });
   });
+}
+
+
+void install_job_by_id(http::server& s, std::shared_ptr<caller> c,
+                       std::shared_ptr<const std::vector<std::string>> holders) {
+  s.route("GET", "/v1/jobs/{id}", [c, holders](std::shared_ptr<const http::request> req,
+                                               http::responder res) {
+    auto job_id = req->params[0];
+    if (!is_id(job_id))
+      return res(http::error(404, "no such job"));
+    v1::Envelope env;
+    env.mutable_command()->mutable_get_job()->set_job_id(job_id);
+    ask_job_holders(c, holders, 0, job_id, env, [c, req, res](v1::Reply r) {
+      if (r.status() != v1::Reply::OK)
+        return res(reply_error(r));
+      auto status = r.job_status();
+      auto show = [res, status] {
+        auto body = json::print_job(status);
+        if (body.empty())
+          return res(http::error(500, "an export section has a type this node does not know"));
+        res(http::json(200, body));
+      };
+      // An export job holds the user's data: only its owner (or an admin) may
+      // read it. Erase and register jobs hold no personal data and are readable
+      // by their id alone.
+      if (status.kind() != saga::to_string(v1::JOB_EXPORT))
+        return show();
+      c->authorize(*req, res, status.user_id(), [show](v1::SessionClaims) { show(); });
+    });
+  });
+}
+
+void install_extend(http::server& s, std::shared_ptr<caller> c,
+                    std::shared_ptr<const std::vector<std::string>> holders) {
+  s.route("POST", "/v1/jobs/{id}/extend", [c, holders](std::shared_ptr<const http::request> req,
+                                                       http::responder res) {
+    c->authenticate(*req, res, [c, holders, req, res](v1::SessionClaims who) {
+      if (!caller::is_admin(who))
+        return res(http::error(403, "only an admin extends a deadline"));
+      v1::ExtendRequest body;
+      if (auto err = json::parse(req->body, body); !err.empty())
+        return res(http::error(400, err));
+      if (auto err = check_text("reason", body.reason(), 1, 500); !err.empty())
+        return res(http::error(400, err));
+      auto job_id = req->params[0];
+      if (!is_id(job_id))
+        return res(http::error(404, "no such job"));
+      v1::Envelope env;
+      auto* x = env.mutable_command()->mutable_extend_job();
+      x->set_job_id(job_id);
+      x->set_reason(body.reason());
+      ask_job_holders(c, holders, 0, job_id, env, [res](v1::Reply r) {
+        if (r.status() != v1::Reply::OK)
+          return res(reply_error(r));
+        res(http::json(200, json::print(r.job_status())));
+      });
+    });
+  });
+}
+
+} // namespace
+
+void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                        std::vector<std::string> holders) {
+  auto shared = std::make_shared<const std::vector<std::string>>(holders);
+  install_job_list(s, c, rt, std::move(holders));
+  install_job_by_id(s, c, shared);
+  install_extend(s, c, shared);
 }
 
 } // namespace custodian

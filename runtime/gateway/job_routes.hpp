@@ -1,5 +1,7 @@
 #pragma once
-/// GET /v1/jobs: the admin's list of jobs across the cluster, newest first.
+/// The job routes: GET /v1/jobs/{id}, POST /v1/jobs/{id}/extend (an admin
+/// moves an unfinished job's deadline, once) and GET /v1/jobs, the admin's
+/// list of jobs across the cluster, newest first.
 ///
 /// Jobs live in the stores of the services that hold them (the registry's job
 /// holders), spread over shards and nodes. One page asks one shard per node
@@ -14,6 +16,7 @@
 #include "runtime/gateway/http_server.hpp"
 #include "runtime/router/router.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,7 +30,13 @@ struct job_list_query {
 };
 std::string parse_job_list_query(const http::request& req, job_list_query& out);
 
-void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
-                      std::vector<std::string> holders);
+/// Sends `env` (about job `job_id`) to each job-holding service in turn, from
+/// the `i`-th, until one does not answer NOT_FOUND; `k` gets that answer.
+void ask_job_holders(std::shared_ptr<caller> c,
+                     std::shared_ptr<const std::vector<std::string>> holders, size_t i,
+                     std::string job_id, v1::Envelope env, std::function<void(v1::Reply)> k);
+
+void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                        std::vector<std::string> holders);
 
 } // namespace custodian
