@@ -33,6 +33,8 @@ service_descriptor custodian_service_billing() {
     return std::make_shared<billing::billing_logic>(ctx.keys);
   };
   d.provision = d.erase = d.exports = true;
+  // Invoices are kept (tax law) without what identifies the person.
+  d.erase_method = "retain-pseudonymized";
   d.routes.push_back(http_route{
     "PUT", "/v1/users/{id}/subscription",
     [](const std::string& body, google::protobuf::Any& command) {

@@ -7,8 +7,8 @@
 namespace custodian::crypto {
 
 namespace {
-
 constexpr int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+} // namespace
 
 std::string b64(const std::string& bin) {
   std::string out(sodium_base64_ENCODED_LEN(bin.size(), variant), '\0');
@@ -29,7 +29,31 @@ std::optional<std::string> unb64(const std::string& text) {
   return out;
 }
 
-} // namespace
+std::string sign_detached(const std::string& msg, const signing_keys& keys) {
+  std::string sig(crypto_sign_BYTES, '\0');
+  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
+                       keys.secret_key.data());
+  return sig;
+}
+
+bool verify_detached(const std::string& msg, const std::string& sig, const std::string& pk) {
+  return sig.size() == crypto_sign_BYTES && pk.size() == crypto_sign_PUBLICKEYBYTES
+         && crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
+                                        reinterpret_cast<const unsigned char*>(msg.data()),
+                                        msg.size(),
+                                        reinterpret_cast<const unsigned char*>(pk.data()))
+              == 0;
+}
+
+std::string key_id(const std::string& pk) {
+  unsigned char h[32];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(pk.data()), pk.size(),
+                     nullptr, 0);
+  char hex[17];
+  sodium_bin2hex(hex, sizeof hex, h, 8);
+  return hex;
+}
 
 signing_keys keys_from_seed(const std::array<unsigned char, 32>& seed) {
   signing_keys k;

@@ -20,6 +20,17 @@ signing_keys keys_from_seed(const std::array<unsigned char, 32>& seed);
 
 std::string sign_token(const v1::SessionClaims& claims, const signing_keys& keys);
 
+/// base64url without padding, and back (nullopt if `text` is not that).
+std::string b64(const std::string& bin);
+std::optional<std::string> unb64(const std::string& text);
+
+/// An Ed25519 signature of `msg`, and its check against a 32-byte public key.
+std::string sign_detached(const std::string& msg, const signing_keys& keys);
+bool verify_detached(const std::string& msg, const std::string& sig, const std::string& pk);
+
+/// A public key's id: hex of the first 8 bytes of BLAKE2b-256 of it.
+std::string key_id(const std::string& pk);
+
 /// The claims if the token is well formed, signed by `public_key` and not
 /// expired at `now_ms`; nullopt otherwise.
 std::optional<v1::SessionClaims> verify_token(const std::string& token,

@@ -304,7 +304,7 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
   s.route("DELETE", "/v1/users/{id}", start_job(reg_->coordinator(v1::JOB_ERASE), true));
   s.route("POST", "/v1/users/{id}/export", start_job(reg_->coordinator(v1::JOB_EXPORT), false));
 
-  install_job_routes(s, c, rt_, reg_->job_holders());
+  install_job_routes(s, c, rt_, reg_->job_holders(), reg_->coordinator(v1::JOB_ERASE));
 }
 
 void gateway::install_service_routes(std::shared_ptr<caller> c) {

@@ -206,14 +206,75 @@ void install_extend(http::server& s, std::shared_ptr<caller> c,
   });
 }
 
+void install_certificate(http::server& s, std::shared_ptr<caller> c,
+                         std::shared_ptr<const std::vector<std::string>> holders) {
+  s.route("GET", "/v1/jobs/{id}/certificate", [c, holders](std::shared_ptr<const http::request> req,
+                                                           http::responder res) {
+    auto job_id = req->params[0];
+    if (!is_id(job_id))
+      return res(http::error(404, "no such erase job"));
+    v1::Envelope env;
+    env.mutable_command()->mutable_get_certificate()->set_job_id(job_id);
+    // Readable by the job id alone, like the erase job itself: it holds no
+    // personal data.
+    ask_job_holders(c, holders, 0, job_id, env, [res](v1::Reply r) {
+      if (r.status() == v1::Reply::NOT_FOUND && r.message() == "no such job")
+        r.set_message("no such erase job");
+      if (r.status() != v1::Reply::OK)
+        return res(reply_error(r));
+      res(http::json(200, json::print(r.certificate())));
+    });
+  });
+}
+
+/// GET /v1/keys: the certificate keys of every node that coordinates erasures.
+void install_keys(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                  std::string coordinator) {
+  struct merge {
+    std::mutex mtx;
+    size_t outstanding = 0, answered = 0;
+    std::map<std::string, v1::PublishedKey> keys;
+  };
+  s.route("GET", "/v1/keys", [c, rt, coordinator](std::shared_ptr<const http::request>,
+                                                  http::responder res) {
+    auto view = rt->owners(coordinator);
+    if (coordinator.empty() || view.one_shard_each.empty())
+      return res(http::error(503, "no node coordinating erasures is reachable; retry later"));
+    auto m = std::make_shared<merge>();
+    m->outstanding = view.one_shard_each.size();
+    for (auto& [owner, shard] : view.one_shard_each) {
+      v1::Envelope env;
+      env.mutable_command()->mutable_list_certificate_keys();
+      c->call_shard(coordinator, shard, env, [m, res](v1::Reply r) {
+        std::lock_guard<std::mutex> g{m->mtx};
+        if (r.status() == v1::Reply::OK) {
+          ++m->answered;
+          for (auto& k : r.published_keys().keys())
+            m->keys.emplace(k.key_id(), k);
+        }
+        if (--m->outstanding > 0)
+          return;
+        if (m->answered == 0)
+          return res(http::error(503, "no node coordinating erasures answered; retry later"));
+        v1::PublishedKeys out;
+        for (auto& [id, k] : m->keys)
+          *out.add_keys() = k;
+        res(http::json(200, json::print(out)));
+      });
+    }
+  });
+}
+
 } // namespace
 
 void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
-                        std::vector<std::string> holders) {
+                        std::vector<std::string> holders, std::string erase_coordinator) {
   auto shared = std::make_shared<const std::vector<std::string>>(holders);
   install_job_list(s, c, rt, std::move(holders));
   install_job_by_id(s, c, shared);
   install_extend(s, c, shared);
+  install_certificate(s, c, shared);
+  install_keys(s, c, rt, std::move(erase_coordinator));
 }
 
 } // namespace custodian

@@ -36,7 +36,9 @@ void ask_job_holders(std::shared_ptr<caller> c,
                      std::shared_ptr<const std::vector<std::string>> holders, size_t i,
                      std::string job_id, v1::Envelope env, std::function<void(v1::Reply)> k);
 
+/// Also GET /v1/jobs/{id}/certificate and GET /v1/keys (the certificate keys
+/// of `erase_coordinator`'s nodes).
 void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
-                        std::vector<std::string> holders);
+                        std::vector<std::string> holders, std::string erase_coordinator);
 
 } // namespace custodian

@@ -1,5 +1,6 @@
 #include "runtime/saga/saga.hpp"
 
+#include "runtime/saga/certificate.hpp"
 #include "runtime/saga/deadline.hpp"
 
 #include "runtime/common/ids.hpp"
@@ -201,6 +202,8 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kGetJob:
     case v1::Command::kListJobs:
     case v1::Command::kExtendJob:
+    case v1::Command::kGetCertificate:
+    case v1::Command::kListCertificateKeys:
     case v1::Command::kDelivered:
       return true;
     default:
@@ -216,6 +219,8 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kGetJob: return get_job(env, st);
     case v1::Command::kListJobs: return list_jobs(env.command().list_jobs(), st);
     case v1::Command::kExtendJob: return extend(env.command().extend_job(), st);
+    case v1::Command::kGetCertificate: return certificate(env.command().get_certificate(), st);
+    case v1::Command::kListCertificateKeys: return keys(st);
     default: return delivered(env, st, pending);
   }
 }
@@ -258,6 +263,8 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
       append_all(out.commit.index_puts, share.commit.index_puts);
       append_all(out.commit.destroy_keys, share.commit.destroy_keys);
       mark(job, service_, v1::STEP_DONE);
+      if (job.state() == v1::JOB_DONE)  // the coordinator was the only participant
+        issue_certificate(job, node_, *reg_, *keys_, st, out.commit);
     }
   }
   put_job(out.commit, job);
@@ -312,6 +319,8 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
     job->set_error(del.dest() + " refused: " + del.reply().message());
   if (job->kind() == v1::JOB_REGISTER && job->state() == v1::JOB_FAILED)
     compensate(out, *job, env);
+  if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE)
+    issue_certificate(*job, node_, *reg_, *keys_, st, out.commit);
   if (job->state() != v1::JOB_RUNNING)
     log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),
                              job->job_id());
@@ -378,6 +387,44 @@ outcome coordinator::extend(const v1::ExtendJob& x, store::event_store& st) {
   put_job(out.commit, *job);
   out.reply = make_reply(v1::Reply::OK);
   *out.reply.mutable_job_status() = job_status(*job);
+  return out;
+}
+
+outcome coordinator::certificate(const v1::GetCertificate& q, store::event_store& st) {
+  outcome out;
+  auto job = load_job(st, q.job_id());
+  if (!job || job->kind() != v1::JOB_ERASE) {
+    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such erase job");
+    return out;
+  }
+  if (job->state() != v1::JOB_DONE) {
+    out.reply = make_reply(v1::Reply::CONFLICT, std::string("the erasure is ")
+                                                  + to_string(job->state())
+                                                  + ": its certificate is issued once it is done");
+    return out;
+  }
+  if (job->certificate().empty()) {
+    out.reply = make_reply(v1::Reply::NOT_FOUND,
+                           "this erasure finished before certificates were issued");
+    return out;
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  auto* c = out.reply.mutable_certificate();
+  c->set_certificate(crypto::b64(job->certificate()));
+  c->set_signature(crypto::b64(job->certificate_signature()));
+  c->set_key_id(job->certificate_key_id());
+  return out;
+}
+
+outcome coordinator::keys(store::event_store& st) {
+  outcome out;
+  out.reply = make_reply(v1::Reply::OK);
+  for (auto& [id, pk] : published_keys(*keys_, st)) {
+    auto* k = out.reply.mutable_published_keys()->add_keys();
+    k->set_key_id(id);
+    k->set_alg("Ed25519");
+    k->set_public_key(crypto::b64(pk));
+  }
   return out;
 }
 

@@ -85,8 +85,8 @@ public:
   coordinator(std::string service, std::string node, std::shared_ptr<const service_registry> reg,
               std::shared_ptr<crypto::keyring> keys);
 
-  /// StartErase, StartExport, GetJob, ListJobs, ExtendJob and Delivered:
-  /// handled here, not by the service's logic.
+  /// StartErase, StartExport, GetJob, ListJobs, ExtendJob, GetCertificate,
+  /// ListCertificateKeys and Delivered: handled here, not by the service's logic.
   static bool handles(const v1::Command& cmd);
 
   /// Job records written by hand-backs handled earlier in the same commit
@@ -103,6 +103,8 @@ private:
   outcome get_job(const v1::Envelope& env, store::event_store& st);
   outcome list_jobs(const v1::ListJobs& q, store::event_store& st);
   outcome extend(const v1::ExtendJob& x, store::event_store& st);
+  outcome certificate(const v1::GetCertificate& q, store::event_store& st);
+  outcome keys(store::event_store& st);
   /// A failed register: the user is erased here and everywhere else.
   void compensate(outcome& out, v1::JobRecord& job, const v1::Envelope& cause);
   void add_bundle(const v1::JobRecord& job, v1::JobStatus& status);

@@ -79,6 +79,12 @@ void service_registry::add(service_descriptor d) {
   native_.push_back(std::move(d));
 }
 
+std::string service_registry::erase_method(const std::string& name) const {
+  if (auto* d = find(name))
+    return d->erase_method;
+  return "delete";
+}
+
 void service_registry::add_external(const std::string& name) {
   if (!valid_name(name))
     throw std::invalid_argument("external service name '" + name

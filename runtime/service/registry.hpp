@@ -67,6 +67,11 @@ struct service_descriptor {
   /// Its shards block (e.g. password hashing): each gets a thread of its own.
   bool dedicated_threads = false;
   std::vector<http_route> routes;
+  /// What its erase does to a user's data, as an erasure certificate names it:
+  /// "crypto-erase" (the user's key destroyed and the records deleted),
+  /// "retain-pseudonymized" (records a retention duty keeps, without what
+  /// identifies the person; the rest crypto-erased).
+  std::string erase_method = "crypto-erase";
 };
 
 class service_registry {
@@ -83,6 +88,9 @@ public:
   const std::vector<service_descriptor>& native() const { return native_; }
   const std::vector<std::string>& externals() const { return externals_; }
   bool is_external(const std::string& name) const;
+  /// A participant's erase_method; "delete" for an external service (it
+  /// acknowledged deleting; what it does inside is its own).
+  std::string erase_method(const std::string& name) const;
   /// Every service, native then external.
   std::vector<std::string> names() const;
   /// The services that take part in `step`: native ones that declared it, and

@@ -8,6 +8,14 @@
 #include "tests/support/e2e_fixture.hpp"
 #include "tests/support/ops.hpp"
 
+#include "jobs.pb.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <sodium.h>
+
+#include <cstring>
+#include <fstream>
+
 using namespace custodian;
 using namespace custodian::test;
 
@@ -104,4 +112,117 @@ BOOST_AUTO_TEST_CASE(an_overdue_job_is_extended_once_by_an_admin) {
   f.node.stop();
   f.restart();
   BOOST_TEST(job_of(*f.api, id).deadline_ms() == after.deadline_ms());
+}
+
+BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
+  e2e_fixture f;
+  auto u = f.make_user("cert", "Grace Hopper");
+  // Something in every service, so that each erases something.
+  BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
+                        R"({"title_id":"tt0118884","progress_s":60})", u.token).status == 201);
+  auto r = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(r.status == 202, r.body);
+  auto id = api_client::parse<v1::JobAccepted>(r).job_id();
+  auto job = f.api->wait_job(id);
+  BOOST_TEST_REQUIRE(job.state() == "done");
+
+  // Readable by the job id alone.
+  auto c = f.api->raw("GET", "/v1/jobs/" + id + "/certificate");
+  BOOST_TEST_REQUIRE(c.status == 200, c.body);
+  auto answer = api_client::parse<v1::CertificateResponse>(c);
+  auto keys = f.api->raw("GET", "/v1/keys");
+  BOOST_TEST_REQUIRE(keys.status == 200, keys.body);
+  auto published = api_client::parse<v1::PublishedKeys>(keys);
+  BOOST_TEST_REQUIRE(published.keys_size() >= 1);
+  BOOST_TEST(published.keys(0).alg() == "Ed25519");
+
+  // What it says: the job, its times, every participant and how it erased.
+  std::string body_b64 = answer.certificate();
+  std::string body(body_b64.size(), '\0');
+  size_t len = 0;
+  BOOST_TEST_REQUIRE(sodium_base642bin(reinterpret_cast<unsigned char*>(body.data()), body.size(),
+                                       body_b64.data(), body_b64.size(), nullptr, &len, nullptr,
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+  body.resize(len);
+  v1::ErasureCertificate cert;
+  BOOST_TEST_REQUIRE(google::protobuf::util::JsonStringToMessage(body, &cert).ok(), body);
+  BOOST_TEST(cert.job_id() == id);
+  BOOST_TEST(cert.kind() == "erase");
+  BOOST_TEST(cert.accepted_ms() == job.accepted_ms());
+  BOOST_TEST(cert.done_ms() == job.done_ms());
+  BOOST_TEST(cert.deadline_ms() == job.deadline_ms());
+  BOOST_TEST(!cert.issuer().empty());
+  BOOST_TEST(static_cast<size_t>(cert.services_size()) == all_services().size());
+  for (auto& s : cert.services()) {
+    BOOST_TEST(s.done_ms() >= cert.accepted_ms());
+    BOOST_TEST(s.done_ms() <= cert.done_ms());
+    BOOST_TEST(s.method() == (s.service() == "billing" ? "retain-pseudonymized" : "crypto-erase"),
+               s.service() << ": " << s.method());
+  }
+  // No personal data in it.
+  for (auto& needle : {u.user_id, u.email, u.name, std::string("Grace")})
+    BOOST_TEST(body.find(needle) == std::string::npos, needle);
+
+  // Checked from a second language (pyca/cryptography on OpenSSL), and by
+  // custodianctl; one byte changed fails both.
+  auto cert_file = f.dir.file("certificate.json"), keys_file = f.dir.file("keys.json");
+  std::ofstream(cert_file) << c.body;
+  std::ofstream(keys_file) << keys.body;
+  std::string py = std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3 "
+                   + CUSTODIAN_SOURCE_DIR + "/tests/ops/verify_certificate.py ";
+  auto ok_py = run_command(py + cert_file + " " + keys_file);
+  BOOST_TEST(ok_py.code == 0, ok_py.out);
+  BOOST_TEST(ok_py.out.find("valid: erasure certificate of job " + id) != std::string::npos);
+  auto ok_ctl = run_ctl("--url " + f.node.url() + " verify-certificate " + cert_file);
+  BOOST_TEST(ok_ctl.find("valid: erasure of job " + id) == 0, ok_ctl);
+  auto fetched = f.dir.file("fetched.json");
+  run_ctl("--url " + f.node.url() + " certificate " + id + " --out " + fetched);
+  BOOST_TEST(run_command(std::string(CUSTODIAN_CTL_BIN) + " verify-certificate " + fetched
+                         + " --keys " + keys_file).code == 0);
+
+  // Tampered: one byte of the signed JSON changed (a later done_ms).
+  auto tampered_body = body;
+  auto at = tampered_body.find("\"done_ms\":\"") + 11;
+  tampered_body[at] = tampered_body[at] == '9' ? '8' : static_cast<char>(tampered_body[at] + 1);
+  std::string b64(sodium_base64_ENCODED_LEN(tampered_body.size(),
+                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
+  sodium_bin2base64(b64.data(), b64.size(),
+                    reinterpret_cast<const unsigned char*>(tampered_body.data()),
+                    tampered_body.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  b64.resize(std::strlen(b64.c_str()));
+  auto forged = answer;
+  forged.set_certificate(b64);
+  auto forged_file = f.dir.file("forged.json");
+  std::ofstream(forged_file) << api_client::json(forged);
+  auto bad_py = run_command(py + forged_file + " " + keys_file);
+  BOOST_TEST(bad_py.code == 1, bad_py.out);
+  auto bad_ctl = run_command(std::string(CUSTODIAN_CTL_BIN) + " verify-certificate " + forged_file
+                             + " --keys " + keys_file);
+  BOOST_TEST(bad_ctl.code == 1, bad_ctl.out);
+  BOOST_TEST(bad_ctl.out.find("invalid: the signature does not hold") == 0, bad_ctl.out);
+  // A certificate naming a key nobody published.
+  auto unknown = answer;
+  unknown.set_key_id("00000000deadbeef");
+  std::ofstream(forged_file) << api_client::json(unknown);
+  BOOST_TEST(run_command(py + forged_file + " " + keys_file).code == 1);
+
+  // No certificate for a running erasure, a register job, or no job.
+  auto other = f.make_user("other");
+  BOOST_TEST(f.api->raw("GET", "/v1/jobs/" + std::string(32, 'b') + "/certificate").status == 404);
+  auto reg = api_client::parse<v1::JobPage>(
+    f.api->raw("GET", "/v1/jobs?kind=register&limit=1", "", make_admin(f.node.url(), f.data, *f.api).token));
+  BOOST_TEST_REQUIRE(reg.jobs_size() == 1);
+  BOOST_TEST(f.api->raw("GET", "/v1/jobs/" + reg.jobs(0).job_id() + "/certificate").status == 404);
+  (void)other;
+}
+
+BOOST_AUTO_TEST_CASE(a_running_erasure_has_no_certificate_yet) {
+  e2e_fixture f{with_silent_participant()};
+  auto u = registered(*f.api, "waiting@example.com");
+  auto r = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(r.status == 202, r.body);
+  auto id = api_client::parse<v1::JobAccepted>(r).job_id();
+  auto c = f.api->raw("GET", "/v1/jobs/" + id + "/certificate");
+  BOOST_TEST(c.status == 409, c.body);
+  BOOST_TEST(c.body.find("running") != std::string::npos, c.body);
 }

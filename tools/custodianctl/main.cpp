@@ -57,6 +57,13 @@ const std::map<std::string, std::string> help{
   {"jobs", "custodianctl jobs --token ADMIN_TOKEN [--kind K] [--state S] [--limit N] [--after C] [--json]\n"
            "  Lists jobs across the cluster, newest first (kind: register, erase, export;\n"
            "  state: running, done, failed; limit 1-1000, default 20)."},
+  {"certificate", "custodianctl certificate JOB_ID [--out FILE]\n"
+                  "  Fetches the signed certificate of a done erase job (no token needed);\n"
+                  "  prints it, or writes it to FILE."},
+  {"verify-certificate", "custodianctl verify-certificate FILE [--keys URL_OR_FILE]\n"
+                         "  Checks a certificate's Ed25519 signature against the published keys\n"
+                         "  (a file holding GET /v1/keys' answer, or its URL; default the gateway's).\n"
+                         "  Exit 0 valid, 1 invalid, each with a sentence."},
   {"admin", "custodianctl admin create --email E --password P --name NAME [--secret-file F | --token T]\n"
             "  Creates an admin user. Authorized by the node's bootstrap secret (the file\n"
             "  gateway.admin-secret-file, default ./data/admin.secret) or by an admin's token."},
@@ -211,6 +218,13 @@ std::string wait_job(client& c, const std::string& job_id, const std::string& to
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    throw usage_error{"cannot read " + path};
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 int64_t now_ms() {
@@ -368,6 +382,34 @@ int run(int argc, char** argv) {
     custodian::v1::JobPage page;
     if (!a.flag("json") && from_json(out, page))
       out = ctl::jobs_table(page);
+  } else if (a.command == "certificate") {
+    if (a.positional.size() != 1)
+      throw usage_error{"certificate needs exactly one JOB_ID"};
+    out = c.call("GET", "/v1/jobs/" + a.positional[0] + "/certificate", "", "");
+    if (!a.get("out").empty()) {
+      std::ofstream f{a.get("out"), std::ios::binary | std::ios::trunc};
+      if (!(f << out << "\n"))
+        throw usage_error{"cannot write " + a.get("out")};
+      out = "certificate of job " + a.positional[0] + " written to " + a.get("out");
+    }
+  } else if (a.command == "verify-certificate") {
+    if (a.positional.size() != 1)
+      throw usage_error{"verify-certificate needs exactly one FILE"};
+    auto keys_from = a.get("keys");
+    std::string keys;
+    if (keys_from.rfind("http://", 0) == 0 || keys_from.rfind("https://", 0) == 0) {
+      auto path_at = keys_from.find('/', keys_from.find("//") + 2);
+      client k{keys_from.substr(0, path_at)};
+      keys = k.call("GET", path_at == std::string::npos ? "/v1/keys" : keys_from.substr(path_at),
+                    "", "");
+    } else if (!keys_from.empty()) {
+      keys = read_file(keys_from);
+    } else {
+      keys = c.call("GET", "/v1/keys", "", "");
+    }
+    auto verdict = ctl::verify_certificate(read_file(a.positional[0]), keys);
+    std::cout << verdict.sentence << "\n";
+    return verdict.valid ? 0 : 1;
   } else if (a.command == "job") {
     if (a.positional.size() != 1)
       throw usage_error{"job needs exactly one JOB_ID"};

@@ -1,5 +1,12 @@
 #include "tools/custodianctl/tables.hpp"
 
+#include "jobs.pb.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <sodium.h>
+
+#include <optional>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -135,6 +142,79 @@ std::string jobs_table(const custodian::v1::JobPage& page) {
   if (!page.next().empty())
     out += "more: custodianctl jobs --after " + page.next() + "\n";
   return out;
+}
+
+} // namespace ctl
+
+namespace ctl {
+
+namespace {
+
+bool parse_json(const std::string& text, google::protobuf::Message& m) {
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  return google::protobuf::util::JsonStringToMessage(text, &m, o).ok();
+}
+
+std::optional<std::string> unb64url(const std::string& text) {
+  std::string out(text.size(), '\0');
+  size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &len, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        != 0
+      || end != text.data() + text.size())
+    return std::nullopt;
+  out.resize(len);
+  return out;
+}
+
+} // namespace
+
+verdict verify_certificate(const std::string& certificate_json, const std::string& keys_json) {
+  custodian::v1::CertificateResponse answer;
+  if (!parse_json(certificate_json, answer) || answer.certificate().empty())
+    return {false, "invalid: the file is not a certificate (GET /v1/jobs/{id}/certificate's answer)"};
+  custodian::v1::PublishedKeys keys;
+  if (!parse_json(keys_json, keys))
+    return {false, "invalid: the keys are not GET /v1/keys' answer"};
+  const custodian::v1::PublishedKey* key = nullptr;
+  for (auto& k : keys.keys())
+    if (k.key_id() == answer.key_id())
+      key = &k;
+  if (!key)
+    return {false, "invalid: no published key has the id " + answer.key_id()};
+  auto pk = unb64url(key->public_key());
+  auto body = unb64url(answer.certificate());
+  auto sig = unb64url(answer.signature());
+  if (key->alg() != "Ed25519" || !pk || pk->size() != crypto_sign_PUBLICKEYBYTES)
+    return {false, "invalid: key " + key->key_id() + " is not an Ed25519 public key"};
+  unsigned char h[32];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(pk->data()), pk->size(),
+                     nullptr, 0);
+  char id[17];
+  sodium_bin2hex(id, sizeof id, h, 8);
+  if (key->key_id() != id)
+    return {false, "invalid: key " + key->key_id() + " is not the id of its public key"};
+  if (!body || !sig || sig->size() != crypto_sign_BYTES
+      || crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig->data()),
+                                     reinterpret_cast<const unsigned char*>(body->data()),
+                                     body->size(),
+                                     reinterpret_cast<const unsigned char*>(pk->data()))
+           != 0)
+    return {false, "invalid: the signature does not hold under key " + key->key_id()
+                     + " (the certificate was changed, or signed by another key)"};
+  custodian::v1::ErasureCertificate cert;
+  if (!parse_json(*body, cert))
+    return {false, "invalid: the signed bytes are not an erasure certificate"};
+  std::string services;
+  for (auto& s : cert.services())
+    services += (services.empty() ? "" : ", ") + s.service() + " " + s.method() + " at "
+                + utc(s.done_ms());
+  return {true, "valid: erasure of job " + cert.job_id() + ", accepted " + utc(cert.accepted_ms())
+                  + ", done " + utc(cert.done_ms()) + " (deadline " + utc(cert.deadline_ms())
+                  + "), issued by node " + cert.issuer() + ", signed by key " + key->key_id()
+                  + "; " + services};
 }
 
 } // namespace ctl

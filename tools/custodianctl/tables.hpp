@@ -29,4 +29,12 @@ std::string status_table(const custodian::v1::ClusterStatus& cs, const job_count
                          int64_t now_ms);
 std::string jobs_table(const custodian::v1::JobPage& page);
 
+/// An erasure certificate (GET /v1/jobs/{id}/certificate's answer) checked
+/// against published keys (GET /v1/keys' answer), offline.
+struct verdict {
+  bool valid = false;
+  std::string sentence;
+};
+verdict verify_certificate(const std::string& certificate_json, const std::string& keys_json);
+
 } // namespace ctl
