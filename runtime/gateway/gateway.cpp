@@ -8,6 +8,7 @@
 #include "runtime/gateway/http_server.hpp"
 #include "runtime/gateway/job_routes.hpp"
 #include "runtime/gateway/ops_routes.hpp"
+#include "runtime/gateway/privacy_routes.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/gateway/login_limits.hpp"
 #include "runtime/gateway/requests.hpp"
@@ -305,6 +306,7 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
   s.route("POST", "/v1/users/{id}/export", start_job(reg_->coordinator(v1::JOB_EXPORT), false));
 
   install_job_routes(s, c, rt_, reg_->job_holders(), reg_->coordinator(v1::JOB_ERASE));
+  install_privacy_routes(s, c, reg_);
 }
 
 void gateway::install_service_routes(std::shared_ptr<caller> c) {

@@ -204,6 +204,7 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kExtendJob:
     case v1::Command::kGetCertificate:
     case v1::Command::kListCertificateKeys:
+    case v1::Command::kPreviewErase:
     case v1::Command::kDelivered:
       return true;
     default:
@@ -221,6 +222,16 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kExtendJob: return extend(env.command().extend_job(), st);
     case v1::Command::kGetCertificate: return certificate(env.command().get_certificate(), st);
     case v1::Command::kListCertificateKeys: return keys(st);
+    case v1::Command::kPreviewErase: {
+      // A dry run of this service's share of an erase: what it would delete
+      // and shred now. Nothing is written.
+      outcome out;
+      out.reply = make_reply(v1::Reply::OK);
+      out.reply.mutable_preview()->set_records(
+        static_cast<uint32_t>(st.erase_count(env.user_id())));
+      out.reply.mutable_preview()->set_keys(st.key_get(env.user_id()) ? 1 : 0);
+      return out;
+    }
     default: return delivered(env, st, pending);
   }
 }

@@ -24,7 +24,9 @@ bool reserved(const http_route& r) {
     if (r.method == m && r.path == p)
       return true;
   return r.path.rfind("/v1/jobs", 0) == 0 || r.path.rfind("/v1/cluster", 0) == 0
-         || r.path == "/healthz";
+         || r.path == "/healthz" || r.path == "/v1/users/{id}/erase-preview"
+         || r.path == "/v1/users/{id}/hold" || r.path == "/v1/keys" || r.path == "/metrics"
+         || r.path.rfind("/v1/audit", 0) == 0;
 }
 
 std::string check_route(const http_route& r) {

@@ -208,6 +208,10 @@ public:
   virtual std::vector<job_row> jobs_list(const job_query& q) = 0;
   /// Jobs by (kind, state), for /metrics.
   virtual std::vector<job_count> job_counts() = 0;
+  /// How many records of `user_id` an erasure of the user would delete from
+  /// this store now: its events, dedup records, index rows, jobs and personal
+  /// outbox entries (not counting tombstones, which an erasure adds).
+  virtual int64_t erase_count(const std::string& user_id) = 0;
 
   using outbox_cursor = store::outbox_cursor;
   /// Up to `limit` outbox entries due at `now_ms`, in (next_at_ms, id) order,

@@ -1519,6 +1519,19 @@ std::vector<job_row> mongo_store::jobs_list(const job_query& q) {
   return out;
 }
 
+int64_t mongo_store::erase_count(const std::string& user_id) {
+  auto life = enter();
+  ensure_clean();
+  client cl{pool_, opts_.database};
+  auto by_user = [&](const char* field) {
+    return own(BCON_NEW(field, BCON_UTF8(user_id.c_str())));
+  };
+  auto personal = own(BCON_NEW("user_id", BCON_UTF8(user_id.c_str()), "personal", BCON_BOOL(true)));
+  return cl.count("events", by_user("stream").get()) + cl.count("inbox", by_user("user_id").get())
+         + cl.count("idx", by_user("user_id").get()) + cl.count("jobs", by_user("user_id").get())
+         + cl.count("outbox", personal.get());
+}
+
 std::vector<job_count> mongo_store::job_counts() {
   auto life = enter();
   ensure_clean();

@@ -649,6 +649,20 @@ std::vector<job_row> sqlite_store::jobs_list(const job_query& q) {
   return out;
 }
 
+int64_t sqlite_store::erase_count(const std::string& user_id) {
+  auto& c = reader();
+  lock g{c.mtx};
+  // The same rows erase_users deletes (apply, below).
+  stmt s{c, "SELECT (SELECT COUNT(*) FROM events WHERE stream = ?1)"
+            " + (SELECT COUNT(*) FROM inbox WHERE user_id = ?1)"
+            " + (SELECT COUNT(*) FROM idx WHERE user_id = ?1)"
+            " + (SELECT COUNT(*) FROM jobs WHERE user_id = ?1)"
+            " + (SELECT COUNT(*) FROM outbox WHERE user_id = ?1 AND personal = 1)"};
+  s.bind(1, user_id);
+  s.step();
+  return s.i64(0);
+}
+
 std::vector<job_count> sqlite_store::job_counts() {
   auto& c = reader();
   lock g{c.mtx};

@@ -226,3 +226,66 @@ BOOST_AUTO_TEST_CASE(a_running_erasure_has_no_certificate_yet) {
   BOOST_TEST(c.status == 409, c.body);
   BOOST_TEST(c.body.find("running") != std::string::npos, c.body);
 }
+
+BOOST_AUTO_TEST_CASE(the_erase_preview_counts_what_the_erase_then_deletes) {
+  e2e_fixture f;
+  auto u = f.make_user("preview");
+  auto other = f.make_user("other");
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
+                          "{\"title_id\":\"tt" + std::to_string(i) + "\",\"progress_s\":60}",
+                          u.token).status == 201);
+  BOOST_TEST(f.api->raw("PATCH", "/v1/users/" + u.user_id, R"({"display_name":"Ada L."})",
+                        u.token).status == 200);
+  BOOST_TEST(f.api->raw("PUT", "/v1/users/" + u.user_id + "/subscription",
+                        R"({"plan":"premium","billing_name":"Ada","billing_address":"1 Main St"})",
+                        u.token).status == 200);
+  BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/invoices",
+                        R"({"amount_cents":"999","currency":"EUR","description":"May"})",
+                        u.token).status == 201);
+  // The user's records (every outbox entry is delivered by now: none is the user's).
+  auto records = [&](const std::string& svc) {
+    return f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "inbox", "user_id", u.user_id)
+           + f.rows(svc, "idx", "user_id", u.user_id) + f.rows(svc, "jobs", "user_id", u.user_id);
+  };
+
+  auto state = f.state_of();
+  auto path = "/v1/users/" + u.user_id + "/erase-preview";
+  auto r = f.api->raw("GET", path, "", u.token);
+  BOOST_TEST_REQUIRE(r.status == 200, r.body);
+  BOOST_TEST(f.state_of() == state, "a preview changes nothing");
+  auto preview = api_client::parse<v1::ErasePreview>(r);
+  BOOST_TEST(static_cast<size_t>(preview.services_size()) == all_services().size());
+  std::map<std::string, int64_t> before;
+  for (auto& svc : all_services()) {
+    before[svc] = records(svc);
+    BOOST_TEST_MESSAGE(svc << ": " << preview.services().at(svc).records() << " records, "
+                            << preview.services().at(svc).keys() << " keys");
+    BOOST_TEST(preview.services().at(svc).keys() <= 1u, svc);
+    BOOST_TEST(preview.services().at(svc).records() == before[svc], svc);
+    BOOST_TEST(before[svc] > 0, svc);
+  }
+  // Owner or admin only.
+  BOOST_TEST(f.api->raw("GET", path, "", other.token).status == 403);
+  BOOST_TEST(f.api->raw("GET", path).status == 401);
+  auto admin = make_admin(f.node.url(), f.data, *f.api);
+  BOOST_TEST(f.api->raw("GET", path, "", admin.token).status == 200);
+  BOOST_TEST(f.api->raw("GET", "/v1/users/not-an-id/erase-preview", "", admin.token).status == 404);
+
+  // Services that seal the user's data hold a key for them.
+  BOOST_TEST(preview.services().at("user").keys() == 1u);
+  BOOST_TEST(preview.services().at("watchhistory").keys() == 1u);
+
+  auto e = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(e.status == 202, e.body);
+  auto job_id = api_client::parse<v1::JobAccepted>(e).job_id();
+  BOOST_TEST_REQUIRE(f.api->wait_job(job_id).state() == "done");
+  for (auto& svc : all_services()) {
+    // What is left of the user is what the erase itself wrote: its dedup
+    // record, which holds the job id.
+    auto deleted = before[svc] - (records(svc) - f.inbox_rows_containing(svc, job_id));
+    BOOST_TEST(preview.services().at(svc).records() == deleted, svc << ": deleted " << deleted);
+  }
+  // The user is gone: nothing to preview.
+  BOOST_TEST(f.api->raw("GET", path, "", admin.token).status == 404);
+}
