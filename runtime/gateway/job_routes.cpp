@@ -78,8 +78,8 @@ std::string parse_job_list_query(const http::request& req, job_list_query& out) 
     out.kind = *k;
   }
   if (auto s = req.query_param("state")) {
-    if (!one_of(*s, {"running", "done", "failed"}))
-      return "state must be running, done or failed";
+    if (!one_of(*s, {"running", "held", "done", "failed"}))
+      return "state must be running, held, done or failed";
     out.state = *s;
   }
   if (auto l = req.query_param("limit")) {

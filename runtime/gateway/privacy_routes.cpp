@@ -3,7 +3,9 @@
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/gateway/json.hpp"
+#include "runtime/service/helpers.hpp"
 
+#include <functional>
 #include <mutex>
 
 namespace custodian {
@@ -42,8 +44,70 @@ struct preview_merge {
 
 } // namespace
 
+namespace {
+
+/// PUT, GET and DELETE /v1/users/{id}/hold: an admin's, at the erase
+/// coordinator's shard of the user (where an erase would start).
+void install_hold_routes(http::server& s, std::shared_ptr<caller> c, std::string coordinator) {
+  auto as_admin = [c, coordinator](std::function<void(const http::request&, v1::Envelope&,
+                                                      const http::responder&)> build,
+                                   std::function<void(v1::Reply, const http::responder&)> done) {
+    return [c, coordinator, build, done](std::shared_ptr<const http::request> req,
+                                         http::responder res) {
+      auto uid = req->params[0];
+      c->authenticate(*req, res, [c, coordinator, build, done, req, res, uid](v1::SessionClaims who) {
+        if (!caller::is_admin(who))
+          return res(http::error(403, "only an admin places or lifts a legal hold"));
+        if (!is_id(uid))
+          return res(http::error(404, "no such user"));
+        if (coordinator.empty())
+          return res(http::error(503, "no service coordinates erasures"));
+        v1::Envelope env;
+        env.set_user_id(uid);
+        build(*req, env, res);
+        if (env.command().kind_case() == v1::Command::KIND_NOT_SET)
+          return;  // `build` answered (a bad body)
+        c->call(coordinator, uid, env, [res, done](v1::Reply r) {
+          if (r.status() != v1::Reply::OK)
+            return res(reply_error(r));
+          done(std::move(r), res);
+        });
+      });
+    };
+  };
+  auto show = [](v1::Reply r, const http::responder& res) {
+    res(http::json(200, json::print(r.hold())));
+  };
+  s.route("PUT", "/v1/users/{id}/hold", as_admin(
+    [](const http::request& req, v1::Envelope& env, const http::responder& res) {
+      v1::HoldRequest body;
+      if (auto err = json::parse(req.body, body); !err.empty())
+        return res(http::error(400, err));
+      if (auto err = check_text("reason", body.reason(), 1, 500); !err.empty())
+        return res(http::error(400, err));
+      if (body.until_ms() < 0)
+        return res(http::error(400, "until_ms must be a time (Unix ms) or left out"));
+      auto* h = env.mutable_command()->mutable_set_hold();
+      h->set_reason(body.reason());
+      h->set_until_ms(body.until_ms());
+    }, show));
+  s.route("GET", "/v1/users/{id}/hold", as_admin(
+    [](const http::request&, v1::Envelope& env, const http::responder&) {
+      env.mutable_command()->mutable_get_hold();
+    }, show));
+  s.route("DELETE", "/v1/users/{id}/hold", as_admin(
+    [](const http::request&, v1::Envelope& env, const http::responder&) {
+      env.mutable_command()->mutable_release_hold();
+    }, [](v1::Reply, const http::responder& res) {
+      res(http::response{204, "", "application/json", {}});
+    }));
+}
+
+} // namespace
+
 void install_privacy_routes(http::server& s, std::shared_ptr<caller> c,
                             std::shared_ptr<const service_registry> reg) {
+  install_hold_routes(s, c, reg->coordinator(v1::JOB_ERASE));
   s.route("GET", "/v1/users/{id}/erase-preview", [c, reg](std::shared_ptr<const http::request> req,
                                                           http::responder res) {
     auto uid = req->params[0];

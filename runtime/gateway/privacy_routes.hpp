@@ -1,6 +1,7 @@
 #pragma once
 /// The privacy desk's routes about one user: GET /v1/users/{id}/erase-preview
-/// (a dry run of an erase, per service).
+/// (a dry run of an erase, per service) and the legal hold, PUT/GET/DELETE
+/// /v1/users/{id}/hold (admins only).
 
 #include "runtime/gateway/caller.hpp"
 #include "runtime/gateway/http_server.hpp"

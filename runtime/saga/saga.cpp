@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 namespace custodian::saga {
 
@@ -28,6 +29,7 @@ const char* to_string(v1::JobState state) {
     case v1::JOB_RUNNING: return "running";
     case v1::JOB_DONE: return "done";
     case v1::JOB_FAILED: return "failed";
+    case v1::JOB_HELD: return "held";
     default: return "unknown";
   }
 }
@@ -205,6 +207,9 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kGetCertificate:
     case v1::Command::kListCertificateKeys:
     case v1::Command::kPreviewErase:
+    case v1::Command::kSetHold:
+    case v1::Command::kGetHold:
+    case v1::Command::kReleaseHold:
     case v1::Command::kDelivered:
       return true;
     default:
@@ -222,6 +227,9 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kExtendJob: return extend(env.command().extend_job(), st);
     case v1::Command::kGetCertificate: return certificate(env.command().get_certificate(), st);
     case v1::Command::kListCertificateKeys: return keys(st);
+    case v1::Command::kSetHold: return set_hold(env, st);
+    case v1::Command::kGetHold: return get_hold(env, st);
+    case v1::Command::kReleaseHold: return release_hold(env, st, own);
     case v1::Command::kPreviewErase: {
       // A dry run of this service's share of an erase: what it would delete
       // and shred now. Nothing is written.
@@ -246,43 +254,64 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
   }
   bool erase = kind == v1::JOB_ERASE;
   auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
-  auto participants = reg_->participants(step);
   // An erase job holds no personal data: not even the user id.
-  auto job = new_job(kind, erase ? "" : env.user_id(), participants, env.user_id());
-  bool self_too = false;
+  auto job = new_job(kind, erase ? "" : env.user_id(), reg_->participants(step), env.user_id());
   if (erase) {
-    out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
-    // The coordinator's own share is done in this very commit (its records of
-    // the user are on this shard): one round trip less.
-    for (auto& p : participants)
-      self_too = self_too || p == service_;
-    if (self_too) {
-      auto mine = step_envelope(env, job.job_id(), "erase", service_, env.user_id(),
-                                service_ + "@" + node_);
-      mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
-      store_view view{st};
-      auto share = own.handle(mine, view);
-      if (share.reply.status() != v1::Reply::OK) {
-        outcome refused;  // nothing of it is written: no job, no tombstone
-        refused.reply = share.reply;
-        return refused;
-      }
-      append_all(out.commit.erase_users, share.commit.erase_users);
-      append_all(out.commit.tombstones, share.commit.tombstones);
-      append_all(out.commit.events, share.commit.events);
-      append_all(out.commit.index_dels, share.commit.index_dels);
-      append_all(out.commit.index_puts, share.commit.index_puts);
-      append_all(out.commit.destroy_keys, share.commit.destroy_keys);
-      mark(job, service_, v1::STEP_DONE);
-      if (job.state() == v1::JOB_DONE)  // the coordinator was the only participant
-        issue_certificate(job, node_, *reg_, *keys_, st, out.commit);
-    }
+    // Under a legal hold the erase is accepted and waits ("held"): nothing of
+    // the user is touched until the hold is released (runtime/saga/hold.cpp).
+    if (auto held = hold_erase(out, job, env, st))
+      return std::move(*held);
+    if (auto refused = begin_erase(out, job, env, st, own))
+      return std::move(*refused);
+  } else {
+    begin_steps(out, job, env);
   }
   put_job(out.commit, job);
+  out.reply = make_reply(v1::Reply::OK);
+  out.reply.mutable_job()->set_job_id(job.job_id());
+  log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind),
+                           env.user_id(), job.job_id(), env.request_id());
+  return out;
+}
+
+std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job,
+                                                const v1::Envelope& env, store::event_store& st,
+                                                service_logic& own) {
+  out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
+  // The coordinator's own share is done in this very commit (its records of
+  // the user are on this shard): one round trip less.
+  if (job.services().count(service_) > 0) {
+    auto mine = step_envelope(env, job.job_id(), "erase", service_, env.user_id(),
+                              service_ + "@" + node_);
+    mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
+    store_view view{st};
+    auto share = own.handle(mine, view);
+    if (share.reply.status() != v1::Reply::OK) {
+      outcome refused;  // nothing of it is written: no job, no tombstone
+      refused.reply = share.reply;
+      return refused;
+    }
+    append_all(out.commit.erase_users, share.commit.erase_users);
+    append_all(out.commit.tombstones, share.commit.tombstones);
+    append_all(out.commit.events, share.commit.events);
+    append_all(out.commit.index_dels, share.commit.index_dels);
+    append_all(out.commit.index_puts, share.commit.index_puts);
+    append_all(out.commit.destroy_keys, share.commit.destroy_keys);
+    mark(job, service_, v1::STEP_DONE);
+    if (job.state() == v1::JOB_DONE)  // the coordinator was the only participant
+      issue_certificate(job, node_, *reg_, *keys_, st, out.commit);
+  }
+  begin_steps(out, job, env);
+  return std::nullopt;
+}
+
+void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env) {
+  bool erase = job.kind() == v1::JOB_ERASE;
+  auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
   auto now = now_ms();
-  for (auto& svc : participants) {
-    if (erase && svc == service_)
-      continue;
+  for (auto& [svc, state] : job.services()) {
+    if (state != v1::STEP_PENDING)
+      continue;  // the coordinator's own share, done in this commit
     auto msg = step_envelope(env, job.job_id(), to_string(step), svc, env.user_id(),
                              service_ + "@" + node_);
     if (erase)
@@ -293,11 +322,6 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
     // hold no personal data and must survive the user's own erasure.
     out.commit.outbox.push_back(make_outbox(svc, msg, !erase, now));
   }
-  out.reply = make_reply(v1::Reply::OK);
-  out.reply.mutable_job()->set_job_id(job.job_id());
-  log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind),
-                           env.user_id(), job.job_id(), env.request_id());
-  return out;
 }
 
 outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,

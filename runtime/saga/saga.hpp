@@ -99,6 +99,21 @@ public:
 private:
   outcome start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,
                 service_logic& own);
+  /// An erase's first commit: tombstone, the coordinator's own share, one step
+  /// per other participant. A refusal of the own share is returned.
+  std::optional<outcome> begin_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
+                                     store::event_store& st, service_logic& own);
+  /// One outbox step per participant still pending.
+  void begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env);
+
+  // Legal holds (hold.cpp): kept with the erase coordinator's shard of the user.
+  /// If the user is held: the job is recorded "held" (nothing else) and the
+  /// answer returned.
+  std::optional<outcome> hold_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
+                                    store::event_store& st);
+  outcome set_hold(const v1::Envelope& env, store::event_store& st);
+  outcome release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own);
+  outcome get_hold(const v1::Envelope& env, store::event_store& st);
   outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
   outcome list_jobs(const v1::ListJobs& q, store::event_store& st);

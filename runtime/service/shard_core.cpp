@@ -1,5 +1,6 @@
 #include "runtime/service/shard_core.hpp"
 
+#include "runtime/common/ids.hpp"
 #include "runtime/metrics/metrics.hpp"
 
 #include "runtime/common/log.hpp"
@@ -36,6 +37,7 @@ bool passes_tombstone(const v1::Command& cmd) {
     case v1::Command::kEraseUser:
     case v1::Command::kGetJob:
     case v1::Command::kDelivered:
+    case v1::Command::kReleaseHold:  // a hold's timer after its user was erased: nothing to do
       return true;
     default:
       return false;
@@ -159,9 +161,15 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   }
   std::shared_ptr<const std::vector<store::outbox_row>> fresh;
   if (!p.commit->outbox.empty() && p.commit->outbox_ids.size() == p.commit->outbox.size()) {
-    auto rows = std::make_shared<std::vector<store::outbox_row>>(std::move(p.commit->outbox));
-    for (size_t i = 0; i < rows->size(); ++i)
-      (*rows)[i].id = p.commit->outbox_ids[i];
+    auto rows = std::make_shared<std::vector<store::outbox_row>>();
+    auto now = now_ms();
+    for (size_t i = 0; i < p.commit->outbox.size(); ++i) {
+      // Due later (a legal hold's timer): the sender's poll finds it then.
+      if (p.commit->outbox[i].next_at_ms > now)
+        continue;
+      rows->push_back(std::move(p.commit->outbox[i]));
+      rows->back().id = p.commit->outbox_ids[i];
+    }
     fresh = std::move(rows);
   }
   bool wrote = fresh || !p.commit->outbox.empty();

@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE privacy_e2e
 #include <boost/test/unit_test.hpp>
 
+#include "runtime/common/ids.hpp"
 #include "runtime/saga/deadline.hpp"
 #include "tests/support/e2e_fixture.hpp"
 #include "tests/support/ops.hpp"
@@ -288,4 +289,85 @@ BOOST_AUTO_TEST_CASE(the_erase_preview_counts_what_the_erase_then_deletes) {
   }
   // The user is gone: nothing to preview.
   BOOST_TEST(f.api->raw("GET", path, "", admin.token).status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(a_held_erase_waits_across_a_kill_and_proceeds_when_released) {
+  e2e_fixture f;
+  auto admin = make_admin(f.node.url(), f.data, *f.api);
+  auto u = f.make_user("held", "Ada Held");
+  BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
+                        R"({"title_id":"tt1","progress_s":5})", u.token).status == 201);
+  auto hold = "/v1/users/" + u.user_id + "/hold";
+  // Admins only; a reason is required.
+  BOOST_TEST(f.api->raw("PUT", hold, R"({"reason":"litigation"})", u.token).status == 403);
+  BOOST_TEST(f.api->raw("GET", hold, "", u.token).status == 403);
+  BOOST_TEST(f.api->raw("PUT", hold, R"({})", admin.token).status == 400);
+  BOOST_TEST(f.api->raw("PUT", hold, R"({"reason":"x","until_ms":"-5"})", admin.token).status == 400);
+  BOOST_TEST(f.api->raw("GET", hold, "", admin.token).status == 404);
+  auto put = f.api->raw("PUT", hold, R"({"reason":"litigation hold, case 2026-114"})", admin.token);
+  BOOST_TEST_REQUIRE(put.status == 200, put.body);
+  auto got = f.api->raw("GET", hold, "", admin.token);
+  BOOST_TEST_REQUIRE(got.status == 200, got.body);
+  BOOST_TEST(api_client::parse<v1::Hold>(got).reason() == "litigation hold, case 2026-114");
+
+  // The user asks for erasure: accepted, held, nothing touched.
+  auto state = f.state_of();
+  auto r = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(r.status == 202, r.body);
+  auto id = api_client::parse<v1::JobAccepted>(r).job_id();
+  auto job = api_client::parse<v1::JobStatus>(f.api->job(id));
+  BOOST_TEST(job.state() == "held");
+  for (auto& [svc, st] : job.services())
+    BOOST_TEST(st == "pending", svc);
+  auto again = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST(api_client::parse<v1::JobAccepted>(again).job_id() == id);  // the same held erase
+  BOOST_TEST(f.api->raw("GET", "/v1/users/" + u.user_id, "", u.token).status == 200);
+  auto ex = f.api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  BOOST_TEST_REQUIRE(ex.status == 202, ex.body);
+  auto bundle = f.api->wait_job(api_client::parse<v1::JobAccepted>(ex).job_id(), u.token);
+  BOOST_TEST(bundle.state() == "done");
+  BOOST_TEST(static_cast<size_t>(bundle.bundle().fields_size()) == all_services().size() + 1);
+  for (auto& svc : all_services())
+    BOOST_TEST(f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "idx", "user_id", u.user_id)
+                 > 0, svc << " still holds the user");
+
+  // kill -9 and back: still held.
+  f.node.kill9();
+  f.restart();
+  BOOST_TEST(api_client::parse<v1::JobStatus>(f.api->job(id)).state() == "held");
+  auto after_restart = f.api->raw("GET", hold, "", admin.token);
+  BOOST_TEST(after_restart.status == 200, after_restart.body);
+  BOOST_TEST(api_client::parse<v1::Hold>(after_restart).held_job_id() == id);
+
+  // Released: the held erase runs to the end, and nothing of the user is left.
+  BOOST_TEST(f.api->raw("DELETE", hold, "", admin.token).status == 204);
+  auto done = f.api->wait_job(id);
+  BOOST_TEST(done.state() == "done");
+  for (auto& svc : all_services())
+    BOOST_TEST(f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "idx", "user_id", u.user_id)
+                 == 0, svc << " erased the user");
+  for (auto& [where, bytes] : f.stored_bytes()) {
+    BOOST_TEST(bytes.find("Ada Held") == std::string::npos, where);
+    BOOST_TEST(bytes.find(u.email) == std::string::npos, where);
+  }
+  BOOST_TEST(f.api->raw("GET", "/v1/jobs/" + id + "/certificate").status == 200);
+  BOOST_TEST(f.api->raw("DELETE", hold, "", admin.token).status == 404);  // erased: no such user
+}
+
+BOOST_AUTO_TEST_CASE(a_hold_with_an_end_releases_by_itself) {
+  e2e_fixture f;
+  auto admin = make_admin(f.node.url(), f.data, *f.api);
+  auto u = f.make_user("until");
+  auto until = now_ms() + 3000;
+  auto put = f.api->raw("PUT", "/v1/users/" + u.user_id + "/hold",
+                        "{\"reason\":\"retention review\",\"until_ms\":\"" + std::to_string(until)
+                          + "\"}", admin.token);
+  BOOST_TEST_REQUIRE(put.status == 200, put.body);
+  auto r = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token);
+  BOOST_TEST_REQUIRE(r.status == 202, r.body);
+  auto id = api_client::parse<v1::JobAccepted>(r).job_id();
+  BOOST_TEST(api_client::parse<v1::JobStatus>(f.api->job(id)).state() == "held");
+  auto done = f.api->wait_job(id, "", std::chrono::seconds(20));
+  BOOST_TEST(done.state() == "done");
+  BOOST_TEST(now_ms() >= until, "not released before until_ms");
 }

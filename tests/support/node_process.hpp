@@ -276,7 +276,7 @@ inline v1::JobStatus api_client::wait_job(const std::string& job_id, const std::
       if (r.status != 200)
         return false;
       last = parse<v1::JobStatus>(r);
-      return last.state() != "running";
+      return last.state() != "running" && last.state() != "held";
     },
     timeout);
   return last;
