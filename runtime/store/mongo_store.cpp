@@ -1238,14 +1238,19 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       // Unique index keys: taken in the store (unless freed earlier in this
       // batch) or by an earlier commit of this batch. Only the owner of the
       // key's shard inserts it, so checking here is enough; _id is unique too.
+      // A commit's own deletions come before its insertions (as on SQLite):
+      // deleting a key and putting it again replaces it.
+      std::set<std::string> own_dels;
+      for (auto& [space, key] : c.index_dels)
+        own_dels.insert(idx_id(space, key));
       bool conflict = false;
       for (auto& r : c.index_puts) {
         auto id = idx_id(r.space, r.key);
-        if (taken.count(id)) {
+        if (taken.count(id) && !own_dels.count(id)) {
           conflict = true;
           break;
         }
-        if (!freed.count(id)) {
+        if (!freed.count(id) && !own_dels.count(id)) {
           auto row = cl.find_one("idx", id_filter(id).get());
           if (row && !erased.count(get_bytes(row.get(), "user_id"))) {
             conflict = true;

@@ -270,6 +270,25 @@ BOOST_FIXTURE_TEST_CASE(erase_user_deletes_every_record_and_keeps_a_tombstone, f
   BOOST_TEST(bytes.find("payload of u2") != std::string::npos);  // the check can fail
 }
 
+BOOST_FIXTURE_TEST_CASE(deleting_and_putting_a_key_in_one_commit_replaces_it, fixture) {
+  // A commit's index deletions come before its insertions (a legal hold is
+  // changed this way): no conflict with the key it deletes itself.
+  commit c;
+  c.index_puts = {{"hold", "u1", "u1", "first"}};
+  BOOST_TEST(st->apply(c).ok());
+  commit change;
+  change.index_dels = {{"hold", "u1"}};
+  change.index_puts = {{"hold", "u1", "u1", "second"}};
+  auto s = st->apply(change);
+  BOOST_TEST(s.ok(), s.message);
+  BOOST_TEST(st->index_get("hold", "u1")->value == "second");
+  // Without the deletion it is still a conflict.
+  commit dup;
+  dup.index_puts = {{"hold", "u1", "u1", "third"}};
+  BOOST_TEST((st->apply(dup).code == errc::conflict));
+  BOOST_TEST(st->index_get("hold", "u1")->value == "second");
+}
+
 BOOST_FIXTURE_TEST_CASE(jobs_upsert, fixture) {
   commit c;
   c.jobs = {{"j1", "u1", "v1"}};
@@ -289,6 +308,44 @@ BOOST_FIXTURE_TEST_CASE(jobs_upsert, fixture) {
   for (auto& r : st->apply_batch({&a, &b}))
     BOOST_TEST(r.ok());
   BOOST_TEST(st->job_get("j1")->record == "v6");
+}
+
+BOOST_FIXTURE_TEST_CASE(jobs_list_newest_first_with_filters_and_counts, fixture) {
+  commit c;
+  c.shard = 0;
+  c.jobs = {{"01a0000000000000000000000000000a", "", "r1", "erase", "done", 10},
+            {"01a0000000000000000000000000000b", "u1", "r2", "export", "running", 20},
+            {"01a0000000000000000000000000000c", "", "r3", "erase", "running", 30},
+            {"01a0000000000000000000000000000d", "u2", "r4", "register", "done", 40}};
+  BOOST_TEST(st->apply(c).ok());
+  auto ids = [](const std::vector<job_row>& rows) {
+    std::string out;
+    for (auto& r : rows)
+      out += r.job_id.back();
+    return out;
+  };
+  BOOST_TEST(ids(st->jobs_list({})) == "dcba");
+  BOOST_TEST(ids(st->jobs_list({"", "", "", 2})) == "dc");
+  BOOST_TEST(ids(st->jobs_list({"", "", "01a0000000000000000000000000000c", 2})) == "ba");
+  BOOST_TEST(ids(st->jobs_list({"erase", "", "", 10})) == "ca");
+  BOOST_TEST(ids(st->jobs_list({"", "running", "", 10})) == "cb");
+  BOOST_TEST(ids(st->jobs_list({"erase", "running", "", 10})) == "c");
+  auto row = st->jobs_list({"export", "", "", 1}).at(0);
+  BOOST_TEST(row.record == "r2");
+  BOOST_TEST(row.created_ms == 20);
+  std::map<std::string, int64_t> counts;
+  int64_t oldest_running_erase = 0;
+  for (auto& n : st->job_counts()) {
+    counts[n.kind + "/" + n.state] = n.count;
+    if (n.kind == "erase" && n.state == "running")
+      oldest_running_erase = n.oldest_created_ms;
+  }
+  BOOST_TEST(counts.size() == 4u);
+  BOOST_TEST(counts["erase/done"] == 1);
+  BOOST_TEST(oldest_running_erase == 30);
+  // What an erase of u1 would delete: its export job, now.
+  BOOST_TEST(st->erase_count("u1") == 1);
+  BOOST_TEST(st->erase_count("nobody") == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(closed_store_reports_unavailable, fixture) {
