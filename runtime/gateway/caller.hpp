@@ -53,6 +53,10 @@ public:
                  claims_fn k, int erased_status = 401);
 
   static bool is_admin(const v1::SessionClaims& c);
+  /// The audit trail's actor of a call about `uid`: "self" or "admin:<id>".
+  static std::string actor(const v1::SessionClaims& who, const std::string& uid) {
+    return who.user_id() == uid ? "self" : "admin:" + who.user_id();
+  }
 
   const std::string& identity() const { return identity_; }
 

@@ -74,18 +74,18 @@ void register_user(std::shared_ptr<caller> c, caf::timespan wait, const http::re
 /// 403 for a token without the admin role.
 void as_operator(const std::shared_ptr<caller>& c, const std::string& secret,
                  const http::request& req, const http::responder& res, const char* what,
-                 std::function<void()> k) {
+                 std::function<void(std::string actor)> k) {
   auto given = req.header("X-Custodian-Bootstrap");
   if (!secret.empty() && given.size() == secret.size()
       && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0)
-    return k();
+    return k("operator");
   if (!given.empty())
     return res(http::error(401, "wrong bootstrap secret"));
   c->authenticate(req, res, [res, what, k = std::move(k)](v1::SessionClaims who) {
     if (!caller::is_admin(who))
       return res(http::error(403, std::string{"only an admin (or the node's bootstrap secret) "}
                                     + what));
-    k();
+    k("admin:" + who.user_id());
   });
 }
 
@@ -152,7 +152,7 @@ void gateway::install_routes() {
   auto& sys = sys_;
   auto secret = cfg_.admin_secret;
   s.route("GET", "/v1/cluster", [c, secret, &sys, mem, timeout](req_ptr req, responder res) {
-    as_operator(c, secret, *req, res, "reads the cluster's state", [&sys, mem, timeout, res] {
+    as_operator(c, secret, *req, res, "reads the cluster's state", [&sys, mem, timeout, res](std::string) {
       sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
         self->request(mem, timeout, status_atom::value)
           .then(
@@ -187,19 +187,30 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
   auto secret = cfg_.admin_secret;
   auto roles_svc = reg_->roles();
   s.route("POST", "/v1/admins", [c, wait, secret, roles_svc](req_ptr req, responder res) {
-    auto create = [c, wait, req, res, roles_svc] {
-      register_user(c, wait, *req, res, [c, res, roles_svc](v1::RegisterResponse out) {
+    auto create = [c, wait, req, res, roles_svc](std::string actor) {
+      register_user(c, wait, *req, res, [c, res, roles_svc, actor](v1::RegisterResponse out) {
         v1::Envelope env;
         env.set_user_id(out.user_id());
         env.mutable_command()->mutable_grant_role()->set_role(identity::admin_role);
-        c->call(roles_svc, out.user_id(), env, [res, out](v1::Reply r) {
+        c->call(roles_svc, out.user_id(), env, [c, res, out, actor](v1::Reply r) {
           // Not a 503: the user exists now, so retrying the same request gives 409.
           if (r.status() != v1::Reply::OK)
             return res(http::error(500, "user " + out.user_id() + " registered but the admin "
                                           "role could not be granted: " + r.message()
                                           + "; grant it again as an admin"));
           log::get("gateway")->info("admin created user={}", out.user_id());
-          res(http::json(201, json::print(out)));
+          // The audit entry, with the identity service (which holds the
+          // registration's): the admin exists whether or not it is written.
+          v1::Envelope audit;
+          audit.set_user_id(out.user_id());
+          audit.set_actor(actor);
+          audit.mutable_command()->mutable_record_audit()->set_action("admin_created");
+          c->call(c->identity(), out.user_id(), audit, [res, out](v1::Reply a) {
+            if (a.status() != v1::Reply::OK)
+              log::get("gateway")->warn("admin_created of user={} not audited: {}",
+                                        out.user_id(), a.message());
+            res(http::json(201, json::print(out)));
+          });
         });
       });
     };
@@ -281,7 +292,7 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
   auto start_job = [c](const std::string& coordinator, bool erase) {
     return [c, coordinator, erase](req_ptr req, responder res) {
       auto uid = req->params[0];
-      c->authorize(*req, res, uid, [c, coordinator, erase, uid, res](v1::SessionClaims) {
+      c->authorize(*req, res, uid, [c, coordinator, erase, uid, res](v1::SessionClaims who) {
         // An admin's token passes for any path: a string no user id can be
         // names nobody (no job for it, no tombstone).
         if (!is_id(uid))
@@ -290,6 +301,7 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
           return res(http::error(503, "no service coordinates this kind of job"));
         v1::Envelope env;
         env.set_user_id(uid);
+        env.set_actor(caller::actor(who, uid));
         if (erase)
           env.mutable_command()->mutable_start_erase();
         else

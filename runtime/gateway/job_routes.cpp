@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -21,53 +22,41 @@ bool one_of(const std::string& v, std::initializer_list<const char*> allowed) {
   return std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; });
 }
 
-/// The answers of one page's calls, merged as they arrive (CAF worker threads).
-struct page_merge {
+/// The answers of one fan-out, gathered as they arrive (CAF worker threads).
+struct gathered {
   std::mutex mtx;
   size_t outstanding = 0;
-  uint32_t limit = 100;
-  std::map<std::string, v1::JobStatus, std::greater<>> jobs;  ///< by job id, newest first
+  std::vector<v1::Reply> ok;
   std::vector<std::string> unreachable;
-  size_t answered = 0;
-  http::responder res;
-
-  explicit page_merge(http::responder r) : res(std::move(r)) {}
+  std::function<void(std::vector<v1::Reply>, std::vector<std::string>)> done;
 
   void missing(const std::string& service) {
     if (std::find(unreachable.begin(), unreachable.end(), service) == unreachable.end())
       unreachable.push_back(service);
   }
-
-  void add(const std::string& service, const v1::Reply& r) {
-    std::lock_guard<std::mutex> g{mtx};
-    if (r.status() == v1::Reply::OK) {
-      ++answered;
-      for (auto& j : r.job_list().jobs())
-        jobs.emplace(j.job_id(), j);
-    } else {
-      missing(service);
-    }
-    if (--outstanding == 0)
-      finish();
-  }
-
-  void finish() {
-    if (answered == 0)
-      return res(http::error(503, "no node holding jobs answered; retry later"));
-    v1::JobPage page;
-    for (auto& [id, j] : jobs) {
-      if (static_cast<uint32_t>(page.jobs_size()) == limit) {
-        page.set_next(page.jobs(page.jobs_size() - 1).job_id());
-        break;
-      }
-      *page.add_jobs() = j;
-    }
-    std::sort(unreachable.begin(), unreachable.end());
-    for (auto& u : unreachable)
-      page.add_unreachable(u);
-    res(http::json(200, json::print(page)));
-  }
 };
+
+/// Up to `limit` items of every answer, by id descending, without duplicates;
+/// `next` is the last id shown when more remain.
+template <class Item, class Page, class Items, class Add>
+void merge_page(const std::vector<v1::Reply>& replies, uint32_t limit, Items items, Add add,
+                Page& page) {
+  std::map<std::string, Item, std::greater<>> by_id;
+  for (auto& r : replies)
+    for (auto& it : items(r))
+      by_id.emplace(it.first, it.second);
+  uint32_t shown = 0;
+  std::string last;
+  for (auto& [id, it] : by_id) {
+    if (shown == limit) {
+      page.set_next(last);
+      break;
+    }
+    add(page, it);
+    last = id;
+    ++shown;
+  }
+}
 
 } // namespace
 
@@ -96,6 +85,34 @@ std::string parse_job_list_query(const http::request& req, job_list_query& out) 
   return "";
 }
 
+void ask_every_node(std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                    const std::vector<std::string>& services, const v1::Envelope& env,
+                    std::function<void(std::vector<v1::Reply>, std::vector<std::string>)> done) {
+  auto g = std::make_shared<gathered>();
+  g->done = std::move(done);
+  std::vector<std::pair<std::string, uint32_t>> calls;
+  for (auto& svc : services) {
+    auto view = rt->owners(svc);
+    if (view.unrouted > 0)
+      g->missing(svc);
+    for (auto& [owner, shard] : view.one_shard_each)
+      calls.emplace_back(svc, shard);
+  }
+  g->outstanding = calls.size();
+  if (calls.empty())
+    return g->done({}, g->unreachable);
+  for (auto& [svc, shard] : calls)
+    c->call_shard(svc, shard, env, [g, svc = svc](v1::Reply r) {
+      std::lock_guard<std::mutex> lock{g->mtx};
+      if (r.status() == v1::Reply::OK)
+        g->ok.push_back(std::move(r));
+      else
+        g->missing(svc);
+      if (--g->outstanding == 0)
+        g->done(std::move(g->ok), std::move(g->unreachable));
+    });
+}
+
 void ask_job_holders(std::shared_ptr<caller> c,
                      std::shared_ptr<const std::vector<std::string>> holders, size_t i,
                      std::string job_id, v1::Envelope env, std::function<void(v1::Reply)> k) {
@@ -122,32 +139,77 @@ void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_pt
       job_list_query q;
       if (auto err = parse_job_list_query(*req, q); !err.empty())
         return res(http::error(400, err));
-      auto merge = std::make_shared<page_merge>(res);
-      merge->limit = q.limit;
-      std::vector<std::pair<std::string, uint32_t>> calls;
-      for (auto& svc : holders) {
-        auto view = rt->owners(svc);
-        if (view.unrouted > 0)
-          merge->missing(svc);
-        for (auto& [owner, shard] : view.one_shard_each)
-          calls.emplace_back(svc, shard);
-      }
-      merge->outstanding = calls.size();
-      if (calls.empty())
-        return res(http::error(503, "no node holding jobs is reachable; retry later"));
-      for (auto& [svc, shard] : calls) {
-        v1::Envelope env;
-        auto* lj = env.mutable_command()->mutable_list_jobs();
-        lj->set_kind(q.kind);
-        lj->set_state(q.state);
-        lj->set_limit(q.limit + 1);  // one more than shown: whether a next page exists
-        lj->set_before_id(q.after);
-        c->call_shard(svc, shard, env, [merge, svc = svc](v1::Reply r) { merge->add(svc, r); });
-      }
+      v1::Envelope env;
+      auto* lj = env.mutable_command()->mutable_list_jobs();
+      lj->set_kind(q.kind);
+      lj->set_state(q.state);
+      lj->set_limit(q.limit + 1);  // one more than shown: whether a next page exists
+      lj->set_before_id(q.after);
+      ask_every_node(c, rt, holders, env,
+                     [res, limit = q.limit](std::vector<v1::Reply> replies,
+                                            std::vector<std::string> unreachable) {
+        if (replies.empty())
+          return res(http::error(503, "no node holding jobs answered; retry later"));
+        v1::JobPage page;
+        merge_page<v1::JobStatus>(
+          replies, limit,
+          [](const v1::Reply& r) {
+            std::vector<std::pair<std::string, v1::JobStatus>> out;
+            for (auto& j : r.job_list().jobs())
+              out.emplace_back(j.job_id(), j);
+            return out;
+          },
+          [](v1::JobPage& p, const v1::JobStatus& j) { *p.add_jobs() = j; }, page);
+        for (auto& u : unreachable)
+          page.add_unreachable(u);
+        res(http::json(200, json::print(page)));
+      });
     });
   });
 }
 
+void install_audit(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                   std::vector<std::string> holders) {
+  s.route("GET", "/v1/audit", [c, rt, holders](std::shared_ptr<const http::request> req,
+                                                http::responder res) {
+    c->authenticate(*req, res, [c, rt, holders, req, res](v1::SessionClaims who) {
+      if (!caller::is_admin(who))
+        return res(http::error(403, "only an admin reads the audit trail"));
+      job_list_query q;  // limit and after only
+      if (req->query_param("kind") || req->query_param("state"))
+        return res(http::error(400, "the audit trail takes limit and after only"));
+      if (auto err = parse_job_list_query(*req, q); !err.empty())
+        return res(http::error(400, err));
+      v1::Envelope env;
+      env.mutable_command()->mutable_list_audit()->set_before_id(q.after);
+      env.mutable_command()->mutable_list_audit()->set_limit(q.limit + 1);
+      ask_every_node(c, rt, holders, env,
+                     [res, limit = q.limit](std::vector<v1::Reply> replies,
+                                            std::vector<std::string> unreachable) {
+        if (replies.empty())
+          return res(http::error(503, "no node holding the audit trail answered; retry later"));
+        v1::AuditPage page;
+        merge_page<v1::AuditEntry>(
+          replies, limit,
+          [](const v1::Reply& r) {
+            std::vector<std::pair<std::string, v1::AuditEntry>> out;
+            for (auto& e : r.audit().entries())
+              out.emplace_back(e.id(), e);
+            return out;
+          },
+          [](v1::AuditPage& p, const v1::AuditEntry& e) {
+            auto* shown = p.add_entries();
+            *shown = e;
+            shown->clear_id();  // the cursor is the page's `next`
+          },
+          page);
+        for (auto& u : unreachable)
+          page.add_unreachable(u);
+        res(http::json(200, json::print(page)));
+      });
+    });
+  });
+}
 
 void install_job_by_id(http::server& s, std::shared_ptr<caller> c,
                        std::shared_ptr<const std::vector<std::string>> holders) {
@@ -194,6 +256,7 @@ void install_extend(http::server& s, std::shared_ptr<caller> c,
       if (!is_id(job_id))
         return res(http::error(404, "no such job"));
       v1::Envelope env;
+      env.set_actor("admin:" + who.user_id());
       auto* x = env.mutable_command()->mutable_extend_job();
       x->set_job_id(job_id);
       x->set_reason(body.reason());
@@ -230,38 +293,23 @@ void install_certificate(http::server& s, std::shared_ptr<caller> c,
 /// GET /v1/keys: the certificate keys of every node that coordinates erasures.
 void install_keys(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
                   std::string coordinator) {
-  struct merge {
-    std::mutex mtx;
-    size_t outstanding = 0, answered = 0;
-    std::map<std::string, v1::PublishedKey> keys;
-  };
   s.route("GET", "/v1/keys", [c, rt, coordinator](std::shared_ptr<const http::request>,
                                                   http::responder res) {
-    auto view = rt->owners(coordinator);
-    if (coordinator.empty() || view.one_shard_each.empty())
-      return res(http::error(503, "no node coordinating erasures is reachable; retry later"));
-    auto m = std::make_shared<merge>();
-    m->outstanding = view.one_shard_each.size();
-    for (auto& [owner, shard] : view.one_shard_each) {
-      v1::Envelope env;
-      env.mutable_command()->mutable_list_certificate_keys();
-      c->call_shard(coordinator, shard, env, [m, res](v1::Reply r) {
-        std::lock_guard<std::mutex> g{m->mtx};
-        if (r.status() == v1::Reply::OK) {
-          ++m->answered;
-          for (auto& k : r.published_keys().keys())
-            m->keys.emplace(k.key_id(), k);
-        }
-        if (--m->outstanding > 0)
-          return;
-        if (m->answered == 0)
-          return res(http::error(503, "no node coordinating erasures answered; retry later"));
-        v1::PublishedKeys out;
-        for (auto& [id, k] : m->keys)
-          *out.add_keys() = k;
-        res(http::json(200, json::print(out)));
-      });
-    }
+    v1::Envelope env;
+    env.mutable_command()->mutable_list_certificate_keys();
+    ask_every_node(c, rt, {coordinator}, env,
+                   [res](std::vector<v1::Reply> replies, std::vector<std::string>) {
+      if (replies.empty())
+        return res(http::error(503, "no node coordinating erasures answered; retry later"));
+      std::map<std::string, v1::PublishedKey> keys;
+      for (auto& r : replies)
+        for (auto& k : r.published_keys().keys())
+          keys.emplace(k.key_id(), k);
+      v1::PublishedKeys out;
+      for (auto& [id, k] : keys)
+        *out.add_keys() = k;
+      res(http::json(200, json::print(out)));
+    });
   });
 }
 
@@ -270,7 +318,8 @@ void install_keys(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<ro
 void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
                         std::vector<std::string> holders, std::string erase_coordinator) {
   auto shared = std::make_shared<const std::vector<std::string>>(holders);
-  install_job_list(s, c, rt, std::move(holders));
+  install_job_list(s, c, rt, holders);
+  install_audit(s, c, rt, std::move(holders));
   install_job_by_id(s, c, shared);
   install_extend(s, c, shared);
   install_certificate(s, c, shared);

@@ -30,6 +30,13 @@ struct job_list_query {
 };
 std::string parse_job_list_query(const http::request& req, job_list_query& out);
 
+/// Sends `env` to one shard per node hosting each of `services` (each answers
+/// from its node's store); `done` gets every OK answer and the services some of
+/// whose shards did not answer (down, or no route) — possibly none at all.
+void ask_every_node(std::shared_ptr<caller> c, std::shared_ptr<router> rt,
+                    const std::vector<std::string>& services, const v1::Envelope& env,
+                    std::function<void(std::vector<v1::Reply>, std::vector<std::string>)> done);
+
 /// Sends `env` (about job `job_id`) to each job-holding service in turn, from
 /// the `i`-th, until one does not answer NOT_FOUND; `k` gets that answer.
 void ask_job_holders(std::shared_ptr<caller> c,

@@ -64,6 +64,7 @@ void install_hold_routes(http::server& s, std::shared_ptr<caller> c, std::string
           return res(http::error(503, "no service coordinates erasures"));
         v1::Envelope env;
         env.set_user_id(uid);
+        env.set_actor(caller::actor(who, uid));
         build(*req, env, res);
         if (env.command().kind_case() == v1::Command::KIND_NOT_SET)
           return;  // `build` answered (a bad body)

@@ -52,6 +52,7 @@ void issue_certificate(v1::JobRecord& job, const std::string& issuer, const serv
   job.set_certificate(bytes);
   job.set_certificate_signature(crypto::sign_detached(bytes, key.keys));
   job.set_certificate_key_id(key.id);
+  audit(c, "certificate_issued", "system", job.job_id(), "");
   for (auto& e : st.read_stream(certificate_keys_stream))
     if (e.payload == key.public_key)
       return;

@@ -73,6 +73,7 @@ outcome coordinator::set_hold(const v1::Envelope& env, store::event_store& st) {
   if (old)
     h.set_held_job_id(old->held_job_id());  // a changed hold keeps the erase it holds
   put_hold(out.commit, uid, h, old.has_value());
+  audit(out.commit, "hold_set", actor_of(env), h.held_job_id(), uid);
   if (h.until_ms() != 0) {
     // Its timer: an entry to this service, due at until_ms; it releases this
     // hold only (a hold changed since keeps standing).
@@ -116,6 +117,7 @@ outcome coordinator::release_hold(const v1::Envelope& env, store::event_store& s
     return out;
   }
   out.commit.index_dels.emplace_back(hold_space, uid);
+  audit(out.commit, "hold_released", req.timer() ? "system" : actor_of(env), h->held_job_id(), uid);
   log::get(service_)->info("legal hold released user={}{}", uid,
                            req.timer() ? " (its until_ms passed)" : "");
   if (!h->held_job_id().empty())

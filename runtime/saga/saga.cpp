@@ -57,6 +57,15 @@ std::atomic<uint32_t> job_shards{0};
 
 void set_job_shards(uint32_t n) { job_shards.store(n); }
 
+void audit(store::commit& c, const std::string& action, const std::string& actor,
+           const std::string& job_id, const std::string& user_id) {
+  c.audit.push_back(store::audit_row{new_time_ordered_id(), now_ms(), action, actor, job_id, user_id});
+}
+
+std::string actor_of(const v1::Envelope& env) {
+  return env.actor().empty() ? std::string("self") : env.actor();
+}
+
 v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
                       const std::vector<std::string>& participants, const std::string& owner_key) {
   v1::JobRecord job;
@@ -168,6 +177,7 @@ v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std:
   auto job = new_job(v1::JOB_REGISTER, user_id, participants);
   mark(job, self, v1::STEP_DONE);  // the commit that carries this job registers the user
   put_job(out.commit, job);
+  audit(out.commit, "register", "self", job.job_id(), user_id);
   auto now = now_ms();
   for (auto& svc : participants) {
     if (svc == self)
@@ -210,6 +220,8 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kSetHold:
     case v1::Command::kGetHold:
     case v1::Command::kReleaseHold:
+    case v1::Command::kRecordAudit:
+    case v1::Command::kListAudit:
     case v1::Command::kDelivered:
       return true;
     default:
@@ -224,7 +236,9 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kStartExport: return start(v1::JOB_EXPORT, env, st, own);
     case v1::Command::kGetJob: return get_job(env, st);
     case v1::Command::kListJobs: return list_jobs(env.command().list_jobs(), st);
-    case v1::Command::kExtendJob: return extend(env.command().extend_job(), st);
+    case v1::Command::kExtendJob: return extend(env, st);
+    case v1::Command::kRecordAudit: return record_audit(env);
+    case v1::Command::kListAudit: return list_audit(env.command().list_audit(), st);
     case v1::Command::kGetCertificate: return certificate(env.command().get_certificate(), st);
     case v1::Command::kListCertificateKeys: return keys(st);
     case v1::Command::kSetHold: return set_hold(env, st);
@@ -256,6 +270,9 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
   auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
   // An erase job holds no personal data: not even the user id.
   auto job = new_job(kind, erase ? "" : env.user_id(), reg_->participants(step), env.user_id());
+  // The entry keeps the user id until the user is erased (in this very commit
+  // for an erase that proceeds: shard_core clears it).
+  audit(out.commit, to_string(kind), actor_of(env), job.job_id(), env.user_id());
   if (erase) {
     // Under a legal hold the erase is accepted and waits ("held"): nothing of
     // the user is touched until the hold is released (runtime/saga/hold.cpp).
@@ -400,7 +417,8 @@ outcome coordinator::get_job(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome coordinator::extend(const v1::ExtendJob& x, store::event_store& st) {
+outcome coordinator::extend(const v1::Envelope& env, store::event_store& st) {
+  auto& x = env.command().extend_job();
   outcome out;
   auto job = load_job(st, x.job_id());
   if (!job) {
@@ -418,6 +436,7 @@ outcome coordinator::extend(const v1::ExtendJob& x, store::event_store& st) {
   job->set_deadline_ms(extended_deadline(job->deadline_ms()));
   job->set_extended_ms(now_ms());
   job->set_extension_reason(x.reason());
+  audit(out.commit, "deadline_extended", actor_of(env), job->job_id(), job->user_id());
   log::get(service_)->info("job={} deadline extended to {}", job->job_id(), job->deadline_ms());
   put_job(out.commit, *job);
   out.reply = make_reply(v1::Reply::OK);
@@ -459,6 +478,34 @@ outcome coordinator::keys(store::event_store& st) {
     k->set_key_id(id);
     k->set_alg("Ed25519");
     k->set_public_key(crypto::b64(pk));
+  }
+  return out;
+}
+
+outcome coordinator::record_audit(const v1::Envelope& env) {
+  outcome out;
+  // Only what happens outside the sagas comes this way.
+  if (env.command().record_audit().action() != "admin_created") {
+    out.reply = make_reply(v1::Reply::INVALID, "not an action recorded this way");
+    return out;
+  }
+  audit(out.commit, "admin_created", actor_of(env), "", env.user_id());
+  out.reply = make_reply(v1::Reply::OK);
+  return out;
+}
+
+outcome coordinator::list_audit(const v1::ListAudit& q, store::event_store& st) {
+  outcome out;
+  out.reply = make_reply(v1::Reply::OK);
+  auto limit = std::min<uint32_t>(q.limit() == 0 ? 100 : q.limit(), 1001);
+  for (auto& a : st.audit_list(q.before_id(), limit)) {
+    auto* e = out.reply.mutable_audit()->add_entries();
+    e->set_id(a.id);
+    e->set_at_ms(a.at_ms);
+    e->set_action(a.action);
+    e->set_actor(a.actor);
+    e->set_job_id(a.job_id);
+    e->set_user_id(a.user_id);
   }
   return out;
 }

@@ -49,6 +49,12 @@ v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
                       const std::string& owner_key = {});
 /// The node's shard count (node.shards), for new_job's ids; 0 = ids fall anywhere.
 void set_job_shards(uint32_t n);
+
+/// Appends an entry of the audit trail to `c` (docs/api.md, "The audit trail").
+void audit(store::commit& c, const std::string& action, const std::string& actor,
+           const std::string& job_id, const std::string& user_id);
+/// Who asked for `env`: its actor, "self" if the gateway set none.
+std::string actor_of(const v1::Envelope& env);
 /// Sets one participant's progress and recomputes the job's state: failed if
 /// any failed, done if all are done, running otherwise.
 void mark(v1::JobRecord& job, const std::string& service, v1::StepState state);
@@ -114,10 +120,12 @@ private:
   outcome set_hold(const v1::Envelope& env, store::event_store& st);
   outcome release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own);
   outcome get_hold(const v1::Envelope& env, store::event_store& st);
+  outcome record_audit(const v1::Envelope& env);
+  outcome list_audit(const v1::ListAudit& q, store::event_store& st);
   outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
   outcome list_jobs(const v1::ListJobs& q, store::event_store& st);
-  outcome extend(const v1::ExtendJob& x, store::event_store& st);
+  outcome extend(const v1::Envelope& env, store::event_store& st);
   outcome certificate(const v1::GetCertificate& q, store::event_store& st);
   outcome keys(store::event_store& st);
   /// A failed register: the user is erased here and everywhere else.

@@ -30,6 +30,18 @@ void append_keys(std::vector<std::string>& keys, const std::vector<std::string>&
       keys.push_back(u);
 }
 
+/// The audit trail forgets a person erased in this very commit (the store's
+/// erase clears what was written before).
+void forget_erased_in_audit(store::commit& c) {
+  for (auto& a : c.audit)
+    for (auto& u : c.erase_users) {
+      if (a.user_id == u)
+        a.user_id.clear();
+      if (a.actor == "admin:" + u)
+        a.actor = "admin";
+    }
+}
+
 } // namespace
 
 bool passes_tombstone(const v1::Command& cmd) {
@@ -113,6 +125,7 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
         row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
     // Crypto-shredding: the store destroys the keys first, durably; then the records.
     append_keys(out.commit.destroy_keys, out.commit.erase_users);
+    forget_erased_in_audit(out.commit);
     p.commit = std::make_shared<store::commit>(std::move(out.commit));
     p.reply = std::move(out.reply);
     p.conflict_reply = std::move(out.conflict_reply);
@@ -204,6 +217,7 @@ shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::En
       append_all(merged->jobs, c.jobs);
       append_all(merged->outbox_acks, c.outbox_acks);
       append_all(merged->outbox, c.outbox);
+      append_all(merged->audit, c.audit);
       p.replies.push_back(std::move(out.reply));
     }
   } catch (const store::store_error& e) {
@@ -212,6 +226,7 @@ shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::En
     return p;
   }
   append_keys(merged->destroy_keys, merged->erase_users);
+  forget_erased_in_audit(*merged);
   if (!merged->empty())
     p.commit = std::move(merged);
   return p;

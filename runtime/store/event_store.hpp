@@ -99,6 +99,17 @@ struct job_count {
   int64_t oldest_created_ms = 0;
 };
 
+/// One entry of the audit trail: who did what, when, to which job. `user_id`
+/// (and an admin actor's id) is cleared when that user is erased.
+struct audit_row {
+  std::string id;       ///< time-ordered, unique (new_time_ordered_id)
+  int64_t at_ms = 0;
+  std::string action;   ///< register, erase, export, hold_set, hold_released, ...
+  std::string actor;    ///< "self", "admin:<user id>", "system"
+  std::string job_id;
+  std::string user_id;  ///< whom it was about ("" once erased, or none)
+};
+
 /// Everything one command changes, applied atomically in this order: erasures,
 /// tombstones, events, index deletions and insertions, jobs, outbox acks, new
 /// outbox entries, inbox record. `destroy_keys` (crypto-shredding) goes first and
@@ -119,6 +130,8 @@ struct commit {
   std::vector<int64_t> outbox_acks;   ///< delivered: delete
   std::vector<outbox_row> outbox;     ///< new entries
   std::optional<inbox_row> inbox;
+  std::vector<audit_row> audit;       ///< appended (after the erasures: an entry of a
+                                      ///< user erased in this commit keeps no user id)
   /// Filled in by the store when the commit is applied: the id of each entry of
   /// `outbox`, in order (so the runtime can hand them to the sender at once).
   mutable std::vector<int64_t> outbox_ids;
@@ -126,7 +139,7 @@ struct commit {
   bool empty() const {
     return destroy_keys.empty() && erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
            && index_puts.empty() && jobs.empty() && outbox_acks.empty() && outbox.empty()
-           && !inbox;
+           && !inbox && audit.empty();
   }
 };
 
@@ -212,6 +225,9 @@ public:
   /// this store now: its events, dedup records, index rows, jobs and personal
   /// outbox entries (not counting tombstones, which an erasure adds).
   virtual int64_t erase_count(const std::string& user_id) = 0;
+  /// Audit entries of this store (a shared store: of the shards this node
+  /// holds), newest first, with ids below `before_id` ("" = from the newest).
+  virtual std::vector<audit_row> audit_list(const std::string& before_id, size_t limit) = 0;
 
   using outbox_cursor = store::outbox_cursor;
   /// Up to `limit` outbox entries due at `now_ms`, in (next_at_ms, id) order,

@@ -274,6 +274,17 @@ void encode(bson_t* d, const mongo_store::entry& e) {
       BSON_APPEND_INT64(x, "c", j.created_ms);
     });
   });
+  append_array(d, "au", c.audit.size(), [&](bson_t* a, const char* k, size_t i) {
+    auto& r = c.audit[i];
+    append_doc(a, k, [&](bson_t* x) {
+      append_str(x, "i", r.id);
+      BSON_APPEND_INT64(x, "t", r.at_ms);
+      append_str(x, "a", r.action);
+      append_str(x, "c", r.actor);
+      append_str(x, "j", r.job_id);
+      append_str(x, "u", r.user_id);
+    });
+  });
   append_array(d, "ak", c.outbox_acks.size(),
                [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT64(a, k, c.outbox_acks[i]); });
   append_array(d, "ob", c.outbox.size(), [&](bson_t* a, const char* k, size_t i) {
@@ -317,6 +328,10 @@ mongo_store::entry decode(const bson_t* d) {
   each_doc(d, "jb", [&](const bson_t* x) {
     c.jobs.push_back(job_row{get_bytes(x, "j"), get_bytes(x, "u"), get_bytes(x, "r"),
                              get_bytes(x, "k"), get_bytes(x, "s"), get_i64(x, "c")});
+  });
+  each_doc(d, "au", [&](const bson_t* x) {
+    c.audit.push_back(audit_row{get_bytes(x, "i"), get_i64(x, "t"), get_bytes(x, "a"),
+                                get_bytes(x, "c"), get_bytes(x, "j"), get_bytes(x, "u")});
   });
   each_value(d, "ak", [&](bson_iter_t* it) { c.outbox_acks.push_back(bson_iter_as_int64(it)); });
   each_doc(d, "ob", [&](const bson_t* x) {
@@ -430,6 +445,9 @@ public:
   void update(bson_ptr sel, bson_ptr upd, bool upsert) {
     ops_.push_back({op::update, std::move(sel), std::move(upd), upsert, false});
   }
+  void update_many(bson_ptr sel, bson_ptr upd) {
+    ops_.push_back({op::update_many, std::move(sel), std::move(upd), false, false});
+  }
   /// Runs the operations in order; returns how many were kept out by newer documents.
   size_t run() {
     size_t from = 0, kept_out = 0;
@@ -445,7 +463,7 @@ public:
 
 private:
   struct op {
-    enum kind { remove_many, remove_one, replace, update } k;
+    enum kind { remove_many, remove_one, replace, update, update_many } k;
     bson_ptr sel, doc;
     bool upsert, newer_wins;
   };
@@ -476,6 +494,9 @@ private:
           break;
         case op::update:
           check(mongoc_bulk_operation_update_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
+          break;
+        case op::update_many:
+          check(mongoc_bulk_operation_update_many_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
           break;
       }
     }
@@ -590,6 +611,8 @@ mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
     specs.push_back({"inbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"idx", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"audit", "list", own(BCON_NEW("shard", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+    specs.push_back({"audit", "by_person", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
     specs.push_back({"jobs", "state", own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
     specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
@@ -918,8 +941,8 @@ namespace {
 struct collection_writes {
   explicit collection_writes(client& cl)
     : tombs{cl, "tombstones"}, events{cl, "events"}, inbox{cl, "inbox"}, idx{cl, "idx"},
-      jobs{cl, "jobs"}, outbox{cl, "outbox"} {}
-  bulk tombs, events, inbox, idx, jobs, outbox;
+      jobs{cl, "jobs"}, outbox{cl, "outbox"}, audit{cl, "audit"} {}
+  bulk tombs, events, inbox, idx, jobs, outbox, audit;
 
   /// Every record of `u` (not its tombstone, not the non-personal outbox
   /// entries that carry its erasure to other services).
@@ -929,11 +952,17 @@ struct collection_writes {
     idx.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
     jobs.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
     outbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
+    // The audit trail forgets the person: the entries stay, without their id.
+    audit.update_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))),
+                      own(BCON_NEW("$set", "{", "user_id", BCON_UTF8(""), "}")));
+    auto as_admin = "admin:" + u;
+    audit.update_many(own(BCON_NEW("actor", BCON_UTF8(as_admin.c_str()))),
+                      own(BCON_NEW("$set", "{", "actor", BCON_UTF8("admin"), "}")));
   }
   /// Documents kept out because they held something newer.
   size_t run() {
     size_t kept = 0;
-    for (auto* b : {&tombs, &events, &inbox, &idx, &jobs, &outbox})
+    for (auto* b : {&tombs, &events, &inbox, &idx, &jobs, &outbox, &audit})
       kept += b->run();
     return kept;
   }
@@ -981,6 +1010,10 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
       w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(c.outbox_ids[i]))));
   if (c.inbox && gone(c.inbox->user_id) && ++n)
     w.inbox.remove_one(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)));
+  for (auto& a : c.audit)  // the entry stays; the person goes
+    if (gone(a.user_id) && ++n)
+      w.audit.update(id_filter(a.id), own(BCON_NEW("$set", "{", "user_id", BCON_UTF8(""), "}")),
+                     false);
   return n;
 }
 
@@ -1034,6 +1067,16 @@ void mongo_store::materialize(const std::vector<const entry*>& entries) {
                               "$ne", BCON_INT32(static_cast<int32_t>(e->shard)), "}", "}", "{",
                               "v", "{", "$lte", BCON_INT64(e->version()), "}", "}", "]"));
       w.jobs.replace_upsert(std::move(sel), doc.get(), true);
+    }
+    for (auto& a : c.audit) {
+      auto doc = own(bson_new());
+      BSON_APPEND_INT64(doc.get(), "at_ms", a.at_ms);
+      append_str(doc.get(), "action", a.action);
+      append_str(doc.get(), "actor", a.actor);
+      append_str(doc.get(), "job_id", a.job_id);
+      append_str(doc.get(), "user_id", a.user_id);
+      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>(e->shard));
+      w.audit.replace_upsert(id_filter(a.id), doc.get());
     }
     for (auto id : c.outbox_acks)
       w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
@@ -1535,6 +1578,28 @@ int64_t mongo_store::erase_count(const std::string& user_id) {
   return cl.count("events", by_user("stream").get()) + cl.count("inbox", by_user("user_id").get())
          + cl.count("idx", by_user("user_id").get()) + cl.count("jobs", by_user("user_id").get())
          + cl.count("outbox", personal.get());
+}
+
+std::vector<audit_row> mongo_store::audit_list(const std::string& before_id, size_t limit) {
+  auto life = enter();
+  ensure_clean();
+  auto held = held_list();
+  std::vector<audit_row> out;
+  if (held.empty() || limit == 0)
+    return out;
+  client cl{pool_, opts_.database};
+  auto filter = own(bson_new());
+  append_in_shards(filter.get(), held);
+  if (!before_id.empty())
+    append_doc(filter.get(), "_id", [&](bson_t* x) { append_str(x, "$lt", before_id); });
+  auto opts = own(BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit",
+                           BCON_INT64(static_cast<int64_t>(limit))));
+  cl.find("audit", filter.get(), opts.get(), [&](const bson_t* d) {
+    out.push_back(audit_row{get_bytes(d, "_id"), get_i64(d, "at_ms"), get_bytes(d, "action"),
+                            get_bytes(d, "actor"), get_bytes(d, "job_id"),
+                            get_bytes(d, "user_id")});
+  });
+  return out;
 }
 
 std::vector<job_count> mongo_store::job_counts() {

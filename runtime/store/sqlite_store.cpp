@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, job_id);
 CREATE INDEX IF NOT EXISTS jobs_kind_state ON jobs(kind, state, job_id);
+CREATE TABLE IF NOT EXISTS audit (
+  id      TEXT PRIMARY KEY,
+  at_ms   INTEGER NOT NULL,
+  action  TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  job_id  TEXT NOT NULL,
+  user_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id) WHERE user_id != '';
+CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor) WHERE actor != 'self';
 CREATE TABLE IF NOT EXISTS outbox (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   dest       TEXT NOT NULL,
@@ -464,6 +474,9 @@ void sqlite_store::apply_one(const commit& c) {
     stmt{db_, "DELETE FROM idx WHERE user_id = ?1"}.bind(1, u).run();
     stmt{db_, "DELETE FROM jobs WHERE user_id = ?1"}.bind(1, u).run();
     stmt{db_, "DELETE FROM outbox WHERE user_id = ?1 AND personal = 1"}.bind(1, u).run();
+    // The audit trail forgets the person: the entries stay, without their id.
+    stmt{db_, "UPDATE audit SET user_id = '' WHERE user_id = ?1"}.bind(1, u).run();
+    stmt{db_, "UPDATE audit SET actor = 'admin' WHERE actor = 'admin:' || ?1"}.bind(1, u).run();
   }
   for (auto& u : c.tombstones)
     stmt{db_, "INSERT OR IGNORE INTO tombstones(user_id, erased_ms) VALUES (?1, "
@@ -496,6 +509,16 @@ void sqlite_store::apply_one(const commit& c) {
       .bind(4, j.kind)
       .bind(5, j.state)
       .bind(6, j.created_ms)
+      .run();
+  for (auto& a : c.audit)
+    stmt{db_, "INSERT OR IGNORE INTO audit(id, at_ms, action, actor, job_id, user_id) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"}
+      .bind(1, a.id)
+      .bind(2, a.at_ms)
+      .bind(3, a.action)
+      .bind(4, a.actor)
+      .bind(5, a.job_id)
+      .bind(6, a.user_id)
       .run();
   for (auto id : c.outbox_acks)
     stmt{db_, "DELETE FROM outbox WHERE id = ?1"}.bind(1, id).run();
@@ -661,6 +684,18 @@ int64_t sqlite_store::erase_count(const std::string& user_id) {
   s.bind(1, user_id);
   s.step();
   return s.i64(0);
+}
+
+std::vector<audit_row> sqlite_store::audit_list(const std::string& before_id, size_t limit) {
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT id, at_ms, action, actor, job_id, user_id FROM audit "
+            "WHERE (?1 = '' OR id < ?1) ORDER BY id DESC LIMIT ?2"};
+  s.bind(1, before_id).bind(2, static_cast<int64_t>(limit));
+  std::vector<audit_row> out;
+  while (s.step())
+    out.push_back(audit_row{s.str(0), s.i64(1), s.str(2), s.str(3), s.str(4), s.str(5)});
+  return out;
 }
 
 std::vector<job_count> sqlite_store::job_counts() {

@@ -51,7 +51,15 @@ BOOST_FIXTURE_TEST_CASE(metrics_move_by_what_the_workload_did, e2e_fixture) {
     BOOST_TEST_REQUIRE(api->wait_job(j).state() == "done");
   BOOST_TEST(api->raw("GET", "/v1/nope").status == 404);
 
-  auto text = api->raw("GET", "/metrics").body;
+  // A job's duration is observed just after the commit that ends it, which a
+  // reader may see a moment before: wait for the last one.
+  std::string text;
+  wait_until([&] {
+    text = api->raw("GET", "/metrics").body;
+    return scrape{text}.value("custodian_job_duration_seconds_count", {{"kind", "erase"}})
+           - before.value("custodian_job_duration_seconds_count", {{"kind", "erase"}})
+           >= erasures;
+  });
   scrape after{text};
   auto moved = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
     return after.value(name, labels) - before.value(name, labels);

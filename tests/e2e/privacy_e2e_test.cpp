@@ -16,6 +16,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 
 using namespace custodian;
 using namespace custodian::test;
@@ -109,6 +110,12 @@ BOOST_AUTO_TEST_CASE(an_overdue_job_is_extended_once_by_an_admin) {
   // Once only.
   auto again = f.api->raw("POST", path, R"({"reason":"more"})", admin.token);
   BOOST_TEST(again.status == 409, again.body);
+  auto trail = api_client::parse<v1::AuditPage>(f.api->raw("GET", "/v1/audit?limit=100", "",
+                                                           admin.token));
+  BOOST_TEST(std::any_of(trail.entries().begin(), trail.entries().end(), [&](auto& e) {
+    return e.action() == "deadline_extended" && e.job_id() == id
+           && e.actor() == "admin:" + admin.user_id;
+  }));
   // The extension survives a restart.
   f.node.stop();
   f.restart();
@@ -370,4 +377,86 @@ BOOST_AUTO_TEST_CASE(a_hold_with_an_end_releases_by_itself) {
   auto done = f.api->wait_job(id, "", std::chrono::seconds(20));
   BOOST_TEST(done.state() == "done");
   BOOST_TEST(now_ms() >= until, "not released before until_ms");
+}
+
+namespace {
+
+std::vector<v1::AuditEntry> audit_of(api_client& api, const std::string& token) {
+  std::vector<v1::AuditEntry> out;
+  std::string after;
+  for (;;) {
+    auto r = api.raw("GET", "/v1/audit?limit=3" + (after.empty() ? "" : "&after=" + after), "",
+                     token);
+    BOOST_TEST_REQUIRE(r.status == 200, r.body);
+    auto page = api_client::parse<v1::AuditPage>(r);
+    for (auto& e : page.entries())
+      out.push_back(e);
+    if (page.next().empty())
+      return out;
+    after = page.next();
+  }
+}
+
+std::string show(const v1::AuditEntry& e) {
+  return e.action() + " " + e.actor() + " job=" + e.job_id() + " user=" + e.user_id();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_audit_trail_records_each_action_and_forgets_the_erased) {
+  e2e_fixture f;
+  auto admin = make_admin(f.node.url(), f.data, *f.api);
+  auto admin_register = api_client::parse<v1::JobPage>(
+    f.api->raw("GET", "/v1/jobs?kind=register", "", admin.token)).jobs(0).job_id();
+  auto r = f.api->register_user("audited@example.com", "correct horse", "Audie Murphy");
+  BOOST_TEST_REQUIRE(r.status == 201, r.body);
+  auto reg = api_client::parse<v1::RegisterResponse>(r);
+  auto uid = reg.user_id();
+  auto token = api_client::parse<v1::LoginResponse>(
+    f.api->login("audited@example.com", "correct horse")).token();
+  auto ex = api_client::parse<v1::JobAccepted>(
+    f.api->raw("POST", "/v1/users/" + uid + "/export", "{}", token)).job_id();
+  f.api->wait_job(ex, token);
+  BOOST_TEST_REQUIRE(f.api->raw("PUT", "/v1/users/" + uid + "/hold", R"({"reason":"audit"})",
+                                admin.token).status == 200);
+  auto er = api_client::parse<v1::JobAccepted>(
+    f.api->raw("DELETE", "/v1/users/" + uid, "", token)).job_id();
+  // Before the erase proceeds, the entries name the user.
+  auto held = audit_of(*f.api, admin.token);
+  BOOST_TEST(std::count_if(held.begin(), held.end(),
+                           [&](auto& e) { return e.user_id() == uid; }) == 4);
+  BOOST_TEST(f.api->raw("DELETE", "/v1/users/" + uid + "/hold", "", admin.token).status == 204);
+  BOOST_TEST_REQUIRE(f.api->wait_job(er).state() == "done");
+  wait_until([&] { return audit_of(*f.api, admin.token).size() == 8; });
+
+  auto got = audit_of(*f.api, admin.token);
+  auto as_admin = "admin:" + admin.user_id;
+  std::multiset<std::string> expected{
+    "register self job=" + admin_register + " user=" + admin.user_id,
+    "admin_created operator job= user=" + admin.user_id,
+    "register self job=" + reg.job_id() + " user=",
+    "export self job=" + ex + " user=",
+    "hold_set " + as_admin + " job= user=",
+    "erase self job=" + er + " user=",
+    "hold_released " + as_admin + " job=" + er + " user=",
+    "certificate_issued system job=" + er + " user="};
+  std::multiset<std::string> seen;
+  for (auto& e : got)
+    seen.insert(show(e));
+  BOOST_TEST((seen == expected));
+  for (auto& e : got)
+    BOOST_TEST_MESSAGE(show(e));
+  for (size_t i = 1; i < got.size(); ++i)
+    BOOST_TEST(got[i - 1].at_ms() >= got[i].at_ms(), "newest first");
+  // Nothing of the erased user is left in any service's audit records.
+  for (auto& svc : all_services())
+    BOOST_TEST(f.rows(svc, "audit", "user_id", uid) == 0, svc);
+  // Admins only; the query checked.
+  auto member = f.make_user("member");
+  BOOST_TEST(f.api->raw("GET", "/v1/audit", "", member.token).status == 403);
+  BOOST_TEST(f.api->raw("GET", "/v1/audit").status == 401);
+  BOOST_TEST(f.api->raw("GET", "/v1/audit?limit=0", "", admin.token).status == 400);
+  BOOST_TEST(f.api->raw("GET", "/v1/audit?kind=erase", "", admin.token).status == 400);
+  auto ctl = run_ctl("--url " + f.node.url() + " audit --limit 100 --token " + admin.token);
+  BOOST_TEST(ctl.find("certificate_issued") != std::string::npos, ctl);
 }

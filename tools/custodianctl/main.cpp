@@ -54,9 +54,16 @@ const std::map<std::string, std::string> help{
              "  The cluster as the gateway's node sees it: nodes and their liveness, the\n"
              "  services and shards each hosts, outbox depths and oldest ages, jobs by kind\n"
              "  and state, the oldest pending erasure. --json prints the raw answers."},
-  {"jobs", "custodianctl jobs --token ADMIN_TOKEN [--kind K] [--state S] [--limit N] [--after C] [--json]\n"
+  {"jobs", "custodianctl jobs --token ADMIN_TOKEN [--kind K] [--state S] [--limit N] [--after C] [--overdue] [--json]\n"
            "  Lists jobs across the cluster, newest first (kind: register, erase, export;\n"
-           "  state: running, done, failed; limit 1-1000, default 20)."},
+           "  state: running, held, done, failed; limit 1-1000, default 20). --overdue: the\n"
+           "  unfinished jobs past their legal deadline, all of them."},
+  {"hold", "custodianctl hold set|release|show USER_ID --token ADMIN_TOKEN [--reason R] [--until-ms T]\n"
+           "  A legal hold on a user: while it stands, an erase waits (\"held\")."},
+  {"audit", "custodianctl audit --token ADMIN_TOKEN [--limit N] [--after C] [--json]\n"
+            "  The audit trail across the cluster, newest first (default 20 entries)."},
+  {"extend", "custodianctl extend JOB_ID --reason R --token ADMIN_TOKEN\n"
+             "  Moves an unfinished job's deadline by two calendar months, once."},
   {"certificate", "custodianctl certificate JOB_ID [--out FILE]\n"
                   "  Fetches the signed certificate of a done erase job (no token needed);\n"
                   "  prints it, or writes it to FILE."},
@@ -103,7 +110,7 @@ struct args {
 
 args parse(int argc, char** argv) {
   args a;
-  static const std::vector<std::string> flags{"wait", "help", "json"};
+  static const std::vector<std::string> flags{"wait", "help", "json", "overdue"};
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
     if (s == "-h")
@@ -266,6 +273,29 @@ ctl::job_counts count_jobs(client& c, const std::string& token) {
   return out;
 }
 
+/// Every unfinished job past its deadline (running or held), read page by page.
+std::string overdue_jobs(client& c, const std::string& token, bool json) {
+  custodian::v1::JobPage late;
+  for (std::string state : {"running", "held"}) {
+    std::string after;
+    for (;;) {
+      custodian::v1::JobPage page;
+      from_json(c.call("GET", "/v1/jobs?limit=1000&state=" + state
+                                + (after.empty() ? "" : "&after=" + after), "", token),
+                page);
+      for (auto& j : page.jobs())
+        if (j.overdue())
+          *late.add_jobs() = j;
+      for (auto& u : page.unreachable())
+        late.add_unreachable(u);
+      if (page.next().empty())
+        break;
+      after = page.next();
+    }
+  }
+  return json ? to_json(late) : ctl::jobs_table(late);
+}
+
 std::string status(client& c, const std::string& token, bool json) {
   auto cluster = c.call("GET", "/v1/cluster", "", token);
   auto running = c.call("GET", "/v1/jobs?state=running&limit=1000", "", token);
@@ -373,6 +403,46 @@ int run(int argc, char** argv) {
     out = c.call("POST", "/v1/admins", to_json(req), token, nullptr, h);
   } else if (a.command == "status") {
     out = status(c, a.need("token", "CUSTODIAN_TOKEN"), a.flag("json"));
+  } else if (a.command == "jobs" && a.flag("overdue")) {
+    out = overdue_jobs(c, a.need("token", "CUSTODIAN_TOKEN"), a.flag("json"));
+  } else if (a.command == "hold") {
+    if (a.positional.size() != 2)
+      throw usage_error{"hold needs set, release or show, and a USER_ID"};
+    auto path = "/v1/users/" + a.positional[1] + "/hold";
+    auto token = a.need("token", "CUSTODIAN_TOKEN");
+    auto& verb = a.positional[0];
+    if (verb == "set") {
+      custodian::v1::HoldRequest req;
+      req.set_reason(a.need("reason"));
+      if (auto t = a.get("until-ms"); !t.empty()) {
+        if (t.size() > 18 || !std::all_of(t.begin(), t.end(), ::isdigit))
+          throw usage_error{"--until-ms must be a time in Unix milliseconds"};
+        req.set_until_ms(std::stoll(t));
+      }
+      out = c.call("PUT", path, to_json(req), token);
+    } else if (verb == "release") {
+      c.call("DELETE", path, "", token);
+      out = "hold on " + a.positional[1] + " released";
+    } else if (verb == "show") {
+      out = c.call("GET", path, "", token);
+    } else {
+      throw usage_error{"hold takes set, release or show"};
+    }
+  } else if (a.command == "audit") {
+    std::string q = "?limit=" + (a.get("limit").empty() ? std::string("20") : a.get("limit"));
+    if (!a.get("after").empty())
+      q += "&after=" + a.get("after");
+    out = c.call("GET", "/v1/audit" + q, "", a.need("token", "CUSTODIAN_TOKEN"));
+    custodian::v1::AuditPage page;
+    if (!a.flag("json") && from_json(out, page))
+      out = ctl::audit_table(page);
+  } else if (a.command == "extend") {
+    if (a.positional.size() != 1)
+      throw usage_error{"extend needs exactly one JOB_ID"};
+    custodian::v1::ExtendRequest req;
+    req.set_reason(a.need("reason"));
+    out = c.call("POST", "/v1/jobs/" + a.positional[0] + "/extend", to_json(req),
+                 a.need("token", "CUSTODIAN_TOKEN"));
   } else if (a.command == "jobs") {
     std::string q = "?limit=" + (a.get("limit").empty() ? std::string("20") : a.get("limit"));
     for (auto k : {"kind", "state", "after"})

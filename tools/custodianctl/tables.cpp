@@ -121,9 +121,22 @@ std::string status_table(const custodian::v1::ClusterStatus& cs, const job_count
   return out.str();
 }
 
+std::string audit_table(const custodian::v1::AuditPage& page) {
+  std::vector<std::vector<std::string>> rows{{"AT (UTC)", "ACTION", "ACTOR", "JOB", "USER"}};
+  for (auto& e : page.entries())
+    rows.push_back({utc(e.at_ms()), e.action(), e.actor(), e.job_id().empty() ? "-" : e.job_id(),
+                    e.user_id().empty() ? "-" : e.user_id()});
+  std::string out = page.entries_size() == 0 ? std::string("no entries\n") : table(rows);
+  for (auto& u : page.unreachable())
+    out += "incomplete: shards of " + u + " did not answer\n";
+  if (!page.next().empty())
+    out += "more: custodianctl audit --after " + page.next() + "\n";
+  return out;
+}
+
 std::string jobs_table(const custodian::v1::JobPage& page) {
   std::vector<std::vector<std::string>> rows{
-    {"JOB", "KIND", "STATE", "ACCEPTED (UTC)", "DONE (UTC)", "PENDING ON"}};
+    {"JOB", "KIND", "STATE", "ACCEPTED (UTC)", "DONE (UTC)", "DEADLINE (UTC)", "PENDING ON"}};
   for (auto& j : page.jobs()) {
     std::vector<std::string> pending;
     for (auto& [svc, st] : j.services())
@@ -134,7 +147,8 @@ std::string jobs_table(const custodian::v1::JobPage& page) {
     for (auto& s : pending)
       p += (p.empty() ? "" : " ") + s;
     rows.push_back({j.job_id(), j.kind(), j.state(), utc(j.accepted_ms()),
-                    j.done_ms() ? utc(j.done_ms()) : "-", p.empty() ? "-" : p});
+                    j.done_ms() ? utc(j.done_ms()) : "-",
+                    utc(j.deadline_ms()) + (j.overdue() ? " OVERDUE" : ""), p.empty() ? "-" : p});
   }
   std::string out = page.jobs_size() == 0 ? std::string("no jobs\n") : table(rows);
   for (auto& u : page.unreachable())

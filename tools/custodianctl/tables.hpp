@@ -28,6 +28,7 @@ std::string utc(int64_t ms);
 std::string status_table(const custodian::v1::ClusterStatus& cs, const job_counts& jobs,
                          int64_t now_ms);
 std::string jobs_table(const custodian::v1::JobPage& page);
+std::string audit_table(const custodian::v1::AuditPage& page);
 
 /// An erasure certificate (GET /v1/jobs/{id}/certificate's answer) checked
 /// against published keys (GET /v1/keys' answer), offline.
