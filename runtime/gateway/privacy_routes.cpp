@@ -86,8 +86,8 @@ void install_hold_routes(http::server& s, std::shared_ptr<caller> c, std::string
         return res(http::error(400, err));
       if (auto err = check_text("reason", body.reason(), 1, 500); !err.empty())
         return res(http::error(400, err));
-      if (body.until_ms() < 0)
-        return res(http::error(400, "until_ms must be a time (Unix ms) or left out"));
+      if (body.until_ms() < 0 || (body.until_ms() != 0 && body.until_ms() <= now_ms()))
+        return res(http::error(400, "until_ms must be a time to come (Unix ms) or left out"));
       auto* h = env.mutable_command()->mutable_set_hold();
       h->set_reason(body.reason());
       h->set_until_ms(body.until_ms());

@@ -35,6 +35,21 @@ bool expired(const v1::Hold& h, int64_t now) { return h.until_ms() != 0 && h.unt
 
 } // namespace
 
+store::outbox_row coordinator::hold_timer(const v1::Envelope& cause, const std::string& uid,
+                                           int64_t until_ms) {
+  // An entry to this service, due at until_ms; it releases that hold only (a
+  // hold changed since keeps standing). Personal: the user's erase deletes it.
+  auto msg = step_envelope(cause, "hold-" + uid + "-" + std::to_string(until_ms) + "-"
+                                    + new_id().substr(0, 8),
+                           "release", service_, uid, service_ + "@" + node_);
+  auto* r = msg.mutable_command()->mutable_release_hold();
+  r->set_if_until_ms(until_ms);
+  r->set_timer(true);
+  auto row = make_outbox(service_, msg, true, until_ms);
+  row.next_at_ms = row.created_ms = until_ms;
+  return row;
+}
+
 std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
                                                const v1::Envelope& env, store::event_store& st) {
   auto uid = env.user_id();
@@ -42,6 +57,7 @@ std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
   if (!hold || expired(*hold, now_ms()))
     return std::nullopt;  // an expired hold whose timer is late holds nothing
   if (!hold->held_job_id().empty()) {
+    out.commit.audit.clear();  // no new job: the request repeats the held one
     out.reply = make_reply(v1::Reply::OK);  // the erase already waiting
     out.reply.mutable_job()->set_job_id(hold->held_job_id());
     return std::move(out);
@@ -74,18 +90,8 @@ outcome coordinator::set_hold(const v1::Envelope& env, store::event_store& st) {
     h.set_held_job_id(old->held_job_id());  // a changed hold keeps the erase it holds
   put_hold(out.commit, uid, h, old.has_value());
   audit(out.commit, "hold_set", actor_of(env), h.held_job_id(), uid);
-  if (h.until_ms() != 0) {
-    // Its timer: an entry to this service, due at until_ms; it releases this
-    // hold only (a hold changed since keeps standing).
-    auto msg = step_envelope(env, "hold-" + uid + "-" + std::to_string(h.until_ms()), "release",
-                             service_, uid, service_ + "@" + node_);
-    auto* r = msg.mutable_command()->mutable_release_hold();
-    r->set_if_until_ms(h.until_ms());
-    r->set_timer(true);
-    auto row = make_outbox(service_, msg, false, now);
-    row.next_at_ms = row.created_ms = h.until_ms();
-    out.commit.outbox.push_back(std::move(row));
-  }
+  if (h.until_ms() != 0)
+    out.commit.outbox.push_back(hold_timer(env, uid, h.until_ms()));
   log::get(service_)->info("legal hold set user={} until_ms={}", uid, h.until_ms());
   out.reply = make_reply(v1::Reply::OK);
   *out.reply.mutable_hold() = h;
@@ -110,6 +116,13 @@ outcome coordinator::release_hold(const v1::Envelope& env, store::event_store& s
   auto uid = env.user_id();
   auto& req = env.command().release_hold();
   auto h = load_hold(st, uid);
+  if (req.timer() && now_ms() < req.if_until_ms()) {
+    // Woken early (outbox_wake makes every entry for a destination due when it
+    // comes back): the hold stands; its timer is set again for until_ms.
+    out.commit.outbox.push_back(hold_timer(env, uid, req.if_until_ms()));
+    out.reply = make_reply(v1::Reply::OK);
+    return out;
+  }
   if (!h || (req.timer() && h->until_ms() != req.if_until_ms())) {
     // Nothing to release: already released, or the timer of a hold replaced since.
     out.reply = req.timer() ? make_reply(v1::Reply::OK)

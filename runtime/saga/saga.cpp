@@ -134,12 +134,12 @@ v1::JobStatus job_status(const v1::JobRecord& job) {
   s.set_error(job.error());
   s.set_user_id(job.user_id());
   s.set_accepted_ms(job.created_ms());
-  if (job.state() != v1::JOB_RUNNING)
+  bool open = job.state() == v1::JOB_RUNNING || job.state() == v1::JOB_HELD;
+  if (!open)
     s.set_done_ms(job.done_ms() != 0 ? job.done_ms() : job.updated_ms());
   s.set_deadline_ms(job.deadline_ms());
   if (job.deadline_ms() != 0)
-    s.set_overdue(job.state() == v1::JOB_RUNNING ? now_ms() > job.deadline_ms()
-                                                 : s.done_ms() > job.deadline_ms());
+    s.set_overdue(open ? now_ms() > job.deadline_ms() : s.done_ms() > job.deadline_ms());
   s.set_extended_ms(job.extended_ms());
   s.set_extension_reason(job.extension_reason());
   for (auto& [name, st] : job.services())
@@ -425,7 +425,7 @@ outcome coordinator::extend(const v1::Envelope& env, store::event_store& st) {
     out.reply = make_reply(v1::Reply::NOT_FOUND, "no such job");
     return out;
   }
-  if (job->state() != v1::JOB_RUNNING) {
+  if (job->state() != v1::JOB_RUNNING && job->state() != v1::JOB_HELD) {
     out.reply = make_reply(v1::Reply::CONFLICT, "the job is finished; its deadline stays");
     return out;
   }

@@ -118,6 +118,8 @@ private:
   std::optional<outcome> hold_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
                                     store::event_store& st);
   outcome set_hold(const v1::Envelope& env, store::event_store& st);
+  store::outbox_row hold_timer(const v1::Envelope& cause, const std::string& uid,
+                               int64_t until_ms);
   outcome release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own);
   outcome get_hold(const v1::Envelope& env, store::event_store& st);
   outcome record_audit(const v1::Envelope& env);

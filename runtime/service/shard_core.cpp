@@ -159,7 +159,7 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   for (auto& u : p.commit->erase_users)
     log::get("erase")->info("{} erased user={} request={}", logic_->name(), u, p.request_id);
   for (auto& j : p.commit->jobs) {
-    if (j.state == saga::to_string(v1::JOB_RUNNING))
+    if (j.state == saga::to_string(v1::JOB_RUNNING) || j.state == saga::to_string(v1::JOB_HELD))
       continue;
     v1::JobRecord rec;
     if (!rec.ParseFromString(j.record))

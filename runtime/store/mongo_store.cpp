@@ -613,6 +613,7 @@ mongo_store::mongo_store(mongo_options opts) : opts_(std::move(opts)) {
     specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
     specs.push_back({"audit", "list", own(BCON_NEW("shard", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
     specs.push_back({"audit", "by_person", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+    specs.push_back({"audit", "by_actor", own(BCON_NEW("actor", BCON_INT32(1))), false});
     specs.push_back({"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
     specs.push_back({"jobs", "state", own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
     specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});

@@ -475,8 +475,11 @@ void sqlite_store::apply_one(const commit& c) {
     stmt{db_, "DELETE FROM jobs WHERE user_id = ?1"}.bind(1, u).run();
     stmt{db_, "DELETE FROM outbox WHERE user_id = ?1 AND personal = 1"}.bind(1, u).run();
     // The audit trail forgets the person: the entries stay, without their id.
-    stmt{db_, "UPDATE audit SET user_id = '' WHERE user_id = ?1"}.bind(1, u).run();
-    stmt{db_, "UPDATE audit SET actor = 'admin' WHERE actor = 'admin:' || ?1"}.bind(1, u).run();
+    // (The literal terms let SQLite use the partial indexes.)
+    stmt{db_, "UPDATE audit SET user_id = '' WHERE user_id = ?1 AND user_id != ''"}.bind(1, u).run();
+    stmt{db_, "UPDATE audit SET actor = 'admin' WHERE actor = 'admin:' || ?1 AND actor != 'self'"}
+      .bind(1, u)
+      .run();
   }
   for (auto& u : c.tombstones)
     stmt{db_, "INSERT OR IGNORE INTO tombstones(user_id, erased_ms) VALUES (?1, "

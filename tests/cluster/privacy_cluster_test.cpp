@@ -28,6 +28,7 @@ BOOST_FIXTURE_TEST_CASE(a_hold_on_one_node_holds_the_erasure_on_every_node, clus
   a.start();
   api = std::make_unique<api_client>(a.url());
   BOOST_TEST_REQUIRE(wait_alive({"a", "b", "c"}));
+  BOOST_TEST_REQUIRE(wait_until([&] { return alive_as_seen_by("b")["a"]; }));
   BOOST_TEST(api_client::parse<v1::JobStatus>(api->job(job)).state() == "held");
   BOOST_TEST(rows("c", "watchhistory", "events", "stream", u.user_id) == on_c);
 
