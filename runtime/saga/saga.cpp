@@ -116,6 +116,20 @@ void put_job(store::commit& c, const v1::JobRecord& job) {
                                   job.created_ms()});
 }
 
+namespace {
+constexpr const char* extension_space = "extension";
+} // namespace
+
+void apply_extension(store::event_store& st, v1::JobRecord& job) {
+  auto row = st.index_get(extension_space, job.job_id());
+  v1::JobExtension x;
+  if (!row || !x.ParseFromString(row->value))
+    return;
+  job.set_deadline_ms(x.deadline_ms());
+  job.set_extended_ms(x.extended_ms());
+  job.set_extension_reason(x.reason());
+}
+
 std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id) {
   auto row = st.job_get(job_id);
   if (!row)
@@ -123,6 +137,7 @@ std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string&
   v1::JobRecord job;
   if (!job.ParseFromString(row->record))
     throw store::store_error(store::errc::io, "unreadable job record " + job_id);
+  apply_extension(st, job);
   return job;
 }
 
@@ -436,9 +451,18 @@ outcome coordinator::extend(const v1::Envelope& env, store::event_store& st) {
   job->set_deadline_ms(extended_deadline(job->deadline_ms()));
   job->set_extended_ms(now_ms());
   job->set_extension_reason(x.reason());
+  // Beside the record, not in it: a hand-back rewriting the record meanwhile
+  // neither loses the extension nor is set back by it. Two extensions at once:
+  // the second finds the key taken (conflict, 409).
+  v1::JobExtension ext;
+  ext.set_deadline_ms(job->deadline_ms());
+  ext.set_extended_ms(job->extended_ms());
+  ext.set_reason(x.reason());
+  out.commit.index_puts.push_back(store::index_row{extension_space, job->job_id(), job->user_id(),
+                                                   ext.SerializeAsString()});
+  out.conflict_reply = make_reply(v1::Reply::CONFLICT, "the deadline was extended once already");
   audit(out.commit, "deadline_extended", actor_of(env), job->job_id(), job->user_id());
   log::get(service_)->info("job={} deadline extended to {}", job->job_id(), job->deadline_ms());
-  put_job(out.commit, *job);
   out.reply = make_reply(v1::Reply::OK);
   *out.reply.mutable_job_status() = job_status(*job);
   return out;
@@ -525,6 +549,7 @@ outcome coordinator::list_jobs(const v1::ListJobs& q, store::event_store& st) {
     v1::JobRecord job;
     if (!job.ParseFromString(row.record))
       throw store::store_error(store::errc::io, "unreadable job record " + row.job_id);
+    apply_extension(st, job);
     auto* s = list->add_jobs();
     *s = job_status(job);
     s->clear_user_id();  // the list carries no personal data

@@ -59,7 +59,9 @@ std::string actor_of(const v1::Envelope& env);
 /// any failed, done if all are done, running otherwise.
 void mark(v1::JobRecord& job, const std::string& service, v1::StepState state);
 void put_job(store::commit& c, const v1::JobRecord& job);
+/// The job record, with its deadline's extension (kept beside it) applied.
 std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id);
+void apply_extension(store::event_store& st, v1::JobRecord& job);
 /// The public view of a job (no bundle).
 v1::JobStatus job_status(const v1::JobRecord& job);
 
