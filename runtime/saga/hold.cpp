@@ -51,11 +51,31 @@ store::outbox_row coordinator::hold_timer(const v1::Envelope& cause, const std::
 }
 
 std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
-                                               const v1::Envelope& env, store::event_store& st) {
+                                               const v1::Envelope& env, store::event_store& st,
+                                               service_logic& own) {
   auto uid = env.user_id();
   auto hold = load_hold(st, uid);
-  if (!hold || expired(*hold, now_ms()))
-    return std::nullopt;  // an expired hold whose timer is late holds nothing
+  if (!hold)
+    return std::nullopt;
+  if (expired(*hold, now_ms())) {
+    // Its timer is late (the sender's poll, a backoff): an expired hold holds
+    // nothing, and the erase it held is the one to run now, not a second one.
+    auto held = hold->held_job_id().empty() ? std::nullopt : load_job(st, hold->held_job_id());
+    if (!held || held->state() != v1::JOB_HELD)
+      return std::nullopt;
+    out.commit.audit.clear();  // the request continues the held erase
+    out.commit.index_dels.emplace_back(hold_space, uid);
+    audit(out.commit, "hold_released", "system", held->job_id(), uid);
+    held->set_state(v1::JOB_RUNNING);
+    held->set_updated_ms(now_ms());
+    if (auto refused = begin_erase(out, *held, env, st, own))
+      return std::move(*refused);
+    put_job(out.commit, *held);
+    out.reply = make_reply(v1::Reply::OK);
+    out.reply.mutable_job()->set_job_id(held->job_id());
+    log::get(service_)->info("erase accepted user={} job={} (its hold ended)", uid, held->job_id());
+    return std::move(out);
+  }
   if (!hold->held_job_id().empty()) {
     out.commit.audit.clear();  // no new job: the request repeats the held one
     out.reply = make_reply(v1::Reply::OK);  // the erase already waiting

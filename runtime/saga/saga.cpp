@@ -291,7 +291,7 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
   if (erase) {
     // Under a legal hold the erase is accepted and waits ("held"): nothing of
     // the user is touched until the hold is released (runtime/saga/hold.cpp).
-    if (auto held = hold_erase(out, job, env, st))
+    if (auto held = hold_erase(out, job, env, st, own))
       return std::move(*held);
     if (auto refused = begin_erase(out, job, env, st, own))
       return std::move(*refused);

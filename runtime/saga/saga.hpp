@@ -118,7 +118,7 @@ private:
   /// If the user is held: the job is recorded "held" (nothing else) and the
   /// answer returned.
   std::optional<outcome> hold_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
-                                    store::event_store& st);
+                                    store::event_store& st, service_logic& own);
   outcome set_hold(const v1::Envelope& env, store::event_store& st);
   store::outbox_row hold_timer(const v1::Envelope& cause, const std::string& uid,
                                int64_t until_ms);

@@ -442,8 +442,10 @@ public:
   void replace_upsert(bson_ptr sel, const bson_t* doc, bool newer_wins = false) {
     ops_.push_back({op::replace, std::move(sel), own(bson_copy(doc)), true, newer_wins});
   }
-  void update(bson_ptr sel, bson_ptr upd, bool upsert) {
-    ops_.push_back({op::update, std::move(sel), std::move(upd), upsert, false});
+  /// `keep_existing`: an upsert whose insert the server refuses as a duplicate
+  /// key (a concurrent or repeated insert of the same _id) keeps what is there.
+  void update(bson_ptr sel, bson_ptr upd, bool upsert, bool keep_existing = false) {
+    ops_.push_back({op::update, std::move(sel), std::move(upd), upsert, keep_existing});
   }
   void update_many(bson_ptr sel, bson_ptr upd) {
     ops_.push_back({op::update_many, std::move(sel), std::move(upd), false, false});
@@ -1028,8 +1030,11 @@ void mongo_store::materialize(const std::vector<const entry*>& entries) {
     for (auto& u : c.erase_users)
       w.erase_user(u);
     for (auto& u : c.tombstones)
+      // A tombstone is written once; a replay (roll-forward of a journal that
+      // tombstones the user twice) finds it there.
       w.tombs.update(id_filter(u),
-                     own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true);
+                     own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true,
+                     true);
     for (size_t i = 0; i < c.events.size(); ++i) {
       auto& [stream, payload] = c.events[i];
       auto doc = own(bson_new());

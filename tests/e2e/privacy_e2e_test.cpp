@@ -460,3 +460,27 @@ BOOST_AUTO_TEST_CASE(the_audit_trail_records_each_action_and_forgets_the_erased)
   auto ctl = run_ctl("--url " + f.node.url() + " audit --limit 100 --token " + admin.token);
   BOOST_TEST(ctl.find("certificate_issued") != std::string::npos, ctl);
 }
+
+BOOST_AUTO_TEST_CASE(an_erase_asked_again_after_a_hold_ended_runs_the_held_one) {
+  // The sender looks for due entries only every 60 s here: the hold's timer is
+  // late, and the user asks again after until_ms. The held erase runs (one job,
+  // not a second one next to a stranded first).
+  e2e_fixture f{{"--outbox.poll-interval=60s"}};
+  auto admin = make_admin(f.node.url(), f.data, *f.api);
+  auto u = f.make_user("late-timer");
+  auto until = now_ms() + 1500;
+  BOOST_TEST_REQUIRE(f.api->raw("PUT", "/v1/users/" + u.user_id + "/hold",
+                                "{\"reason\":\"review\",\"until_ms\":\"" + std::to_string(until)
+                                  + "\"}", admin.token).status == 200);
+  auto first = api_client::parse<v1::JobAccepted>(
+    f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token)).job_id();
+  BOOST_TEST_REQUIRE(wait_until([&] { return now_ms() > until; }, std::chrono::seconds(5)));
+  BOOST_TEST(api_client::parse<v1::JobStatus>(f.api->job(first)).state() == "held");
+  auto again = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token);
+  BOOST_TEST_REQUIRE(again.status == 202, again.body);
+  BOOST_TEST(api_client::parse<v1::JobAccepted>(again).job_id() == first);
+  BOOST_TEST(f.api->wait_job(first).state() == "done");
+  auto erases = api_client::parse<v1::JobPage>(
+    f.api->raw("GET", "/v1/jobs?kind=erase", "", admin.token));
+  BOOST_TEST(erases.jobs_size() == 1);
+}
