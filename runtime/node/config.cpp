@@ -10,6 +10,7 @@
 #include <caf/openssl/manager.hpp>
 
 #include <algorithm>
+#include <thread>
 #include <fstream>
 
 namespace custodian {
@@ -21,6 +22,14 @@ node_config::node_config() {
   // Peers talk mutual TLS only (BASP over CAF's OpenSSL module; the openssl.*
   // keys are CAF's own). validate() refuses a clustered node without them.
   load<caf::openssl::manager>();
+  // CAF 0.17's default scheduler runs max(cores, 4) workers that poll for work
+  // (spinning, then 50 us sleeps) when idle: on a small machine the idle
+  // workers take CPU from the shards and writers. Workers that wait on a
+  // condition variable, one per core, answered erasures with about half the
+  // latency here (docs/performance.md); the [scheduler] keys still override.
+  set("scheduler.policy", caf::atom("sharing"));
+  set("scheduler.max-threads",
+      static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
   opt_group{custom_options_, "node"}
     .add(node_name, "name", "name of this node (logs, origins)")
     .add(services, "services",

@@ -56,9 +56,8 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
 
   // The destination answered for good: give the reply to the origin shard, whose
   // commit acknowledges the entry.
-  auto hand_back = [self, d, fail](const store::outbox_row& row, const saga::step_ref& step,
-                                   const v1::Reply& reply) {
-    metrics::delivery(d->service, row.dest, reply.status() == v1::Reply::OK ? "ok" : "failed");
+  auto hand_back = [self, d, fail](outbox_state::answer a) {
+    auto& row = a.row;
     auto origin = d->rt->lookup(d->service, row.user_id);
     if (!origin) {
       fail(row, "origin shard not available");
@@ -70,9 +69,9 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     auto* del = env.mutable_command()->mutable_delivered();
     del->set_outbox_id(row.id);
     del->set_dest(row.dest);
-    del->set_job_id(step.job_id);
-    del->set_step(step.step);
-    *del->mutable_reply() = reply;
+    del->set_job_id(a.job_id);
+    del->set_step(a.step);
+    *del->mutable_reply() = std::move(a.reply);
     self->request(*origin, d->cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
       .then(
         [self, row, fail](const wire& w) {
@@ -92,7 +91,100 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
         [row, fail](caf::error& err) { fail(row, "origin: " + caf::to_string(err)); });
   };
 
-  auto send_one = [self, d, fail, hand_back, lg](store::outbox_row row) {
+  // Several answers of one user's job in one message: the origin writes them
+  // in one commit. An origin that does not know batches (a node of an older
+  // version) refuses the message as invalid: then they go one by one.
+  auto hand_back_all = [self, d, fail, hand_back](std::vector<outbox_state::answer> all) {
+    if (all.size() == 1) {
+      hand_back(std::move(all.front()));
+      return;
+    }
+    auto origin = d->rt->lookup(d->service, all.front().row.user_id);
+    if (!origin) {
+      for (auto& a : all)
+        fail(a.row, "origin shard not available");
+      return;
+    }
+    v1::Envelope env;
+    env.set_user_id(all.front().row.user_id);
+    env.set_origin("outbox/" + d->service);
+    auto* batch = env.mutable_command()->mutable_delivered_batch();
+    for (auto& a : all) {
+      auto* del = batch->add_items();
+      del->set_outbox_id(a.row.id);
+      del->set_dest(a.row.dest);
+      del->set_job_id(a.job_id);
+      del->set_step(a.step);
+      *del->mutable_reply() = a.reply;
+    }
+    auto shared = std::make_shared<std::vector<outbox_state::answer>>(std::move(all));
+    self->request(*origin, d->cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
+      .then(
+        [self, shared, fail, hand_back](const wire& w) {
+          v1::Reply r;
+          bool parsed = r.ParseFromString(w.bytes);
+          if (parsed && r.status() == v1::Reply::INVALID) {
+            for (auto& a : *shared)
+              hand_back(std::move(a));
+            return;
+          }
+          if (!parsed || r.status() != v1::Reply::OK) {
+            for (auto& a : *shared)
+              fail(a.row, "origin did not take the replies");
+            return;
+          }
+          for (auto& a : *shared)
+            self->state.in_flight.erase(a.row.id);
+          self->state.delivered += shared->size();
+          if (self->state.backlog && !self->state.drain_scheduled) {
+            self->state.drain_scheduled = true;
+            self->send(self, drain_atom::value);
+          }
+        },
+        [shared, fail](caf::error& err) {
+          for (auto& a : *shared)
+            fail(a.row, "origin: " + caf::to_string(err));
+        });
+  };
+
+  // Every answer held for `job` goes back now, together.
+  auto release = [self, hand_back_all](const std::string& job) {
+    auto i = self->state.jobs.find(job);
+    if (i == self->state.jobs.end())
+      return;
+    auto held = std::move(i->second.held);
+    if (i->second.outstanding == 0)
+      self->state.jobs.erase(i);
+    else
+      i->second.held.clear();
+    if (!held.empty())
+      hand_back_all(std::move(held));
+  };
+  // One delivery of `job` is settled (answered, or failed and rescheduled).
+  auto settled = [self, release](const std::string& job) {
+    auto i = self->state.jobs.find(job);
+    if (i == self->state.jobs.end())
+      return;
+    if (i->second.outstanding > 0)
+      --i->second.outstanding;
+    if (i->second.outstanding == 0)
+      release(job);
+  };
+  auto answered = [self, d, hand_back, settled](outbox_state::answer a) {
+    metrics::delivery(d->service, a.row.dest, a.reply.status() == v1::Reply::OK ? "ok" : "failed");
+    auto job = a.job_id;
+    auto i = job.empty() ? self->state.jobs.end() : self->state.jobs.find(job);
+    if (i == self->state.jobs.end()) {
+      hand_back(std::move(a));
+      return;
+    }
+    if (i->second.held.empty())
+      i->second.held_since_ms = d->clock();
+    i->second.held.push_back(std::move(a));
+    settled(job);
+  };
+
+  auto send_one = [self, d, fail, answered, settled, lg](store::outbox_row row) {
     if (row.personal) {
       auto plain = d->keys->open(row.user_id, row.payload, "outbox/" + row.request_id);
       if (!plain) {
@@ -121,21 +213,28 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     auto sent = env.SerializeAsString();
     auto step = saga::step_of(env.command());
     self->state.in_flight.insert(row.id);
+    if (!step.job_id.empty())
+      ++self->state.jobs[step.job_id].outstanding;
+    auto failed = [fail, settled, job = step.job_id](const store::outbox_row& r,
+                                                      const std::string& why) {
+      fail(r, why);
+      settled(job);
+    };
     self->request(*dest, d->cfg.request_timeout, cmd_atom::value, wire{sent})
       .then(
-        [row, step, fail, hand_back](const wire& w) {
+        [row, step, failed, answered](const wire& w) {
           v1::Reply reply;
           if (!reply.ParseFromString(w.bytes)) {
-            fail(row, "unreadable reply");
+            failed(row, "unreadable reply");
             return;
           }
           if (transient(reply)) {
-            fail(row, "destination: " + reply.message());
+            failed(row, "destination: " + reply.message());
             return;
           }
-          hand_back(row, step, reply);
+          answered(outbox_state::answer{row, step.job_id, step.step, std::move(reply)});
         },
-        [row, fail](caf::error& err) { fail(row, caf::to_string(err)); });
+        [row, failed](caf::error& err) { failed(row, caf::to_string(err)); });
   };
 
   auto drain = [self, d, send_one, lg] {
@@ -210,7 +309,15 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
       self->state.drain_scheduled = false;
       drain();
     },
-    [self, d, drain](tick_atom) {
+    [self, d, drain, release](tick_atom) {
+      // Answers held past handback_hold (a sibling delivery is slow) go back.
+      auto limit = d->clock() - to_ms(d->cfg.handback_hold);
+      std::vector<std::string> overdue;
+      for (auto& [job, g] : self->state.jobs)
+        if (!g.held.empty() && g.held_since_ms <= limit)
+          overdue.push_back(job);
+      for (auto& job : overdue)
+        release(job);
       drain();
       self->delayed_send(self, d->cfg.poll_interval, tick_atom::value);
     },

@@ -14,7 +14,13 @@
 /// shard just committed arrive with `fresh_atom` and go out at once; the store
 /// is read on the poll tick (retries, restarts, entries beyond the in-flight
 /// bound) and when woken with `kick_atom`.
+///
+/// Answers to the steps of one job sent together are handed back together:
+/// an answer waits while deliveries of its job are still out (at most
+/// `handback_hold`), then all go back to back, so the origin writes them in
+/// one transaction instead of rewriting the job record once per participant.
 
+#include "commands.pb.h"
 #include "runtime/common/wire.hpp"
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/router/router.hpp"
@@ -24,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <unordered_map>
 
 namespace custodian {
 
@@ -35,6 +42,8 @@ struct outbox_config {
   size_t batch = 256;
   /// Deliveries in flight at once; beyond it the sender waits for answers.
   size_t max_in_flight = 1024;
+  /// Longest an answer waits for the answers of its job's other deliveries.
+  caf::timespan handback_hold = std::chrono::milliseconds(200);
 };
 
 struct outbox_deps {
@@ -56,6 +65,20 @@ struct outbox_deps {
 int64_t backoff_ms(int32_t attempt, int64_t base_ms, int64_t max_ms, uint32_t random);
 
 struct outbox_state {
+  /// A destination's final answer, waiting to be handed back to the origin.
+  struct answer {
+    store::outbox_row row;
+    std::string job_id;
+    v1::Step step = v1::STEP_NONE;
+    v1::Reply reply;
+  };
+  /// The deliveries of one job still out, and the answers held for them.
+  struct job_group {
+    size_t outstanding = 0;
+    std::vector<answer> held;
+    int64_t held_since_ms = 0;
+  };
+  std::unordered_map<std::string, job_group> jobs;
   std::set<int64_t> in_flight;                  ///< sent (or failed), not yet settled
   std::vector<store::event_store::retry> retries;  ///< failures to record at the next drain
   bool drain_scheduled = false;

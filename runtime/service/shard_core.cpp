@@ -198,10 +198,15 @@ void append_all(std::vector<T>& to, std::vector<T>& from) {
 
 } // namespace
 
-shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::Envelope>& envs) {
+shard_core::prepared_many shard_core::prepare_delivered(
+  const std::vector<v1::Envelope>& envs, const saga::coordinator::pending_jobs* unconfirmed) {
   prepared_many p;
   auto merged = std::make_shared<store::commit>();
   saga::coordinator::pending_jobs jobs;
+  if (unconfirmed)
+    for (auto& env : envs)
+      if (auto i = unconfirmed->find(env.command().delivered().job_id()); i != unconfirmed->end())
+        jobs.insert(*i);
   try {
     for (auto& env : envs) {
       auto out = saga_.handle(env, *store_, *logic_, &jobs);
@@ -227,6 +232,9 @@ shard_core::prepared_many shard_core::prepare_delivered(const std::vector<v1::En
   }
   append_keys(merged->destroy_keys, merged->erase_users);
   forget_erased_in_audit(*merged);
+  for (auto& row : merged->jobs)
+    if (auto i = jobs.find(row.job_id); i != jobs.end())
+      p.written.insert(*i);
   if (!merged->empty())
     p.commit = std::move(merged);
   return p;

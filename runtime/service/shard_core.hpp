@@ -69,8 +69,14 @@ public:
   struct prepared_many {
     std::shared_ptr<store::commit> commit;  ///< null: `replies` are the answers
     std::vector<v1::Reply> replies;
+    /// The job records this commit writes (job id -> record).
+    saga::coordinator::pending_jobs written;
   };
-  prepared_many prepare_delivered(const std::vector<v1::Envelope>& envs);
+  /// `unconfirmed`: job records written by hand-back commits still on their way
+  /// to the store; a job found there is read from there, not from the store
+  /// (hand-backs of one user are pipelined: docs/architecture.md, "Hand-backs").
+  prepared_many prepare_delivered(const std::vector<v1::Envelope>& envs,
+                                  const saga::coordinator::pending_jobs* unconfirmed = nullptr);
   std::vector<result> finish(prepared_many& p, const store::status& st);
 
   service_logic& logic() { return *logic_; }

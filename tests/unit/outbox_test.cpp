@@ -216,3 +216,103 @@ BOOST_FIXTURE_TEST_CASE(oversized_envelope_is_refused_unread, node_fixture) {
   self->send_exit(small, caf::exit_reason::user_shutdown);
   sched.run();
 }
+
+namespace {
+
+/// A destination that takes every delivery and never answers (this test's
+/// fake for a participant that is slow or hangs).
+struct silent_state {
+  std::vector<caf::typed_response_promise<wire>> kept;
+};
+shard_actor::behavior_type silent_shard(shard_actor::stateful_pointer<silent_state> self) {
+  return {[self](cmd_atom, const wire&) {
+    auto rp = self->make_response_promise<wire>();
+    self->state.kept.push_back(rp);
+    return rp;
+  }};
+}
+
+uint64_t commits_of(caf::scoped_actor& self, caf::scheduler::test_coordinator& sched,
+                    const writer_actor& w) {
+  uint64_t out = 0;
+  auto h = self->request(w, caf::infinite, writer_stats_atom::value);
+  sched.run();
+  h.receive([&](uint64_t, uint64_t commits) { out = commits; }, [](caf::error&) {});
+  return out;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(answers_of_one_job_go_back_in_one_commit, node_fixture) {
+  auto uid = register_user();
+  auto before = commits_of(self, sched, writers["user"]);
+  v1::Envelope env;
+  env.set_user_id(uid);
+  env.mutable_command()->mutable_start_erase();
+  auto job_id = call("user", env).job().job_id();
+  sched.run();
+  BOOST_TEST(job("user", job_id).state() == "done");
+  // The erase's start, then every participant's answer in one hand-back
+  // commit (one per participant before).
+  BOOST_TEST(reg->participants(v1::STEP_ERASE).size() > 2u);
+  BOOST_TEST(commits_of(self, sched, writers["user"]) - before == 2u);
+  BOOST_TEST(stores["user"]->outbox_depth() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_silent_participant_holds_the_other_answers_at_most_handback_hold,
+                        node_fixture) {
+  auto uid = register_user();
+  auto silent = sys.spawn(silent_shard);
+  rt->set_shard("watchhistory", 0, silent);
+  v1::Envelope env;
+  env.set_user_id(uid);
+  env.mutable_command()->mutable_start_erase();
+  auto job_id = call("user", env).job().job_id();
+  sched.run();
+  // The others answered; their answers wait for watchhistory's.
+  BOOST_TEST(stores["auth"]->tombstoned(uid));
+  BOOST_TEST(job("user", job_id).services().at("auth") == "pending");
+  // Past handback_hold (200 ms), at the sender's next tick, they go back.
+  advance(std::chrono::milliseconds(260));
+  auto st = job("user", job_id);
+  BOOST_TEST(st.services().at("auth") == "done");
+  BOOST_TEST(st.services().at("authz") == "done");
+  BOOST_TEST(st.services().at("watchhistory") == "pending");
+  // watchhistory returns; the delivery that got no answer is sent again.
+  rt->set_shard("watchhistory", 0, shards["watchhistory"]);
+  for (int i = 0; i < 8 && job("user", job_id).state() != "done"; ++i)
+    advance(std::chrono::milliseconds(1000));
+  BOOST_TEST(job("user", job_id).state() == "done");
+  self->send_exit(silent, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+BOOST_FIXTURE_TEST_CASE(answers_held_when_the_sender_dies_are_delivered_again, node_fixture) {
+  // The node dies while its sender holds answers (the crash point this
+  // grouping adds): nothing was acknowledged, so a new sender delivers every
+  // entry again; participants answer from their inboxes and the job ends done.
+  auto uid = register_user();
+  auto silent = sys.spawn(silent_shard);
+  rt->set_shard("watchhistory", 0, silent);
+  v1::Envelope env;
+  env.set_user_id(uid);
+  env.mutable_command()->mutable_start_erase();
+  auto job_id = call("user", env).job().job_id();
+  sched.run();
+  auto participants = static_cast<int64_t>(reg->participants(v1::STEP_ERASE).size()) - 1;
+  BOOST_TEST(stores["authz"]->tombstoned(uid));  // answered, held
+  BOOST_TEST(stores["user"]->outbox_depth() == participants);
+  self->send_exit(senders["user"], caf::exit_reason::kill);
+  rt->set_sender("user", caf::actor{});
+  sched.run();
+  BOOST_TEST(job("user", job_id).services().at("authz") == "pending");
+  rt->set_shard("watchhistory", 0, shards["watchhistory"]);
+  start_sender("user");
+  sched.run();
+  auto st = job("user", job_id);
+  BOOST_TEST(st.state() == "done");
+  BOOST_TEST(stores["user"]->outbox_depth() == 0);
+  BOOST_TEST(stores["watchhistory"]->tombstoned(uid));
+  self->send_exit(silent, caf::exit_reason::user_shutdown);
+  sched.run();
+}

@@ -5,6 +5,7 @@
 
 #include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/common/ids.hpp"
+#include "runtime/saga/saga.hpp"
 #include "runtime/service/shard_actor.hpp"
 #include "runtime/service/writer.hpp"
 #include "runtime/store/sqlite_store.hpp"
@@ -154,4 +155,149 @@ BOOST_FIXTURE_TEST_CASE(a_commit_past_its_deadline_is_refused_and_not_written, f
   BOOST_TEST(codes == (std::vector<int32_t>{static_cast<int32_t>(store::errc::overloaded), 0}));
   BOOST_TEST(st->read_stream("late").empty());
   BOOST_TEST(st->read_stream("fresh").size() == 1u);
+}
+
+namespace {
+
+/// A hand-back as the outbox sender sends it: participant `dest` answered OK
+/// for `job` (outbox entry `outbox_id`).
+v1::Envelope handback(const std::string& uid, const std::string& job, const std::string& dest,
+                      int64_t outbox_id) {
+  v1::Envelope e;
+  e.set_user_id(uid);
+  e.set_origin("outbox/watchhistory");
+  auto* del = e.mutable_command()->mutable_delivered();
+  del->set_outbox_id(outbox_id);
+  del->set_dest(dest);
+  del->set_job_id(job);
+  del->set_step(v1::STEP_PROVISION);
+  del->mutable_reply()->set_status(v1::Reply::OK);
+  return e;
+}
+
+/// A register job of user "u" waiting for participants a, b and c, and one
+/// outbox entry per participant (their ids in `ids`).
+struct job_fixture : fixture {
+  std::shared_ptr<crypto::keyring> keys =
+    std::make_shared<crypto::keyring>(crypto::random_key(), "watchhistory", st);
+  std::shared_ptr<shard_core> core = std::make_shared<shard_core>(
+    std::make_shared<watchhistory::watchhistory_logic>(keys), st, keys);
+  v1::JobRecord job = saga::new_job(v1::JOB_REGISTER, "u", {"a", "b", "c"});
+  std::vector<int64_t> ids;
+
+  job_fixture() {
+    store::commit c;
+    saga::put_job(c, job);
+    for (auto dest : {"a", "b", "c"})
+      c.outbox.push_back(store::outbox_row{0, dest, "u", job.job_id() + "/" + dest, "payload",
+                                           false, 0, 0, 0});
+    BOOST_REQUIRE(st->apply(c).ok());
+    ids = c.outbox_ids;
+  }
+
+  caf::typed_actor<caf::replies_to<cmd_atom, wire>::with<wire>> shard(writer_actor w) {
+    auto slot = std::make_shared<writer_slot>();
+    slot->set(w);
+    return sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, std::make_shared<router>(1),
+                                            1 << 20, slot});
+  }
+
+  v1::JobRecord stored_job() {
+    v1::JobRecord r;
+    BOOST_REQUIRE(r.ParseFromString(st->job_get(job.job_id())->record));
+    return r;
+  }
+
+  std::vector<int64_t> outbox_left() {
+    std::vector<int64_t> out;
+    for (auto& row : st->outbox_due(now_ms() + 1, 100))
+      out.push_back(row.id);
+    return out;
+  }
+
+  v1::Reply answer() {
+    v1::Reply reply;
+    self->receive([&](const wire& r) { reply.ParseFromString(r.bytes); });
+    return reply;
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(hand_backs_of_one_job_go_on_without_waiting_for_each_other, job_fixture) {
+  // Three participants answered at once: the second and third hand-backs are
+  // prepared on the first's (not yet durable) job record and sent to the
+  // writer right away, so all three join one transaction (before pipelining:
+  // two, the first alone) and no participant's mark is lost.
+  auto s = shard(writer);
+  for (size_t i = 0; i < 3; ++i)
+    self->send(s, cmd_atom::value,
+               wire{handback("u", job.job_id(), std::string(1, "abc"[i]), ids[i]).SerializeAsString()});
+  sched.run();
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(answer().status() == v1::Reply::OK);
+  BOOST_TEST(stats().first == 1u);   // one transaction
+  BOOST_TEST(stats().second == 3u);  // of three commits
+  auto r = stored_job();
+  BOOST_TEST(r.state() == v1::JOB_DONE);
+  for (auto dest : {"a", "b", "c"})
+    BOOST_TEST(r.services().at(dest) == v1::STEP_DONE);
+  BOOST_TEST(outbox_left().empty());
+  self->send_exit(s, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+namespace {
+
+/// A stand-in writer (this test's fake) that fails the first commit it gets
+/// (an I/O error) and applies the others to the store, one at a time.
+writer_actor::behavior_type failing_first_writer(writer_actor::pointer self,
+                                                 std::shared_ptr<store::event_store> st) {
+  auto n = std::make_shared<int>(0);
+  return {
+    [st, n](commit_atom, commit_ticket& t) -> caf::result<int32_t, std::string> {
+      if ((*n)++ == 0)
+        return {static_cast<int32_t>(store::errc::io), std::string("injected")};
+      auto s = st->apply(*t.commit);
+      return {static_cast<int32_t>(s.code), s.message};
+    },
+    [](flush_atom) {},
+    [](writer_stats_atom) { return caf::result<uint64_t, uint64_t>(0, 0); },
+  };
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_hand_back_lost_before_a_later_one_is_delivered_again, job_fixture) {
+  // a's hand-back is written first and fails; b's, prepared on top of a's
+  // record, is durable. The job then says a is done (a did answer done) while
+  // a's outbox entry stays: the outbox delivers it again, the hand-back is
+  // written, and nothing is applied twice.
+  auto fake = sys.spawn(failing_first_writer, std::static_pointer_cast<store::event_store>(st));
+  auto s = shard(fake);
+  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "a", ids[0]).SerializeAsString()});
+  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "b", ids[1]).SerializeAsString()});
+  sched.run();
+  BOOST_TEST(answer().status() == v1::Reply::UNAVAILABLE);  // a: nothing written
+  BOOST_TEST(answer().status() == v1::Reply::OK);           // b
+  auto r = stored_job();
+  BOOST_TEST(r.state() == v1::JOB_RUNNING);
+  BOOST_TEST(r.services().at("a") == v1::STEP_DONE);
+  BOOST_TEST(r.services().at("b") == v1::STEP_DONE);
+  BOOST_TEST(r.services().at("c") == v1::STEP_PENDING);
+  BOOST_TEST(outbox_left() == (std::vector<int64_t>{ids[0], ids[2]}));
+  // The outbox delivers a's answer again, then c answers.
+  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "a", ids[0]).SerializeAsString()});
+  sched.run();
+  BOOST_TEST(answer().status() == v1::Reply::OK);
+  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "c", ids[2]).SerializeAsString()});
+  sched.run();
+  BOOST_TEST(answer().status() == v1::Reply::OK);
+  r = stored_job();
+  BOOST_TEST(r.state() == v1::JOB_DONE);
+  BOOST_TEST(r.service_done_ms().size() == 3u);
+  BOOST_TEST(outbox_left().empty());
+  self->send_exit(s, caf::exit_reason::user_shutdown);
+  self->send_exit(fake, caf::exit_reason::user_shutdown);
+  sched.run();
 }
