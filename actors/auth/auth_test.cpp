@@ -117,3 +117,19 @@ BOOST_AUTO_TEST_CASE(export_section_has_the_email_and_the_sessions) {
   BOOST_TEST(sec->email() == "ada@example.com");
   BOOST_TEST(sec->active_sessions() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(a_failure_inside_the_logic_answers_internal_and_the_shard_lives_on) {
+  // A session row whose expiry is not a number (damaged data): std::stoll
+  // throws inside the logic. The command fails with INTERNAL (the gateway's
+  // 500); the shard actor answers the next command as before.
+  testkit::service_kit kit{"auth"};
+  auto uid = new_id();
+  store::commit c;
+  c.index_puts.push_back(store::index_row{"session", "s-1", uid, "not a number"});
+  BOOST_REQUIRE(kit.store().apply(c).ok());
+  auto verify = kit.envelope(uid);
+  verify.mutable_command()->mutable_verify_session()->set_session_id("s-1");
+  BOOST_TEST(kit.ask_shard(verify).status() == v1::Reply::INTERNAL);
+  auto r = kit.ask_shard(register_cmd(kit, "ada@example.com"));
+  BOOST_TEST(r.status() == v1::Reply::OK);
+}

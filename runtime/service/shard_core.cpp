@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <typeinfo>
 
 namespace custodian {
 
@@ -135,6 +136,13 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
     log::get(logic_->name())->warn("{} request={}: store: {}", command_name(env), env.request_id(),
                                    e.what());
     return answer(make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
+  } catch (const std::exception& e) {
+    // A bug or unreadable stored data in the logic: this command fails (500),
+    // the shard lives on and nothing is written. The exception's text may
+    // quote stored data, so only its type of failure is logged.
+    log::get(logic_->name())->error("{} request={}: the service failed ({})", command_name(env),
+                                    env.request_id(), typeid(e).name());
+    return answer(make_reply(v1::Reply::INTERNAL, logic_->name() + " failed on this request"));
   }
 }
 
@@ -228,6 +236,10 @@ shard_core::prepared_many shard_core::prepare_delivered(
   } catch (const store::store_error& e) {
     p.replies.assign(envs.size(),
                      make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
+    return p;
+  } catch (const std::exception& e) {
+    log::get(logic_->name())->error("hand-backs: the service failed ({})", typeid(e).name());
+    p.replies.assign(envs.size(), make_reply(v1::Reply::INTERNAL, logic_->name() + " failed"));
     return p;
   }
   append_keys(merged->destroy_keys, merged->erase_users);
