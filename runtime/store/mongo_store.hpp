@@ -43,6 +43,11 @@ typedef struct _mongoc_uri_t mongoc_uri_t;
 
 namespace custodian::store {
 
+namespace mongo {
+class client;
+struct batch_plan;
+} // namespace mongo
+
 struct mongo_options {
   std::string uri = "mongodb://127.0.0.1:27017";
   /// The service's database, e.g. "custodian_user".
@@ -63,17 +68,30 @@ struct mongo_options {
   int64_t timeout_ms = 5000;
   /// Called (on the renewal thread) when a held lease was taken over.
   std::function<void(uint32_t shard)> on_lost;
-  /// Tests only: no renewal thread (leases expire: a paused owner), and a
-  /// crash between a commit's journal write and its apply.
-  bool renew = true;
+};
+
+/// Faults a test injects into the store (tests/store/conformance_test.cpp);
+/// a node passes none.
+struct mongo_faults {
+  /// No renewal thread: the leases expire (a paused owner).
+  bool no_renewal = false;
+  /// The process "dies" between a batch's journal write and its apply.
   bool crash_after_journal = false;
-  /// Tests only: called between a batch's journal write and its apply (a
-  /// pause there is what a late apply after a takeover looks like).
+  /// Called between a batch's journal write and its apply (a pause there is
+  /// what a late apply after a takeover looks like).
   std::function<void()> before_apply;
-  /// Tests only: called once a batch's records are written, before its
-  /// journal is cleared (a store error thrown here is an apply that wrote and
-  /// then failed, e.g. on a connection that broke while the node was paused).
+  /// Called once a batch's records are written, before its journal is cleared
+  /// (a store error thrown here is an apply that wrote and then failed, e.g. on
+  /// a connection that broke while the node was paused).
   std::function<void()> after_apply;
+};
+
+/// A shard lease this node holds: its epoch, and the next outbox id and
+/// journal sequence number it hands out.
+struct mongo_lease_state {
+  int64_t epoch = 0;
+  int64_t next_id = 1;
+  int64_t next_seq = 1;
 };
 
 /// "mongodb://user:secret@host/..." -> "mongodb://***@host/..." (for logs and errors).
@@ -83,7 +101,7 @@ class mongo_store final : public event_store, public shard_leases {
 public:
   /// Connects (bounded by timeout_ms), creates the indexes and takes the leases
   /// of `claim`. Throws store_error with a sentence (URI redacted) on failure.
-  explicit mongo_store(mongo_options opts);
+  explicit mongo_store(mongo_options opts, mongo_faults faults = {});
   ~mongo_store() override;
 
   status apply(const commit& c) override;
@@ -141,13 +159,16 @@ public:
   };
 
 private:
-  struct held_lease {
-    int64_t epoch = 0;
-    int64_t next_id = 1;
-    int64_t next_seq = 1;
-  };
+  using held_lease = mongo_lease_state;
 
   uint32_t shard_of_commit(const commit& c) const;
+  // apply_batch's steps (mongo/apply.cpp): keys first, plan, journal (the
+  // commit point; the shards whose write landed), apply.
+  void destroy_keys(mongo::client& cl, const std::vector<const commit*>& batch);
+  mongo::batch_plan plan(mongo::client& cl, const std::vector<const commit*>& batch);
+  std::vector<uint32_t> journal(mongo::client& cl, const std::vector<const commit*>& batch,
+                                mongo::batch_plan& p);
+  void apply_journaled(mongo::batch_plan& p, const std::vector<uint32_t>& clean);
   /// Applies journal entries to the collections (idempotent); throws store_error.
   void materialize(const std::vector<const entry*>& entries);
   /// Rolls forward the journal of every held shard when an earlier apply left
@@ -175,6 +196,7 @@ private:
   mutable std::shared_mutex life_mtx_;
 
   mongo_options opts_;
+  mongo_faults faults_;
   std::string redacted_;
   mongoc_uri_t* uri_ = nullptr;
   mongoc_client_pool_t* pool_ = nullptr;

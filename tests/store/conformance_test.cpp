@@ -97,13 +97,18 @@ struct fixture {
     o.require_claims = false;
     return o;
   }
-  /// A node holding `shard` whose lease runs out at once: it never renews (as if paused).
+  /// A node holding `shard` whose lease runs out at once: it never renews (as
+  /// if paused; with the faults of `paused()`).
   mongo_options paused_owner(const std::string& owner, uint32_t shard) const {
     auto o = mongo(owner);
     o.claim = {shard};
     o.lease_ms = 300;
-    o.renew = false;
     return o;
+  }
+  static mongo_faults paused() {
+    mongo_faults f;
+    f.no_renewal = true;
+    return f;
   }
   std::unique_ptr<event_store> open() {
     if (is_mongo())
@@ -584,7 +589,8 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_a_takeover, fixture,
   std::string user = "user-on-s";
   uint32_t s = shard_of(user, 16);
   auto oa = paused_owner("node-a", s);
-  mongo_store a{oa};
+  auto fa = paused();
+  mongo_store a{oa, fa};
   commit before;
   before.shard = static_cast<int32_t>(s);
   before.events = {{user, "written-before"}};
@@ -632,8 +638,9 @@ BOOST_FIXTURE_TEST_CASE(a_journaled_commit_is_rolled_forward_by_the_next_owner, 
   std::string user = "user-x";
   uint32_t s = shard_of(user, 16);
   auto oa = paused_owner("node-a", s);
-  oa.crash_after_journal = true;
-  auto a = std::make_unique<mongo_store>(oa);
+  auto fa = paused();
+  fa.crash_after_journal = true;
+  auto a = std::make_unique<mongo_store>(oa, fa);
   commit c;
   c.events = {{user, "e1"}, {user, "e2"}};
   c.index_puts = {{"email", "kx", user, ""}};
@@ -682,8 +689,9 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
   mongo_store b{ob};
 
   auto oa = paused_owner("node-a", s);
+  auto fa = paused();
   int paused = 0;
-  oa.before_apply = [&] {
+  fa.before_apply = [&] {
     if (paused++)
       return;
     BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
@@ -700,7 +708,7 @@ BOOST_FIXTURE_TEST_CASE(a_late_apply_after_a_takeover_brings_nothing_back, fixtu
     job.jobs = {{"job-j", v, "done"}};
     BOOST_TEST(b.apply(job).ok());
   };
-  mongo_store a{oa};
+  mongo_store a{oa, fa};
   commit c;
   c.shard = static_cast<int32_t>(s);
   c.events = {{u, "u-secret-payload"}};
@@ -748,18 +756,19 @@ BOOST_FIXTURE_TEST_CASE(an_apply_that_fails_half_way_after_a_takeover_brings_not
   auto ob = standby("node-b");
   mongo_store b{ob};
   auto oa = paused_owner("node-a", s);
+  auto fa = paused();
   int paused = 0, failed = 0;
-  oa.before_apply = [&] {
+  fa.before_apply = [&] {
     if (paused++)
       return;
     BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
     BOOST_TEST(b.apply(erasure(u, s)).ok());
   };
-  oa.after_apply = [&] {
+  fa.after_apply = [&] {
     if (failed++ == 0)
       throw store_error(errc::unavailable, "connection reset (test)");
   };
-  mongo_store a{oa};
+  mongo_store a{oa, fa};
   commit c;
   c.shard = static_cast<int32_t>(s);
   c.events = {{u, "half-secret-payload"}};
@@ -794,8 +803,9 @@ BOOST_FIXTURE_TEST_CASE(a_late_erasure_keeps_its_dedup_record, fixture,
   auto ob = standby("node-b");
   mongo_store b{ob};
   auto oa = paused_owner("node-a", s);
-  oa.before_apply = [&] { BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); })); };
-  mongo_store a{oa};
+  auto fa = paused();
+  fa.before_apply = [&] { BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); })); };
+  mongo_store a{oa, fa};
   auto erase = erasure(u, s);
   erase.inbox = inbox_row{"job-1/erase/svc", u, "Pok"};
   BOOST_TEST(a.apply(erase).ok());
@@ -840,9 +850,9 @@ BOOST_FIXTURE_TEST_CASE(each_node_sends_the_outbox_of_the_shards_it_holds, fixtu
 BOOST_FIXTURE_TEST_CASE(an_unfinished_apply_is_rolled_forward_before_the_next_read, fixture,
                         *utf::precondition(mongo_only)) {
   hand_over();
-  auto o = mongo();
-  o.crash_after_journal = true;
-  mongo_store a{o};
+  mongo_faults f;
+  f.crash_after_journal = true;
+  mongo_store a{mongo(), f};
   commit c;
   c.events = {{"u1", "e1"}};
   c.tombstones = {"u9"};

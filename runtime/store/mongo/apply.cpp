@@ -1,0 +1,541 @@
+#include "runtime/store/mongo_store.hpp"
+
+#include "runtime/common/ids.hpp"
+#include "runtime/common/log.hpp"
+#include "runtime/store/mongo/driver.hpp"
+#include "runtime/store/mongo/journal.hpp"
+#include "runtime/store/mongo/plan.hpp"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+namespace custodian::store {
+
+using namespace mongo;
+
+// ---- writes ----
+
+uint32_t mongo_store::shard_of_commit(const commit& c) const {
+  if (c.shard >= 0)
+    return static_cast<uint32_t>(c.shard) % opts_.shards;
+  auto of = [this](const std::string& k) { return shard_of(k, opts_.shards); };
+  if (c.inbox && !c.inbox->user_id.empty())
+    return of(c.inbox->user_id);
+  if (!c.events.empty())
+    return of(c.events.front().first);
+  if (!c.erase_users.empty())
+    return of(c.erase_users.front());
+  if (!c.tombstones.empty())
+    return of(c.tombstones.front());
+  for (auto& j : c.jobs)
+    if (!j.user_id.empty())
+      return of(j.user_id);
+  if (!c.index_puts.empty())
+    return of(c.index_puts.front().user_id);
+  if (!c.outbox.empty())
+    return of(c.outbox.front().user_id);
+  if (!c.outbox_acks.empty())
+    return static_cast<uint32_t>(c.outbox_acks.front() % max_shards) % opts_.shards;
+  if (!c.jobs.empty())
+    return of(c.jobs.front().job_id);
+  if (!c.destroy_keys.empty())
+    return of(c.destroy_keys.front());
+  return 0;
+}
+
+namespace {
+
+/// The writes of one apply: a bulk per collection, run in this order
+/// (tombstones first: a crash in between never leaves data without its tombstone).
+struct collection_writes {
+  explicit collection_writes(client& cl)
+    : tombs{cl, "tombstones"}, events{cl, "events"}, inbox{cl, "inbox"}, idx{cl, "idx"},
+      jobs{cl, "jobs"}, outbox{cl, "outbox"}, audit{cl, "audit"} {}
+  bulk tombs, events, inbox, idx, jobs, outbox, audit;
+
+  /// Every record of `u` (not its tombstone, not the non-personal outbox
+  /// entries that carry its erasure to other services).
+  void erase_user(const std::string& u) {
+    events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
+    inbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+    idx.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+    jobs.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
+    outbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
+    // The audit trail forgets the person: the entries stay, without their id.
+    audit.update_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))),
+                      own(BCON_NEW("$set", "{", "user_id", BCON_UTF8(""), "}")));
+    auto as_admin = "admin:" + u;
+    audit.update_many(own(BCON_NEW("actor", BCON_UTF8(as_admin.c_str()))),
+                      own(BCON_NEW("$set", "{", "actor", BCON_UTF8("admin"), "}")));
+  }
+  /// Documents kept out because they held something newer.
+  size_t run() {
+    size_t kept = 0;
+    for (auto* b : {&tombs, &events, &inbox, &idx, &jobs, &outbox, &audit})
+      kept += b->run();
+    return kept;
+  }
+};
+
+/// The users whose records `e` writes.
+void users_written(const mongo_store::entry& e, std::set<std::string>& out) {
+  auto& c = e.c;
+  for (auto& ev : c.events)
+    out.insert(ev.first);
+  for (auto& r : c.index_puts)
+    out.insert(r.user_id);
+  for (auto& j : c.jobs)
+    out.insert(j.user_id);
+  for (auto& o : c.outbox)
+    out.insert(o.user_id);
+  if (c.inbox)
+    out.insert(c.inbox->user_id);
+  out.erase("");
+}
+
+/// Deletes (into `w`) what `e` wrote for users in `erased`, other than users
+/// `e` itself erased; returns how many records.
+size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::string>& erased,
+                             collection_writes& w) {
+  auto& c = e.c;
+  auto gone = [&](const std::string& u) {
+    return erased.count(u) && std::find(c.tombstones.begin(), c.tombstones.end(), u) == c.tombstones.end();
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < c.events.size(); ++i)
+    if (gone(c.events[i].first) && ++n)
+      w.events.remove_one(id_filter(event_id(c.events[i].first, e.event_seqs[i])));
+  for (auto& r : c.index_puts)
+    if (gone(r.user_id) && ++n) {
+      auto sel = id_filter(idx_id(r.space, r.key));
+      append_str(sel.get(), "user_id", r.user_id);
+      w.idx.remove_one(std::move(sel));
+    }
+  for (auto& j : c.jobs)
+    if (gone(j.user_id) && ++n)
+      w.jobs.remove_one(own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "user_id", BCON_UTF8(j.user_id.c_str()))));
+  for (size_t i = 0; i < c.outbox.size(); ++i)
+    if (c.outbox[i].personal && gone(c.outbox[i].user_id) && ++n)
+      w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(c.outbox_ids[i]))));
+  if (c.inbox && gone(c.inbox->user_id) && ++n)
+    w.inbox.remove_one(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)));
+  for (auto& a : c.audit)  // the entry stays; the person goes
+    if (gone(a.user_id) && ++n)
+      w.audit.update(id_filter(a.id), own(BCON_NEW("$set", "{", "user_id", BCON_UTF8(""), "}")),
+                     false);
+  return n;
+}
+
+} // namespace
+
+void mongo_store::materialize(const std::vector<const entry*>& entries) {
+  client cl{pool_, opts_.database};
+  collection_writes w{cl};
+  for (auto* e : entries) {
+    auto& c = e->c;
+    for (auto& u : c.erase_users)
+      w.erase_user(u);
+    for (auto& u : c.tombstones)
+      // A tombstone is written once; a replay (roll-forward of a journal that
+      // tombstones the user twice) finds it there.
+      w.tombs.update(id_filter(u),
+                     own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true,
+                     true);
+    for (size_t i = 0; i < c.events.size(); ++i) {
+      auto& [stream, payload] = c.events[i];
+      auto doc = own(bson_new());
+      append_str(doc.get(), "stream", stream);
+      BSON_APPEND_INT64(doc.get(), "seq", e->event_seqs[i]);
+      append_bin(doc.get(), "payload", payload);
+      w.events.replace_upsert(id_filter(event_id(stream, e->event_seqs[i])), doc.get());
+    }
+    for (auto& [space, key] : c.index_dels)
+      w.idx.remove_one(id_filter(idx_id(space, key)));
+    // An index key is overwritten only for its own user: a late apply (after a
+    // takeover) never takes a key another user holds by now.
+    for (auto& r : c.index_puts) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "space", r.space);
+      append_bin(doc.get(), "key", r.key);
+      append_str(doc.get(), "user_id", r.user_id);
+      append_bin(doc.get(), "value", r.value);
+      auto sel = id_filter(idx_id(r.space, r.key));
+      append_str(sel.get(), "user_id", r.user_id);
+      w.idx.replace_upsert(std::move(sel), doc.get(), true);
+    }
+    // A job record carries the version of the entry that wrote it; an older
+    // entry of the same shard (a late apply) never replaces a newer record.
+    // Within one entry (merged hand-backs) the last write wins.
+    for (auto& j : c.jobs) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "user_id", j.user_id);
+      append_bin(doc.get(), "record", j.record);
+      append_str(doc.get(), "kind", j.kind);
+      append_str(doc.get(), "state", j.state);
+      BSON_APPEND_INT64(doc.get(), "created_ms", j.created_ms);
+      BSON_APPEND_INT32(doc.get(), "vs", static_cast<int32_t>(e->shard));
+      BSON_APPEND_INT64(doc.get(), "v", e->version());
+      auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
+                              "$ne", BCON_INT32(static_cast<int32_t>(e->shard)), "}", "}", "{",
+                              "v", "{", "$lte", BCON_INT64(e->version()), "}", "}", "]"));
+      w.jobs.replace_upsert(std::move(sel), doc.get(), true);
+    }
+    for (auto& a : c.audit) {
+      auto doc = own(bson_new());
+      BSON_APPEND_INT64(doc.get(), "at_ms", a.at_ms);
+      append_str(doc.get(), "action", a.action);
+      append_str(doc.get(), "actor", a.actor);
+      append_str(doc.get(), "job_id", a.job_id);
+      append_str(doc.get(), "user_id", a.user_id);
+      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>(e->shard));
+      w.audit.replace_upsert(id_filter(a.id), doc.get());
+    }
+    for (auto id : c.outbox_acks)
+      w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
+    for (size_t i = 0; i < c.outbox.size(); ++i) {
+      auto id = c.outbox_ids[i];
+      auto doc = own(bson_new());
+      put_outbox(doc.get(), c.outbox[i], id);
+      w.outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
+    }
+    if (c.inbox) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "user_id", c.inbox->user_id);
+      append_str(doc.get(), "request_id", c.inbox->request_id);
+      append_bin(doc.get(), "outcome", c.inbox->outcome);
+      w.inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
+    }
+  }
+  if (auto kept = w.run(); kept > 0)
+    log::get("store")->info("{}: {} records of an older apply kept out by newer ones", opts_.database, kept);
+}
+
+bool mongo_store::clear_journal(uint32_t shard, int64_t epoch) {
+  client cl{pool_, opts_.database};
+  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+  auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
+  return cl.update_one("leases", sel.get(), clear.get(), false) > 0;
+}
+
+bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<const entry*>& applied) {
+  if (clear_journal(shard, epoch))
+    return true;
+  // The shard's epoch moved on while these entries were applied: this node was
+  // paused or cut off, another node took the shard over and rolled the same
+  // entries forward, and these writes may have landed after its own. A user it
+  // erased since then must not come back: every record these entries wrote
+  // for a user who has a tombstone now is deleted again — except what an
+  // entry wrote for a user it erased itself (the erasure's dedup record). An
+  // erasure writes its tombstone before it deletes, so either its deletes come
+  // after these writes, or this read sees its tombstone.
+  ++late_applies_;
+  size_t erased = 0;
+  auto scrubbed = scrub_erased(applied, erased);
+  log::get("store")->warn("{}: shard {}: {} commits applied after the shard was taken over "
+                          "(epoch {} is gone); {} records of {} erased users deleted again",
+                          opts_.database, shard, applied.size(), epoch, scrubbed, erased);
+  lose(shard, "its epoch moved on while its journal was applied");
+  return false;
+}
+
+void mongo_store::scrub_unfinished(uint32_t shard) {
+  // An apply of this node wrote some records of the shard and then failed,
+  // and the shard has another owner now: those writes may have landed after
+  // it erased a user. They are scrubbed as a late apply's are (finish_apply).
+  auto u = unfinished_.find(shard);
+  if (u == unfinished_.end())
+    return;
+  std::vector<const entry*> ptrs;
+  for (auto& e : u->second)
+    ptrs.push_back(&e);
+  size_t erased = 0;
+  auto scrubbed = scrub_erased(ptrs, erased);
+  ++late_applies_;
+  unfinished_.erase(u);
+  log::get("store")->warn("{}: shard {}: {} commits whose apply failed half-way are another "
+                          "owner's now; {} records of {} erased users deleted again",
+                          opts_.database, shard, ptrs.size(), scrubbed, erased);
+}
+
+size_t mongo_store::scrub_erased(const std::vector<const entry*>& applied, size_t& erased_users) {
+  std::set<std::string> users;
+  for (auto* e : applied)
+    users_written(*e, users);
+  std::set<std::string> erased;
+  size_t scrubbed = 0;
+  if (!users.empty()) {
+    client cl{pool_, opts_.database};
+    std::vector<std::string> list(users.begin(), users.end());
+    auto sel = own(bson_new());
+    append_doc(sel.get(), "_id", [&](bson_t* x) {
+      append_array(x, "$in", list.size(), [&](bson_t* a, const char* k, size_t i) { append_str(a, k, list[i]); });
+    });
+    cl.find("tombstones", sel.get(), nullptr, [&](const bson_t* d) { erased.insert(get_bytes(d, "_id")); });
+    if (!erased.empty()) {
+      collection_writes w{cl};
+      for (auto* e : applied)
+        scrubbed += undo_writes_of_erased(*e, erased, w);
+      w.run();
+    }
+  }
+  erased_users = erased.size();
+  return scrubbed;
+}
+
+void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
+  client cl{pool_, opts_.database};
+  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+  auto doc = cl.find_one("leases", sel.get());
+  if (!doc) {
+    scrub_unfinished(shard);
+    lose(shard, "its epoch moved on while its journal waited");
+    return;
+  }
+  std::vector<entry> left;
+  each_doc(doc.get(), "pending", [&](const bson_t* d) { left.push_back(decode(d)); });
+  unfinished_.erase(shard);  // still journaled: the roll-forward below covers them
+  if (left.empty())
+    return;
+  std::vector<const entry*> ptrs;
+  for (auto& e : left)
+    ptrs.push_back(&e);
+  materialize(ptrs);
+  if (finish_apply(shard, epoch, ptrs))
+    log::get("store")->info("{}: shard {}: rolled forward {} journaled commits", opts_.database,
+                            shard, left.size());
+}
+
+void mongo_store::roll_forward_locked() {
+  std::map<uint32_t, held_lease> held;
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    held = held_;
+  }
+  for (auto& [shard, h] : held)
+    roll_forward_shard(shard, h.epoch);
+  // Shards given up meanwhile (the renewal found them taken over).
+  while (!unfinished_.empty())
+    scrub_unfinished(unfinished_.begin()->first);
+  dirty_ = false;
+}
+
+void mongo_store::ensure_clean() {
+  if (!dirty_.load())
+    return;
+  std::lock_guard<std::mutex> w{write_mtx_};
+  if (dirty_.load())
+    roll_forward_locked();
+}
+
+status mongo_store::apply(const commit& c) { return apply_batch({&c}).front(); }
+
+void mongo_store::destroy_keys(client& cl, const std::vector<const commit*>& batch) {
+  std::vector<std::string> doomed;
+  for (auto* c : batch)
+    doomed.insert(doomed.end(), c->destroy_keys.begin(), c->destroy_keys.end());
+  if (doomed.empty())
+    return;
+  auto sel = own(bson_new());
+  append_doc(sel.get(), "_id", [&](bson_t* x) {
+    append_array(x, "$in", doomed.size(),
+                 [&](bson_t* a, const char* k, size_t i) { append_str(a, k, doomed[i]); });
+  });
+  bson_error_t err;
+  if (!mongoc_collection_delete_many(cl.coll("keys"), sel.get(), nullptr, nullptr, &err))
+    fail(err, "delete of keys");
+}
+
+mongo::batch_plan mongo_store::plan(client& cl, const std::vector<const commit*>& batch) {
+  if (seq_cache_stale_.exchange(false) || seq_cache_.size() > 100000)
+    seq_cache_.clear();
+  // The leases as this batch sees them (the renewal thread may drop one
+  // meanwhile: the conditional journal write then refuses it).
+  std::map<uint32_t, held_lease> leases;
+  {
+    std::lock_guard<std::mutex> g{lease_mtx_};
+    leases = held_;
+  }
+  mongo::plan_reads reads;
+  reads.index_owner = [&cl](const std::string& id) -> std::optional<std::string> {
+    auto row = cl.find_one("idx", id_filter(id).get());
+    if (!row)
+      return std::nullopt;
+    return get_bytes(row.get(), "user_id");
+  };
+  reads.last_event_seq = [&cl](const std::string& stream) {
+    auto opts = own(BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                             "projection", "{", "seq", BCON_INT32(1), "}"));
+    int64_t max = 0;
+    cl.find("events", own(BCON_NEW("stream", BCON_UTF8(stream.c_str()))).get(), opts.get(),
+            [&](const bson_t* d) { max = get_i64(d, "seq"); });
+    return max;
+  };
+  auto p = mongo::plan_batch(
+    opts_.database, batch, std::move(leases), [this](const commit& c) { return shard_of_commit(c); },
+    seq_cache_, now_ms(), reads);
+  fenced_ += p.fenced;
+  // Ids and sequence numbers are spent whether or not the journal write lands.
+  std::lock_guard<std::mutex> g{lease_mtx_};
+  for (auto& [shard, idxs] : p.by_shard)
+    if (auto it = held_.find(shard); it != held_.end() && it->second.epoch == p.leases[shard].epoch) {
+      it->second.next_id = p.leases[shard].next_id;
+      it->second.next_seq = p.leases[shard].next_seq;
+    }
+  return p;
+}
+
+std::vector<uint32_t> mongo_store::journal(client& cl, const std::vector<const commit*>& batch,
+                                           mongo::batch_plan& p) {
+  std::vector<uint32_t> clean;
+  for (auto& [shard, idxs] : p.by_shard) {
+    int64_t epoch = p.leases[shard].epoch, next_id = p.leases[shard].next_id;
+    auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+    auto upd = own(bson_new());
+    append_doc(upd.get(), "$push", [&](bson_t* x) {
+      append_doc(x, "pending", [&](bson_t* y) {
+        append_array(y, "$each", idxs.size(), [&](bson_t* a, const char* k, size_t j) {
+          append_doc(a, k, [&](bson_t* d) { encode(d, p.entries[idxs[j]]); });
+        });
+      });
+    });
+    append_doc(upd.get(), "$set", [&](bson_t* x) { BSON_APPEND_INT64(x, "next_id", next_id); });
+    int64_t matched = 0;
+    try {
+      matched = cl.update_one("leases", sel.get(), upd.get(), false);
+    } catch (const store_error& e) {
+      // Unknown outcome: the entries may be in the journal; roll forward
+      // before anything else is read or written.
+      dirty_ = true;
+      for (auto i : idxs)
+        p.out[i] = {e.code, e.what()};
+      if (e.code == errc::unavailable)
+        set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
+      continue;
+    }
+    if (matched == 0) {
+      for (auto i : idxs)
+        p.out[i] = {errc::fenced, "shard " + std::to_string(shard) + " of " + opts_.database
+                                    + " was taken over by another node"};
+      fenced_ += idxs.size();
+      lose(shard, "a write found its epoch moved on");
+      continue;
+    }
+    for (auto i : idxs)
+      batch[i]->outbox_ids = p.entries[i].c.outbox_ids;
+    clean.push_back(shard);
+  }
+  return clean;
+}
+
+void mongo_store::apply_journaled(mongo::batch_plan& p, const std::vector<uint32_t>& clean) {
+  std::vector<const entry*> journaled;
+  for (auto shard : clean)
+    for (auto i : p.by_shard[shard])
+      journaled.push_back(&p.entries[i]);
+  if (journaled.empty())
+    return;
+  if (faults_.crash_after_journal) {
+    dirty_ = true;
+    return;
+  }
+  if (faults_.before_apply)
+    faults_.before_apply();
+  try {
+    materialize(journaled);
+    if (faults_.after_apply)
+      faults_.after_apply();
+    for (auto shard : clean) {
+      std::vector<const entry*> mine;
+      for (auto i : p.by_shard[shard])
+        mine.push_back(&p.entries[i]);
+      finish_apply(shard, p.leases[shard].epoch, mine);
+    }
+  } catch (const store_error& e) {
+    dirty_ = true;
+    // Some of their records may be written: kept until the roll-forward
+    // settles them (scrubbed there if the shard was taken over meanwhile).
+    for (auto shard : clean)
+      for (auto i : p.by_shard[shard])
+        unfinished_[shard].push_back(p.entries[i]);
+    log::get("store")->warn("{}: {} commits journaled, not yet applied ({}); rolled forward "
+                            "before the next read",
+                            opts_.database, journaled.size(), e.what());
+  }
+}
+
+std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& batch) {
+  auto fail_all = [&](const store_error& e) {
+    if (e.code == errc::unavailable)
+      set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
+    return std::vector<status>(batch.size(), status{e.code, e.what()});
+  };
+  std::shared_lock<std::shared_mutex> life{life_mtx_};
+  if (closed_.load())
+    return fail_all(store_error(errc::unavailable, "store " + opts_.database + " is closed"));
+  std::lock_guard<std::mutex> w{write_mtx_};
+  try {
+    if (dirty_.load())
+      roll_forward_locked();
+    client cl{pool_, opts_.database};
+    // Crypto-shredding: every key this batch destroys is gone (majority) before
+    // any record of the batch is written.
+    destroy_keys(cl, batch);
+    auto p = plan(cl, batch);
+    // Commit point: each shard's entries in one conditional update of its lease.
+    auto clean = journal(cl, batch, p);
+    // Sequence numbers of the streams written, for the next batches (only if
+    // every journal write landed; else they are read again).
+    if (!dirty_.load())
+      for (auto& [stream, seq] : p.last_seq)
+        seq_cache_[stream] = seq;
+    else
+      seq_cache_.clear();
+    // Apply to the collections; on failure the journal keeps the entries and
+    // the next operation rolls them forward (they are committed already).
+    apply_journaled(p, clean);
+    return std::move(p.out);
+  } catch (const store_error& e) {
+    return fail_all(e);
+  }
+}
+
+status mongo_store::outbox_retry(const std::vector<retry>& retries) {
+  if (retries.empty())
+    return {};
+  try {
+    auto life = enter();
+    client cl{pool_, opts_.database};
+    bulk b{cl, "outbox", false};
+    for (auto& r : retries)
+      b.update(own(BCON_NEW("_id", BCON_INT64(r.id))),
+               own(BCON_NEW("$set", "{", "attempt", BCON_INT32(r.attempt), "next_at_ms",
+                            BCON_INT64(r.next_at_ms), "}")),
+               false);
+    b.run();
+    return {};
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+}
+
+status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
+  try {
+    auto life = enter();
+    client cl{pool_, opts_.database};
+    auto held = held_list();
+    auto sel = own(bson_new());
+    append_str(sel.get(), "dest", dest);
+    append_doc(sel.get(), "next_at_ms", [&](bson_t* x) { BSON_APPEND_INT64(x, "$gt", now); });
+    append_in_shards(sel.get(), held);
+    auto upd = own(BCON_NEW("$set", "{", "next_at_ms", BCON_INT64(now), "}"));
+    bson_error_t err;
+    if (!mongoc_collection_update_many(cl.coll("outbox"), sel.get(), upd.get(), nullptr, nullptr, &err))
+      fail(err, "outbox wake");
+    return {};
+  } catch (const store_error& e) {
+    return {e.code, e.what()};
+  }
+}
+
+} // namespace custodian::store
