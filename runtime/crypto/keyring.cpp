@@ -12,7 +12,7 @@ uint64_t service_id(const std::string& service) {
 
 } // namespace
 
-keyring::keyring(const key32& master, std::string service, std::shared_ptr<store::event_store> st)
+keyring::keyring(const key32& master, std::string service, std::shared_ptr<store::key_table> st)
   : wrap_(derive(master, service_id(service), "cstdwrap")),
     service_(std::move(service)),
     store_(std::move(st)) {
@@ -23,7 +23,7 @@ key32 keyring::secret(const std::string& name) {
   return *data_key("_secret/" + name, true);
 }
 
-size_t keyring::rewrap(store::event_store& st, const std::string& service,
+size_t keyring::rewrap(store::key_table& st, const std::string& service,
                        const key32& old_master, const key32& new_master) {
   auto old_wrap = derive(old_master, service_id(service), "cstdwrap");
   auto new_wrap = derive(new_master, service_id(service), "cstdwrap");

@@ -52,7 +52,7 @@ public:
 
 class keyring final : public service_keys {
 public:
-  keyring(const key32& master, std::string service, std::shared_ptr<store::event_store> st);
+  keyring(const key32& master, std::string service, std::shared_ptr<store::key_table> st);
 
   std::string seal(const std::string& user_id, std::string_view plaintext,
                    std::string_view what) override;
@@ -71,7 +71,7 @@ public:
   /// to `new_master`, in one write. Resumable: keys already sealed with the new
   /// master are kept. Returns how many keys were re-sealed; throws store_error if
   /// a key opens with neither.
-  static size_t rewrap(store::event_store& st, const std::string& service,
+  static size_t rewrap(store::key_table& st, const std::string& service,
                        const key32& old_master, const key32& new_master);
 
 private:
@@ -82,7 +82,7 @@ private:
   key32 wrap_;   ///< seals data keys (derived from the master key)
   key32 index_;  ///< keys lookup hashes (a secret of the key table)
   std::string service_;
-  std::shared_ptr<store::event_store> store_;
+  std::shared_ptr<store::key_table> store_;
 };
 
 } // namespace custodian::crypto

@@ -192,9 +192,7 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
         // and holds nothing readable; drop it.
         lg->info("{}: dropping outbox entry {} of erased user={}", d->service, row.request_id,
                  row.user_id);
-        store::commit c;
-        c.outbox_acks.push_back(row.id);
-        d->store->apply(c);
+        d->store->outbox_drop({row.id});
         return;
       }
       row.payload = std::move(*plain);

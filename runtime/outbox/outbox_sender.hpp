@@ -48,7 +48,7 @@ struct outbox_config {
 
 struct outbox_deps {
   std::string service;
-  std::shared_ptr<store::event_store> store;
+  std::shared_ptr<store::outbox_store> store;
   std::shared_ptr<router> rt;
   outbox_config cfg;
   /// Opens personal payloads (sealed with the user's key in the store).
@@ -80,11 +80,11 @@ struct outbox_state {
   };
   std::unordered_map<std::string, job_group> jobs;
   std::set<int64_t> in_flight;                  ///< sent (or failed), not yet settled
-  std::vector<store::event_store::retry> retries;  ///< failures to record at the next drain
+  std::vector<store::outbox_store::retry> retries;  ///< failures to record at the next drain
   bool drain_scheduled = false;
   /// Where the current pass over the due entries goes on (reset when a pass
   /// reaches the end), so a drain never reads the entries in flight again.
-  store::event_store::outbox_cursor cursor;
+  store::outbox_store::outbox_cursor cursor;
   /// Due entries may wait beyond what is in flight: look again when slots free.
   bool backlog = true;
   uint64_t delivered = 0;

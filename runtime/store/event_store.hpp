@@ -110,10 +110,15 @@ struct audit_row {
   std::string user_id;  ///< whom it was about ("" once erased, or none)
 };
 
-/// Everything one command changes, applied atomically in this order: erasures,
-/// tombstones, events, index deletions and insertions, jobs, outbox acks, new
-/// outbox entries, inbox record. `destroy_keys` (crypto-shredding) goes first and
-/// is durable before any of the rest is written.
+/// Everything one command changes, applied atomically: erasures, tombstones,
+/// events, index deletions and insertions, jobs, outbox acks, new outbox
+/// entries, the inbox record and audit entries. Within the commit a user's
+/// erasure comes before the rest (a commit may erase a user and write their
+/// tombstone and dedup record), and its own index deletions before its
+/// insertions. `destroy_keys` (crypto-shredding) goes first and is durable
+/// before any of the rest is written. (MongoDB applies a journaled commit
+/// collection by collection, tombstones first, so a crash in between never
+/// leaves records without their tombstone; see mongo_store.hpp.)
 struct commit {
   /// The virtual shard whose owner writes this commit (the shard actor that
   /// handled the command). -1: the store derives it from the commit's first
@@ -184,9 +189,75 @@ public:
   virtual int64_t lease_ms() const = 0;
 };
 
-class event_store {
+/// The durable outbox as its sender sees it (runtime/outbox): due entries,
+/// retries, wake-ups, depth. The sender writes nothing else.
+class outbox_store {
 public:
-  virtual ~event_store() = default;
+  virtual ~outbox_store() = default;
+
+  using outbox_cursor = store::outbox_cursor;
+  /// Up to `limit` outbox entries due at `now_ms`, in (next_at_ms, id) order,
+  /// after `after`, leaving out entries for the destinations in `skip_dests`
+  /// (unreachable right now).
+  virtual std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
+                                             const std::vector<std::string>& skip_dests = {},
+                                             outbox_cursor after = {}) = 0;
+
+  struct retry {
+    int64_t id = 0;
+    int32_t attempt = 0;
+    int64_t next_at_ms = 0;
+  };
+  /// Records failed deliveries, all in one write: each entry is retried at its
+  /// `next_at_ms`.
+  virtual status outbox_retry(const std::vector<retry>& retries) = 0;
+  virtual int64_t outbox_depth() = 0;
+  /// Makes every entry for `dest` due now (its destination came back).
+  virtual status outbox_wake(const std::string& dest, int64_t now_ms) = 0;
+
+  struct outbox_stat {
+    std::string dest;
+    int64_t depth = 0;
+    int64_t oldest_created_ms = 0;
+  };
+  /// Pending entries per destination.
+  virtual std::vector<outbox_stat> outbox_stats() = 0;
+
+  /// Deletes entries that can never be delivered (their user's key is gone).
+  virtual status outbox_drop(const std::vector<int64_t>& ids) = 0;
+};
+
+/// The per-user key table as the keyring sees it (runtime/crypto/keyring).
+class key_table {
+public:
+  virtual ~key_table() = default;
+
+  /// Per-user data keys (sealed with the node master key), kept apart from the
+  /// data so that a copy of the data without the key table is unreadable once a
+  /// key is destroyed.
+  virtual std::optional<std::string> key_get(const std::string& user_id) = 0;
+  /// Stores `sealed` as the user's key unless one exists; returns the stored key.
+  virtual std::string key_put(const std::string& user_id, const std::string& sealed) = 0;
+  /// Destroys the user's key (idempotent); durable when it returns.
+  virtual void key_destroy(const std::string& user_id) = 0;
+  /// Every (id, sealed key) of the key table (master key rotation).
+  virtual std::vector<std::pair<std::string, std::string>> keys_all() = 0;
+  /// Replaces sealed keys, all in one write (master key rotation).
+  virtual void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) = 0;
+};
+
+/// A service's store: what its writer commits and its logic reads, with the
+/// outbox and the key table (the narrow views the sender and keyring get).
+class event_store : public outbox_store, public key_table {
+public:
+  ~event_store() override = default;
+
+  /// Deletes the entries through a commit (fenced like any write).
+  status outbox_drop(const std::vector<int64_t>& ids) override {
+    commit c;
+    c.outbox_acks = ids;
+    return apply(c);
+  }
 
   /// "" when the store is reachable and working, else a sentence for /healthz.
   virtual std::string health() { return ""; }
@@ -228,47 +299,6 @@ public:
   /// Audit entries of this store (a shared store: of the shards this node
   /// holds), newest first, with ids below `before_id` ("" = from the newest).
   virtual std::vector<audit_row> audit_list(const std::string& before_id, size_t limit) = 0;
-
-  using outbox_cursor = store::outbox_cursor;
-  /// Up to `limit` outbox entries due at `now_ms`, in (next_at_ms, id) order,
-  /// after `after`, leaving out entries for the destinations in `skip_dests`
-  /// (unreachable right now).
-  virtual std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
-                                             const std::vector<std::string>& skip_dests = {},
-                                             outbox_cursor after = {}) = 0;
-
-  struct retry {
-    int64_t id = 0;
-    int32_t attempt = 0;
-    int64_t next_at_ms = 0;
-  };
-  /// Records failed deliveries, all in one write: each entry is retried at its
-  /// `next_at_ms`.
-  virtual status outbox_retry(const std::vector<retry>& retries) = 0;
-  virtual int64_t outbox_depth() = 0;
-  /// Makes every entry for `dest` due now (its destination came back).
-  virtual status outbox_wake(const std::string& dest, int64_t now_ms) = 0;
-
-  struct outbox_stat {
-    std::string dest;
-    int64_t depth = 0;
-    int64_t oldest_created_ms = 0;
-  };
-  /// Pending entries per destination.
-  virtual std::vector<outbox_stat> outbox_stats() = 0;
-
-  /// Per-user data keys (sealed with the node master key), kept apart from the
-  /// data so that a copy of the data without the key table is unreadable once a
-  /// key is destroyed.
-  virtual std::optional<std::string> key_get(const std::string& user_id) = 0;
-  /// Stores `sealed` as the user's key unless one exists; returns the stored key.
-  virtual std::string key_put(const std::string& user_id, const std::string& sealed) = 0;
-  /// Destroys the user's key (idempotent); durable when it returns.
-  virtual void key_destroy(const std::string& user_id) = 0;
-  /// Every (id, sealed key) of the key table (master key rotation).
-  virtual std::vector<std::pair<std::string, std::string>> keys_all() = 0;
-  /// Replaces sealed keys, all in one write (master key rotation).
-  virtual void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) = 0;
 
   /// Flushes and closes (SQLite: checkpoints and truncates the WAL). Idempotent.
   virtual void close() = 0;
