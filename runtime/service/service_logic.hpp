@@ -78,6 +78,14 @@ std::optional<T> command_as(const v1::Envelope& env) {
 /// or a service command's type name).
 std::string command_name(const v1::Envelope& env);
 
+/// Thrown by a fault injection (`faults.*` settings) to make the shard actor
+/// die, as a crash would, for the supervision tests. The runtime turns every
+/// other exception of a service's logic into an INTERNAL answer; this one it
+/// lets through.
+struct injected_crash {
+  const char* what;
+};
+
 /// Serializes `env` as the payload of a new outbox entry to `dest`.
 store::outbox_row make_outbox(const std::string& dest, const v1::Envelope& env, bool personal,
                               int64_t now);

@@ -7,7 +7,9 @@
 #include "runtime/service/shard_core.hpp"
 #include "runtime/service/writer.hpp"
 
+#include <deque>
 #include <memory>
+#include <unordered_map>
 
 namespace custodian {
 
@@ -22,6 +24,59 @@ struct shard_deps {
   std::shared_ptr<writer_slot> writer;
 };
 
-shard_actor::behavior_type shard_impl(shard_actor::pointer self, shard_deps deps);
+/// The shard actor's state: its queue per user and the steps of a command.
+///
+/// Commands of one user run one at a time, each after the previous one's
+/// commit is durable (so each reads what the one before wrote); other users'
+/// commands go on meanwhile, and their commits meet in the writer. Hand-backs
+/// are pipelined: while every command of the user in flight is a hand-back,
+/// the next one is prepared on the job records those commits wrote
+/// (`unconfirmed`) and goes to the writer at once (docs/architecture.md).
+struct shard_state {
+  struct waiting {
+    v1::Envelope env;
+    caf::typed_response_promise<wire> promise;
+  };
+  /// A user is here while a command of theirs is in flight.
+  struct user {
+    std::deque<waiting> queue;  ///< their next commands, in arrival order
+    size_t in_flight = 0;       ///< their commands being prepared or written
+    bool handbacks_only = true; ///< every command in flight is a hand-back
+  };
+
+  shard_actor::stateful_pointer<shard_state> self = nullptr;
+  shard_deps d;
+  std::unordered_map<std::string, user> busy;
+  /// Job records written by hand-back commits not yet durable, and the commit
+  /// (sequence number) that wrote each last. The writer applies commits in the
+  /// order they were sent; if an earlier one fails, a later one still holds
+  /// only facts (participants that answered), and the earlier one's outbox
+  /// entries, never acknowledged, are delivered again.
+  saga::coordinator::pending_jobs unconfirmed;
+  std::unordered_map<std::string, uint64_t> written_by;
+  uint64_t seq = 0;
+
+  static inline const char* name = "shard";
+
+  /// A command arrived (the actor's one message handler).
+  caf::typed_response_promise<wire> receive(const wire& msg);
+  /// Prepares one command of `key` and sends its commit to the writer.
+  void run(const std::string& key, waiting w);
+  /// Hand-backs of `key` (batches opened) in one commit.
+  void run_many(const std::string& key, std::vector<waiting> batch);
+  /// The user's next waiting commands, once none of theirs is in flight.
+  void next(const std::string& key);
+  void begin(const std::string& key, bool handback);
+  /// A command of `key` was answered.
+  void settle(const std::string& key);
+  /// The reply on the wire; wakes the outbox sender if the commit queued deliveries.
+  wire answer(const shard_core::result& r);
+  /// Sends `commit` to the writer (or applies it here without one); `done` gets its status.
+  void commit(std::shared_ptr<store::commit> c, std::chrono::steady_clock::time_point deadline,
+              std::function<void(const store::status&)> done);
+};
+
+shard_actor::behavior_type shard_impl(shard_actor::stateful_pointer<shard_state> self,
+                                      shard_deps deps);
 
 } // namespace custodian
