@@ -14,7 +14,7 @@
 // run: SQLite, and MongoDB (--mongodb-uri, else FerretDB 1.24 on PostgreSQL 15
 // started with scripts/ferretdb.sh, PostgreSQL's fsync on).
 //        custodian_bench --only-rtt   (scenario g alone: plaintext beside mutual TLS)
-//        custodian_bench --only-latency [--perf=FILE]  ((b) at 873/s alone, for latency work)
+//        custodian_bench --only-latency [--rate=873] [--perf=FILE]  ((b) alone, for latency work)
 //        custodian_bench --rtt-server=PORT[,CERTDIR]   (the far node of scenario g)
 #include <caf/openssl/all.hpp>
 
@@ -66,7 +66,8 @@ struct options {
   bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
   bool only_http = false;      ///< only the HTTP scenarios (i) and (j), keep the work dir
   bool only_rtt = false;       ///< only (g), plaintext beside TLS (printed, no doc)
-  bool only_latency = false;   ///< only (b) at 873/s, keep the work dir (latency work)
+  bool only_latency = false;   ///< only (b), keep the work dir (latency work)
+  double latency_rate = 873;   ///< (b)'s offered rate with --only-latency (--rate=)
   std::string perf;            ///< record a `perf` profile of the first run of (a) here
   bool backends_only = false;  ///< run scenario (h) only
   std::string mongodb_uri;     ///< (h) against this server ("" = start FerretDB)
@@ -778,6 +779,8 @@ int main(int argc, char** argv) {
       o.only_http = o.keep = true;
     } else if (a == "--only-latency") {
       o.only_latency = o.keep = true;
+    } else if (auto v = val("--rate")) {
+      o.latency_rate = std::stod(*v);
     } else if (a == "--only-rtt") {
       o.only_rtt = true;
     } else if (a == "--keep") {
@@ -857,9 +860,10 @@ int main(int argc, char** argv) {
         embedded_node n{dir, prod, board};
         auto idx = shuffled(main.users, n_erase, 3000 + run);
         erase_run r;
-        profiled(run == 0 ? o.perf : "", [&] { r = erase_internal(n, board, main, idx, 873); });
+        profiled(run == 0 ? o.perf : "",
+                 [&] { r = erase_internal(n, board, main, idx, o.latency_rate); });
         verify(n, main, idx);
-        std::cerr << "(b) 873/s run " << run + 1 << ": p50 " << fmt(percentile(r.latency_ms, 50), 2)
+        std::cerr << "(b) " << o.latency_rate << "/s run " << run + 1 << ": p50 " << fmt(percentile(r.latency_ms, 50), 2)
                   << " p90 " << fmt(percentile(r.latency_ms, 90), 2) << " p99 "
                   << fmt(percentile(r.latency_ms, 99), 2) << " max "
                   << fmt(percentile(r.latency_ms, 100), 2) << " ms\n";

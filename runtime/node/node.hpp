@@ -2,14 +2,20 @@
 /// A node: the whole actor tree of one process, wired in one place.
 ///
 ///   node                                (services from the registry: actors/*/)
-///   ├── store per hosted service        (data-dir/<service>.db)
+///   ├── store per hosted service        (data-dir/<service>.db, or a MongoDB database)
 ///   ├── supervisor "<service>"          one-for-one, intensity limit, backoff
 ///   │   ├── writer                      group commit (its own thread)
-///   │   ├── shard actor 0..N-1          (registered in the router)
+///   │   ├── shard actor 0..N-1          (registered in the router), or on a
+///   │   │                               shared store: the lease manager, which
+///   │   │                               takes shard leases and starts/stops
+///   │   │                               the shard actors of the shards it holds
 ///   │   └── outbox sender               (registered in the router)
 ///   ├── supervisor "<external>"         adapters calling an external service over HTTP
+///   ├── guard                           watches the supervisors; one that gave up
+///   │                                   marks its service down in /healthz
 ///   ├── membership                      peers, heartbeats, remote routes; /v1/cluster
-///   └── HTTP gateway                    (cpp-httplib threads; scoped actors)
+///   └── HTTP gateway                    Boost.Beast I/O threads; requests go to
+///                                       the actors asynchronously (caller)
 ///
 /// start() builds it in this order; stop() takes it down in reverse.
 
