@@ -40,7 +40,7 @@ snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_st
     }
     for (auto& c : reading.jobs) {
       if (c.kind.empty())
-        continue;  // a row from before the job list (sqlite_store.cpp, schema 4)
+        continue;  // a row from before the job list (runtime/store/sqlite/store.cpp, schema 4)
       out.jobs[{c.kind, c.state}] += c.count;
       out.oldest_pending_age_s.emplace(c.kind, 0.0);  // 0 = none running
       if (c.state == "running") {
