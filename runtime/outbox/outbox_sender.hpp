@@ -90,6 +90,33 @@ struct outbox_state {
   uint64_t delivered = 0;
   uint64_t retried = 0;
   static inline const char* name = "outbox_sender";
+
+  caf::stateful_actor<outbox_state>* self = nullptr;
+  outbox_deps d;
+
+  /// Reads due entries from the store (after recording the retries) and sends them.
+  void drain();
+  /// Entries a shard just committed: sent without reading them back.
+  void fresh(const std::vector<store::outbox_row>& rows);
+  /// The poll tick: held answers past handback_hold go back, then a drain.
+  void tick();
+  /// Asks for a drain; many asks before it runs make one.
+  void schedule_drain();
+  void send_one(store::outbox_row row);
+  /// A failed delivery: its next attempt is recorded (with the others) at the
+  /// next drain; until then it stays "in flight" so it is not read again.
+  void fail(const store::outbox_row& row, const std::string& why);
+  /// A destination's final answer: held while its job's other deliveries are out.
+  void answered(answer a);
+  /// One delivery of `job` is settled (answered, or failed and rescheduled).
+  void settled(const std::string& job);
+  /// Every answer held for `job` goes back now, together.
+  void release(const std::string& job);
+  /// Gives answers to the origin shard, whose commit acknowledges the entries.
+  void hand_back(answer a);
+  void hand_back_all(std::vector<answer> all);
+  /// The origin took answers to these entries.
+  void handed_back(const std::vector<int64_t>& ids);
 };
 
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
