@@ -25,8 +25,8 @@ node_config::node_config() {
   // CAF 0.17's default scheduler runs max(cores, 4) workers that poll for work
   // (spinning, then 50 us sleeps) when idle: on a small machine the idle
   // workers take CPU from the shards and writers. Workers that wait on a
-  // condition variable, one per core, answered erasures with about half the
-  // latency here (docs/performance.md); the [scheduler] keys still override.
+  // condition variable, one per core, instead (docs/operations.md,
+  // "Scheduler threads"); the [scheduler] keys still override.
   set("scheduler.policy", caf::atom("sharing"));
   set("scheduler.max-threads",
       static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
