@@ -18,6 +18,7 @@
 #include "tests/support/temp_dir.hpp"
 
 #include <atomic>
+#include <tuple>
 
 using namespace custodian;
 
@@ -259,16 +260,29 @@ BOOST_FIXTURE_TEST_CASE(answers_of_one_job_go_back_in_one_commit, node_fixture) 
   BOOST_TEST(stores["user"]->outbox_depth() == 0);
 }
 
+namespace {
+
+/// A user's erasure started while watchhistory's shard takes deliveries and
+/// never answers (the other participants answer).
+struct silent_fixture : node_fixture {
+  std::tuple<std::string, std::string, shard_actor> erase_with_silent_watchhistory() {
+    auto uid = register_user();
+    shard_actor silent = sys.spawn(silent_shard);
+    rt->set_shard("watchhistory", 0, silent);
+    v1::Envelope env;
+    env.set_user_id(uid);
+    env.mutable_command()->mutable_start_erase();
+    auto job_id = call("user", env).job().job_id();
+    sched.run();
+    return {uid, job_id, silent};
+  }
+};
+
+} // namespace
+
 BOOST_FIXTURE_TEST_CASE(a_silent_participant_holds_the_other_answers_at_most_handback_hold,
-                        node_fixture) {
-  auto uid = register_user();
-  auto silent = sys.spawn(silent_shard);
-  rt->set_shard("watchhistory", 0, silent);
-  v1::Envelope env;
-  env.set_user_id(uid);
-  env.mutable_command()->mutable_start_erase();
-  auto job_id = call("user", env).job().job_id();
-  sched.run();
+                        silent_fixture) {
+  auto [uid, job_id, silent] = erase_with_silent_watchhistory();
   // The others answered; their answers wait for watchhistory's.
   BOOST_TEST(stores["auth"]->tombstoned(uid));
   BOOST_TEST(job("user", job_id).services().at("auth") == "pending");
@@ -287,18 +301,11 @@ BOOST_FIXTURE_TEST_CASE(a_silent_participant_holds_the_other_answers_at_most_han
   sched.run();
 }
 
-BOOST_FIXTURE_TEST_CASE(answers_held_when_the_sender_dies_are_delivered_again, node_fixture) {
+BOOST_FIXTURE_TEST_CASE(answers_held_when_the_sender_dies_are_delivered_again, silent_fixture) {
   // The node dies while its sender holds answers (the crash point this
   // grouping adds): nothing was acknowledged, so a new sender delivers every
   // entry again; participants answer from their inboxes and the job ends done.
-  auto uid = register_user();
-  auto silent = sys.spawn(silent_shard);
-  rt->set_shard("watchhistory", 0, silent);
-  v1::Envelope env;
-  env.set_user_id(uid);
-  env.mutable_command()->mutable_start_erase();
-  auto job_id = call("user", env).job().job_id();
-  sched.run();
+  auto [uid, job_id, silent] = erase_with_silent_watchhistory();
   auto participants = static_cast<int64_t>(reg->participants(v1::STEP_ERASE).size()) - 1;
   BOOST_TEST(stores["authz"]->tombstoned(uid));  // answered, held
   BOOST_TEST(stores["user"]->outbox_depth() == participants);
