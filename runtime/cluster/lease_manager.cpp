@@ -89,7 +89,22 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
   return {
     [self, d, tick](tick_atom) {
       tick();
+      auto& st = self->state;
+      if (!st.first_tick_done) {
+        // The supervisor gets its add_child messages before this answer.
+        st.first_tick_done = true;
+        for (auto& rp : st.ready_waiting)
+          rp.deliver(caf::ok_atom::value);
+        st.ready_waiting.clear();
+      }
       self->delayed_send(self, d->interval, tick_atom::value);
+    },
+    [self](ready_atom) -> caf::result<caf::ok_atom> {
+      if (self->state.first_tick_done)
+        return caf::ok_atom::value;
+      auto rp = self->make_response_promise();  // takes the request over
+      self->state.ready_waiting.push_back(rp);
+      return caf::delegated<caf::ok_atom>{};
     },
     [self, d, supervisor](retire_atom, uint32_t shard) {
       if (self->state.retiring.erase(shard))  // not taken back meanwhile

@@ -45,12 +45,16 @@ struct lease_manager_state {
   std::set<uint32_t> retiring;          ///< lost: actor still answering its mailbox
   uint64_t takeovers = 0;
   bool store_down = false;
+  bool first_tick_done = false;  ///< the shards held at start are started
+  std::vector<caf::response_promise> ready_waiting;  ///< `ready_atom` before that
   static inline const char* name = "lease_manager";
 };
 
 using retire_atom = caf::atom_constant<caf::atom("retire")>;
 
 /// `supervisor` is the service's supervisor (it owns the shard actors).
+/// Answers `ready_atom` with `caf::ok_atom` once its first tick has asked the
+/// supervisor to start the shards this node holds.
 caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf::actor supervisor,
                             lease_manager_deps deps);
 

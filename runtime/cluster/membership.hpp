@@ -98,7 +98,11 @@ struct membership_config {
 struct membership_deps {
   membership_config cfg;
   std::shared_ptr<router> rt;
-  std::map<std::string, std::shared_ptr<store::event_store>> stores;  ///< local, by service
+  /// The local services' outboxes, by service: woken when a peer returns,
+  /// counted in the status. Membership never writes anything else of a store.
+  std::map<std::string, std::shared_ptr<store::outbox_store>> outboxes;  // an outbox_map
+  /// The local services' shard leases (shared store only), by service.
+  std::map<std::string, std::shared_ptr<store::shard_leases>> leases;
   std::shared_ptr<node_health> health;
   /// Whom to ask for connections to peers (`connect_atom`): the OpenSSL
   /// module's middleman actor (mutual TLS); the plain one only in tests.
@@ -130,7 +134,39 @@ struct membership_state {
   std::map<std::string, peer_state> peers;  ///< by cluster address
   int64_t last_tick_ms = 0;                 ///< a longer gap: this node was frozen
   int64_t cut_off_since_ms = 0;             ///< 0 = not cut off
+  int64_t started_ms = 0;
   static inline const char* name = "membership";
+
+  caf::stateful_actor<membership_state>* self = nullptr;
+  membership_deps d;
+
+  /// This node's heartbeat.
+  node_status my_status() const;
+  /// custodian_cluster_peers: at every tick and at once when a peer goes down.
+  void publish_peers() const;
+  /// Withdraws a peer's routes; its deliveries wait in the outboxes.
+  void mark_down(const std::string& addr, const std::string& why);
+  /// A link CAF thinks is up but that carries nothing: drop the peer's
+  /// connections (both sides then purge it) and connect again from scratch.
+  void reset(const std::string& addr, const std::string& why);
+  void take_handle(peer_state& p, caf::actor h);
+  void connect(const std::string& addr);
+  void on_heartbeat(node_status& st);
+  void on_down(const caf::down_msg& dm);
+  /// Cut off from peers that reach each other for cluster.isolation-exit:
+  /// the node stops with status 3 (docs/operations.md).
+  void check_isolation(int64_t now);
+  /// Heartbeats out, silent peers down, stale links reset, peers dialled.
+  void tick();
+  /// A serialized custodian.v1.ClusterStatus.
+  std::string cluster_status() const;
+
+private:
+  /// Routes a peer announces: withdrawn ones go, new ones come; returns the
+  /// services with a shard it did not announce before.
+  std::set<std::string> update_routes(peer_state& p, node_status& st);
+  /// This node was frozen longer than the timeout: every link starts afresh.
+  void after_freeze(int64_t gap);
 };
 
 /// Whether this node connects to a peer it holds no handle of. One side of

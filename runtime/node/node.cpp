@@ -37,30 +37,6 @@ namespace {
 std::atomic<bool> isolated_exit{false};
 } // namespace
 
-std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
-                                            std::shared_ptr<crypto::keyring> keys,
-                                            std::shared_ptr<const service_registry> reg) {
-  if (!reg)
-    reg = std::make_shared<const service_registry>(builtin_services());
-  auto* d = reg->find(name);
-  if (!d)
-    return nullptr;
-  service_context ctx;
-  ctx.service = name;
-  ctx.node = cfg.node_name;
-  ctx.keys = std::move(keys);
-  ctx.config = &cfg;
-  ctx.registry = reg;
-  return d->make(ctx);
-}
-
-std::shared_ptr<const service_registry> node_registry(const node_config& cfg) {
-  auto reg = std::make_shared<service_registry>(builtin_services());
-  for (auto& [name, url] : cfg.external_services())
-    reg->add_external(name);
-  return reg;
-}
-
 std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std::string& svc,
                                                bool claim) {
   if (cfg.store_backend == "mongodb") {
@@ -105,6 +81,31 @@ std::string node::start() {
   saga::set_job_shards(cfg_.shards);
   saga::set_deadline_policy(
     saga::deadline_policy{cfg_.jobs_deadline.empty() ? 0 : parse_days(cfg_.jobs_deadline)});
+  // 1. The master key, then stores (one per hosted service) and their keyrings.
+  if (auto err = open_stores(); !err.empty())
+    return err;
+  // 2. One supervisor per service: its writer, its shard actors, its outbox sender.
+  for (auto& svc : cfg_.hosted_services())
+    if (auto err = spawn_service(svc); !err.empty())
+      return err;
+  // External services: adapters that call them over signed HTTP.
+  if (auto err = spawn_externals(); !err.empty())
+    return err;
+  warn_unknown_destinations();
+  spawn_guard();
+  // 3. Membership: announces this node's shards to its peers and puts theirs
+  //    into the router; published for peers when clustered.
+  if (auto err = spawn_membership(); !err.empty())
+    return err;
+  // 4. The gateway, last: it only takes requests once every service is up.
+  return spawn_gateway();
+}
+
+outbox_map node::outboxes() const {
+  return {stores_.begin(), stores_.end()};
+}
+
+std::string node::open_stores() {
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec)
@@ -114,8 +115,6 @@ std::string node::start() {
                                std::filesystem::perm_options::replace, ec);
   if (ec)
     return "cannot make store.data-dir " + cfg_.data_dir + " private (0700): " + ec.message();
-
-  // 1. The master key, then stores (one per hosted service) and their keyrings.
   crypto::key32 master;
   auto key_file = cfg_.master_key_file.empty() ? cfg_.data_dir + "/master.key"
                                                : cfg_.master_key_file;
@@ -131,45 +130,44 @@ std::string node::start() {
       return e.what();
     }
   }
+  return "";
+}
 
-  // 2. One supervisor per service: its writer, its shard actors, its outbox sender.
-  for (auto& svc : cfg_.hosted_services())
-    if (auto err = spawn_service(svc); !err.empty())
-      return err;
-  // External services: adapters that call them over signed HTTP.
-  if (auto err = spawn_externals(); !err.empty())
-    return err;
+void node::warn_unknown_destinations() {
   // Work waiting for a service this node no longer knows (taken out of
   // node.external, or a folder left out of the build) would wait forever: say
   // so. Off the start path (a shared store may take a while to answer).
-  sys_.spawn<caf::detached>([stores = stores_, known = reg_->names(), lg] {
-    for (auto& [svc, st] : stores) {
+  sys_.spawn<caf::detached>([outboxes = outboxes(), known = reg_->names()] {
+    for (auto& [svc, outbox] : outboxes) {
       try {
-        for (auto& stat : st->outbox_stats())
+        for (auto& stat : outbox->outbox_stats())
           if (std::find(known.begin(), known.end(), stat.dest) == known.end())
-            lg->warn("{}'s outbox holds {} entries for {}, which is neither compiled in nor in "
-                     "node.external: their jobs stay running until it is back",
-                     svc, stat.depth, stat.dest);
+            log::get("node")->warn(
+              "{}'s outbox holds {} entries for {}, which is neither compiled in nor in "
+              "node.external: their jobs stay running until it is back",
+              svc, stat.depth, stat.dest);
       } catch (const std::exception&) {
         // the store's own health check reports it
       }
     }
   });
+}
 
+void node::spawn_guard() {
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.
-  auto health = health_;
-  guard_ = sys_.spawn([lg, health](caf::event_based_actor* self) -> caf::behavior {
+  guard_ = sys_.spawn([health = health_](caf::event_based_actor* self) -> caf::behavior {
     auto names = std::make_shared<std::map<caf::actor_addr, std::string>>();
-    self->set_down_handler([names, lg, health](caf::down_msg& dm) {
+    self->set_down_handler([names, health](caf::down_msg& dm) {
       if (dm.reason == caf::exit_reason::user_shutdown)
         return;
       auto i = names->find(dm.source);
       if (i != names->end())
         health->fail(i->second);
-      lg->critical("service {} stopped after its supervisor escalated ({}); it stays down "
-                   "until the node restarts",
-                   i == names->end() ? "?" : i->second, caf::to_string(dm.reason));
+      log::get("node")->critical(
+        "service {} stopped after its supervisor escalated ({}); it stays down until the node "
+        "restarts",
+        i == names->end() ? "?" : i->second, caf::to_string(dm.reason));
     });
     return {[self, names](caf::actor& sup, std::string& svc) {
       (*names)[sup.address()] = svc;
@@ -178,87 +176,93 @@ std::string node::start() {
   });
   for (auto& [svc, sup] : supervisors_)
     caf::anon_send(guard_, sup, svc);
+}
 
-  // 3. Membership: announces this node's shards to its peers and puts theirs
-  //    into the router; published for peers when clustered.
-  membership_config mc;
-  mc.name = cfg_.node_name;
-  mc.address = cfg_.cluster_listen;
-  mc.seeds = cfg_.seeds;
-  mc.heartbeat = cfg_.heartbeat;
-  mc.timeout = cfg_.heartbeat_timeout;
-  mc.reconnect_max = cfg_.reconnect_max;
-  mc.isolation_exit = cfg_.isolation_exit;
+std::string node::spawn_membership() {
+  membership_deps md;
+  md.cfg.name = cfg_.node_name;
+  md.cfg.address = cfg_.cluster_listen;
+  md.cfg.seeds = cfg_.seeds;
+  md.cfg.heartbeat = cfg_.heartbeat;
+  md.cfg.timeout = cfg_.heartbeat_timeout;
+  md.cfg.reconnect_max = cfg_.reconnect_max;
+  md.cfg.isolation_exit = cfg_.isolation_exit;
+  md.rt = rt_;
+  md.outboxes = outboxes();
+  for (auto& [svc, st] : stores_)
+    if (auto* leases = st->leases())
+      md.leases[svc] = std::shared_ptr<store::shard_leases>(st, leases);
+  md.health = health_;
   // Peers only over mutual TLS: the OpenSSL module's middleman publishes and
   // connects; nothing is published through the plain one (config.cpp refuses
   // a clustered node without certificates).
+  md.connector = sys_.openssl_manager().actor_handle();
   // Cut off for good: stop the way SIGTERM does, then exit with status 3.
-  auto on_isolated = [] {
+  md.on_isolated = [] {
     isolated_exit.store(true);
     ::kill(::getpid(), SIGTERM);
   };
-  membership_ = sys_.spawn(membership,
-                           membership_deps{mc, rt_, stores_, health_,
-                                           sys_.openssl_manager().actor_handle(), on_isolated});
-  if (!cfg_.cluster_listen.empty()) {
-    std::string host;
-    uint16_t port = 0;
-    split_host_port(cfg_.cluster_listen, host, port);
-    auto published = caf::openssl::publish(membership_, port, host.c_str(), true);
-    if (!published)
-      return "cannot listen for peers on " + cfg_.cluster_listen + ": "
-             + sys_.render(published.error());
-    tls_identity id;
-    check_tls_files(cfg_.tls(), id);
-    lg->info("cluster: listening on {} (mutual TLS as {}, issued by {}, expires {}: {} days), "
-             "seeds: {}",
-             cfg_.cluster_listen, id.subject, id.issuer, id.not_after, id.days_left,
-             cfg_.seeds.size());
-    if (id.days_left < 30)
-      lg->warn("cluster: this node's certificate expires in {} days; make a new one "
-               "(scripts/make-certs.sh, docs/operations.md)",
-               id.days_left);
-  }
-
-  // 4. The gateway, last: it only takes requests once every service is up.
-  if (!cfg_.gateway_listen.empty()) {
-    gateway_config gc;
-    split_host_port(cfg_.gateway_listen, gc.host, gc.port);
-    gc.max_body = cfg_.gateway_max_body;
-    gc.request_timeout = cfg_.gateway_timeout;
-    gc.register_wait = cfg_.register_wait;
-    gc.threads = cfg_.gateway_threads;
-    gc.max_connections = cfg_.gateway_max_connections;
-    gc.max_in_flight = cfg_.gateway_max_in_flight;
-    gc.node = cfg_.node_name;
-    gc.login_failures_per_account = cfg_.login_failures_per_account;
-    gc.login_failures_per_address = cfg_.login_failures_per_address;
-    gc.login_failure_window = cfg_.login_failure_window;
-    auto stores = stores_;
-    gc.store_health = [stores] {
-      std::string problems;
-      for (auto& [svc, st] : stores)
-        if (auto p = st->health(); !p.empty())
-          problems += (problems.empty() ? "" : "; ") + p;
-      return problems;
-    };
-    auto secret_file = cfg_.admin_secret_file.empty() ? cfg_.data_dir + "/admin.secret"
-                                                      : cfg_.admin_secret_file;
-    crypto::key32 secret;
-    if (auto err = crypto::load_or_create_master_key(secret_file, secret); !err.empty())
-      return "admin secret: " + err;
-    char hex[65];
-    sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
-    gc.admin_secret = hex;
-    gc.metrics = cfg_.gateway_metrics;
-    gc.metrics_snapshot = [stores, holders = reg_->job_holders()] {
-      return metrics::read_stores(stores, holders, now_ms());
-    };
-    gateway_ = std::make_unique<gateway>(sys_, rt_, reg_, membership_, gc);
-    if (auto err = gateway_->start(); !err.empty())
-      return err;
-  }
+  membership_ = sys_.spawn(membership, std::move(md));
+  if (cfg_.cluster_listen.empty())
+    return "";
+  std::string host;
+  uint16_t port = 0;
+  split_host_port(cfg_.cluster_listen, host, port);
+  auto published = caf::openssl::publish(membership_, port, host.c_str(), true);
+  if (!published)
+    return "cannot listen for peers on " + cfg_.cluster_listen + ": "
+           + sys_.render(published.error());
+  tls_identity id;
+  check_tls_files(cfg_.tls(), id);
+  auto lg = log::get("node");
+  lg->info("cluster: listening on {} (mutual TLS as {}, issued by {}, expires {}: {} days), "
+           "seeds: {}",
+           cfg_.cluster_listen, id.subject, id.issuer, id.not_after, id.days_left,
+           cfg_.seeds.size());
+  if (id.days_left < 30)
+    lg->warn("cluster: this node's certificate expires in {} days; make a new one "
+             "(scripts/make-certs.sh, docs/operations.md)",
+             id.days_left);
   return "";
+}
+
+std::string node::spawn_gateway() {
+  if (cfg_.gateway_listen.empty())
+    return "";
+  gateway_config gc;
+  split_host_port(cfg_.gateway_listen, gc.host, gc.port);
+  gc.max_body = cfg_.gateway_max_body;
+  gc.request_timeout = cfg_.gateway_timeout;
+  gc.register_wait = cfg_.register_wait;
+  gc.threads = cfg_.gateway_threads;
+  gc.max_connections = cfg_.gateway_max_connections;
+  gc.max_in_flight = cfg_.gateway_max_in_flight;
+  gc.node = cfg_.node_name;
+  gc.login_failures_per_account = cfg_.login_failures_per_account;
+  gc.login_failures_per_address = cfg_.login_failures_per_address;
+  gc.login_failure_window = cfg_.login_failure_window;
+  auto stores = stores_;
+  gc.store_health = [stores] {
+    std::string problems;
+    for (auto& [svc, st] : stores)
+      if (auto p = st->health(); !p.empty())
+        problems += (problems.empty() ? "" : "; ") + p;
+    return problems;
+  };
+  auto secret_file = cfg_.admin_secret_file.empty() ? cfg_.data_dir + "/admin.secret"
+                                                    : cfg_.admin_secret_file;
+  crypto::key32 secret;
+  if (auto err = crypto::load_or_create_master_key(secret_file, secret); !err.empty())
+    return "admin secret: " + err;
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
+  gc.admin_secret = hex;
+  gc.metrics = cfg_.gateway_metrics;
+  gc.metrics_snapshot = [stores, holders = reg_->job_holders()] {
+    return metrics::read_stores(stores, holders, now_ms());
+  };
+  gateway_ = std::make_unique<gateway>(sys_, rt_, reg_, membership_, gc);
+  return gateway_->start();
 }
 
 void node::stop() {
@@ -291,21 +295,12 @@ std::string node::spawn_externals() {
   std::string key;
   if (auto err = webhook::load_or_create_secret(file, key); !err.empty())
     return "node.external-secret-file: " + err;
-  auto stores = stores_;
   auto rt = rt_;
   // Once an external service answers again, what waits for it is due now.
-  auto came_back = [stores, rt](const std::string& name) {
-    auto now = now_ms();
-    for (auto& [origin, st] : stores) {
-      st->outbox_wake(name, now);
-      if (auto sender = rt->sender(origin))
-        caf::anon_send(sender, kick_atom::value);
-    }
+  auto came_back = [outboxes = outboxes(), rt](const std::string& name) {
+    wake_outboxes(outboxes, *rt, {name});
   };
-  supervisor_config sc;
-  sc.max_restarts = static_cast<int>(cfg_.max_restarts);
-  sc.window = cfg_.restart_window;
-  sc.backoff_base = cfg_.restart_backoff;
+  auto sc = supervision_of(cfg_);
   for (auto& [name, url] : cfg_.external_services()) {
     external_config ec{name, url, key, cfg_.external_timeout,
                        static_cast<size_t>(cfg_.max_message_bytes / 2), came_back};
@@ -336,127 +331,33 @@ std::string node::spawn_externals() {
 }
 
 std::string node::spawn_service(const std::string& svc) {
-  supervisor_config sc;
-  sc.max_restarts = static_cast<int>(cfg_.max_restarts);
-  sc.window = cfg_.restart_window;
-  sc.backoff_base = cfg_.restart_backoff;
-  outbox_config oc;
-  oc.poll_interval = cfg_.outbox_poll;
-  oc.request_timeout = cfg_.outbox_timeout;
-  oc.backoff_base = cfg_.backoff_base;
-  oc.backoff_max = cfg_.backoff_max;
-  oc.batch = cfg_.outbox_batch;
-  auto core = std::make_shared<shard_core>(
-    make_service(svc, cfg_, keyrings_[svc], reg_), stores_[svc], keyrings_[svc],
-    shard_env{reg_, cfg_.node_name, hooks_.on_job_finished});
-  std::vector<child_spec> children;
-  // The writer first: shards hand it their commits (group commit). It blocks on
-  // fsync, so it has a thread of its own.
-  auto slot = std::make_shared<writer_slot>();
-  auto st = stores_[svc];
-  writer_config wc;
-  // MongoDB: one batch is one journal write per shard plus a bulk write per
-  // collection, each statement its own round trip on the server; 64 commits
-  // keep a batch well inside the socket timeout.
-  wc.max_batch = cfg_.store_backend == "mongodb" ? std::min<size_t>(cfg_.group_commit_max, 64)
-                                                 : cfg_.group_commit_max;
-  wc.service = svc;
-  children.push_back(child_spec{svc + "/writer",
-                                [slot, st, wc](caf::event_based_actor* self) {
-                                  auto h = self->spawn<caf::monitored + caf::detached>(
-                                    writer_impl, st, wc);
-                                  slot->set(h);
-                                  return caf::actor_cast<caf::actor>(h);
-                                },
-                                [slot] { slot->set(writer_actor{}); }});
-  // A service whose shards block (e.g. hashing passwords) says so in its
-  // descriptor: its shards get their own threads so they never stall the
-  // shared scheduler.
-  bool detached = reg_->find(svc)->dedicated_threads;
   std::vector<uint32_t> hosted;
   try {
     hosted = hosted_shards(cfg_, svc);
   } catch (const std::invalid_argument& e) {
     return e.what();
   }
-  // Shard actors: every hosted shard (own store), or the shards whose leases
-  // this node holds, started and stopped by the service's lease manager
-  // (shared store).
-  auto rt = rt_;
-  auto max_bytes = cfg_.max_message_bytes;
-  auto shard_spec = [core, rt, svc, slot, detached, max_bytes, st](uint32_t i, int64_t epoch) {
-    shard_deps deps{svc, i, core, rt, max_bytes, slot};
-    return child_spec{
-      shard_child_id(svc, i),
-      [deps, detached, rt, svc, i, epoch](caf::event_based_actor* self) {
-        auto h = detached ? self->spawn<caf::monitored + caf::detached>(shard_impl, deps)
-                          : self->spawn<caf::monitored>(shard_impl, deps);
-        rt->set_shard(svc, i, h, "", epoch);
-        return caf::actor_cast<caf::actor>(h);
-      },
-      [rt, svc, i, st] {
-        bool still_held = true;
-        if (auto* leases = st->leases()) {
-          still_held = false;
-          for (auto& l : leases->held())
-            still_held = still_held || l.shard == i;
-        }
-        if (still_held)
-          rt->set_shard(svc, i, shard_actor{});  // restarting: its route comes back
-        else
-          rt->drop_local(svc, i);  // moved to another node: a peer's route may fill it
-      }};
-  };
-  size_t expected = hosted.size();
-  if (auto* leases = st->leases()) {
-    expected = leases->held().size();
-    lease_manager_deps ld;
-    ld.service = svc;
-    ld.node = cfg_.node_name;
-    ld.store = st;
-    ld.rt = rt_;
-    ld.shard_spec = shard_spec;
-    ld.interval = std::min<caf::timespan>(
-      cfg_.heartbeat, std::chrono::duration_cast<caf::timespan>(cfg_.mongodb_lease / 3));
-    children.push_back(child_spec{svc + "/leases",
-                                  [ld](caf::event_based_actor* self) {
-                                    return self->spawn<caf::monitored + caf::detached>(
-                                      lease_manager, caf::actor_cast<caf::actor>(self), ld);
-                                  },
-                                  [] {}});
-  } else {
-    for (auto i : hosted)
-      children.push_back(shard_spec(i, 0));
-  }
-  outbox_deps od{svc, stores_[svc], rt_, oc, keyrings_[svc], {}, reg_->names()};
-  children.push_back(child_spec{svc + "/outbox",
-                                [od, rt, svc](caf::event_based_actor* self) {
-                                  auto h = self->spawn<caf::monitored>(outbox_sender, od);
-                                  rt->set_sender(svc, h);
-                                  return h;
-                                },
-                                [rt, svc] { rt->set_sender(svc, caf::actor{}); }});
-  supervisors_[svc] = sys_.spawn(supervisor, svc, std::move(children), sc);
-  // The supervisor spawns its children on a scheduler thread: wait (bounded)
-  // until every shard, the writer and the sender are published, so nothing this
-  // node serves next finds the service half up.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  auto up = [&] {
-    if (!slot->get() || !rt_->sender(svc))
-      return false;
-    for (auto& h : rt_->health())
-      if (h.service == svc)
-        return h.up == h.total && h.up >= expected;
-    return expected == 0;
-  };
-  while (!up()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return "service " + svc + " did not come up within 10 s";
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  auto w = wiring_of(cfg_, svc, stores_[svc], keyrings_[svc], rt_, reg_, hooks_.on_job_finished);
+  auto sup = sys_.spawn(supervisor, svc, service_children(w, hosted), supervision_of(cfg_));
+  supervisors_[svc] = sup;
+  // The supervisor starts its children on a scheduler thread (the lease
+  // manager, on a shared store, the shards it holds): it says when every one
+  // is published, so nothing this node serves next finds the service half up.
+  std::string err;
+  caf::scoped_actor self{sys_};
+  self->request(sup, std::chrono::seconds(10), ready_atom::value)
+    .receive([](caf::ok_atom) {},
+             [&](caf::error& e) {
+               err = "service " + svc + " did not come up within 10 s: " + sys_.render(e);
+             });
+  if (!err.empty())
+    return err;
   if (guard_)
-    caf::anon_send(guard_, supervisors_[svc], svc);
-  log::get("node")->info("service {} up: {} of {} shards, store {}", svc, expected, cfg_.shards,
+    caf::anon_send(guard_, sup, svc);
+  size_t shards = hosted.size();
+  if (auto* leases = w.store->leases())
+    shards = leases->held().size();
+  log::get("node")->info("service {} up: {} of {} shards, store {}", svc, shards, cfg_.shards,
                          store_description(cfg_, svc));
   return "";
 }
@@ -478,12 +379,7 @@ std::string node::start_service(const std::string& svc) {
   if (auto err = spawn_service(svc); !err.empty())
     return err;
   // Whatever waited for it is due now, not at its backoff time.
-  auto now = now_ms();
-  for (auto& [origin, st] : stores_) {
-    st->outbox_wake(svc, now);
-    if (auto sender = rt_->sender(origin))
-      caf::anon_send(sender, kick_atom::value);
-  }
+  wake_outboxes(outboxes(), *rt_, {svc});
   return "";
 }
 

@@ -23,6 +23,7 @@
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/node/config.hpp"
+#include "runtime/node/service_specs.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
@@ -33,15 +34,6 @@
 #include <memory>
 
 namespace custodian {
-
-/// The logic of one service (from its descriptor), configured from the node's
-/// config. `reg` defaults to the services compiled in. Null for an unknown name.
-std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
-                                            std::shared_ptr<crypto::keyring> keys,
-                                            std::shared_ptr<const service_registry> reg = nullptr);
-
-/// The registry of a node: the services compiled in and its external services.
-std::shared_ptr<const service_registry> node_registry(const node_config& cfg);
 
 /// Optional callbacks for embedders (benchmarks, tests, metrics).
 struct node_hooks {
@@ -72,8 +64,16 @@ public:
   }
 
 private:
+  /// The data directory (private), the master key, every hosted store and its keyring.
+  std::string open_stores();
   std::string spawn_service(const std::string& service);
   std::string spawn_externals();
+  void warn_unknown_destinations();
+  /// The guard: a service whose supervisor escalated is marked failed.
+  void spawn_guard();
+  std::string spawn_membership();
+  std::string spawn_gateway();
+  outbox_map outboxes() const;
 
   caf::actor_system& sys_;
   const node_config& cfg_;

@@ -317,4 +317,15 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
   };
 }
 
+void wake_outboxes(const outbox_map& outboxes, const router& rt,
+                   const std::set<std::string>& dests) {
+  auto now = now_ms();
+  for (auto& [origin, outbox] : outboxes) {
+    for (auto& dest : dests)
+      outbox->outbox_wake(dest, now);
+    if (auto sender = rt.sender(origin))
+      caf::anon_send(sender, kick_atom::value);
+  }
+}
+
 } // namespace custodian

@@ -136,4 +136,13 @@ namespace custodian {
 
 caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps);
 
+/// The local outboxes of a node, by origin service.
+using outbox_map = std::map<std::string, std::shared_ptr<store::outbox_store>>;
+
+/// `dests` are reachable again (a peer came up, a service restarted, an
+/// external service answers): what waits in `outboxes` for them is due now,
+/// not at its backoff time, and every origin's sender is kicked.
+void wake_outboxes(const outbox_map& outboxes, const router& rt,
+                   const std::set<std::string>& dests);
+
 } // namespace custodian

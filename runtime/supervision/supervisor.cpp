@@ -75,6 +75,27 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
       }
     },
     [self](stats_atom) { return self->state.total_restarts; },
+    [self](ready_atom) -> caf::result<caf::ok_atom> {
+      // Its children started when it did (above); the ones with a start-up
+      // of their own are asked in turn.
+      // (The promise takes the request over: made only when needed.)
+      auto waiting = std::make_shared<size_t>(0);
+      for (size_t i = 0; i < self->state.children.size(); ++i)
+        if (self->state.children[i] && self->state.specs[i].answers_ready)
+          ++*waiting;
+      if (*waiting == 0)
+        return caf::ok_atom::value;
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      for (size_t i = 0; i < self->state.children.size(); ++i)
+        if (self->state.children[i] && self->state.specs[i].answers_ready)
+          self->request(self->state.children[i], caf::infinite, ready_atom::value)
+            .then([rp, waiting](caf::ok_atom) mutable {
+                    if (--*waiting == 0)
+                      rp.deliver(caf::ok_atom::value);
+                  },
+                  [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
     [self](add_child_atom, child_spec& spec) {
       auto& st = self->state;
       for (size_t i = 0; i < st.specs.size(); ++i)

@@ -30,6 +30,10 @@ struct child_spec {
   std::function<caf::actor(caf::event_based_actor* self)> start;
   /// Withdraws the child's handle (called when it went down).
   std::function<void()> stop;
+  /// The child answers `ready_atom` once its own start-up is done (the lease
+  /// manager: once the shards it holds are started); the supervisor's ready
+  /// answer waits for it.
+  bool answers_ready = false;
 };
 
 } // namespace custodian
@@ -53,6 +57,10 @@ using add_child_atom = caf::atom_constant<caf::atom("addchild")>;
 /// Stops the child with this id for good (withdrawn, not restarted).
 using remove_child_atom = caf::atom_constant<caf::atom("rmchild")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// Answered with `caf::ok_atom` once every child has started and published
+/// its handle (and every child that `answers_ready` has answered it too):
+/// whoever spawned the supervisor waits for this message before it serves.
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
 
 /// Answers `stats_atom` with the number of restarts done so far (uint64_t).
 caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_actor>* self,

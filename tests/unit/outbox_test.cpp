@@ -43,8 +43,8 @@ struct node_fixture : test::caf_fixture {
   std::map<std::string, std::shared_ptr<store::sqlite_store>> stores;
   std::map<std::string, std::shared_ptr<crypto::keyring>> keys;
   std::map<std::string, shard_actor> shards;
-  std::map<std::string, caf::actor> senders;
   std::map<std::string, writer_actor> writers;
+  std::map<std::string, caf::actor> supervisors;
   std::atomic<int64_t> offset{0};  // virtual time added to the wall clock
 
   std::shared_ptr<const service_registry> reg =
@@ -54,43 +54,40 @@ struct node_fixture : test::caf_fixture {
   node_fixture() {
     ncfg.pwhash_ops = 1;
     ncfg.pwhash_mem_kib = 8;
+    ncfg.shards = 1;
     auto master = crypto::random_key();
-    // Every service compiled in, each as a node wires it (from its descriptor).
+    // Every service compiled in, built as a node builds it (service_specs.hpp),
+    // every actor on the deterministic scheduler.
     for (auto& name : reg->names()) {
       stores[name] = std::make_shared<store::sqlite_store>(
         store::sqlite_options{dir.file(name + ".db"), "normal"});
       keys[name] = std::make_shared<crypto::keyring>(master, name, stores[name]);
-      auto l = make_service(name, ncfg, keys[name], reg);
-      auto core = std::make_shared<shard_core>(l, stores[name], keys[name], shard_env{reg, "test", {}});
-      // As in a node: the shard's commits go through the service's writer.
-      writers[name] = sys.spawn(writer_impl, stores[name], writer_config{});
-      auto slot = std::make_shared<writer_slot>();
-      slot->set(writers[name]);
-      shards[name] = sys.spawn(shard_impl, shard_deps{name, 0, core, rt, 4 * 1024 * 1024, slot});
-      rt->set_shard(name, 0, shards[name]);
-      start_sender(name);
+      auto w = wiring_of(ncfg, name, stores[name], keys[name], rt, reg, {});
+      w.own_threads = false;
+      w.shard_threads = false;
+      w.outbox.backoff_base = std::chrono::milliseconds(100);
+      w.outbox.backoff_max = std::chrono::seconds(1);
+      w.clock = [this] { return now_ms() + offset.load(); };
+      supervisors[name] = sys.spawn(supervisor, name, service_children(w, {0}), supervisor_config{});
+      sched.run();
+      shards[name] = *rt->at(name, 0);
+      writers[name] = w.slot->get();
     }
-    sched.run();
   }
 
-  void start_sender(const std::string& name) {
-    outbox_config oc;
-    oc.backoff_base = std::chrono::milliseconds(100);
-    oc.backoff_max = std::chrono::seconds(1);
-    senders[name] = sys.spawn(outbox_sender,
-                              outbox_deps{name, stores[name], rt, oc, keys[name],
-                                          [this] { return now_ms() + offset.load(); },
-                                          reg->names()});
-    rt->set_sender(name, senders[name]);
+  caf::actor sender(const std::string& name) { return rt->sender(name); }
+
+  /// The supervisor starts a new sender after its backoff (50 ms).
+  void restart_sender(const std::string& name) {
+    BOOST_REQUIRE(!rt->sender(name));
+    sched.advance_time(std::chrono::milliseconds(50));
+    sched.run();
+    BOOST_REQUIRE(rt->sender(name));
   }
 
   ~node_fixture() {
-    for (auto& [n, s] : shards)
+    for (auto& [n, s] : supervisors)
       self->send_exit(s, caf::exit_reason::user_shutdown);
-    for (auto& [n, s] : senders)
-      self->send_exit(s, caf::exit_reason::user_shutdown);
-    for (auto& [n, w] : writers)
-      self->send_exit(w, caf::exit_reason::user_shutdown);
     sched.run();
   }
 
@@ -175,8 +172,7 @@ BOOST_FIXTURE_TEST_CASE(offline_service_gets_the_erase_when_it_returns, node_fix
 BOOST_FIXTURE_TEST_CASE(a_new_sender_drains_what_an_old_one_left, node_fixture) {
   auto uid = register_user();
   // The sender dies (as in a crash) before it delivers anything.
-  self->send_exit(senders["user"], caf::exit_reason::kill);
-  rt->set_sender("user", caf::actor{});
+  self->send_exit(sender("user"), caf::exit_reason::kill);
   sched.run();
   v1::Envelope env;
   env.set_user_id(uid);
@@ -186,7 +182,7 @@ BOOST_FIXTURE_TEST_CASE(a_new_sender_drains_what_an_old_one_left, node_fixture) 
   BOOST_TEST(job("user", job_id).state() == "running");
   BOOST_TEST(stores["user"]->outbox_depth()
              == static_cast<int64_t>(reg->participants(v1::STEP_EXPORT).size()));
-  start_sender("user");
+  restart_sender("user");
   sched.run();
   auto st = job("user", job_id);
   BOOST_TEST(st.state() == "done");
@@ -309,12 +305,11 @@ BOOST_FIXTURE_TEST_CASE(answers_held_when_the_sender_dies_are_delivered_again, s
   auto participants = static_cast<int64_t>(reg->participants(v1::STEP_ERASE).size()) - 1;
   BOOST_TEST(stores["authz"]->tombstoned(uid));  // answered, held
   BOOST_TEST(stores["user"]->outbox_depth() == participants);
-  self->send_exit(senders["user"], caf::exit_reason::kill);
-  rt->set_sender("user", caf::actor{});
+  self->send_exit(sender("user"), caf::exit_reason::kill);
   sched.run();
   BOOST_TEST(job("user", job_id).services().at("authz") == "pending");
   rt->set_shard("watchhistory", 0, shards["watchhistory"]);
-  start_sender("user");
+  restart_sender("user");
   sched.run();
   auto st = job("user", job_id);
   BOOST_TEST(st.state() == "done");

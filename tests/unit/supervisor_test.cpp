@@ -158,3 +158,69 @@ BOOST_FIXTURE_TEST_CASE(children_added_and_removed_at_run_time, fixture) {
   BOOST_TEST(static_cast<bool>(shard));
   BOOST_TEST(starts == 1);  // the other child was never touched
 }
+
+namespace {
+
+using go_atom = caf::atom_constant<caf::atom("go")>;
+
+/// A child with a start-up of its own (as the lease manager starting its
+/// shards): it answers ready only once told to go.
+struct slow_state {
+  std::vector<caf::typed_response_promise<caf::ok_atom>> waiting;
+  bool up = false;
+};
+caf::behavior slow_child(caf::stateful_actor<slow_state>* self) {
+  return {
+    [self](ready_atom) {
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      if (self->state.up)
+        rp.deliver(caf::ok_atom::value);
+      else
+        self->state.waiting.push_back(rp);
+      return rp;
+    },
+    [self](go_atom) {
+      self->state.up = true;
+      for (auto& rp : self->state.waiting)
+        rp.deliver(caf::ok_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(ready_is_answered_once_every_child_that_answers_ready_has, fixture) {
+  caf::actor slow;
+  child_spec plain{"plain",
+                   [](caf::event_based_actor* s) { return s->spawn<caf::monitored>(crashy_child); },
+                   [] {}};
+  child_spec waits{"slow",
+                   [&slow](caf::event_based_actor* s) {
+                     slow = s->spawn<caf::monitored>(slow_child);
+                     return slow;
+                   },
+                   [] {}};
+  waits.answers_ready = true;
+  sup = sys.spawn(supervisor, std::string("test"), std::vector<child_spec>{plain, waits},
+                  supervisor_config{});
+  auto h = self->request(sup, caf::infinite, ready_atom::value);
+  sched.run();
+  // Not before the slow child's start-up is done.
+  BOOST_TEST(self->mailbox().empty());
+  BOOST_REQUIRE(slow);
+  self->send(slow, go_atom::value);
+  sched.run();
+  BOOST_TEST(!self->mailbox().empty());
+  bool ready = false;
+  h.receive([&](caf::ok_atom) { ready = true; }, [](caf::error&) {});
+  BOOST_TEST(ready);
+}
+
+BOOST_FIXTURE_TEST_CASE(ready_is_answered_at_once_when_no_child_has_a_start_up, fixture) {
+  start(3);
+  bool ready = false;
+  auto h = self->request(sup, caf::infinite, ready_atom::value);
+  sched.run();
+  h.receive([&](caf::ok_atom) { ready = true; }, [](caf::error&) {});
+  BOOST_TEST(ready);
+}
