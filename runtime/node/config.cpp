@@ -30,6 +30,13 @@ node_config::node_config() {
   set("scheduler.policy", caf::atom("sharing"));
   set("scheduler.max-threads",
       static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
+  add_node_options();
+  add_gateway_options();
+  add_store_options();
+  add_service_options();
+}
+
+void node_config::add_node_options() {
   opt_group{custom_options_, "node"}
     .add(node_name, "name", "name of this node (logs, origins)")
     .add(services, "services",
@@ -53,6 +60,9 @@ node_config::node_config() {
     .add(isolation_exit, "isolation-exit",
          "cut off this long from peers that hear each other, the node stops with exit status 3 "
          "for its service manager to restart it (0: never)");
+}
+
+void node_config::add_gateway_options() {
   opt_group{custom_options_, "gateway"}
     .add(gateway_listen, "listen", "HTTP gateway address HOST:PORT (empty: no gateway)")
     .add(gateway_max_body, "max-body-bytes", "largest accepted request body")
@@ -74,6 +84,9 @@ node_config::node_config() {
     .add(login_failures_per_address, "login-failures-per-address",
          "failed logins from one client address within the window before 429 (0 = no limit)")
     .add(login_failure_window, "login-failure-window", "window of the failed-login limits");
+}
+
+void node_config::add_store_options() {
   opt_group{custom_options_, "store"}
     .add(store_backend, "backend",
          "event store backend: sqlite (embedded, one file per service) or mongodb (shared)")
@@ -98,6 +111,9 @@ node_config::node_config() {
     .add(rotate_to, "rotate-to",
          "master key rotation: re-seal every key table for the key in this file (created if "
          "absent), then exit; the node must be stopped");
+}
+
+void node_config::add_service_options() {
   opt_group{custom_options_, "jobs"}
     .add(jobs_deadline, "deadline",
          "a job's legal deadline after acceptance: \"\" = one calendar month (GDPR Art. "
@@ -319,6 +335,26 @@ int64_t parse_days(const std::string& s) {
 
 std::vector<std::string> node_config::validate() const {
   std::vector<std::string> problems;
+  validate_services(problems);
+  validate_network(problems);
+  validate_store(problems);
+  if (pwhash_ops < 1)
+    problems.push_back("auth.pwhash-ops must be at least 1");
+  if (pwhash_mem_kib < 8)
+    problems.push_back("auth.pwhash-mem-kib must be at least 8");
+  if (outbox_batch == 0)
+    problems.push_back("outbox.batch must be positive");
+  if (backoff_base <= caf::timespan{0} || backoff_max < backoff_base)
+    problems.push_back("outbox.backoff-base must be positive and at most outbox.backoff-max");
+  if (log_format != "text" && log_format != "json")
+    problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
+  if (!jobs_deadline.empty() && parse_days(jobs_deadline) <= 0)
+    problems.push_back("jobs.deadline must be empty (one calendar month) or a positive duration "
+                       "such as 45d, 72h or 90min, got \"" + jobs_deadline + "\"");
+  return problems;
+}
+
+void node_config::validate_services(std::vector<std::string>& problems) const {
   auto reg = builtin_services();
   std::string known;
   for (auto& n : reg.names())
@@ -343,6 +379,10 @@ std::vector<std::string> node_config::validate() const {
       }
     }
   }
+}
+
+void node_config::validate_network(std::vector<std::string>& problems) const {
+  auto reg = builtin_services();
   if (external_timeout < std::chrono::milliseconds(30) || external_timeout > outbox_timeout)
     problems.push_back("node.external-timeout must be at least 30ms and at most "
                        "outbox.request-timeout (the outbox stops waiting then)");
@@ -381,6 +421,9 @@ std::vector<std::string> node_config::validate() const {
   }
   if (heartbeat <= caf::timespan{0} || heartbeat_timeout <= heartbeat)
     problems.push_back("cluster.heartbeat-timeout must be longer than cluster.heartbeat-interval");
+}
+
+void node_config::validate_store(std::vector<std::string>& problems) const {
   if (store_backend != "sqlite" && store_backend != "mongodb")
     problems.push_back("store.backend must be \"sqlite\" or \"mongodb\", got \"" + store_backend
                        + "\"");
@@ -404,20 +447,6 @@ std::vector<std::string> node_config::validate() const {
                        + "\"");
   if (group_commit_max < 1)
     problems.push_back("store.group-commit-max must be at least 1");
-  if (pwhash_ops < 1)
-    problems.push_back("auth.pwhash-ops must be at least 1");
-  if (pwhash_mem_kib < 8)
-    problems.push_back("auth.pwhash-mem-kib must be at least 8");
-  if (outbox_batch == 0)
-    problems.push_back("outbox.batch must be positive");
-  if (backoff_base <= caf::timespan{0} || backoff_max < backoff_base)
-    problems.push_back("outbox.backoff-base must be positive and at most outbox.backoff-max");
-  if (log_format != "text" && log_format != "json")
-    problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
-  if (!jobs_deadline.empty() && parse_days(jobs_deadline) <= 0)
-    problems.push_back("jobs.deadline must be empty (one calendar month) or a positive duration "
-                       "such as 45d, 72h or 90min, got \"" + jobs_deadline + "\"");
-  return problems;
 }
 
 } // namespace custodian

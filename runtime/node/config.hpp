@@ -108,6 +108,15 @@ struct node_config : caf::actor_system_config {
 
 private:
   std::vector<std::string> check_file(const std::string& path) const;
+  // The options, by group (the constructor).
+  void add_node_options();
+  void add_gateway_options();
+  void add_store_options();
+  void add_service_options();
+  // validate(), by area.
+  void validate_services(std::vector<std::string>& problems) const;
+  void validate_network(std::vector<std::string>& problems) const;
+  void validate_store(std::vector<std::string>& problems) const;
   static std::vector<std::pair<std::string, const caf::config_value*>>
   flatten(const caf::settings& raw);
 };

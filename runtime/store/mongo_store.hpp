@@ -191,6 +191,13 @@ private:
   void lose(uint32_t shard, const std::string& why);
   std::vector<int32_t> held_list() const;
   void renew_loop();
+  // The constructor's steps (mongo/store.cpp).
+  void configure_uri();
+  void ping(mongo::client& cl);
+  void create_indexes(mongo::client& cl);
+  /// Takes the leases of opts_.claim; throws if another node holds one and
+  /// opts_.require_claims.
+  void claim_shards();
   /// Keeps the client pool alive for one operation; throws once closed.
   std::shared_lock<std::shared_mutex> enter() const;
   mutable std::shared_mutex life_mtx_;

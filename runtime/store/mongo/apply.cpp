@@ -69,6 +69,116 @@ struct collection_writes {
     audit.update_many(own(BCON_NEW("actor", BCON_UTF8(as_admin.c_str()))),
                       own(BCON_NEW("$set", "{", "actor", BCON_UTF8("admin"), "}")));
   }
+  /// Every write of journal entry `e` (idempotent: a replay writes the same).
+  void put(const mongo_store::entry& e) {
+    put_facts(e);
+    put_events(e);
+    put_index(e);
+    put_jobs(e);
+    put_audit(e);
+    put_outbox_entries(e);
+    put_inbox(e);
+  }
+  /// The erasures and tombstones of `e`.
+  void put_facts(const mongo_store::entry& e) {
+    auto& c = e.c;
+    for (auto& u : c.erase_users)
+      erase_user(u);
+    for (auto& u : c.tombstones)
+      // A tombstone is written once; a replay (roll-forward of a journal that
+      // tombstones the user twice) finds it there.
+      tombs.update(id_filter(u),
+                   own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e.at_ms), "}")),
+                   true, true);
+  }
+  /// Its events, at the sequence numbers the plan gave them.
+  void put_events(const mongo_store::entry& e) {
+    auto& c = e.c;
+    for (size_t i = 0; i < c.events.size(); ++i) {
+      auto& [stream, payload] = c.events[i];
+      auto doc = own(bson_new());
+      append_str(doc.get(), "stream", stream);
+      BSON_APPEND_INT64(doc.get(), "seq", e.event_seqs[i]);
+      append_bin(doc.get(), "payload", payload);
+      events.replace_upsert(id_filter(event_id(stream, e.event_seqs[i])), doc.get());
+    }
+  }
+  /// Its index deletions and writes.
+  void put_index(const mongo_store::entry& e) {
+    auto& c = e.c;
+    for (auto& [space, key] : c.index_dels)
+      idx.remove_one(id_filter(idx_id(space, key)));
+    // An index key is overwritten only for its own user: a late apply (after a
+    // takeover) never takes a key another user holds by now.
+    for (auto& r : c.index_puts) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "space", r.space);
+      append_bin(doc.get(), "key", r.key);
+      append_str(doc.get(), "user_id", r.user_id);
+      append_bin(doc.get(), "value", r.value);
+      auto sel = id_filter(idx_id(r.space, r.key));
+      append_str(sel.get(), "user_id", r.user_id);
+      idx.replace_upsert(std::move(sel), doc.get(), true);
+    }
+  }
+  /// Its job records.
+  void put_jobs(const mongo_store::entry& e) {
+    auto& c = e.c;
+    // A job record carries the version of the entry that wrote it; an older
+    // entry of the same shard (a late apply) never replaces a newer record.
+    // Within one entry (merged hand-backs) the last write wins.
+    for (auto& j : c.jobs) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "user_id", j.user_id);
+      append_bin(doc.get(), "record", j.record);
+      append_str(doc.get(), "kind", j.kind);
+      append_str(doc.get(), "state", j.state);
+      BSON_APPEND_INT64(doc.get(), "created_ms", j.created_ms);
+      BSON_APPEND_INT32(doc.get(), "vs", static_cast<int32_t>(e.shard));
+      BSON_APPEND_INT64(doc.get(), "v", e.version());
+      auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
+                              "$ne", BCON_INT32(static_cast<int32_t>(e.shard)), "}", "}", "{",
+                              "v", "{", "$lte", BCON_INT64(e.version()), "}", "}", "]"));
+      jobs.replace_upsert(std::move(sel), doc.get(), true);
+    }
+  }
+  /// Its audit entries.
+  void put_audit(const mongo_store::entry& e) {
+    auto& c = e.c;
+    for (auto& a : c.audit) {
+      auto doc = own(bson_new());
+      BSON_APPEND_INT64(doc.get(), "at_ms", a.at_ms);
+      append_str(doc.get(), "action", a.action);
+      append_str(doc.get(), "actor", a.actor);
+      append_str(doc.get(), "job_id", a.job_id);
+      append_str(doc.get(), "user_id", a.user_id);
+      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>(e.shard));
+      audit.replace_upsert(id_filter(a.id), doc.get());
+    }
+  }
+  /// Its outbox acknowledgements and new entries.
+  void put_outbox_entries(const mongo_store::entry& e) {
+    auto& c = e.c;
+    for (auto id : c.outbox_acks)
+      outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
+    for (size_t i = 0; i < c.outbox.size(); ++i) {
+      auto id = c.outbox_ids[i];
+      auto doc = own(bson_new());
+      put_outbox(doc.get(), c.outbox[i], id);
+      outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
+    }
+  }
+  /// Its inbox record (the command's outcome, for redelivery).
+  void put_inbox(const mongo_store::entry& e) {
+    auto& c = e.c;
+    if (c.inbox) {
+      auto doc = own(bson_new());
+      append_str(doc.get(), "user_id", c.inbox->user_id);
+      append_str(doc.get(), "request_id", c.inbox->request_id);
+      append_bin(doc.get(), "outcome", c.inbox->outcome);
+      inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
+    }
+  }
   /// Documents kept out because they held something newer.
   size_t run() {
     size_t kept = 0;
@@ -132,81 +242,8 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
 void mongo_store::materialize(const std::vector<const entry*>& entries) {
   client cl{pool_, opts_.database};
   collection_writes w{cl};
-  for (auto* e : entries) {
-    auto& c = e->c;
-    for (auto& u : c.erase_users)
-      w.erase_user(u);
-    for (auto& u : c.tombstones)
-      // A tombstone is written once; a replay (roll-forward of a journal that
-      // tombstones the user twice) finds it there.
-      w.tombs.update(id_filter(u),
-                     own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e->at_ms), "}")), true,
-                     true);
-    for (size_t i = 0; i < c.events.size(); ++i) {
-      auto& [stream, payload] = c.events[i];
-      auto doc = own(bson_new());
-      append_str(doc.get(), "stream", stream);
-      BSON_APPEND_INT64(doc.get(), "seq", e->event_seqs[i]);
-      append_bin(doc.get(), "payload", payload);
-      w.events.replace_upsert(id_filter(event_id(stream, e->event_seqs[i])), doc.get());
-    }
-    for (auto& [space, key] : c.index_dels)
-      w.idx.remove_one(id_filter(idx_id(space, key)));
-    // An index key is overwritten only for its own user: a late apply (after a
-    // takeover) never takes a key another user holds by now.
-    for (auto& r : c.index_puts) {
-      auto doc = own(bson_new());
-      append_str(doc.get(), "space", r.space);
-      append_bin(doc.get(), "key", r.key);
-      append_str(doc.get(), "user_id", r.user_id);
-      append_bin(doc.get(), "value", r.value);
-      auto sel = id_filter(idx_id(r.space, r.key));
-      append_str(sel.get(), "user_id", r.user_id);
-      w.idx.replace_upsert(std::move(sel), doc.get(), true);
-    }
-    // A job record carries the version of the entry that wrote it; an older
-    // entry of the same shard (a late apply) never replaces a newer record.
-    // Within one entry (merged hand-backs) the last write wins.
-    for (auto& j : c.jobs) {
-      auto doc = own(bson_new());
-      append_str(doc.get(), "user_id", j.user_id);
-      append_bin(doc.get(), "record", j.record);
-      append_str(doc.get(), "kind", j.kind);
-      append_str(doc.get(), "state", j.state);
-      BSON_APPEND_INT64(doc.get(), "created_ms", j.created_ms);
-      BSON_APPEND_INT32(doc.get(), "vs", static_cast<int32_t>(e->shard));
-      BSON_APPEND_INT64(doc.get(), "v", e->version());
-      auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
-                              "$ne", BCON_INT32(static_cast<int32_t>(e->shard)), "}", "}", "{",
-                              "v", "{", "$lte", BCON_INT64(e->version()), "}", "}", "]"));
-      w.jobs.replace_upsert(std::move(sel), doc.get(), true);
-    }
-    for (auto& a : c.audit) {
-      auto doc = own(bson_new());
-      BSON_APPEND_INT64(doc.get(), "at_ms", a.at_ms);
-      append_str(doc.get(), "action", a.action);
-      append_str(doc.get(), "actor", a.actor);
-      append_str(doc.get(), "job_id", a.job_id);
-      append_str(doc.get(), "user_id", a.user_id);
-      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>(e->shard));
-      w.audit.replace_upsert(id_filter(a.id), doc.get());
-    }
-    for (auto id : c.outbox_acks)
-      w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
-    for (size_t i = 0; i < c.outbox.size(); ++i) {
-      auto id = c.outbox_ids[i];
-      auto doc = own(bson_new());
-      put_outbox(doc.get(), c.outbox[i], id);
-      w.outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
-    }
-    if (c.inbox) {
-      auto doc = own(bson_new());
-      append_str(doc.get(), "user_id", c.inbox->user_id);
-      append_str(doc.get(), "request_id", c.inbox->request_id);
-      append_bin(doc.get(), "outcome", c.inbox->outcome);
-      w.inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
-    }
-  }
+  for (auto* e : entries)
+    w.put(*e);
   if (auto kept = w.run(); kept > 0)
     log::get("store")->info("{}: {} records of an older apply kept out by newer ones", opts_.database, kept);
 }

@@ -58,6 +58,30 @@ mongo_store::mongo_store(mongo_options opts, mongo_faults faults)
     throw store_error(errc::io, "store.mongodb: no database name");
   if (opts_.shards == 0 || opts_.shards > max_shards)
     throw store_error(errc::io, "store.mongodb: node.shards must be 1.." + std::to_string(max_shards));
+  configure_uri();
+  pool_ = mongoc_client_pool_new(uri_);
+  if (!pool_) {
+    mongoc_uri_destroy(uri_);
+    throw store_error(errc::io, "store.mongodb.uri " + redacted_ + ": cannot create a client pool");
+  }
+  mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
+  try {
+    client cl{pool_, opts_.database};
+    ping(cl);
+    create_indexes(cl);
+  } catch (...) {
+    mongoc_client_pool_destroy(pool_);
+    mongoc_uri_destroy(uri_);
+    pool_ = nullptr;
+    uri_ = nullptr;
+    throw;
+  }
+  claim_shards();
+  if (!faults_.no_renewal)
+    renewer_ = std::thread([this] { renew_loop(); });
+}
+
+void mongo_store::configure_uri() {
   bson_error_t err;
   uri_ = mongoc_uri_new_with_error(opts_.uri.c_str(), &err);
   if (!uri_)
@@ -84,63 +108,56 @@ mongo_store::mongo_store(mongo_options opts, mongo_faults faults)
   mongoc_write_concern_set_wmajority(wc, timeout);
   mongoc_uri_set_write_concern(uri_, wc);
   mongoc_write_concern_destroy(wc);
-  pool_ = mongoc_client_pool_new(uri_);
-  if (!pool_) {
-    mongoc_uri_destroy(uri_);
-    throw store_error(errc::io, "store.mongodb.uri " + redacted_ + ": cannot create a client pool");
-  }
-  mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
-  try {
-    client cl{pool_, opts_.database};
-    {
-      auto ping = own(BCON_NEW("ping", BCON_INT32(1)));
-      bson_t reply;
-      bool ok = mongoc_client_command_simple(cl.raw(), "admin", ping.get(), nullptr, &reply, &err);
-      bson_destroy(&reply);
-      if (!ok)
-        throw store_error(errc::unavailable,
-                          "cannot reach MongoDB at " + redacted_ + " within "
-                            + std::to_string(opts_.timeout_ms) + " ms: " + err.message);
-    }
-    struct index_spec {
-      const char* coll;
-      const char* name;
-      bson_ptr key;
-      bool unique;
-    };
-    std::vector<index_spec> specs;
-    specs.push_back({"events", "stream_seq", own(BCON_NEW("stream", BCON_INT32(1), "seq", BCON_INT32(1))), true});
-    specs.push_back({"inbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
-    specs.push_back({"idx", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
-    specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
-    specs.push_back({"audit", "list", own(BCON_NEW("shard", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
-    specs.push_back({"audit", "by_person", own(BCON_NEW("user_id", BCON_INT32(1))), false});
-    specs.push_back({"audit", "by_actor", own(BCON_NEW("actor", BCON_INT32(1))), false});
-    specs.push_back({"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
-    specs.push_back({"jobs", "state", own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
-    specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
-    specs.push_back({"outbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
-    specs.push_back({"outbox", "shard", own(BCON_NEW("shard", BCON_INT32(1))), false});
-    for (auto& s : specs) {
-      auto cmd = own(bson_new());
-      BSON_APPEND_UTF8(cmd.get(), "createIndexes", s.coll);
-      append_array(cmd.get(), "indexes", 1, [&](bson_t* a, const char* k, size_t) {
-        append_doc(a, k, [&](bson_t* x) {
-          BSON_APPEND_DOCUMENT(x, "key", s.key.get());
-          BSON_APPEND_UTF8(x, "name", s.name);
-          if (s.unique)
-            BSON_APPEND_BOOL(x, "unique", true);
-        });
+}
+
+void mongo_store::ping(client& cl) {
+  bson_error_t err;
+  auto ping = own(BCON_NEW("ping", BCON_INT32(1)));
+  bson_t reply;
+  bool ok = mongoc_client_command_simple(cl.raw(), "admin", ping.get(), nullptr, &reply, &err);
+  bson_destroy(&reply);
+  if (!ok)
+    throw store_error(errc::unavailable, "cannot reach MongoDB at " + redacted_ + " within "
+                                           + std::to_string(opts_.timeout_ms)
+                                           + " ms: " + err.message);
+}
+
+void mongo_store::create_indexes(client& cl) {
+  struct index_spec {
+    const char* coll;
+    const char* name;
+    bson_ptr key;
+    bool unique;
+  };
+  std::vector<index_spec> specs;
+  specs.push_back({"events", "stream_seq", own(BCON_NEW("stream", BCON_INT32(1), "seq", BCON_INT32(1))), true});
+  specs.push_back({"inbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+  specs.push_back({"idx", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+  specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+  specs.push_back({"audit", "list", own(BCON_NEW("shard", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+  specs.push_back({"audit", "by_person", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+  specs.push_back({"audit", "by_actor", own(BCON_NEW("actor", BCON_INT32(1))), false});
+  specs.push_back({"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+  specs.push_back({"jobs", "state", own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+  specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
+  specs.push_back({"outbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
+  specs.push_back({"outbox", "shard", own(BCON_NEW("shard", BCON_INT32(1))), false});
+  for (auto& s : specs) {
+    auto cmd = own(bson_new());
+    BSON_APPEND_UTF8(cmd.get(), "createIndexes", s.coll);
+    append_array(cmd.get(), "indexes", 1, [&](bson_t* a, const char* k, size_t) {
+      append_doc(a, k, [&](bson_t* x) {
+        BSON_APPEND_DOCUMENT(x, "key", s.key.get());
+        BSON_APPEND_UTF8(x, "name", s.name);
+        if (s.unique)
+          BSON_APPEND_BOOL(x, "unique", true);
       });
-      cl.run(cmd.get(), std::string("index ") + s.coll + "." + s.name);
-    }
-  } catch (...) {
-    mongoc_client_pool_destroy(pool_);
-    mongoc_uri_destroy(uri_);
-    pool_ = nullptr;
-    uri_ = nullptr;
-    throw;
+    });
+    cl.run(cmd.get(), std::string("index ") + s.coll + "." + s.name);
   }
+}
+
+void mongo_store::claim_shards() {
   std::vector<std::string> held_elsewhere;
   try {
     for (auto shard : opts_.claim) {
@@ -162,8 +179,6 @@ mongo_store::mongo_store(mongo_options opts, mongo_faults faults)
     throw store_error(errc::conflict, "database " + opts_.database + ": shards held by another node: "
                                         + list + "; wait for the leases to expire or stop that node");
   }
-  if (!faults_.no_renewal)
-    renewer_ = std::thread([this] { renew_loop(); });
 }
 
 mongo_store::~mongo_store() { close(); }
