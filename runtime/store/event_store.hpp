@@ -111,12 +111,13 @@ struct audit_row {
 };
 
 /// Everything one command changes, applied atomically: erasures, tombstones,
-/// events, index deletions and insertions, jobs, outbox acks, new outbox
-/// entries, the inbox record and audit entries. Within the commit a user's
+/// events, index deletions and insertions, jobs, audit entries, outbox acks,
+/// new outbox entries and the inbox record. Within the commit a user's
 /// erasure comes before the rest (a commit may erase a user and write their
 /// tombstone and dedup record), and its own index deletions before its
 /// insertions. `destroy_keys` (crypto-shredding) goes first and is durable
-/// before any of the rest is written. (MongoDB applies a journaled commit
+/// before any of the rest is written. The order, what an erasure deletes and
+/// the unique-index rule are written once, in commit_rules.hpp. (MongoDB applies a journaled commit
 /// collection by collection, tombstones first, so a crash in between never
 /// leaves records without their tombstone; see mongo_store.hpp.)
 struct commit {

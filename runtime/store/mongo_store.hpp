@@ -165,6 +165,9 @@ private:
   // apply_batch's steps (mongo/apply.cpp): keys first, plan, journal (the
   // commit point; the shards whose write landed), apply.
   void destroy_keys(mongo::client& cl, const std::vector<const commit*>& batch);
+  /// Plan, journal, apply: the records of a batch whose keys are gone.
+  void write_batch(mongo::client& cl, const std::vector<const commit*>& batch,
+                   std::vector<status>& out);
   mongo::batch_plan plan(mongo::client& cl, const std::vector<const commit*>& batch);
   std::vector<uint32_t> journal(mongo::client& cl, const std::vector<const commit*>& batch,
                                 mongo::batch_plan& p);

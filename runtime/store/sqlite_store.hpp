@@ -79,6 +79,9 @@ private:
   void migrate();
   void close_conn(conn& c, bool checkpoint);
   void apply_one(const commit& c);
+  /// The batch in one transaction; a commit whose index key is taken is left
+  /// out (its status says so); a failure rolls everything back and throws.
+  void write_batch(const std::vector<const commit*>& batch, std::vector<status>& out);
   void destroy_keys(const std::vector<const commit*>& batch);
   /// Destroys every key whose user has a tombstone; returns how many.
   int64_t sweep_erased_keys();

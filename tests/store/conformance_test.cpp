@@ -294,6 +294,34 @@ BOOST_FIXTURE_TEST_CASE(deleting_and_putting_a_key_in_one_commit_replaces_it, fi
   BOOST_TEST(st->index_get("hold", "u1")->value == "second");
 }
 
+BOOST_FIXTURE_TEST_CASE(the_unique_index_rule_is_the_same_on_every_backend, fixture) {
+  // commit_rules.hpp: a key held by a user the commit erases is free (the
+  // erasure comes first); a commit putting one key twice conflicts and
+  // writes nothing; a key freed by an earlier commit of the batch is free.
+  commit first;
+  first.index_puts = {{"email", "a@x", "u1", "v1"}, {"email", "b@x", "u2", "v2"}};
+  BOOST_TEST(st->apply(first).ok());
+  commit takeover;
+  takeover.erase_users = {"u1"};
+  takeover.index_puts = {{"email", "a@x", "u3", "v3"}};
+  auto s = st->apply(takeover);
+  BOOST_TEST(s.ok(), s.message);
+  BOOST_TEST(st->index_get("email", "a@x")->user_id == "u3");
+  commit twice;
+  twice.events = {{"u4", "ev"}};
+  twice.index_puts = {{"email", "c@x", "u4", "1"}, {"email", "c@x", "u4", "2"}};
+  BOOST_TEST((st->apply(twice).code == errc::conflict));
+  BOOST_TEST(!st->index_get("email", "c@x"));
+  BOOST_TEST(st->read_stream("u4").empty());
+  commit release, take;
+  release.index_dels = {{"email", "b@x"}};
+  take.index_puts = {{"email", "b@x", "u5", "v5"}};
+  auto res = st->apply_batch({&release, &take});
+  BOOST_TEST(res[0].ok());
+  BOOST_TEST(res[1].ok(), res[1].message);
+  BOOST_TEST(st->index_get("email", "b@x")->user_id == "u5");
+}
+
 BOOST_FIXTURE_TEST_CASE(jobs_upsert, fixture) {
   commit c;
   c.jobs = {{"j1", "u1", "v1"}};

@@ -2,11 +2,13 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/store/commit_rules.hpp"
 #include "runtime/store/mongo/driver.hpp"
 #include "runtime/store/mongo/journal.hpp"
 #include "runtime/store/mongo/plan.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -54,131 +56,6 @@ struct collection_writes {
       jobs{cl, "jobs"}, outbox{cl, "outbox"}, audit{cl, "audit"} {}
   bulk tombs, events, inbox, idx, jobs, outbox, audit;
 
-  /// Every record of `u` (not its tombstone, not the non-personal outbox
-  /// entries that carry its erasure to other services).
-  void erase_user(const std::string& u) {
-    events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
-    inbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
-    idx.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
-    jobs.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))));
-    outbox.remove_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
-    // The audit trail forgets the person: the entries stay, without their id.
-    audit.update_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))),
-                      own(BCON_NEW("$set", "{", "user_id", BCON_UTF8(""), "}")));
-    auto as_admin = "admin:" + u;
-    audit.update_many(own(BCON_NEW("actor", BCON_UTF8(as_admin.c_str()))),
-                      own(BCON_NEW("$set", "{", "actor", BCON_UTF8("admin"), "}")));
-  }
-  /// Every write of journal entry `e` (idempotent: a replay writes the same).
-  void put(const mongo_store::entry& e) {
-    put_facts(e);
-    put_events(e);
-    put_index(e);
-    put_jobs(e);
-    put_audit(e);
-    put_outbox_entries(e);
-    put_inbox(e);
-  }
-  /// The erasures and tombstones of `e`.
-  void put_facts(const mongo_store::entry& e) {
-    auto& c = e.c;
-    for (auto& u : c.erase_users)
-      erase_user(u);
-    for (auto& u : c.tombstones)
-      // A tombstone is written once; a replay (roll-forward of a journal that
-      // tombstones the user twice) finds it there.
-      tombs.update(id_filter(u),
-                   own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e.at_ms), "}")),
-                   true, true);
-  }
-  /// Its events, at the sequence numbers the plan gave them.
-  void put_events(const mongo_store::entry& e) {
-    auto& c = e.c;
-    for (size_t i = 0; i < c.events.size(); ++i) {
-      auto& [stream, payload] = c.events[i];
-      auto doc = own(bson_new());
-      append_str(doc.get(), "stream", stream);
-      BSON_APPEND_INT64(doc.get(), "seq", e.event_seqs[i]);
-      append_bin(doc.get(), "payload", payload);
-      events.replace_upsert(id_filter(event_id(stream, e.event_seqs[i])), doc.get());
-    }
-  }
-  /// Its index deletions and writes.
-  void put_index(const mongo_store::entry& e) {
-    auto& c = e.c;
-    for (auto& [space, key] : c.index_dels)
-      idx.remove_one(id_filter(idx_id(space, key)));
-    // An index key is overwritten only for its own user: a late apply (after a
-    // takeover) never takes a key another user holds by now.
-    for (auto& r : c.index_puts) {
-      auto doc = own(bson_new());
-      append_str(doc.get(), "space", r.space);
-      append_bin(doc.get(), "key", r.key);
-      append_str(doc.get(), "user_id", r.user_id);
-      append_bin(doc.get(), "value", r.value);
-      auto sel = id_filter(idx_id(r.space, r.key));
-      append_str(sel.get(), "user_id", r.user_id);
-      idx.replace_upsert(std::move(sel), doc.get(), true);
-    }
-  }
-  /// Its job records.
-  void put_jobs(const mongo_store::entry& e) {
-    auto& c = e.c;
-    // A job record carries the version of the entry that wrote it; an older
-    // entry of the same shard (a late apply) never replaces a newer record.
-    // Within one entry (merged hand-backs) the last write wins.
-    for (auto& j : c.jobs) {
-      auto doc = own(bson_new());
-      append_str(doc.get(), "user_id", j.user_id);
-      append_bin(doc.get(), "record", j.record);
-      append_str(doc.get(), "kind", j.kind);
-      append_str(doc.get(), "state", j.state);
-      BSON_APPEND_INT64(doc.get(), "created_ms", j.created_ms);
-      BSON_APPEND_INT32(doc.get(), "vs", static_cast<int32_t>(e.shard));
-      BSON_APPEND_INT64(doc.get(), "v", e.version());
-      auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{",
-                              "$ne", BCON_INT32(static_cast<int32_t>(e.shard)), "}", "}", "{",
-                              "v", "{", "$lte", BCON_INT64(e.version()), "}", "}", "]"));
-      jobs.replace_upsert(std::move(sel), doc.get(), true);
-    }
-  }
-  /// Its audit entries.
-  void put_audit(const mongo_store::entry& e) {
-    auto& c = e.c;
-    for (auto& a : c.audit) {
-      auto doc = own(bson_new());
-      BSON_APPEND_INT64(doc.get(), "at_ms", a.at_ms);
-      append_str(doc.get(), "action", a.action);
-      append_str(doc.get(), "actor", a.actor);
-      append_str(doc.get(), "job_id", a.job_id);
-      append_str(doc.get(), "user_id", a.user_id);
-      BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>(e.shard));
-      audit.replace_upsert(id_filter(a.id), doc.get());
-    }
-  }
-  /// Its outbox acknowledgements and new entries.
-  void put_outbox_entries(const mongo_store::entry& e) {
-    auto& c = e.c;
-    for (auto id : c.outbox_acks)
-      outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
-    for (size_t i = 0; i < c.outbox.size(); ++i) {
-      auto id = c.outbox_ids[i];
-      auto doc = own(bson_new());
-      put_outbox(doc.get(), c.outbox[i], id);
-      outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
-    }
-  }
-  /// Its inbox record (the command's outcome, for redelivery).
-  void put_inbox(const mongo_store::entry& e) {
-    auto& c = e.c;
-    if (c.inbox) {
-      auto doc = own(bson_new());
-      append_str(doc.get(), "user_id", c.inbox->user_id);
-      append_str(doc.get(), "request_id", c.inbox->request_id);
-      append_bin(doc.get(), "outcome", c.inbox->outcome);
-      inbox.replace_upsert(id_filter(inbox_id(c.inbox->user_id, c.inbox->request_id)), doc.get());
-    }
-  }
   /// Documents kept out because they held something newer.
   size_t run() {
     size_t kept = 0;
@@ -186,6 +63,116 @@ struct collection_writes {
       kept += b->run();
     return kept;
   }
+};
+
+/// The MongoDB primitives of one journal entry's commit (commit_rules.hpp),
+/// into the bulks. Idempotent: a replay of the entry writes the same.
+class entry_writer final : public commit_writer {
+public:
+  entry_writer(collection_writes& w, const mongo_store::entry& e) : w_(w), e_(e) {}
+
+  void delete_records(user_records kind, const std::string& u) override {
+    auto by_user = [&u] { return own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))); };
+    switch (kind) {
+      case user_records::events:
+        return w_.events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
+      case user_records::inbox:
+        return w_.inbox.remove_many(by_user());
+      case user_records::index:
+        return w_.idx.remove_many(by_user());
+      case user_records::jobs:
+        return w_.jobs.remove_many(by_user());
+      case user_records::personal_outbox:
+        return w_.outbox.remove_many(
+          own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
+    }
+  }
+  void forget_in_audit(const std::string& u) override {
+    w_.audit.update_many(own(BCON_NEW("user_id", BCON_UTF8(u.c_str()))),
+                         own(BCON_NEW("$set", "{", "user_id", BCON_UTF8(""), "}")));
+    auto as_admin = "admin:" + u;
+    w_.audit.update_many(own(BCON_NEW("actor", BCON_UTF8(as_admin.c_str()))),
+                         own(BCON_NEW("$set", "{", "actor", BCON_UTF8("admin"), "}")));
+  }
+  void put_tombstone(const std::string& u) override {
+    // A replay (roll-forward of a journal that tombstones the user twice)
+    // finds it there.
+    w_.tombs.update(id_filter(u),
+                    own(BCON_NEW("$setOnInsert", "{", "erased_ms", BCON_INT64(e_.at_ms), "}")),
+                    true, true);
+  }
+  /// At the sequence number the plan gave it.
+  void put_event(size_t i, const std::string& stream, const std::string& payload) override {
+    auto doc = own(bson_new());
+    append_str(doc.get(), "stream", stream);
+    BSON_APPEND_INT64(doc.get(), "seq", e_.event_seqs[i]);
+    append_bin(doc.get(), "payload", payload);
+    w_.events.replace_upsert(id_filter(event_id(stream, e_.event_seqs[i])), doc.get());
+  }
+  void delete_index(const std::string& space, const std::string& key) override {
+    w_.idx.remove_one(id_filter(idx_id(space, key)));
+  }
+  /// Overwritten only for its own user: a late apply (after a takeover) never
+  /// takes a key another user holds by now.
+  void put_index(const index_row& r) override {
+    auto doc = own(bson_new());
+    append_str(doc.get(), "space", r.space);
+    append_bin(doc.get(), "key", r.key);
+    append_str(doc.get(), "user_id", r.user_id);
+    append_bin(doc.get(), "value", r.value);
+    auto sel = id_filter(idx_id(r.space, r.key));
+    append_str(sel.get(), "user_id", r.user_id);
+    w_.idx.replace_upsert(std::move(sel), doc.get(), true);
+  }
+  /// A job record carries the version of the entry that wrote it; an older
+  /// entry of the same shard (a late apply) never replaces a newer record.
+  /// Within one entry (merged hand-backs) the last write wins.
+  void put_job(const job_row& j) override {
+    auto doc = own(bson_new());
+    append_str(doc.get(), "user_id", j.user_id);
+    append_bin(doc.get(), "record", j.record);
+    append_str(doc.get(), "kind", j.kind);
+    append_str(doc.get(), "state", j.state);
+    BSON_APPEND_INT64(doc.get(), "created_ms", j.created_ms);
+    auto shard = static_cast<int32_t>(e_.shard);
+    BSON_APPEND_INT32(doc.get(), "vs", shard);
+    BSON_APPEND_INT64(doc.get(), "v", e_.version());
+    auto sel = own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "$or", "[", "{", "vs", "{", "$ne",
+                            BCON_INT32(shard), "}", "}", "{", "v", "{", "$lte",
+                            BCON_INT64(e_.version()), "}", "}", "]"));
+    w_.jobs.replace_upsert(std::move(sel), doc.get(), true);
+  }
+  void put_audit(const audit_row& a) override {
+    auto doc = own(bson_new());
+    BSON_APPEND_INT64(doc.get(), "at_ms", a.at_ms);
+    append_str(doc.get(), "action", a.action);
+    append_str(doc.get(), "actor", a.actor);
+    append_str(doc.get(), "job_id", a.job_id);
+    append_str(doc.get(), "user_id", a.user_id);
+    BSON_APPEND_INT32(doc.get(), "shard", static_cast<int32_t>(e_.shard));
+    w_.audit.replace_upsert(id_filter(a.id), doc.get());
+  }
+  void delete_outbox(int64_t id) override {
+    w_.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(id))));
+  }
+  /// Under the id the plan gave it.
+  void put_outbox(size_t i, const outbox_row& o) override {
+    auto id = e_.c.outbox_ids[i];
+    auto doc = own(bson_new());
+    mongo::put_outbox(doc.get(), o, id);
+    w_.outbox.replace_upsert(own(BCON_NEW("_id", BCON_INT64(id))), doc.get());
+  }
+  void put_inbox(const inbox_row& r) override {
+    auto doc = own(bson_new());
+    append_str(doc.get(), "user_id", r.user_id);
+    append_str(doc.get(), "request_id", r.request_id);
+    append_bin(doc.get(), "outcome", r.outcome);
+    w_.inbox.replace_upsert(id_filter(inbox_id(r.user_id, r.request_id)), doc.get());
+  }
+
+private:
+  collection_writes& w_;
+  const mongo_store::entry& e_;
 };
 
 /// The users whose records `e` writes.
@@ -242,8 +229,10 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
 void mongo_store::materialize(const std::vector<const entry*>& entries) {
   client cl{pool_, opts_.database};
   collection_writes w{cl};
-  for (auto* e : entries)
-    w.put(*e);
+  for (auto* e : entries) {
+    entry_writer ew{w, *e};
+    write_commit(e->c, ew);
+  }
   if (auto kept = w.run(); kept > 0)
     log::get("store")->info("{}: {} records of an older apply kept out by newer ones", opts_.database, kept);
 }
@@ -502,39 +491,45 @@ void mongo_store::apply_journaled(mongo::batch_plan& p, const std::vector<uint32
 }
 
 std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& batch) {
-  auto fail_all = [&](const store_error& e) {
-    if (e.code == errc::unavailable)
-      set_problem(std::string("store ") + opts_.database + " unavailable: " + e.what());
-    return std::vector<status>(batch.size(), status{e.code, e.what()});
-  };
   std::shared_lock<std::shared_mutex> life{life_mtx_};
-  if (closed_.load())
-    return fail_all(store_error(errc::unavailable, "store " + opts_.database + " is closed"));
   std::lock_guard<std::mutex> w{write_mtx_};
-  try {
-    if (dirty_.load())
-      roll_forward_locked();
-    client cl{pool_, opts_.database};
-    // Crypto-shredding: every key this batch destroys is gone (majority) before
-    // any record of the batch is written.
-    destroy_keys(cl, batch);
-    auto p = plan(cl, batch);
-    // Commit point: each shard's entries in one conditional update of its lease.
-    auto clean = journal(cl, batch, p);
-    // Sequence numbers of the streams written, for the next batches (only if
-    // every journal write landed; else they are read again).
-    if (!dirty_.load())
-      for (auto& [stream, seq] : p.last_seq)
-        seq_cache_[stream] = seq;
-    else
-      seq_cache_.clear();
-    // Apply to the collections; on failure the journal keeps the entries and
-    // the next operation rolls them forward (they are committed already).
-    apply_journaled(p, clean);
-    return std::move(p.out);
-  } catch (const store_error& e) {
-    return fail_all(e);
-  }
+  std::optional<client> cl;
+  auto out = commit_batch(
+    batch,
+    [&] {
+      if (closed_.load())
+        throw store_error(errc::unavailable, "store " + opts_.database + " is closed");
+      if (dirty_.load())
+        roll_forward_locked();
+      cl.emplace(pool_, opts_.database);
+      // Keys are gone with write concern majority.
+      destroy_keys(*cl, batch);
+    },
+    [&](std::vector<status>& out) { write_batch(*cl, batch, out); });
+  for (auto& s : out)
+    if (s.code == errc::unavailable) {
+      set_problem("store " + opts_.database + " unavailable: " + s.message);
+      break;
+    }
+  return out;
+}
+
+void mongo_store::write_batch(client& cl, const std::vector<const commit*>& batch,
+                              std::vector<status>& out) {
+  auto p = plan(cl, batch);
+  // Commit point: each shard's entries in one conditional update of its lease.
+  auto clean = journal(cl, batch, p);
+  // Sequence numbers of the streams written, for the next batches (only if
+  // every journal write landed; else they are read again).
+  if (!dirty_.load())
+    for (auto& [stream, seq] : p.last_seq)
+      seq_cache_[stream] = seq;
+  else
+    seq_cache_.clear();
+  // Apply to the collections; on failure the journal keeps the entries and
+  // the next operation rolls them forward (they are committed already).
+  apply_journaled(p, clean);
+  out = std::move(p.out);
 }
 
 status mongo_store::outbox_retry(const std::vector<retry>& retries) {

@@ -1,34 +1,11 @@
 #include "runtime/store/mongo/plan.hpp"
 
+#include "runtime/store/commit_rules.hpp"
 #include "runtime/store/mongo/bson.hpp"
 
 #include <set>
 
 namespace custodian::store::mongo {
-
-namespace {
-
-/// Whether a unique index key of `c` is taken (see plan_batch).
-bool index_conflict(const commit& c, const std::set<std::string>& taken,
-                    const std::set<std::string>& freed, const std::set<std::string>& erased,
-                    const plan_reads& reads) {
-  std::set<std::string> own_dels;
-  for (auto& [space, key] : c.index_dels)
-    own_dels.insert(idx_id(space, key));
-  for (auto& r : c.index_puts) {
-    auto id = idx_id(r.space, r.key);
-    if (own_dels.count(id))
-      continue;
-    if (taken.count(id))
-      return true;
-    if (!freed.count(id))
-      if (auto owner = reads.index_owner(id); owner && !erased.count(*owner))
-        return true;
-  }
-  return false;
-}
-
-} // namespace
 
 batch_plan plan_batch(const std::string& store_name, const std::vector<const commit*>& batch,
                       std::map<uint32_t, mongo_lease_state> leases,
@@ -38,7 +15,10 @@ batch_plan plan_batch(const std::string& store_name, const std::vector<const com
   batch_plan p;
   p.out.resize(batch.size());
   p.entries.resize(batch.size());
-  std::set<std::string> taken, freed, erased;
+  // The unique index under the batch's earlier commits (commit_rules.hpp).
+  planned_index index{[&reads](const std::string& space, const std::string& key) {
+    return reads.index_owner(idx_id(space, key));
+  }};
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& c = *batch[i];
     auto shard = shard_of(c);
@@ -50,20 +30,13 @@ batch_plan plan_batch(const std::string& store_name, const std::vector<const com
       continue;
     }
     auto& h = lit->second;
-    if (index_conflict(c, taken, freed, erased, reads)) {
+    if (!c.index_puts.empty() && index_conflict(c, index.view())) {
       p.out[i] = {errc::conflict, "unique index key is taken"};
       continue;
     }
-    for (auto& u : c.erase_users) {
-      erased.insert(u);
+    index.add(c);
+    for (auto& u : c.erase_users)
       p.last_seq[u] = 0;
-    }
-    for (auto& [space, key] : c.index_dels) {
-      freed.insert(idx_id(space, key));
-      taken.erase(idx_id(space, key));
-    }
-    for (auto& r : c.index_puts)
-      taken.insert(idx_id(r.space, r.key));
     auto& e = p.entries[i];
     e.at_ms = now;
     e.c = c;
