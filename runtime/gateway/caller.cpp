@@ -11,17 +11,7 @@
 namespace custodian {
 
 int http_status(v1::Reply::Status s) {
-  switch (s) {
-    case v1::Reply::OK: return 200;
-    case v1::Reply::INVALID: return 400;
-    case v1::Reply::UNAUTHORIZED: return 401;
-    case v1::Reply::NOT_FOUND: return 404;
-    case v1::Reply::CONFLICT: return 409;
-    case v1::Reply::GONE: return 404;
-    case v1::Reply::UNAVAILABLE: return 503;
-    case v1::Reply::OUTCOME_UNKNOWN: return 504;
-    default: return 500;
-  }
+  return http_status(errc_of(s));
 }
 
 http::response reply_error(const v1::Reply& r) {
@@ -32,7 +22,7 @@ http::response reply_error(const v1::Reply& r) {
   if (msg.empty())
     msg = status == 503 ? "service unavailable" : "error";
   auto out = http::error(status, msg);
-  if (status == 503)  // refused before anything was written: retrying is safe
+  if (retry_safe(errc_of(r.status())))  // refused before anything was written
     out.headers.emplace_back("Retry-After", "1");
   return out;
 }

@@ -108,12 +108,11 @@ void shard_state::commit(std::shared_ptr<store::commit> c,
   auto service = d.service;
   self->request(writer, caf::infinite, commit_atom::value, commit_ticket{std::move(c), deadline})
     .then(
-      [done](int32_t code, const std::string& msg) {
-        done(store::status{static_cast<store::errc>(code), msg});
-      },
+      [done](caf::ok_atom) { done(store::status{}); },
       [done, service](caf::error& err) {
-        log::get("shard")->warn("{}: writer did not answer: {}", service, caf::to_string(err));
-        done(store::status{store::errc::unavailable, "writer did not answer"});
+        if (err.category() != errc_category)
+          log::get("shard")->warn("{}: writer did not answer: {}", service, caf::to_string(err));
+        done(store::status{errc_of(err), message_of(err)});
       });
 }
 

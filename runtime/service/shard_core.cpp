@@ -135,7 +135,7 @@ shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
   } catch (const store::store_error& e) {
     log::get(logic_->name())->warn("{} request={}: store: {}", command_name(env), env.request_id(),
                                    e.what());
-    return answer(make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
+    return answer(make_reply(reply_status(e.code), std::string("store: ") + to_string(e.code)));
   } catch (const std::exception& e) {
     // A bug or unreadable stored data in the logic: this command fails (500),
     // the shard lives on and nothing is written. The exception's text may
@@ -160,7 +160,7 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (st.code == store::errc::overloaded)
     return {overloaded_reply(), false, false, nullptr};
   if (!st.ok())
-    return {make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(st.code)), false,
+    return {make_reply(reply_status(st.code), std::string("store: ") + to_string(st.code)), false,
             false, nullptr};
   // Logged once the erasure is durable: a redelivery is answered from the
   // inbox and never gets here (tests count these lines).
@@ -235,7 +235,7 @@ shard_core::prepared_many shard_core::prepare_delivered(
     }
   } catch (const store::store_error& e) {
     p.replies.assign(envs.size(),
-                     make_reply(v1::Reply::UNAVAILABLE, std::string("store: ") + to_string(e.code)));
+                     make_reply(reply_status(e.code), std::string("store: ") + to_string(e.code)));
     return p;
   } catch (const std::exception& e) {
     log::get(logic_->name())->error("hand-backs: the service failed ({})", typeid(e).name());

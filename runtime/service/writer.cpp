@@ -25,8 +25,7 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
       return w.deadline == std::chrono::steady_clock::time_point{} || w.deadline > now;
     });
     for (auto i = expired; i != batch.end(); ++i)
-      i->promise.deliver(static_cast<int32_t>(store::errc::overloaded),
-                         std::string("deadline passed before the commit"));
+      i->promise.deliver(make_error(errc::overloaded, "deadline passed before the commit"));
     s.expired += static_cast<uint64_t>(batch.end() - expired);
     batch.erase(expired, batch.end());
     if (batch.empty())
@@ -40,7 +39,7 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     try {
       results = st->apply_batch(commits);
     } catch (const std::exception& e) {
-      results.assign(batch.size(), store::status{store::errc::io, e.what()});
+      results.assign(batch.size(), store::status{errc::io, e.what()});
     }
     auto took = std::chrono::steady_clock::now() - t0;
     s.busy += took;
@@ -48,7 +47,10 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     ++s.batches;
     s.commits += batch.size();
     for (size_t i = 0; i < batch.size(); ++i)
-      batch[i].promise.deliver(static_cast<int32_t>(results[i].code), results[i].message);
+      if (results[i].ok())
+        batch[i].promise.deliver(caf::ok_atom::value);
+      else
+        batch[i].promise.deliver(make_error(results[i].code, results[i].message));
   };
   self->attach_functor([self, st, cfg] {
     log::get("writer")->info(
@@ -61,7 +63,7 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
   return {
     [self, cfg, flush](commit_atom, commit_ticket& t) {
       auto& s = self->state;
-      auto rp = self->make_response_promise<int32_t, std::string>();
+      auto rp = self->make_response_promise<caf::ok_atom>();
       s.pending.push_back(writer_state::waiting{std::move(t.commit), rp, t.deadline});
       if (s.pending.size() >= cfg.max_batch) {
         flush();

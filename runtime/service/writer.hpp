@@ -36,9 +36,10 @@ using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using writer_stats_atom = caf::atom_constant<caf::atom("wstats")>;
 
-/// Answers a commit with (errc as int32, message) once it is durable or failed.
+/// Answers a commit with `ok` once it is durable, or with the error (errc.hpp)
+/// that kept it out: nothing of a refused commit is written.
 using writer_actor =
-  caf::typed_actor<caf::replies_to<commit_atom, commit_ticket>::with<int32_t, std::string>,
+  caf::typed_actor<caf::replies_to<commit_atom, commit_ticket>::with<caf::ok_atom>,
                    caf::reacts_to<flush_atom>,
                    caf::replies_to<writer_stats_atom>::with<uint64_t, uint64_t>>;
 
@@ -51,7 +52,7 @@ struct writer_config {
 struct writer_state {
   struct waiting {
     std::shared_ptr<store::commit> commit;
-    caf::typed_response_promise<int32_t, std::string> promise;
+    caf::typed_response_promise<caf::ok_atom> promise;
     std::chrono::steady_clock::time_point deadline;
   };
   std::vector<waiting> pending;
@@ -65,7 +66,7 @@ struct writer_state {
   /// error): shards wait for their writer without a timer of their own.
   ~writer_state() {
     for (auto& w : pending)
-      w.promise.deliver(caf::make_error(caf::sec::request_receiver_down));
+      w.promise.deliver(make_error(errc::unavailable, "the writer stopped"));
   }
 };
 

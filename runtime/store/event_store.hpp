@@ -6,6 +6,8 @@
 /// events, the outbox entries it produced, its inbox (dedup) record, index
 /// (projection) rows, job records, tombstones and the erasure of a user.
 
+#include "runtime/common/errc.hpp"
+
 #include <climits>
 #include <cstdint>
 #include <memory>
@@ -17,17 +19,11 @@
 
 namespace custodian::store {
 
-/// Domain errors at the store boundary (driver codes never leave the backend).
-enum class errc {
-  ok = 0,
-  conflict,     ///< a unique key is taken (e.g. the email index)
-  unavailable,  ///< the store cannot be reached or is closed
-  io,           ///< the backend failed to read or write
-  fenced,       ///< the shard's lease moved to another node: this write was refused
-  overloaded,   ///< the request's deadline passed before its commit: nothing was written
-};
-
-const char* to_string(errc e);
+/// Errors at the store boundary are the runtime's one error type
+/// (runtime/common/errc.hpp): conflict, unavailable, io, fenced, overloaded.
+/// Driver codes never leave the backend.
+using custodian::errc;
+using custodian::to_string;
 
 struct status {
   errc code = errc::ok;

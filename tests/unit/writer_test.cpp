@@ -27,6 +27,14 @@ struct fixture : test::caf_fixture {
     sched.run();
   }
 
+  /// The writer's next answer to a commit sent (not requested): ok or an error's kind.
+  errc answer_code() {
+    errc out = errc::internal;
+    self->receive([&](caf::ok_atom) { out = errc::ok; },
+                  [&](caf::error& e) { out = errc_of(e); });
+    return out;
+  }
+
   std::pair<uint64_t, uint64_t> stats() {
     std::pair<uint64_t, uint64_t> out;
     auto h = self->request(writer, caf::infinite, writer_stats_atom::value);
@@ -53,7 +61,7 @@ BOOST_FIXTURE_TEST_CASE(commits_waiting_together_share_one_transaction, fixture)
   sched.run();
   int ok = 0;
   for (int i = 0; i < 5; ++i)
-    self->receive([&](int32_t code, const std::string&) { ok += code == 0; });
+    ok += answer_code() == errc::ok;
   BOOST_TEST(ok == 5);
   BOOST_TEST(stats().first == 1u);
   BOOST_TEST(stats().second == 5u);
@@ -69,10 +77,10 @@ BOOST_FIXTURE_TEST_CASE(a_conflict_fails_only_its_own_commit, fixture) {
   for (auto* x : {&a, &b, &c})
     self->send(writer, commit_atom::value, ticket(*x));
   sched.run();
-  std::vector<int32_t> codes;
+  std::vector<errc> codes;
   for (int i = 0; i < 3; ++i)
-    self->receive([&](int32_t code, const std::string&) { codes.push_back(code); });
-  BOOST_TEST(codes == (std::vector<int32_t>{0, static_cast<int32_t>(store::errc::conflict), 0}));
+    codes.push_back(answer_code());
+  BOOST_TEST((codes == std::vector<errc>{errc::ok, errc::conflict, errc::ok}));
   BOOST_TEST(stats().first == 1u);
   BOOST_TEST(st->index_get("email", "k")->user_id == "u1");
 }
@@ -85,9 +93,7 @@ BOOST_FIXTURE_TEST_CASE(a_closed_store_answers_every_commit_with_an_error, fixtu
   self->send(writer, commit_atom::value, ticket(c));
   sched.run();
   for (int i = 0; i < 2; ++i)
-    self->receive([&](int32_t code, const std::string&) {
-      BOOST_TEST(code == static_cast<int32_t>(store::errc::unavailable));
-    });
+    BOOST_TEST((answer_code() == errc::unavailable));
 }
 
 BOOST_FIXTURE_TEST_CASE(one_users_commands_run_in_order_others_share_the_batch, fixture) {
@@ -149,10 +155,10 @@ BOOST_FIXTURE_TEST_CASE(a_commit_past_its_deadline_is_refused_and_not_written, f
   self->send(writer, commit_atom::value, std::move(t_late));
   self->send(writer, commit_atom::value, std::move(t_fresh));
   sched.run();
-  std::vector<int32_t> codes;
+  std::vector<errc> codes;
   for (int i = 0; i < 2; ++i)
-    self->receive([&](int32_t code, const std::string&) { codes.push_back(code); });
-  BOOST_TEST(codes == (std::vector<int32_t>{static_cast<int32_t>(store::errc::overloaded), 0}));
+    codes.push_back(answer_code());
+  BOOST_TEST((codes == std::vector<errc>{errc::overloaded, errc::ok}));
   BOOST_TEST(st->read_stream("late").empty());
   BOOST_TEST(st->read_stream("fresh").size() == 1u);
 }
@@ -255,11 +261,13 @@ writer_actor::behavior_type failing_first_writer(writer_actor::pointer self,
                                                  std::shared_ptr<store::event_store> st) {
   auto n = std::make_shared<int>(0);
   return {
-    [st, n](commit_atom, commit_ticket& t) -> caf::result<int32_t, std::string> {
+    [st, n](commit_atom, commit_ticket& t) -> caf::result<caf::ok_atom> {
       if ((*n)++ == 0)
-        return {static_cast<int32_t>(store::errc::io), std::string("injected")};
+        return make_error(errc::io, "injected");
       auto s = st->apply(*t.commit);
-      return {static_cast<int32_t>(s.code), s.message};
+      if (!s.ok())
+        return make_error(s.code, s.message);
+      return caf::ok_atom::value;
     },
     [](flush_atom) {},
     [](writer_stats_atom) { return caf::result<uint64_t, uint64_t>(0, 0); },
