@@ -123,11 +123,11 @@ void node_config::add_service_options() {
     .add(pwhash_mem_kib, "pwhash-mem-kib", "argon2id memory in KiB (crypto_pwhash memlimit)")
     .add(session_ttl, "session-ttl", "session token lifetime");
   opt_group{custom_options_, "outbox"}
-    .add(outbox_poll, "poll-interval", "how often the sender looks for due entries")
-    .add(outbox_timeout, "request-timeout", "how long one delivery may take")
-    .add(backoff_base, "backoff-base", "first retry delay")
-    .add(backoff_max, "backoff-max", "largest retry delay")
-    .add(outbox_batch, "batch", "entries read per look");
+    .add(outbox.poll_interval, "poll-interval", "how often the sender looks for due entries")
+    .add(outbox.request_timeout, "request-timeout", "how long one delivery may take")
+    .add(outbox.backoff_base, "backoff-base", "first retry delay")
+    .add(outbox.backoff_max, "backoff-max", "largest retry delay")
+    .add(outbox.batch, "batch", "entries read per look");
   opt_group{custom_options_, "supervisor"}
     .add(max_restarts, "max-restarts", "restarts allowed within the window before escalating")
     .add(restart_window, "window", "restart intensity window")
@@ -342,9 +342,9 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("auth.pwhash-ops must be at least 1");
   if (pwhash_mem_kib < 8)
     problems.push_back("auth.pwhash-mem-kib must be at least 8");
-  if (outbox_batch == 0)
+  if (outbox.batch == 0)
     problems.push_back("outbox.batch must be positive");
-  if (backoff_base <= caf::timespan{0} || backoff_max < backoff_base)
+  if (outbox.backoff_base <= caf::timespan{0} || outbox.backoff_max < outbox.backoff_base)
     problems.push_back("outbox.backoff-base must be positive and at most outbox.backoff-max");
   if (log_format != "text" && log_format != "json")
     problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
@@ -383,7 +383,7 @@ void node_config::validate_services(std::vector<std::string>& problems) const {
 
 void node_config::validate_network(std::vector<std::string>& problems) const {
   auto reg = builtin_services();
-  if (external_timeout < std::chrono::milliseconds(30) || external_timeout > outbox_timeout)
+  if (external_timeout < std::chrono::milliseconds(30) || external_timeout > outbox.request_timeout)
     problems.push_back("node.external-timeout must be at least 30ms and at most "
                        "outbox.request-timeout (the outbox stops waiting then)");
   if (shards == 0 || shards > 4096)

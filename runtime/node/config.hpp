@@ -7,6 +7,7 @@
 #include <caf/io/all.hpp>
 
 #include "runtime/cluster/tls.hpp"
+#include "runtime/outbox/outbox_config.hpp"
 
 #include <string>
 #include <vector>
@@ -65,12 +66,8 @@ struct node_config : caf::actor_system_config {
   uint64_t pwhash_ops = 2;
   uint64_t pwhash_mem_kib = 65536;
   caf::timespan session_ttl = std::chrono::hours(1);
-  // [outbox]
-  caf::timespan outbox_poll = std::chrono::milliseconds(50);
-  caf::timespan outbox_timeout = std::chrono::seconds(5);
-  caf::timespan backoff_base = std::chrono::milliseconds(100);
-  caf::timespan backoff_max = std::chrono::seconds(30);
-  uint64_t outbox_batch = 256;
+  // [outbox] (max-in-flight and handback-hold keep their defaults)
+  outbox_config outbox;
   // [supervisor]
   uint64_t max_restarts = 5;
   caf::timespan restart_window = std::chrono::seconds(10);

@@ -59,11 +59,7 @@ service_wiring wiring_of(const node_config& cfg, const std::string& svc,
   w.writer.max_batch = cfg.store_backend == "mongodb" ? std::min<size_t>(cfg.group_commit_max, 64)
                                                       : cfg.group_commit_max;
   w.writer.service = svc;
-  w.outbox.poll_interval = cfg.outbox_poll;
-  w.outbox.request_timeout = cfg.outbox_timeout;
-  w.outbox.backoff_base = cfg.backoff_base;
-  w.outbox.backoff_max = cfg.backoff_max;
-  w.outbox.batch = cfg.outbox_batch;
+  w.outbox = cfg.outbox;
   w.max_message_bytes = cfg.max_message_bytes;
   // A service whose shards block (e.g. hashing passwords) says so in its
   // descriptor: its shards get their own threads so they never stall the
