@@ -3,6 +3,7 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/common/wire.hpp"
 #include "runtime/crypto/crypto.hpp"
+#include "runtime/node/service_specs.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/saga/saga.hpp"
@@ -10,6 +11,7 @@
 #include "runtime/store/sqlite_store.hpp"
 
 #include <cstdlib>
+#include <stdexcept>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -91,9 +93,10 @@ service_kit::~service_kit() {
   for (auto& a : others_)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   others_.clear();
-  if (shard_) {
-    caf::anon_send_exit(shard_, caf::exit_reason::user_shutdown);
+  if (supervisor_) {
+    caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
     sched_->run();
+    supervisor_ = caf::actor{};
     shard_ = shard_actor{};
   }
   sched_->run();
@@ -170,7 +173,9 @@ std::vector<store::outbox_row> service_kit::outbox() {
 
 v1::Envelope service_kit::sent(const store::outbox_row& row) {
   v1::Envelope env;
-  env.ParseFromString(row.payload);
+  if (!env.ParseFromString(row.payload))
+    throw std::runtime_error("testkit: outbox entry " + std::to_string(row.id)
+                             + " holds no readable envelope (is it sealed?)");
   return env;
 }
 
@@ -201,12 +206,30 @@ size_t service_kit::settle_outbox(
 }
 
 shard_actor service_kit::shard() {
-  if (!shard_) {
-    shard_deps deps{logic_->name(), 0, core_, rt_, 4 * 1024 * 1024, nullptr};
-    shard_ = sys_->spawn(shard_impl, deps);
-    rt_->set_shard(logic_->name(), 0, shard_);
+  if (!supervisor_) {
+    // As a node builds the service: the writer and shard 0 under the
+    // service's supervisor, every actor on the deterministic scheduler.
+    wiring_ = std::make_shared<service_wiring>();
+    auto& w = *wiring_;
+    w.service = logic_->name();
+    w.store = store_;
+    w.keys = keys_;
+    w.rt = rt_;
+    w.reg = reg_;
+    w.core = core_;
+    w.own_threads = false;
+    w.shard_threads = false;
+    w.outbox.backoff_base = std::chrono::milliseconds(100);
+    w.outbox.backoff_max = std::chrono::seconds(1);
+    w.clock = [this] { return now_ms() + offset_.load(); };
+    supervisor_ = sys_->spawn(supervisor, w.service,
+                              std::vector<child_spec>{writer_spec(w), shard_spec(w, 0, 0)},
+                              supervisor_config{});
     sched_->run();
   }
+  // A shard the supervisor restarted has a new handle.
+  if (auto h = rt_->at(logic_->name(), 0); h && *h)
+    shard_ = *h;
   return shard_;
 }
 
@@ -239,7 +262,8 @@ int64_t service_kit::run_outbox(
       auto stub = sys_->spawn([name, answer](shard_actor::pointer) -> shard_actor::behavior_type {
         return {[name, answer](cmd_atom, const wire& w) {
           v1::Envelope env;
-          env.ParseFromString(w.bytes);
+          if (!env.ParseFromString(w.bytes))
+            return wire{make_reply(v1::Reply::INVALID, "unreadable envelope").SerializeAsString()};
           auto reply = answer ? answer(name, env) : make_reply(v1::Reply::OK);
           return wire{reply.SerializeAsString()};
         }};
@@ -247,15 +271,8 @@ int64_t service_kit::run_outbox(
       rt_->set_shard(name, 0, stub);
       others_.push_back(caf::actor_cast<caf::actor>(stub));
     }
-    outbox_config oc;
-    oc.backoff_base = std::chrono::milliseconds(100);
-    oc.backoff_max = std::chrono::seconds(1);
-    auto sender = sys_->spawn(outbox_sender,
-                              outbox_deps{logic_->name(), store_, rt_, oc, keys_,
-                                          [this] { return now_ms() + offset_.load(); },
-                                          reg_->names()});
-    rt_->set_sender(logic_->name(), sender);
-    others_.push_back(sender);
+    // The sender joins the service's supervisor, as in a node.
+    caf::anon_send(supervisor_, add_child_atom::value, outbox_spec(*wiring_));
   }
   sched_->run();
   if (advance.count() > 0) {

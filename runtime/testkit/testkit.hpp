@@ -36,6 +36,10 @@
 #include <string>
 #include <vector>
 
+namespace custodian {
+struct service_wiring;
+} // namespace custodian
+
 namespace custodian::testkit {
 
 /// An actor system on the deterministic test coordinator.
@@ -147,7 +151,12 @@ private:
   std::shared_ptr<const service_registry> reg_;
   std::shared_ptr<router> rt_;
   shard_actor shard_;
-  std::vector<caf::actor> others_;  ///< the outbox sender and the stub shards
+  /// The service as a node builds it (runtime/node/service_specs.hpp): its
+  /// supervisor, with the writer and shard 0, and the outbox sender once
+  /// run_outbox() needs it.
+  std::shared_ptr<service_wiring> wiring_;
+  caf::actor supervisor_;
+  std::vector<caf::actor> others_;  ///< the stub shards of the other services
   std::atomic<int64_t> offset_{0};  ///< virtual time added to the wall clock (retries)
 };
 
