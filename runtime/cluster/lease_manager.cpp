@@ -46,6 +46,15 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
     for (auto& [shard, epoch] : held)
       if (!st.running.count(shard))
         start_shard(shard, epoch);
+    if (!st.first_tick_done) {
+      // Ready once the shards held at start are asked for (the supervisor
+      // gets those add_child messages before this answer); taking over
+      // expired shards below may wait on the store and is not part of it.
+      st.first_tick_done = true;
+      for (auto& rp : st.ready_waiting)
+        rp.deliver(caf::ok_atom::value);
+      st.ready_waiting.clear();
+    }
     // 2. Take over what nobody holds any more.
     std::vector<store::lease_info> all;
     try {
@@ -89,14 +98,6 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
   return {
     [self, d, tick](tick_atom) {
       tick();
-      auto& st = self->state;
-      if (!st.first_tick_done) {
-        // The supervisor gets its add_child messages before this answer.
-        st.first_tick_done = true;
-        for (auto& rp : st.ready_waiting)
-          rp.deliver(caf::ok_atom::value);
-        st.ready_waiting.clear();
-      }
       self->delayed_send(self, d->interval, tick_atom::value);
     },
     [self](ready_atom) -> caf::result<caf::ok_atom> {

@@ -54,7 +54,7 @@ using retire_atom = caf::atom_constant<caf::atom("retire")>;
 
 /// `supervisor` is the service's supervisor (it owns the shard actors).
 /// Answers `ready_atom` with `caf::ok_atom` once its first tick has asked the
-/// supervisor to start the shards this node holds.
+/// supervisor to start the shards this node holds (before any takeover).
 caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf::actor supervisor,
                             lease_manager_deps deps);
 

@@ -88,7 +88,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
       auto rp = self->make_response_promise<caf::ok_atom>();
       for (size_t i = 0; i < self->state.children.size(); ++i)
         if (self->state.children[i] && self->state.specs[i].answers_ready)
-          self->request(self->state.children[i], caf::infinite, ready_atom::value)
+          self->request(self->state.children[i], std::chrono::seconds(10), ready_atom::value)
             .then([rp, waiting](caf::ok_atom) mutable {
                     if (--*waiting == 0)
                       rp.deliver(caf::ok_atom::value);
