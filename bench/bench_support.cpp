@@ -126,6 +126,8 @@ embedded_node::embedded_node(const std::string& data_dir, std::function<void(nod
   cfg_.data_dir = data_dir;
   cfg_.gateway_listen = "";
   cfg_.log_file = data_dir + "/node.log";
+  if (!store_backend_override().empty())
+    cfg_.store_backend = store_backend_override();
   if (tweak)
     tweak(cfg_);
   if (auto err = log::setup(cfg_.log_level, cfg_.log_format, cfg_.log_file); !err.empty())

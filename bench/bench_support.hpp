@@ -154,6 +154,13 @@ struct pump_budget {
 pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, double rate_per_s,
                  const std::function<request(size_t)>& make, pump_budget b = {});
 
+/// The embedded store every embedded_node of this run uses ("" = the node's
+/// default; `custodian_bench --store=rocksdb|sqlite`).
+inline std::string& store_backend_override() {
+  static std::string s;
+  return s;
+}
+
 /// A node in this process (the same custodian::node that custodian-node runs),
 /// with the job listener wired to `board`.
 class embedded_node {

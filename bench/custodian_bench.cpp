@@ -781,6 +781,8 @@ int main(int argc, char** argv) {
       o.only_latency = o.keep = true;
     } else if (auto v = val("--rate")) {
       o.latency_rate = std::stod(*v);
+    } else if (auto v = val("--store")) {
+      store_backend_override() = *v;
     } else if (a == "--only-rtt") {
       o.only_rtt = true;
     } else if (a == "--keep") {

@@ -89,9 +89,11 @@ void node_config::add_gateway_options() {
 void node_config::add_store_options() {
   opt_group{custom_options_, "store"}
     .add(store_backend, "backend",
-         "event store backend: sqlite (embedded, one file per service) or mongodb (shared)")
-    .add(data_dir, "data-dir", "directory of the embedded store (one file per service)")
-    .add(synchronous, "synchronous", "sqlite durability: full (fsync per commit) or normal")
+         "event store backend: rocksdb (embedded, one log per node), sqlite (embedded, one "
+         "file per service) or mongodb (shared)")
+    .add(data_dir, "data-dir", "directory of the embedded store")
+    .add(synchronous, "synchronous",
+         "embedded store durability: full (fsync before any commit is acknowledged) or normal")
     .add(group_commit_max, "group-commit-max",
          "most commands of one service written in one transaction (1 = one per command)");
   opt_group{custom_options_, "store.mongodb"}
@@ -424,9 +426,9 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
 }
 
 void node_config::validate_store(std::vector<std::string>& problems) const {
-  if (store_backend != "sqlite" && store_backend != "mongodb")
-    problems.push_back("store.backend must be \"sqlite\" or \"mongodb\", got \"" + store_backend
-                       + "\"");
+  if (store_backend != "rocksdb" && store_backend != "sqlite" && store_backend != "mongodb")
+    problems.push_back("store.backend must be \"rocksdb\", \"sqlite\" or \"mongodb\", got \""
+                       + store_backend + "\"");
   if (store_backend == "mongodb") {
     if (mongodb_uri.rfind("mongodb://", 0) != 0 && mongodb_uri.rfind("mongodb+srv://", 0) != 0)
       problems.push_back("store.mongodb.uri must start with mongodb:// or mongodb+srv://");

@@ -15,6 +15,7 @@
 #include "runtime/service/writer.hpp"
 #include "runtime/cluster/lease_manager.hpp"
 #include "runtime/store/mongo_store.hpp"
+#include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
@@ -55,6 +56,13 @@ std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.mongodb_timeout).count();
     return std::make_shared<store::mongo_store>(mo);
   }
+  if (cfg.store_backend == "rocksdb") {
+    store::rocks_options ro;
+    ro.path = cfg.data_dir + "/store";
+    ro.service = svc;
+    ro.synchronous = cfg.synchronous;
+    return std::make_shared<store::rocks_store>(ro);
+  }
   store::sqlite_options so;
   so.path = cfg.data_dir + "/" + svc + ".db";
   so.synchronous = cfg.synchronous;
@@ -64,6 +72,8 @@ std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std
 std::string store_description(const node_config& cfg, const std::string& svc) {
   if (cfg.store_backend == "mongodb")
     return "mongodb " + store::redact_uri(cfg.mongodb_uri) + " database " + cfg.mongodb_prefix + svc;
+  if (cfg.store_backend == "rocksdb")
+    return cfg.data_dir + "/store (rocksdb, column family " + svc + ")";
   return cfg.data_dir + "/" + svc + ".db";
 }
 

@@ -1,6 +1,7 @@
 // The store conformance suite: one set of cases, run against every backend.
 //
 //   conformance_test -- --backend=sqlite     a SQLite file in a temp dir
+//   conformance_test -- --backend=rocksdb    a node's RocksDB directory in a temp dir
 //   conformance_test -- --backend=ferretdb   FerretDB on PostgreSQL (ctest fixture)
 //   conformance_test -- --backend=mongodb    CUSTODIAN_TEST_MONGODB_URI (a real
 //                                            MongoDB; exit code 77 = skipped if unset)
@@ -12,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/store/mongo_store.hpp"
+#include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 
 #include <sqlite3.h>
@@ -20,6 +22,7 @@
 #include "tests/support/temp_dir.hpp"
 
 #include <arpa/inet.h>
+#include <filesystem>
 #include <chrono>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -60,7 +63,7 @@ struct select_backend {
         std::exit(77);
       }
       mongo_uri = u;
-    } else if (backend != "sqlite") {
+    } else if (backend != "sqlite" && backend != "rocksdb") {
       std::cerr << "store conformance: unknown --backend=" << backend << "\n";
       std::exit(2);
     }
@@ -69,8 +72,11 @@ struct select_backend {
 };
 BOOST_TEST_GLOBAL_FIXTURE(select_backend);
 
-bool is_mongo() { return backend != "sqlite"; }
-utf::assertion_result sqlite_only(utf::test_unit_id) { return utf::assertion_result(!is_mongo()); }
+bool is_mongo() { return backend != "sqlite" && backend != "rocksdb"; }
+bool is_rocks() { return backend == "rocksdb"; }
+utf::assertion_result sqlite_only(utf::test_unit_id) { return utf::assertion_result(backend == "sqlite"); }
+/// The embedded backends (one node's own files).
+utf::assertion_result embedded_only(utf::test_unit_id) { return utf::assertion_result(!is_mongo()); }
 utf::assertion_result mongo_only(utf::test_unit_id) { return utf::assertion_result(is_mongo()); }
 
 struct fixture {
@@ -113,6 +119,8 @@ struct fixture {
   std::unique_ptr<event_store> open() {
     if (is_mongo())
       return std::make_unique<mongo_store>(mongo());
+    if (is_rocks())
+      return std::make_unique<rocks_store>(rocks_options{dir.file("node"), "svc"});
     return std::make_unique<sqlite_store>(sqlite_options{dir.file("svc.db"), "full"});
   }
   /// Every byte the store holds (files, or documents).
@@ -120,6 +128,12 @@ struct fixture {
     if (is_mongo())
       return test::dump_database(mongo_uri, db);
     std::string all;
+    if (is_rocks()) {
+      for (auto& e : std::filesystem::recursive_directory_iterator(dir.file("node")))
+        if (e.is_regular_file())
+          all += test::slurp(e.path().string());
+      return all;
+    }
     for (auto f : {"svc.db", "svc.db-wal", "svc.db-shm"})
       all += test::slurp(dir.file(f));
     return all;
@@ -462,8 +476,8 @@ BOOST_FIXTURE_TEST_CASE(group_commit_destroys_keys_before_erasing, fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_key_deletion_lost_to_a_power_failure_is_redone_at_open, fixture,
-                        *utf::precondition(sqlite_only)) {
-  // The SQLite backend does not fsync a batch's key deletions on their own (the
+                        *utf::precondition(embedded_only)) {
+  // The embedded backends do not fsync a batch's key deletions on their own (the
   // data transaction after them is fsynced). After a power failure the data may
   // say "erased" (tombstone) while the key table lost the deletion: that state,
   // made by hand here, is repaired when the store opens.

@@ -1,0 +1,249 @@
+// The RocksDB primitives of a commit (commit_rules.hpp), written into one
+// WriteBatchWithIndex per group commit: each commit reads what the batch's
+// earlier commits wrote (the unique index, event sequence numbers, the
+// records an erasure deletes), and the batch goes to the log in one write.
+#include "runtime/store/rocks_store.hpp"
+
+#include "runtime/store/commit_rules.hpp"
+#include "runtime/store/rocks/keyspace.hpp"
+#include "runtime/store/rocks/node_db.hpp"
+
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <chrono>
+#include <map>
+
+namespace custodian::store {
+
+using namespace rocks;
+
+namespace {
+
+/// What one group commit carries from commit to commit.
+struct batch_state {
+  rocksdb::WriteBatchWithIndex wb{rocksdb::BytewiseComparator(), 0, true};
+  std::map<std::string, int64_t> last_seq;  ///< per stream, once looked up
+  int64_t depth_delta = 0;
+  bool erased = false;
+};
+
+class rocks_writer final : public commit_writer {
+public:
+  rocks_writer(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, batch_state& b, const commit& c,
+               std::atomic<int64_t>& next_id)
+    : db_(db), cf_(cf), b_(b), c_(c), next_id_(next_id) {}
+
+  /// The value of `key` as the batch so far leaves it.
+  std::optional<std::string> get(const std::string& key) {
+    std::string v;
+    auto s = b_.wb.GetFromBatchAndDB(db_, {}, cf_, key, &v);
+    if (s.IsNotFound())
+      return std::nullopt;
+    check(s, "read");
+    return v;
+  }
+  /// The keys under `prefix` (with the batch's writes), their suffixes after it.
+  std::vector<std::string> suffixes(const std::string& prefix) {
+    std::vector<std::string> out;
+    std::unique_ptr<rocksdb::Iterator> it{
+      b_.wb.NewIteratorWithBase(cf_, db_->NewIterator(rocksdb::ReadOptions{}, cf_))};
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+      out.emplace_back(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    check(it->status(), "scan");
+    return out;
+  }
+  void put(const std::string& k, const std::string& v) { check(b_.wb.Put(cf_, k, v), "put"); }
+  void del(const std::string& k) { check(b_.wb.Delete(cf_, k), "delete"); }
+
+  void delete_records(user_records kind, const std::string& u) override {
+    b_.erased = true;
+    switch (kind) {
+      case user_records::events:
+        for (auto& s : suffixes(keys::user(u, 'e')))
+          del(keys::user(u, 'e') + s);
+        b_.last_seq[u] = 0;
+        return;
+      case user_records::inbox:
+        for (auto& s : suffixes(keys::user(u, 'i')))
+          del(keys::user(u, 'i') + s);
+        return;
+      case user_records::index:
+        for (auto& s : suffixes(keys::user(u, 'x'))) {
+          auto primary = "x" + s;
+          if (auto v = get(primary); v && keys::reader{*v}.str() == u)
+            del(primary);
+          del(keys::user(u, 'x') + s);
+        }
+        return;
+      case user_records::jobs:
+        for (auto& id : suffixes(keys::user(u, 'j'))) {
+          if (auto v = get(keys::job(id))) {
+            auto j = keys::decode_job(id, *v);
+            del(keys::job(id));
+            del(keys::job_by_state(j.kind, j.state, id));
+          }
+          del(keys::user(u, 'j') + id);
+        }
+        return;
+      case user_records::personal_outbox:
+        for (auto& s : suffixes(keys::user(u, 'o'))) {
+          delete_outbox(keys::get_i64(s));
+          del(keys::user(u, 'o') + s);
+        }
+        return;
+    }
+  }
+  void forget_in_audit(const std::string& u) override {
+    for (char tag : {'a', 'A'})
+      for (auto& id : suffixes(keys::user(u, tag))) {
+        if (auto v = get(keys::audit(id))) {
+          auto a = keys::decode_audit(id, *v);
+          (tag == 'a' ? a.user_id = "" : a.actor = "admin");
+          put(keys::audit(id), keys::encode(a));
+        }
+        del(keys::user(u, tag) + id);
+      }
+  }
+  void put_tombstone(const std::string& u) override {
+    if (get(keys::tombstone(u)))
+      return;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+    put(keys::tombstone(u), keys::writer{}.i64(now / 1000 * 1000).take());
+  }
+  void put_event(size_t, const std::string& stream, const std::string& payload) override {
+    auto it = b_.last_seq.find(stream);
+    if (it == b_.last_seq.end())
+      it = b_.last_seq.emplace(stream, stored_last_seq(stream)).first;
+    put(keys::event(stream, ++it->second), payload);
+  }
+  void delete_index(const std::string& space, const std::string& key) override {
+    if (auto v = get(keys::index(space, key))) {
+      del(keys::index(space, key));
+      del(keys::user_index(keys::reader{*v}.str(), space, key));
+    }
+  }
+  void put_index(const index_row& r) override {
+    put(keys::index(r.space, r.key), keys::encode_index(r.user_id, r.value));
+    put(keys::user_index(r.user_id, r.space, r.key), "");
+  }
+  void put_job(const job_row& j) override {
+    if (auto v = get(keys::job(j.job_id))) {
+      auto old = keys::decode_job(j.job_id, *v);
+      del(keys::job_by_state(old.kind, old.state, j.job_id));
+      if (!old.user_id.empty() && old.user_id != j.user_id)
+        del(keys::user(old.user_id, 'j') + j.job_id);
+    }
+    put(keys::job(j.job_id), keys::encode(j));
+    put(keys::job_by_state(j.kind, j.state, j.job_id), "");
+    if (!j.user_id.empty())
+      put(keys::user(j.user_id, 'j') + j.job_id, "");
+  }
+  void put_audit(const audit_row& a) override {
+    if (get(keys::audit(a.id)))
+      return;  // written once
+    put(keys::audit(a.id), keys::encode(a));
+    if (!a.user_id.empty())
+      put(keys::user(a.user_id, 'a') + a.id, "");
+    if (a.actor.rfind("admin:", 0) == 0 && a.actor.size() > 6)
+      put(keys::user(a.actor.substr(6), 'A') + a.id, "");
+  }
+  void delete_outbox(int64_t id) override {
+    auto v = get(keys::outbox(id));
+    if (!v)
+      return;
+    auto o = keys::decode_outbox(id, *v);
+    del(keys::outbox(id));
+    del(keys::due(o.next_at_ms, id));
+    if (o.personal && !o.user_id.empty()) {
+      auto k = keys::user(o.user_id, 'o');
+      keys::put_i64(k, id);
+      del(k);
+    }
+    --b_.depth_delta;
+  }
+  void put_outbox(size_t i, const outbox_row& o) override {
+    auto id = next_id_.fetch_add(1);
+    put(keys::outbox(id), keys::encode(o));
+    put(keys::due(o.next_at_ms, id), keys::name(o.dest));
+    if (o.personal && !o.user_id.empty()) {
+      auto k = keys::user(o.user_id, 'o');
+      keys::put_i64(k, id);
+      put(k, "");
+    }
+    c_.outbox_ids.resize(i + 1);
+    c_.outbox_ids[i] = id;
+    ++b_.depth_delta;
+  }
+  void put_inbox(const inbox_row& r) override { put(keys::inbox(r.user_id, r.request_id), r.outcome); }
+
+private:
+  /// The stream's last sequence number as stored (before this batch).
+  int64_t stored_last_seq(const std::string& stream) {
+    auto prefix = keys::user(stream, 'e');
+    auto upper = keys::user(stream, 'f');
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice ub{upper};
+    ro.iterate_upper_bound = &ub;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, cf_)};
+    it->SeekForPrev(upper);
+    if (it->Valid() && it->key().starts_with(prefix))
+      return keys::get_i64(it->key().ToStringView(), prefix.size());
+    check(it->status(), "scan");
+    return 0;
+  }
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  batch_state& b_;
+  const commit& c_;
+  std::atomic<int64_t>& next_id_;
+};
+
+} // namespace
+
+status rocks_store::apply(const commit& c) { return apply_batch({&c}).front(); }
+
+std::vector<status> rocks_store::apply_batch(const std::vector<const commit*>& batch) {
+  return commit_batch(
+    batch,
+    [&] {
+      std::vector<std::string> users;
+      for (auto* c : batch)
+        users.insert(users.end(), c->destroy_keys.begin(), c->destroy_keys.end());
+      // Not fsynced on their own: the batch's write after them is, and a
+      // deletion a power failure loses is redone at the next open (every key
+      // of a tombstoned user).
+      db()->keys_destroy(opts_.service, users, false);
+    },
+    [&](std::vector<status>& out) { write_batch(batch, out); });
+}
+
+void rocks_store::write_batch(const std::vector<const commit*>& batch, std::vector<status>& out) {
+  std::lock_guard<std::mutex> g{write_mtx_};
+  auto node = db();
+  auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
+  batch_state b;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto& c = *batch[i];
+    c.outbox_ids.clear();
+    rocks_writer w{node->db(), cf, b, c, next_outbox_id_};
+    auto owner_of = [&w](const std::string& space, const std::string& key) {
+      auto v = w.get(keys::index(space, key));
+      return v ? std::optional<std::string>{keys::reader{*v}.str()} : std::nullopt;
+    };
+    if (!c.index_puts.empty() && index_conflict(c, owner_of)) {
+      out[i] = {errc::conflict, "unique index key is taken"};
+      continue;
+    }
+    write_commit(c, w);
+  }
+  // Joins the writes of the node's other services in one log write and fsync.
+  check(node->db()->Write(node->write_options(), b.wb.GetWriteBatch()), "commit");
+  outbox_depth_ += b.depth_delta;
+  if (b.erased)
+    node->erased(cf);
+}
+
+} // namespace custodian::store

@@ -1,0 +1,202 @@
+#include "runtime/store/rocks/node_db.hpp"
+
+#include "runtime/common/log.hpp"
+
+#include <rocksdb/options.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+
+namespace custodian::store::rocks {
+
+namespace {
+
+/// After an erasure, the memtables are flushed (the log files that held the
+/// erased records are deleted) and the family compacted within this.
+constexpr auto data_scrub_delay = std::chrono::seconds(30);
+
+std::mutex registry_mtx;
+std::map<std::string, std::weak_ptr<node_db>> registry;
+
+rocksdb::ColumnFamilyOptions family_options() {
+  rocksdb::ColumnFamilyOptions o;
+  // Small memtables: a node hosts a handful of services and idles in 64 MB.
+  o.write_buffer_size = 8 << 20;
+  o.max_write_buffer_number = 2;
+  o.target_file_size_base = 16 << 20;
+  o.max_bytes_for_level_base = 64 << 20;
+  // Uncompressed: personal fields are sealed (ciphertext does not compress),
+  // and a scan of the files for an erased user's bytes must be able to see them.
+  o.compression = rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(8 << 20);
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+rocksdb::DBOptions db_options() {
+  rocksdb::DBOptions o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  o.max_background_jobs = 2;
+  o.info_log_level = rocksdb::WARN_LEVEL;
+  o.keep_log_file_num = 2;
+  o.max_log_file_size = 1 << 20;
+  o.max_total_wal_size = 64 << 20;  // older logs force a flush: bounded replay and disk
+  o.recycle_log_file_num = 0;       // a deleted log is deleted, not reused with old bytes
+  o.WAL_ttl_seconds = 0;
+  o.WAL_size_limit_MB = 0;
+  return o;
+}
+
+} // namespace
+
+void fail(const rocksdb::Status& s, const std::string& what) {
+  auto code = s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() ? errc::unavailable : errc::io;
+  throw store_error(code, "rocksdb " + what + ": " + s.ToString());
+}
+
+std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int key_scrub_ms) {
+  std::lock_guard<std::mutex> g{registry_mtx};
+  if (auto p = registry[path].lock())
+    return p;
+  std::shared_ptr<node_db> p{new node_db(path, sync, key_scrub_ms)};
+  registry[path] = p;
+  return p;
+}
+
+node_db::node_db(std::string path, bool sync, int key_scrub_ms)
+  : path_(std::move(path)), sync_(sync), key_scrub_ms_(key_scrub_ms) {
+  std::error_code ec;
+  std::filesystem::create_directories(path_, ec);
+  if (ec)
+    throw store_error(errc::unavailable, "cannot create " + path_ + ": " + ec.message());
+  std::filesystem::permissions(path_, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+  auto dbo = db_options();
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(dbo, path_, &names).ok())
+    names = {rocksdb::kDefaultColumnFamilyName};
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (auto& n : names)
+    descs.emplace_back(n, family_options());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  auto s = rocksdb::DB::Open(dbo, path_, descs, &handles, &db_);
+  if (!s.ok())
+    throw store_error(s.IsIOError() && s.ToString().find("lock") != std::string::npos
+                        ? errc::unavailable
+                        : errc::io,
+                      "cannot open " + path_ + ": " + s.ToString());
+  for (size_t i = 0; i < names.size(); ++i)
+    families_[names[i]] = handles[i];
+  wopts_.sync = sync;
+  try {
+    open_keys();
+  } catch (...) {
+    for (auto& [n, h] : families_)
+      db_->DestroyColumnFamilyHandle(h);
+    delete db_;
+    throw;
+  }
+  scrubber_ = std::thread([this] { run_scrubber(); });
+}
+
+node_db::~node_db() {
+  {
+    std::lock_guard<std::mutex> g{scrub_mtx_};
+    stop_ = true;
+    scrub_cv_.notify_one();
+  }
+  scrubber_.join();
+  // A clean stop leaves nothing an erasure deleted in any file: every memtable
+  // flushed (the logs that held erased records deleted), erased families compacted.
+  for (auto* cf : data_due_)
+    scrub_now(cf);
+  scrub_keys();
+  for (auto& [n, h] : families_)
+    db_->DestroyColumnFamilyHandle(h);
+  db_->Close();
+  delete db_;
+  if (keys_) {
+    sqlite3_exec(keys_, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    sqlite3_close_v2(keys_);
+  }
+  std::lock_guard<std::mutex> g{registry_mtx};
+  auto it = registry.find(path_);
+  if (it != registry.end() && it->second.expired())
+    registry.erase(it);
+}
+
+rocksdb::ColumnFamilyHandle* node_db::family(const std::string& service) {
+  std::lock_guard<std::mutex> g{cf_mtx_};
+  if (auto it = families_.find(service); it != families_.end())
+    return it->second;
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  check(db_->CreateColumnFamily(family_options(), service, &h), "create family " + service);
+  families_[service] = h;
+  return h;
+}
+
+void node_db::erased(rocksdb::ColumnFamilyHandle* cf) {
+  std::lock_guard<std::mutex> g{scrub_mtx_};
+  data_due_.insert(cf);
+  scrub_cv_.notify_one();
+}
+
+void node_db::scrub_now(rocksdb::ColumnFamilyHandle* cf) {
+  std::vector<rocksdb::ColumnFamilyHandle*> all;
+  {
+    std::lock_guard<std::mutex> g{cf_mtx_};
+    for (auto& [n, h] : families_)
+      all.push_back(h);
+  }
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  db_->Flush(fo, all);
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  db_->CompactRange(co, cf, nullptr, nullptr);
+}
+
+void node_db::run_scrubber() {
+  using clock = std::chrono::steady_clock;
+  std::unique_lock<std::mutex> g{scrub_mtx_};
+  clock::time_point keys_at{}, data_at{};
+  while (!stop_) {
+    auto now = clock::now();
+    if (keys_due_ && keys_at == clock::time_point{})
+      keys_at = now + std::chrono::milliseconds(key_scrub_ms_);
+    if (!data_due_.empty() && data_at == clock::time_point{})
+      data_at = now + data_scrub_delay;
+    if (keys_at != clock::time_point{} && now >= keys_at) {
+      keys_due_ = false;
+      keys_at = {};
+      g.unlock();
+      scrub_keys();
+      g.lock();
+      continue;
+    }
+    if (data_at != clock::time_point{} && now >= data_at) {
+      auto due = std::move(data_due_);
+      data_due_.clear();
+      data_at = {};
+      g.unlock();
+      for (auto* cf : due)
+        scrub_now(cf);
+      g.lock();
+      continue;
+    }
+    auto next = std::min(keys_at == clock::time_point{} ? clock::time_point::max() : keys_at,
+                         data_at == clock::time_point{} ? clock::time_point::max() : data_at);
+    if (next == clock::time_point::max())
+      scrub_cv_.wait(g);
+    else
+      scrub_cv_.wait_until(g, next);
+  }
+}
+
+} // namespace custodian::store::rocks

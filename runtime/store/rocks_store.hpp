@@ -1,0 +1,96 @@
+#pragma once
+/// Embedded backend: one RocksDB per node, a column family per service.
+///
+/// Every service hosted on a node writes into the node's one RocksDB (its one
+/// write-ahead log): the writers of all services commit concurrently and
+/// RocksDB's write group joins their batches into one WAL write and one fsync
+/// (the node's group commit). A service owns exactly one column family and
+/// reads and writes nothing else; a user's records sit under one key prefix
+/// (`u<user>\0`), so an erasure reads one range and deletes it.
+///
+/// The per-user data keys (crypto-shredding) are not in RocksDB, whose deleted
+/// values stay in older log and table files until compaction: they live in the
+/// node's small key file (SQLite, `keys.db`, secure_delete), which overwrites a
+/// destroyed key in place and is checkpointed and truncated within
+/// `key_scrub_ms` of a destruction (docs/architecture.md, "Storage").
+
+#include "runtime/store/event_store.hpp"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+namespace custodian::store {
+
+namespace rocks {
+class node_db;
+}
+
+struct rocks_options {
+  /// The node's store directory (the RocksDB files) and key file beside it.
+  std::string path;
+  /// The service: its column family.
+  std::string service;
+  /// "full" (default: every commit fsynced before it is acknowledged) or
+  /// "normal" (written to the OS: survives a process crash, not a power loss).
+  std::string synchronous = "full";
+  /// A destroyed key is gone from the key file's WAL within this (ms).
+  int key_scrub_ms = 1000;
+};
+
+class rocks_store final : public event_store {
+public:
+  /// Opens (creating if needed) the node's store and the service's column
+  /// family; throws store_error on failure. Stores of one path share one DB.
+  explicit rocks_store(rocks_options opts);
+  ~rocks_store() override;
+
+  status apply(const commit& c) override;
+  std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
+  std::vector<event_row> read_stream(const std::string& stream) override;
+  std::optional<std::string> inbox_get(const std::string& user_id,
+                                       const std::string& request_id) override;
+  bool tombstoned(const std::string& user_id) override;
+  std::optional<index_row> index_get(const std::string& space, const std::string& key) override;
+  int64_t index_count(const std::string& space, const std::string& user_id) override;
+  std::optional<job_row> job_get(const std::string& job_id) override;
+  std::vector<job_row> jobs_list(const job_query& q) override;
+  std::vector<job_count> job_counts() override;
+  int64_t erase_count(const std::string& user_id) override;
+  std::vector<audit_row> audit_list(const std::string& before_id, size_t limit) override;
+  std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
+                                     const std::vector<std::string>& skip_dests = {},
+                                     outbox_cursor after = {}) override;
+  status outbox_retry(const std::vector<retry>& retries) override;
+  int64_t outbox_depth() override;
+  status outbox_wake(const std::string& dest, int64_t now_ms) override;
+  std::vector<outbox_stat> outbox_stats() override;
+  std::optional<std::string> key_get(const std::string& user_id) override;
+  std::string key_put(const std::string& user_id, const std::string& sealed) override;
+  void key_destroy(const std::string& user_id) override;
+  std::vector<std::pair<std::string, std::string>> keys_all() override;
+  void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) override;
+  void close() override;
+
+  /// Flushes the service's memtable and compacts its column family, so that
+  /// no older file holds a record an erasure deleted (also done by close()).
+  void scrub();
+
+private:
+  /// The node's DB (held while the caller uses it), or store_error(unavailable) once closed.
+  std::shared_ptr<rocks::node_db> db() const;
+  /// The batch in one WriteBatch; a commit whose index key is taken is left
+  /// out (its status says so); a failure writes nothing and throws.
+  void write_batch(const std::vector<const commit*>& batch, std::vector<status>& out);
+
+  rocks_options opts_;
+  std::shared_ptr<rocks::node_db> db_;
+  void* cf_ = nullptr;  ///< rocksdb::ColumnFamilyHandle* (kept out of this header)
+  std::mutex write_mtx_;  ///< one read-modify-write of this service's keyspace at a time
+  std::atomic<int64_t> next_outbox_id_{1};
+  std::atomic<int64_t> outbox_depth_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> erased_since_scrub_{false};
+};
+
+} // namespace custodian::store
