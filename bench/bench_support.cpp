@@ -2,8 +2,12 @@
 
 #include "runtime/common/log.hpp"
 
+#include <csignal>
+#include <fstream>
 #include <future>
 #include <stdexcept>
+#include <sys/wait.h>
+#include <thread>
 
 namespace custodian::bench {
 
@@ -26,6 +30,7 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
   auto res = std::make_shared<pump_result>();
   res->sent.resize(n);
   res->replies.resize(n);
+  res->answered.resize(n);
   std::promise<void> finished;
   auto fut = finished.get_future();
   if (n == 0)
@@ -68,6 +73,7 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
       self->request(*dest, timeout, cmd_atom::value, wire{r.env.SerializeAsString()})
         .then(
           [=](const wire& w) {
+            res->answered[i] = clock::now();
             auto& reply = res->replies[i];
             bool ok = reply.ParseFromString(w.bytes);
             if (ok && reply.status() == v1::Reply::UNAVAILABLE && b.budget.count() > 0) {
@@ -79,6 +85,7 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
               (*send_due)();
           },
           [=](caf::error& err) {
+            res->answered[i] = clock::now();
             res->replies[i].set_status(v1::Reply::UNAVAILABLE);
             res->replies[i].set_message(caf::to_string(err));
             if (settle(true))
@@ -96,9 +103,15 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
             break;
         }
         auto i = st.next++;
-        res->sent[i] = clock::now();
+        auto sent_at = clock::now();
         if (i == 0)
-          res->first = res->sent[i];
+          res->first = sent_at;
+        // Open loop: latency counts from when the request was due.
+        res->sent[i] = rate_per_s > 0 && i > 0
+                         ? res->first + std::chrono::duration_cast<clock::duration>(
+                                          std::chrono::duration<double>(i / rate_per_s))
+                         : sent_at;
+        res->last_sent = sent_at;
         ++st.outstanding;
         (*send_one)(i, 1);
         if (st.answered == n)
@@ -118,8 +131,58 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
   });
   if (fut.wait_for(std::chrono::minutes(30)) != std::future_status::ready)
     throw std::runtime_error("bench pump: no end after 30 minutes");
+  if (rate_per_s > 0 && n > 1) {
+    auto span = std::chrono::duration<double>(res->last_sent - res->first).count();
+    res->achieved_per_s = span > 0 ? (n - 1) / span : rate_per_s;
+    // A run that could not offer what it claims measures something else.
+    if (res->achieved_per_s < 0.95 * rate_per_s)
+      throw std::runtime_error("bench pump: offered " + std::to_string(rate_per_s)
+                               + "/s, achieved only " + std::to_string(res->achieved_per_s)
+                               + "/s (below 95 %): the run does not measure the offered rate");
+  }
   return *res;
 }
+
+fsync_counter::fsync_counter(const std::string& out_file) : file_(out_file) {
+  std::remove(file_.c_str());
+  auto pid = std::to_string(getpid());
+  child_ = fork();
+  if (child_ == 0) {
+    execlp("perf", "perf", "stat", "-x,", "-o", file_.c_str(), "-e",
+           "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync", "-p", pid.c_str(), nullptr);
+    _exit(127);
+  }
+  // perf attaches within a few ms; the runs it counts last seconds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+int64_t fsync_counter::count() {
+  if (child_ > 0) {
+    kill(child_, SIGINT);
+    int status = 0;
+    waitpid(child_, &status, 0);
+    child_ = -1;
+    std::ifstream in(file_);
+    std::string line;
+    int64_t sum = 0;
+    int seen = 0;
+    while (std::getline(in, line)) {
+      if (line.find("sys_enter_f") == std::string::npos)
+        continue;
+      auto comma = line.find(',');
+      try {
+        sum += std::stoll(line.substr(0, comma));
+        ++seen;
+      } catch (const std::exception&) {
+        // "<not supported>" / "<not counted>": not measured
+      }
+    }
+    total_ = seen == 2 ? sum : -1;
+  }
+  return total_;
+}
+
+fsync_counter::~fsync_counter() { count(); }
 
 embedded_node::embedded_node(const std::string& data_dir, std::function<void(node_config&)> tweak,
                              job_board& board) {

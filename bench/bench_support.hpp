@@ -1,4 +1,5 @@
 #pragma once
+#include <sys/resource.h>
 // Pieces of the benchmark: an in-process node with a job listener, a load pump
 // that drives shard actors through the node's internal API (closed or open
 // loop), statistics and RSS.
@@ -45,6 +46,41 @@ inline int64_t written_bytes() {
       return std::stoll(line.substr(6));
   return 0;
 }
+
+/// Bytes this process caused to be written to storage so far (/proc/self/io
+/// write_bytes: pages and log records the kernel wrote to the disk for it,
+/// fsynced data included; cancelled writes not subtracted).
+inline int64_t storage_written_bytes() {
+  std::ifstream in("/proc/self/io");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("write_bytes:", 0) == 0)
+      return std::stoll(line.substr(12));
+  return 0;
+}
+
+/// Context switches of every thread of this process so far (voluntary and not).
+inline int64_t context_switches() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
+/// Counts this process's fsync and fdatasync calls while it lives, with
+/// `perf stat` on the syscall tracepoints (every thread). `count()` is -1
+/// where perf cannot (no perf, no tracepoint access): the bench then says so.
+class fsync_counter {
+public:
+  explicit fsync_counter(const std::string& out_file);
+  ~fsync_counter();
+  /// Stops counting; the total (-1: not measured).
+  int64_t count();
+
+private:
+  std::string file_;
+  pid_t child_ = -1;
+  int64_t total_ = -1;
+};
 
 /// CPU time (user + system) this process used so far, in seconds.
 inline double cpu_seconds() {
@@ -131,9 +167,17 @@ struct request {
 };
 
 struct pump_result {
-  std::vector<clock::time_point> sent;   ///< per item
+  /// Per item: when it was due (open loop: the schedule, first + i / rate, so
+  /// a late send counts in its latency: no coordinated omission), or sent
+  /// (closed loop).
+  std::vector<clock::time_point> sent;
   std::vector<v1::Reply> replies;        ///< per item
+  std::vector<clock::time_point> answered;  ///< per item: when its (last) answer came
   clock::time_point first, last_reply;
+  clock::time_point last_sent;           ///< when the last item actually left
+  /// Open loop: items per second actually sent (n / (last sent - first)),
+  /// beside the offered rate; 0 for a closed loop.
+  double achieved_per_s = 0;
   size_t failures = 0;
   size_t retries = 0;  ///< refusals (UNAVAILABLE) sent again, with a budget
 };

@@ -67,6 +67,7 @@ struct options {
   bool only_http = false;      ///< only the HTTP scenarios (i) and (j), keep the work dir
   bool only_rtt = false;       ///< only (g), plaintext beside TLS (printed, no doc)
   bool only_latency = false;   ///< only (b), keep the work dir (latency work)
+  bool only_watch = false;     ///< only (k), keep the work dir
   double latency_rate = 873;   ///< (b)'s offered rate with --only-latency (--rate=)
   std::string perf;            ///< record a `perf` profile of the first run of (a) here
   bool backends_only = false;  ///< run scenario (h) only
@@ -94,6 +95,11 @@ void profiled(const std::string& file, F f) {
   int status = 0;
   waitpid(child, &status, 0);
 }
+
+/// A number with thousands separators and `prec` decimals.
+std::string fmt(double v, int prec = 0);
+/// A table cell: median (min–max).
+std::string cell(const summary& s, int prec = 0);
 
 struct dataset {
   size_t users = 0;
@@ -245,6 +251,47 @@ request erase_request(const std::string& uid) {
   return r;
 }
 
+/// What the node spent per erasure while `f` ran k of them: storage bytes
+/// (write_bytes), bytes handed to write() (wchar), CPU, fsync/fdatasync calls
+/// and context switches of every thread (the node runs in this process; the
+/// internal API's load generator does no I/O).
+struct chain_cost {
+  double storage_bytes = 0, write_call_bytes = 0, cpu_us = 0, fsyncs = -1, switches = 0;
+  double busy_pct = 0;
+  std::string line() const {
+    return fmt(storage_bytes) + " bytes written to storage (" + fmt(write_call_bytes)
+           + " through write()), " + fmt(cpu_us) + " us CPU, "
+           + (fsyncs < 0 ? std::string("fsyncs not measured (no perf)") : fmt(fsyncs, 3) + " fsyncs")
+           + ", " + fmt(switches, 1) + " context switches; CPU busy " + fmt(busy_pct)
+           + " % of one core";
+  }
+};
+
+template <class F>
+chain_cost measure_chain(const options& o, size_t k, F f) {
+  auto b0 = storage_written_bytes();
+  auto w0 = written_bytes();
+  auto c0 = cpu_seconds();
+  auto x0 = context_switches();
+  auto t0 = clock::now();
+  chain_cost c;
+  {
+    fsync_counter fs{o.work + "/fsyncs.txt"};
+    f();
+    c.fsyncs = static_cast<double>(fs.count());
+  }
+  auto wall = ms_between(t0, clock::now()) / 1000;
+  auto kd = static_cast<double>(k);
+  c.storage_bytes = static_cast<double>(storage_written_bytes() - b0) / kd;
+  c.write_call_bytes = static_cast<double>(written_bytes() - w0) / kd;
+  c.cpu_us = (cpu_seconds() - c0) / kd * 1e6;
+  c.switches = static_cast<double>(context_switches() - x0) / kd;
+  if (c.fsyncs >= 0)
+    c.fsyncs /= kd;
+  c.busy_pct = (cpu_seconds() - c0) / wall * 100;
+  return c;
+}
+
 struct erase_run {
   double per_s = 0;                  ///< erasures fully done per second
   std::vector<double> latency_ms;    ///< acceptance request -> job done
@@ -316,7 +363,7 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
   auto token = admin_token(n);
   std::vector<http_target> targets;
   for (auto i : idx)
-    targets.push_back({"DELETE", url + "/v1/users/" + d.ids[i], token});
+    targets.push_back({"DELETE", url + "/v1/users/" + d.ids[i], token, ""});
   board.reset();
   attack_options opt;
   opt.rate = rate;
@@ -366,6 +413,130 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
   return r;
 }
 
+/// (k) A service's own write (a watch-history append), not the lifecycle.
+struct watch_run {
+  double per_s = 0;               ///< answered per second (closed loop)
+  double achieved_per_s = 0;      ///< sent per second (open loop)
+  double ok_pct = 0;              ///< answered OK (internal) / 201 (HTTP)
+  std::vector<double> latency_ms; ///< from when each was due to its answer
+};
+
+request watch_request(const dataset& d, size_t i) {
+  request r;
+  auto& uid = d.ids[i % d.users];
+  r.service = "watchhistory";
+  r.key = uid;
+  r.env.set_user_id(uid);
+  watchhistory::RecordWatch c;
+  c.set_title_id("bench-title-" + std::to_string(i % 5000));
+  c.set_progress_s(static_cast<int32_t>(i % 3600));
+  r.env.mutable_command()->mutable_service()->PackFrom(c);
+  return r;
+}
+
+/// `count` appends through the internal API: closed loop (rate 0, at most
+/// 1,024 unanswered) or open loop at `rate`.
+watch_run watch_internal(embedded_node& n, const dataset& d, size_t count, double rate) {
+  auto p = pump(n.sys(), n.rt(), count, rate > 0 ? 100000 : 1024, rate,
+                [&](size_t i) { return watch_request(d, i); });
+  watch_run w;
+  w.ok_pct = 100.0 * static_cast<double>(count - p.failures) / static_cast<double>(count);
+  check(p.failures == 0, "every watch write answered OK");
+  for (size_t i = 0; i < count; ++i)
+    w.latency_ms.push_back(ms_between(p.sent[i], p.answered[i]));
+  w.per_s = static_cast<double>(count) / (ms_between(p.first, p.last_reply) / 1000);
+  w.achieved_per_s = p.achieved_per_s;
+  return w;
+}
+
+/// `count` appends through HTTP (vegeta, 64 connections, an admin token) at
+/// `rate`; a run with an answer other than 201 fails.
+watch_run watch_http(embedded_node& n, const dataset& d, size_t count, double rate,
+                     const options& o) {
+  auto url = "http://" + n.cfg().gateway_listen;
+  auto token = admin_token(n);
+  std::vector<http_target> targets;
+  for (size_t i = 0; i < count; ++i)
+    targets.push_back({"POST", url + "/v1/users/" + d.ids[i % d.users] + "/watch-history", token,
+                       "{\"title_id\":\"bench-title-" + std::to_string(i % 5000)
+                         + "\",\"progress_s\":" + std::to_string(i % 3600) + "}"});
+  attack_options opt;
+  opt.rate = rate;
+  auto hits = attack(o.work + "/vegeta", targets, opt);
+  check(hits.size() == count, "vegeta sent every watch write");
+  watch_run w;
+  std::map<int, size_t> codes;
+  auto first = hits.front().sent, last = first;
+  for (auto& h : hits) {
+    ++codes[h.code];
+    first = std::min(first, h.sent);
+    last = std::max(last, h.sent);
+    w.latency_ms.push_back(h.latency_ms);
+  }
+  w.ok_pct = 100.0 * static_cast<double>(codes[201]) / static_cast<double>(count);
+  w.achieved_per_s = static_cast<double>(count - 1) / std::chrono::duration<double>(last - first).count();
+  std::string what;
+  for (auto& [code, k] : codes)
+    what += " " + std::to_string(k) + "x" + std::to_string(code);
+  check(codes[201] == count, "every HTTP watch write answered 201 (got" + what + ")");
+  check(w.achieved_per_s >= 0.95 * rate, "vegeta achieved " + fmt(w.achieved_per_s)
+                                           + "/s of the " + fmt(rate) + "/s offered");
+  return w;
+}
+
+/// (k)'s medians: internal saturated, internal p99 at half of it, HTTP at 8,000/s.
+struct watch_figures {
+  std::vector<double> sat, p99_half, http_ok, http_p99, http_achieved;
+  double half = 0;
+  static constexpr double http_rate = 8000;
+};
+
+watch_figures run_watch(const options& o, const dataset& main, job_board& board) {
+  watch_figures f;
+  const size_t n_sat = 40000;
+  for (int run = 0; run < o.runs; ++run) {
+    auto dir = fresh_copy(o, main);
+    embedded_node n{dir, [](node_config&) {}, board};
+    auto w = watch_internal(n, main, n_sat, 0);
+    f.sat.push_back(w.per_s);
+    std::cerr << "(k) watch write saturated run " << run + 1 << ": " << fmt(w.per_s) << "/s\n";
+  }
+  f.half = std::round(summarize(f.sat).median / 2);
+  for (int run = 0; run < o.runs; ++run) {
+    auto dir = fresh_copy(o, main);
+    embedded_node n{dir, [](node_config&) {}, board};
+    auto w = watch_internal(n, main, static_cast<size_t>(f.half * 5), f.half);
+    f.p99_half.push_back(percentile(w.latency_ms, 99));
+    std::cerr << "(k) watch write at " << fmt(f.half) << "/s run " << run + 1 << ": achieved "
+              << fmt(w.achieved_per_s) << "/s, p99 " << fmt(f.p99_half.back(), 2) << " ms\n";
+  }
+  for (int run = 0; run < o.runs; ++run) {
+    auto dir = fresh_copy(o, main);
+    embedded_node n{dir, with_gateway, board};
+    auto w = watch_http(n, main, static_cast<size_t>(f.http_rate * 5), f.http_rate, o);
+    f.http_ok.push_back(w.ok_pct);
+    f.http_p99.push_back(percentile(w.latency_ms, 99));
+    f.http_achieved.push_back(w.achieved_per_s);
+    std::cerr << "(k) HTTP watch write at " << fmt(f.http_rate) << "/s run " << run + 1
+              << ": achieved " << fmt(w.achieved_per_s) << "/s, " << fmt(w.ok_pct, 1)
+              << " % 201, p99 " << fmt(f.http_p99.back(), 2) << " ms\n";
+  }
+  return f;
+}
+
+std::string watch_rows(const watch_figures& f) {
+  std::ostringstream t;
+  t << "| (k) a service's own write (watch-history append), internal API, saturated | **"
+    << cell(summarize(f.sat)) << " writes/s** |\n";
+  t << "| (k) the same offered " << fmt(f.half) << "/s (50 %): p99 (ms) | **"
+    << cell(summarize(f.p99_half), 2) << "** |\n";
+  t << "| (k) through HTTP, vegeta at " << fmt(f.http_rate)
+    << "/s over 64 connections: achieved/s / 201 % / p99 (ms) | "
+    << cell(summarize(f.http_achieved)) << " / " << cell(summarize(f.http_ok), 1) << " / **"
+    << cell(summarize(f.http_p99), 2) << "** |\n";
+  return t.str();
+}
+
 struct healthz_run {
   double answered_pct = 0;
   double p99_ms = 0;
@@ -386,7 +557,7 @@ healthz_run healthz_load(embedded_node& n, const options& o) {
   opt.lazy = false;
   opt.duration = std::chrono::seconds(10);
   auto hits = attack(o.work + "/vegeta",
-                     {{"GET", "http://" + n.cfg().gateway_listen + "/healthz", ""}}, opt);
+                     {{"GET", "http://" + n.cfg().gateway_listen + "/healthz", "", ""}}, opt);
   std::vector<double> lat;
   size_t ok = 0;
   for (auto& h : hits) {
@@ -568,7 +739,7 @@ std::string machine() {
   return m.str();
 }
 
-std::string fmt(double v, int prec = 0) {
+std::string fmt(double v, int prec) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(prec) << v;
   auto str = s.str();
@@ -600,7 +771,7 @@ std::pair<std::vector<double>, std::vector<double>> rtt_both(const char* self_ex
   return {plain, tls};
 }
 
-std::string cell(const summary& s, int prec = 0) {
+std::string cell(const summary& s, int prec) {
   return fmt(s.median, prec) + " (" + fmt(s.min, prec) + "–" + fmt(s.max, prec) + ")";
 }
 
@@ -777,6 +948,8 @@ int main(int argc, char** argv) {
       o.only_saturate = o.keep = true;
     } else if (a == "--only-http") {
       o.only_http = o.keep = true;
+    } else if (a == "--only-watch") {
+      o.only_watch = o.keep = true;
     } else if (a == "--only-latency") {
       o.only_latency = o.keep = true;
     } else if (auto v = val("--rate")) {
@@ -856,6 +1029,10 @@ int main(int argc, char** argv) {
     size_t n_erase = std::min<size_t>(10000, main.users / 2);
     auto prod = [](node_config&) {};
 
+    if (o.only_watch) {
+      std::cout << watch_rows(run_watch(o, main, board));
+      return 0;
+    }
     if (o.only_latency) {
       for (int run = 0; run < o.runs; ++run) {
         auto dir = fresh_copy(o, main);
@@ -876,6 +1053,7 @@ int main(int argc, char** argv) {
     std::map<size_t, std::vector<double>> sat, exp99;
     std::vector<double> sat_http, sat_http_ok, exp50;
     std::vector<double> sat_internal_main;
+    std::vector<chain_cost> chains;  ///< (a) at the main size: what an erasure costs
     for (auto s : o.sizes) {
       if (o.only_http)
         break;
@@ -886,15 +1064,13 @@ int main(int argc, char** argv) {
         embedded_node n{dir, prod, board};
         auto idx = shuffled(d.users, k, 1000 + run);
         erase_run r;
-        auto w0 = written_bytes();
-        auto c0 = cpu_seconds();
-        auto t0 = clock::now();
-        profiled(run == 0 && s == o.main_size ? o.perf : "",
-                 [&] { r = erase_internal(n, board, d, idx, 0); });
-        auto wall = ms_between(t0, clock::now()) / 1000;
-        std::cerr << "    per erasure: " << (written_bytes() - w0) / static_cast<int64_t>(k)
-                  << " bytes written, " << fmt((cpu_seconds() - c0) / k * 1e6)
-                  << " us CPU; CPU busy " << fmt((cpu_seconds() - c0) / wall * 100) << " % of one core\n";
+        auto chain = measure_chain(o, k, [&] {
+          profiled(run == 0 && s == o.main_size ? o.perf : "",
+                   [&] { r = erase_internal(n, board, d, idx, 0); });
+        });
+        std::cerr << "    per erasure: " << chain.line() << "\n";
+        if (s == o.main_size)
+          chains.push_back(chain);
         verify(n, d, idx);
         sat[s].push_back(r.per_s);
         auto e = exports(n, board, d, 200);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -86,8 +87,17 @@ std::vector<http_hit> attack(const std::string& work_dir, const std::vector<http
     std::ofstream t(tfile);
     for (auto& x : targets) {
       t << "{\"method\":" << json_string(x.method) << ",\"url\":" << json_string(x.url);
+      t << ",\"header\":{\"Content-Type\":[\"application/json\"]";
       if (!x.token.empty())
-        t << ",\"header\":{\"Authorization\":[" << json_string("Bearer " + x.token) << "]}";
+        t << ",\"Authorization\":[" << json_string("Bearer " + x.token) << "]";
+      t << "}";
+      if (!x.body.empty()) {
+        std::string b64(sodium_base64_encoded_len(x.body.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+        sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(x.body.data()),
+                          x.body.size(), sodium_base64_VARIANT_ORIGINAL);
+        b64.resize(std::strlen(b64.c_str()));
+        t << ",\"body\":" << json_string(b64);
+      }
       t << "}\n";
     }
   }

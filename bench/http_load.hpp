@@ -14,6 +14,7 @@ struct http_target {
   std::string method;
   std::string url;
   std::string token;  ///< bearer token, "" for none
+  std::string body;   ///< JSON body, "" for none
 };
 
 struct http_hit {

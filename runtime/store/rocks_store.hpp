@@ -34,8 +34,11 @@ struct rocks_options {
   /// "full" (default: every commit fsynced before it is acknowledged) or
   /// "normal" (written to the OS: survives a process crash, not a power loss).
   std::string synchronous = "full";
-  /// A destroyed key is gone from the key file's WAL within this (ms).
+  /// A destroyed key is gone from the key file (and its WAL) within this (ms).
   int key_scrub_ms = 1000;
+  /// After an erasure the memtables are flushed (the log files holding the
+  /// erased records deleted) and the family compacted within this (ms).
+  int data_scrub_ms = 30000;
 };
 
 class rocks_store final : public event_store {

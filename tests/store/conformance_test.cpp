@@ -75,6 +75,7 @@ BOOST_TEST_GLOBAL_FIXTURE(select_backend);
 bool is_mongo() { return backend != "sqlite" && backend != "rocksdb"; }
 bool is_rocks() { return backend == "rocksdb"; }
 utf::assertion_result sqlite_only(utf::test_unit_id) { return utf::assertion_result(backend == "sqlite"); }
+utf::assertion_result rocks_only(utf::test_unit_id) { return utf::assertion_result(is_rocks()); }
 /// The embedded backends (one node's own files).
 utf::assertion_result embedded_only(utf::test_unit_id) { return utf::assertion_result(!is_mongo()); }
 utf::assertion_result mongo_only(utf::test_unit_id) { return utf::assertion_result(is_mongo()); }
@@ -119,8 +120,11 @@ struct fixture {
   std::unique_ptr<event_store> open() {
     if (is_mongo())
       return std::make_unique<mongo_store>(mongo());
-    if (is_rocks())
-      return std::make_unique<rocks_store>(rocks_options{dir.file("node"), "svc"});
+    if (is_rocks()) {
+      rocks_options o{dir.file("node"), "svc"};
+      o.data_scrub_ms = 300;  // the scrub tests wait for it (30 s by default)
+      return std::make_unique<rocks_store>(o);
+    }
     return std::make_unique<sqlite_store>(sqlite_options{dir.file("svc.db"), "full"});
   }
   /// Every byte the store holds (files, or documents).
@@ -492,6 +496,46 @@ BOOST_FIXTURE_TEST_CASE(a_key_deletion_lost_to_a_power_failure_is_redone_at_open
   BOOST_TEST(!st->key_get("u1"));
   BOOST_TEST(st->key_get("u2").value() == "sealed-2");
   BOOST_TEST(st->tombstoned("u1"));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_destroyed_key_leaves_the_key_file_within_its_bound, fixture,
+                        *utf::precondition(rocks_only)) {
+  // While the store runs (no clean close): the key file and its WAL lose the
+  // sealed key within key_scrub_ms (1 s) of the erasure that destroyed it.
+  const std::string sealed = "SEALED-KEY-OF-u1-0123456789";
+  st->key_put("u1", sealed);
+  st->key_put("u2", "SEALED-KEY-OF-u2-kept");
+  auto key_file = [&] { return test::slurp(dir.file("node/keys.db")) + test::slurp(dir.file("node/keys.db-wal")); };
+  BOOST_TEST_REQUIRE(key_file().find(sealed) != std::string::npos);  // the check can fail
+  commit e;
+  e.destroy_keys = e.erase_users = e.tombstones = {"u1"};
+  BOOST_TEST_REQUIRE(st->apply(e).ok());
+  auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(eventually([&] { return key_file().find(sealed) == std::string::npos; }));
+  BOOST_TEST(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 3.0);
+  BOOST_TEST(key_file().find("SEALED-KEY-OF-u2-kept") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_erased_users_records_leave_every_file_while_the_store_runs, fixture,
+                        *utf::precondition(rocks_only)) {
+  // The erased records were in the log and (after a flush) in a table file;
+  // within data_scrub_ms of the erasure no file holds them, the store still open.
+  commit c;
+  c.events = {{"u1", "secret-of-u1-in-the-log"}, {"u2", "payload of u2"}};
+  BOOST_TEST_REQUIRE(st->apply(c).ok());
+  static_cast<rocks_store&>(*st).scrub();  // into a table file as well
+  commit more;
+  more.events = {{"u1", "secret-of-u1-after-the-flush"}};
+  BOOST_TEST_REQUIRE(st->apply(more).ok());
+  BOOST_TEST_REQUIRE(dump().find("secret-of-u1-in-the-log") != std::string::npos);
+  BOOST_TEST_REQUIRE(dump().find("secret-of-u1-after-the-flush") != std::string::npos);
+  BOOST_TEST_REQUIRE(st->apply(erasure("u1", 0)).ok());
+  BOOST_TEST(eventually([&] {
+    auto all = dump();
+    return all.find("secret-of-u1") == std::string::npos;
+  }));
+  BOOST_TEST(dump().find("payload of u2") != std::string::npos);
+  BOOST_TEST(st->read_stream("u2").size() == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {

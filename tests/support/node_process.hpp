@@ -3,6 +3,7 @@
 // start, wait until it serves, stop with SIGTERM, or kill -9.
 
 #include "tests/support/mongo_server.hpp"
+#include "tests/support/rocks_reader.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <httplib.h>
@@ -68,11 +69,14 @@ inline std::string test_store() {
   return s && *s ? s : "sqlite";
 }
 inline bool mongo_store_under_test() { return test_store() == "ferretdb"; }
+inline bool rocks_store_under_test() { return test_store() == "rocksdb"; }
 
 /// Node options for the store under test; `prefix` names its databases.
 inline std::vector<std::string> store_args(const std::string& prefix) {
-  if (!mongo_store_under_test())
-    return {};
+  if (rocks_store_under_test())
+    return {"--store.backend=rocksdb"};
+  if (test_store() == "sqlite")
+    return {"--store.backend=sqlite"};
   auto uri = ferretdb_uri();
   if (uri.empty())
     throw std::runtime_error("CUSTODIAN_TEST_STORE=ferretdb needs the ctest ferretdb fixture");
@@ -251,6 +255,10 @@ inline int64_t store_rows(const std::string& sqlite_file, const std::string& mon
     auto f = field == "user_id" && table == "tombstones" ? std::string("_id") : field;
     return count_documents(ferretdb_uri(), mongo_db, table,
                            f.empty() ? "{}" : "{\"" + f + "\": \"" + value + "\"}");
+  }
+  if (rocks_store_under_test()) {
+    auto f = std::filesystem::path(sqlite_file);
+    return rocks_rows((f.parent_path() / "store").string(), f.stem().string(), table, field, value);
   }
   return sql_count(sqlite_file, "SELECT COUNT(*) FROM " + table
                                   + (field.empty() ? "" : " WHERE " + field + " = '" + value + "'"));

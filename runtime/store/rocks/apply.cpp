@@ -1,17 +1,21 @@
-// The RocksDB primitives of a commit (commit_rules.hpp), written into one
-// WriteBatchWithIndex per group commit: each commit reads what the batch's
-// earlier commits wrote (the unique index, event sequence numbers, the
-// records an erasure deletes), and the batch goes to the log in one write.
+// The RocksDB primitives of a commit (commit_rules.hpp). One group commit is
+// decided in memory: each commit reads the stored state under what the
+// batch's earlier commits wrote (an ordered overlay of puts and deletions:
+// the unique index, event sequence numbers, the records an erasure deletes),
+// and the overlay goes to the log as one WriteBatch. Only this service's
+// writer writes its column family (write_mtx_), so nothing else changes the
+// stored state under the batch.
 #include "runtime/store/rocks_store.hpp"
 
 #include "runtime/store/commit_rules.hpp"
 #include "runtime/store/rocks/keyspace.hpp"
 #include "runtime/store/rocks/node_db.hpp"
 
-#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/write_batch.h>
 
 #include <chrono>
 #include <map>
+#include <set>
 
 namespace custodian::store {
 
@@ -21,10 +25,18 @@ namespace {
 
 /// What one group commit carries from commit to commit.
 struct batch_state {
-  rocksdb::WriteBatchWithIndex wb{rocksdb::BytewiseComparator(), 0, true};
+  /// Every key the batch wrote: its value, or none (deleted).
+  std::map<std::string, std::optional<std::string>> overlay;
   std::map<std::string, int64_t> last_seq;  ///< per stream, once looked up
   int64_t depth_delta = 0;
   bool erased = false;
+
+  rocksdb::WriteBatch to_write(rocksdb::ColumnFamilyHandle* cf) const {
+    rocksdb::WriteBatch wb;
+    for (auto& [k, v] : overlay)
+      check(v ? wb.Put(cf, k, *v) : wb.Delete(cf, k), "batch");
+    return wb;
+  }
 };
 
 class rocks_writer final : public commit_writer {
@@ -35,40 +47,66 @@ public:
 
   /// The value of `key` as the batch so far leaves it.
   std::optional<std::string> get(const std::string& key) {
+    if (auto it = b_.overlay.find(key); it != b_.overlay.end())
+      return it->second;
     std::string v;
-    auto s = b_.wb.GetFromBatchAndDB(db_, {}, cf_, key, &v);
+    auto s = db_->Get(rocksdb::ReadOptions{}, cf_, key, &v);
     if (s.IsNotFound())
       return std::nullopt;
     check(s, "read");
     return v;
   }
-  /// The keys under `prefix` (with the batch's writes), their suffixes after it.
-  std::vector<std::string> suffixes(const std::string& prefix) {
+  /// The keys of `u`'s records of kind `tag` (with the batch's writes), their
+  /// suffixes after u<user>\0<tag>. The user's whole prefix is read once per
+  /// commit (one iterator, however many kinds an erasure deletes).
+  std::vector<std::string> suffixes(const std::string& u, char tag) {
+    if (scanned_user_ != u) {
+      scanned_.clear();
+      auto prefix = keys::user(u);
+      auto upper = prefix;
+      upper.back() = '\1';
+      rocksdb::Slice ub{upper};
+      rocksdb::ReadOptions ro;
+      ro.iterate_upper_bound = &ub;
+      std::set<std::string> keys;
+      std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, cf_)};
+      for (it->Seek(prefix); it->Valid(); it->Next())
+        keys.emplace(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+      check(it->status(), "scan");
+      // What the batch wrote under the prefix replaces what is stored.
+      for (auto o = b_.overlay.lower_bound(prefix); o != b_.overlay.end() && o->first < upper; ++o) {
+        auto suffix = o->first.substr(prefix.size());
+        if (o->second)
+          keys.insert(suffix);
+        else
+          keys.erase(suffix);
+      }
+      scanned_.assign(keys.begin(), keys.end());
+      scanned_user_ = u;
+    }
     std::vector<std::string> out;
-    std::unique_ptr<rocksdb::Iterator> it{
-      b_.wb.NewIteratorWithBase(cf_, db_->NewIterator(rocksdb::ReadOptions{}, cf_))};
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
-      out.emplace_back(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    check(it->status(), "scan");
+    for (auto& k : scanned_)
+      if (!k.empty() && k[0] == tag)
+        out.push_back(k.substr(1));
     return out;
   }
-  void put(const std::string& k, const std::string& v) { check(b_.wb.Put(cf_, k, v), "put"); }
-  void del(const std::string& k) { check(b_.wb.Delete(cf_, k), "delete"); }
+  void put(const std::string& k, std::string v) { b_.overlay[k] = std::move(v); }
+  void del(const std::string& k) { b_.overlay[k] = std::nullopt; }
 
   void delete_records(user_records kind, const std::string& u) override {
     b_.erased = true;
     switch (kind) {
       case user_records::events:
-        for (auto& s : suffixes(keys::user(u, 'e')))
+        for (auto& s : suffixes(u, 'e'))
           del(keys::user(u, 'e') + s);
         b_.last_seq[u] = 0;
         return;
       case user_records::inbox:
-        for (auto& s : suffixes(keys::user(u, 'i')))
+        for (auto& s : suffixes(u, 'i'))
           del(keys::user(u, 'i') + s);
         return;
       case user_records::index:
-        for (auto& s : suffixes(keys::user(u, 'x'))) {
+        for (auto& s : suffixes(u, 'x')) {
           auto primary = "x" + s;
           if (auto v = get(primary); v && keys::reader{*v}.str() == u)
             del(primary);
@@ -76,7 +114,7 @@ public:
         }
         return;
       case user_records::jobs:
-        for (auto& id : suffixes(keys::user(u, 'j'))) {
+        for (auto& id : suffixes(u, 'j')) {
           if (auto v = get(keys::job(id))) {
             auto j = keys::decode_job(id, *v);
             del(keys::job(id));
@@ -86,7 +124,7 @@ public:
         }
         return;
       case user_records::personal_outbox:
-        for (auto& s : suffixes(keys::user(u, 'o'))) {
+        for (auto& s : suffixes(u, 'o')) {
           delete_outbox(keys::get_i64(s));
           del(keys::user(u, 'o') + s);
         }
@@ -95,7 +133,7 @@ public:
   }
   void forget_in_audit(const std::string& u) override {
     for (char tag : {'a', 'A'})
-      for (auto& id : suffixes(keys::user(u, tag))) {
+      for (auto& id : suffixes(u, tag)) {
         if (auto v = get(keys::audit(id))) {
           auto a = keys::decode_audit(id, *v);
           (tag == 'a' ? a.user_id = "" : a.actor = "admin");
@@ -199,6 +237,8 @@ private:
   batch_state& b_;
   const commit& c_;
   std::atomic<int64_t>& next_id_;
+  std::string scanned_user_;           ///< whose prefix `scanned_` holds
+  std::vector<std::string> scanned_;   ///< <tag><suffix> of each of their records
 };
 
 } // namespace
@@ -240,7 +280,8 @@ void rocks_store::write_batch(const std::vector<const commit*>& batch, std::vect
     write_commit(c, w);
   }
   // Joins the writes of the node's other services in one log write and fsync.
-  check(node->db()->Write(node->write_options(), b.wb.GetWriteBatch()), "commit");
+  auto wb = b.to_write(cf);
+  check(node->db()->Write(node->write_options(), &wb), "commit");
   outbox_depth_ += b.depth_delta;
   if (b.erased)
     node->erased(cf);

@@ -14,17 +14,14 @@ namespace custodian::store::rocks {
 
 namespace {
 
-/// After an erasure, the memtables are flushed (the log files that held the
-/// erased records are deleted) and the family compacted within this.
-constexpr auto data_scrub_delay = std::chrono::seconds(30);
-
 std::mutex registry_mtx;
 std::map<std::string, std::weak_ptr<node_db>> registry;
 
 rocksdb::ColumnFamilyOptions family_options() {
   rocksdb::ColumnFamilyOptions o;
-  // Small memtables: a node hosts a handful of services and idles in 64 MB.
-  o.write_buffer_size = 8 << 20;
+  // Memtables take memory only as they fill (an idle node stays small); a
+  // larger one flushes and compacts less often under load.
+  o.write_buffer_size = 32 << 20;
   o.max_write_buffer_number = 2;
   o.target_file_size_base = 16 << 20;
   o.max_bytes_for_level_base = 64 << 20;
@@ -46,7 +43,8 @@ rocksdb::DBOptions db_options() {
   o.info_log_level = rocksdb::WARN_LEVEL;
   o.keep_log_file_num = 2;
   o.max_log_file_size = 1 << 20;
-  o.max_total_wal_size = 64 << 20;  // older logs force a flush: bounded replay and disk
+  o.db_write_buffer_size = 128 << 20;  // every family's memtables together
+  o.max_total_wal_size = 128 << 20;  // older logs force a flush: bounded replay and disk
   o.recycle_log_file_num = 0;       // a deleted log is deleted, not reused with old bytes
   o.WAL_ttl_seconds = 0;
   o.WAL_size_limit_MB = 0;
@@ -60,17 +58,18 @@ void fail(const rocksdb::Status& s, const std::string& what) {
   throw store_error(code, "rocksdb " + what + ": " + s.ToString());
 }
 
-std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int key_scrub_ms) {
+std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int key_scrub_ms,
+                                     int data_scrub_ms) {
   std::lock_guard<std::mutex> g{registry_mtx};
   if (auto p = registry[path].lock())
     return p;
-  std::shared_ptr<node_db> p{new node_db(path, sync, key_scrub_ms)};
+  std::shared_ptr<node_db> p{new node_db(path, sync, key_scrub_ms, data_scrub_ms)};
   registry[path] = p;
   return p;
 }
 
-node_db::node_db(std::string path, bool sync, int key_scrub_ms)
-  : path_(std::move(path)), sync_(sync), key_scrub_ms_(key_scrub_ms) {
+node_db::node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_ms)
+  : path_(std::move(path)), sync_(sync), key_scrub_ms_(key_scrub_ms), data_scrub_ms_(data_scrub_ms) {
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
   if (ec)
@@ -171,7 +170,7 @@ void node_db::run_scrubber() {
     if (keys_due_ && keys_at == clock::time_point{})
       keys_at = now + std::chrono::milliseconds(key_scrub_ms_);
     if (!data_due_.empty() && data_at == clock::time_point{})
-      data_at = now + data_scrub_delay;
+      data_at = now + std::chrono::milliseconds(data_scrub_ms_);
     if (keys_at != clock::time_point{} && now >= keys_at) {
       keys_due_ = false;
       keys_at = {};

@@ -28,7 +28,8 @@ inline void check(const rocksdb::Status& s, const std::string& what) {
 class node_db {
 public:
   /// The open DB of `path` (opened on first use; shared while anyone holds it).
-  static std::shared_ptr<node_db> at(const std::string& path, bool sync, int key_scrub_ms);
+  static std::shared_ptr<node_db> at(const std::string& path, bool sync, int key_scrub_ms,
+                                     int data_scrub_ms);
   ~node_db();
 
   rocksdb::DB* db() const { return db_; }
@@ -55,7 +56,7 @@ public:
   void scrub_now(rocksdb::ColumnFamilyHandle* cf);
 
 private:
-  node_db(std::string path, bool sync, int key_scrub_ms);
+  node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_ms);
   void open_keys();
   void key_exec(const char* sql);
   void run_scrubber();
@@ -72,6 +73,7 @@ private:
   bool sync_ = true;
 
   int key_scrub_ms_;
+  int data_scrub_ms_;
   std::mutex scrub_mtx_;
   std::condition_variable scrub_cv_;
   bool stop_ = false;
