@@ -32,23 +32,32 @@ e2e: build
 clean:
 	rm -rf $(BUILD) build-release
 
-# Benchmarks (not part of `make test`): a Release build, then the suite of
-# bench/custodian_bench.cpp. Prints the table, writes it into docs/performance.md
-# and the medians to bench/out/results.json. BENCH_ARGS=--quick for a short run.
+# Benchmarks (not part of `make test`): first (a) on a Release build of the
+# seed's four services (billing left out of the build), then the whole suite of
+# bench/custodian_bench.cpp on the Release build as shipped. Prints the table,
+# writes it into docs/performance.md and the medians to bench/out/results.json.
+# BENCH_ARGS=--quick for a short run (SEED4_ARGS=--users=2000 --main=2000 --runs=1 with it).
 BENCH_ARGS ?=
+SEED4_ARGS ?= --users=20000 --main=20000
 bench: setup
 	@bash scripts/setup.sh --bench
+	@cmake -S . -B build-release-seed4 -DCMAKE_BUILD_TYPE=Release -DCUSTODIAN_SKIP_SERVICES=billing > /dev/null
+	@cmake --build build-release-seed4 -j$(JOBS) --target custodian_bench
+	@mkdir -p bench/out
+	@build-release-seed4/bench/custodian_bench --work=build-release-seed4/bench-work --only-saturate \
+	  $(SEED4_ARGS) --saturate-out=bench/out/seed4.json
+	@rm -rf build-release-seed4/bench-work
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release > /dev/null
 	@cmake --build build-release -j$(JOBS) --target custodian_bench
-	@build-release/bench/custodian_bench --work=build-release/bench-work $(BENCH_ARGS)
+	@build-release/bench/custodian_bench --work=build-release/bench-work --seed4=bench/out/seed4.json $(BENCH_ARGS)
 
 # More randomized fault schedules than `make test` runs: CHAOS_SCHEDULES seeds on
-# SQLite, then as many on the MongoDB backend (three nodes on one FerretDB,
+# the embedded default (RocksDB), then as many on the MongoDB backend (three nodes on one FerretDB,
 # shards taken over and fenced); each schedule its own process, every one with a
 # double pause (scripts/chaos.sh prints the summary).
 CHAOS_SCHEDULES ?= 100
 chaos: build
-	@bash scripts/chaos.sh $(BUILD) $(CHAOS_SCHEDULES) sqlite; rc1=$$?; \
+	@bash scripts/chaos.sh $(BUILD) $(CHAOS_SCHEDULES) rocksdb; rc1=$$?; \
 	  bash scripts/ferretdb.sh start $(BUILD)/chaos-ferretdb > /dev/null && \
 	  bash scripts/chaos.sh $(BUILD) $(CHAOS_SCHEDULES) ferretdb $(BUILD)/chaos-ferretdb; rc2=$$?; \
 	  bash scripts/ferretdb.sh stop $(BUILD)/chaos-ferretdb > /dev/null; \

@@ -68,6 +68,8 @@ struct options {
   bool only_rtt = false;       ///< only (g), plaintext beside TLS (printed, no doc)
   bool only_latency = false;   ///< only (b), keep the work dir (latency work)
   bool only_watch = false;     ///< only (k), keep the work dir
+  std::string saturate_out;    ///< --only-saturate: (a)'s medians at the main size, as JSON here
+  std::string seed4;           ///< (a) of a build with the seed's four services (its saturate_out)
   double latency_rate = 873;   ///< (b)'s offered rate with --only-latency (--rate=)
   std::string perf;            ///< record a `perf` profile of the first run of (a) here
   bool backends_only = false;  ///< run scenario (h) only
@@ -266,6 +268,24 @@ struct chain_cost {
            + " % of one core";
   }
 };
+
+/// The median of each figure over runs.
+chain_cost median_chain(const std::vector<chain_cost>& runs) {
+  chain_cost m;
+  auto med = [&](auto field) {
+    std::vector<double> v;
+    for (auto& r : runs)
+      v.push_back(r.*field);
+    return summarize(v).median;
+  };
+  m.storage_bytes = med(&chain_cost::storage_bytes);
+  m.write_call_bytes = med(&chain_cost::write_call_bytes);
+  m.cpu_us = med(&chain_cost::cpu_us);
+  m.fsyncs = med(&chain_cost::fsyncs);
+  m.switches = med(&chain_cost::switches);
+  m.busy_pct = med(&chain_cost::busy_pct);
+  return m;
+}
 
 template <class F>
 chain_cost measure_chain(const options& o, size_t k, F f) {
@@ -971,6 +991,10 @@ int main(int argc, char** argv) {
       o.main_size = std::stoul(*v);
     } else if (auto v = val("--runs")) {
       o.runs = std::stoi(*v);
+    } else if (auto v = val("--saturate-out")) {
+      o.saturate_out = *v;
+    } else if (auto v = val("--seed4")) {
+      o.seed4 = *v;
     } else if (auto v = val("--out")) {
       o.out = *v;
     } else if (auto v = val("--doc")) {
@@ -1081,8 +1105,19 @@ int main(int argc, char** argv) {
                   << " erasures/s; (d) export p99 " << fmt(percentile(e, 99), 1) << " ms\n";
       }
     }
-    if (o.only_saturate)
+    if (o.only_saturate) {
+      if (!o.saturate_out.empty()) {
+        auto c = median_chain(chains);
+        std::ofstream js(o.saturate_out);
+        js << std::fixed << std::setprecision(3) << "{\n  \"erase_saturated_per_s\": "
+           << summarize(sat[o.main_size]).median << ",\n  \"min\": " << summarize(sat[o.main_size]).min
+           << ",\n  \"max\": " << summarize(sat[o.main_size]).max << ",\n  \"services\": "
+           << builtin_services().native().size() << ",\n  \"cpu_us_per_erase\": " << c.cpu_us
+           << ",\n  \"bytes_written_per_erase\": " << c.storage_bytes << ",\n  \"fsyncs_per_erase\": "
+           << c.fsyncs << ",\n  \"runs\": " << o.runs << "\n}\n";
+      }
       return 0;
+    }
     sat_internal_main = sat[o.main_size];
     auto sat_med = summarize(sat_internal_main).median;
 
@@ -1196,6 +1231,9 @@ int main(int argc, char** argv) {
                 << fmt(drain.back(), 2) << " s\n";
     }
 
+    // (k) a service's own write, internal API and HTTP.
+    auto watch = run_watch(o, main, board);
+
     // (f) memory; (g) node-to-node round trip; (h) the two store backends.
     auto idle = idle_shard_bytes(o);
     auto [rt, rt_tls] = rtt_both(argv[0], o.work);
@@ -1214,6 +1252,25 @@ int main(int argc, char** argv) {
     t << "| scenario | figure: median (min–max) of " << o.runs << " runs |\n|---|---|\n";
     t << "| (a) saturated erase, internal API, " << fmt(static_cast<double>(n_erase))
       << " erasures | **" << cell(sat_s) << " erasures/s** fully done |\n";
+    auto chain = median_chain(chains);
+    t << "| (a) per erasure in the node: bytes written to storage / CPU (µs) / fsyncs / context "
+         "switches | "
+      << fmt(chain.storage_bytes) << " / " << fmt(chain.cpu_us) << " / "
+      << (chain.fsyncs < 0 ? std::string("not measured") : fmt(chain.fsyncs, 3)) << " / "
+      << fmt(chain.switches, 1) << " |\n";
+    double seed4 = -1;
+    if (!o.seed4.empty()) {
+      std::ifstream in(o.seed4);
+      std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto at = all.find("\"erase_saturated_per_s\":");
+      if (at != std::string::npos)
+        seed4 = std::stod(all.substr(at + 24));
+      auto mn = all.find("\"min\":"), mx = all.find("\"max\":");
+      t << "| (a) the same with the seed's four services (billing left out of the build) | **"
+        << fmt(seed4) << "** (" << (mn == std::string::npos ? "?" : fmt(std::stod(all.substr(mn + 6))))
+        << "–" << (mx == std::string::npos ? "?" : fmt(std::stod(all.substr(mx + 6))))
+        << ") erasures/s |\n";
+    }
     t << "| (b) offered 873/s: acceptance→done p50 / p90 / p99 / max (ms) | "
       << cell(summarize(l873.p50), 2) << " / " << cell(summarize(l873.p90), 2) << " / **"
       << cell(summarize(l873.p99), 2) << "** / " << cell(summarize(l873.max), 1) << " |\n";
@@ -1250,6 +1307,7 @@ int main(int argc, char** argv) {
          "connections: answered % / p99 / max (ms) | "
       << cell(summarize(hz_ok), 2) << " / " << cell(summarize(hz99), 2) << " / **"
       << cell(summarize(hzmax), 1) << "** |\n";
+    t << watch_rows(watch);
     t << "| (f) RSS per idle shard actor (100,000 spawned) | " << fmt(static_cast<double>(idle))
       << " bytes |\n";
     t << "| (f) RSS per pending outbox entry (" << fmt(static_cast<double>(n_erase))
@@ -1266,6 +1324,15 @@ int main(int argc, char** argv) {
     js << std::fixed << std::setprecision(3) << "{\n"
        << "  \"erase_saturated_per_s\": " << sat_s.median << ",\n"
        << "  \"erase_saturated_per_s_http\": " << http_s.median << ",\n"
+       << "  \"erase_saturated_per_s_seed4\": " << seed4 << ",\n"
+       << "  \"bytes_written_per_erase\": " << chain.storage_bytes << ",\n"
+       << "  \"cpu_us_per_erase\": " << chain.cpu_us << ",\n"
+       << "  \"fsyncs_per_erase\": " << chain.fsyncs << ",\n"
+       << "  \"context_switches_per_erase\": " << chain.switches << ",\n"
+       << "  \"watch_write_per_s\": " << summarize(watch.sat).median << ",\n"
+       << "  \"watch_write_p99_ms_half\": " << summarize(watch.p99_half).median << ",\n"
+       << "  \"watch_write_http_achieved_per_s\": " << summarize(watch.http_achieved).median << ",\n"
+       << "  \"watch_write_http_p99_ms\": " << summarize(watch.http_p99).median << ",\n"
        << "  \"http_saturated_per_s_64conn\": " << http_s.median << ",\n"
        << "  \"http_erase_accept_p99_ms_at_873\": " << summarize(http_at[873.0].a99).median << ",\n"
        << "  \"http_erase_done_p99_ms_at_873\": " << summarize(http_at[873.0].d99).median << ",\n"
@@ -1291,7 +1358,11 @@ int main(int argc, char** argv) {
        << "  \"runs\": " << o.runs << "\n}\n";
 
     // docs/performance.md: replace the generated section.
-    write_section(o, "bench", "Store: SQLite, store.synchronous=full.\n\n" + t.str());
+    node_config defaults;
+    auto backend = store_backend_override().empty() ? defaults.store_backend : store_backend_override();
+    write_section(o, "bench", "Store: " + backend + " (the node's "
+                                + (store_backend_override().empty() ? "default" : "--store")
+                                + "), store.synchronous=full.\n\n" + t.str());
     if (!o.keep)
       fs::remove_all(o.work);
   } catch (const std::exception& e) {

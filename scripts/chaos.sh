@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# chaos.sh BUILD_DIR SCHEDULES [sqlite|ferretdb FERRETDB_DIR] — the randomized
+# chaos.sh BUILD_DIR SCHEDULES [rocksdb|sqlite|ferretdb FERRETDB_DIR] — the randomized
 # fault test once per seed (1..SCHEDULES), each schedule its own process, so one
 # failure does not hide the others. Prints a line per schedule and a summary:
 # schedules run, failures (with their seeds), faults injected, double pauses.
@@ -9,13 +9,13 @@
 set -uo pipefail
 
 if [ $# -lt 2 ]; then
-  echo "usage: $0 BUILD_DIR SCHEDULES [sqlite|ferretdb FERRETDB_DIR]" >&2
+  echo "usage: $0 BUILD_DIR SCHEDULES [rocksdb|sqlite|ferretdb FERRETDB_DIR]" >&2
   exit 2
 fi
 build="$(cd "$1" && pwd)"
 schedules="$2"
-store="${3:-sqlite}"
-env_vars=()
+store="${3:-rocksdb}"
+env_vars=(CUSTODIAN_TEST_STORE="$store")
 if [ "$store" = ferretdb ]; then
   [ $# -ge 4 ] || { echo "chaos: ferretdb needs the directory of a running test server" >&2; exit 2; }
   env_vars=(CUSTODIAN_TEST_STORE=ferretdb "CUSTODIAN_TEST_FERRETDB_DIR=$(cd "$4" && pwd)")

@@ -50,7 +50,7 @@ struct node_config : caf::actor_system_config {
   uint64_t login_failures_per_address = 20;
   caf::timespan login_failure_window = std::chrono::minutes(5);
   // [store]
-  std::string store_backend = "sqlite";
+  std::string store_backend = "rocksdb";
   std::string data_dir = "./data";
   std::string synchronous = "full";
   uint64_t group_commit_max = 512;  ///< most commits per transaction (1 = no group commit)

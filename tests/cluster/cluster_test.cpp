@@ -41,15 +41,12 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 /// Checks that node C's store holds nothing of the users (after C stopped).
 void check_c_holds_nothing(cluster_fixture& f, const std::vector<user_session>& users) {
-  auto db = f.db("c", "watchhistory");
   for (auto& u : users) {
-    auto q = "'" + u.user_id + "'";
-    BOOST_TEST(sql_count(db, "SELECT COUNT(*) FROM events WHERE stream = " + q) == 0);
-    BOOST_TEST(sql_count(db, "SELECT COUNT(*) FROM tombstones WHERE user_id = " + q) == 1);
+    BOOST_TEST(f.rows("c", "watchhistory", "events", "stream", u.user_id) == 0);
+    BOOST_TEST(f.rows("c", "watchhistory", "tombstones", "user_id", u.user_id) == 1);
   }
   // Every user on C was erased: no watch title is left in its files.
-  for (auto suffix : {"", "-wal"})
-    BOOST_TEST(slurp(db + suffix).find("title-") == std::string::npos, suffix);
+  BOOST_TEST(f.store_files("c", "watchhistory").find("title-") == std::string::npos);
 }
 
 } // namespace
@@ -75,7 +72,7 @@ BOOST_FIXTURE_TEST_CASE(erase_while_watchhistory_node_is_killed, cluster_fixture
     BOOST_TEST(erase_applications(u.user_id).size() == service_count());  // once per service
   BOOST_TEST(node("c").stop() == 0);
   check_c_holds_nothing(*this, users);
-  BOOST_TEST(sql_count(db("c", "watchhistory"), "SELECT COUNT(*) FROM events") == 0);
+  BOOST_TEST(rows("c", "watchhistory", "events") == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(export_waits_for_the_killed_node_and_completes, cluster_fixture) {
@@ -128,8 +125,7 @@ BOOST_FIXTURE_TEST_CASE(erase_while_watchhistory_node_is_stopped, cluster_fixtur
     BOOST_TEST(erase_applications(u.user_id).size() == service_count());  // no duplicate effects
   BOOST_TEST(node("c").stop() == 0);
   check_c_holds_nothing(*this, users);
-  BOOST_TEST(sql_count(db("c", "watchhistory"), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%/erase/%'")
-             == 100);
+  BOOST_TEST(inbox_rows_containing("c", "watchhistory", "/erase/") == 100);
 }
 
 BOOST_FIXTURE_TEST_CASE(coordinator_killed_during_fan_out, cluster_fixture) {
@@ -154,15 +150,12 @@ BOOST_FIXTURE_TEST_CASE(coordinator_killed_during_fan_out, cluster_fixture) {
          {"a", "auth"}, {"a", "user"}, {"b", "authz"}, {"c", "watchhistory"}}) {
     // The coordinator (user) erases its own share in the commit that accepts the
     // job; the other three record each erase they applied in their inbox.
-    BOOST_TEST(sql_count(db(n, svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%/erase/%'")
-                 == (svc == "user" ? 0 : 100),
-               svc);
+    BOOST_TEST(inbox_rows_containing(n, svc, "/erase/") == (svc == "user" ? 0 : 100), svc);
     // No user's events are left (the coordinator keeps the public key that
     // signed the erasure certificates, in a stream of its own).
-    BOOST_TEST(sql_count(db(n, svc), "SELECT COUNT(*) FROM events WHERE stream != "
-                                     "'certificate-keys'") == 0, svc);
+    BOOST_TEST(events_except(n, svc, "certificate-keys") == 0, svc);
   }
-  BOOST_TEST(sql_count(db("a", "user"), "SELECT COUNT(*) FROM outbox") == 0);
+  BOOST_TEST(rows("a", "user", "outbox") == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(register_while_authz_node_is_down, cluster_fixture) {

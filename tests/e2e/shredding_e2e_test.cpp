@@ -7,6 +7,7 @@
 #include "actors/user/user_logic.hpp"
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/service/helpers.hpp"
+#include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/e2e_fixture.hpp"
 
@@ -38,11 +39,48 @@ std::vector<std::string> base64_forms(const std::string& needle) {
   return out;
 }
 
-/// Reads the display names of `uid` from a (copied) user.db with a given key table.
-std::vector<std::optional<std::string>> read_names(const std::string& db, const std::string& keys_db,
+/// The store of `svc` in a copy of a data directory.
+std::shared_ptr<store::event_store> open_copy(const std::string& dir, const std::string& svc,
+                                              const std::string& keys_db) {
+  if (rocks_store_under_test())
+    return std::make_shared<store::rocks_store>(store::rocks_options{dir + "/store", svc, "normal"});
+  return std::make_shared<store::sqlite_store>(
+    store::sqlite_options{dir + "/" + svc + ".db", "normal", keys_db});
+}
+
+/// A backup of the data files without the key tables: the SQLite files of
+/// each service, or the RocksDB directory without its key file.
+void backup_data(const std::string& data, const std::string& backup) {
+  std::filesystem::create_directories(backup);
+  if (rocks_store_under_test()) {
+    std::filesystem::create_directories(backup + "/store");
+    for (auto& e : std::filesystem::directory_iterator(data + "/store"))
+      if (e.path().filename().string().rfind("keys.db", 0) != 0 && e.path().filename() != "LOCK")
+        std::filesystem::copy_file(e.path(), backup + "/store/" + e.path().filename().string());
+    return;
+  }
+  for (auto& svc : all_services())
+    std::filesystem::copy_file(data + "/" + svc + ".db", backup + "/" + svc + ".db");
+}
+
+/// The node's current key table beside a backup's data (RocksDB keeps it in
+/// the store directory), as an attacker holding both would use them.
+std::string keys_beside(const std::string& data, const std::string& backup) {
+  if (!rocks_store_under_test())
+    return data + "/user.keys.db";
+  for (auto f : {"keys.db", "keys.db-wal"}) {
+    std::filesystem::remove(backup + "/store/" + std::string(f));
+    if (std::filesystem::exists(data + "/store/" + std::string(f)))
+      std::filesystem::copy_file(data + "/store/" + std::string(f), backup + "/store/" + std::string(f));
+  }
+  return "";
+}
+
+/// Reads the display names of `uid` from a copied store with a given key table.
+std::vector<std::optional<std::string>> read_names(const std::string& dir, const std::string& keys_db,
                                                    const crypto::key32& master,
                                                    const std::string& uid) {
-  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{db, "normal", keys_db});
+  auto st = open_copy(dir, "user", keys_db);
   crypto::keyring keys{master, "user", st};
   std::vector<std::optional<std::string>> out;
   store_view view{*st};
@@ -66,12 +104,12 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   // A backup of the data files (not the key tables), taken while the user exists.
   BOOST_TEST_REQUIRE(node.stop() == 0);
   auto backup = dir.file("backup");
-  std::filesystem::create_directories(backup);
-  for (auto& svc : all_services())
-    std::filesystem::copy_file(db(svc), backup + "/" + svc + ".db");
+  backup_data(data, backup);
   crypto::key32 master;
   BOOST_TEST_REQUIRE(crypto::load_or_create_master_key(data + "/master.key", master).empty());
-  auto before = read_names(backup + "/user.db", data + "/user.keys.db", master, u.user_id);
+  auto reading = dir.file("reading");  // a copy to read (opening a store writes to it)
+  std::filesystem::copy(backup, reading, std::filesystem::copy_options::recursive);
+  auto before = read_names(reading, keys_beside(data, reading), master, u.user_id);
   BOOST_TEST_REQUIRE(before.size() == 1u);
   BOOST_TEST(before[0].value_or("") == "Ada Lovelace");  // readable with the keys, before
 
@@ -82,15 +120,18 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   BOOST_TEST_REQUIRE(node.stop() == 0);
 
   // The pre-erase copy, read with the node's keys, is ciphertext only.
-  auto after = read_names(backup + "/user.db", data + "/user.keys.db", master, u.user_id);
+  std::filesystem::remove_all(reading);
+  std::filesystem::copy(backup, reading, std::filesystem::copy_options::recursive);
+  auto after = read_names(reading, keys_beside(data, reading), master, u.user_id);
   BOOST_TEST_REQUIRE(after.size() == 1u);
   BOOST_TEST(!after[0].has_value());
 
   // No file the node wrote (stores, WAL, key tables, log) holds the personal data.
   std::vector<std::string> needles{u.email, "Ada Lovelace", "the-secret-garden", "brief-encounter"};
   std::vector<std::string> files{node.log_file};
-  for (auto& e : std::filesystem::directory_iterator(data))
-    files.push_back(e.path().string());
+  for (auto& e : std::filesystem::recursive_directory_iterator(data))
+    if (e.is_regular_file())
+      files.push_back(e.path().string());
   for (auto& f : files) {
     auto bytes = slurp(f);
     for (auto& n : needles) {
@@ -100,8 +141,9 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
     }
   }
   // The backup itself holds no plaintext either (everything personal was sealed).
-  for (auto& e : std::filesystem::directory_iterator(backup))
+  for (auto& e : std::filesystem::recursive_directory_iterator(backup))
     for (auto& n : needles)
+      if (e.is_regular_file())
       BOOST_TEST(slurp(e.path().string()).find(n) == std::string::npos, e.path() << " holds " << n);
 }
 
@@ -109,7 +151,10 @@ BOOST_FIXTURE_TEST_CASE(master_key_rotation_keeps_data_and_sessions, e2e_fixture
   auto u = make_user("rotate", "Rotating Ruth");
   BOOST_TEST_REQUIRE(node.stop() == 0);
   auto new_key = dir.file("new-master.key");
-  auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + data
+  std::string backend;
+  for (auto& a : store_args(node.db_prefix))
+    backend += " " + a;
+  auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + data + backend
                        + " --crypto.rotate-to=" + new_key);
   BOOST_TEST_REQUIRE(r.code == 0, r.out);
   BOOST_TEST(r.out.find("re-sealed") != std::string::npos, r.out);

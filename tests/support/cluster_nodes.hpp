@@ -112,6 +112,38 @@ struct cluster_nodes {
                const std::string& field = "", const std::string& value = "") {
     return store_rows(db(n, svc), db_prefix + svc, table, field, value);
   }
+  /// Inbox records of node `n`'s service whose request id contains `needle`
+  /// (an embedded store: SQLite or RocksDB).
+  int64_t inbox_rows_containing(const std::string& n, const std::string& svc,
+                                const std::string& needle) {
+    if (rocks_store_under_test())
+      return rocks_count(dir.file(n) + "/store", svc, "u", [&](const std::string& k) {
+        return rocks_user_tag('i')(k) && k.find(needle) != std::string::npos;
+      });
+    return sql_count(db(n, svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
+  }
+  /// Events of node `n`'s service in every stream but `except`.
+  int64_t events_except(const std::string& n, const std::string& svc, const std::string& except) {
+    if (rocks_store_under_test())
+      return rocks_count(dir.file(n) + "/store", svc, "u", [&](const std::string& k) {
+        return rocks_user_tag('e')(k) && k.substr(1, k.find('\0') - 1) != except;
+      });
+    return sql_count(db(n, svc), "SELECT COUNT(*) FROM events WHERE stream != '" + except + "'");
+  }
+  /// Every file of node `n`'s embedded store (after it stopped): the service's
+  /// SQLite file and WAL, or the node's RocksDB directory.
+  std::string store_files(const std::string& n, const std::string& svc) {
+    std::string all;
+    if (rocks_store_under_test()) {
+      for (auto& e : std::filesystem::recursive_directory_iterator(dir.file(n) + "/store"))
+        if (e.is_regular_file())
+          all += slurp(e.path().string());
+      return all;
+    }
+    for (auto suffix : {"", "-wal"})
+      all += slurp(db(n, svc) + suffix);
+    return all;
+  }
 
   /// GET /v1/cluster on `viewer`'s gateway, as its operator.
   response cluster_status(const std::string& viewer) {

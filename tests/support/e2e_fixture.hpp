@@ -66,6 +66,10 @@ struct e2e_fixture {
     if (mongo_store_under_test())
       return count_documents(ferretdb_uri(), node.db_prefix + svc, "inbox",
                              "{\"request_id\": {\"$regex\": \"" + needle + "\"}}");
+    if (rocks_store_under_test())
+      return rocks_count(data + "/store", svc, "u", [&](const std::string& k) {
+        return rocks_user_tag('i')(k) && k.find(needle) != std::string::npos;
+      });
     return sql_count(db(svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
   }
 
@@ -73,8 +77,10 @@ struct e2e_fixture {
   /// directory, and with the MongoDB backend every document of its databases.
   std::vector<std::pair<std::string, std::string>> stored_bytes() const {
     std::vector<std::pair<std::string, std::string>> out;
-    for (auto& entry : std::filesystem::directory_iterator(data))
-      out.emplace_back(entry.path().filename().string(), slurp(entry.path().string()));
+    for (auto& entry : std::filesystem::recursive_directory_iterator(data))
+      if (entry.is_regular_file())
+        out.emplace_back(std::filesystem::relative(entry.path(), data).string(),
+                         slurp(entry.path().string()));
     if (mongo_store_under_test())
       for (auto& svc : all_services())
         out.emplace_back(node.db_prefix + svc, dump_database(ferretdb_uri(), node.db_prefix + svc));
@@ -86,10 +92,7 @@ struct e2e_fixture {
     std::string out;
     for (auto& svc : all_services())
       for (auto table : {"events", "idx", "inbox", "jobs", "outbox", "tombstones"})
-        out += std::to_string(mongo_store_under_test()
-                                ? count_documents(ferretdb_uri(), node.db_prefix + svc, table)
-                                : sql_count(db(svc), std::string("SELECT COUNT(*) FROM ") + table))
-               + ",";
+        out += std::to_string(rows(svc, table)) + ",";
     return out;
   }
 

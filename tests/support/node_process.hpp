@@ -62,11 +62,12 @@ inline std::vector<std::string> test_node_args() {
           "--outbox.backoff-max=500ms", "--node.shards=8"};
 }
 
-/// The store the tests run against: "sqlite" (default) or "ferretdb"
-/// (CUSTODIAN_TEST_STORE=ferretdb, with ctest's FerretDB fixture).
+/// The store the tests run against: "rocksdb" (the node's default), "sqlite"
+/// (CUSTODIAN_TEST_STORE=sqlite) or "ferretdb" (CUSTODIAN_TEST_STORE=ferretdb,
+/// with ctest's FerretDB fixture).
 inline std::string test_store() {
   auto* s = std::getenv("CUSTODIAN_TEST_STORE");
-  return s && *s ? s : "sqlite";
+  return s && *s ? s : "rocksdb";
 }
 inline bool mongo_store_under_test() { return test_store() == "ferretdb"; }
 inline bool rocks_store_under_test() { return test_store() == "rocksdb"; }
