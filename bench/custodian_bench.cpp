@@ -365,12 +365,20 @@ std::string admin_token(embedded_node& n) {
 /// A node of its own with its gateway on a free port.
 void with_gateway(node_config& c) { c.gateway_listen = "127.0.0.1:" + std::to_string(test::free_port()); }
 
+/// Open-loop runs that could not offer their rate (achieved below 95 % of the
+/// offered): the table still shows them, marked, and the bench fails at the end.
+std::vector<std::string>& shortfalls() {
+  static std::vector<std::string> v;
+  return v;
+}
+
 struct http_erase_run {
   std::vector<double> accept_ms;  ///< request sent -> 202 received
   std::vector<double> done_ms;    ///< request sent -> job done
   double per_s = 0;               ///< erasures fully done per second
   std::vector<size_t> accepted;   ///< the users whose erasure was accepted (202)
   double accepted_pct = 0;
+  double achieved_per_s = 0;      ///< open loop: sent per second
 };
 
 /// Erases `idx` through the gateway with vegeta (admin token, 64 keep-alive
@@ -430,6 +438,21 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
   }
   r.per_s = static_cast<double>(r.accepted.size())
             / std::chrono::duration<double>(last - first).count();
+  if (rate > 0) {
+    auto sent_first = hits.front().sent, sent_last = sent_first;
+    for (auto& h : hits) {
+      sent_first = std::min(sent_first, h.sent);
+      sent_last = std::max(sent_last, h.sent);
+    }
+    r.achieved_per_s = static_cast<double>(hits.size() - 1)
+                       / std::chrono::duration<double>(sent_last - sent_first).count();
+    if (r.achieved_per_s < 0.95 * rate)
+      shortfalls().push_back("(i) HTTP erase offered " + fmt(rate) + "/s: achieved "
+                             + fmt(r.achieved_per_s) + "/s");
+  }
+  if (r.accepted.size() != hits.size())
+    shortfalls().push_back("(i) HTTP erase" + (rate > 0 ? " offered " + fmt(rate) + "/s" : std::string(" saturated"))
+                           + ": " + fmt(r.accepted_pct, 1) + " % accepted");
   return r;
 }
 
@@ -498,9 +521,9 @@ watch_run watch_http(embedded_node& n, const dataset& d, size_t count, double ra
   std::string what;
   for (auto& [code, k] : codes)
     what += " " + std::to_string(k) + "x" + std::to_string(code);
-  check(codes[201] == count, "every HTTP watch write answered 201 (got" + what + ")");
-  check(w.achieved_per_s >= 0.95 * rate, "vegeta achieved " + fmt(w.achieved_per_s)
-                                           + "/s of the " + fmt(rate) + "/s offered");
+  if (codes[201] != count || w.achieved_per_s < 0.95 * rate)
+    shortfalls().push_back("(k) HTTP watch writes offered " + fmt(rate) + "/s: achieved "
+                           + fmt(w.achieved_per_s) + "/s, answers" + what);
   return w;
 }
 
@@ -1055,7 +1078,9 @@ int main(int argc, char** argv) {
 
     if (o.only_watch) {
       std::cout << watch_rows(run_watch(o, main, board));
-      return 0;
+      for (auto& f : shortfalls())
+        std::cerr << "shortfall: " << f << "\n";
+      return shortfalls().empty() ? 0 : 2;
     }
     if (o.only_latency) {
       for (int run = 0; run < o.runs; ++run) {
@@ -1316,6 +1341,12 @@ int main(int argc, char** argv) {
       << fmt(percentile(rt, 50), 3) << " / " << fmt(percentile(rt, 99), 3) << " |\n";
     t << "| (g) the same over mutual TLS (as nodes talk) | " << fmt(percentile(rt_tls, 50), 3)
       << " / " << fmt(percentile(rt_tls, 99), 3) << " |\n";
+    if (!shortfalls().empty()) {
+      t << "\n**Runs that did not achieve their offered rate or were not all accepted** "
+           "(their latency is not a latency at the offered rate):\n\n";
+      for (auto& f : shortfalls())
+        t << "- " << f << "\n";
+    }
     std::cout << t.str();
 
     // JSON for other tools.
@@ -1365,6 +1396,14 @@ int main(int argc, char** argv) {
                                 + "), store.synchronous=full.\n\n" + t.str());
     if (!o.keep)
       fs::remove_all(o.work);
+    if (!shortfalls().empty()) {
+      std::cerr << "custodian_bench: FAILED: " << shortfalls().size()
+                << " open-loop run(s) did not achieve 95 % of the offered rate or 100 % "
+                   "accepted (their figures are in the table, marked):\n";
+      for (auto& f : shortfalls())
+        std::cerr << "  " << f << "\n";
+      return 2;
+    }
   } catch (const std::exception& e) {
     std::cerr << "custodian_bench: FAILED: " << e.what() << "\n";
     return 1;
