@@ -125,6 +125,15 @@ std::string node::open_stores() {
                                std::filesystem::perm_options::replace, ec);
   if (ec)
     return "cannot make store.data-dir " + cfg_.data_dir + " private (0700): " + ec.message();
+  // RocksDB became the default after SQLite: a data directory that holds a
+  // SQLite store and no RocksDB one is an older node's, and starting it on an
+  // empty store would hide every record it holds.
+  if (cfg_.store_backend == "rocksdb" && !std::filesystem::exists(cfg_.data_dir + "/store"))
+    for (auto& svc : cfg_.hosted_services())
+      if (std::filesystem::exists(cfg_.data_dir + "/" + svc + ".db"))
+        return "store.data-dir " + cfg_.data_dir + " holds a SQLite store (" + svc
+               + ".db) and no RocksDB store: start it with --store.backend=sqlite (the default "
+                 "is now rocksdb; docs/operations.md, \"The RocksDB store\")";
   crypto::key32 master;
   auto key_file = cfg_.master_key_file.empty() ? cfg_.data_dir + "/master.key"
                                                : cfg_.master_key_file;

@@ -254,6 +254,18 @@ BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
     BOOST_TEST(out.find("cannot listen") != std::string::npos, out);
   }
   {
+    // An older node's data directory (a SQLite store, no RocksDB one): the new
+    // default does not start on it empty, it says how to start it.
+    std::filesystem::create_directories(dir.file("old"));
+    std::ofstream{dir.file("old/user.db")} << "";
+    auto [code, out] = run("--store.data-dir=" + dir.file("old") + " --gateway.listen=127.0.0.1:"
+                           + std::to_string(free_port()));
+    BOOST_TEST(code == 1);
+    BOOST_TEST(out.find("holds a SQLite store (user.db)") != std::string::npos, out);
+    BOOST_TEST(out.find("--store.backend=sqlite") != std::string::npos, out);
+    BOOST_TEST(!std::filesystem::exists(dir.file("old/store")));
+  }
+  {
     // No MongoDB server there: a sentence within the timeout, no credentials.
     auto port = free_port();
     auto t0 = std::chrono::steady_clock::now();
