@@ -77,6 +77,7 @@ public:
 
   /// Flushes the service's memtable and compacts its column family, so that
   /// no older file holds a record an erasure deleted (also done by close()).
+  /// (A failure is logged and the scrub tried again after the next erasure.)
   void scrub();
 
 private:

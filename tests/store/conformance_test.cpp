@@ -26,6 +26,7 @@
 #include <chrono>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <iostream>
 #include <thread>
@@ -39,9 +40,27 @@ namespace {
 std::string backend = "sqlite";
 std::string mongo_uri;
 
+commit erasure(const std::string& u, uint32_t s);
+
+/// The process of after_a_crash_…: writes, scrubs into a table, erases, and
+/// ends without closing anything (as a kill -9 right after the erasure).
+[[noreturn]] void crash_child(const std::string& dir) {
+  rocks_options o{dir, "svc"};
+  o.data_scrub_ms = 600000;  // never within this process's life
+  rocks_store st{o};
+  commit c;
+  c.events = {{"u1", "secret-of-u1-before-the-crash"}, {"u2", "payload of u2"}};
+  bool ok = st.apply(c).ok();
+  st.scrub();
+  ok = ok && st.apply(erasure("u1", 0)).ok();
+  _exit(ok ? 0 : 1);
+}
+
 /// Reads --backend=... once; exits 77 (ctest: skipped) when its server is not configured.
 struct select_backend {
   select_backend() {
+    if (auto* child = std::getenv("CUSTODIAN_STORE_CRASH_CHILD"))
+      crash_child(child);
     auto& m = utf::framework::master_test_suite();
     for (int i = 1; i < m.argc; ++i) {
       std::string a = m.argv[i];
@@ -536,6 +555,40 @@ BOOST_FIXTURE_TEST_CASE(an_erased_users_records_leave_every_file_while_the_store
   }));
   BOOST_TEST(dump().find("payload of u2") != std::string::npos);
   BOOST_TEST(st->read_stream("u2").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(after_a_crash_the_erased_records_leave_the_files_at_the_next_start,
+                     *utf::precondition(rocks_only)) {
+  // A process that erased a user and died before its scrub (no clean close):
+  // the next start scrubs every family once.
+  test::temp_dir dir;
+  auto files = [&] {
+    std::string all;
+    for (auto& e : std::filesystem::recursive_directory_iterator(dir.file("node")))
+      if (e.is_regular_file())
+        all += test::slurp(e.path().string());
+    return all;
+  };
+  // A process of its own (this binary again, see crash_child): RocksDB's
+  // background threads do not survive a fork.
+  pid_t child = fork();
+  if (child == 0) {
+    setenv("CUSTODIAN_STORE_CRASH_CHILD", dir.file("node").c_str(), 1);
+    execl("/proc/self/exe", "store_test", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  BOOST_TEST_REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST_REQUIRE(files().find("secret-of-u1-before-the-crash") != std::string::npos);
+  rocks_options o{dir.file("node"), "svc"};
+  o.data_scrub_ms = 300;
+  rocks_store st{o};
+  BOOST_TEST(st.read_stream("u1").empty());
+  BOOST_TEST(eventually([&] { return files().find("secret-of-u1-before-the-crash") == std::string::npos; }));
+  BOOST_TEST(st.read_stream("u2").size() == 1u);
+  st.close();
+  BOOST_TEST(files().find("payload of u2") != std::string::npos);
 }
 
 BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {

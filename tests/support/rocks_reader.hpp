@@ -96,10 +96,17 @@ inline int64_t rocks_rows(const std::string& store_dir, const std::string& svc,
     return user_table('i');
   if (table == "jobs")
     return field.empty() ? rocks_count(store_dir, svc, "j") : user_table('j');
-  if (table == "tombstones")
-    return rocks_count(store_dir, svc, field.empty() ? "t" : k::tombstone(value));
-  if (table == "outbox")
+  if (table == "tombstones") {
+    if (field.empty())
+      return rocks_count(store_dir, svc, "t");
+    auto key = k::tombstone(value);
+    return rocks_count(store_dir, svc, key, [&](const std::string& k) { return k == key; });
+  }
+  if (table == "outbox") {
+    if (!field.empty())
+      throw std::runtime_error("rocks_rows: the outbox is counted whole");
     return rocks_count(store_dir, svc, "o");
+  }
   if (table == "audit")
     return field.empty() ? rocks_count(store_dir, svc, "a") : user_table('a');
   if (table == "idx") {

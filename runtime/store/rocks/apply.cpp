@@ -60,7 +60,7 @@ public:
   /// suffixes after u<user>\0<tag>. The user's whole prefix is read once per
   /// commit (one iterator, however many kinds an erasure deletes).
   std::vector<std::string> suffixes(const std::string& u, char tag) {
-    if (scanned_user_ != u) {
+    if (scanned_user_ != u) {  // (nullopt: none yet)
       scanned_.clear();
       auto prefix = keys::user(u);
       auto upper = prefix;
@@ -237,7 +237,7 @@ private:
   batch_state& b_;
   const commit& c_;
   std::atomic<int64_t>& next_id_;
-  std::string scanned_user_;           ///< whose prefix `scanned_` holds
+  std::optional<std::string> scanned_user_;  ///< whose prefix `scanned_` holds
   std::vector<std::string> scanned_;   ///< <tag><suffix> of each of their records
 };
 

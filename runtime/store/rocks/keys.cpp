@@ -117,8 +117,11 @@ void node_db::keys_destroy(const std::string& svc, const std::vector<std::string
     return;
   {
     lock g{key_mtx_};
-    if (!durable)
-      key_exec("PRAGMA synchronous=OFF");
+    // NORMAL, not OFF: in WAL mode the commit is not fsynced on its own, but a
+    // checkpoint that runs inside it (SQLite's automatic one) still fsyncs the
+    // file before the WAL is reused, so other users' keys are never at risk.
+    if (!durable && sync_)
+      key_exec("PRAGMA synchronous=NORMAL");
     try {
       key_exec("BEGIN IMMEDIATE");
       for (auto& u : users)
@@ -126,12 +129,12 @@ void node_db::keys_destroy(const std::string& svc, const std::vector<std::string
       key_exec("COMMIT");
     } catch (...) {
       sqlite3_exec(keys_, "ROLLBACK", nullptr, nullptr, nullptr);
-      if (!durable)
-        key_exec(sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      if (!durable && sync_)
+        key_exec("PRAGMA synchronous=FULL");
       throw;
     }
-    if (!durable)
-      key_exec(sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    if (!durable && sync_)
+      key_exec("PRAGMA synchronous=FULL");
   }
   std::lock_guard<std::mutex> g{scrub_mtx_};
   keys_due_ = true;

@@ -9,13 +9,21 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 namespace custodian::store::rocks {
 
 namespace {
 
 std::mutex registry_mtx;
+std::condition_variable registry_cv;  ///< an instance finished closing
+/// Open DBs by path; an expired entry is one still closing (its destructor
+/// erases it when the files are released).
 std::map<std::string, std::weak_ptr<node_db>> registry;
+
+/// Written when a node_db closed after scrubbing; its absence at open means
+/// the last run ended without (kill -9, power loss): scrub every family.
+constexpr const char* clean_marker = "/CLOSED-CLEANLY";
 
 rocksdb::ColumnFamilyOptions family_options() {
   rocksdb::ColumnFamilyOptions o;
@@ -60,9 +68,12 @@ void fail(const rocksdb::Status& s, const std::string& what) {
 
 std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int key_scrub_ms,
                                      int data_scrub_ms) {
-  std::lock_guard<std::mutex> g{registry_mtx};
-  if (auto p = registry[path].lock())
-    return p;
+  std::unique_lock<std::mutex> g{registry_mtx};
+  for (auto it = registry.find(path); it != registry.end(); it = registry.find(path)) {
+    if (auto p = it->second.lock())
+      return p;
+    registry_cv.wait(g);  // the last instance is still closing (flush, compaction)
+  }
   std::shared_ptr<node_db> p{new node_db(path, sync, key_scrub_ms, data_scrub_ms)};
   registry[path] = p;
   return p;
@@ -93,6 +104,11 @@ node_db::node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_m
   for (size_t i = 0; i < names.size(); ++i)
     families_[names[i]] = handles[i];
   wopts_.sync = sync;
+  // After a run that did not close cleanly, records it erased may still be in
+  // the logs it left or in older tables: every family is scrubbed once.
+  if (!std::filesystem::remove(path_ + clean_marker, ec))
+    for (auto& [n, h] : families_)
+      data_due_.insert(h);
   try {
     open_keys();
   } catch (...) {
@@ -113,21 +129,25 @@ node_db::~node_db() {
   scrubber_.join();
   // A clean stop leaves nothing an erasure deleted in any file: every memtable
   // flushed (the logs that held erased records deleted), erased families compacted.
+  bool scrubbed = true;
   for (auto* cf : data_due_)
-    scrub_now(cf);
+    scrubbed = scrub_now(cf) && scrubbed;
   scrub_keys();
   for (auto& [n, h] : families_)
     db_->DestroyColumnFamilyHandle(h);
-  db_->Close();
+  scrubbed = db_->Close().ok() && scrubbed;
   delete db_;
   if (keys_) {
     sqlite3_exec(keys_, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
     sqlite3_close_v2(keys_);
   }
-  std::lock_guard<std::mutex> g{registry_mtx};
-  auto it = registry.find(path_);
-  if (it != registry.end() && it->second.expired())
-    registry.erase(it);
+  if (scrubbed)
+    std::ofstream{path_ + clean_marker};
+  {
+    std::lock_guard<std::mutex> g{registry_mtx};
+    registry.erase(path_);
+  }
+  registry_cv.notify_all();
 }
 
 rocksdb::ColumnFamilyHandle* node_db::family(const std::string& service) {
@@ -146,7 +166,7 @@ void node_db::erased(rocksdb::ColumnFamilyHandle* cf) {
   scrub_cv_.notify_one();
 }
 
-void node_db::scrub_now(rocksdb::ColumnFamilyHandle* cf) {
+bool node_db::scrub_now(rocksdb::ColumnFamilyHandle* cf) {
   std::vector<rocksdb::ColumnFamilyHandle*> all;
   {
     std::lock_guard<std::mutex> g{cf_mtx_};
@@ -155,10 +175,15 @@ void node_db::scrub_now(rocksdb::ColumnFamilyHandle* cf) {
   }
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  db_->Flush(fo, all);
+  auto s = db_->Flush(fo, all);
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  db_->CompactRange(co, cf, nullptr, nullptr);
+  if (s.ok())
+    s = db_->CompactRange(co, cf, nullptr, nullptr);
+  if (!s.ok())
+    log::get("store")->warn("{}: scrub of {} after erasures failed (tried again later): {}", path_,
+                            cf->GetName(), s.ToString());
+  return s.ok();
 }
 
 void node_db::run_scrubber() {
@@ -184,9 +209,12 @@ void node_db::run_scrubber() {
       data_due_.clear();
       data_at = {};
       g.unlock();
+      std::set<rocksdb::ColumnFamilyHandle*> failed;
       for (auto* cf : due)
-        scrub_now(cf);
+        if (!scrub_now(cf))
+          failed.insert(cf);
       g.lock();
+      data_due_.insert(failed.begin(), failed.end());  // again after the next delay
       continue;
     }
     auto next = std::min(keys_at == clock::time_point{} ? clock::time_point::max() : keys_at,

@@ -52,8 +52,9 @@ public:
   /// The service's column family had erasures: the scrubber flushes the
   /// memtables and compacts that family within `data_scrub_ms`.
   void erased(rocksdb::ColumnFamilyHandle* cf);
-  /// Flushes every memtable and compacts `cf` at once (waits).
-  void scrub_now(rocksdb::ColumnFamilyHandle* cf);
+  /// Flushes every memtable and compacts `cf` at once (waits); false (and a
+  /// warning) if RocksDB refused.
+  bool scrub_now(rocksdb::ColumnFamilyHandle* cf);
 
 private:
   node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_ms);

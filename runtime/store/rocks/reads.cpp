@@ -203,8 +203,11 @@ std::vector<outbox_row> rocks_store::outbox_due(int64_t now_ms, size_t limit,
     if (skip.count(s.value()))
       continue;
     auto id = keys::get_i64(rest, 8);
-    if (auto v = get(d->db(), cf_, keys::outbox(id)))
-      out.push_back(keys::decode_outbox(id, *v));
+    if (auto v = get(d->db(), cf_, keys::outbox(id))) {
+      auto row = keys::decode_outbox(id, *v);
+      if (row.next_at_ms == keys::get_i64(rest))  // else retried or woken since the scan began
+        out.push_back(std::move(row));
+    }
   }
   return out;
 }

@@ -6,6 +6,8 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <set>
+
 namespace custodian::store {
 
 using namespace rocks;
@@ -88,7 +90,10 @@ status rocks_store::outbox_retry(const std::vector<retry>& retries) {
     std::lock_guard<std::mutex> g{write_mtx_};
     auto node = db();
     rocksdb::WriteBatch wb;
+    std::set<int64_t> seen;
     for (auto& r : retries) {
+      if (!seen.insert(r.id).second)
+        continue;  // once per entry: the first retry of a repeated id wins
       std::string v;
       auto s = node->db()->Get({}, family(cf_), keys::outbox(r.id), &v);
       if (s.IsNotFound())
