@@ -137,9 +137,11 @@ node_db::~node_db() {
     db_->DestroyColumnFamilyHandle(h);
   scrubbed = db_->Close().ok() && scrubbed;
   delete db_;
-  if (keys_) {
-    sqlite3_exec(keys_, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
-    sqlite3_close_v2(keys_);
+  if (keys_.db) {
+    for (auto& [sql, st] : keys_.cache)
+      sqlite3_finalize(st);
+    sqlite3_exec(keys_.db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    sqlite3_close_v2(keys_.db);
   }
   if (scrubbed)
     std::ofstream{path_ + clean_marker};

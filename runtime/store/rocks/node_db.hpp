@@ -3,6 +3,7 @@
 /// shared by the rocks_store of every service the node hosts.
 
 #include "runtime/store/event_store.hpp"
+#include "runtime/store/sqlite_store.hpp"
 
 #include <rocksdb/db.h>
 
@@ -13,8 +14,6 @@
 #include <set>
 #include <string>
 #include <thread>
-
-struct sqlite3;
 
 namespace custodian::store::rocks {
 
@@ -59,7 +58,6 @@ public:
 private:
   node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_ms);
   void open_keys();
-  void key_exec(const char* sql);
   void run_scrubber();
   void scrub_keys();
 
@@ -69,8 +67,7 @@ private:
   std::mutex cf_mtx_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;
 
-  std::mutex key_mtx_;
-  sqlite3* keys_ = nullptr;
+  sqlite_store::conn keys_;  ///< the key file (its statements cached; its lock)
   bool sync_ = true;
 
   int key_scrub_ms_;
