@@ -25,7 +25,7 @@ void watch(api_client& api, const user_session& u, int n) {
 }
 
 /// Batch sizes tried until the freeze lands mid-job.
-const std::vector<int> batches{5, 20, 60, 150};
+const std::vector<int> batches{5, 20, 60, 150, 400, 1000};
 
 } // namespace
 
