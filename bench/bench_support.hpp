@@ -37,27 +37,23 @@ inline int64_t rss_bytes() {
   return 0;
 }
 
-/// Bytes this process wrote with write/pwrite so far (page cache included).
-inline int64_t written_bytes() {
+/// One counter of /proc/self/io ("wchar", "write_bytes", ...); 0 if absent.
+inline int64_t proc_io(const std::string& field) {
   std::ifstream in("/proc/self/io");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("wchar:", 0) == 0)
-      return std::stoll(line.substr(6));
+    if (line.rfind(field + ":", 0) == 0)
+      return std::stoll(line.substr(field.size() + 1));
   return 0;
 }
 
-/// Bytes this process caused to be written to storage so far (/proc/self/io
-/// write_bytes: pages and log records the kernel wrote to the disk for it,
-/// fsynced data included; cancelled writes not subtracted).
-inline int64_t storage_written_bytes() {
-  std::ifstream in("/proc/self/io");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("write_bytes:", 0) == 0)
-      return std::stoll(line.substr(12));
-  return 0;
-}
+/// Bytes this process handed to write() and its kin so far (wchar).
+inline int64_t written_bytes() { return proc_io("wchar"); }
+
+/// Bytes this process caused to be written to storage so far (write_bytes:
+/// pages and log records the kernel wrote to the disk for it, fsynced data
+/// included; cancelled writes not subtracted).
+inline int64_t storage_written_bytes() { return proc_io("write_bytes"); }
 
 /// Context switches of every thread of this process so far (voluntary and not).
 inline int64_t context_switches() {
