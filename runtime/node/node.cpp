@@ -94,7 +94,10 @@ std::string node::start() {
   // 1. The master key, then stores (one per hosted service) and their keyrings.
   if (auto err = open_stores(); !err.empty())
     return err;
-  // 2. One supervisor per service: its writer, its shard actors, its outbox sender.
+  // 2. One supervisor per service: its writer (RocksDB: the node's one writer,
+  //    spawned first), its shard actors, its outbox sender.
+  if (cfg_.store_backend == "rocksdb")
+    spawn_node_writer();
   for (auto& svc : cfg_.hosted_services())
     if (auto err = spawn_service(svc); !err.empty())
       return err;
@@ -195,6 +198,18 @@ void node::spawn_guard() {
   });
   for (auto& [svc, sup] : supervisors_)
     caf::anon_send(guard_, sup, svc);
+  if (writer_sup_)
+    caf::anon_send(guard_, writer_sup_, std::string{"writer"});
+}
+
+void node::spawn_node_writer() {
+  node_writer_ = std::make_shared<writer_slot>();
+  writer_config wc;
+  wc.service = "node";
+  wc.max_batch = cfg_.group_commit_max;
+  writer_sup_ = sys_.spawn(supervisor, std::string{"writer"},
+                           std::vector<child_spec>{node_writer_spec(node_writer_, wc)},
+                           supervision_of(cfg_));
 }
 
 std::string node::spawn_membership() {
@@ -296,6 +311,12 @@ void node::stop() {
       self->send_exit(s, caf::exit_reason::user_shutdown);
     for (auto& [svc, s] : supervisors_)
       self->wait_for(s);
+    // The node's writer last: the shards' commits it holds are answered.
+    if (writer_sup_) {
+      self->send_exit(writer_sup_, caf::exit_reason::user_shutdown);
+      self->wait_for(writer_sup_);
+      writer_sup_ = caf::actor{};
+    }
   }
   supervisors_.clear();
   for (auto* a : {&guard_, &membership_})
@@ -357,6 +378,10 @@ std::string node::spawn_service(const std::string& svc) {
     return e.what();
   }
   auto w = wiring_of(cfg_, svc, stores_[svc], keyrings_[svc], rt_, reg_, hooks_.on_job_finished);
+  if (node_writer_) {
+    w.slot = node_writer_;
+    w.node_writer = true;
+  }
   auto sup = sys_.spawn(supervisor, svc, service_children(w, hosted), supervision_of(cfg_));
   supervisors_[svc] = sup;
   // The supervisor starts its children on a scheduler thread (the lease

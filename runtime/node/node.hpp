@@ -2,9 +2,12 @@
 /// A node: the whole actor tree of one process, wired in one place.
 ///
 ///   node                                (services from the registry: actors/*/)
-///   ├── store per hosted service        (data-dir/<service>.db, or a MongoDB database)
+///   ├── store per hosted service        (a column family of data-dir/store, a
+///   │                                   data-dir/<service>.db, or a MongoDB database)
+///   ├── supervisor "writer"             RocksDB: the node's one writer (its own
+///   │                                   thread): every service's group commit
 ///   ├── supervisor "<service>"          one-for-one, intensity limit, backoff
-///   │   ├── writer                      group commit (its own thread)
+///   │   ├── writer                      SQLite, MongoDB: the service's group commit
 ///   │   ├── shard actor 0..N-1          (registered in the router), or on a
 ///   │   │                               shared store: the lease manager, which
 ///   │   │                               takes shard leases and starts/stops
@@ -66,6 +69,8 @@ public:
 private:
   /// The data directory (private), the master key, every hosted store and its keyring.
   std::string open_stores();
+  /// RocksDB: the node's one writer, under its own supervisor.
+  void spawn_node_writer();
   std::string spawn_service(const std::string& service);
   std::string spawn_externals();
   void warn_unknown_destinations();
@@ -83,6 +88,9 @@ private:
   std::map<std::string, std::shared_ptr<crypto::keyring>> keyrings_;
   node_hooks hooks_;
   std::map<std::string, caf::actor> supervisors_;
+  /// RocksDB: the writer of every service (null: each service has its own).
+  std::shared_ptr<writer_slot> node_writer_;
+  caf::actor writer_sup_;
   caf::actor guard_;  ///< logs a service whose supervisor escalated
   std::shared_ptr<node_health> health_ = std::make_shared<node_health>();
   caf::actor membership_;

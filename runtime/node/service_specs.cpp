@@ -90,6 +90,17 @@ child_spec writer_spec(const service_wiring& w) {
                     [slot = w.slot] { slot->set(writer_actor{}); }};
 }
 
+child_spec node_writer_spec(std::shared_ptr<writer_slot> slot, writer_config wc) {
+  return child_spec{"node/writer",
+                    [slot, wc](caf::event_based_actor* self) {
+                      auto h = spawn_child(self, true, writer_impl,
+                                           std::shared_ptr<store::event_store>{}, wc);
+                      slot->set(h);
+                      return caf::actor_cast<caf::actor>(h);
+                    },
+                    [slot] { slot->set(writer_actor{}); }};
+}
+
 child_spec shard_spec(const service_wiring& w, uint32_t i, int64_t epoch) {
   shard_deps deps{w.service, i, w.core, w.rt, w.max_message_bytes, w.slot};
   auto rt = w.rt;
@@ -148,7 +159,8 @@ std::vector<child_spec> service_children(const service_wiring& w,
                                          const std::vector<uint32_t>& hosted) {
   std::vector<child_spec> children;
   // The writer first: shards hand it their commits (group commit).
-  children.push_back(writer_spec(w));
+  if (!w.node_writer)
+    children.push_back(writer_spec(w));
   if (w.store->leases())
     children.push_back(lease_manager_spec(w));
   else

@@ -42,6 +42,8 @@ struct service_wiring {
   std::shared_ptr<shard_core> core;
   /// Where the writer's current handle is published for the shards.
   std::shared_ptr<writer_slot> slot = std::make_shared<writer_slot>();
+  /// `slot` is the node's one writer (RocksDB), not a child of this service.
+  bool node_writer = false;
   writer_config writer;
   outbox_config outbox;
   /// The outbox's clock (unix ms); empty = the wall clock.
@@ -66,6 +68,8 @@ supervisor_config supervision_of(const node_config& cfg);
 
 /// The writer (group commit): published in `w.slot` while it runs.
 child_spec writer_spec(const service_wiring& w);
+/// The node's one writer (RocksDB): every service's commits, published in `slot`.
+child_spec node_writer_spec(std::shared_ptr<writer_slot> slot, writer_config wc);
 /// Shard `i`'s actor at lease epoch `epoch` (0: own store), published in the router.
 child_spec shard_spec(const service_wiring& w, uint32_t i, int64_t epoch);
 /// The lease manager (shared store): it adds and removes the shard actors.
@@ -73,7 +77,8 @@ child_spec lease_manager_spec(const service_wiring& w);
 /// The outbox sender, published in the router.
 child_spec outbox_spec(const service_wiring& w);
 
-/// Every child of the service's supervisor, in start order: the writer, the
+/// Every child of the service's supervisor, in start order: the writer (unless
+/// it is the node's), the
 /// shards `hosted` (or the lease manager on a store with leases), the sender.
 std::vector<child_spec> service_children(const service_wiring& w,
                                          const std::vector<uint32_t>& hosted);

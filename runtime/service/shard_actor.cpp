@@ -2,6 +2,7 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/common/message_count.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 
 #include <chrono>
@@ -106,10 +107,15 @@ void shard_state::commit(std::shared_ptr<store::commit> c,
   // No timer: the writer answers every commit, also when it goes away (a
   // timer per request costs a wake-up of CAF's clock thread).
   auto service = d.service;
-  self->request(writer, caf::infinite, commit_atom::value, commit_ticket{std::move(c), deadline})
+  self->request(writer, caf::infinite, commit_atom::value,
+                commit_ticket{std::move(c), deadline, d.core->store_handle(), d.service})
     .then(
-      [done](caf::ok_atom) { done(store::status{}); },
+      [done](caf::ok_atom) {
+        count_message();
+        done(store::status{});
+      },
       [done, service](caf::error& err) {
+        count_message();
         if (err.category() != errc_category)
           log::get("shard")->warn("{}: writer did not answer: {}", service, caf::to_string(err));
         done(store::status{errc_of(err), message_of(err)});
@@ -210,7 +216,10 @@ shard_actor::behavior_type shard_impl(shard_actor::stateful_pointer<shard_state>
   self->state.self = self;
   self->state.d = std::move(deps);
   return {
-    [self](cmd_atom, const wire& msg) { return self->state.receive(msg); },
+    [self](cmd_atom, const wire& msg) {
+      count_message();
+      return self->state.receive(msg);
+    },
   };
 }
 

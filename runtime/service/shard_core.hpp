@@ -81,6 +81,7 @@ public:
 
   service_logic& logic() { return *logic_; }
   store::event_store& store() { return *store_; }
+  const std::shared_ptr<store::event_store>& store_handle() const { return store_; }
 
 private:
   std::shared_ptr<service_logic> logic_;

@@ -3,10 +3,43 @@
 #include "runtime/metrics/metrics.hpp"
 
 #include "runtime/common/log.hpp"
+#include "runtime/common/message_count.hpp"
 
 #include <algorithm>
 
 namespace custodian {
+
+namespace {
+
+/// The batch's commits per store, in order (a ticket without a store goes to `own`).
+std::vector<store::store_batch> group_by_store(const std::vector<writer_state::waiting>& batch,
+                                               const std::shared_ptr<store::event_store>& own) {
+  std::vector<store::store_batch> groups;
+  for (auto& w : batch) {
+    auto* target = w.store ? w.store.get() : own.get();
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [target](const auto& x) { return x.store == target; });
+    if (g == groups.end())
+      g = groups.insert(groups.end(), store::store_batch{target, {}, {}});
+    g->commits.push_back(w.commit.get());
+  }
+  return groups;
+}
+
+/// One write for all groups where their stores share a log, else one per store.
+void apply_all(std::vector<store::store_batch>& groups) {
+  try {
+    if (groups.size() == 1)
+      groups.front().results = groups.front().store->apply_batch(groups.front().commits);
+    else
+      groups.front().store->apply_group(groups);
+  } catch (const std::exception& e) {
+    for (auto& g : groups)
+      g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
+  }
+}
+
+} // namespace
 
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
                                         std::shared_ptr<store::event_store> st, writer_config cfg) {
@@ -30,27 +63,31 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     batch.erase(expired, batch.end());
     if (batch.empty())
       return;
-    std::vector<const store::commit*> commits;
-    commits.reserve(batch.size());
-    for (auto& w : batch)
-      commits.push_back(w.commit.get());
-    std::vector<store::status> results;
     auto t0 = std::chrono::steady_clock::now();
-    try {
-      results = st->apply_batch(commits);
-    } catch (const std::exception& e) {
-      results.assign(batch.size(), store::status{errc::io, e.what()});
-    }
+    auto groups = group_by_store(batch, st);
+    apply_all(groups);
     auto took = std::chrono::steady_clock::now() - t0;
     s.busy += took;
-    metrics::store_commit(service, std::chrono::duration<double>(took).count(), batch.size());
     ++s.batches;
     s.commits += batch.size();
-    for (size_t i = 0; i < batch.size(); ++i)
-      if (results[i].ok())
-        batch[i].promise.deliver(caf::ok_atom::value);
+    // Answers in the batch's order, each from its store's group.
+    std::vector<size_t> next(groups.size(), 0);
+    std::vector<size_t> counted(groups.size(), 0);
+    for (auto& w : batch) {
+      size_t gi = 0;
+      auto* target = w.store ? w.store.get() : st.get();
+      while (groups[gi].store != target)
+        ++gi;
+      if (counted[gi]++ == 0)
+        metrics::store_commit(w.service.empty() ? service : w.service,
+                              std::chrono::duration<double>(took).count(),
+                              groups[gi].commits.size());
+      auto& r = groups[gi].results[next[gi]++];
+      if (r.ok())
+        w.promise.deliver(caf::ok_atom::value);
       else
-        batch[i].promise.deliver(make_error(results[i].code, results[i].message));
+        w.promise.deliver(make_error(r.code, r.message));
+    }
   };
   self->attach_functor([self, st, cfg] {
     log::get("writer")->info(
@@ -61,10 +98,16 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
       self->state.expired);
   });
   return {
-    [self, cfg, flush](commit_atom, commit_ticket& t) {
+    [self, cfg, flush, st](commit_atom, commit_ticket& t) {
+      count_message();
       auto& s = self->state;
       auto rp = self->make_response_promise<caf::ok_atom>();
-      s.pending.push_back(writer_state::waiting{std::move(t.commit), rp, t.deadline});
+      if (!t.store && !st) {
+        rp.deliver(make_error(errc::unavailable, "a commit for no store"));
+        return rp;
+      }
+      s.pending.push_back(writer_state::waiting{std::move(t.commit), rp, t.deadline,
+                                                std::move(t.store), std::move(t.service)});
       if (s.pending.size() >= cfg.max_batch) {
         flush();
       } else if (!s.flush_scheduled) {
@@ -74,7 +117,10 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
       }
       return rp;
     },
-    [flush](flush_atom) { flush(); },
+    [flush](flush_atom) {
+      count_message();
+      flush();
+    },
     [self](writer_stats_atom) {
       return caf::result<uint64_t, uint64_t>(self->state.batches, self->state.commits);
     },

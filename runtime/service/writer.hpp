@@ -1,5 +1,6 @@
 #pragma once
-/// The service writer: group commit for one service's store on this node.
+/// The writer: group commit for the stores of one service, or of every
+/// service on the node.
 ///
 /// Shard actors prepare a command (reads, the service's logic, sealing) and send
 /// its commit here; the writer takes every commit waiting in its mailbox (up to
@@ -8,6 +9,11 @@
 /// shard still sees its own writes in order; batches form across shards and
 /// grow by themselves while a transaction is being written. The writer runs on
 /// its own thread (it blocks on fsync, never the shared scheduler).
+///
+/// On RocksDB the node has one writer for all its services (one log): a batch
+/// holds the commits of every service and goes to the log as one write
+/// (event_store::apply_group). SQLite and MongoDB keep a writer per service
+/// (their stores are separate files or collections that commit in parallel).
 
 #include "runtime/common/wire.hpp"
 #include "runtime/store/event_store.hpp"
@@ -24,6 +30,9 @@ struct commit_ticket {
   /// Past this, the commit is refused (errc::overloaded) instead of written:
   /// its caller has stopped waiting. Default: none.
   std::chrono::steady_clock::time_point deadline{};
+  /// The store it goes to (null: the writer's own) and its service (metrics).
+  std::shared_ptr<store::event_store> store;
+  std::string service;
 };
 
 } // namespace custodian
@@ -44,7 +53,7 @@ using writer_actor =
                    caf::replies_to<writer_stats_atom>::with<uint64_t, uint64_t>>;
 
 struct writer_config {
-  std::string service;  ///< for logs
+  std::string service;  ///< for logs and metrics ("node": every service's writer)
   /// Most commits in one transaction.
   size_t max_batch = 512;
 };
@@ -54,6 +63,8 @@ struct writer_state {
     std::shared_ptr<store::commit> commit;
     caf::typed_response_promise<caf::ok_atom> promise;
     std::chrono::steady_clock::time_point deadline;
+    std::shared_ptr<store::event_store> store;  ///< null: the writer's own
+    std::string service;                        ///< "": the writer's
   };
   std::vector<waiting> pending;
   bool flush_scheduled = false;
@@ -70,6 +81,7 @@ struct writer_state {
   }
 };
 
+/// `st`: the store of tickets that name none (null: every ticket names one).
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
                                         std::shared_ptr<store::event_store> st, writer_config cfg);
 

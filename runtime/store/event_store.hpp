@@ -243,6 +243,15 @@ public:
   virtual void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) = 0;
 };
 
+class event_store;
+
+/// One store's share of a group commit (event_store::apply_group).
+struct store_batch {
+  event_store* store = nullptr;
+  std::vector<const commit*> commits;
+  std::vector<status> results;  ///< one per commit, set by apply_group
+};
+
 /// A service's store: what its writer commits and its logic reads, with the
 /// outbox and the key table (the narrow views the sender and keyring get).
 class event_store : public outbox_store, public key_table {
@@ -274,6 +283,20 @@ public:
     for (auto* c : batch)
       out.push_back(apply(*c));
     return out;
+  }
+
+  /// Several stores' batches at once (`groups[i].store` distinct, this one
+  /// among them): stores that share one log (RocksDB: the services of a node)
+  /// write them all in one durable write; the default applies each group's
+  /// batch in turn. Sets every group's `results`.
+  virtual void apply_group(std::vector<store_batch>& groups) {
+    for (auto& g : groups) {
+      try {
+        g.results = g.store->apply_batch(g.commits);
+      } catch (const std::exception& e) {
+        g.results.assign(g.commits.size(), status{errc::io, e.what()});
+      }
+    }
   }
 
   virtual std::vector<event_row> read_stream(const std::string& stream) = 0;

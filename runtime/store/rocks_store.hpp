@@ -20,6 +20,10 @@
 #include <memory>
 #include <mutex>
 
+namespace rocksdb {
+class WriteBatch;
+}
+
 namespace custodian::store {
 
 namespace rocks {
@@ -50,6 +54,10 @@ public:
 
   status apply(const commit& c) override;
   std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
+  /// Groups of stores of this node's DB: one key-file transaction, then one
+  /// WriteBatch and one log write (fsynced) for all of them; other stores'
+  /// groups each on their own.
+  void apply_group(std::vector<store_batch>& groups) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
   std::optional<std::string> inbox_get(const std::string& user_id,
                                        const std::string& request_id) override;
@@ -83,8 +91,18 @@ public:
 private:
   /// The node's DB (held while the caller uses it), or store_error(unavailable) once closed.
   std::shared_ptr<rocks::node_db> db() const;
-  /// The batch in one WriteBatch; a commit whose index key is taken is left
-  /// out (its status says so); a failure writes nothing and throws.
+  /// What a staged batch changes once its write is durable.
+  struct staged {
+    int64_t depth_delta = 0;  ///< outbox entries added minus removed
+    bool erased = false;      ///< it erased a user (the scrubber follows)
+  };
+  /// Decides the batch on the stored state and appends its writes to `wb`
+  /// (the caller holds write_mtx_ until `wb` is written); a commit whose index
+  /// key is taken is left out (its status in `out` says so).
+  staged stage(rocks::node_db& node, const std::vector<const commit*>& batch,
+               std::vector<status>& out, rocksdb::WriteBatch& wb);
+  void written(rocks::node_db& node, const staged& s);
+  /// The batch in one WriteBatch; a failure writes nothing and throws.
   void write_batch(const std::vector<const commit*>& batch, std::vector<status>& out);
 
   rocks_options opts_;

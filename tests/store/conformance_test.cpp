@@ -591,6 +591,61 @@ BOOST_AUTO_TEST_CASE(after_a_crash_the_erased_records_leave_the_files_at_the_nex
   BOOST_TEST(files().find("payload of u2") != std::string::npos);
 }
 
+BOOST_FIXTURE_TEST_CASE(one_group_commit_writes_every_services_batch, fixture,
+                        *utf::precondition(rocks_only)) {
+  // The node's writer hands the commits of two services to the node's one log
+  // at once: each commit gets its own status (a unique-key conflict in one
+  // service fails that commit alone), keys are destroyed in both services.
+  rocks_options o{dir.file("node"), "other"};
+  rocks_store other{o};
+  st->key_put("u1", "KEY-svc-u1");
+  other.key_put("u1", "KEY-other-u1");
+  commit taken;
+  taken.index_puts = {{"email", "k1", "u9", ""}};
+  BOOST_TEST_REQUIRE(st->apply(taken).ok());
+  commit a, dup, b, e;
+  a.events = {{"u2", "svc event"}};
+  dup.index_puts = {{"email", "k1", "u3", ""}};
+  b.events = {{"u2", "other event"}};
+  e.destroy_keys = e.erase_users = e.tombstones = {"u1"};
+  std::vector<store_batch> groups{{st.get(), {&a, &dup}, {}}, {&other, {&b, &e}, {}}};
+  st->apply_group(groups);
+  BOOST_TEST_REQUIRE(groups[0].results.size() == 2u);
+  BOOST_TEST_REQUIRE(groups[1].results.size() == 2u);
+  BOOST_TEST(groups[0].results[0].ok());
+  BOOST_TEST((groups[0].results[1].code == errc::conflict));
+  BOOST_TEST(groups[1].results[0].ok());
+  BOOST_TEST(groups[1].results[1].ok());
+  BOOST_TEST(st->read_stream("u2").size() == 1u);
+  BOOST_TEST(other.read_stream("u2").size() == 1u);
+  BOOST_TEST(other.read_stream("u2").front().payload == "other event");
+  BOOST_TEST(st->index_get("email", "k1")->user_id == "u9");
+  BOOST_TEST(!other.key_get("u1"));
+  BOOST_TEST(st->key_get("u1").value() == "KEY-svc-u1");  // svc did not erase u1
+  BOOST_TEST(other.tombstoned("u1"));
+  BOOST_TEST(!st->tombstoned("u1"));
+  other.close();
+}
+
+BOOST_FIXTURE_TEST_CASE(a_group_commit_is_one_write_all_or_nothing, fixture,
+                        *utf::precondition(rocks_only)) {
+  // One write for every service, not one after the other: when one service's
+  // share cannot be written (its store closed), nothing of the group is.
+  rocks_options o{dir.file("node"), "other"};
+  rocks_store other{o};
+  other.close();
+  commit a, b;
+  a.events = {{"u2", "svc event"}};
+  b.events = {{"u2", "other event"}};
+  std::vector<store_batch> groups{{st.get(), {&a}, {}}, {&other, {&b}, {}}};
+  st->apply_group(groups);
+  BOOST_TEST_REQUIRE(groups[0].results.size() == 1u);
+  BOOST_TEST_REQUIRE(groups[1].results.size() == 1u);
+  BOOST_TEST(!groups[1].results[0].ok());
+  BOOST_TEST(!groups[0].results[0].ok());
+  BOOST_TEST(st->read_stream("u2").empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {
   st->close();
   commit a, b;

@@ -1,5 +1,6 @@
-// Group commit: the service writer and the shard actor's per-user ordering, with
-// a real SQLite store on CAF's deterministic test coordinator.
+// Group commit: the service writer, the node's writer and the shard actor's
+// per-user ordering, with real SQLite and RocksDB stores on CAF's
+// deterministic test coordinator.
 #define BOOST_TEST_MODULE writer
 #include <boost/test/unit_test.hpp>
 
@@ -8,6 +9,7 @@
 #include "runtime/saga/saga.hpp"
 #include "runtime/service/shard_actor.hpp"
 #include "runtime/service/writer.hpp"
+#include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/caf_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -94,6 +96,50 @@ BOOST_FIXTURE_TEST_CASE(a_closed_store_answers_every_commit_with_an_error, fixtu
   sched.run();
   for (int i = 0; i < 2; ++i)
     BOOST_TEST((answer_code() == errc::unavailable));
+}
+
+BOOST_FIXTURE_TEST_CASE(the_node_writer_answers_each_services_commits_from_one_batch, fixture) {
+  // The node's writer (RocksDB): no store of its own; tickets name theirs. Two
+  // services' commits waiting together are one batch (one log write), each
+  // answered in its turn, a conflict failing only its own commit.
+  auto a = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "auth"});
+  auto b = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "user"});
+  auto node_writer = sys.spawn(writer_impl, std::shared_ptr<store::event_store>{},
+                               writer_config{"node", 512});
+  auto send = [&](std::shared_ptr<store::event_store> to, store::commit c) {
+    self->send(node_writer, commit_atom::value,
+               commit_ticket{std::make_shared<store::commit>(std::move(c)), {}, to, "svc"});
+  };
+  store::commit c1, c2, c3, c4;
+  c1.index_puts = {{"email", "k", "u1", ""}};
+  c2.events = {{"u1", "profile"}};
+  c3.index_puts = {{"email", "k", "u2", ""}};  // taken by c1 in this batch
+  c4.events = {{"u2", "profile"}};
+  send(a, c1);
+  send(b, c2);
+  send(a, c3);
+  send(b, c4);
+  sched.run();
+  std::vector<errc> codes;
+  for (int i = 0; i < 4; ++i)
+    codes.push_back(answer_code());
+  BOOST_TEST((codes == std::vector<errc>{errc::ok, errc::ok, errc::conflict, errc::ok}));
+  uint64_t batches = 0;
+  auto h = self->request(node_writer, caf::infinite, writer_stats_atom::value);
+  sched.run();
+  h.receive([&](uint64_t n, uint64_t) { batches = n; }, [&](caf::error&) {});
+  BOOST_TEST(batches == 1u);
+  BOOST_TEST(b->read_stream("u1").size() == 1u);
+  BOOST_TEST(b->read_stream("u2").size() == 1u);
+  BOOST_TEST(a->index_get("email", "k")->user_id == "u1");
+  // A ticket without a store, to a writer without one: an error, not a crash.
+  self->send(node_writer, commit_atom::value, ticket(c2));
+  sched.run();
+  BOOST_TEST((answer_code() == errc::unavailable));
+  self->send_exit(node_writer, caf::exit_reason::user_shutdown);
+  sched.run();
+  a->close();
+  b->close();
 }
 
 BOOST_FIXTURE_TEST_CASE(one_users_commands_run_in_order_others_share_the_batch, fixture) {

@@ -13,6 +13,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -31,11 +32,9 @@ struct batch_state {
   int64_t depth_delta = 0;
   bool erased = false;
 
-  rocksdb::WriteBatch to_write(rocksdb::ColumnFamilyHandle* cf) const {
-    rocksdb::WriteBatch wb;
+  void append_to(rocksdb::WriteBatch& wb, rocksdb::ColumnFamilyHandle* cf) const {
     for (auto& [k, v] : overlay)
       check(v ? wb.Put(cf, k, *v) : wb.Delete(cf, k), "batch");
-    return wb;
   }
 };
 
@@ -260,15 +259,14 @@ std::vector<status> rocks_store::apply_batch(const std::vector<const commit*>& b
     [&](std::vector<status>& out) { write_batch(batch, out); });
 }
 
-void rocks_store::write_batch(const std::vector<const commit*>& batch, std::vector<status>& out) {
-  std::lock_guard<std::mutex> g{write_mtx_};
-  auto node = db();
+rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const commit*>& batch,
+                                       std::vector<status>& out, rocksdb::WriteBatch& wb) {
   auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
   batch_state b;
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& c = *batch[i];
     c.outbox_ids.clear();
-    rocks_writer w{node->db(), cf, b, c, next_outbox_id_};
+    rocks_writer w{node.db(), cf, b, c, next_outbox_id_};
     auto owner_of = [&w](const std::string& space, const std::string& key) {
       auto v = w.get(keys::index(space, key));
       return v ? std::optional<std::string>{keys::reader{*v}.str()} : std::nullopt;
@@ -279,12 +277,67 @@ void rocks_store::write_batch(const std::vector<const commit*>& batch, std::vect
     }
     write_commit(c, w);
   }
+  b.append_to(wb, cf);
+  return staged{b.depth_delta, b.erased};
+}
+
+void rocks_store::written(node_db& node, const staged& s) {
+  outbox_depth_ += s.depth_delta;
+  if (s.erased)
+    node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
+}
+
+void rocks_store::write_batch(const std::vector<const commit*>& batch, std::vector<status>& out) {
+  std::lock_guard<std::mutex> g{write_mtx_};
+  auto node = db();
+  rocksdb::WriteBatch wb;
+  auto s = stage(*node, batch, out, wb);
   // Joins the writes of the node's other services in one log write and fsync.
-  auto wb = b.to_write(cf);
   check(node->db()->Write(node->write_options(), &wb), "commit");
-  outbox_depth_ += b.depth_delta;
-  if (b.erased)
-    node->erased(cf);
+  written(*node, s);
+}
+
+void rocks_store::apply_group(std::vector<store_batch>& groups) {
+  std::vector<rocks_store*> stores;
+  for (auto& g : groups) {
+    auto* r = dynamic_cast<rocks_store*>(g.store);
+    if (r == nullptr || r->opts_.path != opts_.path)  // another node's DB
+      return event_store::apply_group(groups);
+    stores.push_back(r);
+  }
+  for (auto& g : groups)
+    g.results.assign(g.commits.size(), status{});
+  try {
+    auto node = db();
+    // Crypto-shredding: every key the group destroys is gone before any of its
+    // records is written (one key-file transaction for every service).
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (size_t i = 0; i < groups.size(); ++i)
+      for (auto* c : groups[i].commits)
+        for (auto& u : c->destroy_keys)
+          keys.emplace_back(stores[i]->opts_.service, u);
+    node->keys_destroy(keys, false);
+    // Each service's keyspace is decided under its own lock (taken in one
+    // order: the group's stores are distinct), then one write for all.
+    auto order = stores;
+    std::sort(order.begin(), order.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    for (auto* r : order)
+      locks.emplace_back(r->write_mtx_);
+    rocksdb::WriteBatch wb;
+    std::vector<staged> st;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      stores[i]->db();  // closed: throws, and nothing is written
+      st.push_back(stores[i]->stage(*node, groups[i].commits, groups[i].results, wb));
+    }
+    check(node->db()->Write(node->write_options(), &wb), "commit");
+    for (size_t i = 0; i < groups.size(); ++i)
+      stores[i]->written(*node, st[i]);
+  } catch (const store_error& e) {
+    for (auto& g : groups)
+      for (auto& s : g.results)
+        s = {e.code, e.what()};
+  }
 }
 
 } // namespace custodian::store

@@ -64,7 +64,15 @@ std::string node_db::key_put(const std::string& svc, const std::string& user,
 
 void node_db::keys_destroy(const std::string& svc, const std::vector<std::string>& users,
                            bool durable) {
-  if (users.empty())
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (auto& u : users)
+    keys.emplace_back(svc, u);
+  keys_destroy(keys, durable);
+}
+
+void node_db::keys_destroy(const std::vector<std::pair<std::string, std::string>>& keys,
+                           bool durable) {
+  if (keys.empty())
     return;
   {
     lock g{keys_.mtx};
@@ -75,7 +83,7 @@ void node_db::keys_destroy(const std::string& svc, const std::vector<std::string
       exec(keys_, "PRAGMA synchronous=NORMAL");
     try {
       exec(keys_, "BEGIN IMMEDIATE");
-      for (auto& u : users)
+      for (auto& [svc, u] : keys)
         stmt{keys_, "DELETE FROM keys WHERE user_id = ?1 AND service = ?2"}.bind(1, u).bind(2, svc).run();
       exec(keys_, "COMMIT");
     } catch (...) {

@@ -44,6 +44,8 @@ public:
   /// else in the WAL (a process crash keeps it; a power failure may lose it,
   /// and the next open sweeps the keys of tombstoned users again).
   void keys_destroy(const std::string& svc, const std::vector<std::string>& users, bool durable);
+  /// The same for (service, user) pairs of several services, in one transaction.
+  void keys_destroy(const std::vector<std::pair<std::string, std::string>>& keys, bool durable);
   std::vector<std::pair<std::string, std::string>> keys_all(const std::string& svc);
   void keys_replace(const std::string& svc,
                     const std::vector<std::pair<std::string, std::string>>& keys);
