@@ -22,6 +22,7 @@
 #include "bench/http_load.hpp"
 
 #include "actors/watchhistory/watchhistory_logic.hpp"
+#include "runtime/common/message_count.hpp"
 #include "runtime/service/identity.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/shard_actor.hpp"
@@ -259,12 +260,14 @@ request erase_request(const std::string& uid) {
 /// internal API's load generator does no I/O).
 struct chain_cost {
   double storage_bytes = 0, write_call_bytes = 0, cpu_us = 0, fsyncs = -1, switches = 0;
+  double messages = 0;  ///< processed by the runtime's actors (message_count.hpp)
   double busy_pct = 0;
   std::string line() const {
     return fmt(storage_bytes) + " bytes written to storage (" + fmt(write_call_bytes)
            + " through write()), " + fmt(cpu_us) + " us CPU, "
            + (fsyncs < 0 ? std::string("fsyncs not measured (no perf)") : fmt(fsyncs, 3) + " fsyncs")
-           + ", " + fmt(switches, 1) + " context switches; CPU busy " + fmt(busy_pct)
+           + ", " + fmt(messages, 1) + " actor messages, " + fmt(switches, 1)
+           + " context switches; CPU busy " + fmt(busy_pct)
            + " % of one core";
   }
 };
@@ -283,6 +286,7 @@ chain_cost median_chain(const std::vector<chain_cost>& runs) {
   m.cpu_us = med(&chain_cost::cpu_us);
   m.fsyncs = med(&chain_cost::fsyncs);
   m.switches = med(&chain_cost::switches);
+  m.messages = med(&chain_cost::messages);
   m.busy_pct = med(&chain_cost::busy_pct);
   return m;
 }
@@ -293,6 +297,7 @@ chain_cost measure_chain(const options& o, size_t k, F f) {
   auto w0 = written_bytes();
   auto c0 = cpu_seconds();
   auto x0 = context_switches();
+  auto m0 = actor_messages.load();
   auto t0 = clock::now();
   chain_cost c;
   {
@@ -306,6 +311,7 @@ chain_cost measure_chain(const options& o, size_t k, F f) {
   c.write_call_bytes = static_cast<double>(written_bytes() - w0) / kd;
   c.cpu_us = (cpu_seconds() - c0) / kd * 1e6;
   c.switches = static_cast<double>(context_switches() - x0) / kd;
+  c.messages = static_cast<double>(actor_messages.load() - m0) / kd;
   if (c.fsyncs >= 0)
     c.fsyncs /= kd;
   c.busy_pct = (cpu_seconds() - c0) / wall * 100;
@@ -1365,6 +1371,7 @@ int main(int argc, char** argv) {
        << "  \"cpu_us_per_erase\": " << chain.cpu_us << ",\n"
        << "  \"fsyncs_per_erase\": " << chain.fsyncs << ",\n"
        << "  \"context_switches_per_erase\": " << chain.switches << ",\n"
+       << "  \"messages_per_erase\": " << chain.messages << ",\n"
        << "  \"watch_write_per_s\": " << summarize(watch.sat).median << ",\n"
        << "  \"watch_write_p99_ms_half\": " << summarize(watch.p99_half).median << ",\n"
        << "  \"watch_write_http_achieved_per_s\": " << summarize(watch.http_achieved).median << ",\n"

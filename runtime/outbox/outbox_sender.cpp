@@ -5,6 +5,7 @@
 #include "envelope.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/common/message_count.hpp"
 #include "runtime/saga/saga.hpp"
 
 #include <sodium.h>
@@ -81,6 +82,7 @@ void outbox_state::hand_back(answer a) {
   self->request(*origin, d.cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
     .then(
       [this, row](const wire& w) {
+        count_message();
         v1::Reply r;
         if (!r.ParseFromString(w.bytes) || r.status() != v1::Reply::OK) {
           fail(row, "origin did not take the reply");
@@ -88,7 +90,10 @@ void outbox_state::hand_back(answer a) {
         }
         handed_back({row.id});
       },
-      [this, row](caf::error& err) { fail(row, "origin: " + caf::to_string(err)); });
+      [this, row](caf::error& err) {
+        count_message();
+        fail(row, "origin: " + caf::to_string(err));
+      });
 }
 
 // Several answers of one user's job in one message: the origin writes them in
@@ -121,6 +126,7 @@ void outbox_state::hand_back_all(std::vector<answer> all) {
   self->request(*origin, d.cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
     .then(
       [this, shared](const wire& w) {
+        count_message();
         v1::Reply r;
         bool parsed = r.ParseFromString(w.bytes);
         if (parsed && r.status() == v1::Reply::INVALID) {
@@ -139,6 +145,7 @@ void outbox_state::hand_back_all(std::vector<answer> all) {
         handed_back(ids);
       },
       [this, shared](caf::error& err) {
+        count_message();
         for (auto& a : *shared)
           fail(a.row, "origin: " + caf::to_string(err));
       });
@@ -217,6 +224,7 @@ void outbox_state::send_one(store::outbox_row row) {
   self->request(*dest, d.cfg.request_timeout, cmd_atom::value, wire{sent})
     .then(
       [this, row, step, failed](const wire& w) {
+        count_message();
         v1::Reply reply;
         if (!reply.ParseFromString(w.bytes)) {
           failed(row, "unreadable reply");
@@ -228,7 +236,10 @@ void outbox_state::send_one(store::outbox_row row) {
         }
         answered(answer{row, step.job_id, step.step, std::move(reply)});
       },
-      [row, failed](caf::error& err) { failed(row, caf::to_string(err)); });
+      [row, failed](caf::error& err) {
+        count_message();
+        failed(row, caf::to_string(err));
+      });
 }
 
 void outbox_state::drain() {
@@ -306,14 +317,24 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     st.d.clock = now_ms;
   self->send(self, tick_atom::value);
   return {
-    [self](fresh_atom, const fresh_entries& f) { self->state.fresh(*f.rows); },
+    [self](fresh_atom, const fresh_entries& f) {
+      count_message();
+      self->state.fresh(*f.rows);
+    },
     // Commits wake the sender; many wake-ups before it runs make one drain.
-    [self](kick_atom) { self->state.schedule_drain(); },
+    [self](kick_atom) {
+      count_message();
+      self->state.schedule_drain();
+    },
     [self](drain_atom) {
+      count_message();
       self->state.drain_scheduled = false;
       self->state.drain();
     },
-    [self](tick_atom) { self->state.tick(); },
+    [self](tick_atom) {
+      count_message();
+      self->state.tick();
+    },
   };
 }
 
