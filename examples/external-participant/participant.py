@@ -16,8 +16,14 @@ by a tombstone, so a late provision never brings the data back.
   GET  /calls      every call received, for tests and operators (unsigned)
   GET  /healthz
 
+An export of a user it holds nothing of answers {"user_id": ...} alone:
+Custodian calls /export after every acknowledged erase (request_id
+"<erase request id>/verify") and certifies the erasure only if nothing else
+comes back.
+
 --fail-times N answers 500 to the first N verified calls of each request_id;
---reject-status S answers S to every verified call. Both are for tests.
+--reject-status S answers S to every verified call; --keep-on-erase
+acknowledges erasures and keeps the data. All three are for tests.
 Needs Python 3.11 and the `standardwebhooks` package (requirements.txt).
 """
 import argparse
@@ -54,8 +60,10 @@ def provision(db, m):
     return {"user_id": m["user_id"], "provisioned": True}
 
 
-def erase(db, m):
-    n = db.execute("DELETE FROM accounts WHERE user_id = ?", (m["user_id"],)).rowcount
+def erase(db, m, keep=False):
+    # --keep-on-erase: a broken participant that acknowledges and keeps the
+    # data (Custodian's verification by export must catch it).
+    n = 0 if keep else db.execute("DELETE FROM accounts WHERE user_id = ?", (m["user_id"],)).rowcount
     db.execute("INSERT OR IGNORE INTO tombstones VALUES (?, ?)", (m["user_id"], time.time()))
     return {"user_id": m["user_id"], "erased": n}
 
@@ -64,7 +72,10 @@ def export(db, m):
     rows = db.execute("SELECT user_id, email, display_name, loyalty_points, created_at"
                       " FROM accounts WHERE user_id = ?", (m["user_id"],))
     cols = ["user_id", "email", "display_name", "loyalty_points", "created_at"]
-    return {"user_id": m["user_id"], "accounts": [dict(zip(cols, r)) for r in rows]}
+    accounts = [dict(zip(cols, r)) for r in rows]
+    # Nothing held: the user id alone (Custodian verifies an erase by this
+    # export: any other key is data still held).
+    return {"user_id": m["user_id"], "accounts": accounts} if accounts else {"user_id": m["user_id"]}
 
 
 ACTIONS = {"/provision": provision, "/erase": erase, "/export": export}
@@ -150,7 +161,10 @@ class Participant(BaseHTTPRequestHandler):
             return 500, {"error": "failing on purpose (--fail-times)"}
         if self.server.args.reject_status:
             return self.server.args.reject_status, {"error": "rejecting on purpose (--reject-status)"}
-        result = ACTIONS[self.path](db, msg)
+        if self.path == "/erase":
+            result = erase(db, msg, keep=self.server.args.keep_on_erase)
+        else:
+            result = ACTIONS[self.path](db, msg)
         # An export is a read: answered afresh every time, never stored (a stored
         # copy of the user's data would outlive their erasure).
         if self.path != "/export":
@@ -166,6 +180,8 @@ def main():
     p.add_argument("--secret-file", required=True, help='file holding "whsec_..."')
     p.add_argument("--fail-times", type=int, default=0)
     p.add_argument("--reject-status", type=int, default=0)
+    p.add_argument("--keep-on-erase", action="store_true",
+                   help="acknowledge erasures and keep the data (a broken participant, for tests)")
     args = p.parse_args()
     try:
         with open(args.secret_file) as f:

@@ -5,6 +5,7 @@
 #include "runtime/common/log.hpp"
 #include "runtime/crypto/webhook.hpp"
 #include "runtime/gateway/json.hpp"
+#include "runtime/saga/verify.hpp"
 #include "runtime/service/service_logic.hpp"
 
 #include <httplib.h>
@@ -87,6 +88,42 @@ v1::Reply to_reply(const external_config& c, const char* path, const httplib::Re
   return reply_with(section);
 }
 
+/// What the export after an acknowledged erase says: a 404, or a JSON
+/// object with no key but `user_id`, is empty; a transient failure leaves the
+/// erase unverified (UNAVAILABLE: the outbox asks again, erasure is idempotent).
+v1::Reply verify_by_export(const external_config& c, const httplib::Result& res) {
+  if (!res || transient_status(res->status) || res->status < 200)
+    return make_reply(v1::Reply::UNAVAILABLE,
+                      c.name + " acknowledged the erase but its export could not be read to "
+                               "verify it: "
+                        + (res ? "answered " + std::to_string(res->status)
+                               : httplib::to_string(res.error())));
+  v1::Reply out = make_reply(v1::Reply::OK);
+  auto& v = *out.mutable_verification();
+  v.set_method(saga::export_method);
+  v.set_verified_ms(now_ms());
+  if (res->status == 404) {
+    v.set_passed(true);
+    v.set_checked("export after erase: 404, nothing held");
+    return out;
+  }
+  google::protobuf::Struct section;
+  if (res->status >= 300 || res->body.size() > c.max_answer_bytes
+      || !json::to_struct(res->body, section).empty()) {
+    v.set_checked("export after erase: answered " + std::to_string(res->status)
+                  + " without a readable JSON object");
+    return out;
+  }
+  std::string held;
+  for (auto& [key, value] : section.fields())
+    if (key != "user_id")
+      held += (held.empty() ? "" : ", ") + key;
+  v.set_passed(held.empty());
+  v.set_checked(held.empty() ? "export after erase: empty"
+                             : "export after erase still holds: " + held);
+  return out;
+}
+
 } // namespace
 
 shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg) {
@@ -121,6 +158,18 @@ shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_
         {"webhook-signature", webhook::sign(c->key, env.request_id(), now_s, body)}};
       auto res = client->Post((prefix + call.path).c_str(), headers, body, "application/json");
       auto reply = to_reply(*c, call.path, res, env.command().has_export_user());
+      if (env.command().has_erase_user() && reply.status() == v1::Reply::OK) {
+        // Verified, not taken on trust: what does it export now?
+        auto check = call;
+        check.body.set_request_id(env.request_id() + "/verify");
+        auto check_body = json::print(check.body);
+        httplib::Headers h{
+          {"webhook-id", check.body.request_id()},
+          {"webhook-timestamp", std::to_string(now_s)},
+          {"webhook-signature", webhook::sign(c->key, check.body.request_id(), now_s, check_body)}};
+        reply = verify_by_export(*c, client->Post((prefix + "/export").c_str(), h, check_body,
+                                                  "application/json"));
+      }
       bool failed = reply.status() == v1::Reply::UNAVAILABLE;
       if (failed && !*failing)
         lg->warn("{} {} request={}: {}; the outbox retries", c->name, call.path + 1,

@@ -53,6 +53,10 @@ struct registry {
     .Name("custodian_shard_restarts_total")
     .Help("Shard actors restarted by their supervisor")
     .Register(*reg);
+  prometheus::Family<prometheus::Counter>& verification_failures = prometheus::BuildCounter()
+    .Name("custodian_verification_failures_total")
+    .Help("Erasures whose verification found data of the erased user left, by participant")
+    .Register(*reg);
   prometheus::Family<prometheus::Histogram>& commit_s = prometheus::BuildHistogram()
     .Name("custodian_store_commit_seconds")
     .Help("Duration of one store transaction (a group commit) of a service's writer")
@@ -139,6 +143,25 @@ void delivery(const std::string& origin, const std::string& dest, const char* re
 
 void shard_restart(const std::string& service) {
   get().restarts.Add({{"service", service}}).Increment();
+}
+
+void verification_failure(const std::string& service) {
+  get().verification_failures.Add({{"service", service}}).Increment();
+}
+
+void known_services(const std::vector<std::string>& hosted,
+                    const std::vector<std::string>& participants,
+                    const std::vector<std::string>& all) {
+  auto& r = get();
+  for (auto& s : hosted)
+    r.restarts.Add({{"service", s}});
+  for (auto& s : participants)
+    r.verification_failures.Add({{"service", s}});
+  for (auto& origin : hosted)
+    for (auto& dest : all)
+      if (dest != origin)
+        for (auto* result : {"ok", "retry", "failed"})
+          r.deliveries.Add({{"origin", origin}, {"dest", dest}, {"result", result}});
 }
 
 void store_commit(const std::string& service, double seconds, size_t commands) {

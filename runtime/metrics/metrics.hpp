@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace custodian::metrics {
 
@@ -25,6 +26,15 @@ void job_finished(const std::string& kind, double seconds);
 /// An outbox delivery's outcome: "ok", "retry" or "failed".
 void delivery(const std::string& origin, const std::string& dest, const char* result);
 void shard_restart(const std::string& service);
+/// An erase participant failed its verification (runtime/saga/verify.hpp).
+void verification_failure(const std::string& service);
+/// The services a node knows, so that their counters are exported at 0 from
+/// the start (not missing until the first event): restarts of the services it
+/// hosts, verification failures of every erase participant, deliveries from
+/// each hosted service to every other service (`all`) by result.
+void known_services(const std::vector<std::string>& hosted,
+                    const std::vector<std::string>& participants,
+                    const std::vector<std::string>& all);
 /// One store transaction of `service`'s writer: its duration and how many
 /// commands it carried.
 void store_commit(const std::string& service, double seconds, size_t commands);

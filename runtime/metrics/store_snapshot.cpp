@@ -18,7 +18,8 @@ struct store_reading {
 } // namespace
 
 snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_store>>& stores,
-                     const std::vector<std::string>& job_holders, int64_t now_ms) {
+                     const std::vector<std::string>& job_holders, int64_t now_ms,
+                     const std::vector<std::string>& dests) {
   // A store that cannot be read now (a MongoDB outage) keeps its last reading:
   // an outage must not make a pending erasure or a full outbox look resolved.
   static std::mutex mtx;
@@ -26,6 +27,15 @@ snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_st
   std::lock_guard<std::mutex> g{mtx};
   snapshot out;
   std::map<std::string, int64_t> oldest_running;  // kind -> created_ms
+  // Every known (kind, state) at 0 on a node that holds jobs: a series that
+  // is missing is not a series that is zero (docs/operations.md).
+  for (auto& [svc, st] : stores)
+    if (std::find(job_holders.begin(), job_holders.end(), svc) != job_holders.end())
+      for (auto* kind : {"register", "erase", "export"}) {
+        out.oldest_pending_age_s.emplace(kind, 0.0);
+        for (auto* state : {"running", "held", "done", "failed"})
+          out.jobs[{kind, state}];
+      }
   for (auto& [svc, st] : stores) {
     auto& reading = last[svc];
     try {
@@ -48,6 +58,9 @@ snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_st
         o = o == 0 ? c.oldest_created_ms : std::min(o, c.oldest_created_ms);
       }
     }
+    for (auto& d : dests)
+      if (d != svc)
+        out.outbox[{svc, d}];  // 0 until something waits for it
     for (auto& s : reading.outbox) {
       auto& v = out.outbox[{svc, s.dest}];
       v.depth = s.depth;

@@ -14,7 +14,10 @@
 
 namespace custodian::metrics {
 
+/// `dests`: every service an outbox may send to; each (store's service,
+/// destination) pair is reported, at 0 when nothing waits.
 snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_store>>& stores,
-                     const std::vector<std::string>& job_holders, int64_t now_ms);
+                     const std::vector<std::string>& job_holders, int64_t now_ms,
+                     const std::vector<std::string>& dests = {});
 
 } // namespace custodian::metrics

@@ -1,5 +1,7 @@
 #include "runtime/node/node.hpp"
 
+#include "runtime/metrics/metrics.hpp"
+
 #include "runtime/metrics/store_snapshot.hpp"
 #include "runtime/saga/deadline.hpp"
 
@@ -101,6 +103,9 @@ std::string node::start() {
   for (auto& svc : cfg_.hosted_services())
     if (auto err = spawn_service(svc); !err.empty())
       return err;
+  // Counters of every known service exported at 0 from the start.
+  metrics::known_services(cfg_.hosted_services(), reg_->participants(v1::STEP_ERASE),
+                          reg_->names());
   // External services: adapters that call them over signed HTTP.
   if (auto err = spawn_externals(); !err.empty())
     return err;
@@ -292,8 +297,8 @@ std::string node::spawn_gateway() {
   sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
   gc.admin_secret = hex;
   gc.metrics = cfg_.gateway_metrics;
-  gc.metrics_snapshot = [stores, holders = reg_->job_holders()] {
-    return metrics::read_stores(stores, holders, now_ms());
+  gc.metrics_snapshot = [stores, holders = reg_->job_holders(), names = reg_->names()] {
+    return metrics::read_stores(stores, holders, now_ms(), names);
   };
   gateway_ = std::make_unique<gateway>(sys_, rt_, reg_, membership_, gc);
   return gateway_->start();

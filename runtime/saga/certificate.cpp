@@ -18,6 +18,20 @@ certificate_key current_certificate_key(crypto::keyring& ring) {
   return k;
 }
 
+namespace {
+
+/// NIST SP 800-88 Rev. 1's technique for what a participant's erase does.
+std::string technique_of(const std::string& method) {
+  if (method == "crypto-erase")
+    return "purge (cryptographic erase: the user's data key destroyed; records deleted)";
+  if (method == "retain-pseudonymized")
+    return "purge (cryptographic erase) of what identifies the person; records a retention "
+           "duty keeps, unlinked from the person";
+  return "clear (deletion by the service, verified by its export)";
+}
+
+} // namespace
+
 std::string certificate_json(const v1::JobRecord& job, const std::string& issuer,
                              const service_registry& reg, int64_t issued_ms) {
   v1::ErasureCertificate cert;
@@ -38,7 +52,15 @@ std::string certificate_json(const v1::JobRecord& job, const std::string& issuer
     s->set_service(svc);
     auto done = job.service_done_ms().find(svc);
     s->set_done_ms(done == job.service_done_ms().end() ? job.done_ms() : done->second);
-    s->set_method(reg.erase_method(svc));
+    auto method = reg.erase_method(svc);
+    s->set_method(method);
+    s->set_technique(technique_of(method));
+    s->set_tool(std::string("Custodian ") + CUSTODIAN_VERSION);
+    if (auto v = job.verifications().find(svc); v != job.verifications().end()) {
+      s->set_verified_ms(v->second.verified_ms());
+      s->set_verification_method(v->second.method());
+      s->set_verification(v->second.checked());
+    }
   }
   cert.set_standard("NIST SP 800-88 Rev. 1, certificate of sanitization fields");
   cert.set_verification("Ed25519 signature over exactly these bytes; public keys at GET /v1/keys");

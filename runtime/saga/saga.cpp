@@ -2,6 +2,7 @@
 
 #include "runtime/saga/certificate.hpp"
 #include "runtime/saga/deadline.hpp"
+#include "runtime/saga/verify.hpp"
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
@@ -312,7 +313,9 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
   out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
   // The coordinator's own share is done in this very commit (its records of
   // the user are on this shard): one round trip less.
-  if (job.services().count(service_) > 0) {
+  // (Alone, it is a participant like any other: its share is verified after
+  // its commit, before the job may be done.)
+  if (job.services().count(service_) > 0 && job.services().size() > 1) {
     auto mine = step_envelope(env, job.job_id(), "erase", service_, env.user_id(),
                               service_ + "@" + node_);
     mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
@@ -330,8 +333,6 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
     append_all(out.commit.index_puts, share.commit.index_puts);
     append_all(out.commit.destroy_keys, share.commit.destroy_keys);
     mark(job, service_, v1::STEP_DONE);
-    if (job.state() == v1::JOB_DONE)  // the coordinator was the only participant
-      issue_certificate(job, node_, *reg_, *keys_, st, out.commit);
   }
   begin_steps(out, job, env);
   return std::nullopt;
@@ -356,6 +357,39 @@ void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::
   }
 }
 
+bool coordinator::take_verification(v1::JobRecord& job, const std::string& dest,
+                                    const v1::Reply& reply) {
+  std::string why;
+  if (!reply.has_verification())
+    why = "answered erase without a verification";
+  else if (!reply.verification().passed())
+    why = "verification failed (" + reply.verification().method() + "): "
+          + reply.verification().checked();
+  if (reply.has_verification())
+    (*job.mutable_verifications())[dest] = reply.verification();
+  if (why.empty())
+    return true;
+  if (job.error().empty())
+    job.set_error(dest + " " + why);
+  verification_failed(dest);
+  log::get(service_)->error("erase job={}: {} {}", job.job_id(), dest, why);
+  return false;
+}
+
+bool coordinator::verify_own(v1::JobRecord& job, const v1::Envelope& env, store::event_store& st) {
+  // The coordinator's own share was erased in the commit that accepted the
+  // job (begin_erase); it is verified once every other participant is.
+  if (job.services().count(service_) == 0 || job.verifications().count(service_) > 0)
+    return true;
+  v1::Reply own = make_reply(v1::Reply::OK);
+  *own.mutable_verification() = verify_store_erasure(st, env.user_id());
+  if (take_verification(job, service_, own))
+    return true;
+  job.set_state(v1::JOB_FAILED);
+  (*job.mutable_services())[service_] = v1::STEP_FAILED;
+  return false;
+}
+
 outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
                                pending_jobs* pending) {
   outcome out;
@@ -378,6 +412,8 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
   if (!step_of_job)
     return out;  // e.g. a failed register's compensating erase was acknowledged
   bool ok = del.reply().status() == v1::Reply::OK;
+  if (ok && job->kind() == v1::JOB_ERASE)
+    ok = take_verification(*job, del.dest(), del.reply());
   if (ok && job->kind() == v1::JOB_EXPORT)
     (*job->mutable_sections())[del.dest()] = keys_->seal(
       job->user_id(), del.reply().SerializeAsString(), "job/" + job->job_id() + "/" + del.dest());
@@ -386,7 +422,7 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
     job->set_error(del.dest() + " refused: " + del.reply().message());
   if (job->kind() == v1::JOB_REGISTER && job->state() == v1::JOB_FAILED)
     compensate(out, *job, env);
-  if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE)
+  if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE && verify_own(*job, env, st))
     issue_certificate(*job, node_, *reg_, *keys_, st, out.commit);
   if (job->state() != v1::JOB_RUNNING)
     log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),

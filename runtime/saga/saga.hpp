@@ -127,6 +127,12 @@ private:
   outcome record_audit(const v1::Envelope& env);
   outcome list_audit(const v1::ListAudit& q, store::event_store& st);
   outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
+  /// Keeps `dest`'s verification in the job; false (and the job's error, a
+  /// metric, a log line) when it is missing or failed.
+  bool take_verification(v1::JobRecord& job, const std::string& dest, const v1::Reply& reply);
+  /// Verifies the coordinator's own share of a job all of whose participants
+  /// are done; a failure fails the job (no certificate).
+  bool verify_own(v1::JobRecord& job, const v1::Envelope& env, store::event_store& st);
   outcome get_job(const v1::Envelope& env, store::event_store& st);
   outcome list_jobs(const v1::ListJobs& q, store::event_store& st);
   outcome extend(const v1::Envelope& env, store::event_store& st);

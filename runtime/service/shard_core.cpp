@@ -2,6 +2,7 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/metrics/metrics.hpp"
+#include "runtime/saga/verify.hpp"
 
 #include "runtime/common/log.hpp"
 #include "runtime/service/helpers.hpp"
@@ -82,6 +83,29 @@ shard_core::prepared shard_core::prepare(const std::string& envelope_bytes) {
 }
 
 shard_core::prepared shard_core::prepare(const v1::Envelope& env) {
+  auto p = prepare_command(env);
+  if (env.command().kind_case() == v1::Command::kEraseUser) {
+    if (p.answered)  // nothing to write (e.g. a redelivery): verified now
+      verify(env.user_id(), p.answered->reply);
+    else
+      p.verify_user = env.user_id();
+  }
+  return p;
+}
+
+void shard_core::verify(const std::string& user_id, v1::Reply& reply) {
+  if (reply.status() != v1::Reply::OK || user_id.empty())
+    return;
+  try {
+    *reply.mutable_verification() = saga::verify_store_erasure(*store_, user_id);
+  } catch (const std::exception& e) {
+    // Unread is not verified: the coordinator retries the step.
+    log::get(logic_->name())->warn("erase verification could not read the store: {}", e.what());
+    reply = make_reply(v1::Reply::UNAVAILABLE, "the erasure could not be verified: store unreadable");
+  }
+}
+
+shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
   prepared p;
   auto answer = [&p](v1::Reply r, bool redelivery = false) {
     p.answered = result{std::move(r), false, redelivery, nullptr};
@@ -194,6 +218,8 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
     fresh = std::move(rows);
   }
   bool wrote = fresh || !p.commit->outbox.empty();
+  if (!p.verify_user.empty())
+    verify(p.verify_user, p.reply);
   return {std::move(p.reply), wrote, false, std::move(fresh)};
 }
 

@@ -52,6 +52,9 @@ public:
     v1::Reply reply;
     v1::Reply conflict_reply;
     std::string request_id;
+    /// An EraseUser: once its commit is durable, the answer carries the
+    /// runtime's verification of the store for this user (saga/verify.hpp).
+    std::string verify_user;
   };
 
   /// Processes one serialized Envelope, applying its commit on its own.
@@ -84,6 +87,10 @@ public:
   const std::shared_ptr<store::event_store>& store_handle() const { return store_; }
 
 private:
+  prepared prepare_command(const v1::Envelope& env);
+  /// An OK answer to EraseUser gets the verification of what is left of the user.
+  void verify(const std::string& user_id, v1::Reply& reply);
+
   std::shared_ptr<service_logic> logic_;
   std::shared_ptr<store::event_store> store_;
   std::shared_ptr<crypto::keyring> keys_;

@@ -315,7 +315,11 @@ public:
   /// How many records of `user_id` an erasure of the user would delete from
   /// this store now: its events, dedup records, index rows, jobs and personal
   /// outbox entries (not counting tombstones, which an erasure adds).
-  virtual int64_t erase_count(const std::string& user_id) = 0;
+  /// `personal_only`: not the plain dedup records either (a status without a
+  /// body, no personal data), which commands about the user leave after its
+  /// erasure: zero after an erasure, and the runtime verifies erasures with it
+  /// (saga/verify.hpp).
+  virtual int64_t erase_count(const std::string& user_id, bool personal_only = false) = 0;
   /// Audit entries of this store (a shared store: of the shards this node
   /// holds), newest first, with ids below `before_id` ("" = from the newest).
   virtual std::vector<audit_row> audit_list(const std::string& before_id, size_t limit) = 0;

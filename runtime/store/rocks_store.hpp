@@ -67,7 +67,7 @@ public:
   std::optional<job_row> job_get(const std::string& job_id) override;
   std::vector<job_row> jobs_list(const job_query& q) override;
   std::vector<job_count> job_counts() override;
-  int64_t erase_count(const std::string& user_id) override;
+  int64_t erase_count(const std::string& user_id, bool personal_only = false) override;
   std::vector<audit_row> audit_list(const std::string& before_id, size_t limit) override;
   std::vector<outbox_row> outbox_due(int64_t now_ms, size_t limit,
                                      const std::vector<std::string>& skip_dests = {},

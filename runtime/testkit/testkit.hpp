@@ -104,6 +104,9 @@ public:
   static v1::Envelope sent(const store::outbox_row& row);
   /// The hand-back of `reply` for `row`, as the outbox sender makes it.
   static v1::Envelope delivered(const store::outbox_row& row, const v1::Reply& reply);
+  /// A participant's answer to EraseUser as its shard gives it: OK with a
+  /// passing verification (a fake participant's, for the coordinator's tests).
+  static v1::Reply verified_erase();
   /// Answers every due entry (`answer(dest, sent)`; default: OK) and hands the
   /// answers back. Returns how many were settled.
   size_t settle_outbox(

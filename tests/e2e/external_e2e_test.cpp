@@ -76,10 +76,40 @@ BOOST_AUTO_TEST_CASE(register_export_and_erase_reach_the_participant) {
   auto erased = x.f->api->wait_job(job_id, "");
   BOOST_TEST(erased.state() == "done");
   BOOST_TEST(erased.services().at("crm") == "done");
+  BOOST_TEST(x.f->api->raw("GET", "/v1/jobs/" + job_id + "/certificate").status == 200);
   auto calls = x.crm.calls();
   BOOST_TEST(has_call(calls, job_id + "/erase/crm", "/erase"));
   for (auto& c : calls)
     BOOST_TEST(c.verified, c.path << " " << c.request_id);  // every call was signed right
+}
+
+BOOST_AUTO_TEST_CASE(a_participant_that_acknowledges_erase_and_keeps_the_data_fails_the_job) {
+  // crm answers 200 to /erase and keeps the account (--keep-on-erase): the
+  // runtime calls its export after the erase, finds the account, and the job
+  // ends failed, naming crm and the check, with no certificate.
+  external_fixture x{{"--keep-on-erase"}};
+  auto u = x.f->make_user("keeper");
+  auto job_id = x.erase(u);
+  auto erased = x.f->api->wait_job(job_id, "");
+  BOOST_TEST(erased.state() == "failed");
+  BOOST_TEST(erased.services().at("crm") == "failed");
+  BOOST_TEST(erased.error() == "crm verification failed (export after erase): export after erase "
+                               "still holds: accounts", erased.error());
+  for (auto& svc : all_services())
+    BOOST_TEST(erased.services().at(svc) == "done", svc);  // the native ones did erase
+  BOOST_TEST(x.f->api->raw("GET", "/v1/jobs/" + job_id + "/certificate").status == 409);  // none
+  // The fault landed where it claims: crm acknowledged the erase, and was
+  // asked for its export afterwards (signed, request id <erase>/verify).
+  auto calls = x.crm.calls();
+  BOOST_TEST(has_call(calls, job_id + "/erase/crm", "/erase"));
+  bool verified_by_export = false;
+  for (auto& c : calls)
+    verified_by_export = verified_by_export
+                         || (c.path == "/export" && c.verified && c.request_id.find("/verify") != std::string::npos);
+  BOOST_TEST(verified_by_export);
+  auto m = x.f->api->raw("GET", "/metrics");
+  BOOST_TEST(m.body.find("custodian_verification_failures_total{service=\"crm\"} 1")
+               != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(erasures_wait_for_a_stopped_participant_and_finish_after_its_restart) {

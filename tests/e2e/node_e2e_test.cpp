@@ -64,7 +64,7 @@ BOOST_FIXTURE_TEST_CASE(register_update_watch_export_erase, e2e_fixture) {
   BOOST_TEST_REQUIRE(d.status == 202, d.body);
   auto erase_job = api_client::parse<v1::JobAccepted>(d).job_id();
   auto erased = api->wait_job(erase_job);  // readable by id alone
-  BOOST_TEST(erased.state() == "done");
+  BOOST_TEST(erased.state() == "done", erased.error());
   BOOST_TEST(erased.kind() == "erase");
   for (auto& svc : all_services())
     BOOST_TEST(erased.services().at(svc) == "done");

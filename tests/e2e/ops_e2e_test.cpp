@@ -31,6 +31,31 @@ std::string promtool_check(const temp_dir& dir, const std::string& text) {
 
 } // namespace
 
+BOOST_FIXTURE_TEST_CASE(every_family_is_exported_from_the_start_with_its_known_label_sets,
+                        e2e_fixture) {
+  // Before anything happened: nothing pending, nothing restarted, nothing
+  // failed — each of these is a series at 0, not a missing one.
+  auto m = metrics_of(*api);
+  for (auto& svc : all_services()) {
+    BOOST_TEST(m.value("custodian_shard_restarts_total", {{"service", svc}}) == 0, svc);
+    BOOST_TEST(m.value("custodian_verification_failures_total", {{"service", svc}}) == 0, svc);
+    for (auto& dest : all_services())
+      if (dest != svc) {
+        std::map<std::string, std::string> l{{"origin", svc}, {"dest", dest}};
+        BOOST_TEST(m.value("custodian_outbox_depth", l) == 0, svc << "->" << dest);
+        BOOST_TEST(m.value("custodian_outbox_oldest_age_seconds", l) == 0, svc << "->" << dest);
+        l["result"] = "failed";
+        BOOST_TEST(m.value("custodian_deliveries_total", l) == 0, svc << "->" << dest);
+      }
+  }
+  for (auto* kind : {"register", "erase", "export"}) {
+    BOOST_TEST(m.value("custodian_jobs", {{"kind", kind}, {"state", "running"}}) == 0, kind);
+    BOOST_TEST(m.value("custodian_jobs_oldest_pending_age_seconds", {{"kind", kind}}) == 0, kind);
+  }
+  // And a series that is not there is an error, not 0.
+  BOOST_CHECK_THROW(m.value("custodian_no_such_family"), std::runtime_error);
+}
+
 BOOST_FIXTURE_TEST_CASE(metrics_move_by_what_the_workload_did, e2e_fixture) {
   auto admin = make_admin(node.url(), data, *api);
   std::vector<user_session> users;
@@ -56,13 +81,14 @@ BOOST_FIXTURE_TEST_CASE(metrics_move_by_what_the_workload_did, e2e_fixture) {
   std::string text;
   wait_until([&] {
     text = api->raw("GET", "/metrics").body;
-    return scrape{text}.value("custodian_job_duration_seconds_count", {{"kind", "erase"}})
-           - before.value("custodian_job_duration_seconds_count", {{"kind", "erase"}})
+    return scrape{text}.value_or(0, "custodian_job_duration_seconds_count", {{"kind", "erase"}})
+           - before.value_or(0, "custodian_job_duration_seconds_count", {{"kind", "erase"}})
            >= erasures;
   });
   scrape after{text};
   auto moved = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
-    return after.value(name, labels) - before.value(name, labels);
+    // The series must exist after; before, it may not have yet.
+    return after.value(name, labels) - before.value_or(0, name, labels);
   };
   BOOST_TEST(moved("custodian_http_requests_total",
                    {{"route", "/v1/users"}, {"method", "POST"}, {"code", "201"}}) == registrations);

@@ -166,6 +166,14 @@ BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
     BOOST_TEST(s.done_ms() <= cert.done_ms());
     BOOST_TEST(s.method() == (s.service() == "billing" ? "retain-pseudonymized" : "crypto-erase"),
                s.service() << ": " << s.method());
+    // Verified by the runtime reading the service's store after its erase.
+    BOOST_TEST(s.verification_method() == "store read by the runtime", s.service());
+    BOOST_TEST(s.verification() == "0 records of the user, key absent, tombstone present",
+               s.service() << ": " << s.verification());
+    BOOST_TEST(s.verified_ms() >= s.done_ms() - 1000, s.service());
+    BOOST_TEST(s.verified_ms() <= cert.issued_ms(), s.service());
+    BOOST_TEST(s.technique().find("purge") == 0u, s.service() << ": " << s.technique());
+    BOOST_TEST(s.tool().find("Custodian ") == 0u);
   }
   // No personal data in it.
   for (auto& needle : {u.user_id, u.email, u.name, std::string("Grace")})
@@ -178,7 +186,9 @@ BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
   std::ofstream(keys_file) << keys.body;
   std::string py = std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3 "
                    + CUSTODIAN_SOURCE_DIR + "/tests/ops/verify_certificate.py ";
-  auto ok_py = run_command(py + cert_file + " " + keys_file);
+  // Its own tool checks the format too: the JSON Schema in docs/.
+  auto ok_py = run_command(py + cert_file + " " + keys_file + " " + CUSTODIAN_SOURCE_DIR
+                           + "/docs/certificate.schema.json");
   BOOST_TEST(ok_py.code == 0, ok_py.out);
   BOOST_TEST(ok_py.out.find("valid: erasure certificate of job " + id) != std::string::npos);
   auto ok_ctl = run_ctl("--url " + f.node.url() + " verify-certificate " + cert_file);

@@ -2,14 +2,15 @@
 """Checks a Custodian erasure certificate with an Ed25519 implementation other
 than the node's (pyca/cryptography, on OpenSSL; the node signs with libsodium).
 
-    verify_certificate.py CERTIFICATE.json KEYS.json
+    verify_certificate.py CERTIFICATE.json KEYS.json [SCHEMA.json]
 
 CERTIFICATE.json: the answer of GET /v1/jobs/{id}/certificate
 ({"certificate", "signature", "key_id"}, base64url without padding).
 KEYS.json: the answer of GET /v1/keys ({"keys": [{"key_id", "alg", "public_key"}]}).
 Exit 0 and the certificate's JSON when the signature holds under the key the
 certificate names (and that key's id is the BLAKE2b-256 of it, first 8 bytes);
-exit 1 with a sentence otherwise.
+exit 1 with a sentence otherwise. With SCHEMA.json (docs/certificate.schema.json)
+the certificate's JSON must also be valid under that JSON Schema (jsonschema).
 """
 import base64
 import hashlib
@@ -25,7 +26,7 @@ def unb64url(text):
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     with open(argv[1]) as f:
@@ -51,6 +52,15 @@ def main(argv):
         return 1
     cert = json.loads(body)
     print(json.dumps(cert, indent=2, sort_keys=True))
+    if len(argv) == 4:
+        import jsonschema
+        with open(argv[3]) as f:
+            schema = json.load(f)
+        try:
+            jsonschema.Draft202012Validator(schema).validate(cert)
+        except jsonschema.ValidationError as e:
+            print(f"invalid: not a certificate as {argv[3]} describes it: {e.message}")
+            return 1
     print(f"valid: erasure certificate of job {cert.get('job_id')} signed by key {key['key_id']}")
     return 0
 

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace custodian::test {
@@ -32,7 +33,9 @@ inline user_session make_admin(const std::string& url, const std::string& data,
 
 /// One scrape: `name{labels}` as printed (labels in the server's order) ->
 /// value. value() looks a series up by name and a subset of its labels and
-/// sums what matches (0 when nothing does: a counter not moved yet).
+/// sums what matches; a series that is not there is an error, never 0 (a
+/// missing family must not pass a `== 0` check). value_or() is for a series
+/// that may rightly not exist yet (a label set first seen later).
 struct scrape {
   std::map<std::string, double> series;
 
@@ -48,18 +51,41 @@ struct scrape {
   }
 
   double value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
-    double sum = 0;
-    for (auto& [key, v] : series) {
-      auto brace = key.find('{');
-      if (key.substr(0, brace) != name)
-        continue;
-      bool all = true;
-      for (auto& [k, want] : labels)
-        all = all && key.find(k + "=\"" + want + "\"") != std::string::npos;
-      if (all)
-        sum += v;
+    if (!has(name, labels)) {
+      std::string what = name + "{";
+      for (auto& [k, v] : labels)
+        what += k + "=\"" + v + "\",";
+      throw std::runtime_error("no series " + what + "} in the scrape");
     }
+    return value_or(0, name, labels);
+  }
+  bool has(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+    for (auto& [key, v] : series)
+      if (matches(key, name, labels))
+        return true;
+    return false;
+  }
+  double value_or(double none, const std::string& name,
+                  const std::map<std::string, std::string>& labels = {}) const {
+    if (!has(name, labels))
+      return none;
+    double sum = 0;
+    for (auto& [key, v] : series)
+      if (matches(key, name, labels))
+        sum += v;
     return sum;
+  }
+
+private:
+  static bool matches(const std::string& key, const std::string& name,
+                      const std::map<std::string, std::string>& labels) {
+    auto brace = key.find('{');
+    if (key.substr(0, brace) != name)
+      return false;
+    for (auto& [k, want] : labels)
+      if (key.find(k + "=\"" + want + "\"") == std::string::npos)
+        return false;
+    return true;
   }
 };
 

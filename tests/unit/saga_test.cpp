@@ -7,6 +7,7 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/gateway/json.hpp"
 #include "runtime/saga/saga.hpp"
+#include "runtime/saga/verify.hpp"
 #include "runtime/testkit/testkit.hpp"
 
 #include <google/protobuf/struct.pb.h>
@@ -174,7 +175,7 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
   BOOST_TEST_REQUIRE(due.size() + 1 == registry().participants(v1::STEP_ERASE).size());
   for (size_t i = 0; i < due.size(); ++i) {
     BOOST_TEST(!due[i].personal);
-    BOOST_TEST(kit.run(kit.delivered(due[i], make_reply(v1::Reply::OK))).reply.status()
+    BOOST_TEST(kit.run(kit.delivered(due[i], testkit::service_kit::verified_erase())).reply.status()
                == v1::Reply::OK);
     auto job = kit.job(job_id);
     BOOST_TEST(job->services().at(due[i].dest) == v1::STEP_DONE);
@@ -186,6 +187,66 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
   BOOST_TEST(status.state() == "done");
 }
 
+BOOST_AUTO_TEST_CASE(an_erase_is_certified_only_with_every_participants_verification) {
+  // Every participant answers OK; one answers without the runtime's
+  // verification (as a shard that took the erase on trust would), another
+  // with a verification that found data left: the job fails, names both
+  // checks in its error or records, and carries no certificate.
+  for (int variant = 0; variant < 2; ++variant) {
+    auto coordinator = registry().coordinator(v1::JOB_ERASE);
+    testkit::service_kit kit{coordinator};
+    auto uid = new_id();
+    kit.provision(uid);
+    auto job_id = start(kit, uid, true);
+    auto due = kit.outbox();
+    BOOST_TEST_REQUIRE(due.size() >= 2u);
+    auto bad = testkit::service_kit::verified_erase();
+    if (variant == 0) {
+      bad.clear_verification();
+    } else {
+      bad.mutable_verification()->set_passed(false);
+      bad.mutable_verification()->set_checked("3 records of the user, key absent, tombstone present");
+    }
+    kit.run(kit.delivered(due[0], bad));
+    for (size_t i = 1; i < due.size(); ++i)
+      kit.run(kit.delivered(due[i], testkit::service_kit::verified_erase()));
+    auto job = kit.job(job_id);
+    BOOST_TEST_REQUIRE(job.has_value());
+    BOOST_TEST(job->state() == v1::JOB_FAILED, variant);
+    BOOST_TEST(job->services().at(due[0].dest) == v1::STEP_FAILED);
+    BOOST_TEST(job->error().find(due[0].dest) == 0u, job->error());
+    BOOST_TEST(job->error().find(variant == 0 ? "without a verification" : "3 records")
+                 != std::string::npos, job->error());
+    BOOST_TEST(job->certificate().empty());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_certificate_names_each_services_verification_and_technique) {
+  auto coordinator = registry().coordinator(v1::JOB_ERASE);
+  testkit::service_kit kit{coordinator};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, true);
+  kit.settle_outbox();
+  auto job = kit.job(job_id);
+  BOOST_TEST_REQUIRE(job.has_value());
+  BOOST_TEST_REQUIRE(job->state() == v1::JOB_DONE, job->error());
+  v1::ErasureCertificate cert;
+  BOOST_TEST_REQUIRE(json::parse(job->certificate(), cert).empty());
+  BOOST_TEST(cert.services_size() == static_cast<int>(registry().participants(v1::STEP_ERASE).size()));
+  for (auto& s : cert.services()) {
+    BOOST_TEST(s.verified_ms() > 0, s.service());
+    BOOST_TEST(!s.verification().empty(), s.service());
+    BOOST_TEST(s.verification_method() == saga::store_read_method, s.service());
+    BOOST_TEST(s.technique().find("purge") == 0u, s.service());
+    BOOST_TEST(s.tool().find("Custodian ") == 0u);
+  }
+  // The coordinator's own share was read from its store by the runtime.
+  for (auto& s : cert.services())
+    if (s.service() == coordinator)
+      BOOST_TEST(s.verification() == "0 records of the user, key absent, tombstone present");
+}
+
 BOOST_AUTO_TEST_CASE(hand_backs_that_arrive_together_share_one_commit) {
   testkit::service_kit kit{registry().coordinator(v1::JOB_ERASE)};
   auto uid = new_id();
@@ -195,7 +256,7 @@ BOOST_AUTO_TEST_CASE(hand_backs_that_arrive_together_share_one_commit) {
   BOOST_TEST_REQUIRE(due.size() >= 2u);
   std::vector<v1::Envelope> batch;
   for (auto& row : due)
-    batch.push_back(kit.delivered(row, make_reply(v1::Reply::OK)));
+    batch.push_back(kit.delivered(row, testkit::service_kit::verified_erase()));
   auto p = kit.core().prepare_delivered(batch);
   BOOST_TEST_REQUIRE(p.commit != nullptr);
   BOOST_TEST(p.commit->outbox_acks.size() == due.size());
@@ -269,7 +330,7 @@ BOOST_AUTO_TEST_CASE(the_real_outbox_sender_retries_an_unavailable_participant) 
     BOOST_TEST(sent.command().erase_user().job_id() == job_id);
     if (++calls[dest] <= 2 && dest == flaky)
       return make_reply(v1::Reply::UNAVAILABLE, "not now");
-    return make_reply(v1::Reply::OK);
+    return testkit::service_kit::verified_erase();
   };
   BOOST_TEST(kit.run_outbox(answer) == 1);  // all but the flaky one delivered
   BOOST_TEST(kit.job(job_id)->services().at(flaky) == v1::STEP_PENDING);

@@ -103,7 +103,7 @@ std::vector<job_row> mongo_store::jobs_list(const job_query& q) {
   return out;
 }
 
-int64_t mongo_store::erase_count(const std::string& user_id) {
+int64_t mongo_store::erase_count(const std::string& user_id, bool personal_only) {
   auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
@@ -111,7 +111,11 @@ int64_t mongo_store::erase_count(const std::string& user_id) {
     return own(BCON_NEW(field, BCON_UTF8(user_id.c_str())));
   };
   auto personal = own(BCON_NEW("user_id", BCON_UTF8(user_id.c_str()), "personal", BCON_BOOL(true)));
-  return cl.count("events", by_user("stream").get()) + cl.count("inbox", by_user("user_id").get())
+  int64_t inbox = 0;  // personal_only: not a plain dedup record ('P')
+  cl.find("inbox", by_user("user_id").get(), nullptr, [&](const bson_t* d) {
+    inbox += !personal_only || get_bytes(d, "outcome").rfind('P', 0) != 0;
+  });
+  return cl.count("events", by_user("stream").get()) + inbox
          + cl.count("idx", by_user("user_id").get()) + cl.count("jobs", by_user("user_id").get())
          + cl.count("outbox", personal.get());
 }

@@ -165,14 +165,14 @@ std::vector<job_count> rocks_store::job_counts() {
   return out;
 }
 
-int64_t rocks_store::erase_count(const std::string& user_id) {
+int64_t rocks_store::erase_count(const std::string& user_id, bool personal_only) {
   auto d = db();
   // What an erasure deletes (apply.cpp): not the audit references.
   int64_t n = 0;
   for (char tag : {'e', 'i', 'x', 'j', 'o'}) {
     scan s{d->db(), cf_, keys::user(user_id, tag)};
     for (s.first(); s.ok(); s.next())
-      ++n;
+      n += !personal_only || tag != 'i' || s.value().substr(0, 1) != "P";  // 'P': a plain dedup record
   }
   return n;
 }

@@ -80,16 +80,16 @@ std::vector<job_row> sqlite_store::jobs_list(const job_query& q) {
   return out;
 }
 
-int64_t sqlite_store::erase_count(const std::string& user_id) {
+int64_t sqlite_store::erase_count(const std::string& user_id, bool personal_only) {
   auto& c = reader();
   lock g{c.mtx};
   // The same rows erase_users deletes (apply, below).
   stmt s{c, "SELECT (SELECT COUNT(*) FROM events WHERE stream = ?1)"
-            " + (SELECT COUNT(*) FROM inbox WHERE user_id = ?1)"
+            " + (SELECT COUNT(*) FROM inbox WHERE user_id = ?1 AND (?2 = 0 OR substr(outcome, 1, 1) <> X'50'))"  // 'P'
             " + (SELECT COUNT(*) FROM idx WHERE user_id = ?1)"
             " + (SELECT COUNT(*) FROM jobs WHERE user_id = ?1)"
             " + (SELECT COUNT(*) FROM outbox WHERE user_id = ?1 AND personal = 1)"};
-  s.bind(1, user_id);
+  s.bind(1, user_id).bind(2, static_cast<int64_t>(personal_only));
   s.step();
   return s.i64(0);
 }
