@@ -418,6 +418,27 @@ BOOST_FIXTURE_TEST_CASE(jobs_list_newest_first_with_filters_and_counts, fixture)
   BOOST_TEST(st->erase_count("nobody") == 0);
 }
 
+BOOST_FIXTURE_TEST_CASE(the_erase_verification_count_leaves_out_plain_dedup_records_only,
+                        fixture) {
+  // After an erasure, commands about the user leave plain dedup records ('P':
+  // a status, no body); those are not personal data, every other record is.
+  commit before;
+  before.events = {{"u1", "profile"}};
+  before.inbox = inbox_row{"req-sealed", "u1", "S<sealed reply with a body>"};
+  BOOST_TEST_REQUIRE(st->apply(before).ok());
+  commit plain;
+  plain.inbox = inbox_row{"req-plain", "u1", "P<status only>"};
+  BOOST_TEST_REQUIRE(st->apply(plain).ok());
+  BOOST_TEST(st->erase_count("u1") == 3);
+  BOOST_TEST(st->erase_count("u1", true) == 2);  // the event and the sealed record
+  BOOST_TEST_REQUIRE(st->apply(erasure("u1", 0)).ok());
+  commit after;  // the erase's own dedup record, written with it
+  after.inbox = inbox_row{"req-erase", "u1", "P<ok>"};
+  BOOST_TEST_REQUIRE(st->apply(after).ok());
+  BOOST_TEST(st->erase_count("u1", true) == 0);
+  BOOST_TEST(st->erase_count("u1") == 1);
+}
+
 BOOST_FIXTURE_TEST_CASE(closed_store_reports_unavailable, fixture) {
   st->close();
   commit c;

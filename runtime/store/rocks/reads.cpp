@@ -167,12 +167,17 @@ std::vector<job_count> rocks_store::job_counts() {
 
 int64_t rocks_store::erase_count(const std::string& user_id, bool personal_only) {
   auto d = db();
-  // What an erasure deletes (apply.cpp): not the audit references.
+  // What an erasure deletes (apply.cpp): not the audit references. One pass
+  // over the user's prefix (the erase verification reads it after every erase).
   int64_t n = 0;
-  for (char tag : {'e', 'i', 'x', 'j', 'o'}) {
-    scan s{d->db(), cf_, keys::user(user_id, tag)};
-    for (s.first(); s.ok(); s.next())
-      n += !personal_only || tag != 'i' || s.value().substr(0, 1) != "P";  // 'P': a plain dedup record
+  scan s{d->db(), cf_, keys::user(user_id)};
+  for (s.first(); s.ok(); s.next()) {
+    auto rest = s.rest();
+    char tag = rest.empty() ? '\0' : rest.front();
+    if (tag == 'i')
+      n += !personal_only || s.value().substr(0, 1) != "P";  // 'P': a plain dedup record
+    else
+      n += tag == 'e' || tag == 'x' || tag == 'j' || tag == 'o';
   }
   return n;
 }
