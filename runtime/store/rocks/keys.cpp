@@ -37,11 +37,23 @@ void node_db::open_keys() {
                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON");
   exec(keys_, "CREATE TABLE IF NOT EXISTS keys (user_id TEXT NOT NULL, service TEXT NOT NULL, "
            "sealed BLOB NOT NULL, PRIMARY KEY (user_id, service)) WITHOUT ROWID");
+  keys_read_.path = keys_.path;
+  if (sqlite3_open_v2(keys_read_.path.c_str(), &keys_read_.db,
+                      SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr)
+      != SQLITE_OK) {
+    std::string msg = keys_read_.db ? sqlite3_errmsg(keys_read_.db) : "out of memory";
+    sqlite3_close(keys_read_.db);
+    keys_read_.db = nullptr;
+    throw store_error(errc::unavailable, "cannot open " + keys_.path + " for reading: " + msg);
+  }
+  sqlite3_busy_timeout(keys_read_.db, 5000);
 }
 
 std::optional<std::string> node_db::key_get(const std::string& svc, const std::string& user) {
-  lock g{keys_.mtx};
-  stmt s{keys_, "SELECT sealed FROM keys WHERE user_id = ?1 AND service = ?2"};
+  // Read-your-writes holds: every write on keys_ is committed before its
+  // lock is released, and a new read transaction sees every commit.
+  lock g{keys_read_.mtx};
+  stmt s{keys_read_, "SELECT sealed FROM keys WHERE user_id = ?1 AND service = ?2"};
   s.bind(1, user).bind(2, svc);
   if (s.step())
     return s.str(0);

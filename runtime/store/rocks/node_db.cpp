@@ -137,6 +137,12 @@ node_db::~node_db() {
     db_->DestroyColumnFamilyHandle(h);
   scrubbed = db_->Close().ok() && scrubbed;
   delete db_;
+  if (keys_read_.db) {  // closed first: the last checkpoint waits for no reader
+    for (auto& [sql, st] : keys_read_.cache)
+      sqlite3_finalize(st);
+    sqlite3_close(keys_read_.db);
+    keys_read_.db = nullptr;
+  }
   if (keys_.db) {
     for (auto& [sql, st] : keys_.cache)
       sqlite3_finalize(st);

@@ -70,6 +70,10 @@ private:
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;
 
   sqlite_store::conn keys_;  ///< the key file (its statements cached; its lock)
+  /// A second, read-only connection for key lookups (the erase verification
+  /// after every erase): in WAL mode it reads while keys_ writes, instead of
+  /// waiting behind the writer's key deletions on keys_'s lock.
+  sqlite_store::conn keys_read_;
   bool sync_ = true;
 
   int key_scrub_ms_;
