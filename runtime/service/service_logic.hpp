@@ -18,6 +18,15 @@
 
 namespace custodian {
 
+/// CONFLICT (409), nothing written: what a unique-key conflict answers unless
+/// the logic says otherwise (never success).
+inline v1::Reply default_conflict_reply() {
+  v1::Reply r;
+  r.set_status(v1::Reply::CONFLICT);
+  r.set_message("a unique key is taken: nothing was written");
+  return r;
+}
+
 struct outcome {
   v1::Reply reply;
   store::commit commit;
@@ -25,7 +34,7 @@ struct outcome {
   /// the same commit, so a redelivery gets the same answer and changes nothing.
   bool record_in_inbox = false;
   /// Answer when the commit hits a unique-key conflict (nothing was applied).
-  v1::Reply conflict_reply;
+  v1::Reply conflict_reply = default_conflict_reply();
 };
 
 /// What a service's logic may read of its own store: no writes (the runtime

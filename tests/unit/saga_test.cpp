@@ -73,6 +73,36 @@ BOOST_AUTO_TEST_CASE(registry_names_one_coordinator_per_kind_and_the_identity_in
   BOOST_CHECK_THROW(empty.add(bad), std::invalid_argument);
 }
 
+namespace {
+
+/// A fake service (this test only): claims a unique key for every command and
+/// forgets to say what a conflict answers.
+struct fake_claiming_logic final : service_logic {
+  std::string name_ = "claims";
+  const std::string& name() const override { return name_; }
+  outcome handle(const v1::Envelope& env, store_view&) override {
+    outcome out;
+    out.reply = make_reply(v1::Reply::OK);
+    out.commit.index_puts = {{"handle", "taken-handle", env.user_id(), ""}};
+    return out;  // conflict_reply left as it is
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_conflict_the_logic_did_not_answer_is_a_conflict_not_success) {
+  service_descriptor d;
+  d.name = "claims";
+  d.make = [](const service_context&) { return std::make_shared<fake_claiming_logic>(); };
+  testkit::service_kit kit{d};
+  google::protobuf::Struct any_cmd;
+  auto first = kit.run(kit.command_envelope(new_id(), any_cmd)).reply;
+  BOOST_TEST(first.status() == v1::Reply::OK);
+  auto second = kit.run(kit.command_envelope(new_id(), any_cmd)).reply;  // the key is taken
+  BOOST_TEST(second.status() == v1::Reply::CONFLICT, v1::Reply::Status_Name(second.status()));
+  BOOST_TEST(second.message() == "a unique key is taken: nothing was written");
+}
+
 BOOST_AUTO_TEST_CASE(registry_refuses_routes_it_could_not_serve) {
   auto parse = [](const std::string&, google::protobuf::Any&) { return std::string(); };
   auto with_route = [&](std::string method, std::string path) {
