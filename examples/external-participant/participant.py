@@ -38,7 +38,8 @@ from standardwebhooks import Webhook
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, path TEXT, request_id TEXT,
-  attempt INTEGER, verified INTEGER, status INTEGER, at REAL);
+  attempt INTEGER, verified INTEGER, status INTEGER, at REAL, webhook_id TEXT,
+  webhook_timestamp TEXT);
 CREATE TABLE IF NOT EXISTS processed (request_id TEXT PRIMARY KEY, response TEXT);
 CREATE TABLE IF NOT EXISTS failures (request_id TEXT PRIMARY KEY, count INTEGER);
 CREATE TABLE IF NOT EXISTS accounts (user_id TEXT PRIMARY KEY, email TEXT, display_name TEXT,
@@ -97,7 +98,8 @@ class Participant(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             return self.answer(200, {"ok": True})
         if self.path == "/calls":
-            cols = ["path", "request_id", "attempt", "verified", "status", "at"]
+            cols = ["path", "request_id", "attempt", "verified", "status", "at", "webhook_id",
+                    "webhook_timestamp"]
             with self.server.lock:
                 rows = self.server.db.execute(f"SELECT {', '.join(cols)} FROM calls ORDER BY id")
                 calls = [dict(zip(cols, r)) for r in rows.fetchall()]
@@ -126,11 +128,12 @@ class Participant(BaseHTTPRequestHandler):
                 db.rollback()
                 status, result = 500, {"error": f"internal error: {type(e).__name__}"}
             m = msg if isinstance(msg, dict) else {}
-            db.execute("INSERT INTO calls (path, request_id, attempt, verified, status, at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO calls (path, request_id, attempt, verified, status, at,"
+                       " webhook_id, webhook_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (self.path, m.get("request_id") if isinstance(m.get("request_id"), str)
                         else None, m.get("attempt") if isinstance(m.get("attempt"), int) else None,
-                        int(self.verified), status, time.time()))
+                        int(self.verified), status, time.time(), self.headers.get("webhook-id"),
+                        self.headers.get("webhook-timestamp")))
             db.commit()  # the effect, its stored answer and the call log, at once
         self.answer(status, result)
 

@@ -161,6 +161,10 @@ BOOST_AUTO_TEST_CASE(a_participant_failing_three_times_sees_the_same_request_fou
   BOOST_TEST_REQUIRE(provision.size() == 4u);
   for (size_t i = 0; i < provision.size(); ++i) {
     BOOST_TEST(provision[i].request_id == provision[0].request_id);
+    // Standard Webhooks: the same webhook-id on every retry (the receiver's
+    // de-duplication key), the request id itself; a timestamp of each attempt.
+    BOOST_TEST(provision[i].webhook_id == provision[0].request_id);
+    BOOST_TEST(!provision[i].webhook_timestamp.empty());
     BOOST_TEST(provision[i].attempt == static_cast<int>(i + 1));
     BOOST_TEST(provision[i].verified);
     BOOST_TEST(provision[i].status == (i < 3 ? 500 : 200));
@@ -185,13 +189,23 @@ BOOST_AUTO_TEST_CASE(the_participant_refuses_a_wrong_signature) {
   auto tampered = post(webhook::sign(x.key, "r1", std::stoll(now), body + " "));
   BOOST_TEST(tampered->status == 401);
   // The C++ signer, checked by the Standard Webhooks library on the other side.
+  // Signed right, but ten minutes old (a replay): refused (the library's
+  // tolerance is five minutes).
+  auto stale_ts = std::to_string(now_ms() / 1000 - 600);
+  httplib::Headers stale_h{{"webhook-id", "r1"}, {"webhook-timestamp", stale_ts},
+                           {"webhook-signature", webhook::sign(x.key, "r1", std::stoll(stale_ts), body)}};
+  auto stale = c.Post("/erase", stale_h, body, "application/json");
+  BOOST_TEST_REQUIRE(stale);
+  BOOST_TEST(stale->status == 401);
   auto right = post(webhook::sign(x.key, "r1", std::stoll(now), body));
   BOOST_TEST(right->status == 200);
   auto calls = x.crm.calls();
-  BOOST_TEST_REQUIRE(calls.size() == 3u);
+  BOOST_TEST_REQUIRE(calls.size() == 4u);
   BOOST_TEST(!calls[0].verified);
   BOOST_TEST(!calls[1].verified);
-  BOOST_TEST(calls[2].verified);
+  BOOST_TEST(!calls[2].verified);
+  BOOST_TEST(calls[2].webhook_timestamp == stale_ts);  // the stale one landed where it claims
+  BOOST_TEST(calls[3].verified);
 }
 
 BOOST_AUTO_TEST_CASE(a_4xx_answer_fails_the_job_for_that_service) {

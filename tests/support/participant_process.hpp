@@ -15,6 +15,8 @@ struct participant_call {
   int attempt = 0;
   bool verified = false;
   int status = 0;
+  std::string webhook_id;         ///< the headers it came with
+  std::string webhook_timestamp;
 };
 
 class participant_process {
@@ -69,6 +71,10 @@ public:
       call.attempt = static_cast<int>(f.at("attempt").number_value());
       call.verified = f.at("verified").number_value() != 0;
       call.status = static_cast<int>(f.at("status").number_value());
+      if (f.count("webhook_id"))
+        call.webhook_id = f.at("webhook_id").string_value();
+      if (f.count("webhook_timestamp"))
+        call.webhook_timestamp = f.at("webhook_timestamp").string_value();
       out.push_back(call);
     }
     return out;
