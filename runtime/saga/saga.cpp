@@ -357,39 +357,6 @@ void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::
   }
 }
 
-bool coordinator::take_verification(v1::JobRecord& job, const std::string& dest,
-                                    const v1::Reply& reply) {
-  std::string why;
-  if (!reply.has_verification())
-    why = "answered erase without a verification";
-  else if (!reply.verification().passed())
-    why = "verification failed (" + reply.verification().method() + "): "
-          + reply.verification().checked();
-  if (reply.has_verification())
-    (*job.mutable_verifications())[dest] = reply.verification();
-  if (why.empty())
-    return true;
-  if (job.error().empty())
-    job.set_error(dest + " " + why);
-  verification_failed(dest);
-  log::get(service_)->error("erase job={}: {} {}", job.job_id(), dest, why);
-  return false;
-}
-
-bool coordinator::verify_own(v1::JobRecord& job, const v1::Envelope& env, store::event_store& st) {
-  // The coordinator's own share was erased in the commit that accepted the
-  // job (begin_erase); it is verified once every other participant is.
-  if (job.services().count(service_) == 0 || job.verifications().count(service_) > 0)
-    return true;
-  v1::Reply own = make_reply(v1::Reply::OK);
-  *own.mutable_verification() = verify_store_erasure(st, env.user_id());
-  if (take_verification(job, service_, own))
-    return true;
-  job.set_state(v1::JOB_FAILED);
-  (*job.mutable_services())[service_] = v1::STEP_FAILED;
-  return false;
-}
-
 outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
                                pending_jobs* pending) {
   outcome out;
