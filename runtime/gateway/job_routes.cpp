@@ -269,6 +269,28 @@ void install_extend(http::server& s, std::shared_ptr<caller> c,
   });
 }
 
+void install_retry(http::server& s, std::shared_ptr<caller> c,
+                   std::shared_ptr<const std::vector<std::string>> holders) {
+  s.route("POST", "/v1/jobs/{id}/retry", [c, holders](std::shared_ptr<const http::request> req,
+                                                      http::responder res) {
+    c->authenticate(*req, res, [c, holders, req, res](v1::SessionClaims who) {
+      if (!caller::is_admin(who))
+        return res(http::error(403, "only an admin retries a job"));
+      auto job_id = req->params[0];
+      if (!is_id(job_id))
+        return res(http::error(404, "no such job"));
+      v1::Envelope env;
+      env.set_actor("admin:" + who.user_id());
+      env.mutable_command()->mutable_retry_job()->set_job_id(job_id);
+      ask_job_holders(c, holders, 0, job_id, env, [res](v1::Reply r) {
+        if (r.status() != v1::Reply::OK)
+          return res(reply_error(r));
+        res(http::json(202, json::print(r.job_status())));
+      });
+    });
+  });
+}
+
 void install_certificate(http::server& s, std::shared_ptr<caller> c,
                          std::shared_ptr<const std::vector<std::string>> holders) {
   s.route("GET", "/v1/jobs/{id}/certificate", [c, holders](std::shared_ptr<const http::request> req,
@@ -322,6 +344,7 @@ void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_
   install_audit(s, c, rt, std::move(holders));
   install_job_by_id(s, c, shared);
   install_extend(s, c, shared);
+  install_retry(s, c, shared);
   install_certificate(s, c, shared);
   install_keys(s, c, rt, std::move(erase_coordinator));
 }

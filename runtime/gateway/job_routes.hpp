@@ -1,6 +1,7 @@
 #pragma once
 /// The job routes: GET /v1/jobs/{id}, POST /v1/jobs/{id}/extend (an admin
-/// moves an unfinished job's deadline, once) and GET /v1/jobs, the admin's
+/// moves an unfinished job's deadline, once), POST /v1/jobs/{id}/retry (an
+/// admin runs a failed job's failed steps again) and GET /v1/jobs, the admin's
 /// list of jobs across the cluster, newest first.
 ///
 /// Jobs live in the stores of the services that hold them (the registry's job

@@ -230,6 +230,7 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kGetJob:
     case v1::Command::kListJobs:
     case v1::Command::kExtendJob:
+    case v1::Command::kRetryJob:
     case v1::Command::kGetCertificate:
     case v1::Command::kListCertificateKeys:
     case v1::Command::kPreviewErase:
@@ -253,6 +254,7 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kGetJob: return get_job(env, st);
     case v1::Command::kListJobs: return list_jobs(env.command().list_jobs(), st);
     case v1::Command::kExtendJob: return extend(env, st);
+    case v1::Command::kRetryJob: return retry(env, st);
     case v1::Command::kRecordAudit: return record_audit(env);
     case v1::Command::kListAudit: return list_audit(env.command().list_audit(), st);
     case v1::Command::kGetCertificate: return certificate(env.command().get_certificate(), st);
@@ -286,6 +288,8 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
   auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
   // An erase job holds no personal data: not even the user id.
   auto job = new_job(kind, erase ? "" : env.user_id(), reg_->participants(step), env.user_id());
+  if (erase)
+    job.set_subject(env.user_id());  // until done: a retry needs it (never shown)
   // The entry keeps the user id until the user is erased (in this very commit
   // for an erase that proceeds: shard_core clears it).
   audit(out.commit, to_string(kind), actor_of(env), job.job_id(), env.user_id());
@@ -338,7 +342,8 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
   return std::nullopt;
 }
 
-void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env) {
+void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env,
+                              const std::string& suffix) {
   bool erase = job.kind() == v1::JOB_ERASE;
   auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
   auto now = now_ms();
@@ -347,6 +352,7 @@ void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::
       continue;  // the coordinator's own share, done in this commit
     auto msg = step_envelope(env, job.job_id(), to_string(step), svc, env.user_id(),
                              service_ + "@" + node_);
+    msg.set_request_id(msg.request_id() + suffix);
     if (erase)
       msg.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
     else
@@ -391,6 +397,8 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
     compensate(out, *job, env);
   if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE && verify_own(*job, env, st))
     issue_certificate(*job, node_, *reg_, *keys_, st, out.commit);
+  if (job->state() == v1::JOB_DONE)
+    job->clear_subject();  // a finished erasure keeps nothing of the person
   if (job->state() != v1::JOB_RUNNING)
     log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),
                              job->job_id());

@@ -93,7 +93,7 @@ public:
   coordinator(std::string service, std::string node, std::shared_ptr<const service_registry> reg,
               std::shared_ptr<crypto::keyring> keys);
 
-  /// StartErase, StartExport, GetJob, ListJobs, ExtendJob, GetCertificate,
+  /// StartErase, StartExport, GetJob, ListJobs, ExtendJob, RetryJob, GetCertificate,
   /// ListCertificateKeys and Delivered: handled here, not by the service's logic.
   static bool handles(const v1::Command& cmd);
 
@@ -111,8 +111,12 @@ private:
   /// per other participant. A refusal of the own share is returned.
   std::optional<outcome> begin_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
                                      store::event_store& st, service_logic& own);
-  /// One outbox step per participant still pending.
-  void begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env);
+  /// One outbox step per participant still pending; `suffix` is appended to
+  /// each request id (a retry's steps are new requests).
+  void begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env,
+                   const std::string& suffix = {});
+  /// RetryJob (retry.cpp): a failed erase or export job's failed steps again.
+  outcome retry(const v1::Envelope& env, store::event_store& st);
 
   // Legal holds (hold.cpp): kept with the erase coordinator's shard of the user.
   /// If the user is held: the job is recorded "held" (nothing else) and the

@@ -169,14 +169,40 @@ void shard_state::run(const std::string& key, waiting w) {
     settle(key);
     return;
   }
+  if (w.env.command().has_retry_job() && unconfirmed.count(w.env.command().retry_job().job_id())) {
+    // A hand-back of this job is still being written: the stored record is not
+    // yet the job's latest state.
+    rp.deliver(wire_reply(v1::Reply::UNAVAILABLE,
+                          "the job is being updated; retry in a second"));
+    settle(key);
+    return;
+  }
   auto p = std::make_shared<shard_core::prepared>(d.core->prepare(w.env));
   if (p->answered) {
     rp.deliver(answer(*p->answered));
     settle(key);
     return;
   }
+  // Job records this commit rewrites (a retry, a hold's release): hand-backs
+  // of the same jobs read them from here until the commit is confirmed.
+  auto mine = ++seq;
+  std::vector<std::string> written;
+  bool rewrites = w.env.command().has_retry_job() || w.env.command().has_release_hold();
+  for (auto& row : p->commit->jobs) {
+    v1::JobRecord rec;
+    if (!rewrites || !rec.ParseFromString(row.record))
+      continue;
+    unconfirmed[row.job_id] = std::move(rec);
+    written_by[row.job_id] = mine;
+    written.push_back(row.job_id);
+  }
   commit(p->commit, deadline.value_or(std::chrono::steady_clock::time_point{}),
-         [this, p, rp, key](const store::status& st) mutable {
+         [this, p, rp, key, mine, written](const store::status& st) mutable {
+           for (auto& id : written)
+             if (auto i = written_by.find(id); i != written_by.end() && i->second == mine) {
+               written_by.erase(i);
+               unconfirmed.erase(id);
+             }
            rp.deliver(answer(d.core->finish(*p, st)));
            settle(key);
          });

@@ -5,6 +5,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/crypto/webhook.hpp"
+#include "tests/support/ops.hpp"
+
+#include <google/protobuf/util/json_util.h>
+#include <sodium.h>
 #include "tests/support/e2e_fixture.hpp"
 #include "tests/support/participant_process.hpp"
 
@@ -110,6 +114,48 @@ BOOST_AUTO_TEST_CASE(a_participant_that_acknowledges_erase_and_keeps_the_data_fa
   auto m = x.f->api->raw("GET", "/metrics");
   BOOST_TEST(m.body.find("custodian_verification_failures_total{service=\"crm\"} 1")
                != std::string::npos);
+
+  // crm is fixed (it restarts without --keep-on-erase, its accounts kept);
+  // an admin retries the job: crm is asked again (a new request id), really
+  // deletes, is verified again, and the job ends done with a certificate
+  // whose every service carries its verification.
+  auto admin = make_admin(x.f->node.url(), x.f->data, *x.f->api);
+  BOOST_TEST(x.f->api->raw("POST", "/v1/jobs/" + job_id + "/retry", "", u.token).status == 401);
+  auto fresh = x.f->make_user("not-an-admin");
+  BOOST_TEST(x.f->api->raw("POST", "/v1/jobs/" + job_id + "/retry", "", fresh.token).status == 403);
+  x.crm.kill9();
+  x.crm.flags = {};
+  x.crm.start();
+  auto r = x.f->api->raw("POST", "/v1/jobs/" + job_id + "/retry", "", admin.token);
+  BOOST_TEST_REQUIRE(r.status == 202, r.body);
+  BOOST_TEST(api_client::parse<v1::JobStatus>(r).state() == "running");
+  auto again = x.f->api->wait_job(job_id, "");
+  BOOST_TEST_REQUIRE(again.state() == "done", again.error());
+  BOOST_TEST(again.error().empty());
+  BOOST_TEST(has_call(x.crm.calls(), job_id + "/erase/crm/retry1", "/erase"));
+  // A done job is not retried.
+  auto twice = x.f->api->raw("POST", "/v1/jobs/" + job_id + "/retry", "", admin.token);
+  BOOST_TEST(twice.status == 409, twice.body);
+  auto cert = x.f->api->raw("GET", "/v1/jobs/" + job_id + "/certificate");
+  BOOST_TEST_REQUIRE(cert.status == 200, cert.body);
+  auto b64 = api_client::parse<v1::CertificateResponse>(cert).certificate();
+  std::string json(b64.size(), '\0');
+  size_t len = 0;
+  BOOST_TEST_REQUIRE(sodium_base642bin(reinterpret_cast<unsigned char*>(json.data()), json.size(),
+                                       b64.data(), b64.size(), nullptr, &len, nullptr,
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+  json.resize(len);
+  v1::ErasureCertificate body;
+  BOOST_TEST_REQUIRE(google::protobuf::util::JsonStringToMessage(json, &body).ok(), json);
+  BOOST_TEST(static_cast<size_t>(body.services_size()) == all_services().size() + 1);
+  for (auto& svc : body.services()) {
+    BOOST_TEST(!svc.verification().empty(), svc.service());
+    BOOST_TEST(svc.verified_ms() > 0, svc.service());
+    if (svc.service() == "crm")
+      BOOST_TEST(svc.verification_method() == "export after erase");
+  }
+  auto audit = x.f->api->raw("GET", "/v1/audit?limit=50", "", admin.token);
+  BOOST_TEST(audit.body.find("\"job_retried\"") != std::string::npos, audit.body);
 }
 
 BOOST_AUTO_TEST_CASE(erasures_wait_for_a_stopped_participant_and_finish_after_its_restart) {

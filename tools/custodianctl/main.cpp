@@ -64,6 +64,9 @@ const std::map<std::string, std::string> help{
             "  The audit trail across the cluster, newest first (default 20 entries)."},
   {"extend", "custodianctl extend JOB_ID --reason R --token ADMIN_TOKEN\n"
              "  Moves an unfinished job's deadline by two calendar months, once."},
+  {"retry", "custodianctl retry JOB_ID --token ADMIN_TOKEN\n"
+            "  Runs a failed erase or export job's failed steps again (verified again);\n"
+            "  prints the job, running."},
   {"certificate", "custodianctl certificate JOB_ID [--out FILE]\n"
                   "  Fetches the signed certificate of a done erase job (no token needed);\n"
                   "  prints it, or writes it to FILE."},
@@ -442,6 +445,11 @@ int run(int argc, char** argv) {
     custodian::v1::ExtendRequest req;
     req.set_reason(a.need("reason"));
     out = c.call("POST", "/v1/jobs/" + a.positional[0] + "/extend", to_json(req),
+                 a.need("token", "CUSTODIAN_TOKEN"));
+  } else if (a.command == "retry") {
+    if (a.positional.size() != 1)
+      throw usage_error{"retry needs exactly one JOB_ID"};
+    out = c.call("POST", "/v1/jobs/" + a.positional[0] + "/retry", "",
                  a.need("token", "CUSTODIAN_TOKEN"));
   } else if (a.command == "jobs") {
     std::string q = "?limit=" + (a.get("limit").empty() ? std::string("20") : a.get("limit"));
