@@ -377,13 +377,18 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
       job = i->second;
   if (!job)
     job = load_job(st, del.job_id());
-  if (!job || job->state() != v1::JOB_RUNNING)
+  // A failed erase or export still records its later answers: its services
+  // show where each stands, and a retry asks only those that did not succeed.
+  bool recorded = job && (job->state() == v1::JOB_RUNNING
+                          || (job->state() == v1::JOB_FAILED && job->kind() != v1::JOB_REGISTER));
+  if (!recorded)
     return out;
   bool step_of_job = (job->kind() == v1::JOB_REGISTER && del.step() == v1::STEP_PROVISION)
                      || (job->kind() == v1::JOB_ERASE && del.step() == v1::STEP_ERASE)
                      || (job->kind() == v1::JOB_EXPORT && del.step() == v1::STEP_EXPORT);
   if (!step_of_job)
     return out;  // e.g. a failed register's compensating erase was acknowledged
+  auto before = job->state();
   bool ok = del.reply().status() == v1::Reply::OK;
   if (ok && job->kind() == v1::JOB_ERASE)
     ok = take_verification(*job, del.dest(), del.reply());
@@ -399,7 +404,7 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
     issue_certificate(*job, node_, *reg_, *keys_, st, out.commit);
   if (job->state() == v1::JOB_DONE)
     job->clear_subject();  // a finished erasure keeps nothing of the person
-  if (job->state() != v1::JOB_RUNNING)
+  if (job->state() != before)
     log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),
                              job->job_id());
   put_job(out.commit, *job);

@@ -197,10 +197,12 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
     if (!rec.ParseFromString(j.record))
       continue;
     // This commit ended the job: mark() sets done_ms to the updated_ms of the
-    // change that ended it, and a finished job is never written again.
-    if (rec.done_ms() == rec.updated_ms())
-      metrics::job_finished(j.kind, static_cast<double>(std::max<int64_t>(
-                                      0, rec.done_ms() - rec.created_ms())) / 1000.0);
+    // change that ended it.
+    // (A failed job rewritten by a later answer did not end here.)
+    if (rec.done_ms() != rec.updated_ms())
+      continue;
+    metrics::job_finished(j.kind, static_cast<double>(std::max<int64_t>(
+                                    0, rec.done_ms() - rec.created_ms())) / 1000.0);
     if (on_job_finished_)
       on_job_finished_(saga::job_status(rec));
   }

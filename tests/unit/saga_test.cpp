@@ -194,7 +194,10 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
   auto row = kit.store().job_get(job_id);
   BOOST_TEST_REQUIRE(row.has_value());
   BOOST_TEST(row->user_id.empty());
-  BOOST_TEST(row->record.find(uid) == std::string::npos);  // no personal data in the job
+  // Unfinished, the record keeps the user id it erases (a retry needs it);
+  // the job's status shows it nowhere.
+  BOOST_TEST(kit.job(job_id)->subject() == uid);
+  BOOST_TEST(get_job(kit, job_id).user_id().empty());
   BOOST_TEST(kit.store().tombstoned(uid));  // new writes are refused from now on
   // The coordinator's own share is done in the same commit.
   BOOST_TEST(kit.store().read_stream(uid).empty());
@@ -215,6 +218,56 @@ BOOST_AUTO_TEST_CASE(erase_job_is_durable_pii_free_and_tracks_each_service) {
   auto status = get_job(kit, job_id);
   BOOST_TEST(status.kind() == "erase");
   BOOST_TEST(status.state() == "done");
+  // Done, the job holds no personal data: not even the user id.
+  BOOST_TEST(kit.store().job_get(job_id)->record.find(uid) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_retried_erase_asks_only_the_failed_services_again_and_is_verified_again) {
+  auto coordinator = registry().coordinator(v1::JOB_ERASE);
+  testkit::service_kit kit{coordinator};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, true);
+  auto retry = [&](const std::string& id) {
+    auto env = kit.envelope("");
+    env.set_actor("admin:root");
+    env.mutable_command()->mutable_retry_job()->set_job_id(id);
+    return kit.run(env).reply;
+  };
+  BOOST_TEST(retry(job_id).status() == v1::Reply::CONFLICT);  // running: nothing to retry
+  BOOST_TEST(retry(new_id()).status() == v1::Reply::NOT_FOUND);
+  auto due = kit.outbox();
+  BOOST_TEST_REQUIRE(due.size() >= 2u);
+  auto kept = testkit::service_kit::verified_erase();
+  kept.mutable_verification()->set_passed(false);
+  kept.mutable_verification()->set_checked("2 records of the user, key absent, tombstone present");
+  kit.run(kit.delivered(due[0], kept));
+  for (size_t i = 1; i < due.size(); ++i)
+    kit.run(kit.delivered(due[i], testkit::service_kit::verified_erase()));
+  BOOST_TEST_REQUIRE(kit.job(job_id)->state() == v1::JOB_FAILED);
+
+  auto r = retry(job_id);
+  BOOST_TEST_REQUIRE(r.status() == v1::Reply::OK, r.message());
+  BOOST_TEST(r.job_status().state() == "running");
+  BOOST_TEST(r.job_status().error().empty());
+  auto again = kit.outbox();
+  BOOST_TEST_REQUIRE(again.size() == 1u);  // the failed service only
+  BOOST_TEST(again[0].dest == due[0].dest);
+  BOOST_TEST(again[0].request_id == job_id + "/erase/" + due[0].dest + "/retry1");
+  auto job = kit.job(job_id);
+  BOOST_TEST(job->verifications().count(due[0].dest) == 0u);  // the failed check is gone
+  BOOST_TEST(job->services().at(due[1].dest) == v1::STEP_DONE);
+  kit.run(kit.delivered(again[0], testkit::service_kit::verified_erase()));
+  job = kit.job(job_id);
+  BOOST_TEST(job->state() == v1::JOB_DONE, job->error());
+  BOOST_TEST(!job->certificate().empty());
+  BOOST_TEST(job->subject().empty());  // done: the user id is dropped
+  BOOST_TEST(job->retries() == 1u);
+  BOOST_TEST(retry(job_id).status() == v1::Reply::CONFLICT);  // done: not again
+  bool audited = false;
+  for (auto& a : kit.store().audit_list("", 100))
+    audited = audited || (a.action == "job_retried" && a.actor == "admin:root" && a.job_id == job_id);
+  BOOST_TEST(audited);
 }
 
 BOOST_AUTO_TEST_CASE(an_erase_is_certified_only_with_every_participants_verification) {
