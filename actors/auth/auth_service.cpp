@@ -20,8 +20,8 @@ service_descriptor custodian_service_auth() {
     ac.registry = ctx.registry;
     return std::make_shared<auth::auth_logic>(ac, ctx.keys);
   };
-  // auth creates the user itself (the register command); it erases and exports.
-  d.erase = d.exports = true;
+  // auth holds personal data (the default): it erases and exports; it creates
+  // the user itself (the register command), so it is not asked to provision.
   d.coordinates = {v1::JOB_REGISTER};
   d.identity = true;
   // Password hashing (argon2id) is CPU- and memory-bound: its shards get their

@@ -8,7 +8,6 @@ service_descriptor custodian_service_authz() {
   service_descriptor d;
   d.name = "authz";
   d.make = [](const service_context&) { return std::make_shared<authz::authz_logic>(); };
-  d.provision = d.erase = d.exports = true;
   d.roles = true;
   return d;
 }

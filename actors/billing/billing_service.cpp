@@ -32,7 +32,6 @@ service_descriptor custodian_service_billing() {
   d.make = [](const service_context& ctx) {
     return std::make_shared<billing::billing_logic>(ctx.keys);
   };
-  d.provision = d.erase = d.exports = true;
   // Invoices are kept (tax law) without what identifies the person.
   d.erase_method = "retain-pseudonymized";
   d.routes.push_back(http_route{

@@ -9,7 +9,6 @@ service_descriptor custodian_service_user() {
   service_descriptor d;
   d.name = "user";
   d.make = [](const service_context& ctx) { return std::make_shared<user::user_logic>(ctx.keys); };
-  d.provision = d.erase = d.exports = true;
   d.coordinates = {v1::JOB_ERASE, v1::JOB_EXPORT};
   d.routes.push_back(http_route{"GET", "/v1/users/{id}",
                                 [](const std::string&, google::protobuf::Any& command) {

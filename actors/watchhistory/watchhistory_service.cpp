@@ -13,7 +13,6 @@ service_descriptor custodian_service_watchhistory() {
     return std::make_shared<watchhistory::watchhistory_logic>(
       ctx.keys, ctx.config ? ctx.config->crash_on_title : "");
   };
-  d.provision = d.erase = d.exports = true;
   d.routes.push_back(http_route{
     "POST", "/v1/users/{id}/watch-history",
     [](const std::string& body, google::protobuf::Any& command) {

@@ -1,5 +1,6 @@
 #include "runtime/node/service_specs.hpp"
 
+#include "runtime/service/contract.hpp"
 #include "runtime/service/shard_actor.hpp"
 
 namespace custodian {
@@ -27,7 +28,7 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
   service_context ctx;
   ctx.service = name;
   ctx.node = cfg.node_name;
-  ctx.keys = std::move(keys);
+  ctx.keys = contract_keys(std::move(keys), name, d->holds_personal_data);
   ctx.config = &cfg;
   ctx.registry = reg;
   return d->make(ctx);

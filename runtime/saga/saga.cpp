@@ -597,6 +597,8 @@ void coordinator::add_bundle(const v1::JobRecord& job, v1::JobStatus& status) {
   std::sort(names.begin(), names.end());
   for (auto& svc : names)
     m->add_services(svc);
+  for (auto& [svc, why] : reg_->without_personal_data())
+    (*m->mutable_holds_no_personal_data())[svc] = why;
 }
 
 } // namespace custodian::saga

@@ -46,6 +46,19 @@ std::string check_route(const http_route& r) {
   return "";
 }
 
+std::string check_personal_data(const service_descriptor& d) {
+  auto& why = d.no_personal_data_reason;
+  if (d.holds_personal_data)
+    return why.empty() ? "" : "gives a reason for holding no personal data, yet holds some";
+  if (why.empty() || why.size() > 200)
+    return "holds no personal data: say why in no_personal_data_reason (one line, 1-200 bytes)";
+  if (std::any_of(why.begin(), why.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+    return "no_personal_data_reason must be one line without control characters";
+  if (d.identity || d.roles || !d.coordinates.empty())
+    return "the identity, roles and coordinating services hold personal data";
+  return "";
+}
+
 } // namespace
 
 void service_registry::add(service_descriptor d) {
@@ -69,6 +82,8 @@ void service_registry::add(service_descriptor d) {
     throw std::invalid_argument("two identity services: " + identity() + " and " + d.name);
   if (d.roles && !roles().empty())
     throw std::invalid_argument("two roles services: " + roles() + " and " + d.name);
+  if (auto problem = check_personal_data(d); !problem.empty())
+    throw std::invalid_argument("service " + d.name + ": " + problem);
   for (auto& r : d.routes) {
     auto where = "route " + r.method + " " + r.path + " of " + d.name;
     if (auto problem = check_route(r); !problem.empty())
@@ -115,12 +130,19 @@ std::vector<std::string> service_registry::names() const {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> service_registry::without_personal_data() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& d : native_)
+    if (!d.holds_personal_data)
+      out.emplace_back(d.name, d.no_personal_data_reason);
+  return out;
+}
+
 std::vector<std::string> service_registry::participants(v1::Step step) const {
   std::vector<std::string> out;
   for (auto& d : native_) {
-    bool takes_part = (step == v1::STEP_PROVISION && d.provision)
-                      || (step == v1::STEP_ERASE && d.erase)
-                      || (step == v1::STEP_EXPORT && d.exports);
+    // The identity service creates the user itself (RegisterUser).
+    bool takes_part = d.holds_personal_data && !(step == v1::STEP_PROVISION && d.identity);
     if (takes_part)
       out.push_back(d.name);
   }

@@ -52,11 +52,16 @@ struct http_route {
 struct service_descriptor {
   std::string name;
   std::function<std::shared_ptr<service_logic>(const service_context&)> make;
-  /// Lifecycle steps it takes part in: its logic answers ProvisionUser,
-  /// EraseUser and ExportUser (with its export section).
-  bool provision = false;
-  bool erase = false;
-  bool exports = false;
+  /// Safe by default: a service holds personal data, so it takes part in
+  /// every lifecycle step (its logic answers ProvisionUser, EraseUser and
+  /// ExportUser with its export section; the identity service creates the user
+  /// itself and is not asked to provision). A service that keeps nothing about
+  /// a person says so with `holds_personal_data = false` and a one-line
+  /// `no_personal_data_reason` (shown in every export's metadata): it takes
+  /// part in no step, gets no per-user keys, and the runtime refuses any
+  /// commit of it that writes something of a user (contract.hpp).
+  bool holds_personal_data = true;
+  std::string no_personal_data_reason;
   /// Sagas whose jobs live on this service's shards (at most one service per kind).
   std::vector<v1::JobKind> coordinates;
   /// The identity interface: accounts and sessions (RegisterUser, Login,
@@ -93,6 +98,8 @@ public:
   std::string erase_method(const std::string& name) const;
   /// Every service, native then external.
   std::vector<std::string> names() const;
+  /// The native services that hold no personal data, with their reasons.
+  std::vector<std::pair<std::string, std::string>> without_personal_data() const;
   /// The services that take part in `step`: native ones that declared it, and
   /// every external one.
   std::vector<std::string> participants(v1::Step step) const;

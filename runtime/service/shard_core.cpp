@@ -1,5 +1,7 @@
 #include "runtime/service/shard_core.hpp"
 
+#include "runtime/service/contract.hpp"
+
 #include "runtime/common/ids.hpp"
 #include "runtime/metrics/metrics.hpp"
 #include "runtime/saga/verify.hpp"
@@ -20,7 +22,11 @@ shard_core::shard_core(std::shared_ptr<service_logic> logic, std::shared_ptr<sto
     keys_(std::move(keys)),
     saga_(logic_->name(), env.node,
           env.registry ? env.registry : std::make_shared<const service_registry>(), keys_),
-    on_job_finished_(std::move(env.on_job_finished)) {}
+    on_job_finished_(std::move(env.on_job_finished)) {
+  if (env.registry)
+    if (auto* d = env.registry->find(logic_->name()))
+      holds_personal_data_ = d->holds_personal_data;
+}
 
 namespace {
 
@@ -134,6 +140,10 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
     } else {
       store_view view{*store_};
       out = logic_->handle(env, view);
+      if (!holds_personal_data_)
+        if (auto what = writes_of_a_user(out.commit); !what.empty())
+          throw contract_violation("service " + logic_->name() + " declares it holds no personal "
+                                   "data, yet its commit writes " + what + ": refused");
     }
     if (out.record_in_inbox && dedup) {
       // A reply with a body may hold personal data: it is sealed.
@@ -160,6 +170,12 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
     log::get(logic_->name())->warn("{} request={}: store: {}", command_name(env), env.request_id(),
                                    e.what());
     return answer(make_reply(reply_status(e.code), std::string("store: ") + to_string(e.code)));
+  } catch (const contract_violation& e) {
+    // The service's author must hear of it: the message names the service
+    // and the rule, never data.
+    log::get(logic_->name())->error("{} request={}: {}", command_name(env), env.request_id(),
+                                    e.what());
+    return answer(make_reply(v1::Reply::INTERNAL, e.what()));
   } catch (const std::exception& e) {
     // A bug or unreadable stored data in the logic: this command fails (500),
     // the shard lives on and nothing is written. The exception's text may

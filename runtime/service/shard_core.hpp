@@ -96,6 +96,9 @@ private:
   std::shared_ptr<crypto::keyring> keys_;
   saga::coordinator saga_;
   job_listener on_job_finished_;
+  /// Its descriptor's holds_personal_data: if false, a commit of its logic
+  /// that writes something of a user is refused (contract.hpp).
+  bool holds_personal_data_ = true;
 };
 
 /// Commands that still reach a user after their tombstone (erasure is idempotent,

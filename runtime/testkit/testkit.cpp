@@ -1,5 +1,7 @@
 #include "runtime/testkit/testkit.hpp"
 
+#include "runtime/service/contract.hpp"
+
 #include "runtime/saga/verify.hpp"
 
 #include "runtime/common/ids.hpp"
@@ -79,7 +81,7 @@ void service_kit::init(service_descriptor d, kit_options opts) {
   service_context ctx;
   ctx.service = d.name;
   ctx.node = opts.node;
-  ctx.keys = keys_;
+  ctx.keys = contract_keys(keys_, d.name, d.holds_personal_data);
   ctx.config = cfg;
   ctx.registry = reg;
   logic_ = d.make(ctx);
