@@ -145,6 +145,10 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
           throw contract_violation("service " + logic_->name() + " declares it holds no personal "
                                    "data, yet its commit writes " + what + ": refused");
     }
+    if (out.reply.status() == v1::Reply::UNSPECIFIED)
+      throw contract_violation("service " + logic_->name() + " answered " + command_name(env)
+                               + " without a status (a reply left unset is an internal error, "
+                               "never success): refused");
     if (out.record_in_inbox && dedup) {
       // A reply with a body may hold personal data: it is sealed.
       auto bytes = out.reply.SerializeAsString();
@@ -195,8 +199,11 @@ v1::Reply overloaded_reply() {
 shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (p.answered)
     return std::move(*p.answered);
-  if (st.code == store::errc::conflict)
+  if (st.code == store::errc::conflict) {
+    if (p.conflict_reply.status() == v1::Reply::UNSPECIFIED)
+      p.conflict_reply = default_conflict_reply();
     return {std::move(p.conflict_reply), false, false, nullptr};
+  }
   if (st.code == store::errc::overloaded)
     return {overloaded_reply(), false, false, nullptr};
   if (!st.ok())

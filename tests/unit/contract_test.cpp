@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE contract
 #include <boost/test/unit_test.hpp>
 
+#include "runtime/common/errc.hpp"
 #include "runtime/common/ids.hpp"
 #include "runtime/testkit/testkit.hpp"
 
@@ -37,7 +38,10 @@ public:
     else if (what == "seal")
       out.commit.index_puts.push_back(
         store::index_row{"note", "n1", "", keys_->seal(env.user_id(), "likes heist films", "note")});
-    else
+    else if (what == "unset") {  // its own data, but an answer left unset
+      out = outcome{};
+      out.commit.index_puts.push_back(store::index_row{"title", "tt1", "", "x"});
+    } else
       out.reply = make_reply(v1::Reply::INVALID, "unknown command");
     return out;
   }
@@ -156,4 +160,19 @@ BOOST_AUTO_TEST_CASE(an_export_names_each_service_without_personal_data_and_its_
   BOOST_TEST(status.services().count("catalog") == 0u);
   BOOST_TEST_REQUIRE(status.metadata().holds_no_personal_data().count("catalog") == 1u);
   BOOST_TEST(status.metadata().holds_no_personal_data().at("catalog") == catalog_reason);
+}
+
+BOOST_AUTO_TEST_CASE(a_reply_left_unset_is_an_internal_error_and_nothing_is_written) {
+  testkit::kit_options opts;
+  opts.registry = with_catalog();
+  testkit::service_kit kit{catalog(), opts};
+  auto r = try_(kit, new_id(), "unset");
+  BOOST_TEST(r.status() == v1::Reply::INTERNAL);
+  BOOST_TEST(r.message().find("without a status") != std::string::npos, r.message());
+  BOOST_TEST(!kit.store().index_get("title", "tt1").has_value());
+  // On the wire too: an empty answer is not success.
+  v1::Reply empty;
+  BOOST_TEST_REQUIRE(empty.ParseFromString(""));
+  BOOST_TEST(empty.status() != v1::Reply::OK);
+  BOOST_TEST(http_status(errc_of(empty.status())) == 500);
 }
