@@ -35,7 +35,6 @@ outcome authz_logic::handle(const v1::Envelope& env, store_view& st) {
   outcome out;
   switch (env.command().kind_case()) {
     case v1::Command::kProvisionUser: {
-      out.record_in_inbox = true;
       out.reply = make_reply(v1::Reply::OK);
       if (project(env.user_id(), read_events(st, env.user_id())).history_size() == 0) {
         RoleGranted g;
@@ -57,7 +56,6 @@ outcome authz_logic::handle(const v1::Envelope& env, store_view& st) {
         out.reply = make_reply(v1::Reply::INVALID, "role must be member or admin");
         return out;
       }
-      out.record_in_inbox = true;
       out.reply = make_reply(v1::Reply::OK);
       auto roles = project(env.user_id(), read_events(st, env.user_id())).roles();
       if (std::find(roles.begin(), roles.end(), role) == roles.end()) {

@@ -89,7 +89,6 @@ BillingSection billing_logic::project(const std::string& user_id, store_view& st
 
 outcome billing_logic::provision(const v1::Envelope& env, store_view& st) {
   outcome out;
-  out.record_in_inbox = true;
   out.reply = make_reply(v1::Reply::OK);
   if (!st.read_stream(env.user_id()).empty())
     return out;  // provisioned already
@@ -117,7 +116,6 @@ outcome billing_logic::subscribe(const v1::Envelope& env, const Subscribe& cmd, 
   view.set_billing_address(cmd.billing_address());
   view.set_since_ms(ev.at_ms());
   out.reply = reply_with(view);
-  out.record_in_inbox = true;
   return out;
 }
 
@@ -145,7 +143,6 @@ outcome billing_logic::issue(const v1::Envelope& env, const IssueInvoice& cmd, s
   view.set_issued_ms(inv.issued_ms());
   view.set_billed_to(billed_to);
   out.reply = reply_with(view);
-  out.record_in_inbox = true;
   return out;
 }
 

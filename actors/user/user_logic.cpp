@@ -56,7 +56,6 @@ outcome user_logic::handle(const v1::Envelope& env, store_view& st) {
 
 outcome user_logic::provision(const v1::Envelope& env, store_view& st) {
   outcome out;
-  out.record_in_inbox = true;
   out.reply = make_reply(v1::Reply::OK);
   if (!st.read_stream(env.user_id()).empty())
     return out;  // provisioned already (e.g. redelivered after the inbox record was lost)
@@ -114,7 +113,6 @@ outcome user_logic::update_profile(const v1::Envelope& env, const UpdateProfile&
   append(out.commit, env.user_id(), ev);
   s.set_display_name(name);
   out.reply = reply_with(to_profile(s, ev.at_ms()));
-  out.record_in_inbox = true;
   return out;
 }
 

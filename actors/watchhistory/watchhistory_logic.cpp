@@ -12,7 +12,6 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store_view& st) {
     return record(env, *cmd, st);
   switch (env.command().kind_case()) {
     case v1::Command::kProvisionUser:
-      out.record_in_inbox = true;
       out.reply = make_reply(v1::Reply::OK);
       if (st.read_stream(env.user_id()).empty())
         append(out.commit, env.user_id(), new_event(env, HistoryOpened{}));
@@ -49,7 +48,6 @@ outcome watchhistory_logic::record(const v1::Envelope& env, const RecordWatch& c
   rec.set_progress_s(cmd.progress_s());
   auto ev = new_event(env, rec);
   append(out.commit, env.user_id(), ev);
-  out.record_in_inbox = true;
   WatchResponse w;
   w.set_user_id(env.user_id());
   w.set_title_id(cmd.title_id());

@@ -47,7 +47,6 @@ outcome erase_user(const v1::Envelope& env) {
   out.commit.erase_users.push_back(env.user_id());
   out.commit.tombstones.push_back(env.user_id());
   out.reply = make_reply(v1::Reply::OK);
-  out.record_in_inbox = true;
   return out;
 }
 

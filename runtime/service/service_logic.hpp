@@ -27,12 +27,13 @@ inline v1::Reply default_conflict_reply() {
   return r;
 }
 
+/// What a command does. Its reply and commit; the runtime applies the commit
+/// atomically and, for a command that may be redelivered (the outbox's),
+/// records the reply in the inbox in the same commit whenever the commit
+/// writes anything: a redelivery gets the same answer and changes nothing.
 struct outcome {
   v1::Reply reply;
   store::commit commit;
-  /// Mutating command: store the reply in the inbox (keyed by request id), in
-  /// the same commit, so a redelivery gets the same answer and changes nothing.
-  bool record_in_inbox = false;
   /// Answer when the commit hits a unique-key conflict (nothing was applied).
   v1::Reply conflict_reply = default_conflict_reply();
 };

@@ -120,12 +120,13 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
   try {
     // Only a sender that redelivers (the outbox) needs the outcome kept.
     bool dedup = env.at_least_once() && !env.request_id().empty();
+    auto inbox_user = holds_personal_data_ ? env.user_id() : std::string();
     if (dedup) {
-      if (auto stored = store_->inbox_get(env.user_id(), env.request_id()); stored && !stored->empty()) {
+      if (auto stored = store_->inbox_get(inbox_user, env.request_id()); stored && !stored->empty()) {
         // 'P' + plain reply, or 'S' + reply sealed with the user's key.
         std::optional<std::string> bytes = stored->substr(1);
         if ((*stored)[0] == 'S')
-          bytes = keys_->open(env.user_id(), *bytes, "inbox/" + env.request_id());
+          bytes = keys_->open(inbox_user, *bytes, "inbox/" + env.request_id());
         v1::Reply r;
         if (bytes && r.ParseFromString(*bytes))
           return answer(std::move(r), true);
@@ -149,13 +150,15 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
       throw contract_violation("service " + logic_->name() + " answered " + command_name(env)
                                + " without a status (a reply left unset is an internal error, "
                                "never success): refused");
-    if (out.record_in_inbox && dedup) {
-      // A reply with a body may hold personal data: it is sealed.
+    if (dedup && !out.commit.empty()) {
+      // Every command that writes: its reply is kept for a redelivery. A
+      // reply with a body may hold personal data: it is sealed (a service
+      // without personal data keeps its replies plain, under no user).
       auto bytes = out.reply.SerializeAsString();
-      auto stored = out.reply.body_case() == v1::Reply::BODY_NOT_SET || env.user_id().empty()
+      auto stored = out.reply.body_case() == v1::Reply::BODY_NOT_SET || inbox_user.empty()
                       ? "P" + bytes
-                      : "S" + keys_->seal(env.user_id(), bytes, "inbox/" + env.request_id());
-      out.commit.inbox = store::inbox_row{env.request_id(), env.user_id(), stored};
+                      : "S" + keys_->seal(inbox_user, bytes, "inbox/" + env.request_id());
+      out.commit.inbox = store::inbox_row{env.request_id(), inbox_user, stored};
     }
     if (out.commit.empty())
       return answer(std::move(out.reply));

@@ -176,3 +176,21 @@ BOOST_AUTO_TEST_CASE(a_reply_left_unset_is_an_internal_error_and_nothing_is_writ
   BOOST_TEST(empty.status() != v1::Reply::OK);
   BOOST_TEST(http_status(errc_of(empty.status())) == 500);
 }
+
+BOOST_AUTO_TEST_CASE(the_runtime_records_every_writing_reply_so_a_redelivery_changes_nothing) {
+  // The fake catalog sets nothing for redeliveries: the runtime keeps the
+  // reply of a command that wrote, keyed by its request id.
+  testkit::kit_options opts;
+  opts.registry = with_catalog();
+  testkit::service_kit kit{catalog(), opts};
+  google::protobuf::StringValue cmd;
+  cmd.set_value("title");
+  auto env = kit.command_envelope(new_id(), cmd);
+  env.set_at_least_once(true);  // as the outbox sends
+  auto first = kit.run(env);
+  BOOST_TEST(first.reply.status() == v1::Reply::OK);
+  BOOST_TEST(!first.redelivery);
+  auto again = kit.run(env);  // applied again, the unique key would answer CONFLICT
+  BOOST_TEST(again.reply.status() == v1::Reply::OK, again.reply.message());
+  BOOST_TEST(again.redelivery);
+}
