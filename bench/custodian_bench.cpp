@@ -117,8 +117,7 @@ void check(bool ok, const std::string& what) {
 }
 
 void seed_tweak(node_config& c) {
-  c.pwhash_ops = 1;
-  c.pwhash_mem_kib = 8;
+  apply_test_values(c.content, builtin_services());  // cheap password hashing
 }
 
 /// Registers users through auth (the register saga provisions the other three

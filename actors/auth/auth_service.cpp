@@ -10,12 +10,9 @@ service_descriptor custodian_service_auth() {
   d.name = "auth";
   d.make = [](const service_context& ctx) {
     auth::auth_config ac;
-    if (auto* cfg = ctx.config) {
-      ac.pwhash_ops = cfg->pwhash_ops;
-      ac.pwhash_mem_kib = cfg->pwhash_mem_kib;
-      ac.session_ttl_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(cfg->session_ttl).count();
-    }
+    ac.pwhash_ops = static_cast<uint64_t>(ctx.settings.integer("pwhash-ops", 2));
+    ac.pwhash_mem_kib = static_cast<uint64_t>(ctx.settings.integer("pwhash-mem-kib", 65536));
+    ac.session_ttl_ms = ctx.settings.duration("session-ttl", std::chrono::hours(1)).count();
     ac.node = ctx.node;
     ac.registry = ctx.registry;
     return std::make_shared<auth::auth_logic>(ac, ctx.keys);
@@ -27,6 +24,14 @@ service_descriptor custodian_service_auth() {
   // Password hashing (argon2id) is CPU- and memory-bound: its shards get their
   // own threads so they never stall the shared scheduler.
   d.dedicated_threads = true;
+  // Its settings ([auth]); the testkit hashes at the cheapest cost.
+  d.options = {
+    {"pwhash-ops", service_option::integer,
+     "argon2id passes (crypto_pwhash opslimit; default 2, libsodium's INTERACTIVE)", 1, "1"},
+    {"pwhash-mem-kib", service_option::integer,
+     "argon2id memory in KiB (crypto_pwhash memlimit; default 65536)", 8, "8"},
+    {"session-ttl", service_option::duration, "session token lifetime (default 1h)"},
+  };
   return d;
 }
 

@@ -29,7 +29,7 @@ outcome watchhistory_logic::record(const v1::Envelope& env, const RecordWatch& c
                                    store_view& st) {
   outcome out;
   if (!crash_on_title_.empty() && cmd.title_id() == crash_on_title_)
-    throw injected_crash{"fault injection: faults.crash-on-title"};
+    throw injected_crash{"fault injection: watchhistory.crash-on-title"};
   if (auto problem = check_title_id(cmd.title_id()); !problem.empty()) {
     out.reply = make_reply(v1::Reply::INVALID, problem);
     return out;

@@ -11,7 +11,7 @@ namespace custodian::watchhistory {
 
 class watchhistory_logic final : public service_logic {
 public:
-  /// `crash_on_title`: fault injection (faults.crash-on-title); empty = off.
+  /// `crash_on_title`: fault injection (watchhistory.crash-on-title); empty = off.
   explicit watchhistory_logic(std::shared_ptr<crypto::service_keys> keys,
                               std::string crash_on_title = {})
     : keys_(std::move(keys)), crash_on_title_(std::move(crash_on_title)) {}

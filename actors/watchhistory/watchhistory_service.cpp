@@ -11,8 +11,14 @@ service_descriptor custodian_service_watchhistory() {
   d.name = "watchhistory";
   d.make = [](const service_context& ctx) {
     return std::make_shared<watchhistory::watchhistory_logic>(
-      ctx.keys, ctx.config ? ctx.config->crash_on_title : "");
+      ctx.keys, ctx.settings.text("crash-on-title"));
   };
+  // For the supervision tests only: never production configuration.
+  service_option crash;
+  crash.key = "crash-on-title";
+  crash.description = "fault injection: a shard actor crashes on a watch of this title (empty: off)";
+  crash.test_hook = true;
+  d.options = {crash};
   d.routes.push_back(http_route{
     "POST", "/v1/users/{id}/watch-history",
     [](const std::string& body, google::protobuf::Any& command) {

@@ -10,6 +10,7 @@
 #include <caf/openssl/manager.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 #include <fstream>
 
@@ -120,10 +121,6 @@ void node_config::add_service_options() {
     .add(jobs_deadline, "deadline",
          "a job's legal deadline after acceptance: \"\" = one calendar month (GDPR Art. "
          "12(3)), or a duration such as 45d (CCPA), 72h");
-  opt_group{custom_options_, "auth"}
-    .add(pwhash_ops, "pwhash-ops", "argon2id passes (crypto_pwhash opslimit)")
-    .add(pwhash_mem_kib, "pwhash-mem-kib", "argon2id memory in KiB (crypto_pwhash memlimit)")
-    .add(session_ttl, "session-ttl", "session token lifetime");
   opt_group{custom_options_, "outbox"}
     .add(outbox.poll_interval, "poll-interval", "how often the sender looks for due entries")
     .add(outbox.request_timeout, "request-timeout", "how long one delivery may take")
@@ -134,10 +131,9 @@ void node_config::add_service_options() {
     .add(max_restarts, "max-restarts", "restarts allowed within the window before escalating")
     .add(restart_window, "window", "restart intensity window")
     .add(restart_backoff, "backoff", "delay before the first restart (doubles)");
-  opt_group{custom_options_, "faults"}
-    .add(crash_on_title, "crash-on-title",
-         "fault injection: a sample service's shard actor crashes on a command naming this "
-         "title (empty: off; for testing supervision only)");
+  // Each service's own settings, in the group named after it (its
+  // descriptor's options: e.g. the identity service's password hash cost).
+  declare_service_options(custom_options_, builtin_services());
   opt_group{custom_options_, "log"}
     .add(log_level, "level", "trace, debug, info, warning, error, critical, off")
     .add(log_format, "format", "text or json (one JSON object per line)")
@@ -340,10 +336,10 @@ std::vector<std::string> node_config::validate() const {
   validate_services(problems);
   validate_network(problems);
   validate_store(problems);
-  if (pwhash_ops < 1)
-    problems.push_back("auth.pwhash-ops must be at least 1");
-  if (pwhash_mem_kib < 8)
-    problems.push_back("auth.pwhash-mem-kib must be at least 8");
+  auto hooks = std::getenv("CUSTODIAN_TEST_HOOKS");
+  for (auto& p : check_service_options(content, builtin_services(),
+                                       hooks && std::string(hooks) == "1"))
+    problems.push_back(p);
   if (outbox.batch == 0)
     problems.push_back("outbox.batch must be positive");
   if (outbox.backoff_base <= caf::timespan{0} || outbox.backoff_max < outbox.backoff_base)

@@ -62,18 +62,14 @@ struct node_config : caf::actor_system_config {
   // [crypto]
   std::string master_key_file;  ///< "" = <data-dir>/master.key
   std::string rotate_to;        ///< set: re-seal the key tables for this new master key, exit
-  // [auth]
-  uint64_t pwhash_ops = 2;
-  uint64_t pwhash_mem_kib = 65536;
-  caf::timespan session_ttl = std::chrono::hours(1);
+  // A service's own settings are in its group ([auth], ...), declared by its
+  // descriptor (service_option) and read through service_settings.
   // [outbox] (max-in-flight and handback-hold keep their defaults)
   outbox_config outbox;
   // [supervisor]
   uint64_t max_restarts = 5;
   caf::timespan restart_window = std::chrono::seconds(10);
   caf::timespan restart_backoff = std::chrono::milliseconds(50);
-  // [faults] (fault injection for tests of supervision; off by default)
-  std::string crash_on_title;
   // [log]
   std::string log_level = "info";
   std::string log_format = "text";

@@ -29,7 +29,7 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
   ctx.service = name;
   ctx.node = cfg.node_name;
   ctx.keys = contract_keys(std::move(keys), name, d->holds_personal_data);
-  ctx.config = &cfg;
+  ctx.settings = service_settings{&caf::content(cfg), name};
   ctx.registry = reg;
   return d->make(ctx);
 }

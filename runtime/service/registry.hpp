@@ -14,6 +14,12 @@
 
 #include <google/protobuf/any.pb.h>
 
+#include <caf/config_option_set.hpp>
+#include <caf/settings.hpp>
+
+#include <chrono>
+#include <cstdint>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,19 +27,49 @@
 
 namespace custodian {
 
-struct node_config;
 namespace crypto {
 class service_keys;
 }
 
 class service_registry;
 
+/// One setting of a service, in the service's own config group:
+/// `<service>.<key>` (`--auth.pwhash-ops=1`, or `pwhash-ops=1` under `[auth]`).
+struct service_option {
+  enum kind_t { integer, duration, text };
+  std::string key;          ///< e.g. "pwhash-ops"
+  kind_t kind = text;
+  std::string description;  ///< shown by --help: say the default
+  int64_t min = INT64_MIN;  ///< an integer below this refuses the node's start
+  /// The value the testkit gives it (e.g. the cheapest password hash); "" = none.
+  std::string test_value;
+  /// Fault injection for tests: the node refuses to start with it set unless
+  /// its environment has CUSTODIAN_TEST_HOOKS=1. Never production configuration.
+  bool test_hook = false;
+};
+
+/// A service's view of its own config group (nothing else of the node's).
+class service_settings {
+public:
+  service_settings() = default;
+  service_settings(const caf::settings* all, std::string group)
+    : all_(all), group_(std::move(group)) {}
+  int64_t integer(const std::string& key, int64_t fallback) const;
+  std::chrono::milliseconds duration(const std::string& key,
+                                     std::chrono::milliseconds fallback) const;
+  std::string text(const std::string& key, const std::string& fallback = {}) const;
+
+private:
+  const caf::settings* all_ = nullptr;
+  std::string group_;
+};
+
 /// What a service's logic factory gets from the node that hosts it.
 struct service_context {
   std::string service;                      ///< the service's own name
   std::string node;                         ///< this node's name
   std::shared_ptr<crypto::service_keys> keys;  ///< seal and open its users' fields (no destroy)
-  const node_config* config = nullptr;      ///< node-wide settings
+  service_settings settings;                ///< its own config group
   std::shared_ptr<const service_registry> registry;  ///< participants of each step
 };
 
@@ -77,6 +113,8 @@ struct service_descriptor {
   /// "retain-pseudonymized" (records a retention duty keeps, without what
   /// identifies the person; the rest crypto-erased).
   std::string erase_method = "crypto-erase";
+  /// Its settings: the config group named after it (service_option).
+  std::vector<service_option> options;
 };
 
 class service_registry {
@@ -114,6 +152,17 @@ private:
   std::vector<service_descriptor> native_;
   std::vector<std::string> externals_;
 };
+
+/// Declares every option of every service of `reg` in `opts` (group = the
+/// service's name), so the node's command line and config file take them.
+void declare_service_options(caf::config_option_set& opts, const service_registry& reg);
+/// The start-up problems of the services' settings in `all`: an integer below
+/// its minimum, a test hook set while `test_hooks` is false.
+std::vector<std::string> check_service_options(const caf::settings& all,
+                                               const service_registry& reg, bool test_hooks);
+/// Puts each option's test_value into `all` (where not set): what the
+/// testkit, unit tests and benches run with.
+void apply_test_values(caf::settings& all, const service_registry& reg);
 
 /// The services compiled into this build: one per folder of actors/ (the
 /// definition is generated from those folders).

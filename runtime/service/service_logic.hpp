@@ -88,7 +88,7 @@ std::optional<T> command_as(const v1::Envelope& env) {
 /// or a service command's type name).
 std::string command_name(const v1::Envelope& env);
 
-/// Thrown by a fault injection (`faults.*` settings) to make the shard actor
+/// Thrown by a fault injection (a test hook, service_option::test_hook) to make the shard actor
 /// die, as a crash would, for the supervision tests. The runtime turns every
 /// other exception of a service's logic into an INTERNAL answer; this one it
 /// lets through.

@@ -63,8 +63,6 @@ void service_kit::init(service_descriptor d, kit_options opts) {
   auto* cfg = opts.config;
   if (!cfg) {
     own_config_ = std::make_unique<node_config>();
-    own_config_->pwhash_ops = 1;  // password hashing at its cheapest: tests, not attackers
-    own_config_->pwhash_mem_kib = 8;
     own_config_->node_name = opts.node;
     cfg = own_config_.get();
   }
@@ -75,6 +73,9 @@ void service_kit::init(service_descriptor d, kit_options opts) {
       all->add(d);
     reg = all;
   }
+  // Each service's test values (e.g. password hashing at its cheapest: tests,
+  // not attackers), where the test set nothing.
+  apply_test_values(cfg->content, *reg);
   store_ = std::make_shared<store::sqlite_store>(
     store::sqlite_options{dir_ + "/" + d.name + ".db", "normal"});
   keys_ = std::make_shared<crypto::keyring>(crypto::random_key(), d.name, store_);
@@ -82,7 +83,7 @@ void service_kit::init(service_descriptor d, kit_options opts) {
   ctx.service = d.name;
   ctx.node = opts.node;
   ctx.keys = contract_keys(keys_, d.name, d.holds_personal_data);
-  ctx.config = cfg;
+  ctx.settings = service_settings{&cfg->content, d.name};
   ctx.registry = reg;
   logic_ = d.make(ctx);
   reg_ = reg;

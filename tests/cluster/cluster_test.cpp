@@ -217,7 +217,8 @@ BOOST_FIXTURE_TEST_CASE(cluster_status_reports_nodes_shards_and_outbox, cluster_
 }
 
 BOOST_AUTO_TEST_CASE(crashing_shard_is_restarted_then_escalates_and_is_reported) {
-  cluster_fixture f{{"--faults.crash-on-title=boom", "--supervisor.max-restarts=2",
+  setenv("CUSTODIAN_TEST_HOOKS", "1", 1);  // the nodes inherit it: the crash hook is allowed
+  cluster_fixture f{{"--watchhistory.crash-on-title=boom", "--supervisor.max-restarts=2",
                      "--supervisor.window=60s"}};
   auto u = f.make_user("crash", 0);
   auto watch = [&](const std::string& title) {

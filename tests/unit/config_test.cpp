@@ -194,3 +194,33 @@ BOOST_FIXTURE_TEST_CASE(a_clustered_node_needs_a_valid_certificate_of_the_cluste
   node_config half;
   BOOST_TEST(mentions(parse(half, {"--openssl.cafile=" + certs + "/ca.pem"}), "openssl.certificate"));
 }
+
+BOOST_FIXTURE_TEST_CASE(a_services_settings_live_in_its_own_group, fixture) {
+  // auth declares its settings (service_option); the node parses them and the
+  // service reads only its own group.
+  auto f = write("[auth]\npwhash-ops=3\nsession-ttl=2h\n");
+  node_config cfg;
+  auto problems = parse(cfg, {"--config", f, "--auth.pwhash-mem-kib=16"});
+  BOOST_TEST(problems.empty());
+  service_settings auth{&caf::content(cfg), "auth"};
+  BOOST_TEST(auth.integer("pwhash-ops", 0) == 3);
+  BOOST_TEST(auth.integer("pwhash-mem-kib", 0) == 16);
+  BOOST_TEST(auth.duration("session-ttl", std::chrono::seconds(1)).count() == 2 * 3600 * 1000);
+  BOOST_TEST(auth.integer("not-declared", 7) == 7);
+  node_config low;
+  BOOST_TEST(mentions(parse(low, {"--auth.pwhash-ops=0"}), "auth.pwhash-ops must be at least 1"));
+  node_config unknown;
+  BOOST_TEST(mentions(parse(unknown, {"--config", write("[auth]\npwhash-opps=3\n")}),
+                      "auth.pwhash-opps"));
+}
+
+BOOST_AUTO_TEST_CASE(a_test_hook_is_refused_outside_tests) {
+  unsetenv("CUSTODIAN_TEST_HOOKS");
+  node_config cfg;
+  BOOST_TEST(mentions(parse(cfg, {"--watchhistory.crash-on-title=boom"}),
+                      "watchhistory.crash-on-title is a test hook"));
+  setenv("CUSTODIAN_TEST_HOOKS", "1", 1);
+  node_config allowed;
+  BOOST_TEST(!mentions(parse(allowed, {"--watchhistory.crash-on-title=boom"}), "test hook"));
+  unsetenv("CUSTODIAN_TEST_HOOKS");
+}

@@ -60,8 +60,7 @@ struct fixture : test::caf_fixture {
   node_config ncfg;
 
   fixture() {
-    ncfg.pwhash_ops = 1;
-    ncfg.pwhash_mem_kib = 8;
+    apply_test_values(ncfg.content, builtin_services());  // cheap password hashing
     auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), "auth", st);
     auto reg = std::make_shared<const service_registry>(builtin_services());
     auto core = std::make_shared<shard_core>(make_service("auth", ncfg, keys, reg), st, keys,

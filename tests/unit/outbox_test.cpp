@@ -52,8 +52,7 @@ struct node_fixture : test::caf_fixture {
   node_config ncfg;
 
   node_fixture() {
-    ncfg.pwhash_ops = 1;
-    ncfg.pwhash_mem_kib = 8;
+    apply_test_values(ncfg.content, builtin_services());  // cheap password hashing
     ncfg.shards = 1;
     auto master = crypto::random_key();
     // Every service compiled in, built as a node builds it (service_specs.hpp),
