@@ -1,10 +1,10 @@
 // A node driven at more than its store can take: every request is either
 // answered or refused with 503 + Retry-After (its deadline passed while it
 // queued, nothing written); none times out inside with an unknown write_outcome.
-// Afterwards every accepted write is there and no refused one is. Meant for
-// the MongoDB backend on FerretDB, where commits are slow enough for the
-// overload to happen (checked); on SQLite the same rules hold with fewer or no
-// refusals.
+// Afterwards every accepted write is there and no refused one is. Run on the
+// embedded default (RocksDB) and on MongoDB over FerretDB, each with a wait
+// short enough for its commits that the overload happens (checked: some
+// requests are refused on both).
 #define BOOST_TEST_MODULE overload_e2e
 #include <boost/test/unit_test.hpp>
 
@@ -43,8 +43,12 @@ BOOST_FIXTURE_TEST_CASE(overload_answers_or_refuses_every_request_and_loses_noth
   // A short wait: requests get a 50 ms deadline, far below what a queue of
   // FerretDB commits takes under this load (200 ms was sometimes enough on a
   // quiet machine: no overload, nothing to check).
+  // On the embedded store (RocksDB, one group commit and fsync at a time) a
+  // commit takes about a millisecond here: a 1 ms wait is what overloads it.
+  auto wait = std::getenv("CUSTODIAN_OVERLOAD_WAIT");
   BOOST_TEST_REQUIRE(node.stop() == 0);
-  node.extra = {"--gateway.request-timeout=50ms"};
+  node.extra = {"--gateway.request-timeout="
+                + std::string(wait ? wait : (mongo_store_under_test() ? "50ms" : "1ms"))};
   restart();
 
   // 64 connections, each pipelining 8 writes at a time (one user per
@@ -87,8 +91,7 @@ BOOST_FIXTURE_TEST_CASE(overload_answers_or_refuses_every_request_and_loses_noth
   }
   BOOST_TEST_MESSAGE(accepted << " accepted, " << refused << " refused with 503");
   BOOST_TEST(accepted > 0u);
-  if (mongo_store_under_test())
-    BOOST_TEST(refused > 0u);  // the overload happened
+  BOOST_TEST(refused > 0u);  // the overload happened, on either backend
 
   // Every accepted write is stored, no refused one is.
   BOOST_TEST_REQUIRE(node.stop() == 0);
