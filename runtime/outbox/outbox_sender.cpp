@@ -30,7 +30,10 @@ int64_t to_ms(caf::timespan t) {
 }
 
 bool transient(const v1::Reply& r) {
-  return r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL;
+  // An answer without a status (a peer of an older version, or a bug) is
+  // retried, never taken as a refusal.
+  return r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL
+         || r.status() == v1::Reply::UNSPECIFIED;
 }
 
 } // namespace
@@ -78,6 +81,7 @@ void outbox_state::hand_back(answer a) {
   del->set_dest(row.dest);
   del->set_job_id(a.job_id);
   del->set_step(a.step);
+  del->set_request_id(row.request_id);
   *del->mutable_reply() = std::move(a.reply);
   self->request(*origin, d.cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
     .then(
@@ -120,6 +124,7 @@ void outbox_state::hand_back_all(std::vector<answer> all) {
     del->set_dest(a.row.dest);
     del->set_job_id(a.job_id);
     del->set_step(a.step);
+    del->set_request_id(a.row.request_id);
     *del->mutable_reply() = a.reply;
   }
   auto shared = std::make_shared<std::vector<answer>>(std::move(all));

@@ -210,6 +210,19 @@ v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std:
 
 namespace {
 
+/// Which attempt a step's request id belongs to: 0 for the first,
+/// N for "<job>/<step>/<dest>/retryN" (retry.cpp).
+uint32_t attempt_of(const std::string& request_id) {
+  auto at = request_id.rfind("/retry");
+  if (at == std::string::npos)
+    return 0;
+  try {
+    return static_cast<uint32_t>(std::stoul(request_id.substr(at + 6)));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 template <class T>
 void append_all(std::vector<T>& to, std::vector<T>& from) {
   to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
@@ -388,6 +401,8 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
                      || (job->kind() == v1::JOB_EXPORT && del.step() == v1::STEP_EXPORT);
   if (!step_of_job)
     return out;  // e.g. a failed register's compensating erase was acknowledged
+  if (!del.request_id().empty() && attempt_of(del.request_id()) != job->retries())
+    return out;  // an answer to an attempt before the job's last retry
   auto before = job->state();
   bool ok = del.reply().status() == v1::Reply::OK;
   if (ok && job->kind() == v1::JOB_ERASE)

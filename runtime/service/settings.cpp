@@ -62,8 +62,10 @@ void apply_test_values(caf::settings& all, const service_registry& reg) {
       auto name = d.name + "." + o.key;
       if (o.test_value.empty() || caf::get_if(&all, name))
         continue;
-      if (o.kind == service_option::integer)
-        caf::put(all, name, static_cast<int64_t>(std::stoll(o.test_value)));
+      // Parsed as the config file would ("1", "250ms"); text stays text.
+      auto parsed = caf::config_value::parse(o.test_value);
+      if (o.kind != service_option::text && parsed)
+        caf::put(all, name, std::move(*parsed));
       else
         caf::put(all, name, o.test_value);
     }

@@ -196,7 +196,11 @@ void shard_state::run(const std::string& key, waiting w) {
     written_by[row.job_id] = mine;
     written.push_back(row.job_id);
   }
-  commit(p->commit, deadline.value_or(std::chrono::steady_clock::time_point{}),
+  // A commit that rewrites a job is never dropped past its deadline: hand-backs
+  // prepared from its record meanwhile would be written without it.
+  auto until = rewrites ? std::chrono::steady_clock::time_point{}
+                        : deadline.value_or(std::chrono::steady_clock::time_point{});
+  commit(p->commit, until,
          [this, p, rp, key, mine, written](const store::status& st) mutable {
            for (auto& id : written)
              if (auto i = written_by.find(id); i != written_by.end() && i->second == mine) {

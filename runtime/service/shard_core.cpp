@@ -2,6 +2,8 @@
 
 #include "runtime/service/contract.hpp"
 
+#include <set>
+
 #include "runtime/common/ids.hpp"
 #include "runtime/metrics/metrics.hpp"
 #include "runtime/saga/verify.hpp"
@@ -128,8 +130,13 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
         if ((*stored)[0] == 'S')
           bytes = keys_->open(inbox_user, *bytes, "inbox/" + env.request_id());
         v1::Reply r;
-        if (bytes && r.ParseFromString(*bytes))
+        if (bytes && r.ParseFromString(*bytes)) {
+          // Kept before OK was 9 (an OK was the absent status then); no unset
+          // reply is ever kept now (prepare refuses it).
+          if (r.status() == v1::Reply::UNSPECIFIED)
+            r.set_status(v1::Reply::OK);
           return answer(std::move(r), true);
+        }
       }
     }
     if (!env.user_id().empty() && !passes_tombstone(env.command())
@@ -216,8 +223,10 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   // inbox and never gets here (tests count these lines).
   for (auto& u : p.commit->erase_users)
     log::get("erase")->info("{} erased user={} request={}", logic_->name(), u, p.request_id);
+  std::set<std::string> ended;  // a job rewritten twice in one commit ends once
   for (auto& j : p.commit->jobs) {
-    if (j.state == saga::to_string(v1::JOB_RUNNING) || j.state == saga::to_string(v1::JOB_HELD))
+    if (j.state == saga::to_string(v1::JOB_RUNNING) || j.state == saga::to_string(v1::JOB_HELD)
+        || ended.count(j.job_id))
       continue;
     v1::JobRecord rec;
     if (!rec.ParseFromString(j.record))
@@ -227,6 +236,7 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
     // (A failed job rewritten by a later answer did not end here.)
     if (rec.done_ms() != rec.updated_ms())
       continue;
+    ended.insert(j.job_id);
     metrics::job_finished(j.kind, static_cast<double>(std::max<int64_t>(
                                     0, rec.done_ms() - rec.created_ms())) / 1000.0);
     if (on_job_finished_)

@@ -196,6 +196,7 @@ v1::Envelope service_kit::delivered(const store::outbox_row& row, const v1::Repl
   auto step = saga::step_of(env.command());
   d->set_job_id(step.job_id);
   d->set_step(step.step);
+  d->set_request_id(row.request_id);
   return back;
 }
 

@@ -194,3 +194,24 @@ BOOST_AUTO_TEST_CASE(the_runtime_records_every_writing_reply_so_a_redelivery_cha
   BOOST_TEST(again.reply.status() == v1::Reply::OK, again.reply.message());
   BOOST_TEST(again.redelivery);
 }
+
+BOOST_AUTO_TEST_CASE(a_reply_kept_before_ok_was_nine_reads_as_ok) {
+  // An earlier version kept an OK reply with no status field (OK was 0): a
+  // redelivery answered from it is OK, not an internal error.
+  testkit::kit_options opts;
+  opts.registry = with_catalog();
+  testkit::service_kit kit{catalog(), opts};
+  google::protobuf::StringValue cmd;
+  cmd.set_value("title");
+  auto env = kit.command_envelope(new_id(), cmd);
+  env.set_at_least_once(true);
+  v1::Reply kept;
+  kept.set_message("kept by an earlier version");
+  store::commit c;
+  c.inbox = store::inbox_row{env.request_id(), "", "P" + kept.SerializeAsString()};
+  BOOST_TEST_REQUIRE(kit.store().apply(c).ok());
+  auto r = kit.run(env);
+  BOOST_TEST(r.redelivery);
+  BOOST_TEST(r.reply.status() == v1::Reply::OK);
+  BOOST_TEST(r.reply.message() == "kept by an earlier version");
+}
