@@ -96,7 +96,10 @@ void node_config::add_store_options() {
     .add(synchronous, "synchronous",
          "embedded store durability: full (fsync before any commit is acknowledged) or normal")
     .add(group_commit_max, "group-commit-max",
-         "most commands of one service written in one transaction (1 = one per command)");
+         "most commands of one service written in one transaction (1 = one per command)")
+    .add(scrub_after, "scrub-after",
+         "embedded store: an erased user's records leave every file (logs, WAL, older "
+         "tables) within this of the erasure (their keys leave before it is acknowledged)");
   opt_group{custom_options_, "store.mongodb"}
     .add(mongodb_uri, "uri",
          "MongoDB connection string (credentials are never logged); every node of a cluster "
@@ -445,6 +448,9 @@ void node_config::validate_store(std::vector<std::string>& problems) const {
                        + "\"");
   if (group_commit_max < 1)
     problems.push_back("store.group-commit-max must be at least 1");
+  if (scrub_after < std::chrono::milliseconds(100) || scrub_after > std::chrono::hours(24))
+    problems.push_back("store.scrub-after must be between 100ms and 24h (erased records stay "
+                       "in the store's files until then)");
 }
 
 } // namespace custodian

@@ -54,6 +54,8 @@ struct node_config : caf::actor_system_config {
   std::string data_dir = "./data";
   std::string synchronous = "full";
   uint64_t group_commit_max = 512;  ///< most commits per transaction (1 = no group commit)
+  /// Erased records leave every file of the embedded store within this.
+  caf::timespan scrub_after = std::chrono::seconds(30);
   // [store.mongodb]
   std::string mongodb_uri = "mongodb://127.0.0.1:27017/";
   std::string mongodb_prefix = "custodian_";  ///< database of a service: <prefix><service>

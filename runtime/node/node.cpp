@@ -63,11 +63,15 @@ std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std
     ro.path = cfg.data_dir + "/store";
     ro.service = svc;
     ro.synchronous = cfg.synchronous;
+    ro.data_scrub_ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.scrub_after).count());
     return std::make_shared<store::rocks_store>(ro);
   }
   store::sqlite_options so;
   so.path = cfg.data_dir + "/" + svc + ".db";
   so.synchronous = cfg.synchronous;
+  so.data_scrub_ms = static_cast<int>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(cfg.scrub_after).count());
   return std::make_shared<store::sqlite_store>(so);
 }
 

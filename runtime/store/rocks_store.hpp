@@ -11,8 +11,8 @@
 /// The per-user data keys (crypto-shredding) are not in RocksDB, whose deleted
 /// values stay in older log and table files until compaction: they live in the
 /// node's small key file (SQLite, `keys.db`, secure_delete), which overwrites a
-/// destroyed key in place and is checkpointed and truncated within
-/// `key_scrub_ms` of a destruction (docs/architecture.md, "Storage").
+/// destroyed key in place and is checkpointed and truncated before the erasure
+/// is written, so before it is acknowledged (docs/architecture.md, "Storage").
 
 #include "runtime/store/event_store.hpp"
 
@@ -38,8 +38,6 @@ struct rocks_options {
   /// "full" (default: every commit fsynced before it is acknowledged) or
   /// "normal" (written to the OS: survives a process crash, not a power loss).
   std::string synchronous = "full";
-  /// A destroyed key is gone from the key file (and its WAL) within this (ms).
-  int key_scrub_ms = 1000;
   /// After an erasure the memtables are flushed (the log files holding the
   /// erased records deleted) and the family compacted within this (ms).
   int data_scrub_ms = 30000;

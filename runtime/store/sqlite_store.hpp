@@ -9,6 +9,7 @@
 
 #include "runtime/store/event_store.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -31,6 +32,10 @@ struct sqlite_options {
   /// WAL pages after which the background checkpointer copies them into the
   /// database file (off the writer's path; 0 = SQLite's own checkpoints).
   int checkpoint_pages = 4000;
+  /// After an erasure (and once after opening, for a run that ended without
+  /// closing) the data file's WAL is emptied into it (checkpoint TRUNCATE)
+  /// within this (ms): with secure_delete, no file then holds the erased rows.
+  int data_scrub_ms = 30000;
 };
 
 class sqlite_store final : public event_store {
@@ -111,6 +116,10 @@ private:
   bool ck_stop_ = false;
   bool ck_data_due_ = false;
   bool ck_keys_due_ = false;
+  /// When the data file's WAL is next emptied (epoch = not due).
+  std::chrono::steady_clock::time_point scrub_at_{};
+  void erased();  ///< an erasure was committed: schedule the scrub
+  void scrub_data();
 };
 
 } // namespace custodian::store

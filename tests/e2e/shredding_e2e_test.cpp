@@ -12,6 +12,7 @@
 #include "tests/support/e2e_fixture.hpp"
 
 #include <sodium.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -91,7 +92,133 @@ std::vector<std::optional<std::string>> read_names(const std::string& dir, const
   return out;
 }
 
+/// A copy of a directory the node is writing (a backup taken while it runs):
+/// files that vanish mid-copy (a compaction) are skipped.
+std::string copy_running(const std::string& from, const std::string& to) {
+  std::filesystem::create_directories(to);
+  for (auto& e : std::filesystem::recursive_directory_iterator(from)) {
+    auto rel = std::filesystem::relative(e.path(), from);
+    std::error_code ec;
+    if (e.is_directory(ec))
+      std::filesystem::create_directories(std::filesystem::path(to) / rel, ec);
+    else if (e.is_regular_file(ec))
+      std::filesystem::copy_file(e.path(), std::filesystem::path(to) / rel, ec);
+  }
+  return to;
+}
+
+/// The key files of a data directory (with their WAL beside them).
+std::vector<std::string> key_files(const std::string& dir) {
+  if (rocks_store_under_test())
+    return {dir + "/store/keys.db"};
+  std::vector<std::string> out;
+  for (auto& svc : all_services())
+    out.push_back(dir + "/" + svc + ".keys.db");
+  return out;
+}
+
+/// The sealed key rows of `uid` in the key files of a copied data directory,
+/// read with SQLite itself (which replays the copied WAL).
+std::vector<std::string> sealed_keys(const std::string& dir, const std::string& uid) {
+  std::vector<std::string> out;
+  for (auto& f : key_files(dir)) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(f.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      if (sqlite3_prepare_v2(db, "SELECT sealed FROM keys WHERE user_id = ?1", -1, &st, nullptr)
+          == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, uid.c_str(), -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW)
+          out.emplace_back(static_cast<const char*>(sqlite3_column_blob(st, 0)),
+                           static_cast<size_t>(sqlite3_column_bytes(st, 0)));
+      }
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+  }
+  return out;
+}
+
+/// The files under `dir` that hold any of `needles` (raw bytes).
+std::vector<std::string> files_holding(const std::string& dir, const std::vector<std::string>& needles) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    std::error_code ec;
+    if (!e.is_regular_file(ec))
+      continue;
+    auto bytes = slurp(e.path().string());
+    for (auto& n : needles)
+      if (!n.empty() && bytes.find(n) != std::string::npos) {
+        out.push_back(e.path().string());
+        break;
+      }
+  }
+  return out;
+}
+
+/// The sealed display names of `uid` as stored (ciphertext bytes), from a copy.
+std::vector<std::string> sealed_names(const std::string& dir, const std::string& uid) {
+  auto st = open_copy(dir, "user", rocks_store_under_test() ? "" : dir + "/user.keys.db");
+  std::vector<std::string> out;
+  store_view view{*st};
+  for (auto& ev : read_events(view, uid))
+    if (auto created = event_as<user::ProfileCreated>(ev))
+      out.push_back(created->display_name_sealed());
+  st->close();
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& s : v)
+    out += s + " ";
+  return out;
+}
+
 } // namespace
+
+/// A node whose erased records must leave its files within 1 s (store.scrub-after).
+struct scrub_fixture : e2e_fixture {
+  scrub_fixture() : e2e_fixture(std::vector<std::string>{"--store.scrub-after=1s"}) {}
+};
+
+BOOST_FIXTURE_TEST_CASE(a_copy_taken_right_after_done_holds_no_key_and_a_kill_keeps_none,
+                        scrub_fixture) {
+  auto u = make_user("copy", "Grace Hopper");
+  watchhistory::WatchRequest w;
+  w.set_title_id("the-third-man");
+  BOOST_TEST_REQUIRE(api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status
+                     == 201);
+  // What an attacker copying the running node's files would look for: the
+  // user's sealed key rows, and the ciphertext of their records.
+  auto before = copy_running(data, dir.file("before"));
+  auto keys = sealed_keys(before, u.user_id);
+  BOOST_TEST_REQUIRE(keys.size() >= 2u);  // user and watchhistory seal with their own keys
+  auto records = sealed_names(before, u.user_id);
+  BOOST_TEST_REQUIRE(records.size() == 1u);
+
+  auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_TEST_REQUIRE(d.status == 202);
+  BOOST_TEST_REQUIRE(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state() == "done");
+  // Right after done, the node still running: a copy of every file holds no
+  // byte of any of the keys, and SQLite replaying the copied WAL finds no row.
+  auto after = copy_running(data, dir.file("after"));
+  BOOST_TEST(files_holding(after, keys).empty(), joined(files_holding(after, keys)));
+  BOOST_TEST(sealed_keys(after, u.user_id).empty());
+
+  // kill -9 right after: the files as the crash left them hold no key either.
+  node.kill9();
+  BOOST_TEST(files_holding(data, keys).empty(), joined(files_holding(data, keys)));
+  auto crashed = copy_running(data, dir.file("crashed"));
+  BOOST_TEST(sealed_keys(crashed, u.user_id).empty());
+
+  // The records' ciphertext leaves every file within store.scrub-after of the
+  // next start (the run that erased them ended without its scrub).
+  restart();
+  bool gone = wait_until([&] { return files_holding(data, records).empty(); },
+                         std::chrono::seconds(20));
+  BOOST_TEST(gone, joined(files_holding(data, records)));
+}
 
 BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   auto u = make_user("shred", "Ada Lovelace");

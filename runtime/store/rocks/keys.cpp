@@ -5,7 +5,8 @@
 // files until they are compacted away, and the shared log holds every
 // service's writes. Here a destroyed key is overwritten in place
 // (secure_delete) and the WAL that still holds its page is checkpointed and
-// truncated within key_scrub_ms. The rows of one user sit together (primary key
+// truncated before the erasure that destroyed it is written (so before it is
+// acknowledged). The rows of one user sit together (primary key
 // user, service), so an erasure across the node's services rewrites one small
 // page (1 KiB pages: a key row is ~110 bytes).
 #include "runtime/store/rocks/node_db.hpp"
@@ -86,30 +87,28 @@ void node_db::keys_destroy(const std::vector<std::pair<std::string, std::string>
                            bool durable) {
   if (keys.empty())
     return;
-  {
-    lock g{keys_.mtx};
-    // NORMAL, not OFF: in WAL mode the commit is not fsynced on its own, but a
-    // checkpoint that runs inside it (SQLite's automatic one) still fsyncs the
-    // file before the WAL is reused, so other users' keys are never at risk.
-    if (!durable && sync_)
-      exec(keys_, "PRAGMA synchronous=NORMAL");
-    try {
-      exec(keys_, "BEGIN IMMEDIATE");
-      for (auto& [svc, u] : keys)
-        stmt{keys_, "DELETE FROM keys WHERE user_id = ?1 AND service = ?2"}.bind(1, u).bind(2, svc).run();
-      exec(keys_, "COMMIT");
-    } catch (...) {
-      sqlite3_exec(keys_.db, "ROLLBACK", nullptr, nullptr, nullptr);
-      if (!durable && sync_)
-        exec(keys_, "PRAGMA synchronous=FULL");
-      throw;
-    }
+  lock g{keys_.mtx};
+  // NORMAL, not OFF: in WAL mode the commit is not fsynced on its own (the
+  // checkpoint right after it fsyncs the file before the WAL is emptied, so
+  // other users' keys are never at risk).
+  if (!durable && sync_)
+    exec(keys_, "PRAGMA synchronous=NORMAL");
+  try {
+    exec(keys_, "BEGIN IMMEDIATE");
+    for (auto& [svc, u] : keys)
+      stmt{keys_, "DELETE FROM keys WHERE user_id = ?1 AND service = ?2"}.bind(1, u).bind(2, svc).run();
+    exec(keys_, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(keys_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     if (!durable && sync_)
       exec(keys_, "PRAGMA synchronous=FULL");
+    throw;
   }
-  std::lock_guard<std::mutex> g{scrub_mtx_};
-  keys_due_ = true;
-  scrub_cv_.notify_one();
+  if (!durable && sync_)
+    exec(keys_, "PRAGMA synchronous=FULL");
+  // Also when the rows were already gone (an erasure retried after a failed
+  // checkpoint): what an earlier attempt left in the WAL leaves now.
+  scrub_keys_locked();
 }
 
 std::vector<std::pair<std::string, std::string>> node_db::keys_all(const std::string& svc) {
@@ -140,13 +139,8 @@ void node_db::keys_replace(const std::string& svc,
   }
 }
 
-void node_db::scrub_keys() {
-  lock g{keys_.mtx};
-  if (keys_.db == nullptr)
-    return;
-  // secure_delete zeroed the rows in the pages; TRUNCATE copies those pages
-  // into the file and empties the WAL, which held the pages as they were.
-  sqlite3_wal_checkpoint_v2(keys_.db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+void node_db::scrub_keys_locked() {
+  sqlite::empty_wal(keys_, "the key file");
 }
 
 } // namespace custodian::store::rocks

@@ -66,21 +66,20 @@ void fail(const rocksdb::Status& s, const std::string& what) {
   throw store_error(code, "rocksdb " + what + ": " + s.ToString());
 }
 
-std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int key_scrub_ms,
-                                     int data_scrub_ms) {
+std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int data_scrub_ms) {
   std::unique_lock<std::mutex> g{registry_mtx};
   for (auto it = registry.find(path); it != registry.end(); it = registry.find(path)) {
     if (auto p = it->second.lock())
       return p;
     registry_cv.wait(g);  // the last instance is still closing (flush, compaction)
   }
-  std::shared_ptr<node_db> p{new node_db(path, sync, key_scrub_ms, data_scrub_ms)};
+  std::shared_ptr<node_db> p{new node_db(path, sync, data_scrub_ms)};
   registry[path] = p;
   return p;
 }
 
-node_db::node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_ms)
-  : path_(std::move(path)), sync_(sync), key_scrub_ms_(key_scrub_ms), data_scrub_ms_(data_scrub_ms) {
+node_db::node_db(std::string path, bool sync, int data_scrub_ms)
+  : path_(std::move(path)), sync_(sync), data_scrub_ms_(data_scrub_ms) {
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
   if (ec)
@@ -132,7 +131,6 @@ node_db::~node_db() {
   bool scrubbed = true;
   for (auto* cf : data_due_)
     scrubbed = scrub_now(cf) && scrubbed;
-  scrub_keys();
   for (auto& [n, h] : families_)
     db_->DestroyColumnFamilyHandle(h);
   scrubbed = db_->Close().ok() && scrubbed;
@@ -197,21 +195,11 @@ bool node_db::scrub_now(rocksdb::ColumnFamilyHandle* cf) {
 void node_db::run_scrubber() {
   using clock = std::chrono::steady_clock;
   std::unique_lock<std::mutex> g{scrub_mtx_};
-  clock::time_point keys_at{}, data_at{};
+  clock::time_point data_at{};
   while (!stop_) {
     auto now = clock::now();
-    if (keys_due_ && keys_at == clock::time_point{})
-      keys_at = now + std::chrono::milliseconds(key_scrub_ms_);
     if (!data_due_.empty() && data_at == clock::time_point{})
       data_at = now + std::chrono::milliseconds(data_scrub_ms_);
-    if (keys_at != clock::time_point{} && now >= keys_at) {
-      keys_due_ = false;
-      keys_at = {};
-      g.unlock();
-      scrub_keys();
-      g.lock();
-      continue;
-    }
     if (data_at != clock::time_point{} && now >= data_at) {
       auto due = std::move(data_due_);
       data_due_.clear();
@@ -225,12 +213,10 @@ void node_db::run_scrubber() {
       data_due_.insert(failed.begin(), failed.end());  // again after the next delay
       continue;
     }
-    auto next = std::min(keys_at == clock::time_point{} ? clock::time_point::max() : keys_at,
-                         data_at == clock::time_point{} ? clock::time_point::max() : data_at);
-    if (next == clock::time_point::max())
+    if (data_at == clock::time_point{})
       scrub_cv_.wait(g);
     else
-      scrub_cv_.wait_until(g, next);
+      scrub_cv_.wait_until(g, data_at);
   }
 }
 

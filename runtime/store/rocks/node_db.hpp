@@ -27,8 +27,7 @@ inline void check(const rocksdb::Status& s, const std::string& what) {
 class node_db {
 public:
   /// The open DB of `path` (opened on first use; shared while anyone holds it).
-  static std::shared_ptr<node_db> at(const std::string& path, bool sync, int key_scrub_ms,
-                                     int data_scrub_ms);
+  static std::shared_ptr<node_db> at(const std::string& path, bool sync, int data_scrub_ms);
   ~node_db();
 
   rocksdb::DB* db() const { return db_; }
@@ -40,9 +39,12 @@ public:
   // The key file: (service, user) -> sealed key.
   std::optional<std::string> key_get(const std::string& svc, const std::string& user);
   std::string key_put(const std::string& svc, const std::string& user, const std::string& sealed);
-  /// Deletes the keys (one transaction). `durable`: fsynced before it returns;
-  /// else in the WAL (a process crash keeps it; a power failure may lose it,
-  /// and the next open sweeps the keys of tombstoned users again).
+  /// Deletes the keys (one transaction), then empties the key file's WAL into
+  /// the file (checkpoint TRUNCATE, fsynced): when it returns, no file holds a
+  /// byte of them (secure_delete zeroed the rows). Throws store_error
+  /// (unavailable) if the WAL could not be emptied: the caller's erasure is
+  /// then not acknowledged, and its retry empties it. `durable` is kept for
+  /// the callers' intent: the checkpoint fsyncs the file either way.
   void keys_destroy(const std::string& svc, const std::vector<std::string>& users, bool durable);
   /// The same for (service, user) pairs of several services, in one transaction.
   void keys_destroy(const std::vector<std::pair<std::string, std::string>>& keys, bool durable);
@@ -58,10 +60,11 @@ public:
   bool scrub_now(rocksdb::ColumnFamilyHandle* cf);
 
 private:
-  node_db(std::string path, bool sync, int key_scrub_ms, int data_scrub_ms);
+  node_db(std::string path, bool sync, int data_scrub_ms);
   void open_keys();
   void run_scrubber();
-  void scrub_keys();
+  /// Empties the key file's WAL into it (under keys_.mtx); throws if it cannot.
+  void scrub_keys_locked();
 
   std::string path_;
   rocksdb::DB* db_ = nullptr;
@@ -76,12 +79,10 @@ private:
   sqlite_store::conn keys_read_;
   bool sync_ = true;
 
-  int key_scrub_ms_;
   int data_scrub_ms_;
   std::mutex scrub_mtx_;
   std::condition_variable scrub_cv_;
   bool stop_ = false;
-  bool keys_due_ = false;
   std::set<rocksdb::ColumnFamilyHandle*> data_due_;
   std::thread scrubber_;
 };

@@ -21,8 +21,7 @@ rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
     throw store_error(errc::io, "store.synchronous must be \"full\" or \"normal\", got \""
                                   + opts_.synchronous + "\"");
   keys::name(opts_.service);
-  db_ = node_db::at(opts_.path, opts_.synchronous == "full", opts_.key_scrub_ms,
-                    opts_.data_scrub_ms);
+  db_ = node_db::at(opts_.path, opts_.synchronous == "full", opts_.data_scrub_ms);
   cf_ = db_->family(opts_.service);
   // The outbox's next id and depth, from what is stored.
   std::unique_ptr<rocksdb::Iterator> it{db_->db()->NewIterator({}, family(cf_))};

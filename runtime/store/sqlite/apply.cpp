@@ -134,6 +134,8 @@ std::vector<status> sqlite_store::apply_batch(const std::vector<const commit*>& 
 }
 
 void sqlite_store::write_batch(const std::vector<const commit*>& batch, std::vector<status>& out) {
+  bool erasures = false;
+  {
   lock g{db_.mtx};
   exec(db_, "BEGIN IMMEDIATE");
   try {
@@ -150,12 +152,16 @@ void sqlite_store::write_batch(const std::vector<const commit*>& batch, std::vec
         continue;
       }
       apply_one(*batch[i]);
+      erasures = erasures || !batch[i]->erase_users.empty();
     }
     exec(db_, "COMMIT");
   } catch (const store_error&) {
     sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+  }
+  if (erasures && checkpointer_.joinable())
+    erased();
 }
 
 } // namespace custodian::store

@@ -64,11 +64,12 @@ void sqlite_store::destroy_keys(const std::vector<const commit*>& batch) {
   if (n == 0)
     return;
   lock g{keys_.mtx};
-  // Written before the batch's data transaction, but not fsynced on its own:
-  // a process crash keeps it (it is in the WAL), and a deletion that a power
-  // failure loses is redone at the next open (sweep_erased_keys: every key of a
-  // tombstoned user). So an erasure costs one fsync (its data transaction),
-  // not two, and no key of an erased user is ever used again.
+  // Written before the batch's data transaction, and not fsynced on its own;
+  // then the WAL, which still holds the rows as they were, is emptied into the
+  // file (fsynced; secure_delete zeroed the rows there), so no file holds a
+  // byte of the keys before the erasure is written, let alone acknowledged.
+  // A deletion a power failure loses is redone at the next open
+  // (sweep_erased_keys: every key of a tombstoned user).
   exec(keys_, "PRAGMA synchronous=OFF");
   try {
     exec(keys_, "BEGIN IMMEDIATE");
@@ -81,7 +82,8 @@ void sqlite_store::destroy_keys(const std::vector<const commit*>& batch) {
     exec(keys_, sync_pragma().c_str());
     throw;
   }
-  exec(keys_, sync_pragma().c_str());
+  exec(keys_, sync_pragma().c_str());  // before the checkpoint: it fsyncs the file
+  empty_wal(keys_, "the key table");
 }
 
 std::string sqlite_store::sync_pragma() const {

@@ -94,6 +94,22 @@ inline void exec(sqlite_store::conn& c, const char* sql) {
   }
 }
 
+/// Copies every page of the WAL into the database file, fsyncs it, and
+/// truncates the WAL to nothing (checkpoint TRUNCATE; waits for readers up to
+/// the busy timeout). With secure_delete, a deleted row's bytes are then in
+/// no file. Throws store_error (unavailable) if the WAL could not be emptied.
+/// The caller holds c's lock; `what` names the file in the error.
+inline void empty_wal(sqlite_store::conn& c, const std::string& what) {
+  if (c.db == nullptr)
+    throw store_error(errc::unavailable, "store " + c.path + " is closed");
+  int log = -1, done = -1;
+  int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+  if (rc != SQLITE_OK || log != 0)
+    throw store_error(errc::unavailable, "cannot empty the WAL of " + what + " (" + c.path
+                                           + "): " + sqlite3_errmsg(c.db) + " (" + std::to_string(done)
+                                           + " of " + std::to_string(log) + " pages copied)");
+}
+
 using lock = std::lock_guard<std::mutex>;
 
 } // namespace custodian::store::sqlite

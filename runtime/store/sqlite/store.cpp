@@ -110,8 +110,10 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
       close_conn(*c, false);
     throw;
   }
-  if (!memory_ && opts_.checkpoint_pages > 0)
+  if (!memory_ && opts_.checkpoint_pages > 0) {
     start_checkpointer();
+    erased();  // the last run may have erased users and ended before its scrub
+  }
 }
 
 int sqlite_store::on_wal(void* arg, sqlite3* db, const char*, int pages) {
@@ -132,16 +134,52 @@ void sqlite_store::start_checkpointer() {
   checkpointer_ = std::thread([this] { run_checkpointer(); });
 }
 
+void sqlite_store::erased() {
+  std::lock_guard<std::mutex> g{ck_mtx_};
+  if (scrub_at_ == std::chrono::steady_clock::time_point{})
+    scrub_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.data_scrub_ms);
+  ck_cv_.notify_one();
+}
+
+void sqlite_store::scrub_data() {
+  try {
+    lock l{ckpt_data_.mtx};
+    empty_wal(ckpt_data_, "the data file");
+  } catch (const store_error& e) {
+    log::get("store")->warn("{}: scrub after erasures failed (tried again later): {}", opts_.path,
+                            e.what());
+    std::lock_guard<std::mutex> g{ck_mtx_};
+    if (scrub_at_ == std::chrono::steady_clock::time_point{})
+      scrub_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.data_scrub_ms);
+  }
+}
+
 void sqlite_store::run_checkpointer() {
+  using clock = std::chrono::steady_clock;
   for (;;) {
-    bool data = false, keys = false;
+    bool data = false, keys = false, scrub = false;
     {
       std::unique_lock<std::mutex> g{ck_mtx_};
-      ck_cv_.wait(g, [this] { return ck_stop_ || ck_data_due_ || ck_keys_due_; });
+      auto ready = [this] {
+        return ck_stop_ || ck_data_due_ || ck_keys_due_
+               || (scrub_at_ != clock::time_point{} && clock::now() >= scrub_at_);
+      };
+      if (scrub_at_ == clock::time_point{})
+        ck_cv_.wait(g, ready);
+      else
+        ck_cv_.wait_until(g, scrub_at_, ready);
       if (ck_stop_)
         return;
       std::swap(data, ck_data_due_);
       std::swap(keys, ck_keys_due_);
+      if (scrub_at_ != clock::time_point{} && clock::now() >= scrub_at_) {
+        scrub = true;
+        scrub_at_ = {};
+      }
+    }
+    if (scrub) {
+      scrub_data();
+      data = false;  // what a PASSIVE checkpoint would copy is copied
     }
     // PASSIVE: copies what no reader still needs, never waits for the writer.
     for (auto [due, c] : {std::pair{data, &ckpt_data_}, std::pair{keys, &ckpt_keys_}})
