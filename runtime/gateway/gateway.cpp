@@ -99,7 +99,11 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
   http::limits lim;
   lim.max_body = cfg_.max_body;
   lim.max_connections = cfg_.max_connections;
+  lim.max_connections_per_address = cfg_.max_connections_per_address;
   lim.max_in_flight = cfg_.max_in_flight;
+  lim.first_byte_timeout =
+    std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.first_byte_timeout);
+  lim.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.idle_timeout);
   srv_ = std::make_unique<http::server>(lim);
 }
 
@@ -354,6 +358,9 @@ void gateway::install_service_routes(std::shared_ptr<caller> c) {
 
 std::string gateway::start() {
   install_routes();
+  if (!cfg_.certificate_file.empty())
+    if (auto err = srv_->use_tls(cfg_.certificate_file, cfg_.key_file); !err.empty())
+      return "gateway: " + err;
   return srv_->start(cfg_.host, cfg_.port, cfg_.threads);
 }
 

@@ -28,7 +28,13 @@ struct gateway_config {
   caf::timespan register_wait = std::chrono::seconds(5);
   size_t threads = 2;  ///< I/O threads of the HTTP server
   size_t max_connections = 4096;
+  size_t max_connections_per_address = 64;
   size_t max_in_flight = 512;
+  caf::timespan first_byte_timeout = std::chrono::seconds(5);
+  caf::timespan idle_timeout = std::chrono::seconds(30);
+  /// PEM files: both set, the gateway serves HTTPS only.
+  std::string certificate_file;
+  std::string key_file;
   std::string node = "node";
   /// Bootstrap secret for POST /v1/admins ("" = only admins create admins).
   std::string admin_secret;

@@ -1,28 +1,13 @@
 #include "runtime/gateway/http_server.hpp"
 
-#include "runtime/common/log.hpp"
+#include "runtime/gateway/http_internal.hpp"
 #include "runtime/gateway/json.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <sys/resource.h>
 
-#include <atomic>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
-
 namespace custodian::http {
-
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
 
 namespace {
 
@@ -46,8 +31,9 @@ int hex_value(char c) {
   return -1;
 }
 
-/// Percent-decoding ('+' stays '+' in a path; `plus_is_space` for query values).
-std::optional<std::string> decode(std::string_view in, bool plus_is_space) {
+} // namespace
+
+std::optional<std::string> decode(std::string_view in, bool plus_is_space, bool path) {
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -56,7 +42,7 @@ std::optional<std::string> decode(std::string_view in, bool plus_is_space) {
         return std::nullopt;
       int hi = hex_value(in[i + 1]);
       int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0)
+      if (hi < 0 || lo < 0 || (path && (hi * 16 + lo == '/' || hi * 16 + lo == 0)))
         return std::nullopt;
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
@@ -82,31 +68,6 @@ std::vector<std::string_view> segments(std::string_view path) {
     at = slash + 1;
   }
 }
-
-struct route_entry {
-  std::string method;
-  std::string pattern;
-  std::vector<std::string> segments;  ///< "{...}" marks a parameter
-  handler h;
-
-  bool matches(const std::vector<std::string_view>& path, std::vector<std::string>& params) const {
-    if (path.size() != segments.size())
-      return false;
-    params.clear();
-    for (size_t i = 0; i < path.size(); ++i) {
-      if (segments[i].size() > 1 && segments[i].front() == '{') {
-        if (path[i].empty())
-          return false;
-        params.emplace_back(path[i]);
-      } else if (segments[i] != path[i]) {
-        return false;
-      }
-    }
-    return true;
-  }
-};
-
-} // namespace
 
 std::string request::header(std::string_view name) const {
   for (auto& [k, v] : headers)
@@ -140,307 +101,6 @@ response json(int status, std::string body) {
   return response{status, std::move(body), "application/json", {}};
 }
 
-class session;
-
-struct server::impl : std::enable_shared_from_this<impl> {
-  explicit impl(limits l)
-    : lim(l), accept_strand(net::make_strand(ioc)), acceptor(accept_strand),
-      retry_timer(accept_strand) {}
-
-  limits lim;
-  net::io_context ioc;
-  net::strand<net::io_context::executor_type> accept_strand;  ///< acceptor and its timer
-  tcp::acceptor acceptor;
-  net::steady_timer retry_timer;  ///< accept after running out of descriptors
-  std::vector<std::thread> threads;
-  std::vector<route_entry> routes;
-  std::function<std::optional<response>(const request&)> before;
-  answer_hook on_answer;
-  std::atomic<size_t> open{0};
-  std::atomic<size_t> in_flight{0};
-  std::atomic<uint64_t> refused_connections{0};
-  std::atomic<uint64_t> refused_requests{0};
-  std::atomic<bool> stopping{false};
-  uint16_t port = 0;
-  std::shared_ptr<spdlog::logger> lg = log::get("gateway");
-  /// Every open connection, to close them all at stop().
-  std::mutex sessions_mtx;
-  std::unordered_map<session*, std::weak_ptr<session>> sessions;
-
-  void accept();
-  void on_accept(error_code ec, tcp::socket sock);
-};
-
-/// One connection: read a request, hand it on, write its answer, read the next
-/// (pipelined requests wait in the buffer and are answered in order).
-class session : public std::enable_shared_from_this<session> {
-public:
-  session(tcp::socket sock, std::shared_ptr<server::impl> srv, bool refused)
-    : srv_(std::move(srv)), stream_(std::move(sock)), read_timer_(stream_.get_executor()),
-      refused_(refused) {
-    error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec)
-      remote_ = ep.address().to_string();
-    if (!refused_)
-      ++srv_->open;
-  }
-  ~session() {
-    if (!refused_)
-      --srv_->open;
-    std::lock_guard<std::mutex> g{srv_->sessions_mtx};
-    srv_->sessions.erase(this);
-  }
-
-  void start() {
-    {
-      std::lock_guard<std::mutex> g{srv_->sessions_mtx};
-      srv_->sessions.emplace(this, weak_from_this());
-    }
-    wait_for_request();
-  }
-
-  /// From stop(): close on the connection's own strand.
-  void shut() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
-  }
-
-  /// From any thread (the responder's slot).
-  void answer(response r) {
-    net::post(stream_.get_executor(),
-              [self = shared_from_this(), r = std::move(r)]() mutable { self->write(std::move(r)); });
-  }
-
-  server::impl& srv() { return *srv_; }
-
-private:
-  void wait_for_request() {
-    route_.clear();
-    method_.clear();
-    if (buffer_.size() > 0)
-      return read_request();
-    // Idle until the first byte of the next request (a refused connection gets
-    // no idle time: it is answered and closed).
-    stream_.expires_after(refused_ ? srv_->lim.read_timeout : srv_->lim.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096),
-                            [self = shared_from_this()](error_code ec, size_t n) {
-                              if (ec)
-                                return self->close();
-                              self->buffer_.commit(n);
-                              self->read_request();
-                            });
-  }
-
-  void read_request() {
-    parser_.emplace();
-    parser_->body_limit(srv_->lim.max_body);
-    parser_->header_limit(static_cast<uint32_t>(srv_->lim.max_header));
-    // The stream's own timeout would close the socket; this one only cancels
-    // the read, so that the client still gets its 408.
-    stream_.expires_never();
-    timed_out_ = false;
-    auto generation = ++reads_;
-    read_timer_.expires_after(srv_->lim.read_timeout);
-    read_timer_.async_wait([self = shared_from_this(), generation](error_code ec) {
-      // A timer that fires as its read completes must not touch a later one.
-      if (ec || generation != self->reads_)
-        return;
-      self->timed_out_ = true;
-      error_code ignored;
-      self->stream_.socket().cancel(ignored);
-    });
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
-  }
-
-  void on_read(error_code ec) {
-    ++reads_;  // this read is over: its timer, if still queued, does nothing
-    read_timer_.cancel();
-    if (timed_out_ && ec)
-      return fail(408, "the request did not arrive in time");
-    if (ec == bhttp::error::end_of_stream)
-      return close();
-    if (ec == bhttp::error::body_limit)
-      return fail(413, "request body too large");
-    if (ec == bhttp::error::header_limit)
-      return fail(431, "request header fields too large");
-    if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category())
-      return fail(400, "malformed HTTP request");
-    if (ec)
-      return close();
-    dispatch(parser_->release());
-  }
-
-  void dispatch(bhttp::request<bhttp::string_body> in);
-
-  /// Answers with `status` and closes: the connection's state is unknown.
-  void fail(int status, const std::string& message) {
-    keep_alive_ = false;
-    version_ = 11;
-    write(error(status, message));
-  }
-
-  void write(response r) {
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
-    res->version(version_);
-    res->result(static_cast<unsigned>(r.status));
-    res->set(bhttp::field::content_type, r.content_type);
-    for (auto& [k, v] : r.headers)
-      res->set(k, v);
-    // Every 503 says when to come back (nothing was done: retrying is safe).
-    if (r.status == 503 && res->find(bhttp::field::retry_after) == res->end())
-      res->set(bhttp::field::retry_after, std::to_string(srv_->lim.retry_after_s));
-    res->keep_alive(keep_alive_);
-    // These carry no body (and Beast refuses to frame one).
-    if (r.status / 100 != 1 && r.status != 204 && r.status != 304)
-      res->body() = std::move(r.body);
-    res->prepare_payload();
-    srv_->lg->debug("{} {} -> {}", method_, target_, r.status);
-    if (srv_->on_answer)
-      srv_->on_answer(route_, method_, r.status);
-    stream_.expires_after(srv_->lim.write_timeout);
-    bhttp::async_write(stream_, *res, [self = shared_from_this(), res](error_code ec, size_t) {
-      if (ec)
-        return self->close();
-      if (!res->keep_alive())
-        return self->linger();
-      self->wait_for_request();
-    });
-  }
-
-  /// After a last answer: stop sending, read and drop what the client still
-  /// sends (so that closing does not reset the connection before the client
-  /// read the answer), close at its end of stream or after a short while.
-  void linger() {
-    error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
-    drain();
-  }
-  void drain() {
-    buffer_.consume(buffer_.size());
-    stream_.async_read_some(buffer_.prepare(16384),
-                            [self = shared_from_this()](error_code ec, size_t n) {
-                              self->drained_ += n;
-                              if (ec || self->drained_ > 4 * self->srv_->lim.max_body)
-                                return self->close();
-                              self->drain();
-                            });
-  }
-
-  void close() {
-    error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
-  }
-
-  std::shared_ptr<server::impl> srv_;
-  beast::tcp_stream stream_;
-  net::steady_timer read_timer_;
-  bool timed_out_ = false;
-  uint64_t reads_ = 0;  ///< generation of the read the timer belongs to
-  beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::string remote_;
-  std::string method_;
-  std::string target_;
-  std::string route_;  ///< the pattern the request matched ("" = none)
-  bool refused_;
-  bool keep_alive_ = true;
-  unsigned version_ = 11;
-  size_t drained_ = 0;
-};
-
-struct responder::slot {
-  explicit slot(std::shared_ptr<session> s) : sess(std::move(s)) {}
-  ~slot() {
-    if (!answered.exchange(true)) {
-      --sess->srv().in_flight;
-      sess->answer(error(500, "internal error"));
-    }
-  }
-  std::shared_ptr<session> sess;
-  std::atomic<bool> answered{false};
-};
-
-void responder::operator()(response r) const {
-  if (slot_->answered.exchange(true))
-    return;
-  --slot_->sess->srv().in_flight;
-  slot_->sess->answer(std::move(r));
-}
-
-void session::dispatch(bhttp::request<bhttp::string_body> in) {
-  keep_alive_ = in.keep_alive();
-  version_ = in.version();
-  method_ = std::string(in.method_string());
-  target_ = std::string(in.target());
-  if (target_.size() > srv_->lim.max_uri)
-    return fail(414, "request URI too long");
-  auto& s = *srv_;
-  if (refused_) {
-    ++s.refused_connections;
-    keep_alive_ = false;
-    auto r = error(503, "too many open connections; retry later");
-    r.headers.emplace_back("Retry-After", std::to_string(s.lim.retry_after_s));
-    return write(std::move(r));
-  }
-  auto req = std::make_shared<request>();
-  req->method = method_;
-  auto q = target_.find('?');
-  auto path = decode(std::string_view(target_).substr(0, q), false);
-  if (!path)
-    return write(error(400, "malformed percent-encoding in the path"));
-  req->path = std::move(*path);
-  if (q != std::string::npos)
-    req->query = target_.substr(q + 1);
-  req->body = std::move(in.body());
-  req->remote_addr = remote_;
-  for (auto& f : in)
-    req->headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  if (s.before)
-    if (auto early = s.before(*req))
-      return write(std::move(*early));
-  auto segs = segments(req->path);
-  const route_entry* hit = nullptr;
-  std::string allow;
-  for (auto& r : s.routes)
-    if (r.matches(segs, req->params)) {
-      if (route_.empty())
-        route_ = r.pattern;
-      if (r.method == req->method) {
-        route_ = r.pattern;
-        hit = &r;
-        break;
-      }
-      if (allow.find(r.method) == std::string::npos)
-        allow += (allow.empty() ? "" : ", ") + r.method;
-    }
-  if (!hit) {
-    if (allow.empty())
-      return write(error(404, "not found"));
-    auto r = error(405, "method not allowed; allowed: " + allow);
-    r.headers.emplace_back("Allow", allow);
-    return write(std::move(r));
-  }
-  if (s.in_flight.fetch_add(1) >= s.lim.max_in_flight) {
-    --s.in_flight;
-    ++s.refused_requests;
-    auto r = error(503, "too many requests in flight; retry later");
-    r.headers.emplace_back("Retry-After", std::to_string(s.lim.retry_after_s));
-    return write(std::move(r));
-  }
-  responder answer{std::make_shared<responder::slot>(shared_from_this())};
-  try {
-    hit->h(std::move(req), answer);
-  } catch (const std::exception& e) {
-    s.lg->error("{} {}: unhandled exception: {}", method_, target_, e.what());
-    answer(error(500, "internal error"));
-  } catch (...) {
-    s.lg->error("{} {}: unhandled exception", method_, target_);
-    answer(error(500, "internal error"));
-  }
-}
 
 void server::impl::accept() {
   acceptor.async_accept(net::make_strand(ioc),
@@ -465,9 +125,35 @@ void server::impl::on_accept(error_code ec, tcp::socket sock) {
   }
   error_code ignored;
   sock.set_option(tcp::no_delay(true), ignored);
-  bool refuse = open.load() >= lim.max_connections;
-  std::make_shared<session>(std::move(sock), shared_from_this(), refuse)->start();
+  std::string addr;
+  auto ep = sock.remote_endpoint(ignored);
+  if (!ignored)
+    addr = ep.address().to_string();
+  auto refusal = admit(addr);
+  serve(std::move(sock), shared_from_this(), std::move(addr), std::move(refusal));
   accept();
+}
+
+std::string server::impl::admit(const std::string& addr) {
+  if (open.load() >= lim.max_connections)
+    return "too many open connections; retry later";
+  std::lock_guard<std::mutex> g{addresses_mtx};
+  auto& n = addresses[addr];
+  if (n >= lim.max_connections_per_address) {
+    if (n == 0)
+      addresses.erase(addr);
+    return "too many open connections from your address; retry later";
+  }
+  ++n;
+  ++open;
+  return "";
+}
+
+void server::impl::release(const std::string& addr) {
+  --open;
+  std::lock_guard<std::mutex> g{addresses_mtx};
+  if (auto it = addresses.find(addr); it != addresses.end() && --it->second == 0)
+    addresses.erase(it);
 }
 
 server::server(limits lim) : impl_(std::make_shared<impl>(lim)) {}
@@ -486,6 +172,27 @@ void server::before(std::function<std::optional<response>(const request&)> f) {
 }
 
 void server::on_answer(answer_hook f) { impl_->on_answer = std::move(f); }
+
+std::string server::use_tls(const std::string& certificate_file, const std::string& key_file) {
+  namespace ssl = net::ssl;
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  // TLS 1.2 and 1.3 only; the library's (OpenSSL's) default ciphers and
+  // security level otherwise.
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
+                   | ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1
+                   | ssl::context::single_dh_use);
+  error_code ec;
+  ctx->use_certificate_chain_file(certificate_file, ec);
+  if (ec)
+    return "cannot read the certificate chain " + certificate_file + " (PEM): " + ec.message();
+  ctx->use_private_key_file(key_file, ssl::context::pem, ec);
+  if (ec)
+    return "cannot read the private key " + key_file + " (PEM): " + ec.message();
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    return "the private key " + key_file + " does not match the certificate " + certificate_file;
+  impl_->tls = std::move(ctx);
+  return "";
+}
 
 namespace {
 
@@ -553,7 +260,7 @@ void server::stop(std::chrono::milliseconds grace) {
         open.push_back(std::move(p));
   }
   for (auto& p : open)
-    p->shut();
+    shut_session(*p);
   open.clear();
   auto closed = [&s] {
     std::lock_guard<std::mutex> g{s.sessions_mtx};

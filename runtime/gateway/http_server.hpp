@@ -4,10 +4,16 @@
 /// that answers it later, from any thread, through its `responder`. Nothing here
 /// knows the API: routes are (method, pattern) pairs with `{name}` segments.
 ///
-/// Limits: open connections and requests in flight are bounded (beyond: 503
-/// with Retry-After); header, URI and body sizes (431, 414, 413); a request
-/// must arrive whole within `read_timeout` once its first byte came (408); an
-/// idle keep-alive connection is closed after `idle_timeout`.
+/// Limits: open connections (all, and per client address) and requests in
+/// flight are bounded (beyond: 503 with Retry-After); header, URI and body
+/// sizes (431, 414, 413); a new connection must send its first byte within
+/// `first_byte_timeout`, a request must arrive whole within `read_timeout`
+/// once its first byte came (408); an idle keep-alive connection is closed
+/// after `idle_timeout`. Framing (RFC 9112): a Transfer-Encoding other than
+/// `chunked` alone is 400 and the connection closed (what follows it is never
+/// read as a request); an encoded slash or NUL in the path is 400. Every
+/// answer carries `X-Content-Type-Options: nosniff` and, unless the handler
+/// set one, `Cache-Control: no-store`.
 
 #include <chrono>
 #include <cstdint>
@@ -71,10 +77,12 @@ struct limits {
   size_t max_header = 16 * 1024;  ///< request line plus all header fields
   size_t max_uri = 8 * 1024;
   size_t max_connections = 4096;  ///< beyond: the request is answered 503 and the connection closed
+  size_t max_connections_per_address = 64;  ///< from one client address; beyond: 503 and close
   size_t max_in_flight = 512;     ///< requests handed to handlers and not answered yet
   std::chrono::milliseconds read_timeout{5000};   ///< first byte to last byte of a request
   std::chrono::milliseconds write_timeout{5000};
-  std::chrono::milliseconds idle_timeout{60000};  ///< keep-alive connection with nothing to read
+  std::chrono::milliseconds first_byte_timeout{5000};  ///< a new connection's first byte (then closed)
+  std::chrono::milliseconds idle_timeout{30000};  ///< keep-alive connection with nothing to read
   int retry_after_s = 1;
 };
 
@@ -93,6 +101,9 @@ public:
   void before(std::function<std::optional<response>(const request&)> f);
   /// Set before start().
   void on_answer(answer_hook f);
+  /// Serves HTTPS only (TLS 1.2+; OpenSSL's default ciphers) with this PEM
+  /// certificate chain and private key. Before start(); "" or an error sentence.
+  std::string use_tls(const std::string& certificate_file, const std::string& key_file);
 
   /// Binds (port 0: any free port) and starts `threads` I/O threads. Returns ""
   /// or an error sentence.
@@ -106,7 +117,7 @@ public:
   struct counters {
     size_t open_connections = 0;
     size_t in_flight = 0;
-    uint64_t refused_connections = 0;  ///< over max_connections
+    uint64_t refused_connections = 0;  ///< over max_connections or the per-address cap
     uint64_t refused_requests = 0;     ///< over max_in_flight
   };
   counters stats() const;

@@ -74,6 +74,15 @@ void node_config::add_gateway_options() {
     .add(gateway_threads, "threads", "HTTP I/O threads (each carries any number of connections)")
     .add(gateway_max_connections, "max-connections",
          "open connections beyond which requests are answered 503 and the connection closed")
+    .add(gateway_max_connections_per_address, "max-connections-per-address",
+         "open connections from one client address beyond which the same happens")
+    .add(gateway_first_byte_timeout, "first-byte-timeout",
+         "a new connection that sends nothing (or no TLS handshake) for this long is closed")
+    .add(gateway_idle_timeout, "idle-timeout",
+         "a kept-alive connection with no new request for this long is closed")
+    .add(gateway_certificate, "certificate",
+         "PEM certificate chain; with gateway.key the gateway serves HTTPS only (TLS 1.2+)")
+    .add(gateway_key, "key", "PEM private key of gateway.certificate (keep it mode 0600)")
     .add(gateway_max_in_flight, "max-in-flight",
          "requests waiting for a service beyond which new ones are answered 503 + Retry-After")
     .add(gateway_metrics, "metrics", "serve GET /metrics (Prometheus text format, no token)")
@@ -399,6 +408,14 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
     problems.push_back("gateway.threads must be between 1 and 256");
   if (gateway_max_connections == 0)
     problems.push_back("gateway.max-connections must be positive");
+  if (gateway_max_connections_per_address == 0)
+    problems.push_back("gateway.max-connections-per-address must be positive");
+  if (gateway_first_byte_timeout < std::chrono::milliseconds(100)
+      || gateway_idle_timeout < std::chrono::milliseconds(100))
+    problems.push_back("gateway.first-byte-timeout and gateway.idle-timeout must be at least 100ms");
+  if (gateway_certificate.empty() != gateway_key.empty())
+    problems.push_back("gateway.certificate and gateway.key go together (both set: HTTPS; "
+                       "neither: HTTP)");
   if (gateway_max_in_flight == 0)
     problems.push_back("gateway.max-in-flight must be positive");
   for (auto& d : reg.native()) {

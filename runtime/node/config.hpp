@@ -42,6 +42,11 @@ struct node_config : caf::actor_system_config {
   caf::timespan register_wait = std::chrono::seconds(5);
   uint64_t gateway_threads = 2;
   uint64_t gateway_max_connections = 4096;
+  uint64_t gateway_max_connections_per_address = 64;
+  caf::timespan gateway_first_byte_timeout = std::chrono::seconds(5);
+  caf::timespan gateway_idle_timeout = std::chrono::seconds(30);
+  std::string gateway_certificate;  ///< PEM chain: with gateway_key, HTTPS only
+  std::string gateway_key;
   uint64_t gateway_max_in_flight = 512;
   bool gateway_metrics = true;  ///< GET /metrics
   std::string jobs_deadline;    ///< "" = one calendar month; else e.g. "45d"

@@ -279,7 +279,12 @@ std::string node::spawn_gateway() {
   gc.register_wait = cfg_.register_wait;
   gc.threads = cfg_.gateway_threads;
   gc.max_connections = cfg_.gateway_max_connections;
+  gc.max_connections_per_address = cfg_.gateway_max_connections_per_address;
   gc.max_in_flight = cfg_.gateway_max_in_flight;
+  gc.first_byte_timeout = cfg_.gateway_first_byte_timeout;
+  gc.idle_timeout = cfg_.gateway_idle_timeout;
+  gc.certificate_file = cfg_.gateway_certificate;
+  gc.key_file = cfg_.gateway_key;
   gc.node = cfg_.node_name;
   gc.login_failures_per_account = cfg_.login_failures_per_account;
   gc.login_failures_per_address = cfg_.login_failures_per_address;

@@ -271,7 +271,8 @@ public:
   virtual shard_leases* leases() { return nullptr; }
 
   /// Applies one commit atomically and durably. On conflict nothing of it is
-  /// applied (keys in `destroy_keys` are destroyed all the same).
+  /// applied (the embedded stores destroy the keys in `destroy_keys` all the
+  /// same; MongoDB only those of commits that pass its lease check).
   virtual status apply(const commit& c) = 0;
 
   /// Group commit: applies many commits with one durable write where the backend

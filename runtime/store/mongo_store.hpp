@@ -162,18 +162,23 @@ private:
   using held_lease = mongo_lease_state;
 
   uint32_t shard_of_commit(const commit& c) const;
-  // apply_batch's steps (mongo/apply.cpp): keys first, plan, journal (the
-  // commit point; the shards whose write landed), apply.
-  void destroy_keys(mongo::client& cl, const std::vector<const commit*>& batch);
-  /// Plan, journal, apply: the records of a batch whose keys are gone.
+  // apply_batch's steps (mongo/apply.cpp): plan, journal (the commit point;
+  // the shards whose write landed), the keys of the journaled commits, apply.
+  // Keys go after the commit point: a commit refused there (its shard taken
+  // over, fenced) destroys nothing, so a refused erasure never leaves a live
+  // user without keys. Before any record is applied: a roll-forward of the
+  // journal destroys the keys of the users an entry erases first.
+  void destroy_keys(mongo::client& cl, const std::vector<std::string>& users);
+  /// Plan, journal, keys, apply.
   void write_batch(mongo::client& cl, const std::vector<const commit*>& batch,
                    std::vector<status>& out);
   mongo::batch_plan plan(mongo::client& cl, const std::vector<const commit*>& batch);
   std::vector<uint32_t> journal(mongo::client& cl, const std::vector<const commit*>& batch,
                                 mongo::batch_plan& p);
   void apply_journaled(mongo::batch_plan& p, const std::vector<uint32_t>& clean);
-  /// Applies journal entries to the collections (idempotent); throws store_error.
-  void materialize(const std::vector<const entry*>& entries);
+  /// Applies journal entries to the collections (idempotent); throws
+  /// store_error. `keys`: the keys of the users they erase are destroyed first.
+  void materialize(const std::vector<const entry*>& entries, bool keys = true);
   /// Rolls forward the journal of every held shard when an earlier apply left
   /// entries behind (write lock held). Throws store_error.
   void roll_forward_locked();

@@ -813,6 +813,7 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_a_takeover, fixture,
   before.shard = static_cast<int32_t>(s);
   before.events = {{user, "written-before"}};
   BOOST_TEST(a.apply(before).ok());
+  a.key_put(user, "SEALED-KEY-OF-user-on-s");
 
   auto ob = standby("node-b");
   mongo_store b{ob};
@@ -832,6 +833,13 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_a_takeover, fixture,
   BOOST_TEST(refused == 3);
   BOOST_TEST(a.fenced_writes() == 3u);
   BOOST_TEST(a.held().empty());
+  // A refused erasure destroys nothing: the user stays whole (keys and all)
+  // for the owner to erase, instead of live with records nobody can open.
+  BOOST_TEST_REQUIRE(b.key_get(user).value_or("") == "SEALED-KEY-OF-user-on-s");
+  auto erase = erasure(user, s);
+  erase.destroy_keys = {user};
+  BOOST_TEST((a.apply(erase).code == errc::fenced));
+  BOOST_TEST(b.key_get(user).value_or("") == "SEALED-KEY-OF-user-on-s");
 
   commit after;
   after.shard = static_cast<int32_t>(s);

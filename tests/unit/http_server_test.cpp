@@ -112,7 +112,12 @@ BOOST_FIXTURE_TEST_CASE(keep_alive_and_pipelining_answer_in_order, fixture) {
   BOOST_TEST(a4.body == R"({"id":"4","q":"-"})");
 }
 
-BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers, fixture) {
+BOOST_AUTO_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers) {
+  http::limits lim;
+  lim.max_connections_per_address = 1000;  // all from 127.0.0.1
+  fixture f{lim};
+  auto& srv = f.srv;
+  auto port = f.port;
   std::vector<std::unique_ptr<conn>> conns;
   for (int i = 0; i < 300; ++i) {
     conns.push_back(std::make_unique<conn>(port));
@@ -264,4 +269,94 @@ BOOST_FIXTURE_TEST_CASE(stop_waits_for_requests_in_flight_and_closes_idle_connec
   BOOST_TEST(stop_began);
   BOOST_TEST(busy.read().status == 200);
   BOOST_TEST(idle.closed_by_peer());
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_connection_is_closed_after_the_first_byte_timeout_an_idle_one_after_the_idle_timeout) {
+  auto lim = small_limits();
+  lim.first_byte_timeout = 300ms;
+  lim.idle_timeout = 600ms;
+  fixture f{lim};
+  auto t0 = std::chrono::steady_clock::now();
+  conn silent{f.port};
+  BOOST_TEST(silent.closed_by_peer());  // within its 5 s receive timeout, else false
+  bool prompt = std::chrono::steady_clock::now() - t0 < 2s;
+  BOOST_TEST(prompt);
+  BOOST_TEST(f.srv.stats().open_connections == 0u);
+  conn kept{f.port};
+  kept.get("/echo/1");
+  BOOST_TEST(kept.read().status == 200);
+  t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(kept.closed_by_peer());
+  auto idle = std::chrono::steady_clock::now() - t0;
+  bool after_idle_timeout = idle > 400ms && idle < 3s;
+  BOOST_TEST(after_idle_timeout);
+}
+
+BOOST_AUTO_TEST_CASE(connections_beyond_the_per_address_cap_get_503_and_others_are_served) {
+  auto lim = small_limits();
+  lim.max_connections_per_address = 3;
+  fixture f{lim};
+  std::vector<std::unique_ptr<conn>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<conn>(f.port));
+    open.back()->get("/echo/x");
+    BOOST_REQUIRE(open.back()->read().status == 200);
+  }
+  conn extra{f.port};
+  extra.get("/echo/y");
+  auto a = extra.read();
+  BOOST_TEST(a.status == 503);
+  BOOST_TEST(a.body.find("from your address") != std::string::npos, a.body);
+  BOOST_TEST(a.has_header("Retry-After: 1"), a.head);
+  BOOST_TEST(extra.closed_by_peer());
+  BOOST_TEST(f.srv.stats().refused_connections == 1u);
+  open.pop_back();  // a slot of this address frees up
+  BOOST_REQUIRE(eventually([&] { return f.srv.stats().open_connections < 3; }));
+  conn next{f.port};
+  next.get("/echo/w");
+  BOOST_TEST(next.read().status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(a_transfer_encoding_other_than_chunked_is_400_and_what_follows_is_never_a_request) {
+  fixture f{small_limits()};
+  for (std::string te : {"xchunked", "gzip", "gzip, chunked", "chunked, gzip", "identity"}) {
+    conn c{f.port};
+    // A body that is a second request: answered as one, it would be smuggled.
+    c.send("POST /echo/1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + te
+           + "\r\n\r\nGET /echo/smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto a = c.read();
+    BOOST_TEST(a.status == 400, te << ": " << a.status);
+    BOOST_TEST(a.has_header("Connection: close"), te);
+    auto second = c.read();
+    BOOST_TEST(second.status == 0, te << " answered a second request: " << second.status);
+  }
+  conn ok{f.port};  // chunked alone is read as it should be
+  ok.send("POST /echo/2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  auto a = ok.read();
+  BOOST_TEST(a.status == 201);
+  BOOST_TEST(a.body == "hello");
+}
+
+BOOST_FIXTURE_TEST_CASE(an_encoded_slash_or_nul_in_the_path_is_400, fixture) {
+  for (std::string path : {"/echo/a%2Fb", "/echo/a%2fb", "/echo/a%00b"}) {
+    conn c{port};
+    c.get(path);
+    auto a = c.read();
+    BOOST_TEST(a.status == 400, path << ": " << a.status);
+  }
+  conn c{port};
+  c.get("/echo/a%20b");  // other escapes still decode
+  auto a = c.read();
+  BOOST_TEST(a.status == 200);
+  BOOST_TEST(a.body.find("\"a b\"") != std::string::npos, a.body);
+}
+
+BOOST_FIXTURE_TEST_CASE(every_answer_says_no_store_and_nosniff, fixture) {
+  for (std::string path : {"/echo/1", "/nowhere", "/echo/a%2Fb"}) {
+    conn c{port};
+    c.get(path);
+    auto a = c.read();
+    BOOST_TEST(a.has_header("Cache-Control: no-store"), path << ": " << a.head);
+    BOOST_TEST(a.has_header("X-Content-Type-Options: nosniff"), path << ": " << a.head);
+  }
 }

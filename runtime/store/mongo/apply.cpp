@@ -226,8 +226,14 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
 
 } // namespace
 
-void mongo_store::materialize(const std::vector<const entry*>& entries) {
+void mongo_store::materialize(const std::vector<const entry*>& entries, bool keys) {
   client cl{pool_, opts_.database};
+  if (keys) {
+    std::vector<std::string> erased;
+    for (auto* e : entries)
+      erased.insert(erased.end(), e->c.erase_users.begin(), e->c.erase_users.end());
+    destroy_keys(cl, erased);
+  }
   collection_writes w{cl};
   for (auto* e : entries) {
     entry_writer ew{w, *e};
@@ -356,10 +362,7 @@ void mongo_store::ensure_clean() {
 
 status mongo_store::apply(const commit& c) { return apply_batch({&c}).front(); }
 
-void mongo_store::destroy_keys(client& cl, const std::vector<const commit*>& batch) {
-  std::vector<std::string> doomed;
-  for (auto* c : batch)
-    doomed.insert(doomed.end(), c->destroy_keys.begin(), c->destroy_keys.end());
+void mongo_store::destroy_keys(client& cl, const std::vector<std::string>& doomed) {
   if (doomed.empty())
     return;
   auto sel = own(bson_new());
@@ -468,7 +471,7 @@ void mongo_store::apply_journaled(mongo::batch_plan& p, const std::vector<uint32
   if (faults_.before_apply)
     faults_.before_apply();
   try {
-    materialize(journaled);
+    materialize(journaled, false);  // their keys are gone (write_batch)
     if (faults_.after_apply)
       faults_.after_apply();
     for (auto shard : clean) {
@@ -502,8 +505,6 @@ std::vector<status> mongo_store::apply_batch(const std::vector<const commit*>& b
       if (dirty_.load())
         roll_forward_locked();
       cl.emplace(pool_, opts_.database);
-      // Keys are gone with write concern majority.
-      destroy_keys(*cl, batch);
     },
     [&](std::vector<status>& out) { write_batch(*cl, batch, out); });
   for (auto& s : out)
@@ -519,6 +520,25 @@ void mongo_store::write_batch(client& cl, const std::vector<const commit*>& batc
   auto p = plan(cl, batch);
   // Commit point: each shard's entries in one conditional update of its lease.
   auto clean = journal(cl, batch, p);
+  // Crypto-shredding: the keys of the journaled commits are gone (write
+  // concern majority) before any of their records is applied. If that fails,
+  // they are committed but not acknowledged: the roll-forward before the next
+  // operation destroys the keys of the users they erase, then applies them.
+  std::vector<std::string> doomed;
+  for (auto shard : clean)
+    for (auto i : p.by_shard[shard])
+      if (p.out[i].ok())
+        doomed.insert(doomed.end(), batch[i]->destroy_keys.begin(), batch[i]->destroy_keys.end());
+  try {
+    destroy_keys(cl, doomed);
+  } catch (const store_error&) {
+    dirty_ = true;
+    seq_cache_.clear();
+    for (auto shard : clean)
+      for (auto i : p.by_shard[shard])
+        unfinished_[shard].push_back(p.entries[i]);
+    throw;
+  }
   // Sequence numbers of the streams written, for the next batches (only if
   // every journal write landed; else they are read again).
   if (!dirty_.load())
