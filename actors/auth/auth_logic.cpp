@@ -93,12 +93,26 @@ outcome auth_logic::register_user(const v1::Envelope& env, store_view& st) {
   return out;
 }
 
+void auth_logic::spend_as_long_as_a_verify(const std::string& password) {
+  std::call_once(dummy_once_, [this] {
+    auto random_password = random_hex(16);
+    char hash[crypto_pwhash_STRBYTES];
+    if (crypto_pwhash_str(hash, random_password.data(), random_password.size(), cfg_.pwhash_ops,
+                          static_cast<size_t>(cfg_.pwhash_mem_kib) * 1024)
+        == 0)
+      dummy_hash_ = hash;
+  });
+  if (!dummy_hash_.empty())
+    (void)crypto_pwhash_str_verify(dummy_hash_.c_str(), password.data(), password.size());
+}
+
 outcome auth_logic::login(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto& cmd = env.command().login();
   auto denied = make_reply(v1::Reply::UNAUTHORIZED, "wrong email or password");
   auto row = st.index_get("email", email_key(normalize_email(cmd.email())));
   if (!row || cmd.password().empty() || st.tombstoned(row->user_id)) {
+    spend_as_long_as_a_verify(cmd.password());
     out.reply = denied;
     return out;
   }

@@ -9,6 +9,7 @@
 #include "runtime/service/service_logic.hpp"
 
 #include <memory>
+#include <mutex>
 
 namespace custodian::auth {
 
@@ -41,11 +42,17 @@ private:
   outcome export_user(const v1::Envelope& env, store_view& st);
 
   std::string user_email(const std::string& user_id, const UserRegistered& reg) const;
+  /// Verifies `password` against a hash of a random password made with the
+  /// same cost (once): a login for an unknown or erased email takes as long
+  /// as one with a wrong password, so timing does not tell who has an account.
+  void spend_as_long_as_a_verify(const std::string& password);
 
   std::string name_ = "auth";
   auth_config cfg_;
   std::shared_ptr<crypto::service_keys> keys_;
   crypto::signing_keys signing_;  ///< Ed25519, derived from the node master key
+  std::once_flag dummy_once_;
+  std::string dummy_hash_;
 };
 
 } // namespace custodian::auth

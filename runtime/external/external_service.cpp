@@ -10,6 +10,10 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include <google/protobuf/struct.pb.h>
 
 namespace custodian {
@@ -62,28 +66,33 @@ call to_call(const v1::Envelope& env) {
   return c;
 }
 
+/// One call's answer, or why there is none.
+struct answer {
+  int status = 0;  ///< 0: no answer (error says why)
+  std::string body;
+  std::string error;
+};
+
 bool transient_status(int status) {
   return status >= 500 || status == 408 || status == 429;
 }
 
 /// The reply for one HTTP answer (see the table in the header).
-v1::Reply to_reply(const external_config& c, const char* path, const httplib::Result& res,
+v1::Reply to_reply(const external_config& c, const char* path, const answer& res,
                    bool is_export) {
-  if (!res)
-    return make_reply(v1::Reply::UNAVAILABLE,
-                      c.name + " unreachable: " + httplib::to_string(res.error()));
-  auto status = std::to_string(res->status);
-  if (transient_status(res->status) || res->status < 200)
+  if (res.status == 0 && res.error.find("larger than") != std::string::npos)
+    return make_reply(v1::Reply::INVALID, c.name + "'s " + (path + 1) + " " + res.error);
+  if (res.status == 0)
+    return make_reply(v1::Reply::UNAVAILABLE, c.name + " unreachable: " + res.error);
+  auto status = std::to_string(res.status);
+  if (transient_status(res.status) || res.status < 200)
     return make_reply(v1::Reply::UNAVAILABLE, c.name + " answered " + status);
-  if (res->status >= 300)  // refused for good: the job shows this service failed
+  if (res.status >= 300)  // refused for good: the job shows this service failed
     return make_reply(v1::Reply::INVALID, c.name + " answered " + status + " to " + (path + 1));
   if (!is_export)
     return make_reply(v1::Reply::OK);
-  if (res->body.size() > c.max_answer_bytes)
-    return make_reply(v1::Reply::INVALID, c.name + "'s export answer is larger than "
-                                            + std::to_string(c.max_answer_bytes) + " bytes");
   google::protobuf::Struct section;
-  if (!json::to_struct(res->body, section).empty())
+  if (!json::to_struct(res.body, section).empty())
     return make_reply(v1::Reply::INVALID, c.name + "'s export answer is not a JSON object");
   return reply_with(section);
 }
@@ -91,26 +100,25 @@ v1::Reply to_reply(const external_config& c, const char* path, const httplib::Re
 /// What the export after an acknowledged erase says: a 404, or a JSON
 /// object with no key but `user_id`, is empty; a transient failure leaves the
 /// erase unverified (UNAVAILABLE: the outbox asks again, erasure is idempotent).
-v1::Reply verify_by_export(const external_config& c, const httplib::Result& res) {
-  if (!res || transient_status(res->status) || res->status < 200)
+v1::Reply verify_by_export(const external_config& c, const answer& res) {
+  bool oversized = res.status == 0 && res.error.find("larger than") != std::string::npos;
+  if (!oversized && (res.status == 0 || transient_status(res.status) || res.status < 200))
     return make_reply(v1::Reply::UNAVAILABLE,
                       c.name + " acknowledged the erase but its export could not be read to "
                                "verify it: "
-                        + (res ? "answered " + std::to_string(res->status)
-                               : httplib::to_string(res.error())));
+                        + (res.status ? "answered " + std::to_string(res.status) : res.error));
   v1::Reply out = make_reply(v1::Reply::OK);
   auto& v = *out.mutable_verification();
   v.set_method(saga::export_method);
   v.set_verified_ms(now_ms());
-  if (res->status == 404) {
+  if (res.status == 404) {
     v.set_passed(true);
     v.set_checked("export after erase: 404, nothing held");
     return out;
   }
   google::protobuf::Struct section;
-  if (res->status >= 300 || res->body.size() > c.max_answer_bytes
-      || !json::to_struct(res->body, section).empty()) {
-    v.set_checked("export after erase: answered " + std::to_string(res->status)
+  if (oversized || res.status >= 300 || !json::to_struct(res.body, section).empty()) {
+    v.set_checked("export after erase: " + (oversized ? res.error : "answered " + std::to_string(res.status))
                   + " without a readable JSON object");
     return out;
   }
@@ -126,49 +134,155 @@ v1::Reply verify_by_export(const external_config& c, const httplib::Result& res)
 
 } // namespace
 
-shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg) {
+namespace {
+
+/// Stops the client's call in progress when its deadline passes, from a thread
+/// of its own: cpp-httplib's timeouts are per read, and a peer that trickles
+/// a byte at a time passes every one of them.
+class watchdog {
+public:
+  using clock = std::chrono::steady_clock;
+  explicit watchdog(std::shared_ptr<httplib::Client> c)
+    : client_(std::move(c)), thread_([this] { run(); }) {}
+  ~watchdog() {
+    {
+      std::lock_guard<std::mutex> g{mtx_};
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void arm(clock::time_point deadline) {
+    std::lock_guard<std::mutex> g{mtx_};
+    deadline_ = deadline;
+    fired_ = false;
+    cv_.notify_one();
+  }
+  /// Ends the watch; true if the deadline passed (the call was stopped).
+  bool disarm() {
+    std::lock_guard<std::mutex> g{mtx_};
+    deadline_ = {};
+    return fired_;
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> g{mtx_};
+    while (!stop_) {
+      if (deadline_ == clock::time_point{}) {
+        cv_.wait(g);
+      } else if (clock::now() >= deadline_) {
+        fired_ = true;
+        deadline_ = {};
+        client_->stop();  // shuts the call's socket: the blocked read returns
+      } else {
+        cv_.wait_until(g, deadline_);
+      }
+    }
+  }
+  std::shared_ptr<httplib::Client> client_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  clock::time_point deadline_{};
+  bool fired_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+/// POSTs within one deadline for the whole call (connect, send, the whole
+/// answer), reading at most `max_bytes` of the answer, with no content decoding.
+answer post(httplib::Client& client, watchdog& dog, const std::string& path,
+            const httplib::Headers& headers, const std::string& body,
+            std::chrono::milliseconds budget, size_t max_bytes) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.headers = headers;
+  req.headers.emplace("Content-Type", "application/json");
+  req.headers.emplace("Accept-Encoding", "identity");
+  req.body = body;
+  answer out;
+  bool too_large = false;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (out.body.size() + n > max_bytes) {
+      too_large = true;
+      return false;  // stop reading: the rest is never taken
+    }
+    out.body.append(data, n);
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  dog.arm(std::chrono::steady_clock::now() + budget);
+  bool ok = client.send(req, res, err);
+  bool late = dog.disarm();
+  if (too_large)
+    out.error = "answer larger than " + std::to_string(max_bytes) + " bytes";
+  else if (late)
+    out.error = "no whole answer within " + std::to_string(budget.count()) + " ms";
+  else if (!ok)
+    out.error = httplib::to_string(err);
+  else
+    out.status = res.status;
+  if (out.status == 0)
+    out.body.clear();
+  return out;
+}
+
+using worker_actor =
+  caf::typed_actor<caf::replies_to<cmd_atom, wire, int64_t>::with<wire>>;
+
+/// The blocking half: one HTTP call at a time; a command whose queue budget
+/// passed before its turn is answered UNAVAILABLE without a call.
+worker_actor::behavior_type external_worker(worker_actor::pointer self, external_config cfg) {
   auto lg = log::get("external");
   std::string origin, prefix;
   split_base_url(cfg.url, origin, prefix);
   auto client = std::make_shared<httplib::Client>(origin);
-  // cpp-httplib has no deadline per call: connect, write and read get a third
-  // of the call's time each, so a call never takes longer than cfg.timeout.
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout).count() / 3;
+  auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout);
+  // Per-step timeouts as a first line; the watchdog bounds the whole call.
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout).count();
   client->set_connection_timeout(us / 1000000, us % 1000000);
   client->set_read_timeout(us / 1000000, us % 1000000);
   client->set_write_timeout(us / 1000000, us % 1000000);
   client->set_keep_alive(true);
+  client->set_decompress(false);  // what a participant sends is taken as sent, never inflated
+  auto dog = std::make_shared<watchdog>(client);
   auto failing = std::make_shared<bool>(false);
   auto c = std::make_shared<external_config>(std::move(cfg));
   return {
-    [=](cmd_atom, const wire& w) -> wire {
+    [=](cmd_atom, const wire& w, int64_t queued_until) -> wire {
       v1::Envelope env;
       if (!env.ParseFromString(w.bytes))
         return wire{make_reply(v1::Reply::INVALID, "malformed envelope").SerializeAsString()};
+      if (now_ms() > queued_until) {
+        lg->debug("{} request={}: waited past its queue budget; dropped", c->name, env.request_id());
+        return wire{make_reply(v1::Reply::UNAVAILABLE, c->name + ": the call waited past its time "
+                                                       "budget behind slower ones; not sent")
+                      .SerializeAsString()};
+      }
       auto call = to_call(env);
       if (!call.path)
         return wire{make_reply(v1::Reply::INVALID, c->name + " is an external service: it takes "
                                                    "provision, erase and export only")
                       .SerializeAsString()};
-      auto body = json::print(call.body);
-      auto now_s = now_ms() / 1000;
-      httplib::Headers headers{
-        {"webhook-id", env.request_id()},
-        {"webhook-timestamp", std::to_string(now_s)},
-        {"webhook-signature", webhook::sign(c->key, env.request_id(), now_s, body)}};
-      auto res = client->Post((prefix + call.path).c_str(), headers, body, "application/json");
+      auto send = [&](const std::string& request_id, const std::string& path,
+                      const std::string& body) {
+        auto now_s = now_ms() / 1000;
+        httplib::Headers headers{
+          {"webhook-id", request_id},
+          {"webhook-timestamp", std::to_string(now_s)},
+          {"webhook-signature", webhook::sign(c->key, request_id, now_s, body)}};
+        return post(*client, *dog, prefix + path, headers, body, budget, c->max_answer_bytes);
+      };
+      auto res = send(env.request_id(), call.path, json::print(call.body));
       auto reply = to_reply(*c, call.path, res, env.command().has_export_user());
       if (env.command().has_erase_user() && reply.status() == v1::Reply::OK) {
         // Verified, not taken on trust: what does it export now?
         auto check = call;
         check.body.set_request_id(env.request_id() + "/verify");
-        auto check_body = json::print(check.body);
-        httplib::Headers h{
-          {"webhook-id", check.body.request_id()},
-          {"webhook-timestamp", std::to_string(now_s)},
-          {"webhook-signature", webhook::sign(c->key, check.body.request_id(), now_s, check_body)}};
-        reply = verify_by_export(*c, client->Post((prefix + "/export").c_str(), h, check_body,
-                                                  "application/json"));
+        reply = verify_by_export(*c, send(check.body.request_id(), "/export",
+                                          json::print(check.body)));
       }
       bool failed = reply.status() == v1::Reply::UNAVAILABLE;
       if (failed && !*failing)
@@ -180,9 +294,24 @@ shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_
           c->came_back(c->name);
       }
       *failing = failed;
+      if (reply.status() == v1::Reply::INVALID)
+        lg->warn("{} {} request={}: refused for good: {}", c->name, call.path + 1,
+                 env.request_id(), reply.message());
       lg->debug("{} {} request={} attempt={} -> {}", c->name, call.path + 1, env.request_id(),
                 call.body.attempt(), v1::Reply::Status_Name(reply.status()));
       return wire{reply.SerializeAsString()};
+    },
+  };
+}
+
+} // namespace
+
+shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg) {
+  auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.queue_budget).count();
+  auto worker = self->spawn<caf::linked + caf::detached>(external_worker, std::move(cfg));
+  return {
+    [=](cmd_atom, const wire& w) -> caf::delegated<wire> {
+      return self->delegate(worker, cmd_atom::value, w, now_ms() + budget);
     },
   };
 }

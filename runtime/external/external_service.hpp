@@ -28,6 +28,10 @@ struct external_config {
   std::string url;     ///< base URL, http(s)://host[:port][/prefix]
   std::string key;     ///< HMAC key (the raw bytes of the whsec_ secret)
   caf::timespan timeout = std::chrono::seconds(5);  ///< one call, connect to last byte
+  /// How long a command may wait for its turn at an adapter (the outbox's own
+  /// wait for an answer): one that waited longer is answered UNAVAILABLE
+  /// without a call (nobody waits for its answer; the outbox sends it again).
+  caf::timespan queue_budget = std::chrono::seconds(5);
   /// Largest export answer taken (beyond it the job fails for this service:
   /// a retry would get the same answer).
   size_t max_answer_bytes = 1024 * 1024;
@@ -41,7 +45,9 @@ struct external_config {
 /// no ?query, no #fragment).
 bool split_base_url(const std::string& url, std::string& origin, std::string& prefix);
 
-/// One adapter (blocks on HTTP: spawn it detached).
+/// One adapter: takes commands without blocking and hands each, stamped with
+/// the end of its queue budget, to a linked worker of its own (detached: it
+/// blocks on one HTTP call at a time).
 shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg);
 
 } // namespace custodian

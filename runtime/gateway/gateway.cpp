@@ -68,19 +68,41 @@ void register_user(std::shared_ptr<caller> c, caf::timespan wait, const http::re
           });
 }
 
+/// The node's bootstrap secret and the brake on guessing it.
+struct operator_gate {
+  std::string secret;
+  std::shared_ptr<login_limits> limits;
+};
+
 /// An operator: the node's bootstrap secret in X-Custodian-Bootstrap (works
 /// while the identity service is down: the operator's way in during an
 /// incident), else an admin's token. 401 for a wrong secret or no token,
-/// 403 for a token without the admin role.
-void as_operator(const std::shared_ptr<caller>& c, const std::string& secret,
+/// 403 for a token without the admin role. Wrong secrets are logged (with the
+/// client's address) and braked like failed logins (429 + Retry-After).
+void as_operator(const std::shared_ptr<caller>& c, const operator_gate& gate,
                  const http::request& req, const http::responder& res, const char* what,
                  std::function<void(std::string actor)> k) {
   auto given = req.header("X-Custodian-Bootstrap");
+  auto& secret = gate.secret;
+  if (!given.empty()) {
+    if (auto wait_s = gate.limits->blocked("bootstrap", req.remote_addr); wait_s > 0) {
+      auto r = http::error(429, "too many wrong bootstrap secrets from this address; retry in "
+                                  + std::to_string(wait_s) + " s");
+      r.headers.emplace_back("Retry-After", std::to_string(wait_s));
+      return res(std::move(r));
+    }
+  }
   if (!secret.empty() && given.size() == secret.size()
-      && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0)
+      && sodium_memcmp(given.data(), secret.data(), secret.size()) == 0) {
+    gate.limits->succeeded("bootstrap", req.remote_addr);
     return k("operator");
-  if (!given.empty())
+  }
+  if (!given.empty()) {
+    gate.limits->failed("bootstrap", req.remote_addr);
+    log::get("gateway")->warn("wrong bootstrap secret from {} ({} {})", req.remote_addr,
+                              req.method, req.path);
     return res(http::error(401, "wrong bootstrap secret"));
+  }
   c->authenticate(req, res, [res, what, k = std::move(k)](v1::SessionClaims who) {
     if (!caller::is_admin(who))
       return res(http::error(403, std::string{"only an admin (or the node's bootstrap secret) "}
@@ -104,7 +126,11 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
   lim.first_byte_timeout =
     std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.first_byte_timeout);
   lim.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.idle_timeout);
+  lim.trusted_proxies = cfg_.trusted_proxies;
   srv_ = std::make_unique<http::server>(lim);
+  limits_ = std::make_shared<login_limits>(cfg_.login_failures_per_account,
+                                           cfg_.login_failures_per_address,
+                                           cfg_.login_failure_window);
 }
 
 gateway::~gateway() { stop(); }
@@ -154,9 +180,9 @@ void gateway::install_routes() {
   auto mem = membership_;
   auto timeout = cfg_.request_timeout;
   auto& sys = sys_;
-  auto secret = cfg_.admin_secret;
-  s.route("GET", "/v1/cluster", [c, secret, &sys, mem, timeout](req_ptr req, responder res) {
-    as_operator(c, secret, *req, res, "reads the cluster's state", [&sys, mem, timeout, res](std::string) {
+  operator_gate gate{cfg_.admin_secret, limits_};
+  s.route("GET", "/v1/cluster", [c, gate, &sys, mem, timeout](req_ptr req, responder res) {
+    as_operator(c, gate, *req, res, "reads the cluster's state", [&sys, mem, timeout, res](std::string) {
       sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
         self->request(mem, timeout, status_atom::value)
           .then(
@@ -188,9 +214,9 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
 
   // An admin: created with the node's bootstrap secret (custodianctl admin create
   // reads it from its file) or by another admin.
-  auto secret = cfg_.admin_secret;
+  operator_gate gate{cfg_.admin_secret, limits_};
   auto roles_svc = reg_->roles();
-  s.route("POST", "/v1/admins", [c, wait, secret, roles_svc](req_ptr req, responder res) {
+  s.route("POST", "/v1/admins", [c, wait, gate, roles_svc](req_ptr req, responder res) {
     auto create = [c, wait, req, res, roles_svc](std::string actor) {
       register_user(c, wait, *req, res, [c, res, roles_svc, actor](v1::RegisterResponse out) {
         v1::Envelope env;
@@ -218,7 +244,7 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
         });
       });
     };
-    as_operator(c, secret, *req, res, "creates admins", create);
+    as_operator(c, gate, *req, res, "creates admins", create);
   });
 
   install_session_routes(c);
@@ -227,9 +253,7 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
 void gateway::install_session_routes(std::shared_ptr<caller> c) {
   auto& s = *srv_;
   auto roles_svc = reg_->roles();
-  auto limits = std::make_shared<login_limits>(cfg_.login_failures_per_account,
-                                               cfg_.login_failures_per_address,
-                                               cfg_.login_failure_window);
+  auto limits = limits_;
   // Log in: the identity service checks the password and hands out a ticket; the
   // token carries the user's roles, from the roles service.
   s.route("POST", "/v1/sessions", [c, limits, roles_svc](req_ptr req, responder res) {
@@ -250,7 +274,7 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
         limits->failed(account, addr);
       if (r.status() != v1::Reply::OK)
         return res(reply_error(r));
-      limits->succeeded(account);
+      limits->succeeded(account, addr);
       auto uid = r.ticket().user_id();
       auto ticket = r.ticket().ticket();
       v1::Envelope roles_q;

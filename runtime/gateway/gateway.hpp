@@ -19,6 +19,7 @@
 namespace custodian {
 
 struct caller;
+class login_limits;
 
 struct gateway_config {
   std::string host = "127.0.0.1";
@@ -38,6 +39,8 @@ struct gateway_config {
   std::string node = "node";
   /// Bootstrap secret for POST /v1/admins ("" = only admins create admins).
   std::string admin_secret;
+  /// Addresses of reverse proxies whose X-Forwarded-For names the client.
+  std::vector<std::string> trusted_proxies;
   uint64_t login_failures_per_account = 5;
   uint64_t login_failures_per_address = 20;
   caf::timespan login_failure_window = std::chrono::minutes(5);
@@ -65,6 +68,7 @@ public:
   http::server::counters stats() const;
 
 private:
+  std::shared_ptr<login_limits> limits_;
   void install_routes();
   void install_identity_routes(std::shared_ptr<caller> c);
   void install_session_routes(std::shared_ptr<caller> c);

@@ -26,6 +26,10 @@ using error_code = boost::system::error_code;
 /// from the router, nor a NUL from what reads the value).
 std::optional<std::string> decode(std::string_view in, bool plus_is_space, bool path = false);
 std::vector<std::string_view> segments(std::string_view path);
+/// The client's address: `peer`, or behind a trusted proxy the last address
+/// of X-Forwarded-For that is not itself a trusted proxy.
+std::string client_address(const std::string& peer, const std::string& forwarded_for,
+                           const std::vector<std::string>& trusted);
 
 struct route_entry {
   std::string method;

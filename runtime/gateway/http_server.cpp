@@ -134,12 +134,40 @@ void server::impl::on_accept(error_code ec, tcp::socket sock) {
   accept();
 }
 
+std::string client_address(const std::string& peer, const std::string& forwarded_for,
+                           const std::vector<std::string>& trusted) {
+  auto is_trusted = [&](std::string_view a) {
+    return std::find(trusted.begin(), trusted.end(), a) != trusted.end();
+  };
+  if (!is_trusted(peer) || forwarded_for.empty())
+    return peer;
+  std::string_view rest = forwarded_for;
+  while (!rest.empty()) {
+    auto comma = rest.rfind(',');
+    auto item = rest.substr(comma == std::string_view::npos ? 0 : comma + 1);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    error_code ec;
+    net::ip::make_address(std::string(item), ec);
+    if (ec)
+      return peer;  // not an address: the header is not to be trusted
+    if (!is_trusted(item))
+      return std::string(item);
+  }
+  return peer;
+}
+
 std::string server::impl::admit(const std::string& addr) {
   if (open.load() >= lim.max_connections)
     return "too many open connections; retry later";
   std::lock_guard<std::mutex> g{addresses_mtx};
   auto& n = addresses[addr];
-  if (n >= lim.max_connections_per_address) {
+  bool proxy = std::find(lim.trusted_proxies.begin(), lim.trusted_proxies.end(), addr)
+               != lim.trusted_proxies.end();
+  if (!proxy && n >= lim.max_connections_per_address) {
     if (n == 0)
       addresses.erase(addr);
     return "too many open connections from your address; retry later";

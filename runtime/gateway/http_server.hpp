@@ -32,7 +32,7 @@ struct request {
   std::string path;         ///< percent-decoded, without the query
   std::string query;        ///< raw, after '?'
   std::string body;
-  std::string remote_addr;  ///< the client's IP address
+  std::string remote_addr;  ///< the client's IP address (behind a trusted proxy: from X-Forwarded-For)
   std::vector<std::string> params;  ///< the `{...}` segments of the matched pattern, in order
   std::vector<std::pair<std::string, std::string>> headers;
 
@@ -84,6 +84,10 @@ struct limits {
   std::chrono::milliseconds first_byte_timeout{5000};  ///< a new connection's first byte (then closed)
   std::chrono::milliseconds idle_timeout{30000};  ///< keep-alive connection with nothing to read
   int retry_after_s = 1;
+  /// Reverse proxies (exact IP addresses): a request from one names its client
+  /// in X-Forwarded-For (the last address not itself a trusted proxy), and a
+  /// proxy's connections are not held to the per-address cap.
+  std::vector<std::string> trusted_proxies;
 };
 
 class server {

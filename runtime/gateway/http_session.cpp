@@ -315,7 +315,11 @@ void session::dispatch(bhttp::request<bhttp::string_body> in) {
   if (q != std::string::npos)
     req->query = target_.substr(q + 1);
   req->body = std::move(in.body());
-  req->remote_addr = remote_;
+  std::string forwarded;  // every X-Forwarded-For field, as one list
+  for (auto& f : in)
+    if (beast::iequals(f.name_string(), "X-Forwarded-For"))
+      forwarded += (forwarded.empty() ? "" : ",") + std::string(f.value());
+  req->remote_addr = client_address(remote_, forwarded, s.lim.trusted_proxies);
   for (auto& f : in)
     req->headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   if (s.before)

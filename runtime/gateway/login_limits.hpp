@@ -1,5 +1,16 @@
 #pragma once
-/// Failed-login limits of the gateway (429 with Retry-After beyond them).
+/// Brakes on guessing passwords and bootstrap secrets at the gateway (429 with
+/// Retry-After while one holds):
+/// - per (account, client address): after `free_tries` failures the next try
+///   from that address waits 1 s, and each further failure doubles the wait
+///   (2 s, 4 s, ... at most 15 min). A success clears it.
+///   Failures from other addresses never delay the account's owner: nobody,
+///   an admin included, can be locked out by someone else's guesses.
+/// - per client address over all accounts: at most `per_address` failures
+///   within the window (one address guessing many accounts).
+/// The client address is the one the HTTP server resolved (behind a trusted
+/// proxy: from X-Forwarded-For). Entries whose window and delay have passed
+/// are swept, so never-retried accounts do not accumulate.
 
 #include <caf/all.hpp>
 
@@ -10,55 +21,98 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <tuple>
+#include <utility>
 
 namespace custodian {
 
-/// Failed logins per account and per client address within a sliding window;
-/// beyond the limit, logins are refused with 429 until the oldest failure ages out.
 class login_limits {
 public:
-  login_limits(uint64_t per_account, uint64_t per_address, caf::timespan window)
-    : per_account_(per_account), per_address_(per_address), window_(window) {}
+  using clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds max_delay{15 * 60};
 
-  /// Seconds to wait, or 0 if a login may be tried now.
+  login_limits(uint64_t free_tries, uint64_t per_address, caf::timespan window)
+    : free_tries_(free_tries), per_address_(per_address), window_(window) {}
+
+  /// Seconds to wait, or 0 if a try may be made now.
   int64_t blocked(const std::string& account, const std::string& address) {
     std::lock_guard<std::mutex> g{mtx_};
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock::now();
+    sweep(now);
     int64_t wait = 0;
-    for (auto [map, limit, key] : {std::tuple{&accounts_, per_account_, account},
-                                   std::tuple{&addresses_, per_address_, address}}) {
-      auto& q = (*map)[key];
+    if (auto it = pairs_.find({account, address}); it != pairs_.end() && it->second.until > now)
+      wait = seconds_until(it->second.until, now);
+    if (auto it = addresses_.find(address); it != addresses_.end()) {
+      auto& q = it->second;
       while (!q.empty() && now - q.front() > window_)
         q.pop_front();
-      if (limit > 0 && q.size() >= limit)
-        wait = std::max<int64_t>(
-          wait, std::chrono::duration_cast<std::chrono::seconds>(q.front() + window_ - now).count()
-                  + 1);
-      if (q.empty())
-        map->erase(key);
+      if (per_address_ > 0 && q.size() >= per_address_)
+        wait = std::max(wait, seconds_until(q.front() + window_, now));
     }
     return wait;
   }
+
   void failed(const std::string& account, const std::string& address) {
     std::lock_guard<std::mutex> g{mtx_};
-    auto now = std::chrono::steady_clock::now();
-    accounts_[account].push_back(now);
+    auto now = clock::now();
+    auto& b = pairs_[{account, address}];
+    // Failures older than the window are forgiven: the count starts again.
+    if (b.failures > 0 && now - b.last > window_ && now >= b.until)
+      b.failures = 0;
+    b.last = now;
+    if (free_tries_ > 0 && ++b.failures >= free_tries_) {
+      auto doublings = std::min<uint64_t>(b.failures - free_tries_, 20);
+      auto delay = std::min<std::chrono::seconds>(std::chrono::seconds(1LL << doublings), max_delay);
+      b.until = now + delay;
+    }
     addresses_[address].push_back(now);
   }
-  void succeeded(const std::string& account) {
+
+  void succeeded(const std::string& account, const std::string& address) {
     std::lock_guard<std::mutex> g{mtx_};
-    accounts_.erase(account);
+    pairs_.erase({account, address});
+  }
+
+  /// Entries held (accounts by address, and addresses): what the sweep bounds.
+  size_t entries() {
+    std::lock_guard<std::mutex> g{mtx_};
+    sweep(clock::now(), true);
+    return pairs_.size() + addresses_.size();
   }
 
 private:
-  using failures = std::map<std::string, std::deque<std::chrono::steady_clock::time_point>>;
+  struct brake {
+    uint64_t failures = 0;
+    clock::time_point last{};
+    clock::time_point until{};
+  };
+
+  static int64_t seconds_until(clock::time_point t, clock::time_point now) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t - now).count() + 1;
+  }
+
+  /// Drops what no longer brakes anything (at most once a second unless forced).
+  void sweep(clock::time_point now, bool force = false) {
+    if (!force && now - last_sweep_ < std::chrono::seconds(1))
+      return;
+    last_sweep_ = now;
+    for (auto it = pairs_.begin(); it != pairs_.end();)
+      it = now - it->second.last > window_ && now >= it->second.until ? pairs_.erase(it)
+                                                                      : std::next(it);
+    for (auto it = addresses_.begin(); it != addresses_.end();) {
+      auto& q = it->second;
+      while (!q.empty() && now - q.front() > window_)
+        q.pop_front();
+      it = q.empty() ? addresses_.erase(it) : std::next(it);
+    }
+  }
+
   std::mutex mtx_;
-  uint64_t per_account_;
+  uint64_t free_tries_;
   uint64_t per_address_;
   caf::timespan window_;
-  failures accounts_;
-  failures addresses_;
+  clock::time_point last_sweep_{};
+  std::map<std::pair<std::string, std::string>, brake> pairs_;
+  std::map<std::string, std::deque<clock::time_point>> addresses_;
 };
 
 } // namespace custodian

@@ -1,5 +1,7 @@
 #include "runtime/node/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 
 #include "runtime/cluster/membership.hpp"
@@ -90,10 +92,14 @@ void node_config::add_gateway_options() {
          "bootstrap secret for creating admins (created 0600 if absent; default "
          "<data-dir>/admin.secret)")
     .add(login_failures_per_account, "login-failures-per-account",
-         "failed logins of one account within the window before 429 (0 = no limit)")
+         "failed logins of one account from one client address before each further failure "
+         "doubles a delay (1 s, 2 s, ... 15 min) on that address's next try (0 = no delay)")
     .add(login_failures_per_address, "login-failures-per-address",
          "failed logins from one client address within the window before 429 (0 = no limit)")
-    .add(login_failure_window, "login-failure-window", "window of the failed-login limits");
+    .add(login_failure_window, "login-failure-window", "window of the failed-login limits")
+    .add(trusted_proxies, "trusted-proxies",
+         "IP addresses of reverse proxies: a request from one names its client in "
+         "X-Forwarded-For (login limits, logs), and their connections are not capped per address");
 }
 
 void node_config::add_store_options() {
@@ -408,6 +414,11 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
     problems.push_back("gateway.threads must be between 1 and 256");
   if (gateway_max_connections == 0)
     problems.push_back("gateway.max-connections must be positive");
+  for (auto& p : trusted_proxies) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, p.c_str(), buf) != 1 && inet_pton(AF_INET6, p.c_str(), buf) != 1)
+      problems.push_back("gateway.trusted-proxies: \"" + p + "\" is not an IP address");
+  }
   if (gateway_max_connections_per_address == 0)
     problems.push_back("gateway.max-connections-per-address must be positive");
   if (gateway_first_byte_timeout < std::chrono::milliseconds(100)

@@ -52,6 +52,7 @@ struct node_config : caf::actor_system_config {
   std::string jobs_deadline;    ///< "" = one calendar month; else e.g. "45d"
   std::string admin_secret_file;  ///< "" = <data-dir>/admin.secret
   uint64_t login_failures_per_account = 5;
+  std::vector<std::string> trusted_proxies;
   uint64_t login_failures_per_address = 20;
   caf::timespan login_failure_window = std::chrono::minutes(5);
   // [store]

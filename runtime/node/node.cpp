@@ -287,6 +287,7 @@ std::string node::spawn_gateway() {
   gc.key_file = cfg_.gateway_key;
   gc.node = cfg_.node_name;
   gc.login_failures_per_account = cfg_.login_failures_per_account;
+  gc.trusted_proxies = cfg_.trusted_proxies;
   gc.login_failures_per_address = cfg_.login_failures_per_address;
   gc.login_failure_window = cfg_.login_failure_window;
   auto stores = stores_;
@@ -356,7 +357,7 @@ std::string node::spawn_externals() {
   };
   auto sc = supervision_of(cfg_);
   for (auto& [name, url] : cfg_.external_services()) {
-    external_config ec{name, url, key, cfg_.external_timeout,
+    external_config ec{name, url, key, cfg_.external_timeout, cfg_.outbox.request_timeout,
                        static_cast<size_t>(cfg_.max_message_bytes / 2), came_back};
     // A few adapters per service (each blocks on one HTTP call at a time); the
     // router sends shard i to adapter i mod n.
@@ -367,7 +368,7 @@ std::string node::spawn_externals() {
       children.push_back(child_spec{
         name + "/adapter-" + std::to_string(k),
         [ec, rt, k, adapters, shards](caf::event_based_actor* self) {
-          auto h = self->spawn<caf::monitored + caf::detached>(external_adapter, ec);
+          auto h = self->spawn<caf::monitored>(external_adapter, ec);
           for (uint32_t i = k; i < shards; i += adapters)
             rt->set_shard(ec.name, i, h);
           return caf::actor_cast<caf::actor>(h);

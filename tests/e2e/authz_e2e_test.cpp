@@ -119,3 +119,83 @@ BOOST_AUTO_TEST_CASE(failed_logins_are_rate_limited) {
   BOOST_TEST(f.api->login(b.email, "wrong password").status == 401);
   BOOST_TEST(f.api->login("nobody@example.com", "whatever pw").status == 429);
 }
+
+BOOST_AUTO_TEST_CASE(guesses_from_one_address_never_lock_the_owner_out_elsewhere) {
+  // Behind a trusted proxy (this test, at 127.0.0.1) X-Forwarded-For names
+  // the client. Guesses from 203.0.113.7 delay 203.0.113.7 only: the owner,
+  // from another address, signs in at once (it was a 300 s lock for everyone).
+  e2e_fixture f{{"--gateway.login-failures-per-account=3", "--gateway.login-failures-per-address=0",
+                 "--gateway.trusted-proxies=[\"127.0.0.1\"]"}};
+  auto admin = f.make_user("owner");
+  httplib::Headers attacker{{"X-Forwarded-For", "203.0.113.7"}};
+  int refused = 0, delayed = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto r = f.api->login(admin.email, "a guess", attacker);
+    refused += r.status == 401;
+    delayed += r.status == 429;
+  }
+  BOOST_TEST(refused == 3);  // the free tries, then 1 s, 2 s, ... per try
+  BOOST_TEST(delayed == 5);
+  auto owner = f.api->login(admin.email, "correct horse", {{"X-Forwarded-For", "198.51.100.20"}});
+  BOOST_TEST(owner.status == 200, owner.body);
+  // A client that is not a trusted proxy cannot pick its own address.
+  BOOST_TEST(f.api->login(admin.email, "correct horse", attacker).status == 429);
+}
+
+BOOST_AUTO_TEST_CASE(delays_double_with_each_failure_past_the_free_tries) {
+  e2e_fixture f{{"--gateway.login-failures-per-account=1", "--gateway.login-failures-per-address=0"}};
+  auto u = f.make_user("doubling");
+  BOOST_TEST(f.api->login(u.email, "wrong").status == 401);  // the free try: 1 s from now
+  httplib::Client c{f.node.url()};
+  auto retry_after = [&] {
+    auto r = c.Post("/v1/sessions", "{\"email\":\"" + u.email + "\",\"password\":\"wrong\"}",
+                    "application/json");
+    return r && r->status == 429 ? std::stoi(r->get_header_value("Retry-After")) : -1;
+  };
+  BOOST_TEST(retry_after() >= 1);
+  // After the delay a failure doubles it: 2 s, then 4 s.
+  BOOST_TEST_REQUIRE(wait_until([&] { return f.api->login(u.email, "wrong").status == 401; },
+                                std::chrono::seconds(5)));
+  auto second = retry_after();
+  BOOST_TEST((second >= 2 && second <= 3), second);
+  BOOST_TEST_REQUIRE(wait_until([&] { return f.api->login(u.email, "wrong").status == 401; },
+                                std::chrono::seconds(8)));
+  auto third = retry_after();
+  BOOST_TEST((third >= 4 && third <= 5), third);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_email_takes_as_long_as_a_wrong_password) {
+  // With a real argon2id cost, a login for an email nobody has must cost the
+  // same hash as a wrong password, or its speed tells who has an account.
+  e2e_fixture f{{"--auth.pwhash-ops=2", "--auth.pwhash-mem-kib=32768",
+                 "--gateway.login-failures-per-account=0", "--gateway.login-failures-per-address=0"}};
+  auto u = f.make_user("timing");
+  auto median_ms = [&](const std::string& email) {
+    std::vector<double> ms;
+    for (int i = 0; i < 7; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      BOOST_TEST(f.api->login(email, "not the password").status == 401);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[3];
+  };
+  median_ms("warm-up@example.com");  // the dummy hash is made on first use
+  auto known = median_ms(u.email);
+  auto unknown = median_ms("nobody-here@example.com");
+  BOOST_TEST_MESSAGE("login 401 median: known " << known << " ms, unknown " << unknown << " ms");
+  BOOST_TEST(known > 5.0);  // the hash is real work here
+  bool alike = unknown > known * 0.6 && unknown < known * 1.6;
+  BOOST_TEST(alike, "known " << known << " ms, unknown " << unknown << " ms");
+}
+
+BOOST_AUTO_TEST_CASE(wrong_bootstrap_secrets_are_logged_and_braked) {
+  e2e_fixture f{{"--gateway.login-failures-per-account=2"}};
+  BOOST_TEST(f.api->cluster("00112233").status == 401);
+  BOOST_TEST(f.api->cluster("00112234").status == 401);
+  auto r = f.api->cluster("00112235");
+  BOOST_TEST(r.status == 429, r.body);
+  BOOST_TEST(wait_until([&] {
+    return slurp(f.node.log_file).find("wrong bootstrap secret from 127.0.0.1") != std::string::npos;
+  }));
+}

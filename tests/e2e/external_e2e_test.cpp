@@ -9,6 +9,12 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <sodium.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include "tests/support/e2e_fixture.hpp"
 #include "tests/support/participant_process.hpp"
 
@@ -59,6 +65,114 @@ bool has_call(const std::vector<participant_call>& calls, const std::string& req
       return true;
   return false;
 }
+
+/// A participant that misbehaves on purpose, in this process on a loopback
+/// port: each connection gets one request read and then `trickle` (an answer
+/// one byte every 500 ms) or `huge` (a 50 MB answer). It records, per
+/// connection, how long it was held and how many answer bytes the node took.
+class hostile_participant {
+public:
+  enum class mode { trickle, huge };
+  struct served {
+    double seconds = 0;
+    size_t bytes = 0;
+    bool whole = false;  ///< the whole answer went out
+  };
+
+  explicit hostile_participant(mode m) : mode_(m) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    BOOST_REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~hostile_participant() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    acceptor_.join();
+    for (auto& t : workers_)
+      t.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<served> done() {
+    std::lock_guard<std::mutex> g{mtx_};
+    return done_;
+  }
+
+private:
+  void accept_loop() {
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0)
+        return;
+      workers_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    std::string in;
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      auto n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) {
+        ::close(c);
+        return;
+      }
+      in.append(buf, static_cast<size_t>(n));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    served s;
+    std::string body = "{\"user_id\":\"" + std::string(40, 'x') + "\"}";
+    if (mode_ == mode::trickle) {
+      std::string all = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                        + std::to_string(body.size()) + "\r\n\r\n" + body;
+      s.whole = true;
+      for (char ch : all) {
+        if (stop_ || ::send(c, &ch, 1, MSG_NOSIGNAL) != 1) {
+          s.whole = false;
+          break;
+        }
+        ++s.bytes;
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the trickle itself
+      }
+    } else {
+      const size_t total = 50u << 20;
+      std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                         + std::to_string(total) + "\r\n\r\n";
+      ::send(c, head.data(), head.size(), MSG_NOSIGNAL);
+      std::string chunk(64 * 1024, ' ');
+      s.whole = true;
+      while (s.bytes < total) {
+        auto n = ::send(c, chunk.data(), std::min(chunk.size(), total - s.bytes), MSG_NOSIGNAL);
+        if (n <= 0) {
+          s.whole = false;
+          break;
+        }
+        s.bytes += static_cast<size_t>(n);
+      }
+    }
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ::close(c);
+    std::lock_guard<std::mutex> g{mtx_};
+    done_.push_back(s);
+  }
+
+  mode mode_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+  std::mutex mtx_;
+  std::vector<served> done_;
+};
 
 } // namespace
 
@@ -286,4 +400,48 @@ BOOST_AUTO_TEST_CASE(work_left_for_a_removed_external_service_is_reported_at_sta
            != std::string::npos;
   }));
   BOOST_TEST(x.job(job_id).state() == "running");  // honest: still waiting for crm
+}
+
+/// A node whose one external participant is `p`, with a 3 s call deadline.
+std::unique_ptr<e2e_fixture> node_with(temp_dir& dir, const std::string& url,
+                                       std::vector<std::string> more = {}) {
+  std::string key;
+  BOOST_REQUIRE(webhook::load_or_create_secret(dir.file("secret"), key).empty());
+  std::vector<std::string> args{"--node.external=[\"slow=" + url + "\"]",
+                                "--node.external-secret-file=" + dir.file("secret"),
+                                "--node.external-timeout=3s"};
+  args.insert(args.end(), more.begin(), more.end());
+  return std::make_unique<e2e_fixture>(args);
+}
+
+BOOST_AUTO_TEST_CASE(a_participant_that_trickles_its_answer_is_cut_at_the_call_deadline) {
+  // One byte every 500 ms passes any per-read timeout (the old limit: a third
+  // of the call's 3 s); the whole answer would take ~45 s. Each call is cut at
+  // its 3 s deadline, and the outbox tries again.
+  hostile_participant slow{hostile_participant::mode::trickle};
+  temp_dir dir;
+  auto f = node_with(dir, slow.url());
+  auto r = f->api->register_user("trickled@example.com", "correct horse", "Tricia");
+  BOOST_TEST(r.status != 201, r.body);  // never provisioned at slow: not registered
+  BOOST_TEST_REQUIRE(wait_until([&] { return slow.done().size() >= 2; }, seconds(30)));
+  for (auto& s : slow.done()) {
+    BOOST_TEST(!s.whole);
+    BOOST_TEST(s.seconds < 4.5, "a call held " << s.seconds << " s");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_participant_answering_50_mb_is_read_no_further_than_the_limit) {
+  // node.max-message-bytes 1 MiB: answers are taken up to 512 KiB. The node
+  // stops reading there (the participant cannot send the rest), and the call
+  // is refused for good (INVALID) instead of retried.
+  hostile_participant huge{hostile_participant::mode::huge};
+  temp_dir dir;
+  auto f = node_with(dir, huge.url(), {"--node.max-message-bytes=1048576"});
+  auto r = f->api->register_user("flooded@example.com", "correct horse", "Flo");
+  BOOST_TEST(r.status != 201, r.body);
+  BOOST_TEST_REQUIRE(wait_until([&] { return !huge.done().empty(); }, seconds(20)));
+  auto s = huge.done().front();
+  BOOST_TEST(!s.whole);
+  BOOST_TEST(s.bytes < (20u << 20), s.bytes << " bytes taken");
+  BOOST_TEST(wait_until([&] { return slurp(f->node.log_file).find("larger than") != std::string::npos; }));
 }

@@ -85,11 +85,12 @@ public:
     req.set_display_name(name);
     return send("POST", "/v1/users", req);
   }
-  response login(const std::string& email, const std::string& password) {
+  response login(const std::string& email, const std::string& password,
+                 httplib::Headers h = {}) {
     v1::LoginRequest req;
     req.set_email(email);
     req.set_password(password);
-    return send("POST", "/v1/sessions", req);
+    return raw("POST", "/v1/sessions", json(req), "", "application/json", std::move(h));
   }
   /// GET /v1/cluster as the node's operator (its bootstrap secret, in hex).
   response cluster(const std::string& bootstrap_secret) {
