@@ -215,7 +215,8 @@ std::string server::use_tls(const std::string& certificate_file, const std::stri
     return "cannot read the certificate chain " + certificate_file + " (PEM): " + ec.message();
   ctx->use_private_key_file(key_file, ssl::context::pem, ec);
   if (ec)
-    return "cannot read the private key " + key_file + " (PEM): " + ec.message();
+    return "cannot use the private key " + key_file + " (PEM) with the certificate "
+           + certificate_file + ": " + ec.message();
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
     return "the private key " + key_file + " does not match the certificate " + certificate_file;
   impl_->tls = std::move(ctx);

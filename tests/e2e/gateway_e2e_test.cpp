@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE gateway_e2e
 #include <boost/test/unit_test.hpp>
 
+#include "tests/support/certs.hpp"
 #include "tests/support/e2e_fixture.hpp"
 #include "tests/support/raw_http.hpp"
 
@@ -21,9 +22,14 @@ struct capped_fixture : e2e_fixture {
   capped_fixture() : e2e_fixture({"--gateway.max-connections=6"}) {}
 };
 
+/// Hundreds of clients, all on 127.0.0.1 here: the per-address cap (64) lifted.
+struct many_clients_fixture : e2e_fixture {
+  many_clients_fixture() : e2e_fixture({"--gateway.max-connections-per-address=1000"}) {}
+};
+
 } // namespace
 
-BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers, e2e_fixture) {
+BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers, many_clients_fixture) {
   auto u = make_user("many");
   auto me = "/v1/users/" + u.user_id;
   std::vector<std::unique_ptr<conn>> conns;
@@ -49,7 +55,7 @@ BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers, e2
   BOOST_TEST(profiles == 300);
 }
 
-BOOST_FIXTURE_TEST_CASE(silent_clients_do_not_block_others, e2e_fixture) {
+BOOST_FIXTURE_TEST_CASE(silent_clients_do_not_block_others, many_clients_fixture) {
   std::vector<std::unique_ptr<conn>> silent;
   for (int i = 0; i < 100; ++i)
     silent.push_back(std::make_unique<conn>(node.port));
@@ -114,4 +120,64 @@ BOOST_FIXTURE_TEST_CASE(connections_beyond_max_connections_get_503_and_others_go
     next.get("/healthz");
     return next.read().status == 200;
   }));
+}
+
+BOOST_AUTO_TEST_CASE(https_serves_with_the_configured_certificate_and_refuses_plain_http) {
+  temp_dir dir;
+  auto certs = dir.file("certs");
+  make_certs(certs, {"localhost"});
+  node_process node{dir.file("data"), dir.file("node.log")};
+  node.extra = {"--gateway.certificate=" + certs + "/localhost.pem",
+                "--gateway.key=" + certs + "/localhost.key"};
+  node.spawn();
+  httplib::SSLClient tls{"localhost", node.port};
+  tls.set_ca_cert_path((certs + "/ca.pem").c_str());
+  tls.enable_server_certificate_verification(true);
+  tls.set_connection_timeout(1, 0);
+  httplib::Result r{nullptr, httplib::Error::Unknown};
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    r = tls.Get("/healthz");
+    return (r && r->status == 200) || node.exited();
+  }), slurp(node.log_file));
+  BOOST_TEST_REQUIRE(static_cast<bool>(r), slurp(node.log_file));
+  BOOST_TEST(r->status == 200);
+  BOOST_TEST(r->get_header_value("X-Content-Type-Options") == "nosniff");
+  // A whole sign-in over it: register, then log in.
+  auto reg = tls.Post("/v1/users", R"({"email":"tls@example.com","password":"correct horse","display_name":"T"})",
+                      "application/json");
+  BOOST_TEST_REQUIRE(static_cast<bool>(reg));
+  BOOST_TEST((reg->status == 201 || reg->status == 202), reg->body);
+  auto login = tls.Post("/v1/sessions", R"({"email":"tls@example.com","password":"correct horse"})",
+                        "application/json");
+  BOOST_TEST_REQUIRE(static_cast<bool>(login));
+  BOOST_TEST(login->status == 200, login->body);
+  BOOST_TEST(login->get_header_value("Cache-Control") == "no-store");
+  // Plain HTTP on the TLS port gets no HTTP answer (the handshake fails).
+  httplib::Client plain{node.url()};
+  plain.set_connection_timeout(1, 0);
+  plain.set_read_timeout(6, 0);
+  auto p = plain.Get("/healthz");
+  BOOST_TEST(!(p && p->status == 200));
+  // A client that does not trust the CA is refused.
+  httplib::SSLClient stranger{"localhost", node.port};
+  stranger.enable_server_certificate_verification(true);
+  stranger.set_ca_cert_path((dir.file("data") + "/nothing.pem").c_str());
+  BOOST_TEST(!stranger.Get("/healthz"));
+}
+
+BOOST_AUTO_TEST_CASE(a_certificate_without_its_key_or_a_wrong_key_stops_start_up) {
+  temp_dir dir;
+  auto certs = dir.file("certs");
+  make_certs(certs, {"localhost", "other"});
+  auto base = std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + dir.file("data")
+              + " --gateway.listen=127.0.0.1:" + std::to_string(free_port());
+  auto alone = run_command(base + " --gateway.certificate=" + certs + "/localhost.pem");
+  BOOST_TEST(alone.code != 0);
+  BOOST_TEST(alone.out.find("gateway.certificate and gateway.key go together") != std::string::npos,
+             alone.out);
+  auto wrong = run_command(base + " --gateway.certificate=" + certs + "/localhost.pem"
+                           + " --gateway.key=" + certs + "/other.key");
+  BOOST_TEST(wrong.code != 0);
+  BOOST_TEST(wrong.out.find("cannot use the private key " + certs + "/other.key") != std::string::npos,
+             wrong.out);
 }

@@ -49,12 +49,13 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_4xx_json_and_changes_nothing, e2e_fixture
     {"watch huge number", "POST", me + "/watch-history", "{\"title_id\":\"t\",\"progress_s\":1e30}", true, 400},
     {"watch missing title", "POST", me + "/watch-history", "{\"progress_s\":5}", true, 400},
     {"unknown user id", "GET", "/v1/users/00000000000000000000000000000000", "", true, 403},
-    {"path traversal", "GET", "/v1/users/..%2F..%2Fetc%2Fpasswd", "", true, 404},
+    {"path traversal", "GET", "/v1/users/..%2F..%2Fetc%2Fpasswd", "", true, 400},
     {"someone else's profile", "GET", "/v1/users/" + other.user_id, "", true, 403},
     {"someone else's erase", "DELETE", "/v1/users/" + other.user_id, "", true, 403},
     {"no token", "GET", me, "", false, 401},
     {"unknown job", "GET", "/v1/jobs/ffffffffffffffffffffffffffffffff", "", false, 404},
-    {"malformed job id", "GET", "/v1/jobs/..%2F", "", false, 404},
+    {"encoded slash in a job id", "GET", "/v1/jobs/..%2F", "", false, 400},
+    {"malformed job id", "GET", "/v1/jobs/..", "", false, 404},
     {"unknown route", "GET", "/v1/nothing", "", false, 404},
   };
   auto before = state_of();
