@@ -160,14 +160,17 @@ void sqlite_store::run_checkpointer() {
     bool data = false, keys = false, scrub = false;
     {
       std::unique_lock<std::mutex> g{ck_mtx_};
-      auto ready = [this] {
-        return ck_stop_ || ck_data_due_ || ck_keys_due_
-               || (scrub_at_ != clock::time_point{} && clock::now() >= scrub_at_);
+      // The scrub's time is read again after every wake-up: erased() may set
+      // it while this thread waits without one.
+      auto scrub_due = [this] {
+        return scrub_at_ != clock::time_point{} && clock::now() >= scrub_at_;
       };
-      if (scrub_at_ == clock::time_point{})
-        ck_cv_.wait(g, ready);
-      else
-        ck_cv_.wait_until(g, scrub_at_, ready);
+      while (!ck_stop_ && !ck_data_due_ && !ck_keys_due_ && !scrub_due()) {
+        if (scrub_at_ == clock::time_point{})
+          ck_cv_.wait(g);
+        else
+          ck_cv_.wait_until(g, scrub_at_);
+      }
       if (ck_stop_)
         return;
       std::swap(data, ck_data_due_);
