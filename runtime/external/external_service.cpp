@@ -71,6 +71,7 @@ struct answer {
   int status = 0;  ///< 0: no answer (error says why)
   std::string body;
   std::string error;
+  bool too_large = false;  ///< the body was cut at the size limit (status still set)
 };
 
 bool transient_status(int status) {
@@ -80,8 +81,6 @@ bool transient_status(int status) {
 /// The reply for one HTTP answer (see the table in the header).
 v1::Reply to_reply(const external_config& c, const char* path, const answer& res,
                    bool is_export) {
-  if (res.status == 0 && res.error.find("larger than") != std::string::npos)
-    return make_reply(v1::Reply::INVALID, c.name + "'s " + (path + 1) + " " + res.error);
   if (res.status == 0)
     return make_reply(v1::Reply::UNAVAILABLE, c.name + " unreachable: " + res.error);
   auto status = std::to_string(res.status);
@@ -90,7 +89,9 @@ v1::Reply to_reply(const external_config& c, const char* path, const answer& res
   if (res.status >= 300)  // refused for good: the job shows this service failed
     return make_reply(v1::Reply::INVALID, c.name + " answered " + status + " to " + (path + 1));
   if (!is_export)
-    return make_reply(v1::Reply::OK);
+    return make_reply(v1::Reply::OK);  // (its body is not needed, whatever its size)
+  if (res.too_large)
+    return make_reply(v1::Reply::INVALID, c.name + "'s export " + res.error);
   google::protobuf::Struct section;
   if (!json::to_struct(res.body, section).empty())
     return make_reply(v1::Reply::INVALID, c.name + "'s export answer is not a JSON object");
@@ -101,8 +102,8 @@ v1::Reply to_reply(const external_config& c, const char* path, const answer& res
 /// object with no key but `user_id`, is empty; a transient failure leaves the
 /// erase unverified (UNAVAILABLE: the outbox asks again, erasure is idempotent).
 v1::Reply verify_by_export(const external_config& c, const answer& res) {
-  bool oversized = res.status == 0 && res.error.find("larger than") != std::string::npos;
-  if (!oversized && (res.status == 0 || transient_status(res.status) || res.status < 200))
+  bool oversized = res.too_large;
+  if (res.status == 0 || transient_status(res.status) || res.status < 200)
     return make_reply(v1::Reply::UNAVAILABLE,
                       c.name + " acknowledged the erase but its export could not be read to "
                                "verify it: "
@@ -193,7 +194,7 @@ private:
 /// answer), reading at most `max_bytes` of the answer, with no content decoding.
 answer post(httplib::Client& client, watchdog& dog, const std::string& path,
             const httplib::Headers& headers, const std::string& body,
-            std::chrono::milliseconds budget, size_t max_bytes) {
+            std::chrono::steady_clock::time_point deadline, size_t max_bytes) {
   httplib::Request req;
   req.method = "POST";
   req.path = path;
@@ -202,10 +203,14 @@ answer post(httplib::Client& client, watchdog& dog, const std::string& path,
   req.headers.emplace("Accept-Encoding", "identity");
   req.body = body;
   answer out;
-  bool too_large = false;
+  int status = 0;  // known once the head arrived, even if the body is cut
+  req.response_handler = [&](const httplib::Response& r) {
+    status = r.status;
+    return true;
+  };
   req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
     if (out.body.size() + n > max_bytes) {
-      too_large = true;
+      out.too_large = true;
       return false;  // stop reading: the rest is never taken
     }
     out.body.append(data, n);
@@ -213,18 +218,20 @@ answer post(httplib::Client& client, watchdog& dog, const std::string& path,
   };
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
-  dog.arm(std::chrono::steady_clock::now() + budget);
+  dog.arm(deadline);
   bool ok = client.send(req, res, err);
-  bool late = dog.disarm();
-  if (too_large)
-    out.error = "answer larger than " + std::to_string(max_bytes) + " bytes";
-  else if (late)
-    out.error = "no whole answer within " + std::to_string(budget.count()) + " ms";
-  else if (!ok)
+  bool late = dog.disarm() && !ok;  // a call that finished as the deadline fired stands
+  if (out.too_large) {
+    out.status = status;
+    out.error = "answer is larger than " + std::to_string(max_bytes) + " bytes";
+  } else if (late) {
+    out.error = "no whole answer by the call's deadline (node.external-timeout)";
+  } else if (!ok) {
     out.error = httplib::to_string(err);
-  else
+  } else {
     out.status = res.status;
-  if (out.status == 0)
+  }
+  if (out.status == 0 || out.too_large)
     out.body.clear();
   return out;
 }
@@ -239,7 +246,7 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
   std::string origin, prefix;
   split_base_url(cfg.url, origin, prefix);
   auto client = std::make_shared<httplib::Client>(origin);
-  auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout);
+  auto timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count();
   // Per-step timeouts as a first line; the watchdog bounds the whole call.
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout).count();
   client->set_connection_timeout(us / 1000000, us % 1000000);
@@ -255,7 +262,12 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
       v1::Envelope env;
       if (!env.ParseFromString(w.bytes))
         return wire{make_reply(v1::Reply::INVALID, "malformed envelope").SerializeAsString()};
-      if (now_ms() > queued_until) {
+      // One deadline for the whole command (the call, and an erase's
+      // verifying export): the call's timeout, or what is left of the time the
+      // outbox waits for this answer if that is less.
+      auto left_ms = std::min<int64_t>(timeout_ms, queued_until - now_ms());
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(left_ms);
+      if (left_ms < 50) {
         lg->debug("{} request={}: waited past its queue budget; dropped", c->name, env.request_id());
         return wire{make_reply(v1::Reply::UNAVAILABLE, c->name + ": the call waited past its time "
                                                        "budget behind slower ones; not sent")
@@ -273,7 +285,7 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
           {"webhook-id", request_id},
           {"webhook-timestamp", std::to_string(now_s)},
           {"webhook-signature", webhook::sign(c->key, request_id, now_s, body)}};
-        return post(*client, *dog, prefix + path, headers, body, budget, c->max_answer_bytes);
+        return post(*client, *dog, prefix + path, headers, body, deadline, c->max_answer_bytes);
       };
       auto res = send(env.request_id(), call.path, json::print(call.body));
       auto reply = to_reply(*c, call.path, res, env.command().has_export_user());

@@ -272,6 +272,8 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
     c->call(c->identity(), account, env, [c, limits, roles_svc, res, account, addr](v1::Reply r) {
       if (r.status() == v1::Reply::UNAUTHORIZED)
         limits->failed(account, addr);
+      else if (r.status() != v1::Reply::OK)
+        limits->settled(account, addr);
       if (r.status() != v1::Reply::OK)
         return res(reply_error(r));
       limits->succeeded(account, addr);

@@ -26,6 +26,8 @@ using error_code = boost::system::error_code;
 /// from the router, nor a NUL from what reads the value).
 std::optional<std::string> decode(std::string_view in, bool plus_is_space, bool path = false);
 std::vector<std::string_view> segments(std::string_view path);
+/// An IP address in one spelling (IPv4-mapped IPv6 as IPv4); as given if not one.
+std::string canonical_address(const std::string& a);
 /// The client's address: `peer`, or behind a trusted proxy the last address
 /// of X-Forwarded-For that is not itself a trusted proxy.
 std::string client_address(const std::string& peer, const std::string& forwarded_for,
@@ -73,6 +75,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   std::atomic<size_t> open{0};
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> refused_connections{0};
+  std::atomic<size_t> refused_alive{0};  ///< refused connections still lingering
   std::atomic<uint64_t> refused_requests{0};
   std::atomic<bool> stopping{false};
   uint16_t port = 0;

@@ -128,10 +128,20 @@ void server::impl::on_accept(error_code ec, tcp::socket sock) {
   std::string addr;
   auto ep = sock.remote_endpoint(ignored);
   if (!ignored)
-    addr = ep.address().to_string();
+    addr = canonical_address(ep.address().to_string());
   auto refusal = admit(addr);
   serve(std::move(sock), shared_from_this(), std::move(addr), std::move(refusal));
   accept();
+}
+
+std::string canonical_address(const std::string& a) {
+  error_code ec;
+  auto addr = net::ip::make_address(a, ec);
+  if (ec)
+    return a;
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+    return net::ip::make_address_v4(net::ip::v4_mapped, addr.to_v6()).to_string();
+  return addr.to_string();
 }
 
 std::string client_address(const std::string& peer, const std::string& forwarded_for,
@@ -154,8 +164,9 @@ std::string client_address(const std::string& peer, const std::string& forwarded
     net::ip::make_address(std::string(item), ec);
     if (ec)
       return peer;  // not an address: the header is not to be trusted
-    if (!is_trusted(item))
-      return std::string(item);
+    auto client = canonical_address(std::string(item));
+    if (!is_trusted(client))
+      return client;
   }
   return peer;
 }
@@ -184,7 +195,10 @@ void server::impl::release(const std::string& addr) {
     addresses.erase(it);
 }
 
-server::server(limits lim) : impl_(std::make_shared<impl>(lim)) {}
+server::server(limits lim) : impl_(std::make_shared<impl>(lim)) {
+  for (auto& p : impl_->lim.trusted_proxies)
+    p = canonical_address(p);
+}
 
 server::~server() { stop(); }
 

@@ -57,6 +57,8 @@ public:
   ~session() {
     if (refusal_.empty())
       srv_->release(remote_);
+    else
+      --srv_->refused_alive;
     std::lock_guard<std::mutex> g{srv_->sessions_mtx};
     srv_->sessions.erase(this);
   }
@@ -66,6 +68,8 @@ public:
       std::lock_guard<std::mutex> g{srv_->sessions_mtx};
       srv_->sessions.emplace(this, weak_from_this());
     }
+    if (!refusal_.empty())
+      return refuse();
     if (!tls_)
       return wait_for_request();
     // The handshake is the client's first bytes: the first-byte timeout bounds it.
@@ -172,6 +176,16 @@ private:
 
   void dispatch(bhttp::request<bhttp::string_body> in);
 
+  /// A connection over a cap: answered 503 at once, without reading its
+  /// request (nothing of it is worth the wait), then closed.
+  void refuse() {
+    ++srv_->refused_connections;
+    keep_alive_ = false;
+    auto r = error(503, refusal_);
+    r.headers.emplace_back("Retry-After", std::to_string(srv_->lim.retry_after_s));
+    write(std::move(r));
+  }
+
   /// Answers with `status` and closes: the connection's state is unknown.
   void fail(int status, const std::string& message) {
     keep_alive_ = false;
@@ -220,11 +234,14 @@ private:
   /// short while.
   void linger() {
     lowest().expires_after(std::chrono::seconds(2));
-    if (tls_)
-      return tls_->async_shutdown([self = shared_from_this()](error_code) { self->close(); });
-    error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
-    drain();
+    auto stop_sending = [self = shared_from_this()] {
+      error_code ec;
+      self->lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      self->drain();
+    };
+    if (tls_)  // close_notify first; then as over plain TCP
+      return tls_->async_shutdown([stop_sending](error_code) { stop_sending(); });
+    stop_sending();
   }
   void drain() {
     buffer_.consume(buffer_.size());
@@ -283,6 +300,18 @@ void responder::operator()(response r) const {
 
 void serve(tcp::socket sock, std::shared_ptr<server::impl> srv, std::string addr,
            std::string refusal) {
+  if (!refusal.empty()) {
+    // Over TLS a 503 would cost a handshake first; and refused connections
+    // still open are bounded too (each holds a descriptor for its linger).
+    if (srv->tls || srv->refused_alive.fetch_add(1) >= srv->lim.max_connections / 4 + 16) {
+      if (!srv->tls)
+        --srv->refused_alive;
+      ++srv->refused_connections;
+      error_code ec;
+      sock.close(ec);
+      return;
+    }
+  }
   std::make_shared<session>(std::move(sock), std::move(srv), std::move(addr), std::move(refusal))
     ->start();
 }
@@ -297,13 +326,6 @@ void session::dispatch(bhttp::request<bhttp::string_body> in) {
   if (target_.size() > srv_->lim.max_uri)
     return fail(414, "request URI too long");
   auto& s = *srv_;
-  if (!refusal_.empty()) {
-    ++s.refused_connections;
-    keep_alive_ = false;
-    auto r = error(503, refusal_);
-    r.headers.emplace_back("Retry-After", std::to_string(s.lim.retry_after_s));
-    return write(std::move(r));
-  }
   auto req = std::make_shared<request>();
   req->method = method_;
   auto q = target_.find('?');

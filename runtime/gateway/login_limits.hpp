@@ -3,7 +3,9 @@
 /// Retry-After while one holds):
 /// - per (account, client address): after `free_tries` failures the next try
 ///   from that address waits 1 s, and each further failure doubles the wait
-///   (2 s, 4 s, ... at most 15 min). A success clears it.
+///   (2 s, 4 s, ... at most 15 min); after a failure, one try at a time is
+///   checked. A success clears it; the count is forgiven a window after the
+///   last delay ran out.
 ///   Failures from other addresses never delay the account's owner: nobody,
 ///   an admin included, can be locked out by someone else's guesses.
 /// - per client address over all accounts: at most `per_address` failures
@@ -39,8 +41,18 @@ public:
     auto now = clock::now();
     sweep(now);
     int64_t wait = 0;
-    if (auto it = pairs_.find({account, address}); it != pairs_.end() && it->second.until > now)
-      wait = seconds_until(it->second.until, now);
+    if (auto it = pairs_.find({account, address}); it != pairs_.end()) {
+      if (it->second.until > now)
+        wait = seconds_until(it->second.until, now);
+      // After a failure, one try at a time: guesses sent together would all
+      // pass before the first one's failure sets the next delay.
+      else if (it->second.pending && now - it->second.pending_at < std::chrono::seconds(30))
+        wait = 1;
+      else if (it->second.failures > 0) {
+        it->second.pending = true;
+        it->second.pending_at = now;
+      }
+    }
     if (auto it = addresses_.find(address); it != addresses_.end()) {
       auto& q = it->second;
       while (!q.empty() && now - q.front() > window_)
@@ -55,8 +67,10 @@ public:
     std::lock_guard<std::mutex> g{mtx_};
     auto now = clock::now();
     auto& b = pairs_[{account, address}];
-    // Failures older than the window are forgiven: the count starts again.
-    if (b.failures > 0 && now - b.last > window_ && now >= b.until)
+    b.pending = false;
+    // Failures are forgiven a window after the last delay ran out (not
+    // before: the delay keeps doubling up to its bound).
+    if (b.failures > 0 && now - b.last > window_ && now - b.until > window_)
       b.failures = 0;
     b.last = now;
     if (free_tries_ > 0 && ++b.failures >= free_tries_) {
@@ -71,6 +85,13 @@ public:
     std::lock_guard<std::mutex> g{mtx_};
     pairs_.erase({account, address});
   }
+  /// A try that was neither a success nor a failure (the service did not
+  /// answer): the next one may go.
+  void settled(const std::string& account, const std::string& address) {
+    std::lock_guard<std::mutex> g{mtx_};
+    if (auto it = pairs_.find({account, address}); it != pairs_.end())
+      it->second.pending = false;
+  }
 
   /// Entries held (accounts by address, and addresses): what the sweep bounds.
   size_t entries() {
@@ -84,6 +105,8 @@ private:
     uint64_t failures = 0;
     clock::time_point last{};
     clock::time_point until{};
+    bool pending = false;  ///< a try after a failure is being checked (for 30 s at most)
+    clock::time_point pending_at{};
   };
 
   static int64_t seconds_until(clock::time_point t, clock::time_point now) {
@@ -96,8 +119,10 @@ private:
       return;
     last_sweep_ = now;
     for (auto it = pairs_.begin(); it != pairs_.end();)
-      it = now - it->second.last > window_ && now >= it->second.until ? pairs_.erase(it)
-                                                                      : std::next(it);
+      it = now - it->second.last > window_ && now - it->second.until > window_
+               && !(it->second.pending && now - it->second.pending_at < std::chrono::seconds(30))
+             ? pairs_.erase(it)
+             : std::next(it);
     for (auto it = addresses_.begin(); it != addresses_.end();) {
       auto& q = it->second;
       while (!q.empty() && now - q.front() > window_)

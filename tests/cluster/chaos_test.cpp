@@ -244,7 +244,12 @@ struct chaos_run {
     for (auto& u : users) {
       if (!u.erase_unknown)
         continue;
-      auto r = api.raw("POST", "/v1/users/" + u.s.user_id + "/export", "{}", u.s.token);
+      // 503 is "not now" (a shard still being taken over): asked again.
+      response r;
+      wait_until([&] {
+        r = api.raw("POST", "/v1/users/" + u.s.user_id + "/export", "{}", u.s.token);
+        return r.status != 503;
+      }, std::chrono::seconds(30));
       BOOST_TEST_REQUIRE((r.status == 202 || r.status == 401 || r.status == 404),
                          "export of " << u.s.user_id << " after a lost erase answer: " << r.status);
       u.erased = r.status != 202;

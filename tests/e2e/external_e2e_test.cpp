@@ -432,16 +432,27 @@ BOOST_AUTO_TEST_CASE(a_participant_that_trickles_its_answer_is_cut_at_the_call_d
 
 BOOST_AUTO_TEST_CASE(a_participant_answering_50_mb_is_read_no_further_than_the_limit) {
   // node.max-message-bytes 1 MiB: answers are taken up to 512 KiB. The node
-  // stops reading there (the participant cannot send the rest), and the call
-  // is refused for good (INVALID) instead of retried.
+  // stops reading there (the participant cannot send the rest); a provision's
+  // body is not needed (its 200 stands), an export's is: that export fails for
+  // good for this service instead of being retried.
   hostile_participant huge{hostile_participant::mode::huge};
   temp_dir dir;
   auto f = node_with(dir, huge.url(), {"--node.max-message-bytes=1048576"});
-  auto r = f->api->register_user("flooded@example.com", "correct horse", "Flo");
-  BOOST_TEST(r.status != 201, r.body);
-  BOOST_TEST_REQUIRE(wait_until([&] { return !huge.done().empty(); }, seconds(20)));
-  auto s = huge.done().front();
-  BOOST_TEST(!s.whole);
-  BOOST_TEST(s.bytes < (20u << 20), s.bytes << " bytes taken");
-  BOOST_TEST(wait_until([&] { return slurp(f->node.log_file).find("larger than") != std::string::npos; }));
+  auto u = f->make_user("flooded");
+  auto e = f->api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  BOOST_TEST_REQUIRE(e.status == 202, e.body);
+  auto id = api_client::parse<v1::JobAccepted>(e).job_id();
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    auto r = f->api->job(id, u.token);
+    return r.status == 200 && api_client::parse<v1::JobStatus>(r).state() == "failed";
+  }, seconds(20)));
+  auto j = api_client::parse<v1::JobStatus>(f->api->job(id, u.token));
+  BOOST_TEST(j.services().at("slow") == "failed");
+  BOOST_TEST(j.error().find("larger than 524288 bytes") != std::string::npos, j.error());
+  auto served = huge.done();
+  BOOST_TEST(served.size() >= 2u);  // the provision and the export
+  for (auto& s : served) {
+    BOOST_TEST(!s.whole);
+    BOOST_TEST(s.bytes < (20u << 20), s.bytes << " bytes taken");
+  }
 }

@@ -531,13 +531,22 @@ void mongo_store::write_batch(client& cl, const std::vector<const commit*>& batc
         doomed.insert(doomed.end(), batch[i]->destroy_keys.begin(), batch[i]->destroy_keys.end());
   try {
     destroy_keys(cl, doomed);
-  } catch (const store_error&) {
+  } catch (const store_error& e) {
+    // Every journaled commit stands (the roll-forward applies it, keys
+    // first); only the erasures are not acknowledged yet: their outcome is
+    // unknown to the caller (a retry finds the recorded answer).
     dirty_ = true;
     seq_cache_.clear();
     for (auto shard : clean)
-      for (auto i : p.by_shard[shard])
+      for (auto i : p.by_shard[shard]) {
         unfinished_[shard].push_back(p.entries[i]);
-    throw;
+        if (p.out[i].ok() && !batch[i]->destroy_keys.empty())
+          p.out[i] = {errc::io, std::string("erasure committed, its keys not yet destroyed (the "
+                                            "roll-forward does it first): ")
+                                  + e.what()};
+      }
+    out = std::move(p.out);
+    return;
   }
   // Sequence numbers of the streams written, for the next batches (only if
   // every journal write landed; else they are read again).

@@ -83,6 +83,9 @@ void sqlite_store::destroy_keys(const std::vector<const commit*>& batch) {
     throw;
   }
   exec(keys_, sync_pragma().c_str());  // before the checkpoint: it fsyncs the file
+  // The background checkpointer's PASSIVE run on this file would make the
+  // TRUNCATE fail at once (SQLITE_BUSY, no busy handler): not meanwhile.
+  lock ck{ckpt_keys_.mtx};
   empty_wal(keys_, "the key table");
 }
 

@@ -143,6 +143,9 @@ void sqlite_store::erased() {
 
 void sqlite_store::scrub_data() {
   try {
+    // The writer waits meanwhile (its transaction would otherwise wait for
+    // the checkpoint behind SQLite's busy timeout, and could fail on it).
+    lock w{db_.mtx};
     lock l{ckpt_data_.mtx};
     empty_wal(ckpt_data_, "the data file");
   } catch (const store_error& e) {
