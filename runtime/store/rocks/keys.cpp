@@ -38,6 +38,9 @@ void node_db::open_keys() {
                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON");
   exec(keys_, "CREATE TABLE IF NOT EXISTS keys (user_id TEXT NOT NULL, service TEXT NOT NULL, "
            "sealed BLOB NOT NULL, PRIMARY KEY (user_id, service)) WITHOUT ROWID");
+  // A WAL a power failure kept (its truncation was not yet on disk) may still
+  // hold destroyed keys: emptied before anything else.
+  sqlite::empty_wal(keys_, "the key file");
   keys_read_.path = keys_.path;
   if (sqlite3_open_v2(keys_read_.path.c_str(), &keys_read_.db,
                       SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr)

@@ -96,6 +96,12 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
         log::get("store")->warn("{}: destroyed {} keys of erased users at open (their "
                                 "deletion was lost, e.g. to a power failure)",
                                 opts_.path, n);
+      {
+        // A WAL a power failure kept (its truncation was not yet on disk)
+        // may still hold destroyed keys: emptied before anything else.
+        lock k{keys_.mtx};
+        empty_wal(keys_, "the key table");
+      }
       for (auto& r : readers_)
         open_conn(r, opts_.path);
       open_conn(keys_reader_, opts_.keys_path);
