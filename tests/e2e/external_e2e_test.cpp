@@ -72,7 +72,7 @@ bool has_call(const std::vector<participant_call>& calls, const std::string& req
 /// connection, how long it was held and how many answer bytes the node took.
 class hostile_participant {
 public:
-  enum class mode { trickle, huge };
+  enum class mode { trickle, huge, gzip };
   struct served {
     double seconds = 0;
     size_t bytes = 0;
@@ -142,6 +142,17 @@ private:
         ++s.bytes;
         std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the trickle itself
       }
+    } else if (mode_ == mode::gzip) {
+      // {"user_id":"x","note":"inflated"}, gzip-compressed (Python's gzip, mtime 0).
+      static const char gz[] =
+        "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xab\x56\x2a\x2d\x4e\x2d\x8a\xcf\x4c\x51"
+        "\xb2\x52\xaa\x50\xd2\x51\xca\xcb\x2f\x49\x05\x32\x33\xf3\xd2\x72\x12\x4b\x52\x53"
+        "\x94\x6a\x01\x65\x7b\xbf\x3b\x21\x00\x00\x00";
+      std::string body(gz, sizeof gz - 1);
+      std::string all = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      s.whole = ::send(c, all.data(), all.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(all.size());
+      s.bytes = all.size();
     } else {
       const size_t total = 50u << 20;
       std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -455,4 +466,24 @@ BOOST_AUTO_TEST_CASE(a_participant_answering_50_mb_is_read_no_further_than_the_l
     BOOST_TEST(!s.whole);
     BOOST_TEST(s.bytes < (20u << 20), s.bytes << " bytes taken");
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_compressed_answer_is_taken_as_sent_never_inflated) {
+  // An export answered gzip-compressed (whatever the request asked): the node
+  // does not inflate it (a small body can inflate to gigabytes), so it is not a
+  // JSON object and the export fails for that service.
+  hostile_participant zipped{hostile_participant::mode::gzip};
+  temp_dir dir;
+  auto f = node_with(dir, zipped.url());
+  auto u = f->make_user("zipped");  // a provision's body is not read: 200 stands
+  auto e = f->api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
+  BOOST_TEST_REQUIRE(e.status == 202, e.body);
+  auto id = api_client::parse<v1::JobAccepted>(e).job_id();
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    auto r = f->api->job(id, u.token);
+    return r.status == 200 && api_client::parse<v1::JobStatus>(r).state() != "running";
+  }, seconds(20)));
+  auto j = api_client::parse<v1::JobStatus>(f->api->job(id, u.token));
+  BOOST_TEST(j.state() == "failed");
+  BOOST_TEST(j.error().find("not a JSON object") != std::string::npos, j.error());
 }
