@@ -520,10 +520,9 @@ void mongo_store::write_batch(client& cl, const std::vector<const commit*>& batc
   auto p = plan(cl, batch);
   // Commit point: each shard's entries in one conditional update of its lease.
   auto clean = journal(cl, batch, p);
-  // Crypto-shredding: the keys of the journaled commits are gone (write
-  // concern majority) before any of their records is applied. If that fails,
-  // they are committed but not acknowledged: the roll-forward before the next
-  // operation destroys the keys of the users they erase, then applies them.
+  // Crypto-shredding: the journaled commits' keys are gone (majority) before
+  // any of their records is applied; if that fails, the roll-forward before
+  // the next operation destroys the erased users' keys, then applies them.
   std::vector<std::string> doomed;
   for (auto shard : clean)
     for (auto i : p.by_shard[shard])
@@ -532,9 +531,8 @@ void mongo_store::write_batch(client& cl, const std::vector<const commit*>& batc
   try {
     destroy_keys(cl, doomed);
   } catch (const store_error& e) {
-    // Every journaled commit stands (the roll-forward applies it, keys
-    // first); only the erasures are not acknowledged yet: their outcome is
-    // unknown to the caller (a retry finds the recorded answer).
+    // Every journaled commit stands (rolled forward, keys first); only the
+    // erasures are unacknowledged (outcome unknown: a retry finds the answer).
     dirty_ = true;
     seq_cache_.clear();
     for (auto shard : clean)
