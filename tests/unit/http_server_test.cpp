@@ -62,6 +62,17 @@ struct fixture {
   std::vector<http::responder> held;
 };
 
+/// `n` connections, each of which has had one request answered 200.
+std::vector<std::unique_ptr<conn>> served_connections(uint16_t port, int n) {
+  std::vector<std::unique_ptr<conn>> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(std::make_unique<conn>(port));
+    out.back()->get("/echo/x");
+    BOOST_REQUIRE(out.back()->read().status == 200);
+  }
+  return out;
+}
+
 http::limits small_limits() {
   http::limits lim;
   lim.max_body = 1000;
@@ -186,12 +197,7 @@ BOOST_AUTO_TEST_CASE(connections_beyond_the_bound_get_503_with_retry_after) {
   auto lim = small_limits();
   lim.max_connections = 3;
   fixture f{lim};
-  std::vector<std::unique_ptr<conn>> open;
-  for (int i = 0; i < 3; ++i) {
-    open.push_back(std::make_unique<conn>(f.port));
-    open.back()->get("/echo/x");
-    BOOST_REQUIRE(open.back()->read().status == 200);
-  }
+  auto open = served_connections(f.port, 3);
   conn extra{f.port};
   extra.get("/echo/y");
   auto a = extra.read();
@@ -296,12 +302,7 @@ BOOST_AUTO_TEST_CASE(connections_beyond_the_per_address_cap_get_503_and_others_a
   auto lim = small_limits();
   lim.max_connections_per_address = 3;
   fixture f{lim};
-  std::vector<std::unique_ptr<conn>> open;
-  for (int i = 0; i < 3; ++i) {
-    open.push_back(std::make_unique<conn>(f.port));
-    open.back()->get("/echo/x");
-    BOOST_REQUIRE(open.back()->read().status == 200);
-  }
+  auto open = served_connections(f.port, 3);
   conn extra{f.port};
   extra.get("/echo/y");
   auto a = extra.read();
