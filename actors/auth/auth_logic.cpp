@@ -19,6 +19,10 @@ std::string auth_logic::email_key(const std::string& normalized_email) const {
   return keys_->index_key("email", normalized_email);
 }
 
+std::string auth_logic::subject_key(const std::string& issuer, const std::string& subject) const {
+  return keys_->index_key("subject", issuer + '\n' + subject);
+}
+
 std::string auth_logic::user_email(const std::string& user_id, const UserRegistered& reg) const {
   auto email = keys_->open(user_id, reg.email_sealed(), "email");
   if (!email)
@@ -33,6 +37,7 @@ outcome auth_logic::handle(const v1::Envelope& env, store_view& st) {
     case v1::Command::kVerifySession: return verify(env, st);
     case v1::Command::kIssueSession: return issue_session(env, st);
     case v1::Command::kLogout: return logout(env, st);
+    case v1::Command::kResolveSubject: return resolve_subject(env, st);
     case v1::Command::kGetSigningKey: {
       outcome out;
       out.reply = make_reply(v1::Reply::OK);
@@ -51,8 +56,10 @@ outcome auth_logic::handle(const v1::Envelope& env, store_view& st) {
 }
 
 outcome auth_logic::register_user(const v1::Envelope& env, store_view& st) {
-  outcome out;
   auto& cmd = env.command().register_user();
+  if (!cmd.subject().empty())
+    return register_subject(env, st);
+  outcome out;
   auto email = normalize_email(cmd.email());
   for (auto problem : {check_email(email), check_password(cmd.password()),
                        check_display_name(cmd.display_name())})
@@ -77,11 +84,50 @@ outcome auth_logic::register_user(const v1::Envelope& env, store_view& st) {
   UserRegistered registered;
   registered.set_email_sealed(keys_->seal(user_id, email, "email"));
   registered.set_password_hash(hash);
-  append(out.commit, user_id, new_event(env, registered));
   out.commit.index_puts.push_back(store::index_row{"email", key, user_id, ""});
+  begin(out, env, user_id, email, registered);
+  return out;
+}
+
+outcome auth_logic::register_subject(const v1::Envelope& env, store_view& st) {
+  outcome out;
+  auto& cmd = env.command().register_user();
+  auto email = normalize_email(cmd.email());
+  for (auto problem : {check_email(email), check_display_name(cmd.display_name())})
+    if (!problem.empty()) {
+      out.reply = make_reply(v1::Reply::INVALID, "the token's email claim: " + problem);
+      return out;
+    }
+  if (cmd.issuer().empty() || !cmd.password().empty()) {
+    out.reply = make_reply(v1::Reply::INVALID, "an identity of a provider has no password");
+    return out;
+  }
+  // The subject is the identity (the email may change at the provider), so
+  // only the subject is indexed: a password account with the same email is
+  // another account.
+  auto key = subject_key(cmd.issuer(), cmd.subject());
+  out.conflict_reply = make_reply(v1::Reply::CONFLICT, "this identity is already registered");
+  if (st.index_get("subject", key)) {
+    out.reply = out.conflict_reply;
+    return out;
+  }
+  auto user_id = new_id();
+  UserRegistered registered;
+  registered.set_email_sealed(keys_->seal(user_id, email, "email"));
+  registered.set_oidc_issuer(cmd.issuer());
+  registered.set_oidc_subject_sealed(keys_->seal(user_id, cmd.subject(), "subject"));
+  out.commit.index_puts.push_back(store::index_row{"subject", key, user_id, ""});
+  begin(out, env, user_id, email, registered);
+  return out;
+}
+
+void auth_logic::begin(outcome& out, const v1::Envelope& env, const std::string& user_id,
+                       const std::string& email, const UserRegistered& registered) {
+  append(out.commit, user_id, new_event(env, registered));
   // The register saga: every other service is provisioned through the outbox.
   static const service_registry nobody;
-  auto job = saga::begin_register(out, env, user_id, email, cmd.display_name(), name_, cfg_.node,
+  auto job = saga::begin_register(out, env, user_id, email,
+                                  env.command().register_user().display_name(), name_, cfg_.node,
                                   cfg_.registry ? *cfg_.registry : nobody);
   out.reply = make_reply(v1::Reply::OK);
   auto* r = out.reply.mutable_registered();
@@ -90,6 +136,18 @@ outcome auth_logic::register_user(const v1::Envelope& env, store_view& st) {
   r->set_state(saga::to_string(job.state()));
   log::get("auth")->info("register accepted user={} job={} request={}", user_id, job.job_id(),
                          env.request_id());
+}
+
+outcome auth_logic::resolve_subject(const v1::Envelope& env, store_view& st) {
+  outcome out;
+  auto& cmd = env.command().resolve_subject();
+  auto row = st.index_get("subject", subject_key(cmd.issuer(), cmd.subject()));
+  if (!row || st.tombstoned(row->user_id)) {
+    out.reply = make_reply(v1::Reply::NOT_FOUND, "not registered");
+    return out;
+  }
+  out.reply = make_reply(v1::Reply::OK);
+  out.reply.mutable_resolved_subject()->set_user_id(row->user_id);
   return out;
 }
 
@@ -196,6 +254,14 @@ outcome auth_logic::export_user(const v1::Envelope& env, store_view& st) {
     if (auto reg = event_as<UserRegistered>(ev)) {
       sec.set_email(user_email(env.user_id(), *reg));
       sec.set_registered_ms(ev.at_ms());
+      if (!reg->oidc_issuer().empty()) {
+        auto subject = keys_->open(env.user_id(), reg->oidc_subject_sealed(), "subject");
+        if (!subject)
+          throw store::store_error(store::errc::io,
+                                   "cannot unseal the subject of user " + env.user_id());
+        sec.set_issuer(reg->oidc_issuer());
+        sec.set_subject(*subject);
+      }
     }
   sec.set_active_sessions(static_cast<int32_t>(st.index_count("session", env.user_id())));
   out.reply = reply_with(sec);

@@ -33,8 +33,17 @@ public:
   /// index holds neither the address nor a hash anyone can recompute.
   std::string email_key(const std::string& normalized_email) const;
 
+  /// Key of the subject index (an identity of the OpenID Connect provider),
+  /// keyed like the email index.
+  std::string subject_key(const std::string& issuer, const std::string& subject) const;
+
 private:
   outcome register_user(const v1::Envelope& env, store_view& st);
+  outcome register_subject(const v1::Envelope& env, store_view& st);
+  /// The registration's event and its saga, and the reply.
+  void begin(outcome& out, const v1::Envelope& env, const std::string& user_id,
+             const std::string& email, const UserRegistered& registered);
+  outcome resolve_subject(const v1::Envelope& env, store_view& st);
   outcome login(const v1::Envelope& env, store_view& st);
   outcome verify(const v1::Envelope& env, store_view& st);
   outcome issue_session(const v1::Envelope& env, store_view& st);

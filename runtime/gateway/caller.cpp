@@ -29,9 +29,9 @@ http::response reply_error(const v1::Reply& r) {
 
 caller::caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan timeout,
                std::string node,
-               std::string identity)
+               std::string identity, std::shared_ptr<oidc::provider> oidc)
   : sys_(sys), rt_(std::move(rt)), timeout_(timeout), node_(std::move(node)),
-    identity_(std::move(identity)) {}
+    identity_(std::move(identity)), oidc_(std::move(oidc)) {}
 
 void caller::call(const std::string& service, const std::string& key, v1::Envelope env,
                   reply_fn k) {
@@ -127,13 +127,70 @@ void caller::public_key(std::function<void(std::string)> k) {
   });
 }
 
-void caller::authenticate(const http::request& req, const http::responder& res, claims_fn k,
-                          const std::string& path_uid, int erased_status) {
+namespace {
+
+/// The bearer token of `req`, "" if there is none.
+std::string bearer(const http::request& req) {
   auto h = req.header("Authorization");
   const std::string prefix = "Bearer ";
   if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0)
+    return "";
+  return h.substr(prefix.size());
+}
+
+} // namespace
+
+bool caller::provider_identity(const http::request& req, const http::responder& res,
+                               std::function<void(oidc::identity)> k) {
+  auto token = bearer(req);
+  if (!oidc_ || !jose::looks_like_jws(token))
+    return false;
+  oidc_->verify(token, now_ms(), [res, k = std::move(k)](oidc::checked c) {
+    if (!c.who)
+      return res(http::error(401, c.error));
+    k(std::move(*c.who));
+  });
+  return true;
+}
+
+void caller::authenticate_provider(const std::string& token, const http::responder& res,
+                                   claims_fn k) {
+  oidc_->verify(token, now_ms(), [self = shared_from_this(), res, k](oidc::checked c) {
+    if (!c.who)
+      return res(http::error(401, c.error));
+    v1::SessionClaims claims;
+    claims.set_issuer(c.who->issuer);
+    claims.set_subject(c.who->subject);
+    claims.set_expires_ms(c.who->expires_ms);
+    if (c.who->admin)
+      claims.add_roles(identity::admin_role);
+    v1::Envelope env;
+    auto* q = env.mutable_command()->mutable_resolve_subject();
+    q->set_issuer(c.who->issuer);
+    q->set_subject(c.who->subject);
+    auto route = identity::subject_route_key(c.who->issuer, c.who->subject);
+    self->call(self->identity_, route, env, [res, k, claims](v1::Reply r) mutable {
+      if (r.status() == v1::Reply::OK)
+        claims.set_user_id(r.resolved_subject().user_id());
+      else if (r.status() == v1::Reply::OUTCOME_UNKNOWN)
+        return res(http::error(503, "the token could not be checked: " + r.message()));
+      else if (r.status() != v1::Reply::NOT_FOUND)
+        return res(reply_error(r));
+      // An operator's token needs no account; a person's does.
+      else if (!is_admin(claims))
+        return res(http::error(403, "not registered"));
+      k(std::move(claims));
+    });
+  });
+}
+
+void caller::authenticate(const http::request& req, const http::responder& res, claims_fn k,
+                          const std::string& path_uid, int erased_status) {
+  auto token = bearer(req);
+  if (token.empty())
     return res(http::error(401, "missing bearer token"));
-  auto token = h.substr(prefix.size());
+  if (oidc_ && jose::looks_like_jws(token))
+    return authenticate_provider(token, res, std::move(k));
   public_key([self = shared_from_this(), res, k = std::move(k), token, path_uid,
               erased_status](std::string pk) {
     if (pk.empty())

@@ -6,6 +6,7 @@
 
 #include "envelope.pb.h"
 #include "runtime/gateway/http_server.hpp"
+#include "runtime/gateway/oidc.hpp"
 #include "runtime/router/router.hpp"
 
 #include <caf/all.hpp>
@@ -27,8 +28,10 @@ public:
   using reply_fn = std::function<void(v1::Reply)>;
   using claims_fn = std::function<void(v1::SessionClaims)>;
 
+  /// `oidc`: the organisation's OpenID Connect provider (null: only the
+  /// node's own session tokens are taken).
   caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan timeout,
-         std::string node, std::string identity);
+         std::string node, std::string identity, std::shared_ptr<oidc::provider> oidc = nullptr);
 
   /// Sends `env` to the shard of `service` that owns `key`; `k` gets its reply,
   /// UNAVAILABLE if the service is down (nothing was sent), or OUTCOME_UNKNOWN
@@ -48,14 +51,24 @@ public:
   void authenticate(const http::request& req, const http::responder& res, claims_fn k,
                     const std::string& path_uid = {}, int erased_status = 401);
 
+  /// The bearer token as a token of the OpenID Connect provider (signature,
+  /// issuer, audience, times) without asking who it is registered as: `k`
+  /// gets the identity, or `res` a 401. False (and nothing is answered) when
+  /// the request carries no such token or no provider is configured.
+  bool provider_identity(const http::request& req, const http::responder& res,
+                         std::function<void(oidc::identity)> k);
+
   /// authenticate() plus: the token's user is `uid`, or an admin (else 403).
   void authorize(const http::request& req, const http::responder& res, const std::string& uid,
                  claims_fn k, int erased_status = 401);
 
   static bool is_admin(const v1::SessionClaims& c);
-  /// The audit trail's actor of a call about `uid`: "self" or "admin:<id>".
+  /// The audit trail's actor of a call about `uid`: "self", or
+  /// "admin:<user id>" (a password session), "admin:<sub>" (a provider's token).
   static std::string actor(const v1::SessionClaims& who, const std::string& uid) {
-    return who.user_id() == uid ? "self" : "admin:" + who.user_id();
+    if (!who.user_id().empty() && who.user_id() == uid)
+      return "self";
+    return "admin:" + (who.subject().empty() ? who.user_id() : who.subject());
   }
 
   const std::string& identity() const { return identity_; }
@@ -65,12 +78,15 @@ private:
             reply_fn k);
   /// The identity service's public signing key (fetched once), "" if unavailable.
   void public_key(std::function<void(std::string)> k);
+  /// A provider's token: verified, then the user its subject is registered as.
+  void authenticate_provider(const std::string& token, const http::responder& res, claims_fn k);
 
   caf::actor_system& sys_;
   std::shared_ptr<router> rt_;
   caf::timespan timeout_;
   std::string node_;
   std::string identity_;
+  std::shared_ptr<oidc::provider> oidc_;
   std::mutex key_mtx_;
   std::string signing_key_;
 };

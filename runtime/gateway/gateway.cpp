@@ -68,6 +68,41 @@ void register_user(std::shared_ptr<caller> c, caf::timespan wait, const http::re
           });
 }
 
+/// Registers the person of the request's provider token (its subject, its
+/// email claim; the display name from the body or the token's name), then
+/// waits for provisioning like a password registration.
+void register_subject(std::shared_ptr<caller> c, caf::timespan wait, const http::request& req,
+                      const oidc::identity& who, responder res,
+                      std::function<void(v1::RegisterResponse)> done) {
+  v1::SubjectRegisterRequest body;
+  if (!req.body.empty())
+    if (auto err = json::parse(req.body, body); !err.empty())
+      return res(http::error(400, err + " (with a provider's token the body holds only "
+                                        "display_name)"));
+  if (who.email.empty())
+    return res(http::error(400, "the token carries no email claim (ask the provider for the "
+                                "email scope)"));
+  v1::Envelope env;
+  auto* cmd = env.mutable_command()->mutable_register_user();
+  cmd->set_email(normalize_email(who.email));
+  cmd->set_display_name(body.display_name().empty() ? who.name : body.display_name());
+  cmd->set_issuer(who.issuer);
+  cmd->set_subject(who.subject);
+  c->call(c->identity(), identity::subject_route_key(who.issuer, who.subject), env,
+          [c, wait, res, done](v1::Reply r) {
+            if (r.status() != v1::Reply::OK)
+              return res(reply_error(r));
+            await_provisioning(c, r.registered(), std::chrono::steady_clock::now() + wait, res,
+                               done);
+          });
+}
+
+/// 403 for a password route while auth.passwords is false.
+http::response passwords_off() {
+  return http::error(403, "password sign-in is turned off on this node (auth.passwords = "
+                          "false); use a token of the organisation's identity provider");
+}
+
 /// The node's bootstrap secret and the brake on guessing it.
 struct operator_gate {
   std::string secret;
@@ -107,7 +142,7 @@ void as_operator(const std::shared_ptr<caller>& c, const operator_gate& gate,
     if (!caller::is_admin(who))
       return res(http::error(403, std::string{"only an admin (or the node's bootstrap secret) "}
                                     + what));
-    k("admin:" + who.user_id());
+    k(caller::actor(who, ""));
   });
 }
 
@@ -137,7 +172,7 @@ gateway::~gateway() { stop(); }
 
 void gateway::install_routes() {
   auto c = std::make_shared<caller>(sys_, rt_, cfg_.request_timeout, cfg_.node,
-                                    reg_->identity());
+                                    reg_->identity(), oidc_);
   auto& s = *srv_;
   // While a store of this node cannot be reached, API calls get 503 at once
   // (nothing is accepted that could not be recorded); /healthz and /v1/cluster
@@ -157,7 +192,8 @@ void gateway::install_routes() {
   // Liveness plus readiness: 503 while any hosted service has a shard down
   // (being restarted, or stopped for good after its supervisor escalated).
   auto rt = rt_;
-  s.route("GET", "/healthz", [rt, store_health](req_ptr, responder res) {
+  auto provider = oidc_;
+  s.route("GET", "/healthz", [rt, store_health, provider](req_ptr, responder res) {
     if (store_health)
       if (auto problem = store_health(); !problem.empty())
         return res(http::error(503, problem));
@@ -166,9 +202,21 @@ void gateway::install_routes() {
       if (h.up < h.total)
         degraded += (degraded.empty() ? "" : ", ") + h.service + " (" + std::to_string(h.up)
                     + "/" + std::to_string(h.total) + " shards up)";
-    if (degraded.empty())
-      return res(http::json(200, R"({"status":"ok"})"));
-    res(http::error(503, "degraded: " + degraded));
+    if (!degraded.empty())
+      return res(http::error(503, "degraded: " + degraded));
+    // The identity provider is not the node's health: a node whose provider
+    // is down still serves password sessions and known keys; it says so here.
+    google::protobuf::Struct out;
+    (*out.mutable_fields())["status"].set_string_value("ok");
+    if (provider) {
+      auto st = provider->state();
+      auto& o = *(*out.mutable_fields())["oidc"].mutable_struct_value()->mutable_fields();
+      o["issuer"].set_string_value(provider->settings().issuer);
+      o["keys"].set_number_value(static_cast<double>(st.keys));
+      o["fetched_at_ms"].set_number_value(static_cast<double>(st.fetched_ms));
+      o["problem"].set_string_value(st.problem);
+    }
+    res(http::json(200, json::print(out)));
   });
 
   s.on_answer(metrics::http_request);
@@ -205,18 +253,27 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
   // Accounts and sessions: the identity service; roles: the roles service.
   auto& s = *srv_;
   auto wait = cfg_.register_wait;
-  s.route("POST", "/v1/users", [c, wait](req_ptr req, responder res) {
-    register_user(c, wait, *req, res, [res](v1::RegisterResponse out) {
+  auto passwords = cfg_.passwords;
+  s.route("POST", "/v1/users", [c, wait, passwords](req_ptr req, responder res) {
+    auto answer = [res](v1::RegisterResponse out) {
       res(http::json(out.state() == saga::to_string(v1::JOB_DONE) ? 201 : 202,
                      json::print(out)));
-    });
+    };
+    if (c->provider_identity(*req, res, [c, wait, req, res, answer](oidc::identity who) {
+          register_subject(c, wait, *req, who, res, answer);
+        }))
+      return;
+    if (!passwords)
+      return res(passwords_off());
+    register_user(c, wait, *req, res, answer);
   });
 
   // An admin: created with the node's bootstrap secret (custodianctl admin create
   // reads it from its file) or by another admin.
   operator_gate gate{cfg_.admin_secret, limits_};
   auto roles_svc = reg_->roles();
-  s.route("POST", "/v1/admins", [c, wait, gate, roles_svc](req_ptr req, responder res) {
+  s.route("POST", "/v1/admins", [c, wait, gate, roles_svc, passwords](req_ptr req,
+                                                                      responder res) {
     auto create = [c, wait, req, res, roles_svc](std::string actor) {
       register_user(c, wait, *req, res, [c, res, roles_svc, actor](v1::RegisterResponse out) {
         v1::Envelope env;
@@ -244,6 +301,8 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
         });
       });
     };
+    if (!passwords)
+      return res(passwords_off());
     as_operator(c, gate, *req, res, "creates admins", create);
   });
 
@@ -256,7 +315,10 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
   auto limits = limits_;
   // Log in: the identity service checks the password and hands out a ticket; the
   // token carries the user's roles, from the roles service.
-  s.route("POST", "/v1/sessions", [c, limits, roles_svc](req_ptr req, responder res) {
+  auto passwords = cfg_.passwords;
+  s.route("POST", "/v1/sessions", [c, limits, roles_svc, passwords](req_ptr req, responder res) {
+    if (!passwords)
+      return res(passwords_off());
     v1::Envelope env;
     if (auto err = body_to_command(body_kind::login, req->body, *env.mutable_command());
         !err.empty())
@@ -300,9 +362,25 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
     });
   });
 
+  // Who the token is (either kind): what a client needs after signing in
+  // at the provider.
+  s.route("GET", "/v1/session", [c](req_ptr req, responder res) {
+    c->authenticate(*req, res, [res](v1::SessionClaims who) {
+      v1::SessionInfo info;
+      info.set_user_id(who.user_id());
+      info.set_admin(caller::is_admin(who));
+      info.set_expires_at_ms(who.expires_ms());
+      info.set_issuer(who.issuer().empty() ? "custodian" : who.issuer());
+      res(http::json(200, json::print(info, true)));
+    });
+  });
+
   // Log out: the token's session is revoked at once.
   s.route("DELETE", "/v1/sessions", [c](req_ptr req, responder res) {
     c->authenticate(*req, res, [c, res](v1::SessionClaims who) {
+      if (!who.issuer().empty())
+        return res(http::error(400, "a token of the identity provider is not revoked here; "
+                                    "sign out at the provider"));
       v1::Envelope env;
       env.set_user_id(who.user_id());
       env.mutable_command()->mutable_logout()->set_session_id(who.session_id());
@@ -383,6 +461,10 @@ void gateway::install_service_routes(std::shared_ptr<caller> c) {
 }
 
 std::string gateway::start() {
+  if (cfg_.oidc.enabled()) {
+    oidc_ = std::make_shared<oidc::provider>(cfg_.oidc);
+    oidc_->start();
+  }
   install_routes();
   if (!cfg_.certificate_file.empty())
     if (auto err = srv_->use_tls(cfg_.certificate_file, cfg_.key_file); !err.empty())
@@ -393,6 +475,8 @@ std::string gateway::start() {
 void gateway::stop() {
   if (srv_)
     srv_->stop();
+  if (oidc_)
+    oidc_->stop();
 }
 
 http::server::counters gateway::stats() const { return srv_->stats(); }

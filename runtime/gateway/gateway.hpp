@@ -5,6 +5,7 @@
 
 #include "envelope.pb.h"
 #include "runtime/gateway/http_server.hpp"
+#include "runtime/gateway/oidc.hpp"
 #include "runtime/metrics/metrics.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/service/registry.hpp"
@@ -39,6 +40,11 @@ struct gateway_config {
   std::string node = "node";
   /// Bootstrap secret for POST /v1/admins ("" = only admins create admins).
   std::string admin_secret;
+  /// The organisation's OpenID Connect provider (auth.oidc; issuer "" = none).
+  oidc::config oidc;
+  /// auth.passwords: the node's own password accounts and sessions (false:
+  /// POST /v1/sessions, password registration and POST /v1/admins answer 403).
+  bool passwords = true;
   /// Addresses of reverse proxies whose X-Forwarded-For names the client.
   std::vector<std::string> trusted_proxies;
   uint64_t login_failures_per_account = 5;
@@ -80,6 +86,7 @@ private:
   std::shared_ptr<const service_registry> reg_;
   caf::actor membership_;
   gateway_config cfg_;
+  std::shared_ptr<oidc::provider> oidc_;
   std::unique_ptr<http::server> srv_;
 };
 

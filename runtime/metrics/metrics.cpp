@@ -72,6 +72,9 @@ struct registry {
   prometheus::Gauge& peers_alive = peers.Add({{"state", "alive"}});
   prometheus::Gauge& peers_down = peers.Add({{"state", "down"}});
 
+  prometheus::Family<prometheus::Gauge>* oidc_keys = nullptr;  ///< only with auth.oidc
+  prometheus::Family<prometheus::Counter>* oidc_fetches = nullptr;
+
   std::mutex snap_mtx;
   snapshot_gauge jobs{&prometheus::BuildGauge()
                          .Name("custodian_jobs")
@@ -168,6 +171,33 @@ void store_commit(const std::string& service, double seconds, size_t commands) {
   auto& r = get();
   r.commit_s.Add({{"service", service}}, seconds_buckets()).Observe(seconds);
   r.batch.Add({{"service", service}}, batch_buckets()).Observe(static_cast<double>(commands));
+}
+
+void oidc_keys(size_t keys) {
+  auto& r = get();
+  std::lock_guard<std::mutex> g{r.snap_mtx};
+  if (!r.oidc_keys) {
+    r.oidc_keys = &prometheus::BuildGauge()
+                     .Name("custodian_oidc_keys")
+                     .Help("Signing keys of the OpenID Connect provider held now (0: its tokens "
+                           "are refused)")
+                     .Register(*r.reg);
+    r.oidc_fetches = &prometheus::BuildCounter()
+                        .Name("custodian_oidc_key_fetches_total")
+                        .Help("Fetches of the provider's discovery document and key set, by "
+                              "result (ok, failed)")
+                        .Register(*r.reg);
+    r.oidc_fetches->Add({{"result", "ok"}});
+    r.oidc_fetches->Add({{"result", "failed"}});
+  }
+  r.oidc_keys->Add({}).Set(static_cast<double>(keys));
+}
+
+void oidc_fetch(bool ok) {
+  auto& r = get();
+  std::lock_guard<std::mutex> g{r.snap_mtx};
+  if (r.oidc_fetches)
+    r.oidc_fetches->Add({{"result", ok ? "ok" : "failed"}}).Increment();
 }
 
 void cluster_peers(int64_t alive, int64_t down) {

@@ -41,6 +41,11 @@ void store_commit(const std::string& service, double seconds, size_t commands);
 /// Peers of this node by liveness (membership, every heartbeat tick).
 void cluster_peers(int64_t alive, int64_t down);
 
+/// The OpenID Connect provider's signing keys held now (0: provider tokens
+/// are refused until a fetch succeeds), and each fetch's outcome.
+void oidc_keys(size_t keys);
+void oidc_fetch(bool ok);
+
 /// What the collector reads before a scrape. Each call replaces the previous
 /// values of its family (label sets left out are reported as 0).
 struct snapshot {

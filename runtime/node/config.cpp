@@ -7,6 +7,7 @@
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/wire.hpp"
 #include "runtime/external/external_service.hpp"
+#include "runtime/gateway/oidc.hpp"
 #include "runtime/service/registry.hpp"
 
 #include <caf/openssl/manager.hpp>
@@ -35,6 +36,7 @@ node_config::node_config() {
       static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
   add_node_options();
   add_gateway_options();
+  add_auth_options();
   add_store_options();
   add_service_options();
 }
@@ -100,6 +102,22 @@ void node_config::add_gateway_options() {
     .add(trusted_proxies, "trusted-proxies",
          "IP addresses of reverse proxies: a request from one names its client in "
          "X-Forwarded-For (login limits, logs), and their connections are not capped per address");
+}
+
+void node_config::add_auth_options() {
+  opt_group{custom_options_, "auth"}
+    .add(auth_passwords, "passwords",
+         "the node's own password accounts and sessions (false: POST /v1/sessions, password "
+         "registration and POST /v1/admins answer 403; people sign in at auth.oidc.issuer)");
+  opt_group{custom_options_, "auth.oidc"}
+    .add(oidc_issuer, "issuer",
+         "the organisation's OpenID Connect provider (https; http only on a loopback address): "
+         "its tokens are taken as bearer tokens (empty: none)")
+    .add(oidc_audience, "audience", "the audience (aud) a provider's token must name")
+    .add(oidc_roles_claim, "roles-claim",
+         "claim holding the roles, a dotted path for a nested one (realm_access.roles)")
+    .add(oidc_admin_role, "admin-role", "role that makes a provider's token an admin's")
+    .add(oidc_client_id, "client-id", "the privacy page's client at the provider (optional)");
 }
 
 void node_config::add_store_options() {
@@ -408,6 +426,16 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
   uint16_t port = 0;
   if (!gateway_listen.empty() && !split_host_port(gateway_listen, host, port))
     problems.push_back("gateway.listen must be HOST:PORT, got \"" + gateway_listen + "\"");
+  if (!oidc_issuer.empty()) {
+    if (auto problem = oidc::check_issuer(oidc_issuer); !problem.empty())
+      problems.push_back(problem);
+    if (oidc_audience.empty())
+      problems.push_back("auth.oidc.audience must be set with auth.oidc.issuer (a token for "
+                         "any audience would be taken)");
+    if (oidc_roles_claim.empty() || oidc_admin_role.empty())
+      problems.push_back("auth.oidc.roles-claim and auth.oidc.admin-role must not be empty");
+  } else if (!auth_passwords)
+    problems.push_back("auth.passwords = false needs auth.oidc.issuer: nobody could sign in");
   if (gateway_max_body == 0)
     problems.push_back("gateway.max-body-bytes must be positive");
   if (gateway_threads == 0 || gateway_threads > 256)

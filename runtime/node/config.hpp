@@ -55,6 +55,14 @@ struct node_config : caf::actor_system_config {
   std::vector<std::string> trusted_proxies;
   uint64_t login_failures_per_address = 20;
   caf::timespan login_failure_window = std::chrono::minutes(5);
+  // [auth] and [auth.oidc]: who may sign in (the runtime's, beside the
+  // identity service's own [auth] keys)
+  bool auth_passwords = true;
+  std::string oidc_issuer;  ///< "" = no OpenID Connect provider
+  std::string oidc_audience;
+  std::string oidc_roles_claim = "roles";
+  std::string oidc_admin_role = "custodian-admin";
+  std::string oidc_client_id;
   // [store]
   std::string store_backend = "rocksdb";
   std::string data_dir = "./data";
@@ -112,6 +120,7 @@ private:
   // The options, by group (the constructor).
   void add_node_options();
   void add_gateway_options();
+  void add_auth_options();
   void add_store_options();
   void add_service_options();
   // validate(), by area.

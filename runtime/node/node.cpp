@@ -307,6 +307,12 @@ std::string node::spawn_gateway() {
   sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
   gc.admin_secret = hex;
   gc.metrics = cfg_.gateway_metrics;
+  gc.passwords = cfg_.auth_passwords;
+  gc.oidc.issuer = cfg_.oidc_issuer;
+  gc.oidc.audience = cfg_.oidc_audience;
+  gc.oidc.roles_claim = cfg_.oidc_roles_claim;
+  gc.oidc.admin_role = cfg_.oidc_admin_role;
+  gc.oidc.client_id = cfg_.oidc_client_id;
   gc.metrics_snapshot = [stores, holders = reg_->job_holders(), names = reg_->names()] {
     return metrics::read_stores(stores, holders, now_ms(), names);
   };

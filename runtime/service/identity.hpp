@@ -11,6 +11,10 @@ namespace custodian::identity {
 /// logs it in): a plain hash, used only to pick a shard, never stored.
 std::string email_route_key(const std::string& normalized_email);
 
+/// Routing key of an identity of the OpenID Connect provider (which shard of
+/// the identity service registers and resolves it): a plain hash, never stored.
+std::string subject_route_key(const std::string& issuer, const std::string& subject);
+
 /// The role that may act on every user (a session token's roles carry it).
 inline const char* admin_role = "admin";
 
