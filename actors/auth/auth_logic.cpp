@@ -93,9 +93,10 @@ outcome auth_logic::register_subject(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto& cmd = env.command().register_user();
   auto email = normalize_email(cmd.email());
-  for (auto problem : {check_email(email), check_display_name(cmd.display_name())})
+  for (auto problem : {check_email(email).empty() ? "" : "the token's email claim: " + check_email(email),
+                       check_display_name(cmd.display_name())})
     if (!problem.empty()) {
-      out.reply = make_reply(v1::Reply::INVALID, "the token's email claim: " + problem);
+      out.reply = make_reply(v1::Reply::INVALID, problem);
       return out;
     }
   if (cmd.issuer().empty() || !cmd.password().empty()) {

@@ -238,7 +238,7 @@ verdict verify(const std::string& token, const key_set& keys) {
                   || (kty_of(k.alg) == "OKP" && kty_of(alg) == "OKP");
   if (k.kty != kty_of(alg) || !same_alg)
     return refuse(refusal::wrong_key_type,
-                  "key \"" + kid + "\" is a" + (k.kty == "RSA" ? "n " : " ") + k.kty + " key"
+                  "key \"" + kid + "\" is an " + k.kty + " key"
                     + (k.alg.empty() ? "" : " for " + k.alg) + ", not one for " + alg,
                   kid);
   auto sig = crypto::unb64(p->sig_b64);

@@ -256,7 +256,7 @@ void install_extend(http::server& s, std::shared_ptr<caller> c,
       if (!is_id(job_id))
         return res(http::error(404, "no such job"));
       v1::Envelope env;
-      env.set_actor("admin:" + who.user_id());
+      env.set_actor(caller::actor(who, ""));
       auto* x = env.mutable_command()->mutable_extend_job();
       x->set_job_id(job_id);
       x->set_reason(body.reason());
@@ -280,7 +280,7 @@ void install_retry(http::server& s, std::shared_ptr<caller> c,
       if (!is_id(job_id))
         return res(http::error(404, "no such job"));
       v1::Envelope env;
-      env.set_actor("admin:" + who.user_id());
+      env.set_actor(caller::actor(who, ""));
       env.mutable_command()->mutable_retry_job()->set_job_id(job_id);
       ask_job_holders(c, holders, 0, job_id, env, [res](v1::Reply r) {
         if (r.status() != v1::Reply::OK)

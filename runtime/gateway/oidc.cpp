@@ -50,6 +50,12 @@ std::optional<int64_t> time_claim(const Struct& s, const std::string& name) {
   return static_cast<int64_t>(v->number_value() * 1000.0);
 }
 
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 bool loopback(const std::string& host) {
   auto h = host;
   if (h.size() > 2 && h.front() == '[' && h.back() == ']')
@@ -219,11 +225,14 @@ void provider::verify(const std::string& token, int64_t now_ms, verdict_fn k) {
     std::lock_guard<std::mutex> g{mtx_};
     keys = keys_;
     auto v = jose::verify(token, keys ? *keys : none);
-    bool may_fetch = want_fetch_ || std::chrono::steady_clock::now() - last_attempt_ >= refetch_spacing;
-    if (v.why == jose::refusal::unknown_kid && may_fetch && !stopping_
-        && pending_.size() < max_waiting) {
+    // A fetch under way (the first one at start, say) may bring the key:
+    // wait for it; else fetch again unless the last try was under 10 s ago.
+    bool may_fetch = std::chrono::steady_clock::now() - last_attempt_ >= refetch_spacing;
+    if (v.why == jose::refusal::unknown_kid && (fetching_ || want_fetch_ || may_fetch)
+        && !stopping_ && pending_.size() < max_waiting) {
       pending_.push_back({token, now_ms, std::move(k)});
-      want_fetch_ = true;
+      if (!fetching_)
+        want_fetch_ = true;
       cv_.notify_one();
       return;
     }
@@ -275,15 +284,17 @@ void provider::run() {
     if (!want_fetch_ && std::chrono::steady_clock::now() < next)
       continue;
     last_attempt_ = std::chrono::steady_clock::now();
+    want_fetch_ = false;
+    fetching_ = true;
     lk.unlock();
     auto error = fetch();
     metrics::oidc_fetch(error.empty());
     lk.lock();
-    want_fetch_ = false;
+    fetching_ = false;
     auto waiting = std::move(pending_);
     pending_.clear();
     if (error.empty()) {
-      status_ = {keys_ ? keys_->by_kid.size() : 0, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(), ""};
+      status_ = {keys_ ? keys_->by_kid.size() : 0, wall_ms(), ""};
       retry = 1s;
       next = std::chrono::steady_clock::now() + refresh_every;
     } else {

@@ -99,6 +99,7 @@ private:
   status status_;
   std::chrono::steady_clock::time_point last_attempt_{};
   bool want_fetch_ = false;
+  bool fetching_ = false;  ///< a fetch is under way (requests for unknown kids wait for it)
   bool stopping_ = false;
   struct waiting {
     std::string token;

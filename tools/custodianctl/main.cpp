@@ -36,6 +36,12 @@ const std::map<std::string, std::string> help{
   {"login", "custodianctl login --email E --password P\n"
             "  Logs in; prints {token, user_id, expires_at_ms}. Use the token with --token\n"
             "  or CUSTODIAN_TOKEN."},
+  {"register-oidc", "custodianctl register-oidc --token T [--name NAME]\n"
+                    "  Registers the person of a token of the organisation's identity provider\n"
+                    "  (its subject; the email from the token); prints {user_id, job_id, state}."},
+  {"whoami", "custodianctl whoami --token T\n"
+             "  Prints who the token is: {user_id, admin, expires_at_ms, issuer} (either kind\n"
+             "  of token: the node's own or the identity provider's)."},
   {"profile", "custodianctl profile --token T [--name NEW_NAME]\n"
               "  Shows the profile of the token's user, or changes the display name."},
   {"request", "custodianctl request METHOD PATH [--body JSON] [--token T]\n"
@@ -199,9 +205,18 @@ struct client {
   }
 };
 
-/// The user a token was issued to, read from its (signed) claims. The gateway
-/// verifies the signature; this only picks the path.
-std::string token_user(const std::string& token) {
+/// The user a token was issued to: for the node's own session token, read
+/// from its (signed) claims (the gateway verifies the signature; this only
+/// picks the path); for a token of the organisation's identity provider (a
+/// JWT: three parts), asked of the node (GET /v1/session).
+std::string token_user(client& c, const std::string& token) {
+  if (std::count(token.begin(), token.end(), '.') == 2) {
+    custodian::v1::SessionInfo info;
+    if (!from_json(c.call("GET", "/v1/session", "", token), info) || info.user_id().empty())
+      throw usage_error{"the identity provider's token names no registered user (register "
+                        "first: custodianctl register-oidc --token T)"};
+    return info.user_id();
+  }
   auto dot = token.find('.');
   std::string bin(token.size(), '\0');
   size_t len = 0;
@@ -334,6 +349,12 @@ int run(int argc, char** argv) {
     req.set_password(a.need("password", "CUSTODIAN_PASSWORD"));
     req.set_display_name(a.need("name"));
     out = c.call("POST", "/v1/users", to_json(req), "");
+  } else if (a.command == "register-oidc") {
+    custodian::v1::SubjectRegisterRequest req;
+    req.set_display_name(a.get("name"));
+    out = c.call("POST", "/v1/users", to_json(req), a.need("token", "CUSTODIAN_TOKEN"));
+  } else if (a.command == "whoami") {
+    out = c.call("GET", "/v1/session", "", a.need("token", "CUSTODIAN_TOKEN"));
   } else if (a.command == "login") {
     custodian::v1::LoginRequest req;
     req.set_email(a.need("email"));
@@ -341,7 +362,7 @@ int run(int argc, char** argv) {
     out = c.call("POST", "/v1/sessions", to_json(req), "");
   } else if (a.command == "profile") {
     auto token = a.need("token", "CUSTODIAN_TOKEN");
-    auto path = "/v1/users/" + token_user(token);
+    auto path = "/v1/users/" + token_user(c, token);
     if (a.flag("name")) {
       google::protobuf::Struct req;
       (*req.mutable_fields())["display_name"].set_string_value(a.get("name"));
@@ -364,7 +385,7 @@ int run(int argc, char** argv) {
     if (auto me = path.find("{me}"); me != std::string::npos) {
       if (token.empty())
         throw usage_error{"{me} in PATH needs --token"};
-      path.replace(me, 4, token_user(token));
+      path.replace(me, 4, token_user(c, token));
     }
     auto body = a.get("body");
     if (body.empty() && method != "GET" && method != "DELETE")
@@ -372,7 +393,7 @@ int run(int argc, char** argv) {
     out = c.call(method, path, body, token);
   } else if (a.command == "export" || a.command == "erase") {
     auto token = a.need("token", "CUSTODIAN_TOKEN");
-    auto path = "/v1/users/" + token_user(token);
+    auto path = "/v1/users/" + token_user(c, token);
     out = a.command == "export" ? c.call("POST", path + "/export", "{}", token)
                                 : c.call("DELETE", path, "", token);
     custodian::v1::JobAccepted job;
