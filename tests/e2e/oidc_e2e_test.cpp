@@ -97,6 +97,16 @@ BOOST_FIXTURE_TEST_CASE(a_person_registers_uses_exports_and_erases_with_provider
   BOOST_TEST(me.issuer() == hydra.issuer());
   BOOST_TEST(me.expires_at_ms() > now_s() * 1000);
 
+  // custodianctl takes the provider's token from the environment.
+  auto ctl = run_command("CUSTODIAN_TOKEN=" + token + " " + CUSTODIAN_CTL_BIN + " --url "
+                         + node.url() + " whoami 2>&1");
+  BOOST_TEST(ctl.code == 0, ctl.out);
+  BOOST_TEST(ctl.out.find(uid) != std::string::npos, ctl.out);
+  ctl = run_command("CUSTODIAN_TOKEN=" + token + " " + CUSTODIAN_CTL_BIN + " --url " + node.url()
+                    + " profile 2>&1");
+  BOOST_TEST(ctl.code == 0, ctl.out);
+  BOOST_TEST(ctl.out.find("Alice Provider") != std::string::npos, ctl.out);
+
   // Use: the person's own routes; the display name came from the name claim.
   auto profile = api->raw("GET", "/v1/users/" + uid, "", token);
   BOOST_TEST(profile.status == 200);
