@@ -220,6 +220,7 @@ BOOST_FIXTURE_TEST_CASE(every_refusal_is_a_401_that_says_why, provider_up) {
   };
   for (auto& r : table) {
     auto got = session(r.token);
+    BOOST_TEST_MESSAGE(r.what << " -> " << got.status << " " << got.body);
     BOOST_TEST_CONTEXT(r.what) {
       BOOST_TEST(got.status == 401);
       BOOST_TEST(got.body.find(r.says) != std::string::npos, got.body);
