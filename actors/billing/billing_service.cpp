@@ -34,6 +34,8 @@ service_descriptor custodian_service_billing() {
   };
   // Invoices are kept (tax law) without what identifies the person.
   d.erase_method = "retain-pseudonymized";
+  d.erase_keeps = std::string("the amount, currency and date of each invoice, without your name "
+                              "or anything else that identifies you: ") + billing::retention_basis;
   d.routes.push_back(http_route{
     "PUT", "/v1/users/{id}/subscription",
     [](const std::string& body, google::protobuf::Any& command) {

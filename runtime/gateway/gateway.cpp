@@ -223,6 +223,7 @@ void gateway::install_routes() {
   if (cfg_.metrics)
     install_metrics_route(s, sys_, cfg_.metrics_snapshot);
   install_ui_routes(s);
+  install_oidc_routes(s, sys_, oidc_);
   install_identity_routes(c);
 
   auto mem = membership_;

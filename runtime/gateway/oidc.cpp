@@ -268,9 +268,39 @@ std::string provider::fetch() {
   {
     std::lock_guard<std::mutex> g{mtx_};
     keys_ = std::make_shared<const jose::key_set>(std::move(*keys));
+    urls_ = {string_claim(doc, "authorization_endpoint"), string_claim(doc, "token_endpoint")};
   }
   log::get("gateway")->info("oidc: {} signing keys from {}", n, jwks_uri);
   return "";
+}
+
+provider::endpoints provider::urls() const {
+  std::lock_guard<std::mutex> g{mtx_};
+  return urls_;
+}
+
+std::pair<int, std::string> provider::exchange_code(const std::string& code,
+                                                    const std::string& code_verifier,
+                                                    const std::string& redirect_uri) const {
+  auto token_url = urls().token;
+  std::string origin, path;
+  if (token_url.empty() || !check_issuer(token_url).empty()
+      || !split_base_url(token_url, origin, path))
+    return {0, "the provider's token endpoint is not known yet"};
+  httplib::Client cli(origin);
+  cli.set_connection_timeout(5);
+  cli.set_read_timeout(5);
+  cli.set_write_timeout(5);
+  cli.set_follow_location(false);
+  httplib::Params form{{"grant_type", "authorization_code"}, {"code", code},
+                       {"redirect_uri", redirect_uri}, {"client_id", cfg_.client_id},
+                       {"code_verifier", code_verifier}};
+  auto res = cli.Post(path.empty() ? "/" : path, form);
+  if (!res)
+    return {0, token_url + ": " + httplib::to_string(res.error())};
+  if (res->body.size() > max_document_bytes)
+    return {0, token_url + " answered more than 1 MiB"};
+  return {res->status, res->body};
 }
 
 void provider::run() {

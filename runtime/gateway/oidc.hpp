@@ -85,6 +85,20 @@ public:
   status state() const;
   const config& settings() const { return cfg_; }
 
+  /// The provider's endpoints from its discovery document ("" before the
+  /// first successful fetch): for the privacy page's sign-in.
+  struct endpoints {
+    std::string authorization, token;
+  };
+  endpoints urls() const;
+
+  /// The authorization code grant's exchange (with PKCE) at the provider's
+  /// token endpoint, for the privacy page: a blocking call (5 s timeouts).
+  /// Returns the provider's JSON answer's status and body, or 0 and why not.
+  std::pair<int, std::string> exchange_code(const std::string& code,
+                                            const std::string& code_verifier,
+                                            const std::string& redirect_uri) const;
+
 private:
   void run();
   /// Discovery document, then the key set; "" or why it failed.
@@ -96,6 +110,7 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::shared_ptr<const jose::key_set> keys_;
+  endpoints urls_;
   status status_;
   std::chrono::steady_clock::time_point last_attempt_{};
   bool want_fetch_ = false;

@@ -1,5 +1,6 @@
 #include "runtime/gateway/ops_routes.hpp"
 
+#include "runtime/gateway/json.hpp"
 #include "runtime/gateway/ui_assets.hpp"
 
 #include <mutex>
@@ -28,30 +29,108 @@ void install_metrics_route(http::server& s, caf::actor_system& sys,
   });
 }
 
-void install_ui_routes(http::server& s) {
-  auto serve = [](const std::string& name, const http::responder& res) {
-    for (auto& a : ui_assets())
+namespace {
+
+/// Serves the files of `assets` under `prefix` ("/ui": /ui/ is index.html,
+/// /ui/<file> a file, /ui redirects to /ui/).
+void install_page(http::server& s, const std::string& prefix,
+                  const std::vector<ui_asset>& (*assets)()) {
+  auto serve = [assets](const std::string& name, const http::responder& res) {
+    for (auto& a : assets())
       if (name == a.name) {
         http::response r{200, std::string(a.body), a.content_type, {}};
         // The page must never run someone else's script or be framed.
         r.headers.emplace_back("Content-Security-Policy",
                                "default-src 'self'; frame-ancestors 'none'");
         r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+        r.headers.emplace_back("Referrer-Policy", "no-referrer");
         r.headers.emplace_back("Cache-Control", "no-cache");
         return res(std::move(r));
       }
     res(http::error(404, "not found"));
   };
+  s.route("GET", prefix, [prefix](req_ptr, http::responder res) {
+    res(http::response{301, "", "text/html; charset=utf-8", {{"Location", prefix + "/"}}});
+  });
+  s.route("GET", prefix + "/", [serve](req_ptr, http::responder res) { serve("index.html", res); });
+  s.route("GET", prefix + "/{file}", [serve](req_ptr req, http::responder res) {
+    serve(req->params[0], res);
+  });
+}
+
+} // namespace
+
+void install_ui_routes(http::server& s) {
   // Browsers ask for it on their own; nothing to show.
   s.route("GET", "/favicon.ico", [](req_ptr, http::responder res) {
     res(http::response{204, "", "image/x-icon", {}});
   });
-  s.route("GET", "/ui", [](req_ptr, http::responder res) {
-    res(http::response{301, "", "text/html; charset=utf-8", {{"Location", "/ui/"}}});
+  install_page(s, "/ui", &ui_assets);
+  install_page(s, "/privacy", &privacy_assets);
+}
+
+void install_oidc_routes(http::server& s, caf::actor_system& sys,
+                         std::shared_ptr<oidc::provider> provider) {
+  bool on = provider && !provider->settings().client_id.empty();
+  s.route("GET", "/v1/oidc", [provider, on](req_ptr, http::responder res) {
+    if (!on)
+      return res(http::error(404, "no identity provider is configured for the privacy page "
+                                  "(auth.oidc.issuer and auth.oidc.client-id)"));
+    auto urls = provider->urls();
+    if (urls.authorization.empty())
+      return res(http::error(503, "the identity provider has not been reached yet; retry"));
+    google::protobuf::Struct out;
+    auto& f = *out.mutable_fields();
+    f["issuer"].set_string_value(provider->settings().issuer);
+    f["authorization_endpoint"].set_string_value(urls.authorization);
+    f["client_id"].set_string_value(provider->settings().client_id);
+    res(http::json(200, json::print(out)));
   });
-  s.route("GET", "/ui/", [serve](req_ptr, http::responder res) { serve("index.html", res); });
-  s.route("GET", "/ui/{file}", [serve](req_ptr req, http::responder res) {
-    serve(req->params[0], res);
+  s.route("POST", "/v1/oidc/token", [&sys, provider, on](req_ptr req, http::responder res) {
+    if (!on)
+      return res(http::error(404, "no identity provider is configured for the privacy page"));
+    google::protobuf::Struct body;
+    if (auto err = json::to_struct(req->body, body); !err.empty())
+      return res(http::error(400, err));
+    auto field = [&](const char* name) {
+      auto it = body.fields().find(name);
+      return it == body.fields().end() ? std::string{} : it->second.string_value();
+    };
+    auto code = field("code"), verifier = field("code_verifier"), redirect = field("redirect_uri");
+    const std::string page = "/privacy/";
+    if (code.empty() || verifier.size() < 43 || verifier.size() > 128
+        || redirect.size() < page.size()
+        || redirect.compare(redirect.size() - page.size(), page.size(), page) != 0)
+      return res(http::error(400, "code, code_verifier (43 to 128 characters) and the privacy "
+                                  "page's redirect_uri are required"));
+    // The provider's answer may take seconds: a thread of its own, never an
+    // I/O thread or a worker of the actors.
+    sys.spawn<caf::detached>([provider, code, verifier, redirect,
+                              res](caf::event_based_actor* self) {
+      auto [status, text] = provider->exchange_code(code, verifier, redirect);
+      self->quit();
+      google::protobuf::Struct answer;
+      if (status == 0)
+        return res(http::error(502, "the identity provider did not answer: " + text));
+      if (!json::to_struct(text, answer).empty())
+        return res(http::error(502, "the identity provider's answer is not JSON"));
+      auto get = [&](const char* name) -> const google::protobuf::Value* {
+        auto it = answer.fields().find(name);
+        return it == answer.fields().end() ? nullptr : &it->second;
+      };
+      if (status != 200 || !get("access_token")) {
+        auto why = get("error_description") ? get("error_description")->string_value()
+                   : get("error")           ? get("error")->string_value()
+                                            : "HTTP " + std::to_string(status);
+        return res(http::error(400, "the identity provider refused the code: " + why));
+      }
+      // Only the access token goes to the page (no refresh or ID token).
+      google::protobuf::Struct out;
+      (*out.mutable_fields())["access_token"] = *get("access_token");
+      if (auto* exp = get("expires_in"))
+        (*out.mutable_fields())["expires_in"] = *exp;
+      res(http::json(200, json::print(out)));
+    });
   });
 }
 

@@ -20,12 +20,20 @@ struct preview_merge {
   std::string failed;  ///< a service that could not be asked
   bool gone = false;   ///< a service holds the user's tombstone
   http::responder res;
-  explicit preview_merge(http::responder r) : res(std::move(r)) {}
+  std::shared_ptr<const service_registry> reg;
+  preview_merge(http::responder r, std::shared_ptr<const service_registry> g)
+    : res(std::move(r)), reg(std::move(g)) {}
 
   void add(const std::string& svc, const v1::Reply& r) {
     std::lock_guard<std::mutex> g{mtx};
-    if (r.status() == v1::Reply::OK)
-      (*out.mutable_services())[svc] = r.preview();
+    if (r.status() == v1::Reply::OK) {
+      auto& p = (*out.mutable_services())[svc];
+      p = r.preview();
+      // How, and what is kept and why: the service's descriptor says.
+      p.set_method(reg->erase_method(svc));
+      if (auto* d = reg->find(svc))
+        p.set_keeps(d->erase_keeps);
+    }
     else if (r.status() == v1::Reply::GONE)
       gone = true;
     else if (failed.empty())
@@ -115,12 +123,14 @@ void install_privacy_routes(http::server& s, std::shared_ptr<caller> c,
     c->authorize(*req, res, uid, [c, reg, uid, res](v1::SessionClaims) {
       if (!is_id(uid))
         return res(http::error(404, "no such user"));
-      auto m = std::make_shared<preview_merge>(res);
+      auto m = std::make_shared<preview_merge>(res, reg);
       std::vector<std::string> native;
       for (auto& svc : reg->participants(v1::STEP_ERASE))
-        if (reg->is_external(svc))
-          (*m->out.mutable_services())[svc].set_external(true);
-        else
+        if (reg->is_external(svc)) {
+          auto& p = (*m->out.mutable_services())[svc];
+          p.set_external(true);
+          p.set_method(reg->erase_method(svc));
+        } else
           native.push_back(svc);
       m->outstanding = native.size();
       if (native.empty())

@@ -1,6 +1,6 @@
 #pragma once
-/// The ops page's files (ui/ of the project), compiled into the node by
-/// cmake/embed_files.cmake and served under /ui/.
+/// The pages' files, compiled into the node by cmake/embed_files.cmake: the
+/// ops page (ui/, served under /ui/) and the privacy page (privacy/).
 
 #include <string_view>
 #include <vector>
@@ -14,5 +14,7 @@ struct ui_asset {
 };
 
 const std::vector<ui_asset>& ui_assets();
+/// The privacy page's files (privacy/ of the project), served under /privacy/.
+const std::vector<ui_asset>& privacy_assets();
 
 } // namespace custodian

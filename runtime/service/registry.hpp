@@ -113,6 +113,9 @@ struct service_descriptor {
   /// "retain-pseudonymized" (records a retention duty keeps, without what
   /// identifies the person; the rest crypto-erased).
   std::string erase_method = "crypto-erase";
+  /// What an erasure keeps and why, in plain words for the person (the erase
+  /// preview shows it; "" = it keeps nothing).
+  std::string erase_keeps;
   /// Its settings: the config group named after it (service_option).
   std::vector<service_option> options;
 };

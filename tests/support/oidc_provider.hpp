@@ -35,14 +35,17 @@ inline std::string json_string(const google::protobuf::Struct& s, const std::str
 
 class hydra_process {
 public:
-  explicit hydra_process(const temp_dir& dir)
+  /// `login_app`: where Hydra sends the browser to log in and consent
+  /// (/login, /consent); the default is nobody (the tests accept through
+  /// the admin API).
+  explicit hydra_process(const temp_dir& dir, const std::string& login_app = "http://127.0.0.1:9")
     : dir_(dir), public_port_(free_port()), admin_port_(free_port()) {
     std::ofstream{dir_.file("hydra.yml")}
       << "dsn: sqlite://" << dir_.file("hydra.sqlite") << "?_fk=true\n"
       << "serve:\n  public: {host: 127.0.0.1, port: " << public_port_ << "}\n"
       << "  admin: {host: 127.0.0.1, port: " << admin_port_ << "}\n"
       << "urls:\n  self: {issuer: " << issuer() << "}\n"
-      << "  login: http://127.0.0.1:9/login\n  consent: http://127.0.0.1:9/consent\n"
+      << "  login: " << login_app << "/login\n  consent: " << login_app << "/consent\n"
       << "secrets:\n  system: [custodian-identity-test-secret-0123456789]\n"
       << "strategies:\n  access_token: jwt\n"
       << "oauth2:\n  allowed_top_level_claims: [email, name]\n  mirror_top_level_claims: false\n"
@@ -55,6 +58,7 @@ public:
   ~hydra_process() { stop(); }
 
   std::string issuer() const { return "http://127.0.0.1:" + std::to_string(public_port_); }
+  std::string admin_url() const { return "http://127.0.0.1:" + std::to_string(admin_port_); }
 
   /// Starts Hydra and waits until it is ready.
   void start() {
@@ -93,7 +97,7 @@ public:
   /// The clients of the tests: "ops" (client credentials; scopes
   /// custodian-admin and reader; audiences custodian and other) and
   /// "privacy-page" (a public client: authorization code with PKCE).
-  void create_clients() {
+  void create_clients(const std::string& page_redirect = "") {
     auto ops = admin("POST", "/admin/clients",
                      R"({"client_id":"ops","client_secret":"ops-secret-0123456789",
                          "grant_types":["client_credentials"],"scope":"custodian-admin reader",
@@ -102,8 +106,9 @@ public:
     auto page = admin("POST", "/admin/clients",
                       R"({"client_id":"privacy-page","grant_types":["authorization_code"],
                           "response_types":["code"],"scope":"openid email profile",
-                          "audience":["custodian"],"redirect_uris":["http://127.0.0.1:9/callback"],
-                          "token_endpoint_auth_method":"none"})");
+                          "audience":["custodian"],"redirect_uris":["http://127.0.0.1:9/callback")"
+                        + (page_redirect.empty() ? "" : ",\"" + page_redirect + "\"")
+                        + R"(],"token_endpoint_auth_method":"none"})");
     if (ops.first != 201 || page.first != 201)
       throw std::runtime_error("hydra clients: " + ops.second + " / " + page.second);
   }
