@@ -61,7 +61,7 @@ fi
 # browser is downloaded).
 venv="$here/.tools/venv"
 reqs=("$here/examples/external-participant/requirements.txt" "$here/tests/ops/requirements.txt")
-if ! "$venv/bin/python3" -c 'import standardwebhooks, schemathesis, playwright, openapi_spec_validator, cryptography, jsonschema' 2> /dev/null; then
+if ! "$venv/bin/python3" -c 'import standardwebhooks, schemathesis, playwright, openapi_spec_validator, cryptography, jsonschema, axe_playwright_python' 2> /dev/null; then
   echo "setup: installing into $venv: $(cat "${reqs[@]}" | grep -v '^#' | tr '\n' ' ')"
   [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
   "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "${reqs[0]}" -r "${reqs[1]}"

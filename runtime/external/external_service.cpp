@@ -41,8 +41,10 @@ bool split_base_url(const std::string& url, std::string& origin, std::string& pr
 namespace {
 
 struct call {
-  const char* path = nullptr;  ///< null: not a lifecycle step
+  const char* path = nullptr;  ///< null: not a lifecycle step; "" a job event (the URL itself)
+  const char* what = "";       ///< for the logs
   v1::ExternalCall body;
+  bool event = false;          ///< a JobEvent to a notification URL
 };
 
 call to_call(const v1::Envelope& env) {
@@ -51,6 +53,12 @@ call to_call(const v1::Envelope& env) {
   c.body.set_request_id(env.request_id());
   c.body.set_user_id(env.user_id());
   c.body.set_attempt(env.attempt() == 0 ? 1 : env.attempt());
+  if (cmd.has_job_event()) {
+    c.path = "";
+    c.what = "event";
+    c.event = true;
+    return c;
+  }
   if (cmd.has_provision_user()) {
     c.path = "/provision";
     c.body.set_job_id(cmd.provision_user().job_id());
@@ -63,6 +71,8 @@ call to_call(const v1::Envelope& env) {
     c.path = "/export";
     c.body.set_job_id(cmd.export_user().job_id());
   }
+  if (c.path)
+    c.what = c.path + 1;
   return c;
 }
 
@@ -285,10 +295,21 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
           {"webhook-id", request_id},
           {"webhook-timestamp", std::to_string(now_s)},
           {"webhook-signature", webhook::sign(c->key, request_id, now_s, body)}};
-        return post(*client, *dog, prefix + path, headers, body, deadline, c->max_answer_bytes);
+        auto target = prefix + path;
+        return post(*client, *dog, target.empty() ? "/" : target, headers, body, deadline,
+                    c->max_answer_bytes);
       };
-      auto res = send(env.request_id(), call.path, json::print(call.body));
-      auto reply = to_reply(*c, call.path, res, env.command().has_export_user());
+      auto body = call.event ? json::print(env.command().job_event(), true)
+                             : json::print(call.body);
+      auto res = send(env.request_id(), call.path, body);
+      // A notification is delivered or tried again (with backoff) until the
+      // receiver takes it: any answer but 2xx is a retry.
+      auto reply = !call.event ? to_reply(*c, call.path, res, env.command().has_export_user())
+                   : res.status >= 200 && res.status < 300
+                     ? make_reply(v1::Reply::OK)
+                     : make_reply(v1::Reply::UNAVAILABLE,
+                                  c->name + (res.status ? " answered " + std::to_string(res.status)
+                                                        : " unreachable: " + res.error));
       if (env.command().has_erase_user() && reply.status() == v1::Reply::OK) {
         // Verified, not taken on trust: what does it export now?
         auto check = call;
@@ -298,7 +319,7 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
       }
       bool failed = reply.status() == v1::Reply::UNAVAILABLE;
       if (failed && !*failing)
-        lg->warn("{} {} request={}: {}; the outbox retries", c->name, call.path + 1,
+        lg->warn("{} {} request={}: {}; the outbox retries", c->name, call.what,
                  env.request_id(), reply.message());
       if (!failed && *failing) {
         lg->info("{} answers again", c->name);
@@ -307,9 +328,9 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
       }
       *failing = failed;
       if (reply.status() == v1::Reply::INVALID)
-        lg->warn("{} {} request={}: refused for good: {}", c->name, call.path + 1,
+        lg->warn("{} {} request={}: refused for good: {}", c->name, call.what,
                  env.request_id(), reply.message());
-      lg->debug("{} {} request={} attempt={} -> {}", c->name, call.path + 1, env.request_id(),
+      lg->debug("{} {} request={} attempt={} -> {}", c->name, call.what, env.request_id(),
                 call.body.attempt(), v1::Reply::Status_Name(reply.status()));
       return wire{reply.SerializeAsString()};
     },

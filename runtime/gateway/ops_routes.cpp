@@ -84,6 +84,9 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
     f["issuer"].set_string_value(provider->settings().issuer);
     f["authorization_endpoint"].set_string_value(urls.authorization);
     f["client_id"].set_string_value(provider->settings().client_id);
+    // Providers that mint access tokens per audience (Hydra, Auth0) take it
+    // as a parameter of the authorization request; others ignore it.
+    f["audience"].set_string_value(provider->settings().audience);
     res(http::json(200, json::print(out)));
   });
   s.route("POST", "/v1/oidc/token", [&sys, provider, on](req_ptr req, http::responder res) {

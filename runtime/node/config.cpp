@@ -56,6 +56,12 @@ void node_config::add_node_options() {
          "Standard Webhooks secret signing the calls to external services (whsec_..., created "
          "0600 if absent; default <data-dir>/external.secret)")
     .add(external_timeout, "external-timeout", "how long one call to an external service may take");
+  opt_group{custom_options_, "notify"}
+    .add(notify_urls, "urls",
+         "URLs that get each job's progress: job.accepted, job.held, job.released, job.done, "
+         "job.failed, job.overdue, POSTed as JSON from the durable outbox, signed per Standard "
+         "Webhooks 1.0 with the secret in node.external-secret-file [\"URL\", ...] (same on "
+         "every node)");
   opt_group{custom_options_, "cluster"}
     .add(cluster_listen, "listen", "address for peer nodes HOST:PORT (empty: standalone)")
     .add(seeds, "seeds", "other nodes' cluster addresses [\"HOST:PORT\", ...]")
@@ -370,6 +376,7 @@ int64_t parse_days(const std::string& s) {
 std::vector<std::string> node_config::validate() const {
   std::vector<std::string> problems;
   validate_services(problems);
+  validate_notify(problems);
   validate_network(problems);
   validate_store(problems);
   auto hooks = std::getenv("CUSTODIAN_TEST_HOOKS");
@@ -410,6 +417,23 @@ void node_config::validate_services(std::vector<std::string>& problems) const {
         reg.add_external(e.substr(0, eq));
       } catch (const std::invalid_argument& err) {
         problems.push_back(std::string("node.external: ") + err.what());
+      }
+    }
+  }
+}
+
+void node_config::validate_notify(std::vector<std::string>& problems) const {
+  service_registry reg;
+  for (auto& url : notify_urls) {
+    std::string origin, prefix;
+    if (!split_base_url(url, origin, prefix))
+      problems.push_back("notify.urls: \"" + url + "\" must be http(s)://HOST[:PORT][/PATH], "
+                         "without credentials, query or fragment");
+    else {
+      try {
+        reg.add_notifier(url);
+      } catch (const std::invalid_argument& err) {
+        problems.push_back(std::string("notify.urls: ") + err.what());
       }
     }
   }

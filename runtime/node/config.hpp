@@ -28,6 +28,10 @@ struct node_config : caf::actor_system_config {
   std::vector<std::string> externals;
   std::string external_secret_file;  ///< "" = <data-dir>/external.secret
   caf::timespan external_timeout = std::chrono::seconds(5);
+  // [notify]
+  /// URLs that get every job's progress (Standard Webhooks POSTs from the
+  /// durable outbox; docs/operations.md, "Notifications").
+  std::vector<std::string> notify_urls;
   // [cluster]
   std::string cluster_listen;            ///< HOST:PORT for peers ("" = standalone)
   std::vector<std::string> seeds;        ///< HOST:PORT of other nodes
@@ -126,6 +130,7 @@ private:
   // validate(), by area.
   void validate_services(std::vector<std::string>& problems) const;
   void validate_network(std::vector<std::string>& problems) const;
+  void validate_notify(std::vector<std::string>& problems) const;
   void validate_store(std::vector<std::string>& problems) const;
   static std::vector<std::pair<std::string, const caf::config_value*>>
   flatten(const caf::settings& raw);

@@ -168,14 +168,18 @@ void node::warn_unknown_destinations() {
   // Work waiting for a service this node no longer knows (taken out of
   // node.external, or a folder left out of the build) would wait forever: say
   // so. Off the start path (a shared store may take a while to answer).
-  sys_.spawn<caf::detached>([outboxes = outboxes(), known = reg_->names()] {
+  auto known = reg_->names();
+  for (auto& [dest, url] : reg_->notifiers())
+    known.push_back(dest);
+  sys_.spawn<caf::detached>([outboxes = outboxes(), known] {
     for (auto& [svc, outbox] : outboxes) {
       try {
         for (auto& stat : outbox->outbox_stats())
           if (std::find(known.begin(), known.end(), stat.dest) == known.end())
             log::get("node")->warn(
               "{}'s outbox holds {} entries for {}, which is neither compiled in nor in "
-              "node.external: their jobs stay running until it is back",
+              "node.external nor notify.urls: they wait (their jobs stay running) until it "
+              "is back",
               svc, stat.depth, stat.dest);
       } catch (const std::exception&) {
         // the store's own health check reports it
@@ -362,7 +366,12 @@ std::string node::spawn_externals() {
     wake_outboxes(outboxes, *rt, {name});
   };
   auto sc = supervision_of(cfg_);
-  for (auto& [name, url] : cfg_.external_services()) {
+  // Notification URLs are delivered to like external services: adapters
+  // under their destination names.
+  auto targets = cfg_.external_services();
+  for (auto& n : reg_->notifiers())
+    targets.push_back(n);
+  for (auto& [name, url] : targets) {
     external_config ec{name, url, key, cfg_.external_timeout, cfg_.outbox.request_timeout,
                        static_cast<size_t>(cfg_.max_message_bytes / 2), came_back};
     // A few adapters per service (each blocks on one HTTP call at a time); the
@@ -385,8 +394,9 @@ std::string node::spawn_externals() {
         }});
     }
     supervisors_[name] = sys_.spawn(supervisor, name, std::move(children), sc);
-    log::get("node")->info("external service {} at {}: calls signed with the secret in {}", name,
-                           url, file);
+    log::get("node")->info("{} {} at {}: calls signed with the secret in {}",
+                           name.rfind("notify:", 0) == 0 ? "notifications" : "external service",
+                           name, url, file);
   }
   return "";
 }

@@ -38,6 +38,8 @@ std::shared_ptr<const service_registry> node_registry(const node_config& cfg) {
   auto reg = std::make_shared<service_registry>(builtin_services());
   for (auto& [name, url] : cfg.external_services())
     reg->add_external(name);
+  for (auto& url : cfg.notify_urls)
+    reg->add_notifier(url);
   return reg;
 }
 
@@ -146,7 +148,10 @@ child_spec lease_manager_spec(const service_wiring& w) {
 }
 
 child_spec outbox_spec(const service_wiring& w) {
-  outbox_deps od{w.service, w.store, w.rt, w.outbox, w.keys, w.clock, w.reg->names()};
+  auto destinations = w.reg->names();
+  for (auto& [dest, url] : w.reg->notifiers())
+    destinations.push_back(dest);
+  outbox_deps od{w.service, w.store, w.rt, w.outbox, w.keys, w.clock, destinations};
   return child_spec{w.service + "/outbox",
                     [od, rt = w.rt, svc = w.service](caf::event_based_actor* self) {
                       auto h = self->spawn<caf::monitored>(outbox_sender, od);

@@ -71,6 +71,7 @@ std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
     if (auto refused = begin_erase(out, *held, env, st, own))
       return std::move(*refused);
     put_job(out.commit, *held);
+    announce(out.commit, *held, "job.released");
     out.reply = make_reply(v1::Reply::OK);
     out.reply.mutable_job()->set_job_id(held->job_id());
     log::get(service_)->info("erase accepted user={} job={} (its hold ended)", uid, held->job_id());
@@ -86,6 +87,7 @@ std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
   hold->set_held_job_id(job.job_id());
   put_hold(out.commit, uid, *hold, true);
   put_job(out.commit, job);
+  announce_accepted(out.commit, job);  // job.accepted and job.held
   out.reply = make_reply(v1::Reply::OK);
   out.reply.mutable_job()->set_job_id(job.job_id());
   log::get(service_)->info("erase held user={} job={}: a legal hold stands", uid, job.job_id());
@@ -160,6 +162,7 @@ outcome coordinator::release_hold(const v1::Envelope& env, store::event_store& s
       if (auto refused = begin_erase(out, *job, env, st, own))
         return std::move(*refused);
       put_job(out.commit, *job);
+      announce(out.commit, *job, "job.released");
       log::get(service_)->info("erase accepted user={} job={} (held until now)", uid,
                                job->job_id());
     }

@@ -193,6 +193,9 @@ v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std:
   auto job = new_job(v1::JOB_REGISTER, user_id, participants);
   mark(job, self, v1::STEP_DONE);  // the commit that carries this job registers the user
   put_job(out.commit, job);
+  notify(out.commit, reg, job, "job.accepted", self + "@" + node);
+  if (job.state() == v1::JOB_DONE)
+    notify(out.commit, reg, job, "job.done", self + "@" + node);
   audit(out.commit, "register", "self", job.job_id(), user_id);
   auto now = now_ms();
   for (auto& svc : participants) {
@@ -253,6 +256,7 @@ bool coordinator::handles(const v1::Command& cmd) {
     case v1::Command::kRecordAudit:
     case v1::Command::kListAudit:
     case v1::Command::kDelivered:
+    case v1::Command::kCheckDeadline:
       return true;
     default:
       return false;
@@ -275,6 +279,7 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
     case v1::Command::kSetHold: return set_hold(env, st);
     case v1::Command::kGetHold: return get_hold(env, st);
     case v1::Command::kReleaseHold: return release_hold(env, st, own);
+    case v1::Command::kCheckDeadline: return check_deadline(env, st);
     case v1::Command::kPreviewErase: {
       // A dry run of this service's share of an erase: what it would delete
       // and shred now. Nothing is written.
@@ -317,6 +322,7 @@ outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::eve
     begin_steps(out, job, env);
   }
   put_job(out.commit, job);
+  announce_accepted(out.commit, job);
   out.reply = make_reply(v1::Reply::OK);
   out.reply.mutable_job()->set_job_id(job.job_id());
   log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind),
@@ -419,9 +425,12 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
     issue_certificate(*job, node_, *reg_, *keys_, st, out.commit);
   if (job->state() == v1::JOB_DONE)
     job->clear_subject();  // a finished erasure keeps nothing of the person
-  if (job->state() != before)
+  if (job->state() != before) {
     log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),
                              job->job_id());
+    if (job->state() == v1::JOB_DONE || job->state() == v1::JOB_FAILED)
+      announce(out.commit, *job, job->state() == v1::JOB_DONE ? "job.done" : "job.failed");
+  }
   put_job(out.commit, *job);
   if (pending)
     (*pending)[job->job_id()] = *job;

@@ -87,6 +87,12 @@ v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std:
                              const std::string& self, const std::string& node,
                              const service_registry& reg);
 
+/// A change of `job` (job.accepted, job.held, job.released, job.done,
+/// job.failed, job.overdue) to every notification URL of `reg`: one outbox row
+/// each, in `c` (notify.cpp). Nothing when no URL is configured.
+void notify(store::commit& c, const service_registry& reg, const v1::JobRecord& job,
+            const char* type, const std::string& origin);
+
 /// The saga commands a coordinating service's shards answer for it.
 class coordinator {
 public:
@@ -129,6 +135,13 @@ private:
   outcome release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own);
   outcome get_hold(const v1::Envelope& env, store::event_store& st);
   outcome record_audit(const v1::Envelope& env);
+  // Notifications (notify.cpp).
+  /// job.accepted (and job.held for a held erase), and the deadline's timer.
+  void announce_accepted(store::commit& c, const v1::JobRecord& job);
+  void announce(store::commit& c, const v1::JobRecord& job, const char* type);
+  store::outbox_row deadline_timer(const std::string& job_id, int64_t deadline_ms);
+  /// CheckDeadline: job.overdue for a job still open at its deadline.
+  outcome check_deadline(const v1::Envelope& env, store::event_store& st);
   outcome list_audit(const v1::ListAudit& q, store::event_store& st);
   outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
   /// Keeps `dest`'s verification in the job; false (and the job's error, a

@@ -1,5 +1,7 @@
 #include "runtime/service/registry.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -120,6 +122,20 @@ const service_descriptor* service_registry::find(const std::string& name) const 
 
 bool service_registry::is_external(const std::string& name) const {
   return std::find(externals_.begin(), externals_.end(), name) != externals_.end();
+}
+
+std::string service_registry::add_notifier(const std::string& url) {
+  unsigned char h[8];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(url.data()), url.size(),
+                     nullptr, 0);
+  char hex[17];
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  auto dest = std::string("notify:") + hex;
+  for (auto& [d, u] : notifiers_)
+    if (d == dest)
+      throw std::invalid_argument("notification URL " + url + " is listed twice");
+  notifiers_.emplace_back(dest, url);
+  return dest;
 }
 
 std::vector<std::string> service_registry::names() const {

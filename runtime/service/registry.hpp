@@ -151,9 +151,17 @@ public:
   std::string identity() const;
   std::string roles() const;
 
+  /// A notification URL (notify.urls): jobs' progress is POSTed there through
+  /// the outbox, to the destination this returns ("notify:<hash of the URL>",
+  /// a name no service can have). Not a service: in no step, not in names().
+  std::string add_notifier(const std::string& url);
+  /// (destination, URL) of every notification URL.
+  const std::vector<std::pair<std::string, std::string>>& notifiers() const { return notifiers_; }
+
 private:
   std::vector<service_descriptor> native_;
   std::vector<std::string> externals_;
+  std::vector<std::pair<std::string, std::string>> notifiers_;
 };
 
 /// Declares every option of every service of `reg` in `opts` (group = the
