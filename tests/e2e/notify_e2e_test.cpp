@@ -2,15 +2,17 @@
 // that verifies each POST with the `standardwebhooks` library
 // (tests/ops/notify_receiver.py) answers 503 to each event's first delivery,
 // is stopped mid-run and started again; it sees job.accepted, job.held,
-// job.released, job.done, job.failed-free runs and job.overdue for the jobs of
-// this test, each at least once, every one verified, the same webhook-id on
-// every try, and never a user id, email or name.
+// job.released, job.done and job.overdue for the jobs of this test (and
+// job.failed for an erase whose verification fails), each at least once,
+// every one verified, the same webhook-id on every try, and never a user id,
+// email or name.
 #define BOOST_TEST_MODULE notify_e2e
 #include <boost/test/unit_test.hpp>
 
 #include "tests/support/e2e_fixture.hpp"
 #include "tests/support/oidc_provider.hpp"
 #include "tests/support/ops.hpp"
+#include "tests/support/participant_process.hpp"
 
 #include <fstream>
 #include <set>
@@ -180,6 +182,31 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
     BOOST_TEST(jobs_here.count(job) == 1u, job << " is no job of this test: " << tries.front()->raw);
   }
   BOOST_TEST(by_id.size() >= wanted.size());
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_erase_is_announced_as_job_failed) {
+  // An external service that acknowledges the erase and keeps the data: the
+  // erase fails its verification, and the receiver hears job.failed.
+  temp_dir dir;
+  auto secret = dir.file("external.secret");
+  participant_process crm{dir.file("crm.db"), secret, dir.file("crm.log")};
+  crm.flags = {"--keep-on-erase"};
+  receiver rx;
+  rx.record = dir.file("events.jsonl");
+  rx.secret = secret;
+  e2e_fixture f{{"--node.external=[\"crm=" + crm.url() + "\"]", "--node.external-secret-file=" + secret,
+                 "--notify.urls=[\"http://127.0.0.1:" + std::to_string(rx.port) + "\"]"}};
+  crm.start();
+  rx.start();
+  auto u = f.make_user("failing");
+  auto d = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
+  BOOST_REQUIRE_EQUAL(d.status, 202);
+  auto job = api_client::parse<v1::JobAccepted>(d).job_id();
+  BOOST_TEST_REQUIRE(f.api->wait_job(job, "").state() == "failed");
+  BOOST_TEST(wait_until([&] { return took(rx.record, "job.failed", job); }, std::chrono::seconds(30)));
+  BOOST_TEST(!took(rx.record, "job.done", job));
+  for (auto& dl : read_deliveries(rx.record))
+    BOOST_TEST(dl.verified, dl.raw);
 }
 
 BOOST_AUTO_TEST_CASE(a_notification_url_that_is_not_one_stops_the_node_with_a_sentence) {
