@@ -260,27 +260,15 @@
     }
   }
 
-  // Who the provider's token is; a person new here is registered first.
+  // Who the provider's token is. Looking never creates an account: a person
+  // without one is told that nothing is held about them here.
   async function providerAccount(token) {
-    const whoami = () => api("GET", "/v1/session", undefined, token);
     try {
-      return await usable(await whoami());
+      return usable(await api("GET", "/v1/session", undefined, token));
     } catch (e) {
-      if (!(e.status === 403 && /not registered/i.test(e.said))) throw e;
-    }
-    notice("Setting up your account…");
-    try {
-      await api("POST", "/v1/users", {}, token);
-    } catch (e) {
-      if (e.status !== 409) throw e;
-    }
-    for (let i = 0; ; i++) {
-      try {
-        return await usable(await whoami());
-      } catch (e) {
-        if (i >= 40 || !(e.status === 403 && /not registered/i.test(e.said))) throw e;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (e.status === 403 && /not registered/i.test(e.said))
+        throw new ApiError(0, "we hold no account for this sign-in, so nothing about you is stored here");
+      throw e;
     }
   }
   function usable(who) {

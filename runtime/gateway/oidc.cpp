@@ -165,7 +165,7 @@ checked check_claims(const Struct& claims, const config& cfg, int64_t now_ms) {
       return out;
     }
   identity who;
-  who.issuer = cfg.issuer;
+  who.issuer = without_trailing_slash(cfg.issuer);  // the identity's key: one spelling
   who.subject = string_claim(claims, "sub");
   if (who.subject.empty()) {
     out.error = "the token names no subject (sub)";
@@ -221,15 +221,18 @@ void provider::finish(const std::string& token, int64_t now_ms, const jose::key_
 void provider::verify(const std::string& token, int64_t now_ms, verdict_fn k) {
   static const jose::key_set none;
   std::shared_ptr<const jose::key_set> keys;
+  auto kid = jose::kid_of(token);
   {
+    // Only the key set is read under the lock; the signature is checked
+    // once, outside it.
     std::lock_guard<std::mutex> g{mtx_};
     keys = keys_;
-    auto v = jose::verify(token, keys ? *keys : none);
+    bool known = keys && keys->by_kid.count(kid) != 0;
     // A fetch under way (the first one at start, say) may bring the key:
     // wait for it; else fetch again unless the last try was under 10 s ago.
     bool may_fetch = std::chrono::steady_clock::now() - last_attempt_ >= refetch_spacing;
-    if (v.why == jose::refusal::unknown_kid && (fetching_ || want_fetch_ || may_fetch)
-        && !stopping_ && pending_.size() < max_waiting) {
+    if (!known && !kid.empty() && (fetching_ || want_fetch_ || may_fetch) && !stopping_
+        && pending_.size() < max_waiting) {
       pending_.push_back({token, now_ms, std::move(k)});
       if (!fetching_)
         want_fetch_ = true;
@@ -268,7 +271,13 @@ std::string provider::fetch() {
   {
     std::lock_guard<std::mutex> g{mtx_};
     keys_ = std::make_shared<const jose::key_set>(std::move(*keys));
-    urls_ = {string_claim(doc, "authorization_endpoint"), string_claim(doc, "token_endpoint")};
+    // Endpoints the page is sent to, or the node posts to: https (http only
+    // on loopback), else left out (the page's sign-in answers 503).
+    auto endpoint = [&](const char* name) {
+      auto url = string_claim(doc, name);
+      return check_issuer(url).empty() ? url : std::string{};
+    };
+    urls_ = {endpoint("authorization_endpoint"), endpoint("token_endpoint")};
   }
   log::get("gateway")->info("oidc: {} signing keys from {}", n, jwks_uri);
   return "";
@@ -295,12 +304,29 @@ std::pair<int, std::string> provider::exchange_code(const std::string& code,
   httplib::Params form{{"grant_type", "authorization_code"}, {"code", code},
                        {"redirect_uri", redirect_uri}, {"client_id", cfg_.client_id},
                        {"code_verifier", code_verifier}};
-  auto res = cli.Post(path.empty() ? "/" : path, form);
-  if (!res)
-    return {0, token_url + ": " + httplib::to_string(res.error())};
-  if (res->body.size() > max_document_bytes)
+  cli.set_decompress(false);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path.empty() ? "/" : path;
+  req.headers = {{"Accept-Encoding", "identity"}};
+  req.body = httplib::detail::params_to_query_str(form);
+  req.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
+  std::string body;
+  bool too_large = false;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (body.size() + n > max_document_bytes)
+      return !(too_large = true);
+    body.append(data, n);
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  bool ok = cli.send(req, res, err);
+  if (too_large)
     return {0, token_url + " answered more than 1 MiB"};
-  return {res->status, res->body};
+  if (!ok)
+    return {0, token_url + ": " + httplib::to_string(err)};
+  return {res.status, body};
 }
 
 void provider::run() {

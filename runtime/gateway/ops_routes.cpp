@@ -3,6 +3,7 @@
 #include "runtime/gateway/json.hpp"
 #include "runtime/gateway/ui_assets.hpp"
 
+#include <atomic>
 #include <mutex>
 
 namespace custodian {
@@ -89,7 +90,12 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
     f["audience"].set_string_value(provider->settings().audience);
     res(http::json(200, json::print(out)));
   });
-  s.route("POST", "/v1/oidc/token", [&sys, provider, on](req_ptr req, http::responder res) {
+  // At most this many exchanges wait for the provider at once (each holds a
+  // thread for up to its timeouts): more are refused, 503 + Retry-After.
+  constexpr int max_exchanges = 8;
+  auto busy = std::make_shared<std::atomic<int>>(0);
+  s.route("POST", "/v1/oidc/token", [&sys, provider, on, busy](req_ptr req,
+                                                               http::responder res) {
     if (!on)
       return res(http::error(404, "no identity provider is configured for the privacy page"));
     google::protobuf::Struct body;
@@ -106,11 +112,18 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
         || redirect.compare(redirect.size() - page.size(), page.size(), page) != 0)
       return res(http::error(400, "code, code_verifier (43 to 128 characters) and the privacy "
                                   "page's redirect_uri are required"));
+    if (busy->fetch_add(1) >= max_exchanges) {
+      busy->fetch_sub(1);
+      auto r = http::error(503, "too many sign-ins wait for the identity provider; retry");
+      r.headers.emplace_back("Retry-After", "1");
+      return res(std::move(r));
+    }
     // The provider's answer may take seconds: a thread of its own, never an
     // I/O thread or a worker of the actors.
-    sys.spawn<caf::detached>([provider, code, verifier, redirect,
-                              res](caf::event_based_actor* self) {
+    sys.spawn<caf::detached>([provider, code, verifier, redirect, res,
+                              busy](caf::event_based_actor* self) {
       auto [status, text] = provider->exchange_code(code, verifier, redirect);
+      busy->fetch_sub(1);
       self->quit();
       google::protobuf::Struct answer;
       if (status == 0)

@@ -40,7 +40,10 @@ void notify(store::commit& c, const service_registry& reg, const v1::JobRecord& 
 
 store::outbox_row coordinator::deadline_timer(const std::string& job_id, int64_t deadline_ms) {
   v1::Envelope env;
-  env.set_request_id(job_id + "/deadline/" + std::to_string(deadline_ms));
+  // A fresh request id per arming: a timer re-armed by its own handler is a
+  // new request, not a redelivery the inbox would drop.
+  env.set_request_id(job_id + "/deadline/" + std::to_string(deadline_ms) + "/"
+                     + new_id().substr(0, 8));
   env.set_user_id(job_id);  // the job's shard of this service
   env.set_origin(service_ + "@" + node_);
   auto* d = env.mutable_command()->mutable_check_deadline();

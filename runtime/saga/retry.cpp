@@ -53,6 +53,10 @@ outcome coordinator::retry(const v1::Envelope& env, store::event_store& st) {
   begin_steps(out, *job, cause, "/retry" + std::to_string(job->retries()));
   audit(out.commit, "job_retried", actor_of(env), job->job_id(), erase ? "" : uid);
   put_job(out.commit, *job);
+  // Open again past its deadline: overdue now (its timer found it failed and
+  // said nothing); before it, the pending timer still comes.
+  if (!reg_->notifiers().empty() && job->deadline_ms() != 0 && now_ms() >= job->deadline_ms())
+    announce(out.commit, *job, "job.overdue");
   log::get(service_)->info("{} job={} retried ({})", to_string(job->kind()), job->job_id(),
                            job->retries());
   out.reply = make_reply(v1::Reply::OK);

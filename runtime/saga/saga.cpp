@@ -488,8 +488,13 @@ outcome coordinator::extend(const v1::Envelope& env, store::event_store& st) {
     out.reply = make_reply(v1::Reply::CONFLICT, "the deadline was extended once already");
     return out;
   }
+  auto old_deadline = job->deadline_ms();
   job->set_deadline_ms(extended_deadline(job->deadline_ms()));
   job->set_extended_ms(now_ms());
+  // The deadline's timer: one still pending re-arms itself for the new one;
+  // one that has fired (the old deadline passed) is set again.
+  if (!reg_->notifiers().empty() && old_deadline != 0 && now_ms() >= old_deadline)
+    out.commit.outbox.push_back(deadline_timer(job->job_id(), job->deadline_ms()));
   job->set_extension_reason(x.reason());
   // Beside the record, not in it: a hand-back rewriting the record meanwhile
   // neither loses the extension nor is set back by it. Two extensions at once:

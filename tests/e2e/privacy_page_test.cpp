@@ -43,6 +43,11 @@ BOOST_AUTO_TEST_CASE(a_person_signs_in_looks_downloads_deletes_and_gets_a_verifi
                         .status,
                       200);
   auto admin = hydra.client_token("custodian-admin");
+  // The person who signs in at the provider has an account (the page never
+  // makes one by looking).
+  auto subject = "page-" + std::to_string(::getpid());
+  auto provider_person = hydra.person_token(subject, subject + "@example.org", "Provider Person");
+  BOOST_REQUIRE_EQUAL(api.raw("POST", "/v1/users", "{}", provider_person).status, 201);
 
   std::filesystem::create_directories(CUSTODIAN_ARTIFACT_DIR);
   for (auto& f : std::filesystem::directory_iterator(CUSTODIAN_ARTIFACT_DIR))
@@ -54,7 +59,7 @@ BOOST_AUTO_TEST_CASE(a_person_signs_in_looks_downloads_deletes_and_gets_a_verifi
                            + " --admin-token " + admin + " --artifacts " + CUSTODIAN_ARTIFACT_DIR
                            + " --oidc-login-port " + std::to_string(login_port)
                            + " --hydra-admin " + hydra.admin_url()
-                           + " --oidc-subject page-" + std::to_string(::getpid())
+                           + " --oidc-subject " + subject
                            + " --timeout 120 2>&1");
   BOOST_TEST_MESSAGE(check.out);
   BOOST_TEST(check.code == 0, check.out);

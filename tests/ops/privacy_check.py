@@ -479,7 +479,7 @@ class Check:
             note = self.what_we_hold(page, email)
         finally:
             self.a.email = old
-        return "signed in at the provider (registered if new); " + note
+        return "signed in at the provider (the person registered beforehand); " + note
 
     def provider_sign_out(self, page):
         self.tab_to(page, "#signout", "the sign-out button", back=True)
