@@ -428,3 +428,51 @@ BOOST_AUTO_TEST_CASE(the_real_outbox_sender_retries_an_unavailable_participant) 
   BOOST_TEST(calls[flaky] == 3);
   BOOST_TEST(kit.job(job_id)->state() == v1::JOB_DONE);
 }
+
+BOOST_AUTO_TEST_CASE(job_changes_become_outbox_rows_to_each_notification_url_without_the_user) {
+  auto reg = std::make_shared<service_registry>(builtin_services());
+  auto dest = reg->add_notifier("http://127.0.0.1:9/hooks");
+  testkit::kit_options opts;
+  opts.registry = reg;
+  testkit::service_kit kit{registry().coordinator(v1::JOB_EXPORT), opts};
+  auto uid = new_id();
+  kit.provision(uid);
+  auto job_id = start(kit, uid, false);
+  // job.accepted now, to the URL's destination, routed by the job id, not personal.
+  std::vector<v1::Envelope> events;
+  for (auto& row : kit.outbox())
+    if (row.dest == dest) {
+      v1::Envelope env;
+      BOOST_REQUIRE(env.ParseFromString(row.payload));
+      BOOST_TEST(!row.personal);
+      BOOST_TEST(row.user_id == job_id);
+      BOOST_TEST(row.payload.find(uid) == std::string::npos);
+      events.push_back(env);
+    }
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  BOOST_TEST(events[0].command().job_event().type() == "job.accepted");
+  BOOST_TEST(events[0].command().job_event().job_id() == job_id);
+  BOOST_TEST(events[0].command().job_event().kind() == "export");
+
+  // The deadline's timer waits (not due now); woken early it arms itself
+  // again as a new request, and that one is handled, not dropped as a
+  // redelivery of the first (which would lose job.overdue).
+  auto timers = kit.store().outbox_due(kit.job(job_id)->deadline_ms() + 1, 1000);
+  std::vector<store::outbox_row> timer_rows;
+  for (auto& r : timers)
+    if (r.dest == registry().coordinator(v1::JOB_EXPORT) && !r.personal)
+      timer_rows.push_back(r);
+  BOOST_REQUIRE_EQUAL(timer_rows.size(), 1u);
+  BOOST_TEST(timer_rows[0].next_at_ms == kit.job(job_id)->deadline_ms());
+  v1::Envelope early;
+  BOOST_REQUIRE(early.ParseFromString(timer_rows[0].payload));
+  BOOST_TEST_REQUIRE(early.command().has_check_deadline());
+  auto first = kit.run(early);
+  BOOST_TEST(first.reply.status() == v1::Reply::OK);
+  std::vector<std::string> ids;
+  for (auto& r : kit.store().outbox_due(kit.job(job_id)->deadline_ms() + 1, 1000))
+    if (r.request_id.find("/deadline/") != std::string::npos)
+      ids.push_back(r.request_id);
+  BOOST_REQUIRE_EQUAL(ids.size(), 2u);  // the first (not yet acknowledged here) and the new one
+  BOOST_TEST(ids[0] != ids[1]);
+}
