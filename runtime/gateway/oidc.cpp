@@ -2,6 +2,7 @@
 
 #include "runtime/common/log.hpp"
 #include "runtime/external/external_service.hpp"
+#include "runtime/external/watchdog.hpp"
 #include "runtime/metrics/metrics.hpp"
 
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@ constexpr auto refetch_spacing = 10s;  ///< fetches a token's unknown kid may ca
 constexpr auto refresh_every = 15min;
 constexpr size_t max_document_bytes = 1 << 20;
 constexpr size_t max_waiting = 1024;
+constexpr auto fetch_budget = 10s;  ///< a fetch of both documents; a code exchange
 
 std::string without_trailing_slash(std::string s) {
   while (!s.empty() && s.back() == '/')
@@ -66,28 +68,43 @@ bool loopback(const std::string& host) {
   return inet_pton(AF_INET, h.c_str(), buf) == 1 && buf[0] == 127;
 }
 
-/// GET of a document of at most 1 MiB; "" + error, or the body.
-std::string get(const std::string& url, std::string& error) {
+/// A client of `origin` that follows no redirect, with 5 s per step.
+std::shared_ptr<httplib::Client> client_of(const std::string& origin) {
+  auto cli = std::make_shared<httplib::Client>(origin);
+  cli->set_connection_timeout(5);
+  cli->set_read_timeout(5);
+  cli->set_write_timeout(5);
+  cli->set_follow_location(false);
+  cli->set_decompress(false);
+  return cli;
+}
+
+/// GET of a document of at most 1 MiB, whole by `deadline` (a provider that
+/// trickles its answer is cut there); "" + error, or the body.
+std::string get(const std::string& url, std::string& error,
+                std::chrono::steady_clock::time_point deadline) {
   std::string origin, path;
   if (!split_base_url(url, origin, path)) {
     error = "\"" + url + "\" is not an http(s) URL";
     return "";
   }
-  httplib::Client cli(origin);
-  cli.set_connection_timeout(5);
-  cli.set_read_timeout(5);
-  cli.set_write_timeout(5);
-  cli.set_follow_location(false);
+  auto cli = client_of(origin);
+  watchdog dog{cli};
   std::string body;
   bool too_large = false;
-  auto res = cli.Get(path.empty() ? "/" : path, [&](const char* data, size_t len) {
-    if (body.size() + len > max_document_bytes)
-      return !(too_large = true);
-    body.append(data, len);
-    return true;
-  });
+  dog.arm(deadline);
+  auto res = cli->Get(path.empty() ? "/" : path, {{"Accept-Encoding", "identity"}},
+                      [&](const char* data, size_t len) {
+                        if (body.size() + len > max_document_bytes)
+                          return !(too_large = true);
+                        body.append(data, len);
+                        return true;
+                      });
+  bool late = dog.disarm() && !res;
   if (too_large)
     error = url + " answered more than 1 MiB";
+  else if (late)
+    error = url + " did not answer whole within 10 s";
   else if (!res)
     error = url + ": " + httplib::to_string(res.error());
   else if (res->status != 200)
@@ -246,7 +263,10 @@ void provider::verify(const std::string& token, int64_t now_ms, verdict_fn k) {
 std::string provider::fetch() {
   std::string error;
   auto base = without_trailing_slash(cfg_.issuer);
-  auto doc_text = get(base + "/.well-known/openid-configuration", error);
+  // Both documents within 10 s: a provider that trickles is given up on (and
+  // tried again later), never waited for.
+  auto deadline = std::chrono::steady_clock::now() + fetch_budget;
+  auto doc_text = get(base + "/.well-known/openid-configuration", error, deadline);
   if (!error.empty())
     return error;
   Struct doc;
@@ -259,7 +279,7 @@ std::string provider::fetch() {
   if (auto problem = check_issuer(jwks_uri); !problem.empty())
     return "the discovery document's jwks_uri \"" + jwks_uri
            + "\" is not https (http only on a loopback address)";
-  auto jwks_text = get(jwks_uri, error);
+  auto jwks_text = get(jwks_uri, error, deadline);
   if (!error.empty())
     return error;
   auto keys = jose::parse_jwks(jwks_text, error);
@@ -296,15 +316,11 @@ std::pair<int, std::string> provider::exchange_code(const std::string& code,
   if (token_url.empty() || !check_issuer(token_url).empty()
       || !split_base_url(token_url, origin, path))
     return {0, "the provider's token endpoint is not known yet"};
-  httplib::Client cli(origin);
-  cli.set_connection_timeout(5);
-  cli.set_read_timeout(5);
-  cli.set_write_timeout(5);
-  cli.set_follow_location(false);
+  auto cli = client_of(origin);
+  watchdog dog{cli};
   httplib::Params form{{"grant_type", "authorization_code"}, {"code", code},
                        {"redirect_uri", redirect_uri}, {"client_id", cfg_.client_id},
                        {"code_verifier", code_verifier}};
-  cli.set_decompress(false);
   httplib::Request req;
   req.method = "POST";
   req.path = path.empty() ? "/" : path;
@@ -321,9 +337,13 @@ std::pair<int, std::string> provider::exchange_code(const std::string& code,
   };
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
-  bool ok = cli.send(req, res, err);
+  dog.arm(std::chrono::steady_clock::now() + fetch_budget);
+  bool ok = cli->send(req, res, err);
+  bool late = dog.disarm() && !ok;
   if (too_large)
     return {0, token_url + " answered more than 1 MiB"};
+  if (late)
+    return {0, token_url + " did not answer whole within 10 s"};
   if (!ok)
     return {0, token_url + ": " + httplib::to_string(err)};
   return {res.status, body};

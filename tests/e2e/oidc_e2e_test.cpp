@@ -314,3 +314,48 @@ BOOST_AUTO_TEST_CASE(with_passwords_off_only_the_provider_signs_people_in) {
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("auth.passwords = false needs auth.oidc.issuer") != std::string::npos, r.out);
 }
+
+BOOST_AUTO_TEST_CASE(a_provider_that_trickles_its_documents_is_given_up_on_within_10_s) {
+  // A "provider" that answers its headers at once, then a byte every 500 ms
+  // for ever: every read of the node's fetch gets something within its 5 s.
+  httplib::Server slow;
+  std::atomic<bool> done{false};
+  slow.Get(".*", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("application/json", [&](size_t, httplib::DataSink& sink) {
+      if (done || !sink.is_writable())
+        return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the fault: the trickle
+      sink.write(" ", 1);
+      return true;
+    });
+  });
+  auto port = slow.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { slow.listen_after_bind(); });
+  {
+    temp_dir dir;
+    node_process node{dir.file("data"), dir.file("node.log"),
+                      {"--auth.oidc.issuer=http://127.0.0.1:" + std::to_string(port),
+                       "--auth.oidc.audience=custodian"}};
+    node.start();
+    api_client api{node.url()};
+    // The fetch is cut at its deadline, counted as failed and said in /healthz.
+    std::string problem;
+    BOOST_TEST(wait_until(
+                 [&] {
+                   auto h = json_object(api.raw("GET", "/healthz").body);
+                   problem = json_string(h.fields().at("oidc").struct_value(), "problem");
+                   return problem.find("did not answer whole within 10 s") != std::string::npos;
+                 },
+                 std::chrono::seconds(25)),
+               problem);
+    auto metrics = api.raw("GET", "/metrics").body;
+    BOOST_TEST(metrics.find("custodian_oidc_key_fetches_total{result=\"failed\"} 0")
+               == std::string::npos);
+    // Password sign-in works meanwhile.
+    BOOST_TEST(api.register_user(unique("pw") + "@example.com", "correct horse", "Pat").status == 201);
+    BOOST_TEST(node.stop() == 0);
+  }
+  done = true;
+  slow.stop();
+  serving.join();
+}
