@@ -86,8 +86,10 @@ void profiled(const std::string& file, F f) {
   auto pid = std::to_string(getpid());
   pid_t child = fork();
   if (child == 0) {
-    execlp("perf", "perf", "record", "-q", "-g", "-F", "1999", "-p", pid.c_str(), "-o",
-           file.c_str(), nullptr);
+    // PERF_CALLGRAPH=dwarf where frame pointers are missing (libc, RocksDB).
+    const char* cg = getenv("PERF_CALLGRAPH");
+    execlp("perf", "perf", "record", "-q", "--call-graph", cg ? cg : "fp", "-F",
+           cg ? "499" : "1999", "-p", pid.c_str(), "-o", file.c_str(), nullptr);
     _exit(127);
   }
   // perf needs a moment to attach; a profile that misses the first 300 ms of a
@@ -551,7 +553,8 @@ watch_figures run_watch(const options& o, const dataset& main, job_board& board)
   for (int run = 0; run < o.runs; ++run) {
     auto dir = fresh_copy(o, main);
     embedded_node n{dir, [](node_config&) {}, board};
-    auto w = watch_internal(n, main, n_sat, 0);
+    watch_run w;
+    profiled(run == 0 ? o.perf : "", [&] { w = watch_internal(n, main, n_sat, 0); });
     f.sat.push_back(w.per_s);
     std::cerr << "(k) watch write saturated run " << run + 1 << ": " << fmt(w.per_s) << "/s\n";
   }
@@ -567,7 +570,10 @@ watch_figures run_watch(const options& o, const dataset& main, job_board& board)
   for (int run = 0; run < o.runs; ++run) {
     auto dir = fresh_copy(o, main);
     embedded_node n{dir, with_gateway, board};
-    auto w = watch_http(n, main, static_cast<size_t>(f.http_rate * 5), f.http_rate, o);
+    watch_run w;
+    profiled(run == 0 && !o.perf.empty() ? o.perf + ".http" : "", [&] {
+      w = watch_http(n, main, static_cast<size_t>(f.http_rate * 5), f.http_rate, o);
+    });
     f.http_ok.push_back(w.ok_pct);
     f.http_p99.push_back(percentile(w.latency_ms, 99));
     f.http_achieved.push_back(w.achieved_per_s);

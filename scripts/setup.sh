@@ -19,7 +19,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libboost-test-dev libboost-dev
   libsqlite3-dev sqlite3
-  librocksdb-dev
+  librocksdb-dev libjemalloc-dev
   libsodium-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libmongoc-dev libbson-dev

@@ -90,7 +90,7 @@ BillingSection billing_logic::project(const std::string& user_id, store_view& st
 outcome billing_logic::provision(const v1::Envelope& env, store_view& st) {
   outcome out;
   out.reply = make_reply(v1::Reply::OK);
-  if (!st.read_stream(env.user_id()).empty())
+  if (st.has_events(env.user_id()))
     return out;  // provisioned already
   AccountOpened opened;
   opened.set_email_sealed(keys_->seal(env.user_id(), env.command().provision_user().email(), "email"));
@@ -99,7 +99,7 @@ outcome billing_logic::provision(const v1::Envelope& env, store_view& st) {
 }
 
 outcome billing_logic::subscribe(const v1::Envelope& env, const Subscribe& cmd, store_view& st) {
-  if (st.read_stream(env.user_id()).empty())
+  if (!st.has_events(env.user_id()))
     return refuse(v1::Reply::NOT_FOUND, "no billing account");
   Subscribed sub;
   sub.set_plan(cmd.plan());

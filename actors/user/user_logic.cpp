@@ -57,7 +57,7 @@ outcome user_logic::handle(const v1::Envelope& env, store_view& st) {
 outcome user_logic::provision(const v1::Envelope& env, store_view& st) {
   outcome out;
   out.reply = make_reply(v1::Reply::OK);
-  if (!st.read_stream(env.user_id()).empty())
+  if (st.has_events(env.user_id()))
     return out;  // provisioned already (e.g. redelivered after the inbox record was lost)
   auto& p = env.command().provision_user();
   ProfileCreated created;

@@ -13,7 +13,7 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store_view& st) {
   switch (env.command().kind_case()) {
     case v1::Command::kProvisionUser:
       out.reply = make_reply(v1::Reply::OK);
-      if (st.read_stream(env.user_id()).empty())
+      if (!st.has_events(env.user_id()))
         append(out.commit, env.user_id(), new_event(env, HistoryOpened{}));
       return out;
     case v1::Command::kEraseUser: return erase_user(env);
@@ -39,7 +39,7 @@ outcome watchhistory_logic::record(const v1::Envelope& env, const RecordWatch& c
                            "progress_s must be between 0 and " + std::to_string(max_progress_s));
     return out;
   }
-  if (st.read_stream(env.user_id()).empty()) {
+  if (!st.has_events(env.user_id())) {
     out.reply = make_reply(v1::Reply::NOT_FOUND, "no such user");
     return out;
   }

@@ -45,6 +45,8 @@ public:
   explicit store_view(store::event_store& st) : st_(st) {}
   /// The user's stored events, oldest first. Throws store::store_error.
   std::vector<store::event_row> read_stream(const std::string& user_id) { return st_.read_stream(user_id); }
+  /// Whether the user has any stored event (cheaper than read_stream()).
+  bool has_events(const std::string& user_id) { return st_.has_events(user_id); }
   bool tombstoned(const std::string& user_id) { return st_.tombstoned(user_id); }
   std::optional<store::index_row> index_get(const std::string& space, const std::string& key) {
     return st_.index_get(space, key);

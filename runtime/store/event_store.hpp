@@ -301,6 +301,10 @@ public:
   }
 
   virtual std::vector<event_row> read_stream(const std::string& stream) = 0;
+  /// Whether the user's stream holds an event: read_stream(...).empty()
+  /// without reading the stream (a service's "does this user exist?" on every
+  /// write; backends answer it from one key or row).
+  virtual bool has_events(const std::string& stream) { return !read_stream(stream).empty(); }
   /// The stored outcome of `request_id`, a command about `user_id` ("" if none).
   virtual std::optional<std::string> inbox_get(const std::string& user_id,
                                                const std::string& request_id) = 0;

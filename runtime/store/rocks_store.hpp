@@ -57,6 +57,7 @@ public:
   /// groups each on their own.
   void apply_group(std::vector<store_batch>& groups) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
+  bool has_events(const std::string& stream) override;
   std::optional<std::string> inbox_get(const std::string& user_id,
                                        const std::string& request_id) override;
   bool tombstoned(const std::string& user_id) override;

@@ -47,6 +47,7 @@ public:
   status apply(const commit& c) override;
   std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
+  bool has_events(const std::string& stream) override;
   std::optional<std::string> inbox_get(const std::string& user_id,
                                        const std::string& request_id) override;
   bool tombstoned(const std::string& user_id) override;

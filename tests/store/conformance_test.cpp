@@ -226,6 +226,26 @@ BOOST_FIXTURE_TEST_CASE(events_append_in_order_and_survive_reopen, fixture) {
   BOOST_TEST(st->read_stream("nobody").empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(has_events_answers_for_the_stream_alone, fixture) {
+  commit c;
+  c.events = {{"u10", "a"}};
+  c.index_puts = {{"email", "k-u1", "u1", ""}};  // a record of u1 that is not an event
+  c.inbox = inbox_row{"req-1", "u1", "outcome"};
+  BOOST_TEST(st->apply(c).ok());
+  BOOST_TEST(st->has_events("u10"));
+  BOOST_TEST(!st->has_events("u1"));  // not u10's events, not u1's other records
+  BOOST_TEST(!st->has_events("nobody"));
+  commit c2;
+  c2.events = {{"u1", "b"}};
+  BOOST_TEST(st->apply(c2).ok());
+  BOOST_TEST(st->has_events("u1"));
+  commit erase;
+  erase.erase_users = {"u1"};
+  BOOST_TEST(st->apply(erase).ok());
+  BOOST_TEST(!st->has_events("u1"));
+  BOOST_TEST(st->has_events("u10"));
+}
+
 BOOST_FIXTURE_TEST_CASE(unique_index_conflict_applies_nothing, fixture) {
   commit c;
   c.events = {{"u1", "registered"}};

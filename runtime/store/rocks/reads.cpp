@@ -81,6 +81,13 @@ std::vector<event_row> rocks_store::read_stream(const std::string& stream) {
   return out;
 }
 
+bool rocks_store::has_events(const std::string& stream) {
+  auto d = db();
+  scan s{d->db(), cf_, keys::user(stream, 'e')};
+  s.first();
+  return s.ok();
+}
+
 std::optional<std::string> rocks_store::inbox_get(const std::string& user_id,
                                                   const std::string& request_id) {
   auto d = db();

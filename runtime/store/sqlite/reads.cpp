@@ -18,6 +18,14 @@ std::vector<event_row> sqlite_store::read_stream(const std::string& stream) {
   return out;
 }
 
+bool sqlite_store::has_events(const std::string& stream) {
+  auto& c = reader();
+  lock g{c.mtx};
+  stmt s{c, "SELECT 1 FROM events WHERE stream = ?1 LIMIT 1"};
+  s.bind(1, stream);
+  return s.step();
+}
+
 std::optional<std::string> sqlite_store::inbox_get(const std::string& user_id,
                                                    const std::string& request_id) {
   auto& c = reader();
