@@ -93,4 +93,49 @@ std::optional<v1::SessionClaims> verify_token(const std::string& token,
   return claims;
 }
 
+std::optional<v1::SessionClaims> verified_tokens::verify(const std::string& token,
+                                                        const std::string& public_key,
+                                                        int64_t now_ms) {
+  if (token.size() > 4096)
+    return std::nullopt;
+  std::string id(crypto_generichash_BYTES, '\0');
+  crypto_generichash_state h;
+  crypto_generichash_init(&h, nullptr, 0, id.size());
+  crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(public_key.data()),
+                            public_key.size());
+  crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(token.data()),
+                            token.size());
+  crypto_generichash_final(&h, reinterpret_cast<unsigned char*>(id.data()), id.size());
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    if (auto it = known_.find(id); it != known_.end()) {
+      if (it->second.expires_ms() <= now_ms) {
+        known_.erase(it);
+        return std::nullopt;
+      }
+      ++hits_;
+      return it->second;
+    }
+  }
+  auto claims = verify_token(token, public_key, now_ms);
+  std::lock_guard<std::mutex> g{mtx_};
+  ++checks_;
+  if (claims) {
+    if (known_.size() >= capacity_)
+      known_.clear();
+    known_.emplace(std::move(id), *claims);
+  }
+  return claims;
+}
+
+uint64_t verified_tokens::hits() const {
+  std::lock_guard<std::mutex> g{mtx_};
+  return hits_;
+}
+
+uint64_t verified_tokens::checks() const {
+  std::lock_guard<std::mutex> g{mtx_};
+  return checks_;
+}
+
 } // namespace custodian::crypto

@@ -31,7 +31,10 @@ caller::caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan
                std::string node,
                std::string identity, std::shared_ptr<oidc::provider> oidc)
   : sys_(sys), rt_(std::move(rt)), timeout_(timeout), node_(std::move(node)),
-    identity_(std::move(identity)), oidc_(std::move(oidc)) {}
+    identity_(std::move(identity)), oidc_(std::move(oidc)),
+    // The same wait as before: a shard or writer refuses a request past its
+    // budget, so this only covers a node gone quiet.
+    proxies_(std::make_unique<call_proxies>(sys, 2 * timeout + std::chrono::seconds(1), 4)) {}
 
 void caller::call(const std::string& service, const std::string& key, v1::Envelope env,
                   reply_fn k) {
@@ -57,42 +60,7 @@ void caller::send(std::optional<shard_actor> dest, const std::string& service, v
     std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count()));
   if (!dest)
     return k(make_reply(v1::Reply::UNAVAILABLE, service + " is not available"));
-  // A short-lived actor per call: it sends, waits for the one answer without
-  // holding a thread, hands it to `k` and ends. It monitors the shard, so a
-  // shard that dies under the request answers at once, not at the timeout.
-  sys_.spawn([dest = *dest, timeout = 2 * timeout_ + std::chrono::seconds(1),
-              msg = wire{env.SerializeAsString()}, service,
-              k = std::move(k)](caf::event_based_actor* self) mutable {
-    auto answered = std::make_shared<bool>(false);
-    auto once = [self, answered, k, dest](v1::Reply r) {
-      if (std::exchange(*answered, true))
-        return;
-      // CAF 0.17 keeps a monitor on the shard after this actor ends (and with
-      // it this actor's memory): take it off first.
-      self->demonitor(caf::actor_cast<caf::actor_addr>(dest));
-      k(std::move(r));
-      self->quit();
-    };
-    self->monitor(dest);
-    self->set_down_handler([once, service](caf::down_msg&) {
-      once(make_reply(v1::Reply::OUTCOME_UNKNOWN,
-                      service + " stopped while handling the request; its outcome is unknown"));
-    });
-    self->request(dest, timeout, cmd_atom::value, std::move(msg))
-      .then(
-        [once, service](const wire& w) {
-          v1::Reply reply;
-          if (!reply.ParseFromString(w.bytes))
-            reply = make_reply(v1::Reply::INTERNAL, "unreadable reply from " + service);
-          once(std::move(reply));
-        },
-        [once, service, self](caf::error& err) {
-          log::get("gateway")->warn("{} did not answer: {}", service,
-                                    self->system().render(err));
-          once(make_reply(v1::Reply::OUTCOME_UNKNOWN,
-                          service + " did not answer in time; its outcome is unknown"));
-        });
-  });
+  proxies_->call(gateway_call{*dest, wire{env.SerializeAsString()}, service, std::move(k)});
 }
 
 void caller::after(caf::timespan delay, std::function<void()> f) {
@@ -195,7 +163,7 @@ void caller::authenticate(const http::request& req, const http::responder& res, 
               erased_status](std::string pk) {
     if (pk.empty())
       return res(http::error(503, self->identity_ + " is not available to check the token"));
-    auto claims = crypto::verify_token(token, pk, now_ms());
+    auto claims = self->tokens_.verify(token, pk, now_ms());
     if (!claims)
       return res(http::error(401, "invalid or expired token"));
     v1::Envelope env;

@@ -5,7 +5,9 @@
 /// worker thread.
 
 #include "envelope.pb.h"
+#include "runtime/gateway/call_proxy.hpp"
 #include "runtime/gateway/http_server.hpp"
+#include "runtime/crypto/token.hpp"
 #include "runtime/gateway/oidc.hpp"
 #include "runtime/router/router.hpp"
 
@@ -89,6 +91,8 @@ private:
   std::shared_ptr<oidc::provider> oidc_;
   std::mutex key_mtx_;
   std::string signing_key_;
+  crypto::verified_tokens tokens_;
+  std::unique_ptr<call_proxies> proxies_;
 };
 
 } // namespace custodian

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/crypto/keyring.hpp"
+#include "runtime/crypto/token.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -86,4 +87,46 @@ BOOST_AUTO_TEST_CASE(master_key_rotation_reseals_every_key) {
   BOOST_TEST(*rotated.open("u1", sealed, "email") == "ada@example.com");
   BOOST_TEST(rotated.index_key("email", "ada@example.com") == index_before);  // lookups still work
   BOOST_CHECK_THROW((keyring{old_master, "auth", st}), store::store_error);  // old key is useless
+}
+
+BOOST_AUTO_TEST_CASE(a_remembered_token_is_still_checked_for_its_key_signature_and_expiry) {
+  std::array<unsigned char, 32> seed{}, other_seed{};
+  seed[0] = 1;
+  other_seed[0] = 2;
+  auto keys = keys_from_seed(seed), other = keys_from_seed(other_seed);
+  std::string pk(keys.public_key.begin(), keys.public_key.end());
+  std::string other_pk(other.public_key.begin(), other.public_key.end());
+  v1::SessionClaims c;
+  c.set_user_id("u1");
+  c.set_session_id("s1");
+  c.set_expires_ms(10'000);
+  auto token = sign_token(c, keys);
+
+  verified_tokens cache{2};
+  auto first = cache.verify(token, pk, 1'000);
+  BOOST_TEST_REQUIRE(first.has_value());
+  BOOST_TEST(first->user_id() == "u1");
+  auto again = cache.verify(token, pk, 2'000);
+  BOOST_TEST_REQUIRE(again.has_value());
+  BOOST_TEST(again->session_id() == "s1");
+  BOOST_TEST(cache.hits() == 1u);
+  BOOST_TEST(cache.checks() == 1u);
+
+  // The same claims with one signature bit flipped: checked, refused.
+  auto forged = token;
+  forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';
+  BOOST_TEST(!cache.verify(forged, pk, 2'000).has_value());
+  // Another key does not vouch for what this one signed.
+  BOOST_TEST(!cache.verify(token, other_pk, 2'000).has_value());
+  BOOST_TEST(cache.checks() == 3u);
+  // Expiry is checked on every use, remembered or not.
+  BOOST_TEST(!cache.verify(token, pk, 10'000).has_value());
+  // Full: it starts again empty and still answers correctly.
+  for (int i = 0; i < 3; ++i) {
+    v1::SessionClaims ci = c;
+    ci.set_session_id("s" + std::to_string(i + 2));
+    auto ti = sign_token(ci, keys);
+    BOOST_TEST(cache.verify(ti, pk, 1'000)->session_id() == ci.session_id());
+  }
+  BOOST_TEST(cache.verify(token, pk, 1'000)->user_id() == "u1");
 }
