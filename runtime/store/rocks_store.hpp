@@ -17,8 +17,11 @@
 #include "runtime/store/event_store.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 
 namespace rocksdb {
 class WriteBatch;
@@ -94,7 +97,14 @@ private:
   struct staged {
     int64_t depth_delta = 0;  ///< outbox entries added minus removed
     bool erased = false;      ///< it erased a user (the scrubber follows)
+    std::map<std::string, int64_t> last_seq;  ///< each written stream's last sequence number
   };
+  /// A stream's last sequence number as the store last wrote it (nullopt:
+  /// not remembered). Kept so that an append and "has the user events?"
+  /// need no seek into the tree (at 20,000 users the two seeks were an eighth
+  /// of the CPU of a watch write); written only after a durable write, by the
+  /// one writer of this family, and 0 after an erasure.
+  std::optional<int64_t> known_seq(const std::string& stream) const;
   /// Decides the batch on the stored state and appends its writes to `wb`
   /// (the caller holds write_mtx_ until `wb` is written); a commit whose index
   /// key is taken is left out (its status in `out` says so).
@@ -112,6 +122,9 @@ private:
   std::atomic<int64_t> outbox_depth_{0};
   std::atomic<bool> closed_{false};
   std::atomic<bool> erased_since_scrub_{false};
+  static constexpr size_t max_known_seqs = 1 << 17;  ///< then it starts again empty
+  mutable std::mutex seq_mtx_;
+  std::unordered_map<std::string, int64_t> seqs_;
 };
 
 } // namespace custodian::store

@@ -246,6 +246,33 @@ BOOST_FIXTURE_TEST_CASE(has_events_answers_for_the_stream_alone, fixture) {
   BOOST_TEST(st->has_events("u10"));
 }
 
+BOOST_FIXTURE_TEST_CASE(sequence_numbers_go_on_after_appends_and_start_again_after_an_erasure,
+                        fixture) {
+  commit a;
+  a.events = {{"u1", "a"}, {"u1", "b"}};
+  BOOST_TEST(st->apply(a).ok());
+  commit b1, b2;  // one group commit, two commits of the same stream
+  b1.events = {{"u1", "c"}};
+  b2.events = {{"u1", "d"}};
+  auto r = st->apply_batch({&b1, &b2});
+  BOOST_TEST((r[0].ok() && r[1].ok()));
+  auto evs = st->read_stream("u1");
+  BOOST_TEST_REQUIRE(evs.size() == 4u);
+  BOOST_TEST(evs[3].seq == 4);
+  BOOST_TEST(evs[3].payload == "d");
+  commit erase;
+  erase.erase_users = {"u1"};
+  BOOST_TEST(st->apply(erase).ok());
+  commit again;
+  again.events = {{"u1", "e"}};
+  BOOST_TEST(st->apply(again).ok());
+  evs = st->read_stream("u1");
+  BOOST_TEST_REQUIRE(evs.size() == 1u);
+  BOOST_TEST(evs[0].seq == 1);
+  BOOST_TEST(evs[0].payload == "e");
+  BOOST_TEST(st->has_events("u1"));
+}
+
 BOOST_FIXTURE_TEST_CASE(unique_index_conflict_applies_nothing, fixture) {
   commit c;
   c.events = {{"u1", "registered"}};

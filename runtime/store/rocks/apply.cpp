@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -40,9 +41,11 @@ struct batch_state {
 
 class rocks_writer final : public commit_writer {
 public:
+  /// `known_seq`: a stream's last sequence number if the store remembers it.
+  using seq_lookup = std::function<std::optional<int64_t>(const std::string&)>;
   rocks_writer(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, batch_state& b, const commit& c,
-               std::atomic<int64_t>& next_id)
-    : db_(db), cf_(cf), b_(b), c_(c), next_id_(next_id) {}
+               std::atomic<int64_t>& next_id, const seq_lookup& known_seq)
+    : db_(db), cf_(cf), b_(b), c_(c), next_id_(next_id), known_seq_(known_seq) {}
 
   /// The value of `key` as the batch so far leaves it.
   std::optional<std::string> get(const std::string& key) {
@@ -151,8 +154,10 @@ public:
   }
   void put_event(size_t, const std::string& stream, const std::string& payload) override {
     auto it = b_.last_seq.find(stream);
-    if (it == b_.last_seq.end())
-      it = b_.last_seq.emplace(stream, stored_last_seq(stream)).first;
+    if (it == b_.last_seq.end()) {
+      auto known = known_seq_(stream);
+      it = b_.last_seq.emplace(stream, known ? *known : stored_last_seq(stream)).first;
+    }
     put(keys::event(stream, ++it->second), payload);
   }
   void delete_index(const std::string& space, const std::string& key) override {
@@ -236,6 +241,7 @@ private:
   batch_state& b_;
   const commit& c_;
   std::atomic<int64_t>& next_id_;
+  const seq_lookup& known_seq_;
   std::optional<std::string> scanned_user_;  ///< whose prefix `scanned_` holds
   std::vector<std::string> scanned_;   ///< <tag><suffix> of each of their records
 };
@@ -263,10 +269,11 @@ rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const co
                                        std::vector<status>& out, rocksdb::WriteBatch& wb) {
   auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
   batch_state b;
+  rocks_writer::seq_lookup known = [this](const std::string& stream) { return known_seq(stream); };
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& c = *batch[i];
     c.outbox_ids.clear();
-    rocks_writer w{node.db(), cf, b, c, next_outbox_id_};
+    rocks_writer w{node.db(), cf, b, c, next_outbox_id_, known};
     auto owner_of = [&w](const std::string& space, const std::string& key) {
       auto v = w.get(keys::index(space, key));
       return v ? std::optional<std::string>{keys::reader{*v}.str()} : std::nullopt;
@@ -278,11 +285,26 @@ rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const co
     write_commit(c, w);
   }
   b.append_to(wb, cf);
-  return staged{b.depth_delta, b.erased};
+  return staged{b.depth_delta, b.erased, std::move(b.last_seq)};
+}
+
+std::optional<int64_t> rocks_store::known_seq(const std::string& stream) const {
+  std::lock_guard<std::mutex> g{seq_mtx_};
+  if (auto it = seqs_.find(stream); it != seqs_.end())
+    return it->second;
+  return std::nullopt;
 }
 
 void rocks_store::written(node_db& node, const staged& s) {
   outbox_depth_ += s.depth_delta;
+  {
+    // Only what is durable is remembered (a failed write never gets here).
+    std::lock_guard<std::mutex> g{seq_mtx_};
+    if (seqs_.size() + s.last_seq.size() > max_known_seqs)
+      seqs_.clear();
+    for (auto& [stream, seq] : s.last_seq)
+      seqs_[stream] = seq;
+  }
   if (s.erased)
     node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
 }

@@ -25,7 +25,7 @@ std::map<std::string, std::weak_ptr<node_db>> registry;
 /// the last run ended without (kill -9, power loss): scrub every family.
 constexpr const char* clean_marker = "/CLOSED-CLEANLY";
 
-rocksdb::ColumnFamilyOptions family_options() {
+rocksdb::ColumnFamilyOptions family_options(const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions o;
   // Memtables take memory only as they fill (an idle node stays small); a
   // larger one flushes and compacts less often under load.
@@ -37,7 +37,7 @@ rocksdb::ColumnFamilyOptions family_options() {
   // and a scan of the files for an erased user's bytes must be able to see them.
   o.compression = rocksdb::kNoCompression;
   rocksdb::BlockBasedTableOptions t;
-  t.block_cache = rocksdb::NewLRUCache(8 << 20);
+  t.block_cache = cache;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   return o;
@@ -79,7 +79,8 @@ std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int dat
 }
 
 node_db::node_db(std::string path, bool sync, int data_scrub_ms)
-  : path_(std::move(path)), sync_(sync), data_scrub_ms_(data_scrub_ms) {
+  : path_(std::move(path)), cache_(rocksdb::NewLRUCache(64 << 20)), sync_(sync),
+    data_scrub_ms_(data_scrub_ms) {
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
   if (ec)
@@ -92,7 +93,7 @@ node_db::node_db(std::string path, bool sync, int data_scrub_ms)
     names = {rocksdb::kDefaultColumnFamilyName};
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   for (auto& n : names)
-    descs.emplace_back(n, family_options());
+    descs.emplace_back(n, family_options(cache_));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   auto s = rocksdb::DB::Open(dbo, path_, descs, &handles, &db_);
   if (!s.ok())
@@ -161,7 +162,7 @@ rocksdb::ColumnFamilyHandle* node_db::family(const std::string& service) {
   if (auto it = families_.find(service); it != families_.end())
     return it->second;
   rocksdb::ColumnFamilyHandle* h = nullptr;
-  check(db_->CreateColumnFamily(family_options(), service, &h), "create family " + service);
+  check(db_->CreateColumnFamily(family_options(cache_), service, &h), "create family " + service);
   families_[service] = h;
   return h;
 }

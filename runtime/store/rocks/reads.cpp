@@ -83,6 +83,8 @@ std::vector<event_row> rocks_store::read_stream(const std::string& stream) {
 
 bool rocks_store::has_events(const std::string& stream) {
   auto d = db();
+  if (auto seq = known_seq(stream))
+    return *seq > 0;
   scan s{d->db(), cf_, keys::user(stream, 'e')};
   s.first();
   return s.ok();
