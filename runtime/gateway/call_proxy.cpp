@@ -11,14 +11,12 @@ namespace custodian {
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
 struct proxy_state {
   struct pending {
     caf::actor_addr dest;
     std::string service;
     std::function<void(v1::Reply)> k;
-    clock_type::time_point deadline;
+    caf::actor_clock::time_point deadline;  ///< on the actor system's clock
   };
   uint64_t next = 0;
   std::unordered_map<uint64_t, pending> calls;
@@ -75,7 +73,7 @@ caf::behavior proxy_impl(proxy* self, caf::timespan wait) {
       auto service = c.service;
       self->state.calls.emplace(
         id, proxy_state::pending{addr, std::move(c.service), std::move(c.k),
-                                 clock_type::now() + wait});
+                                 self->clock().now() + wait});
       // No timeout of CAF's (a timer per request); the sweep below ends calls
       // past their deadline, the monitor those of a shard that is gone.
       self->request(c.dest, caf::infinite, cmd_atom::value, std::move(c.msg))
@@ -95,7 +93,7 @@ caf::behavior proxy_impl(proxy* self, caf::timespan wait) {
           });
     },
     [self](tick_atom) {
-      auto now = clock_type::now();
+      auto now = self->clock().now();
       std::vector<std::pair<uint64_t, std::string>> late;
       for (auto& [id, p] : self->state.calls)
         if (p.deadline <= now)

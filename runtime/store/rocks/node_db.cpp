@@ -31,6 +31,12 @@ rocksdb::ColumnFamilyOptions family_options(const std::shared_ptr<rocksdb::Cache
   // larger one flushes and compacts less often under load.
   o.write_buffer_size = 32 << 20;
   o.max_write_buffer_number = 2;
+  // A whole-key bloom filter over each memtable: most point reads of a
+  // command are of keys that are not there (its dedup record, a tombstone,
+  // a free index key) and skip the memtable's skiplist (which was a sixth of
+  // an erasure's CPU at 20,000 users). 2 % of the memtable's size.
+  o.memtable_whole_key_filtering = true;
+  o.memtable_prefix_bloom_size_ratio = 0.02;
   o.target_file_size_base = 16 << 20;
   o.max_bytes_for_level_base = 64 << 20;
   // Uncompressed: personal fields are sealed (ciphertext does not compress),
