@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
@@ -54,6 +55,29 @@ inline int64_t written_bytes() { return proc_io("wchar"); }
 /// pages and log records the kernel wrote to the disk for it, fsynced data
 /// included; cancelled writes not subtracted).
 inline int64_t storage_written_bytes() { return proc_io("write_bytes"); }
+
+/// write_bytes of each thread of this process now, by thread id (its name
+/// beside it): where the bytes an erasure costs come from.
+struct thread_io {
+  std::string name;
+  int64_t storage_bytes = 0;
+};
+inline std::map<std::string, thread_io> per_thread_storage_bytes() {
+  std::map<std::string, thread_io> out;
+  std::error_code ec;
+  for (auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    thread_io io;
+    std::ifstream comm(t.path() / "comm");
+    std::getline(comm, io.name);
+    std::ifstream in(t.path() / "io");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("write_bytes:", 0) == 0)
+        io.storage_bytes = std::stoll(line.substr(12));
+    out[t.path().filename().string()] = io;
+  }
+  return out;
+}
 
 /// Context switches of every thread of this process so far (voluntary and not).
 inline int64_t context_switches() {
