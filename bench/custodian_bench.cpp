@@ -340,6 +340,18 @@ struct erase_run {
 
 /// Erases `idx` through the internal API (closed loop with `window`, or open
 /// loop at `rate`); waits for every job to be done.
+/// BENCH_TAIL_DUMP=FILE: each request's due time (ms from the first) and
+/// latency, to see when a tail happens (latency work; open-loop runs only).
+void dump_tail(clock::time_point first, const std::vector<clock::time_point>& due,
+               const std::vector<double>& latency_ms) {
+  const char* file = getenv("BENCH_TAIL_DUMP");
+  if (file == nullptr)
+    return;
+  std::ofstream out(file);
+  for (size_t i = 0; i < latency_ms.size(); ++i)
+    out << ms_between(first, due[i]) << " " << latency_ms[i] << "\n";
+}
+
 erase_run erase_internal(embedded_node& n, job_board& board, const dataset& d,
                          const std::vector<size_t>& idx, double rate, pump_budget b = {}) {
   board.reset();
@@ -355,6 +367,8 @@ erase_run erase_internal(embedded_node& n, job_board& board, const dataset& d,
     last = std::max(last, e->at);
     r.latency_ms.push_back(ms_between(p.sent[i], e->at));
   }
+  if (rate > 0)
+    dump_tail(p.first, p.sent, r.latency_ms);
   r.per_s = idx.size() / (ms_between(p.first, last) / 1000);
   r.accept_s = ms_between(p.first, p.last_reply) / 1000;
   return r;
@@ -513,6 +527,8 @@ watch_run watch_internal(embedded_node& n, const dataset& d, size_t count, doubl
   check(p.failures == 0, "every watch write answered OK");
   for (size_t i = 0; i < count; ++i)
     w.latency_ms.push_back(ms_between(p.sent[i], p.answered[i]));
+  if (rate > 0)
+    dump_tail(p.first, p.sent, w.latency_ms);
   w.per_s = static_cast<double>(count) / (ms_between(p.first, p.last_reply) / 1000);
   w.achieved_per_s = p.achieved_per_s;
   return w;
