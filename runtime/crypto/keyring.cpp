@@ -20,7 +20,12 @@ keyring::keyring(const key32& master, std::string service, std::shared_ptr<store
 }
 
 key32 keyring::secret(const std::string& name) {
-  return *data_key("_secret/" + name, true);
+  std::lock_guard<std::mutex> g{secrets_mtx_};
+  if (auto it = secrets_.find(name); it != secrets_.end())
+    return it->second;
+  auto k = *data_key("_secret/" + name, true);
+  secrets_.emplace(name, k);
+  return k;
 }
 
 size_t keyring::rewrap(store::key_table& st, const std::string& service,

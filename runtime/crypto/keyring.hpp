@@ -10,7 +10,9 @@
 #include "runtime/crypto/crypto.hpp"
 #include "runtime/store/event_store.hpp"
 
+#include <map>
 #include <memory>
+#include <mutex>
 
 namespace custodian::crypto {
 
@@ -83,6 +85,10 @@ private:
   key32 index_;  ///< keys lookup hashes (a secret of the key table)
   std::string service_;
   std::shared_ptr<store::key_table> store_;
+  /// Named secrets once read: created once, never destroyed, and a master key
+  /// rotation re-seals them without changing them (the shards share the ring).
+  std::mutex secrets_mtx_;
+  std::map<std::string, key32> secrets_;
 };
 
 } // namespace custodian::crypto

@@ -10,10 +10,12 @@
 /// after a master key rotation changed the current key.
 
 #include "jobs.pb.h"
+#include "runtime/crypto/crypto.hpp"
 #include "runtime/crypto/token.hpp"
 #include "runtime/service/registry.hpp"
 #include "runtime/store/event_store.hpp"
 
+#include <optional>
 #include <string>
 
 namespace custodian {
@@ -32,6 +34,15 @@ struct certificate_key {
 };
 certificate_key current_certificate_key(crypto::keyring& ring);
 
+/// What a coordinator remembers between certificates (its shard's actor
+/// alone uses it): the signing key derived once per seed, and whether its
+/// public key is already recorded in the store (read once, not per erasure).
+struct certificate_cache {
+  std::optional<crypto::key32> seed;
+  certificate_key key;
+  bool recorded = false;  ///< `key` is durable in the stream
+};
+
 /// The certificate's JSON for a done erase job, issued by node `issuer`.
 std::string certificate_json(const v1::JobRecord& job, const std::string& issuer,
                              const service_registry& reg, int64_t issued_ms);
@@ -39,7 +50,8 @@ std::string certificate_json(const v1::JobRecord& job, const std::string& issuer
 /// Signs and stores the certificate in `job`, and adds the key to `c` if
 /// `st` has not recorded it yet.
 void issue_certificate(v1::JobRecord& job, const std::string& issuer, const service_registry& reg,
-                       crypto::keyring& ring, store::event_store& st, store::commit& c);
+                       crypto::keyring& ring, store::event_store& st, store::commit& c,
+                       certificate_cache& cache);
 
 /// Every public key recorded in `st`, plus the current one: (id, raw key).
 std::vector<std::pair<std::string, std::string>> published_keys(crypto::keyring& ring,

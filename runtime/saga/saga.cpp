@@ -408,7 +408,7 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
   if (job->kind() == v1::JOB_REGISTER && job->state() == v1::JOB_FAILED)
     compensate(out, *job, env);
   if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE && verify_own(*job, env, st))
-    issue_certificate(*job, node_, *reg_, *keys_, st, out.commit);
+    issue_certificate(*job, node_, *reg_, *keys_, st, out.commit, certificates_);
   if (job->state() == v1::JOB_DONE)
     job->clear_subject();  // a finished erasure keeps nothing of the person
   if (job->state() != before) {

@@ -18,6 +18,7 @@
 ///   5. delivered(): the participant is marked done; when all are, the job is done.
 
 #include "jobs.pb.h"
+#include "runtime/saga/certificate.hpp"
 #include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
 
@@ -163,6 +164,7 @@ private:
   std::string node_;
   std::shared_ptr<const service_registry> reg_;
   std::shared_ptr<crypto::keyring> keys_;
+  certificate_cache certificates_;
 };
 
 } // namespace saga
