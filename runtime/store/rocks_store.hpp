@@ -98,6 +98,8 @@ private:
     int64_t depth_delta = 0;  ///< outbox entries added minus removed
     bool erased = false;      ///< it erased a user (the scrubber follows)
     std::map<std::string, int64_t> last_seq;  ///< each written stream's last sequence number
+    /// Every key the batch writes: its value, or none (deleted).
+    std::map<std::string, std::optional<std::string>> writes;
   };
   /// A stream's last sequence number as the store last wrote it (nullopt:
   /// not remembered). Kept so that an append and "has the user events?"
@@ -105,11 +107,17 @@ private:
   /// of the CPU of a watch write); written only after a durable write, by the
   /// one writer of this family, and 0 after an erasure.
   std::optional<int64_t> known_seq(const std::string& stream) const;
-  /// Decides the batch on the stored state and appends its writes to `wb`
-  /// (the caller holds write_mtx_ until `wb` is written); a commit whose index
-  /// key is taken is left out (its status in `out` says so).
+  /// Decides the batch on the stored state (the caller holds write_mtx_
+  /// until its writes are written; only reads, so the services of a group
+  /// are staged side by side); a commit whose index key is taken is left out
+  /// (its status in `out` says so).
   staged stage(rocks::node_db& node, const std::vector<const commit*>& batch,
-               std::vector<status>& out, rocksdb::WriteBatch& wb);
+               std::vector<status>& out);
+  /// Appends what `s` writes to `wb`, in key order.
+  void append(const staged& s, rocksdb::WriteBatch& wb) const;
+  /// Each service's share of a group staged on a thread of its own (apply.cpp).
+  static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
+                                       std::vector<store_batch>& groups);
   void written(rocks::node_db& node, const staged& s);
   /// The batch in one WriteBatch; a failure writes nothing and throws.
   void write_batch(const std::vector<const commit*>& batch, std::vector<status>& out);

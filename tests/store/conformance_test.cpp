@@ -717,6 +717,30 @@ BOOST_FIXTURE_TEST_CASE(a_group_commit_is_one_write_all_or_nothing, fixture,
   BOOST_TEST(st->read_stream("u2").empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(a_service_that_fails_while_staged_beside_another_fails_the_whole_group,
+                        fixture, *utf::precondition(rocks_only)) {
+  // The services of a group are staged side by side; a failure in the one
+  // staged on another thread (a stream id the key layout refuses) still
+  // reaches every commit of the group, and nothing of it is written.
+  rocks_options o{dir.file("node"), "other"};
+  rocks_store other{o};
+  commit a, b, bad;
+  a.events = {{"u2", "svc event"}};
+  b.events = {{"u2", "other event"}};
+  bad.events = {{std::string("u\0x", 3), "refused"}};
+  std::vector<store_batch> groups{{st.get(), {&a}, {}}, {&other, {&b, &bad}, {}}};
+  st->apply_group(groups);
+  BOOST_TEST_REQUIRE(groups[0].results.size() == 1u);
+  BOOST_TEST_REQUIRE(groups[1].results.size() == 2u);
+  BOOST_TEST(!groups[0].results[0].ok());
+  BOOST_TEST(!groups[1].results[0].ok());
+  BOOST_TEST(!groups[1].results[1].ok());
+  BOOST_TEST(groups[1].results[1].message.find("NUL") != std::string::npos);
+  BOOST_TEST(st->read_stream("u2").empty());
+  BOOST_TEST(other.read_stream("u2").empty());
+  other.close();
+}
+
 BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {
   st->close();
   commit a, b;

@@ -51,9 +51,6 @@ void node_db::open_keys() {
     throw store_error(errc::unavailable, "cannot open " + keys_.path + " for reading: " + msg);
   }
   sqlite3_busy_timeout(keys_read_.db, 5000);
-  // Every write on keys_ empties this connection's page cache; mapped pages
-  // are read without a copy (each erasure's verification reads its keys back).
-  exec(keys_read_, "PRAGMA mmap_size=268435456");
 }
 
 std::optional<std::string> node_db::key_get(const std::string& svc, const std::string& user) {
