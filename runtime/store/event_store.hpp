@@ -111,8 +111,13 @@ struct audit_row {
 /// new outbox entries and the inbox record. Within the commit a user's
 /// erasure comes before the rest (a commit may erase a user and write their
 /// tombstone and dedup record), and its own index deletions before its
-/// insertions. `destroy_keys` (crypto-shredding) goes first and is durable
-/// before any of the rest is written. The order, what an erasure deletes and
+/// insertions. `destroy_keys` (crypto-shredding) is durable, and has left
+/// every file of the key table, when the commit is acknowledged. SQLite and
+/// MongoDB destroy the keys before the rest is written; RocksDB destroys them
+/// beside its write (its key file is another file), which is safe because a
+/// commit that destroys a user's key also writes their tombstone and every
+/// embedded store destroys the keys of tombstoned users when it opens (a
+/// deletion a crash lost is redone). The order, what an erasure deletes and
 /// the unique-index rule are written once, in commit_rules.hpp. (MongoDB applies a journaled commit
 /// collection by collection, tombstones first, so a crash in between never
 /// leaves records without their tombstone; see mongo_store.hpp.)

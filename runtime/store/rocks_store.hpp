@@ -119,8 +119,6 @@ private:
   static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);
   void written(rocks::node_db& node, const staged& s);
-  /// The batch in one WriteBatch; a failure writes nothing and throws.
-  void write_batch(const std::vector<const commit*>& batch, std::vector<status>& out);
 
   rocks_options opts_;
   std::shared_ptr<rocks::node_db> db_;

@@ -741,6 +741,45 @@ BOOST_FIXTURE_TEST_CASE(a_service_that_fails_while_staged_beside_another_fails_t
   other.close();
 }
 
+BOOST_FIXTURE_TEST_CASE(a_key_file_locked_by_another_process_fails_the_group_and_forgets_nothing,
+                        fixture, *utf::precondition(rocks_only)) {
+  // RocksDB destroys a group's keys beside its write. When the key file
+  // cannot be written (here another process holds its write lock, as an
+  // operator's sqlite3 shell could, for longer than the store waits) the
+  // group is not acknowledged, but what its write made durable is still
+  // known to the store (the next append does not reuse a sequence number),
+  // and the erasure sent again destroys the key.
+  st->key_put("u1", "KEY-u1");
+  commit seed;
+  seed.events = {{"u2", "one"}};
+  BOOST_TEST_REQUIRE(st->apply(seed).ok());
+  sqlite3* other = nullptr;
+  BOOST_TEST_REQUIRE(sqlite3_open(dir.file("node/keys.db").c_str(), &other) == SQLITE_OK);
+  BOOST_TEST_REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  commit e, more;
+  e.destroy_keys = e.erase_users = e.tombstones = {"u1"};
+  more.events = {{"u2", "two"}};
+  auto res = st->apply_batch({&e, &more});
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  BOOST_TEST_REQUIRE(res.size() == 2u);
+  BOOST_TEST(!res[0].ok());
+  BOOST_TEST(!res[1].ok());
+  BOOST_TEST(res[0].message.find("locked") != std::string::npos, res[0].message);
+  BOOST_TEST(st->key_get("u1").has_value());  // not destroyed: the lock held
+  commit third;
+  third.events = {{"u2", "three"}};
+  BOOST_TEST_REQUIRE(st->apply(third).ok());
+  std::vector<std::string> payloads;
+  for (auto& ev : st->read_stream("u2"))
+    payloads.push_back(ev.payload);
+  BOOST_TEST(payloads == (std::vector<std::string>{"one", "two", "three"}),
+             boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(st->apply(e).ok());
+  BOOST_TEST(!st->key_get("u1"));
+  BOOST_TEST(st->tombstoned("u1"));
+}
+
 BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {
   st->close();
   commit a, b;

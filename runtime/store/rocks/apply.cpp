@@ -247,18 +247,9 @@ private:
 status rocks_store::apply(const commit& c) { return apply_batch({&c}).front(); }
 
 std::vector<status> rocks_store::apply_batch(const std::vector<const commit*>& batch) {
-  return commit_batch(
-    batch,
-    [&] {
-      std::vector<std::string> users;
-      for (auto* c : batch)
-        users.insert(users.end(), c->destroy_keys.begin(), c->destroy_keys.end());
-      // Not fsynced on their own: the batch's write after them is, and a
-      // deletion a power failure loses is redone at the next open (every key
-      // of a tombstoned user).
-      db()->keys_destroy(opts_.service, users, false);
-    },
-    [&](std::vector<status>& out) { write_batch(batch, out); });
+  std::vector<store_batch> one{{this, batch, {}}};
+  apply_group(one);
+  return std::move(one.front().results);
 }
 
 rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const commit*>& batch,
@@ -308,17 +299,6 @@ void rocks_store::written(node_db& node, const staged& s) {
   }
   if (s.erased)
     node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
-}
-
-void rocks_store::write_batch(const std::vector<const commit*>& batch, std::vector<status>& out) {
-  std::lock_guard<std::mutex> g{write_mtx_};
-  auto node = db();
-  rocksdb::WriteBatch wb;
-  auto s = stage(*node, batch, out);
-  append(s, wb);
-  // Joins the writes of the node's other services in one log write and fsync.
-  check(node->db()->Write(node->write_options(), &wb), "commit");
-  written(*node, s);
 }
 
 // Staging only reads, each service its own keyspace under its own lock: the
@@ -372,8 +352,10 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
           keys.emplace_back(stores[i]->opts_.service, u);
     // The key file's transaction and checkpoint (mostly waiting on its
     // fsyncs: half of the writer's time under erasures) run beside the
-    // staging below, which only reads and builds the batch in memory; the
-    // batch is written after both, so the order on disk is unchanged.
+    // staging and the write of the batch; the group is acknowledged after
+    // both. A crash between the two may leave records deleted and a key not
+    // yet: every commit that destroys a key writes the user's tombstone, and
+    // the store destroys the keys of tombstoned users when it opens.
     std::future<void> shredded;
     if (!keys.empty())
       shredded = std::async(std::launch::async, [&node, &keys] { node->keys_destroy(keys, false); });
@@ -386,15 +368,24 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
       locks.emplace_back(r->write_mtx_);
     for (auto* r : stores)
       r->db();  // closed: throws, and nothing is written
-    auto st = stage_all(*node, stores, groups);
+    std::vector<staged> st;
+    try {
+      st = stage_all(*node, stores, groups);
+      rocksdb::WriteBatch wb;
+      for (size_t i = 0; i < groups.size(); ++i)
+        stores[i]->append(st[i], wb);
+      check(node->db()->Write(node->write_options(), &wb), "commit");
+    } catch (...) {
+      if (shredded.valid())
+        shredded.wait();  // it uses `keys` and `node` of this frame
+      throw;
+    }
+    for (size_t i = 0; i < groups.size(); ++i)
+      stores[i]->written(*node, st[i]);  // durable: remembered whatever follows
+    // A failure of the key file throws here: the group is written but not
+    // acknowledged (an erasure sent again destroys the keys again).
     if (shredded.valid())
-      shredded.get();  // a failure throws here: nothing of the group is written
-    rocksdb::WriteBatch wb;
-    for (size_t i = 0; i < groups.size(); ++i)
-      stores[i]->append(st[i], wb);
-    check(node->db()->Write(node->write_options(), &wb), "commit");
-    for (size_t i = 0; i < groups.size(); ++i)
-      stores[i]->written(*node, st[i]);
+      shredded.get();
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (auto& s : g.results)
