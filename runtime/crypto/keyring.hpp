@@ -4,8 +4,8 @@
 /// Every personal field a service stores is sealed with the user's data key.
 /// Data keys live in the service's key table, themselves sealed with the node
 /// master key; destroying a user's key makes every copy of their sealed fields
-/// (replicas, backups, old WAL pages) unreadable. Erasure destroys the key
-/// first, then deletes the records.
+/// (replicas, backups, old WAL pages) unreadable. Erasure destroys the key and
+/// deletes the records; both are durable when it is acknowledged.
 
 #include "runtime/crypto/crypto.hpp"
 #include "runtime/store/event_store.hpp"

@@ -71,22 +71,30 @@ void issue_certificate(v1::JobRecord& job, const std::string& issuer, const serv
                        crypto::keyring& ring, store::event_store& st, store::commit& c,
                        certificate_cache& cache) {
   auto seed = ring.secret("certificate-signing");
-  if (cache.seed != seed) {
-    cache.key = current_certificate_key(ring);
-    cache.seed = seed;
-    cache.recorded = false;
+  certificate_key key;
+  bool recorded = false;
+  {
+    std::lock_guard<std::mutex> g{cache.mtx};
+    if (cache.seed != seed) {
+      cache.key = current_certificate_key(ring);
+      cache.seed = seed;
+      cache.recorded = false;
+    }
+    key = cache.key;
+    recorded = cache.recorded;
   }
-  auto& key = cache.key;
   auto bytes = certificate_json(job, issuer, reg, now_ms());
   job.set_certificate(bytes);
   job.set_certificate_signature(crypto::sign_detached(bytes, key.keys));
   job.set_certificate_key_id(key.id);
   audit(c, "certificate_issued", "system", job.job_id(), "");
-  if (cache.recorded)
+  if (recorded)
     return;
   for (auto& e : st.read_stream(certificate_keys_stream))
     if (e.payload == key.public_key) {
-      cache.recorded = true;  // durable: read back from the store
+      std::lock_guard<std::mutex> g{cache.mtx};
+      if (cache.seed == seed)
+        cache.recorded = true;  // durable: read back from the store
       return;
     }
   for (auto& [stream, payload] : c.events)

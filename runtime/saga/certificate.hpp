@@ -15,6 +15,7 @@
 #include "runtime/service/registry.hpp"
 #include "runtime/store/event_store.hpp"
 
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -34,10 +35,12 @@ struct certificate_key {
 };
 certificate_key current_certificate_key(crypto::keyring& ring);
 
-/// What a coordinator remembers between certificates (its shard's actor
-/// alone uses it): the signing key derived once per seed, and whether its
-/// public key is already recorded in the store (read once, not per erasure).
+/// What a coordinator remembers between certificates (the service's shard
+/// actors share it, under `mtx`): the signing key derived once per seed, and
+/// whether its public key is already recorded in the store (read back once,
+/// not per erasure).
 struct certificate_cache {
+  std::mutex mtx;
   std::optional<crypto::key32> seed;
   certificate_key key;
   bool recorded = false;  ///< `key` is durable in the stream

@@ -14,10 +14,12 @@ v1::Verification verify_store_erasure(store::event_store& st, const std::string&
   v.set_verified_ms(now_ms());
   auto left = st.erase_count(user_id, true);
   bool key = st.key_get(user_id).has_value();
+  bool settled = st.keys_settled();  // else a destroyed key may still be on disk
   bool tombstone = st.tombstoned(user_id);
-  v.set_passed(left == 0 && !key && tombstone);
+  v.set_passed(left == 0 && !key && settled && tombstone);
   v.set_checked(std::to_string(left) + (left == 1 ? " record" : " records") + " of the user, key "
-                + (key ? "present" : "absent") + ", tombstone " + (tombstone ? "present" : "absent"));
+                + (key ? "present" : settled ? "absent" : "absent, key file not yet emptied")
+                + ", tombstone " + (tombstone ? "present" : "absent"));
   return v;
 }
 

@@ -172,7 +172,7 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
     for (auto& row : out.commit.outbox)
       if (row.personal)
         row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
-    // Crypto-shredding: the store destroys the keys first, durably; then the records.
+    // Crypto-shredding: the store destroys the keys durably before it acknowledges.
     append_keys(out.commit.destroy_keys, out.commit.erase_users);
     forget_erased_in_audit(out.commit);
     p.commit = std::make_shared<store::commit>(std::move(out.commit));

@@ -46,7 +46,10 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using writer_stats_atom = caf::atom_constant<caf::atom("wstats")>;
 
 /// Answers a commit with `ok` once it is durable, or with the error (errc.hpp)
-/// that kept it out: nothing of a refused commit is written.
+/// that kept it out: nothing of a refused commit is written, except a commit
+/// that destroys keys whose key file failed after the node's log write
+/// (RocksDB; its records are erased, its keys are destroyed by the next
+/// destruction or open, and its erasure is not verified until then).
 using writer_actor =
   caf::typed_actor<caf::replies_to<commit_atom, commit_ticket>::with<caf::ok_atom>,
                    caf::reacts_to<flush_atom>,

@@ -12,10 +12,11 @@
 ///   (`write_commit`);
 /// - **the unique-index rule** (`index_conflict`, and `planned_index` for a
 ///   backend that decides a whole batch before it writes);
-/// - **keys before records, a status per commit** (`commit_batch`): every key
-///   the batch destroys is durably gone before any record of it is written;
-///   a refused commit (conflict, fenced) is refused alone; a failure of the
-///   batch fails every commit of it, none half written.
+/// - **keys gone when acknowledged, a status per commit** (`commit_batch`,
+///   SQLite and MongoDB: every key the batch destroys is durably gone before
+///   any record of it is written; RocksDB destroys them beside its write,
+///   rocks/apply.cpp); a refused commit (conflict, fenced) is refused alone;
+///   a failure of the batch fails every commit of it, none half written.
 /// tests/store/conformance_test.cpp checks this contract on every backend.
 
 #include "runtime/store/event_store.hpp"

@@ -246,6 +246,12 @@ public:
   virtual std::vector<std::pair<std::string, std::string>> keys_all() = 0;
   /// Replaces sealed keys, all in one write (master key rotation).
   virtual void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) = 0;
+  /// False while a destroyed key may still be on the key table's disk: a
+  /// destruction (or the emptying of the key file's WAL after it) failed
+  /// beside a batch that was written, and none has succeeded since. An
+  /// erasure is not verified meanwhile (RocksDB; the other backends destroy
+  /// keys before they write, so a failure writes nothing).
+  virtual bool keys_settled() { return true; }
 };
 
 class event_store;

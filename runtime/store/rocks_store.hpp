@@ -11,12 +11,13 @@
 /// The per-user data keys (crypto-shredding) are not in RocksDB, whose deleted
 /// values stay in older log and table files until compaction: they live in the
 /// node's small key file (SQLite, `keys.db`, secure_delete), which overwrites a
-/// destroyed key in place and is checkpointed and truncated before the erasure
-/// is written, so before it is acknowledged (docs/architecture.md, "Storage").
+/// destroyed key in place and is checkpointed and truncated beside the write
+/// of the erasure, before it is acknowledged (docs/architecture.md, "The key file").
 
 #include "runtime/store/event_store.hpp"
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,9 @@ struct rocks_options {
   /// After an erasure the memtables are flushed (the log files holding the
   /// erased records deleted) and the family compacted within this (ms).
   int data_scrub_ms = 30000;
+  /// How long the key file waits for a lock another process holds (e.g. an
+  /// operator's sqlite3 shell) before the erasure that needs it fails (ms).
+  int key_file_wait_ms = 5000;
 };
 
 class rocks_store final : public event_store {
@@ -55,9 +59,9 @@ public:
 
   status apply(const commit& c) override;
   std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
-  /// Groups of stores of this node's DB: one key-file transaction, then one
-  /// WriteBatch and one log write (fsynced) for all of them; other stores'
-  /// groups each on their own.
+  /// Groups of stores of this node's DB: one key-file transaction beside one
+  /// WriteBatch and one log write (fsynced) for all of them, acknowledged
+  /// after both; other stores' groups each on their own.
   void apply_group(std::vector<store_batch>& groups) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
   bool has_events(const std::string& stream) override;
@@ -82,6 +86,7 @@ public:
   std::string key_put(const std::string& user_id, const std::string& sealed) override;
   void key_destroy(const std::string& user_id) override;
   std::vector<std::pair<std::string, std::string>> keys_all() override;
+  bool keys_settled() override;
   void keys_replace(const std::vector<std::pair<std::string, std::string>>& keys) override;
   void close() override;
 
@@ -115,6 +120,10 @@ private:
                std::vector<status>& out);
   /// Appends what `s` writes to `wb`, in key order.
   void append(const staged& s, rocksdb::WriteBatch& wb) const;
+  /// After a group's write: waits for its key-file work, and redoes it if it
+  /// failed; commits that destroy keys fail if that fails too (apply.cpp).
+  void settle_keys(rocks::node_db& node, const std::vector<std::pair<std::string, std::string>>& keys,
+                   std::future<void>& shredded, std::vector<store_batch>& groups);
   /// Each service's share of a group staged on a thread of its own (apply.cpp).
   static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);

@@ -7,6 +7,7 @@
 // stored state under the batch.
 #include "runtime/store/rocks_store.hpp"
 
+#include "runtime/common/log.hpp"
 #include "runtime/store/commit_rules.hpp"
 #include "runtime/store/rocks/keyspace.hpp"
 #include "runtime/store/rocks/node_db.hpp"
@@ -301,6 +302,32 @@ void rocks_store::written(node_db& node, const staged& s) {
     node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
 }
 
+// The group's batch is written; its keys are gone if the key file's thread
+// succeeded, else they are destroyed again here (idempotent; it also empties
+// the key file's WAL, which a failed checkpoint left). If that fails too, the
+// commits that destroy keys fail (a redelivered erasure is not verified while
+// the key file is unsettled: keys_settled()) and the others stand: they are
+// written, and nothing of them depends on the key file.
+void rocks_store::settle_keys(node_db& node,
+                              const std::vector<std::pair<std::string, std::string>>& keys,
+                              std::future<void>& shredded, std::vector<store_batch>& groups) {
+  try {
+    shredded.get();
+    return;
+  } catch (const store_error& e) {
+    log::get("store")->warn("{}: the key file failed beside a written batch ({}); once more",
+                            opts_.path, e.what());
+  }
+  try {
+    node.keys_destroy(keys, false);
+  } catch (const store_error& e) {
+    for (auto& g : groups)
+      for (size_t j = 0; j < g.commits.size(); ++j)
+        if (!g.commits[j]->destroy_keys.empty())
+          g.results[j] = {e.code, std::string("the key file: ") + e.what()};
+  }
+}
+
 // Staging only reads, each service its own keyspace under its own lock: the
 // group's staging takes as long as its largest share, not the sum of them.
 // Every thread is joined before a failure is thrown.
@@ -343,8 +370,9 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     g.results.assign(g.commits.size(), status{});
   try {
     auto node = db();
-    // Crypto-shredding: every key the group destroys is gone before any of its
-    // records is written (one key-file transaction for every service).
+    // Crypto-shredding: every key the group destroys is gone from the key
+    // file when the group is acknowledged (one key-file transaction for
+    // every service).
     std::vector<std::pair<std::string, std::string>> keys;
     for (size_t i = 0; i < groups.size(); ++i)
       for (auto* c : groups[i].commits)
@@ -382,10 +410,8 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     }
     for (size_t i = 0; i < groups.size(); ++i)
       stores[i]->written(*node, st[i]);  // durable: remembered whatever follows
-    // A failure of the key file throws here: the group is written but not
-    // acknowledged (an erasure sent again destroys the keys again).
     if (shredded.valid())
-      shredded.get();
+      settle_keys(*node, keys, shredded, groups);
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (auto& s : g.results)

@@ -5,8 +5,8 @@
 // files until they are compacted away, and the shared log holds every
 // service's writes. Here a destroyed key is overwritten in place
 // (secure_delete) and the WAL that still holds its page is checkpointed and
-// truncated before the erasure that destroyed it is written (so before it is
-// acknowledged). The rows of one user sit together (primary key
+// truncated beside the write of the erasure that destroyed it, before it is
+// acknowledged. The rows of one user sit together (primary key
 // user, service), so an erasure across the node's services rewrites one small
 // page (1 KiB pages: a key row is ~110 bytes).
 #include "runtime/store/rocks/node_db.hpp"
@@ -32,7 +32,7 @@ void node_db::open_keys() {
     keys_.db = nullptr;
     throw store_error(errc::unavailable, "cannot open " + keys_.path + ": " + msg);
   }
-  sqlite3_busy_timeout(keys_.db, 5000);
+  sqlite3_busy_timeout(keys_.db, key_file_wait_ms_);
   exec(keys_, "PRAGMA page_size=1024");  // before the first table: small pages, small rewrites
   exec(keys_, sync_ ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON"
                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON");
@@ -50,7 +50,7 @@ void node_db::open_keys() {
     keys_read_.db = nullptr;
     throw store_error(errc::unavailable, "cannot open " + keys_.path + " for reading: " + msg);
   }
-  sqlite3_busy_timeout(keys_read_.db, 5000);
+  sqlite3_busy_timeout(keys_read_.db, key_file_wait_ms_);
 }
 
 std::optional<std::string> node_db::key_get(const std::string& svc, const std::string& user) {
@@ -102,6 +102,7 @@ void node_db::keys_destroy(const std::vector<std::pair<std::string, std::string>
       stmt{keys_, "DELETE FROM keys WHERE user_id = ?1 AND service = ?2"}.bind(1, u).bind(2, svc).run();
     exec(keys_, "COMMIT");
   } catch (...) {
+    keys_settled_ = false;  // until a destruction succeeds
     sqlite3_exec(keys_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     if (!durable && sync_)
       exec(keys_, "PRAGMA synchronous=FULL");
@@ -111,7 +112,13 @@ void node_db::keys_destroy(const std::vector<std::pair<std::string, std::string>
     exec(keys_, "PRAGMA synchronous=FULL");
   // Also when the rows were already gone (an erasure retried after a failed
   // checkpoint): what an earlier attempt left in the WAL leaves now.
-  scrub_keys_locked();
+  try {
+    scrub_keys_locked();
+  } catch (...) {
+    keys_settled_ = false;
+    throw;
+  }
+  keys_settled_ = true;
 }
 
 std::vector<std::pair<std::string, std::string>> node_db::keys_all(const std::string& svc) {

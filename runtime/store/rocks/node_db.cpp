@@ -72,21 +72,22 @@ void fail(const rocksdb::Status& s, const std::string& what) {
   throw store_error(code, "rocksdb " + what + ": " + s.ToString());
 }
 
-std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int data_scrub_ms) {
+std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int data_scrub_ms,
+                                     int key_file_wait_ms) {
   std::unique_lock<std::mutex> g{registry_mtx};
   for (auto it = registry.find(path); it != registry.end(); it = registry.find(path)) {
     if (auto p = it->second.lock())
       return p;
     registry_cv.wait(g);  // the last instance is still closing (flush, compaction)
   }
-  std::shared_ptr<node_db> p{new node_db(path, sync, data_scrub_ms)};
+  std::shared_ptr<node_db> p{new node_db(path, sync, data_scrub_ms, key_file_wait_ms)};
   registry[path] = p;
   return p;
 }
 
-node_db::node_db(std::string path, bool sync, int data_scrub_ms)
+node_db::node_db(std::string path, bool sync, int data_scrub_ms, int key_file_wait_ms)
   : path_(std::move(path)), cache_(rocksdb::NewLRUCache(64 << 20)), sync_(sync),
-    data_scrub_ms_(data_scrub_ms) {
+    key_file_wait_ms_(key_file_wait_ms), data_scrub_ms_(data_scrub_ms) {
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
   if (ec)

@@ -8,6 +8,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -28,7 +29,9 @@ inline void check(const rocksdb::Status& s, const std::string& what) {
 class node_db {
 public:
   /// The open DB of `path` (opened on first use; shared while anyone holds it).
-  static std::shared_ptr<node_db> at(const std::string& path, bool sync, int data_scrub_ms);
+  /// The node's DB at `path`, opened by its first store (whose options count).
+  static std::shared_ptr<node_db> at(const std::string& path, bool sync, int data_scrub_ms,
+                                     int key_file_wait_ms);
   ~node_db();
 
   rocksdb::DB* db() const { return db_; }
@@ -44,11 +47,13 @@ public:
   /// the file (checkpoint TRUNCATE, fsynced): when it returns, no file holds a
   /// byte of them (secure_delete zeroed the rows). Throws store_error
   /// (unavailable) if the WAL could not be emptied: the caller's erasure is
-  /// then not acknowledged, and its retry empties it. `durable` is kept for
-  /// the callers' intent: the checkpoint fsyncs the file either way.
+  /// then not acknowledged, and the next call empties it. `durable` is kept
+  /// for the callers' intent: the checkpoint fsyncs the file either way.
   void keys_destroy(const std::string& svc, const std::vector<std::string>& users, bool durable);
   /// The same for (service, user) pairs of several services, in one transaction.
   void keys_destroy(const std::vector<std::pair<std::string, std::string>>& keys, bool durable);
+  /// False from a failed keys_destroy until one succeeds (store.keys_settled()).
+  bool keys_settled() const { return keys_settled_; }
   std::vector<std::pair<std::string, std::string>> keys_all(const std::string& svc);
   void keys_replace(const std::string& svc,
                     const std::vector<std::pair<std::string, std::string>>& keys);
@@ -61,7 +66,7 @@ public:
   bool scrub_now(rocksdb::ColumnFamilyHandle* cf);
 
 private:
-  node_db(std::string path, bool sync, int data_scrub_ms);
+  node_db(std::string path, bool sync, int data_scrub_ms, int key_file_wait_ms);
   void open_keys();
   void run_scrubber();
   /// Empties the key file's WAL into it (under keys_.mtx); throws if it cannot.
@@ -82,7 +87,9 @@ private:
   /// after every erase): in WAL mode it reads while keys_ writes, instead of
   /// waiting behind the writer's key deletions on keys_'s lock.
   sqlite_store::conn keys_read_;
+  std::atomic<bool> keys_settled_{true};
   bool sync_ = true;
+  int key_file_wait_ms_;
 
   int data_scrub_ms_;
   std::mutex scrub_mtx_;

@@ -21,7 +21,8 @@ rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
     throw store_error(errc::io, "store.synchronous must be \"full\" or \"normal\", got \""
                                   + opts_.synchronous + "\"");
   keys::name(opts_.service);
-  db_ = node_db::at(opts_.path, opts_.synchronous == "full", opts_.data_scrub_ms);
+  db_ = node_db::at(opts_.path, opts_.synchronous == "full", opts_.data_scrub_ms,
+                    opts_.key_file_wait_ms);
   cf_ = db_->family(opts_.service);
   // The outbox's next id and depth, from what is stored.
   std::unique_ptr<rocksdb::Iterator> it{db_->db()->NewIterator({}, family(cf_))};
@@ -69,6 +70,7 @@ void rocks_store::scrub() { db()->scrub_now(family(cf_)); }
 std::optional<std::string> rocks_store::key_get(const std::string& user_id) {
   return db()->key_get(opts_.service, user_id);
 }
+bool rocks_store::keys_settled() { return db()->keys_settled(); }
 std::string rocks_store::key_put(const std::string& user_id, const std::string& sealed) {
   return db()->key_put(opts_.service, user_id, sealed);
 }
