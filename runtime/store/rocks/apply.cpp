@@ -384,6 +384,8 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     // both. A crash between the two may leave records deleted and a key not
     // yet: every commit that destroys a key writes the user's tombstone, and
     // the store destroys the keys of tombstoned users when it opens.
+    // (A throw below unwinds through `shredded` first: a std::async future
+    // waits for its thread when destroyed, before `keys` and `node` go.)
     std::future<void> shredded;
     if (!keys.empty())
       shredded = std::async(std::launch::async, [&node, &keys] { node->keys_destroy(keys, false); });
@@ -396,18 +398,11 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
       locks.emplace_back(r->write_mtx_);
     for (auto* r : stores)
       r->db();  // closed: throws, and nothing is written
-    std::vector<staged> st;
-    try {
-      st = stage_all(*node, stores, groups);
-      rocksdb::WriteBatch wb;
-      for (size_t i = 0; i < groups.size(); ++i)
-        stores[i]->append(st[i], wb);
-      check(node->db()->Write(node->write_options(), &wb), "commit");
-    } catch (...) {
-      if (shredded.valid())
-        shredded.wait();  // it uses `keys` and `node` of this frame
-      throw;
-    }
+    auto st = stage_all(*node, stores, groups);
+    rocksdb::WriteBatch wb;
+    for (size_t i = 0; i < groups.size(); ++i)
+      stores[i]->append(st[i], wb);
+    check(node->db()->Write(node->write_options(), &wb), "commit");
     for (size_t i = 0; i < groups.size(); ++i)
       stores[i]->written(*node, st[i]);  // durable: remembered whatever follows
     if (shredded.valid())
