@@ -3,6 +3,8 @@
 #include "runtime/common/log.hpp"
 
 #include <csignal>
+#include <cstdint>
+#include <jemalloc/jemalloc.h>
 #include <fstream>
 #include <future>
 #include <stdexcept>
@@ -154,6 +156,18 @@ fsync_counter::fsync_counter(const std::string& out_file) : file_(out_file) {
   }
   // perf attaches within a few ms; the runs it counts last seconds.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+int64_t heap_bytes() {
+  uint64_t epoch = 1;
+  size_t len = sizeof epoch;
+  if (mallctl("epoch", &epoch, &len, &epoch, len) != 0)
+    return -1;
+  size_t allocated = 0;
+  len = sizeof allocated;
+  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) != 0)
+    return -1;
+  return static_cast<int64_t>(allocated);
 }
 
 int64_t fsync_counter::count() {

@@ -38,6 +38,11 @@ inline int64_t rss_bytes() {
   return 0;
 }
 
+/// Bytes the process has allocated and not freed (jemalloc's
+/// `stats.allocated`, refreshed first): what the program holds, without the
+/// allocator's own retained pages. -1 if jemalloc does not answer.
+int64_t heap_bytes();
+
 /// One counter of /proc/self/io ("wchar", "write_bytes", ...); 0 if absent.
 inline int64_t proc_io(const std::string& field) {
   std::ifstream in("/proc/self/io");

@@ -10,11 +10,13 @@
 // usage: custodian_bench [--quick] [--users=20000,...] [--runs=3] [--out=FILE.json]
 //                        [--doc=docs/performance.md] [--work=DIR]
 //                        [--backends-only] [--mongodb-uri=URI]
-// Scenario (h) compares the two store backends on one workload in the same
-// run: SQLite, and MongoDB (--mongodb-uri, else FerretDB 1.24 on PostgreSQL 15
-// started with scripts/ferretdb.sh, PostgreSQL's fsync on).
+// Scenario (h) compares the store backends on one workload in the same run:
+// RocksDB, SQLite, and MongoDB (--mongodb-uri, else FerretDB 1.24 on
+// PostgreSQL 15 started with scripts/ferretdb.sh, PostgreSQL's fsync on; a
+// fifth of the size there, every commit of FerretDB being a slow one).
 //        custodian_bench --only-rtt   (scenario g alone: plaintext beside mutual TLS)
 //        custodian_bench --only-latency [--rate=873] [--perf=FILE]  ((b) alone, for latency work)
+//        custodian_bench --only-memory   ((f) and (c) alone: RSS and allocated bytes)
 //        custodian_bench --rtt-server=PORT[,CERTDIR]   (the far node of scenario g)
 #include <caf/openssl/all.hpp>
 
@@ -27,6 +29,7 @@
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/shard_actor.hpp"
 #include "runtime/store/mongo_store.hpp"
+#include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/api_client.hpp"
 #include "tests/support/node_process.hpp"
@@ -36,6 +39,8 @@
 #include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include <atomic>
 #include <filesystem>
@@ -69,6 +74,7 @@ struct options {
   bool only_rtt = false;       ///< only (g), plaintext beside TLS (printed, no doc)
   bool only_latency = false;   ///< only (b), keep the work dir (latency work)
   bool only_watch = false;     ///< only (k), keep the work dir
+  bool only_memory = false;    ///< only (f) and (c), keep the work dir
   std::string saturate_out;    ///< --only-saturate: (a)'s medians at the main size, as JSON here
   std::string seed4;           ///< (a) of a build with the seed's four services (its saturate_out)
   double latency_rate = 873;   ///< (b)'s offered rate with --only-latency (--rate=)
@@ -110,7 +116,8 @@ struct dataset {
   size_t users = 0;
   std::string dir;                     ///< template data directory
   std::vector<std::string> ids;        ///< the N users
-  std::vector<std::string> export_ids; ///< users with 1,000 watch events
+  std::vector<std::string> export_ids; ///< users with `export_events` watch events
+  int export_events = ::export_events;
 };
 
 void check(bool ok, const std::string& what) {
@@ -693,7 +700,7 @@ std::vector<double> exports(embedded_node& n, job_board& board, const dataset& d
     watchhistory::WatchhistorySection history;
     auto& sections = st.job_status().sections();
     check(sections.count("watchhistory") && sections.at("watchhistory").UnpackTo(&history)
-            && history.events_size() == export_events,
+            && history.events_size() == d.export_events,
           "bundle holds every watch event");
     if (k >= 10)  // the first ten warm the caches
       out.push_back(ms_between(t0, clock::now()));
@@ -701,7 +708,12 @@ std::vector<double> exports(embedded_node& n, job_board& board, const dataset& d
   return out;
 }
 
-int64_t idle_shard_bytes(const options& o) {
+/// (f) per idle shard actor: RSS growth and allocated bytes, each / count.
+struct idle_figures {
+  int64_t rss = 0, heap = 0;
+};
+
+idle_figures idle_shard_bytes(const options& o) {
   // Spawn many real shard actors (watchhistory's logic on a real store), idle.
   job_board board;
   auto dir = o.work + "/idle";
@@ -719,13 +731,16 @@ int64_t idle_shard_bytes(const options& o) {
   std::vector<shard_actor> actors;
   actors.reserve(count);
   auto before = rss_bytes();
+  auto heap0 = heap_bytes();
   for (size_t i = 0; i < count; ++i)
     actors.push_back(sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt, 4 * 1024 * 1024, nullptr}));
-  auto after = rss_bytes();
+  idle_figures f{(rss_bytes() - before) / static_cast<int64_t>(count),
+                 (heap_bytes() - heap0) / static_cast<int64_t>(count)};
+  std::cerr << "(f) idle shard actor: RSS " << f.rss << " bytes, allocated " << f.heap << " bytes\n";
   for (auto& a : actors)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   actors.clear();
-  return (after - before) / static_cast<int64_t>(count);
+  return f;
 }
 
 // Scenario (g): request/response between two nodes over loopback (CAF's
@@ -869,11 +884,82 @@ std::string cell(const summary& s, int prec) {
 
 } // namespace
 
+/// (c) one run: watchhistory offline, `n_erase` erasures accepted (the other
+/// services finish their part), watchhistory back, time until every job is
+/// done. (f) the memory each pending outbox entry takes meanwhile.
+struct offline_figures {
+  double drain_s = 0;
+  double rss_per_entry = 0;   ///< RSS growth / entries (what the machine sees)
+  /// Allocated bytes growth / entries (jemalloc's count), less the growth of
+  /// the store's bounded buffers (memtables, block cache) and of the replies
+  /// the bench keeps: what the node holds per pending entry.
+  double heap_per_entry = 0;
+  double buffers_per_entry = 0;  ///< the store's caches and memtables: growth / entries
+};
+
+offline_figures offline_run(const options& o, const dataset& main, job_board& board,
+                            size_t n_erase, int run) {
+  offline_figures f;
+  auto dir = fresh_copy(o, main);
+  embedded_node n{dir, [](node_config&) {}, board};
+  n.get().stop_service("watchhistory");
+  auto idx = shuffled(main.users, n_erase, 4000 + static_cast<unsigned>(run));
+  board.reset();
+  auto user_store = n.get().store_of("user");
+  auto* rocks = dynamic_cast<store::rocks_store*>(user_store.get());
+  // The store's caches and buffers, bounded by its options (RocksDB's
+  // memtables and block cache; SQLite's page caches, also the key file's).
+  auto buffered = [rocks] {
+    return (rocks ? rocks->buffered_bytes() : 0) + static_cast<int64_t>(sqlite3_memory_used());
+  };
+  auto rss0 = rss_bytes();
+  auto heap0 = heap_bytes();
+  auto buf0 = buffered();
+  auto p = pump(n.sys(), n.rt(), idx.size(), 1024, 0,
+                [&](size_t i) { return erase_request(main.ids[idx[i]]); });
+  check(p.failures == 0, "every erasure accepted while watchhistory is down");
+  // The other services finish their part; watchhistory's waits.
+  auto deadline = clock::now() + std::chrono::minutes(5);
+  for (;;) {
+    int64_t wh = 0, other = 0;
+    for (auto& s : user_store->outbox_stats())
+      (s.dest == "watchhistory" ? wh : other) += s.depth;
+    if (other == 0 && wh == static_cast<int64_t>(idx.size()))
+      break;
+    check(clock::now() < deadline, "the other services done while watchhistory is down");
+    std::this_thread::yield();
+  }
+  auto entries = static_cast<double>(idx.size());
+  f.rss_per_entry = static_cast<double>(rss_bytes() - rss0) / entries;
+  int64_t replies = 0;  // the bench's, not the node's
+  for (auto& r : p.replies)
+    replies += static_cast<int64_t>(r.SpaceUsedLong());
+  auto buffers = buffered() - buf0;
+  f.buffers_per_entry = static_cast<double>(buffers) / entries;
+  f.heap_per_entry = static_cast<double>(heap_bytes() - heap0 - buffers - replies) / entries;
+  auto t0 = clock::now();
+  check(n.get().start_service("watchhistory").empty(), "watchhistory restarted");
+  check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every job done");
+  clock::time_point last = t0;
+  for (auto& r : p.replies)
+    last = std::max(last, board.get(r.job().job_id())->at);
+  f.drain_s = ms_between(t0, last) / 1000;
+  verify(n, main, idx);
+  std::cerr << "(c) run " << run + 1 << ": drained " << idx.size() << " in " << fmt(f.drain_s, 2)
+            << " s; (f) per pending entry: RSS " << fmt(f.rss_per_entry)
+            << " bytes; allocated by the node " << fmt(f.heap_per_entry)
+            << " bytes beside the store's caches and memtables " << fmt(f.buffers_per_entry)
+            << " bytes\n";
+  return f;
+}
+
 /// (h) One backend: a node on it, seeded through its own write path, then per
 /// run `o.backend_erasures` erasures of users not erased before (saturated,
 /// internal API), then exports of users with 1,000 events; every run checked.
 struct backend_figures {
   std::string name;
+  size_t users = 0, erasures_per_run = 0;
+  int export_events = 0;
   std::vector<double> erase_per_s;
   std::vector<double> export_ms;
   double seed_s = 0;
@@ -889,7 +975,16 @@ backend_figures backend_run(const options& o, const std::string& backend, const 
   job_board board;
   dataset d;
   d.dir = dir;
-  d.users = o.backend_erasures * static_cast<size_t>(o.runs) + 100;  // 100 are never erased
+  // FerretDB on PostgreSQL commits in ~0.1-0.3 s: the same scenario at a fifth
+  // of the size (and 200-event exports), so that (h) ends in minutes, not in
+  // the better part of an hour (1,600 users and two 1,000-event users took
+  // 675 + ~600 s to seed there).
+  const size_t scale = backend == "mongodb" ? 5 : 1;
+  f.erasures_per_run = std::max<size_t>(o.backend_erasures / scale, 10);
+  d.export_events = export_events / static_cast<int>(scale);
+  f.export_events = d.export_events;
+  d.users = f.erasures_per_run * static_cast<size_t>(o.runs) + 100;  // 100 are never erased
+  f.users = d.users;
   {
     embedded_node n{dir,
                     [&](node_config& c) {
@@ -906,15 +1001,17 @@ backend_figures backend_run(const options& o, const std::string& backend, const 
     d.ids = seed_users(n, board, d.users, "h" + backend + "-", watch_per_user);
     // Two users with 1,000 events: each of their events is one more commit in
     // sequence (per-user order), which is what seeding costs on FerretDB.
-    d.export_ids = seed_users(n, board, 2, "hx" + backend, export_events);
+    std::cerr << "(h) " << backend << ": seeded " << d.users << " users in "
+              << fmt(ms_between(t0, clock::now()) / 1000, 1) << " s; now two users with "
+              << d.export_events << " events each, one commit per event\n";
+    d.export_ids = seed_users(n, board, 2, "hx" + backend, d.export_events);
     f.seed_s = ms_between(t0, clock::now()) / 1000;
-    std::cerr << "(h) " << backend << ": seeded " << d.users << " users in " << fmt(f.seed_s, 1)
-              << " s\n";
+    std::cerr << "(h) " << backend << ": seeding done in " << fmt(f.seed_s, 1) << " s\n";
     std::vector<size_t> order = shuffled(d.users - 100, d.users - 100, 77);
     std::vector<size_t> erased;
     for (int run = 0; run < o.runs; ++run) {
-      std::vector<size_t> idx(order.begin() + static_cast<long>(run * o.backend_erasures),
-                              order.begin() + static_cast<long>((run + 1) * o.backend_erasures));
+      std::vector<size_t> idx(order.begin() + static_cast<long>(run * f.erasures_per_run),
+                              order.begin() + static_cast<long>((run + 1) * f.erasures_per_run));
       // Saturated on a shared store: refusals are sent again (counted in the rate).
       auto r = erase_internal(n, board, d, idx, 0, pump_budget{std::chrono::seconds(10)});
       erased.insert(erased.end(), idx.begin(), idx.end());
@@ -957,10 +1054,8 @@ std::string backends_table(const options& o, std::ostream& json) {
   if (o.mongodb_uri.empty())
     test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop " + ferret_dir);
   std::ostringstream t;
-  auto users = o.backend_erasures * static_cast<size_t>(o.runs) + 100;
-  t << "| (h) backend | saturated erase, " << fmt(static_cast<double>(o.backend_erasures))
-    << " per run, " << fmt(static_cast<double>(users))
-    << " users (erasures/s) | export of 1,000 events p50 / p99 (ms) | seeding (s) |\n|---|---|---|---|\n";
+  t << "| (h) backend | users / erasures per run | saturated erase (erasures/s) | events per export "
+       "| export p50 / p99 (ms) | seeding (s) |\n|---|---|---|---|---|---|\n";
   json << std::fixed << std::setprecision(3) << "{\n";
   for (size_t i = 0; i < all.size(); ++i) {
     auto& f = all[i];
@@ -968,12 +1063,15 @@ std::string backends_table(const options& o, std::ostream& json) {
       << (f.name == "rocksdb" ? "RocksDB, one per node (synchronous=full)"
           : f.name == "sqlite" ? "SQLite, one file per service (synchronous=full)"
                                : "MongoDB: " + server)
-      << " | "
-      << cell(summarize(f.erase_per_s)) << " | " << fmt(percentile(f.export_ms, 50), 1) << " / "
+      << " | " << fmt(static_cast<double>(f.users)) << " / "
+      << fmt(static_cast<double>(f.erasures_per_run)) << " | " << cell(summarize(f.erase_per_s))
+      << " | " << fmt(f.export_events) << " | " << fmt(percentile(f.export_ms, 50), 1) << " / "
       << fmt(percentile(f.export_ms, 99), 1) << " | " << fmt(f.seed_s, 1) << " |\n";
     json << "  \"erase_per_s_" << f.name << "\": " << summarize(f.erase_per_s).median << ",\n"
          << "  \"export_p50_ms_" << f.name << "\": " << percentile(f.export_ms, 50) << ",\n"
-         << "  \"export_p99_ms_" << f.name << "\": " << percentile(f.export_ms, 99) << ",\n";
+         << "  \"export_p99_ms_" << f.name << "\": " << percentile(f.export_ms, 99) << ",\n"
+         << "  \"erasures_per_run_" << f.name << "\": " << f.erasures_per_run << ",\n"
+         << "  \"export_events_" << f.name << "\": " << f.export_events << ",\n";
   }
   json << "  \"erasures_per_run\": " << o.backend_erasures << ",\n  \"runs\": " << o.runs << "\n}\n";
   return t.str();
@@ -1042,6 +1140,8 @@ int main(int argc, char** argv) {
       o.runs = 1;
       o.backend_erasures = 200;
       o.command = "custodian_bench --quick";
+    } else if (a == "--only-memory") {
+      o.only_memory = o.keep = true;
     } else if (a == "--only-saturate") {
       o.only_saturate = o.keep = true;
     } else if (a == "--only-http") {
@@ -1136,6 +1236,12 @@ int main(int argc, char** argv) {
       for (auto& f : shortfalls())
         std::cerr << "shortfall: " << f << "\n";
       return shortfalls().empty() ? 0 : 2;
+    }
+    if (o.only_memory) {
+      idle_shard_bytes(o);
+      for (int run = 0; run < o.runs; ++run)
+        offline_run(o, main, board, n_erase, run);
+      return 0;
     }
     if (o.only_latency) {
       for (int run = 0; run < o.runs; ++run) {
@@ -1274,41 +1380,13 @@ int main(int argc, char** argv) {
     }
 
     // (c) watchhistory offline: accept every erasure, bring it back, drain.
-    std::vector<double> drain, outbox_entry_bytes;
+    std::vector<double> drain, outbox_entry_bytes, entry_heap, entry_buffers;
     for (int run = 0; run < o.runs; ++run) {
-      auto dir = fresh_copy(o, main);
-      embedded_node n{dir, prod, board};
-      n.get().stop_service("watchhistory");
-      auto idx = shuffled(main.users, n_erase, 4000 + run);
-      board.reset();
-      auto rss0 = rss_bytes();
-      auto p = pump(n.sys(), n.rt(), idx.size(), 1024, 0,
-                    [&](size_t i) { return erase_request(main.ids[idx[i]]); });
-      check(p.failures == 0, "every erasure accepted while watchhistory is down");
-      // The other three services finish their part; watchhistory's waits.
-      auto user_store = n.get().store_of("user");
-      auto deadline = clock::now() + std::chrono::minutes(5);
-      for (;;) {
-        int64_t wh = 0, other = 0;
-        for (auto& s : user_store->outbox_stats())
-          (s.dest == "watchhistory" ? wh : other) += s.depth;
-        if (other == 0 && wh == static_cast<int64_t>(idx.size()))
-          break;
-        check(clock::now() < deadline, "three services done while watchhistory is down");
-        std::this_thread::yield();
-      }
-      outbox_entry_bytes.push_back(static_cast<double>(rss_bytes() - rss0)
-                                   / static_cast<double>(idx.size()));
-      auto t0 = clock::now();
-      check(n.get().start_service("watchhistory").empty(), "watchhistory restarted");
-      check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every job done");
-      clock::time_point last = t0;
-      for (auto& r : p.replies)
-        last = std::max(last, board.get(r.job().job_id())->at);
-      drain.push_back(ms_between(t0, last) / 1000);
-      verify(n, main, idx);
-      std::cerr << "(c) run " << run + 1 << ": drained " << idx.size() << " in "
-                << fmt(drain.back(), 2) << " s\n";
+      auto r = offline_run(o, main, board, n_erase, run);
+      drain.push_back(r.drain_s);
+      outbox_entry_bytes.push_back(r.rss_per_entry);
+      entry_heap.push_back(r.heap_per_entry);
+      entry_buffers.push_back(r.buffers_per_entry);
     }
 
     // (k) a service's own write, internal API and HTTP.
@@ -1387,10 +1465,13 @@ int main(int argc, char** argv) {
       << cell(summarize(hz_ok), 2) << " / " << cell(summarize(hz99), 2) << " / **"
       << cell(summarize(hzmax), 1) << "** |\n";
     t << watch_rows(watch);
-    t << "| (f) RSS per idle shard actor (100,000 spawned) | " << fmt(static_cast<double>(idle))
-      << " bytes |\n";
-    t << "| (f) RSS per pending outbox entry (" << fmt(static_cast<double>(n_erase))
-      << " waiting for watchhistory) | " << cell(summarize(outbox_entry_bytes)) << " bytes |\n";
+    t << "| (f) per idle shard actor (100,000 spawned): RSS / allocated (bytes) | "
+      << fmt(static_cast<double>(idle.rss)) << " / " << fmt(static_cast<double>(idle.heap)) << " |\n";
+    t << "| (f) per pending outbox entry (" << fmt(static_cast<double>(n_erase))
+      << " waiting for watchhistory): RSS / allocated by the node / the store's caches and "
+         "memtables (bytes) | "
+      << cell(summarize(outbox_entry_bytes)) << " / **" << cell(summarize(entry_heap)) << "** / "
+      << cell(summarize(entry_buffers)) << " |\n";
     t << "| (g) request/response between two nodes over loopback, p50 / p99 (ms): plaintext | "
       << fmt(percentile(rt, 50), 3) << " / " << fmt(percentile(rt, 99), 3) << " |\n";
     t << "| (g) the same over mutual TLS (as nodes talk) | " << fmt(percentile(rt_tls, 50), 3)
@@ -1434,7 +1515,10 @@ int main(int argc, char** argv) {
        << "  \"drain_10k_s\": " << drain_s.median << ",\n"
        << "  \"export_1000_p50_ms\": " << exp50_s.median << ",\n"
        << "  \"export_1000_p99_ms\": " << exp99_s.median << ",\n"
-       << "  \"idle_actor_bytes\": " << idle << ",\n"
+       << "  \"idle_actor_bytes\": " << idle.rss << ",\n"
+       << "  \"idle_actor_heap_bytes\": " << idle.heap << ",\n"
+       << "  \"outbox_entry_heap_bytes\": " << summarize(entry_heap).median << ",\n"
+       << "  \"outbox_entry_store_buffer_bytes\": " << summarize(entry_buffers).median << ",\n"
        << "  \"outbox_entry_bytes\": " << summarize(outbox_entry_bytes).median << ",\n"
        << "  \"rtt_p50_ms\": " << percentile(rt, 50) << ",\n"
        << "  \"rtt_p99_ms\": " << percentile(rt, 99) << ",\n"

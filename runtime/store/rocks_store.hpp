@@ -94,6 +94,10 @@ public:
   /// no older file holds a record an erasure deleted (also done by close()).
   /// (A failure is logged and the scrub tried again after the next erasure.)
   void scrub();
+  /// Bytes the node's DB holds in memory buffers bounded by its options:
+  /// every family's memtables (flushed at their size, and after erasures)
+  /// and the shared block cache. Node-wide, the same from every service.
+  int64_t buffered_bytes() const;
 
 private:
   /// The node's DB (held while the caller uses it), or store_error(unavailable) once closed.

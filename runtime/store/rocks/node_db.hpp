@@ -39,6 +39,7 @@ public:
   rocksdb::ColumnFamilyHandle* family(const std::string& service);
   const rocksdb::WriteOptions& write_options() const { return wopts_; }
   const std::string& path() const { return path_; }
+  size_t block_cache_usage() const { return cache_ ? cache_->GetUsage() : 0; }
 
   // The key file: (service, user) -> sealed key.
   std::optional<std::string> key_get(const std::string& svc, const std::string& user);

@@ -67,6 +67,13 @@ void rocks_store::close() {
 
 void rocks_store::scrub() { db()->scrub_now(family(cf_)); }
 
+int64_t rocks_store::buffered_bytes() const {
+  auto node = db();
+  uint64_t memtables = 0;
+  node->db()->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  return static_cast<int64_t>(memtables + node->block_cache_usage());
+}
+
 std::optional<std::string> rocks_store::key_get(const std::string& user_id) {
   return db()->key_get(opts_.service, user_id);
 }
