@@ -275,8 +275,20 @@ rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const co
   return staged{b.depth_delta, b.erased, std::move(b.last_seq), std::move(b.overlay)};
 }
 
+namespace {
+/// The smallest due key a staged batch puts (its writes are in key order).
+std::optional<std::string> first_due_put(const std::map<std::string, std::optional<std::string>>& w) {
+  for (auto it = w.lower_bound("d"); it != w.end() && it->first[0] == 'd'; ++it)
+    if (it->second)
+      return it->first;
+  return std::nullopt;
+}
+} // namespace
+
 void rocks_store::append(const staged& s, rocksdb::WriteBatch& wb) const {
   auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
+  if (auto due = first_due_put(s.writes))
+    lower_due_floor(*due);  // before the write: no scan seeks past it once it is visible
   for (auto& [k, v] : s.writes)
     check(v ? wb.Put(cf, k, *v) : wb.Delete(cf, k), "batch");
 }
@@ -290,6 +302,8 @@ std::optional<int64_t> rocks_store::known_seq(const std::string& stream) const {
 
 void rocks_store::written(node_db& node, const staged& s) {
   outbox_depth_ += s.depth_delta;
+  if (auto due = first_due_put(s.writes))
+    lower_due_floor(*due);  // and after: a scan that ran meanwhile may have raised the floor
   {
     // Only what is durable is remembered (a failed write never gets here).
     std::lock_guard<std::mutex> g{seq_mtx_};

@@ -207,11 +207,27 @@ std::vector<outbox_row> rocks_store::outbox_due(int64_t now_ms, size_t limit,
   auto d = db();
   std::set<std::string_view> skip{skip_dests.begin(), skip_dests.end()};
   std::vector<outbox_row> out;
+  // Strictly after the cursor: (next_at, id) > (after.next_at_ms, after.id);
+  // not below the floor (rocks_store.hpp: the deletions of delivered entries).
+  auto from = keys::due(after.next_at_ms, after.id) + std::string(1, '\0');
+  bool from_start = after.next_at_ms == INT64_MIN && after.id == 0;
+  std::string floor;
+  uint64_t writes = 0;
+  {
+    std::lock_guard<std::mutex> g{due_mtx_};
+    floor = due_floor_;
+    writes = due_writes_;
+  }
+  bool at_floor = from_start || (!floor.empty() && from <= floor);
+  if (!floor.empty() && from < floor)
+    from = floor;
   scan s{d->db(), cf_, "d"};
-  // Strictly after the cursor: (next_at, id) > (after.next_at_ms, after.id).
-  s.first(keys::due(after.next_at_ms, after.id) + std::string(1, '\0'));
+  s.first(from);
+  std::optional<std::string> first;  // the first live due key at or after `from`
   for (; s.ok() && out.size() < limit; s.next()) {
     auto rest = s.rest();
+    if (!first)
+      first = "d" + std::string(rest);
     if (keys::get_i64(rest) > now_ms)
       break;
     if (skip.count(s.value()))
@@ -223,7 +239,19 @@ std::vector<outbox_row> rocks_store::outbox_due(int64_t now_ms, size_t limit,
         out.push_back(std::move(row));
     }
   }
+  if (at_floor) {
+    std::lock_guard<std::mutex> g{due_mtx_};
+    if (due_writes_ == writes)  // else a due key may have been written below `first`
+      due_floor_ = first ? *first : std::string("e");  // "e": none (past every due key)
+  }
   return out;
+}
+
+void rocks_store::lower_due_floor(const std::string& key) const {
+  std::lock_guard<std::mutex> g{due_mtx_};
+  ++due_writes_;
+  if (!due_floor_.empty() && key < due_floor_)
+    due_floor_ = key;
 }
 
 std::vector<event_store::outbox_stat> rocks_store::outbox_stats() {

@@ -98,6 +98,7 @@ status rocks_store::outbox_retry(const std::vector<retry>& retries) {
     std::lock_guard<std::mutex> g{write_mtx_};
     auto node = db();
     rocksdb::WriteBatch wb;
+    std::vector<std::string> dues;  // the due keys written
     std::set<int64_t> seen;
     for (auto& r : retries) {
       if (!seen.insert(r.id).second)
@@ -112,9 +113,12 @@ status rocks_store::outbox_retry(const std::vector<retry>& retries) {
       o.attempt = r.attempt;
       o.next_at_ms = r.next_at_ms;
       wb.Put(family(cf_), keys::outbox(r.id), keys::encode(o));
+      lower_due_floor(dues.emplace_back(keys::due(o.next_at_ms, r.id)));
       wb.Put(family(cf_), keys::due(o.next_at_ms, r.id), o.dest);
     }
     check(node->db()->Write(node->write_options(), &wb), "retry");
+    for (auto& k : dues)  // after the write too (rocks_store.hpp)
+      lower_due_floor(k);
     return {};
   } catch (const store_error& e) {
     return {e.code, e.what()};
@@ -126,6 +130,7 @@ status rocks_store::outbox_wake(const std::string& dest, int64_t now_ms) {
     std::lock_guard<std::mutex> g{write_mtx_};
     auto node = db();
     rocksdb::WriteBatch wb;
+    std::vector<std::string> dues;  // the due keys written
     std::unique_ptr<rocksdb::Iterator> it{node->db()->NewIterator({}, family(cf_))};
     auto from = keys::due(now_ms, INT64_MAX);
     for (it->Seek(from); it->Valid() && it->key().starts_with("d"); it->Next()) {
@@ -140,11 +145,14 @@ status rocks_store::outbox_wake(const std::string& dest, int64_t now_ms) {
       wb.Delete(family(cf_), it->key());
       o.next_at_ms = now_ms;
       wb.Put(family(cf_), keys::outbox(id), keys::encode(o));
+      lower_due_floor(dues.emplace_back(keys::due(now_ms, id)));
       wb.Put(family(cf_), keys::due(now_ms, id), o.dest);
     }
     check(it->status(), "scan the outbox");
     if (wb.Count() > 0)
       check(node->db()->Write(node->write_options(), &wb), "wake");
+    for (auto& k : dues)  // after the write too (rocks_store.hpp)
+      lower_due_floor(k);
     return {};
   } catch (const store_error& e) {
     return {e.code, e.what()};
