@@ -136,9 +136,12 @@ private:
   /// leaves a deletion at its head that a scan from the start steps over, one
   /// by one, until compaction drops it (at 200,000 users that was 17 % of an
   /// erasure's CPU). `due_floor_` is a key at or below every live due key
-  /// (empty: not known yet, scan from the start). Lowered before a due key is
-  /// written (so no visible key is ever below it), raised by a scan that began
-  /// at it, unless a due key was written meanwhile (`due_writes_` moved).
+  /// (empty: not known yet, scan from the start). Lowered to a due key before
+  /// it is written and again after its write returns (a pass whose snapshot
+  /// came before the write may have raised the floor past it meanwhile; such
+  /// a key is missed only until then, a moment of latency, never lost);
+  /// raised by a pass that began at it and read at least one key, unless a
+  /// due key was written meanwhile (`due_writes_` moved).
   void lower_due_floor(const std::string& key) const;
 
   rocks_options opts_;

@@ -881,6 +881,7 @@ BOOST_FIXTURE_TEST_CASE(outbox_due_finds_entries_written_after_a_pass_below_what
   BOOST_TEST(st->outbox_retry({{due[0].id, 2, 5000}}).ok());
   BOOST_TEST(st->outbox_due(1000, 10).empty());  // the first live entry is now at 5000
   BOOST_TEST(st->outbox_retry({{due[0].id, 3, 200}}).ok());  // retried sooner: below it
+  BOOST_TEST(st->outbox_due(1000, 0).empty());  // a pass that reads nothing learns nothing
   due = st->outbox_due(1000, 10);
   BOOST_TEST_REQUIRE(due.size() == 1u);
   BOOST_TEST(due[0].attempt == 3);

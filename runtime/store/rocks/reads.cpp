@@ -239,7 +239,7 @@ std::vector<outbox_row> rocks_store::outbox_due(int64_t now_ms, size_t limit,
         out.push_back(std::move(row));
     }
   }
-  if (at_floor) {
+  if (at_floor && limit > 0) {  // a pass that read nothing learned nothing
     std::lock_guard<std::mutex> g{due_mtx_};
     if (due_writes_ == writes)  // else a due key may have been written below `first`
       due_floor_ = first ? *first : std::string("e");  // "e": none (past every due key)
