@@ -2,9 +2,10 @@
 
 #include "runtime/common/log.hpp"
 
+#include <jemalloc/jemalloc.h>
+
 #include <csignal>
 #include <cstdint>
-#include <jemalloc/jemalloc.h>
 #include <fstream>
 #include <future>
 #include <stdexcept>

@@ -732,6 +732,7 @@ idle_figures idle_shard_bytes(const options& o) {
   actors.reserve(count);
   auto before = rss_bytes();
   auto heap0 = heap_bytes();
+  check(heap0 >= 0, "jemalloc's stats.allocated readable");
   for (size_t i = 0; i < count; ++i)
     actors.push_back(sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt, 4 * 1024 * 1024, nullptr}));
   idle_figures f{(rss_bytes() - before) / static_cast<int64_t>(count),
@@ -914,6 +915,7 @@ offline_figures offline_run(const options& o, const dataset& main, job_board& bo
   };
   auto rss0 = rss_bytes();
   auto heap0 = heap_bytes();
+  check(heap0 >= 0, "jemalloc's stats.allocated readable");
   auto buf0 = buffered();
   auto p = pump(n.sys(), n.rt(), idx.size(), 1024, 0,
                 [&](size_t i) { return erase_request(main.ids[idx[i]]); });

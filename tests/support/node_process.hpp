@@ -17,8 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -42,18 +45,30 @@ inline bool wait_until(const std::function<bool()>& pred,
   }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
+/// ephemeral range: a port the kernel picks for `bind(0)` comes from that
+/// range, and so does the local port of every outgoing connection, so a
+/// node's chosen port was taken (chaos seed 50: "cannot listen for peers")
+/// by a connection the other nodes opened before it started.
 inline uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  int low = 32768;
+  if (std::ifstream range{"/proc/sys/net/ipv4/ip_local_port_range"}; !(range >> low))
+    low = 32768;
+  static std::mt19937 rng{std::random_device{}()};
+  std::uniform_int_distribution<int> pick{10000, std::max(10001, low - 1)};
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    auto port = static_cast<uint16_t>(pick(rng));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (free)
+      return port;
+  }
+  throw std::runtime_error("no free TCP port below the ephemeral range after 200 tries");
 }
 
 /// Options every test node gets: cheap argon2id, fast retries.
