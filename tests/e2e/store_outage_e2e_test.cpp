@@ -33,16 +33,7 @@ struct ferretdb_process {
     std::vector<std::string> args{bin, "-listen", "127.0.0.1:" + std::to_string(port),
                                   "-postgresql-url", pg_url};
     pid = spawn_logged(args, log);
-    bool up = wait_until([&] {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(port);
-      bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      close(fd);
-      return ok;
-    });
+    bool up = wait_until([&] { return accepts_connections(port); });
     if (!up)
       throw std::runtime_error("ferretdb-runner did not start; see " + log);
   }

@@ -45,6 +45,24 @@ inline bool wait_until(const std::function<bool()>& pred,
   }
 }
 
+/// 127.0.0.1:`port` as a socket address.
+inline sockaddr_in loopback_address(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port` now.
+inline bool accepts_connections(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  auto a = loopback_address(port);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
 /// ephemeral range: a port the kernel picks for `bind(0)` comes from that
 /// range, and so does the local port of every outgoing connection, so a
@@ -59,10 +77,7 @@ inline uint16_t free_port() {
   for (int attempt = 0; attempt < 200; ++attempt) {
     auto port = static_cast<uint16_t>(pick(rng));
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
+    auto a = loopback_address(port);
     bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     close(fd);
     if (free)
