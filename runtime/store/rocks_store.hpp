@@ -10,9 +10,9 @@
 ///
 /// The per-user data keys (crypto-shredding) are not in RocksDB, whose deleted
 /// values stay in older log and table files until compaction: they live in the
-/// node's small key file (SQLite, `keys.db`, secure_delete), which overwrites a
-/// destroyed key in place and is checkpointed and truncated beside the write
-/// of the erasure, before it is acknowledged (docs/architecture.md, "The key file").
+/// node's key file (`keys.slots`, rocks/key_slots.hpp), which overwrites a
+/// destroyed key's slot with zeros and syncs it beside the write of the
+/// erasure, before it is acknowledged (docs/architecture.md, "The key file").
 
 #include "runtime/store/event_store.hpp"
 
@@ -45,9 +45,6 @@ struct rocks_options {
   /// After an erasure the memtables are flushed (the log files holding the
   /// erased records deleted) and the family compacted within this (ms).
   int data_scrub_ms = 30000;
-  /// How long the key file waits for a lock another process holds (e.g. an
-  /// operator's sqlite3 shell) before the erasure that needs it fails (ms).
-  int key_file_wait_ms = 5000;
 };
 
 class rocks_store final : public event_store {

@@ -7,6 +7,7 @@
 #include "actors/user/user_logic.hpp"
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/service/helpers.hpp"
+#include "runtime/store/rocks/key_slots.hpp"
 #include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/e2e_fixture.hpp"
@@ -56,7 +57,7 @@ void backup_data(const std::string& data, const std::string& backup) {
   if (rocks_store_under_test()) {
     std::filesystem::create_directories(backup + "/store");
     for (auto& e : std::filesystem::directory_iterator(data + "/store"))
-      if (e.path().filename().string().rfind("keys.db", 0) != 0 && e.path().filename() != "LOCK")
+      if (e.path().filename().string().rfind("keys.", 0) != 0 && e.path().filename() != "LOCK")
         std::filesystem::copy_file(e.path(), backup + "/store/" + e.path().filename().string());
     return;
   }
@@ -69,7 +70,7 @@ void backup_data(const std::string& data, const std::string& backup) {
 std::string keys_beside(const std::string& data, const std::string& backup) {
   if (!rocks_store_under_test())
     return data + "/user.keys.db";
-  for (auto f : {"keys.db", "keys.db-wal"}) {
+  for (auto f : {"keys.slots"}) {
     std::filesystem::remove(backup + "/store/" + std::string(f));
     if (std::filesystem::exists(data + "/store/" + std::string(f)))
       std::filesystem::copy_file(data + "/store/" + std::string(f), backup + "/store/" + std::string(f));
@@ -107,21 +108,20 @@ std::string copy_running(const std::string& from, const std::string& to) {
   return to;
 }
 
-/// The key files of a data directory (with their WAL beside them).
-std::vector<std::string> key_files(const std::string& dir) {
-  if (rocks_store_under_test())
-    return {dir + "/store/keys.db"};
-  std::vector<std::string> out;
-  for (auto& svc : all_services())
-    out.push_back(dir + "/" + svc + ".keys.db");
-  return out;
-}
-
 /// The sealed key rows of `uid` in the key files of a copied data directory,
-/// read with SQLite itself (which replays the copied WAL).
+/// read the way the store reads them (SQLite replays the copied WAL; the
+/// RocksDB store's slot file zeroes torn slots and indexes the rest).
 std::vector<std::string> sealed_keys(const std::string& dir, const std::string& uid) {
   std::vector<std::string> out;
-  for (auto& f : key_files(dir)) {
+  if (rocks_store_under_test()) {
+    store::rocks::key_slots slots{dir + "/store/keys.slots", false};
+    for (auto& svc : all_services())
+      if (auto k = slots.get(svc, uid))
+        out.push_back(*k);
+    return out;
+  }
+  for (auto& svc : all_services()) {
+    auto f = dir + "/" + svc + ".keys.db";
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(f.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
       sqlite3_stmt* st = nullptr;

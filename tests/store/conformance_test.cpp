@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 #include "tests/support/mongo_server.hpp"
 #include "tests/support/node_process.hpp"
+#include "tests/support/fd_fault.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <arpa/inet.h>
@@ -142,7 +143,6 @@ struct fixture {
     if (is_rocks()) {
       rocks_options o{dir.file("node"), "svc"};
       o.data_scrub_ms = 300;  // the scrub tests wait for it (30 s by default)
-      o.key_file_wait_ms = 1000;  // a locked key file fails in a second, not five
       return std::make_unique<rocks_store>(o);
     }
     sqlite_options o{dir.file("svc.db"), "full"};
@@ -595,7 +595,7 @@ BOOST_FIXTURE_TEST_CASE(a_destroyed_key_has_left_the_key_file_when_the_erasure_r
   const std::string sealed = "SEALED-KEY-OF-u1-0123456789";
   st->key_put("u1", sealed);
   st->key_put("u2", "SEALED-KEY-OF-u2-kept");
-  auto base = is_rocks() ? dir.file("node/keys.db") : dir.file("svc.keys.db");
+  auto base = is_rocks() ? dir.file("node/keys.slots") : dir.file("svc.keys.db");
   auto key_file = [&] { return test::slurp(base) + test::slurp(base + "-wal"); };
   BOOST_TEST_REQUIRE(key_file().find(sealed) != std::string::npos);  // the check can fail
   commit e;
@@ -742,35 +742,38 @@ BOOST_FIXTURE_TEST_CASE(a_service_that_fails_while_staged_beside_another_fails_t
   other.close();
 }
 
-BOOST_FIXTURE_TEST_CASE(a_key_file_locked_by_another_process_fails_the_erasure_and_forgets_nothing,
+BOOST_FIXTURE_TEST_CASE(a_key_file_that_cannot_be_written_fails_the_erasure_and_forgets_nothing,
                         fixture, *utf::precondition(rocks_only)) {
   // RocksDB destroys a group's keys beside its write. When the key file
-  // cannot be written (here another process holds its write lock, as an
-  // operator's sqlite3 shell could, for longer than the store waits, also
-  // when the store tries once more after its write) the erasure fails; the
-  // group's other commit is written and stands; what the write made durable
-  // is still known to the store (the next append does not reuse a sequence
-  // number); the key table says it is not settled (no erasure is verified
-  // meanwhile) until a destruction succeeds.
-  st->key_put("u1", "KEY-u1");
+  // cannot be written (here its descriptor is swapped for a read-only one:
+  // pwrite fails in the kernel, also when the store tries once more after
+  // its write) the erasure fails; the group's other commit is written and
+  // stands; what the write made durable is still known to the store (the
+  // next append does not reuse a sequence number); the key reads as gone but
+  // its bytes are still in the file, and the key table says it is not
+  // settled (no erasure is verified meanwhile) until a destruction succeeds,
+  // which zeroes them.
+  st->key_put("u1", "KEY-OF-u1-0123456789");
   commit seed;
   seed.events = {{"u2", "one"}};
   BOOST_TEST_REQUIRE(st->apply(seed).ok());
-  sqlite3* other = nullptr;
-  BOOST_TEST_REQUIRE(sqlite3_open(dir.file("node/keys.db").c_str(), &other) == SQLITE_OK);
-  BOOST_TEST_REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  auto file = dir.file("node/keys.slots");
+  BOOST_TEST_REQUIRE(test::slurp(file).find("KEY-OF-u1-0123456789") != std::string::npos);
   commit e, more;
   e.destroy_keys = e.erase_users = e.tombstones = {"u1"};
   more.events = {{"u2", "two"}};
-  auto res = st->apply_batch({&e, &more});
-  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(other);
+  std::vector<status> res;
+  {
+    test::fd_fault fault{test::fd_of(file), file, file, O_RDONLY};
+    res = st->apply_batch({&e, &more});
+  }
   BOOST_TEST_REQUIRE(res.size() == 2u);
   BOOST_TEST(!res[0].ok());
   BOOST_TEST(res[1].ok(), res[1].message);
   BOOST_TEST(res[0].message.find("key file") != std::string::npos, res[0].message);
-  BOOST_TEST(res[0].message.find("locked") != std::string::npos, res[0].message);
-  BOOST_TEST(st->key_get("u1").has_value());  // not destroyed: the lock held
+  BOOST_TEST(res[0].message.find("Bad file descriptor") != std::string::npos, res[0].message);
+  BOOST_TEST(!st->key_get("u1"));  // gone for every reader,
+  BOOST_TEST(test::slurp(file).find("KEY-OF-u1-0123456789") != std::string::npos);  // not from disk
   BOOST_TEST(!st->keys_settled());
   commit third;
   third.events = {{"u2", "three"}};
@@ -780,10 +783,36 @@ BOOST_FIXTURE_TEST_CASE(a_key_file_locked_by_another_process_fails_the_erasure_a
     payloads.push_back(ev.payload);
   BOOST_TEST(payloads == (std::vector<std::string>{"one", "two", "three"}),
              boost::test_tools::per_element());
-  BOOST_TEST_REQUIRE(st->apply(e).ok());
+  BOOST_TEST_REQUIRE(st->apply(e).ok());  // the erasure sent again
+  BOOST_TEST(test::slurp(file).find("KEY-OF-u1-0123456789") == std::string::npos);
   BOOST_TEST(!st->key_get("u1"));
   BOOST_TEST(st->keys_settled());
   BOOST_TEST(st->tombstoned("u1"));
+}
+
+BOOST_FIXTURE_TEST_CASE(keys_in_the_older_sqlite_key_file_move_into_the_slot_file, fixture,
+                        *utf::precondition(rocks_only)) {
+  // A data directory written before the slot file: its keys are in keys.db.
+  // The next open moves them, and no byte of the old file stays on disk
+  // under its name (overwritten with zeros, then removed).
+  st->close();
+  st.reset();
+  std::filesystem::remove(dir.file("node/keys.slots"));
+  sqlite3* old = nullptr;
+  BOOST_TEST_REQUIRE(sqlite3_open(dir.file("node/keys.db").c_str(), &old) == SQLITE_OK);
+  BOOST_TEST_REQUIRE(sqlite3_exec(old, "CREATE TABLE keys (user_id TEXT NOT NULL, service TEXT NOT "
+                                       "NULL, sealed BLOB NOT NULL, PRIMARY KEY (user_id, service)) "
+                                       "WITHOUT ROWID; INSERT INTO keys VALUES ('u1', 'svc', "
+                                       "x'4b45592d4f462d7531'), ('u1', 'other', x'4f54484552');",
+                                  nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(old);
+  st = open();
+  BOOST_TEST(st->key_get("u1").value_or("") == "KEY-OF-u1");
+  BOOST_TEST(!std::filesystem::exists(dir.file("node/keys.db")));
+  BOOST_TEST(test::slurp(dir.file("node/keys.slots")).find("KEY-OF-u1") != std::string::npos);
+  st->close();
+  st = open();  // moved once: the next open finds it where it is
+  BOOST_TEST(st->key_get("u1").value_or("") == "KEY-OF-u1");
 }
 
 BOOST_FIXTURE_TEST_CASE(batch_on_a_closed_store_fails_every_commit, fixture) {

@@ -10,6 +10,7 @@
 #include "runtime/saga/verify.hpp"
 #include "runtime/store/rocks_store.hpp"
 #include "runtime/testkit/testkit.hpp"
+#include "tests/support/fd_fault.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <google/protobuf/struct.pb.h>
@@ -481,39 +482,36 @@ BOOST_AUTO_TEST_CASE(job_changes_become_outbox_rows_to_each_notification_url_wit
 }
 
 BOOST_AUTO_TEST_CASE(an_erasure_is_not_verified_while_a_destroyed_key_may_still_be_on_disk) {
-  // RocksDB destroys keys beside its write. Here another process holds a
-  // read snapshot of the key file: the key's row is deleted, but the WAL that
-  // still holds the key's bytes cannot be emptied (twice: the store tries
-  // again after its write). Records gone, tombstone written, key row gone:
-  // still not verified while the store says a destroyed key may be on disk.
+  // RocksDB destroys keys beside its write. Here the key file's zeros never
+  // reach the disk: its descriptor is swapped for /dev/null (writes go
+  // nowhere, fdatasync fails), also when the store tries again after its
+  // write. Records gone, tombstone written, key gone for every reader: still
+  // not verified while the store says a destroyed key may be on disk.
   test::temp_dir dir;
   store::rocks_options o{dir.file("node"), "svc"};
-  o.key_file_wait_ms = 100;
   store::rocks_store st{o};
   const std::string sealed = "SEALED-KEY-OF-u1-0123456789";
   st.key_put("u1", sealed);
-  auto wal = [&] { return test::slurp(dir.file("node/keys.db-wal")); };
-  BOOST_TEST_REQUIRE(wal().find(sealed) != std::string::npos);  // the check can fail
-  sqlite3* reader = nullptr;
-  BOOST_TEST_REQUIRE(sqlite3_open(dir.file("node/keys.db").c_str(), &reader) == SQLITE_OK);
-  BOOST_TEST_REQUIRE(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM keys;", nullptr, nullptr,
-                                  nullptr) == SQLITE_OK);
+  auto file = dir.file("node/keys.slots");
+  auto on_disk = [&] { return test::slurp(file).find(sealed) != std::string::npos; };
+  BOOST_TEST_REQUIRE(on_disk());  // the check can fail
   store::commit erased;
   erased.erase_users = erased.tombstones = erased.destroy_keys = {"u1"};
-  auto failed = st.apply(erased);
-  BOOST_TEST(!failed.ok());
-  BOOST_TEST(failed.message.find("cannot empty the WAL") != std::string::npos, failed.message);
-  BOOST_TEST(!st.key_get("u1"));                          // the row is gone,
-  BOOST_TEST(wal().find(sealed) != std::string::npos);    // its bytes are not
+  {
+    test::fd_fault fault{test::fd_of(file), file, "/dev/null", O_WRONLY};
+    auto failed = st.apply(erased);
+    BOOST_TEST(!failed.ok());
+    BOOST_TEST(failed.message.find("key file") != std::string::npos, failed.message);
+  }
+  BOOST_TEST(!st.key_get("u1"));  // the key is gone for readers,
+  BOOST_TEST(on_disk());          // its bytes are not
   BOOST_TEST(!st.keys_settled());
   auto refused = saga::verify_store_erasure(st, "u1");
   BOOST_TEST(!refused.passed());
   BOOST_TEST(refused.checked().find("key file not yet emptied") != std::string::npos,
              refused.checked());
-  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
-  sqlite3_close(reader);
   BOOST_TEST_REQUIRE(st.apply(erased).ok());  // the erasure sent again
-  BOOST_TEST(wal().find(sealed) == std::string::npos);
+  BOOST_TEST(!on_disk());
   auto ok = saga::verify_store_erasure(st, "u1");
   BOOST_TEST(ok.passed(), ok.checked());
   st.close();

@@ -317,8 +317,8 @@ void rocks_store::written(node_db& node, const staged& s) {
 }
 
 // The group's batch is written; its keys are gone if the key file's thread
-// succeeded, else they are destroyed again here (idempotent; it also empties
-// the key file's WAL, which a failed checkpoint left). If that fails too, the
+// succeeded, else they are destroyed again here (idempotent; it also writes
+// the zeros of slots a failed attempt left pending). If that fails too, the
 // commits that destroy keys fail (a redelivered erasure is not verified while
 // the key file is unsettled: keys_settled()) and the others stand: they are
 // written, and nothing of them depends on the key file.
@@ -333,7 +333,7 @@ void rocks_store::settle_keys(node_db& node,
                             opts_.path, e.what());
   }
   try {
-    node.keys_destroy(keys, false);
+    node.keys_destroy(keys);
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (size_t j = 0; j < g.commits.size(); ++j)
@@ -392,8 +392,7 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
       for (auto* c : groups[i].commits)
         for (auto& u : c->destroy_keys)
           keys.emplace_back(stores[i]->opts_.service, u);
-    // The key file's transaction and checkpoint (mostly waiting on its
-    // fsyncs: half of the writer's time under erasures) run beside the
+    // The key file's zeroing of the destroyed keys' slots and its fsync run beside the
     // staging and the write of the batch; the group is acknowledged after
     // both. A crash between the two may leave records deleted and a key not
     // yet: every commit that destroys a key writes the user's tombstone, and
@@ -402,7 +401,7 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     // waits for its thread when destroyed, before `keys` and `node` go.)
     std::future<void> shredded;
     if (!keys.empty())
-      shredded = std::async(std::launch::async, [&node, &keys] { node->keys_destroy(keys, false); });
+      shredded = std::async(std::launch::async, [&node, &keys] { node->keys_destroy(keys); });
     // Each service's keyspace is decided under its own lock (taken in one
     // order: the group's stores are distinct), then one write for all.
     auto order = stores;

@@ -5,7 +5,6 @@
 #include <rocksdb/options.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
-#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
@@ -72,22 +71,21 @@ void fail(const rocksdb::Status& s, const std::string& what) {
   throw store_error(code, "rocksdb " + what + ": " + s.ToString());
 }
 
-std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int data_scrub_ms,
-                                     int key_file_wait_ms) {
+std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int data_scrub_ms) {
   std::unique_lock<std::mutex> g{registry_mtx};
   for (auto it = registry.find(path); it != registry.end(); it = registry.find(path)) {
     if (auto p = it->second.lock())
       return p;
     registry_cv.wait(g);  // the last instance is still closing (flush, compaction)
   }
-  std::shared_ptr<node_db> p{new node_db(path, sync, data_scrub_ms, key_file_wait_ms)};
+  std::shared_ptr<node_db> p{new node_db(path, sync, data_scrub_ms)};
   registry[path] = p;
   return p;
 }
 
-node_db::node_db(std::string path, bool sync, int data_scrub_ms, int key_file_wait_ms)
+node_db::node_db(std::string path, bool sync, int data_scrub_ms)
   : path_(std::move(path)), cache_(rocksdb::NewLRUCache(64 << 20)), sync_(sync),
-    key_file_wait_ms_(key_file_wait_ms), data_scrub_ms_(data_scrub_ms) {
+    data_scrub_ms_(data_scrub_ms) {
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
   if (ec)
@@ -143,18 +141,7 @@ node_db::~node_db() {
     db_->DestroyColumnFamilyHandle(h);
   scrubbed = db_->Close().ok() && scrubbed;
   delete db_;
-  if (keys_read_.db) {  // closed first: the last checkpoint waits for no reader
-    for (auto& [sql, st] : keys_read_.cache)
-      sqlite3_finalize(st);
-    sqlite3_close(keys_read_.db);
-    keys_read_.db = nullptr;
-  }
-  if (keys_.db) {
-    for (auto& [sql, st] : keys_.cache)
-      sqlite3_finalize(st);
-    sqlite3_exec(keys_.db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
-    sqlite3_close_v2(keys_.db);
-  }
+  keys_.reset();
   if (scrubbed)
     std::ofstream{path_ + clean_marker};
   {

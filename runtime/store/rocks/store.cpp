@@ -21,8 +21,7 @@ rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
     throw store_error(errc::io, "store.synchronous must be \"full\" or \"normal\", got \""
                                   + opts_.synchronous + "\"");
   keys::name(opts_.service);
-  db_ = node_db::at(opts_.path, opts_.synchronous == "full", opts_.data_scrub_ms,
-                    opts_.key_file_wait_ms);
+  db_ = node_db::at(opts_.path, opts_.synchronous == "full", opts_.data_scrub_ms);
   cf_ = db_->family(opts_.service);
   // The outbox's next id and depth, from what is stored.
   std::unique_ptr<rocksdb::Iterator> it{db_->db()->NewIterator({}, family(cf_))};
@@ -41,7 +40,7 @@ rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
     if (tombstoned(user))
       lost.push_back(user);
   if (!lost.empty()) {
-    db_->keys_destroy(opts_.service, lost, true);
+    db_->keys_destroy(opts_.service, lost);
     log::get("store")->warn("{}: destroyed {} keys of erased users of {} at open (their "
                             "deletion was lost, e.g. to a power failure)",
                             opts_.path, lost.size(), opts_.service);
@@ -82,7 +81,7 @@ std::string rocks_store::key_put(const std::string& user_id, const std::string& 
   return db()->key_put(opts_.service, user_id, sealed);
 }
 void rocks_store::key_destroy(const std::string& user_id) {
-  db()->keys_destroy(opts_.service, {user_id}, true);
+  db()->keys_destroy(opts_.service, {user_id});
 }
 std::vector<std::pair<std::string, std::string>> rocks_store::keys_all() {
   return db()->keys_all(opts_.service);
