@@ -125,6 +125,11 @@ BOOST_AUTO_TEST_CASE(a_rotation_interrupted_between_its_syncs_keeps_the_newer_ke
   BOOST_TEST(k.get("user", "u1").value_or("") == "ROTATED-KEY-OF-u1");
   BOOST_TEST(test::slurp(file).find(sealed_of("user", "u1")) == std::string::npos);
   BOOST_TEST(k.live() == 1u);
+  // The kept slot is known as taken: listed, and not handed to a new key.
+  BOOST_TEST(k.all("user").size() == 1u);
+  for (int i = 0; i < 40; ++i)
+    k.put("user", "x" + std::to_string(i), sealed_of("user", "x" + std::to_string(i)));
+  BOOST_TEST(k.get("user", "u1").value_or("") == "ROTATED-KEY-OF-u1");
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_fsync_keeps_the_slots_until_a_destruction_succeeds) {
@@ -161,6 +166,12 @@ BOOST_AUTO_TEST_CASE(bad_input_and_a_second_opener_get_a_clear_error) {
            && std::string(e.what()).find("in use by another process") != std::string::npos;
   });
   std::ofstream{dir.file("other")} << "not a key file at all";
+  {
+    std::ofstream zeros{dir.file("zeros")};  // a first start cut short before its header
+    zeros << std::string(key_slots::page_size, '\0');
+  }
+  key_slots fresh{dir.file("zeros"), true};
+  BOOST_TEST(fresh.put("user", "u1", "KEY") == "KEY");
   BOOST_CHECK_EXCEPTION((key_slots{dir.file("other"), true}), store_error, [](const store_error& e) {
     return e.code == errc::io && std::string(e.what()).find("not a key slot file") != std::string::npos;
   });

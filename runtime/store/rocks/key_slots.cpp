@@ -106,21 +106,35 @@ key_slots::key_slots(std::string path, bool synced) : path_(std::move(path)), sy
                                          "process (" + std::strerror(err) + ")");
   }
   try {
+    // Read at random, one page at a time: no readahead into large folios
+    // (on Linux 6.x a 256-byte write into one would dirty, and be counted
+    // as, the whole folio); a cache of the file another process wrote is
+    // dropped once so that it is read back that way.
+    ::fdatasync(fd_);
+    ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+    ::posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM);
     struct stat st {};
     if (::fstat(fd_, &st) != 0)
       fail("open", errno);
-    if (st.st_size == 0) {  // new (or its creation was cut short): the header, and the
-                            // file's name in its directory, durable
-      char page[page_size] = {};
+    char page[page_size] = {};
+    if (st.st_size > 0)
+      read_at(0, page, std::min<size_t>(page_size, static_cast<size_t>(st.st_size)));
+    if (all_zero(page, page_size)) {  // new, or its creation was cut short: the
+                                      // header, and the file's name, durable
       std::memcpy(page, header, sizeof header - 1);
       write_at(0, page, page_size, "create");
       sync("create");
       auto dir = std::filesystem::path(path_).parent_path().string();
-      if (int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-          d >= 0) {
-        ::fsync(d);
-        ::close(d);
+      int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (d < 0 || ::fsync(d) != 0) {
+        int err = errno;
+        if (d >= 0)
+          ::close(d);
+        fail("create", err);
       }
+      ::close(d);
+    } else if (std::memcmp(page, header, sizeof header - 1) != 0) {
+      throw store_error(errc::io, "the key file " + path_ + " is not a key slot file");
     }
     load();
   } catch (...) {
@@ -153,6 +167,20 @@ void key_slots::write_at(uint64_t off, const void* data, size_t n, const char* w
   }
 }
 
+void key_slots::read_at(uint64_t off, void* data, size_t n) const {
+  auto* p = static_cast<char*>(data);
+  while (n > 0) {
+    auto r = ::pread(fd_, p, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      fail("read", r < 0 ? errno : EIO);  // 0: the file is shorter than its index says
+    p += r;
+    off += static_cast<uint64_t>(r);
+    n -= static_cast<size_t>(r);
+  }
+}
+
 void key_slots::sync(const char* what) {
   if (::fdatasync(fd_) != 0)
     fail(what, errno);
@@ -162,11 +190,6 @@ void key_slots::load() {
   struct stat st {};
   if (::fstat(fd_, &st) != 0)
     fail("read", errno);
-  std::string head(sizeof header - 1, '\0');
-  if (static_cast<size_t>(st.st_size) < page_size
-      || ::pread(fd_, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())
-      || head != header)
-    throw store_error(errc::io, "the key file " + path_ + " is not a key slot file");
   size_t pages = (static_cast<size_t>(st.st_size) - page_size) / page_size;
   slots_.assign(pages * slots_per_page, use::free);
   page_taken_.assign(pages, 0);
@@ -176,8 +199,7 @@ void key_slots::load() {
   for (size_t first = 0; first < pages; first += 256) {
     size_t n = std::min<size_t>(256, pages - first) * page_size;
     auto off = page_size + first * page_size;
-    if (::pread(fd_, buf.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
-      fail("read", errno ? errno : EIO);
+    read_at(off, buf.data(), n);
     for (size_t i = 0; i < n / slot_size; ++i) {
       auto k = static_cast<uint32_t>(first * slots_per_page + i);
       const char* b = buf.data() + i * slot_size;
@@ -190,19 +212,24 @@ void key_slots::load() {
         pending_.push_back(k);
         continue;
       }
+      next_generation_ = std::max(next_generation_, s->generation + 1);
       auto key = id_of(s->svc, s->user);
-      if (auto it = index_.find(key); it != index_.end()) {
-        // A rotation interrupted between its two syncs: the newer stays.
-        auto older = generation[key] < s->generation ? it->second : k;
-        if (older == it->second) {
-          it->second = k;
-          generation[key] = s->generation;
-        }
-        slots_[older] = use::pending;
-        pending_.push_back(older);
+      auto it = index_.find(key);
+      if (it != index_.end() && generation[key] > s->generation) {
+        // Two slots of one key: a rotation interrupted between its two syncs,
+        // or a put whose sync failed and that was done again. The later
+        // write (the higher generation: one counter for the file) stays.
+        slots_[k] = use::pending;
+        pending_.push_back(k);
         continue;
       }
-      index_.emplace(key, k);
+      if (it != index_.end()) {
+        slots_[it->second] = use::pending;
+        pending_.push_back(it->second);
+        it->second = k;
+      } else {
+        index_.emplace(key, k);
+      }
       generation[key] = s->generation;
       slots_[k] = use::live;
       services_.emplace(s->svc);
@@ -288,7 +315,10 @@ uint32_t key_slots::allocate(std::string_view svc, std::string_view user) {
   auto reserve = std::max<size_t>(1, services_.size());
   if (open_ == UINT32_MAX || (open_homes_ + 1) * reserve > slots_per_page
       || page_taken_[open_] + reserve > slots_per_page) {
+    auto was = open_;
     open_ = take_empty();
+    if (was != UINT32_MAX && page_taken_[was] == 0)
+      empty_.push_back(was);  // emptied while it was open
     open_homes_ = 0;
   }
   ++open_homes_;
@@ -303,9 +333,7 @@ std::optional<std::string> key_slots::get(std::string_view svc, std::string_view
   if (it == index_.end())
     return std::nullopt;
   char b[slot_size];
-  if (::pread(fd_, b, slot_size, static_cast<off_t>(offset(it->second)))
-      != static_cast<ssize_t>(slot_size))
-    fail("read", errno ? errno : EIO);
+  read_at(offset(it->second), b, slot_size);
   auto s = decode(b);
   if (!s || s->svc != svc || s->user != user)
     throw store_error(errc::io, "the key file " + path_ + ": slot " + std::to_string(it->second)
@@ -336,7 +364,7 @@ std::string key_slots::put_locked(std::string_view svc, std::string_view user,
   if (auto have = get(svc, user))
     return *have;
   auto k = allocate(svc, user);
-  slot s{1, std::string(svc), std::string(user), sealed};
+  slot s{next_generation_++, std::string(svc), std::string(user), sealed};
   set_use(k, use::pending);  // whatever the write leaves, zeroed if it fails
   auto bytes = encode(s);
   try {
@@ -344,8 +372,19 @@ std::string key_slots::put_locked(std::string_view svc, std::string_view user,
     if (synced)
       sync("write a key");
   } catch (...) {
+    // A key that was never returned, but whole in the file: zeroed now if
+    // the file lets us, else by the next destruction (and a put of the same
+    // key meanwhile writes a higher generation, which wins at an open).
     pending_.push_back(k);
     settled_ = false;
+    try {
+      zero_pending();
+      for (auto p : pending_)
+        set_use(p, use::free);
+      pending_.clear();
+      settled_ = true;
+    } catch (...) {
+    }
     throw;
   }
   {
@@ -359,6 +398,8 @@ std::string key_slots::put_locked(std::string_view svc, std::string_view user,
 
 void key_slots::zero_pending() {
   static const char zeros[slot_size] = {};
+  if (pending_.empty())
+    return;
   for (auto k : pending_)
     write_at(offset(k), zeros, slot_size, "zero a destroyed key");
   sync("zero a destroyed key");
@@ -400,9 +441,7 @@ std::vector<std::pair<std::string, std::string>> key_slots::all(std::string_view
   auto pages = page_taken_.size();
   for (size_t first = 0; first < pages; first += 256) {
     size_t n = std::min<size_t>(256, pages - first) * page_size;
-    if (::pread(fd_, buf.data(), n, static_cast<off_t>(page_size + first * page_size))
-        != static_cast<ssize_t>(n))
-      fail("read", errno ? errno : EIO);
+    read_at(page_size + first * page_size, buf.data(), n);
     for (size_t i = 0; i < n / slot_size; ++i)
       if (slots_[first * slots_per_page + i] == use::live)
         if (auto s = decode(buf.data() + i * slot_size); s && s->svc == svc)
@@ -421,15 +460,10 @@ void key_slots::replace(std::string_view svc,
       auto it = index_.find(key);  // changed only under write_mtx_, held
       if (it == index_.end())
         continue;
-      char b[slot_size];
-      if (::pread(fd_, b, slot_size, static_cast<off_t>(offset(it->second)))
-          != static_cast<ssize_t>(slot_size))
-        fail("read", errno ? errno : EIO);
-      auto old = decode(b);
       auto k = allocate(svc, user);
       set_use(k, use::pending);
       moved.emplace_back(key, k);
-      auto bytes = encode({old ? old->generation + 1 : 1, std::string(svc), user, sealed});
+      auto bytes = encode({next_generation_++, std::string(svc), user, sealed});
       write_at(offset(k), bytes.data(), bytes.size(), "rotate a key");
     }
     sync("rotate a key");
@@ -458,6 +492,7 @@ void key_slots::replace(std::string_view svc,
   for (auto k : pending_)
     set_use(k, use::free);
   pending_.clear();
+  settled_ = true;
 }
 
 } // namespace custodian::store::rocks

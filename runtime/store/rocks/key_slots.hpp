@@ -14,7 +14,8 @@
 /// writes one page per page touched.
 ///
 /// Layout: a 4 KiB header page, then pages of 16 slots. A live slot holds a
-/// magic number, a generation, the service, the user id, the sealed key and a
+/// magic number, a generation (one counter for the file: of two slots of
+/// one key, the later write wins at an open), the service, the user id, the sealed key and a
 /// BLAKE2b checksum of all of it; a free slot is zeros. A user's keys are
 /// placed on one page where there is room (its first key's page reserves a
 /// slot for each service the node has seen), so an erasure usually writes one
@@ -113,6 +114,8 @@ private:
                          bool synced);
   void grow();
   void write_at(uint64_t off, const void* data, size_t n, const char* what);
+  /// Exactly n bytes or store_error (a short read is EIO).
+  void read_at(uint64_t off, void* data, size_t n) const;
   void sync(const char* what);
   void zero_pending();  // under write_mtx_
   [[noreturn]] void fail(const char* what, int err) const;
@@ -134,6 +137,7 @@ private:
   std::unordered_map<size_t, uint32_t> home_;  ///< hash of a user -> the page of its first key
   std::vector<uint32_t> pending_;     ///< slots whose zeros are not yet durable
   std::set<std::string, std::less<>> services_;  ///< seen: a home reserves a slot for each
+  uint32_t next_generation_ = 1;     ///< every slot write takes the next: the later wins
   std::atomic<size_t> live_{0};
   std::atomic<bool> settled_{true};
 };

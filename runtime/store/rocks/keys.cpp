@@ -15,31 +15,79 @@
 #include <filesystem>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace custodian::store::rocks {
 
 namespace {
 
+[[noreturn]] void cannot(const std::string& what, const std::string& file, int err) {
+  throw store_error(errc::io, "cannot " + what + " " + file + ": " + std::strerror(err));
+}
+
+/// Whether the file holds nothing but zeros (false if it does not exist).
+bool only_zeros(const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  char buf[64 << 10];
+  ssize_t n;
+  bool zero = true;
+  while (zero && (n = ::read(fd, buf, sizeof buf)) > 0)
+    for (ssize_t i = 0; i < n && zero; ++i)
+      zero = buf[i] == 0;
+  ::close(fd);
+  return zero;
+}
+
 /// Overwrites the file with zeros (synced), then removes it: the keys it held
 /// are in the slot file now, and a removed file's blocks keep their bytes.
 void zero_and_remove(const std::string& file) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(file, ec);
-  if (ec)
-    return;  // not there
   int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw store_error(errc::io, "cannot overwrite " + file + ": " + std::strerror(errno));
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return;
+    cannot("overwrite", file, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    cannot("overwrite", file, err);
+  }
   std::string zeros(64 << 10, '\0');
-  bool ok = true;
-  for (uintmax_t off = 0; ok && off < size; off += zeros.size())
-    ok = ::pwrite(fd, zeros.data(), std::min<uintmax_t>(zeros.size(), size - off),
-                  static_cast<off_t>(off)) > 0;
-  ok = ok && ::fsync(fd) == 0;
+  off_t off = 0;
+  while (off < st.st_size) {
+    auto w = ::pwrite(fd, zeros.data(), std::min<off_t>(zeros.size(), st.st_size - off), off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      int err = w < 0 ? errno : EIO;
+      ::close(fd);
+      cannot("overwrite", file, err);
+    }
+    off += w;
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    cannot("overwrite", file, err);
+  }
   ::close(fd);
-  if (!ok || !std::filesystem::remove(file, ec))
-    throw store_error(errc::io, "cannot overwrite and remove " + file);
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT)
+    cannot("remove", file, errno);
+}
+
+void sync_dir(const std::string& dir) {
+  int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || ::fsync(d) != 0) {
+    int err = errno;
+    if (d >= 0)
+      ::close(d);
+    cannot("sync", dir, err);
+  }
+  ::close(d);
 }
 
 } // namespace
@@ -49,31 +97,38 @@ void node_db::open_keys() {
   auto old = path_ + "/keys.db";
   if (!std::filesystem::exists(old))
     return;
-  sqlite_store::conn c;
-  c.path = old;
-  if (sqlite3_open_v2(old.c_str(), &c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr)
-      != SQLITE_OK) {
-    std::string msg = c.db ? sqlite3_errmsg(c.db) : "out of memory";
-    sqlite3_close(c.db);
-    throw store_error(errc::unavailable, "cannot open " + old + " to move its keys: " + msg);
-  }
   std::vector<std::array<std::string, 3>> rows;
-  try {
-    sqlite::stmt s{c, "SELECT service, user_id, sealed FROM keys"};
-    while (s.step())
-      rows.push_back({s.str(0), s.str(1), s.str(2)});
-  } catch (...) {
+  // A keys.db of zeros is one whose move finished but whose removal a power
+  // failure undid: nothing to move.
+  if (!only_zeros(old)) {
+    sqlite_store::conn c;
+    c.path = old;
+    // Read-only: closing does not checkpoint or delete its WAL (zeroed below).
+    if (sqlite3_open_v2(old.c_str(), &c.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr)
+        != SQLITE_OK) {
+      std::string msg = c.db ? sqlite3_errmsg(c.db) : "out of memory";
+      sqlite3_close(c.db);
+      throw store_error(errc::unavailable, "cannot open " + old + " to move its keys: " + msg);
+    }
+    try {
+      sqlite::stmt s{c, "SELECT service, user_id, sealed FROM keys"};
+      while (s.step())
+        rows.push_back({s.str(0), s.str(1), s.str(2)});
+    } catch (...) {
+      for (auto& [sql, st] : c.cache)
+        sqlite3_finalize(st);
+      sqlite3_close(c.db);
+      throw;
+    }
     for (auto& [sql, st] : c.cache)
       sqlite3_finalize(st);
     sqlite3_close(c.db);
-    throw;
+    keys_->put_all(rows);  // synced before the old files go
   }
-  for (auto& [sql, st] : c.cache)
-    sqlite3_finalize(st);
-  sqlite3_close(c.db);
-  keys_->put_all(rows);  // synced before the old file goes
-  for (auto suffix : {"", "-wal", "-shm", "-journal"})
+  // keys.db last: while it exists, the next start finishes the move.
+  for (auto suffix : {"-wal", "-shm", "-journal", ""})
     zero_and_remove(old + suffix);
+  sync_dir(path_);
   log::get("store")->warn("{}: moved {} keys from keys.db into keys.slots and removed keys.db",
                           path_, rows.size());
 }
