@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sstream>
 #include <unistd.h>
 #include <functional>
@@ -60,6 +62,25 @@ inline int64_t written_bytes() { return proc_io("wchar"); }
 /// pages and log records the kernel wrote to the disk for it, fsynced data
 /// included; cancelled writes not subtracted).
 inline int64_t storage_written_bytes() { return proc_io("write_bytes"); }
+
+/// Bytes the block device holding `dir` has written (its sectors written,
+/// /sys/dev/block/<major>:<minor>/stat), or -1. What the disk really took:
+/// on Linux 6.x `write_bytes` counts a whole large folio (up to megabytes)
+/// each time a write dirties one, where the device writes only the dirty
+/// blocks. Machine-wide: the node is the only writer while the bench runs,
+/// and the filesystem's journal is counted (it is part of the cost).
+inline int64_t device_written_bytes(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return -1;
+  std::ifstream in("/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":"
+                   + std::to_string(minor(st.st_dev)) + "/stat");
+  int64_t v = 0, sectors = -1;
+  for (int i = 0; i < 7 && (in >> v); ++i)
+    if (i == 6)
+      sectors = v;
+  return sectors < 0 ? -1 : sectors * 512;
+}
 
 /// write_bytes of each thread of this process now, by thread id (its name
 /// beside it): where the bytes an erasure costs come from.
