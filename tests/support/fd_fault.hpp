@@ -36,9 +36,9 @@ class fd_fault {
 public:
   fd_fault(int fd, std::string path, const std::string& other, int flags)
     : fd_(fd), path_(std::move(path)) {
-    BOOST_TEST_REQUIRE(fd_ >= 0);  // the store's descriptor was found
+    BOOST_TEST_REQUIRE(fd_ != -1);  // the store's descriptor was found (fd_of: -1 if not)
     int o = ::open(other.c_str(), flags | O_CLOEXEC);
-    BOOST_TEST_REQUIRE(o >= 0);
+    BOOST_TEST_REQUIRE(o != -1);  // open: -1 on failure
     BOOST_TEST_REQUIRE(::dup2(o, fd_) == fd_);
     ::close(o);
   }
@@ -48,7 +48,7 @@ public:
       return;
     healed_ = true;
     int o = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
-    BOOST_TEST_REQUIRE(o >= 0);
+    BOOST_TEST_REQUIRE(o != -1);  // open: -1 on failure
     BOOST_TEST_REQUIRE(::dup2(o, fd_) == fd_);
     ::close(o);
   }
