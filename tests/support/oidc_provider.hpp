@@ -60,6 +60,13 @@ public:
   std::string issuer() const { return "http://127.0.0.1:" + std::to_string(public_port_); }
   std::string admin_url() const { return "http://127.0.0.1:" + std::to_string(admin_port_); }
 
+  /// Hydra hashes client secrets and signs tokens on the same two cores as
+  /// the parallel tests: its answers wait 30 s, not httplib's 5.
+  static void patient(httplib::Client& c) {
+    c.set_connection_timeout(std::chrono::seconds(10));
+    c.set_read_timeout(std::chrono::seconds(30));
+  }
+
   /// Starts Hydra and waits until it is ready.
   void start() {
     pid_ = spawn_logged({CUSTODIAN_HYDRA_BIN, "serve", "all", "--dev", "-c", dir_.file("hydra.yml")},
@@ -86,6 +93,7 @@ public:
   std::pair<int, std::string> admin(const std::string& method, const std::string& path,
                                     const std::string& body = "") {
     httplib::Client c{"http://127.0.0.1:" + std::to_string(admin_port_)};
+    patient(c);
     auto r = method == "POST" ? c.Post(path, body, "application/json")
                               : method == "PUT" ? c.Put(path, body, "application/json")
                                                 : c.Get(path);
@@ -116,12 +124,13 @@ public:
   /// An operator's access token (client credentials grant).
   std::string client_token(const std::string& scope, const std::string& audience = "custodian") {
     httplib::Client c{issuer()};
+    patient(c);
     httplib::Params p{{"grant_type", "client_credentials"}, {"client_id", "ops"},
                       {"client_secret", "ops-secret-0123456789"}, {"scope", scope},
                       {"audience", audience}};
     auto r = c.Post("/oauth2/token", p);
     if (!r || r->status != 200)
-      throw std::runtime_error("client credentials grant failed: " + (r ? r->body : "no answer"));
+      throw std::runtime_error("client credentials grant failed: " + (r ? r->body : "no answer (" + httplib::to_string(r.error()) + ")"));
     return json_string(json_object(r->body), "access_token");
   }
 
@@ -149,12 +158,13 @@ public:
                     + R"("}}})");
     auto callback = follow(back, cookies);
     httplib::Client c{issuer()};
+    patient(c);
     httplib::Params p{{"grant_type", "authorization_code"}, {"code", query_value(callback, "code")},
                       {"redirect_uri", "http://127.0.0.1:9/callback"},
                       {"client_id", "privacy-page"}, {"code_verifier", verifier}};
     auto r = c.Post("/oauth2/token", p);
     if (!r || r->status != 200)
-      throw std::runtime_error("code exchange failed: " + (r ? r->body : "no answer"));
+      throw std::runtime_error("code exchange failed: " + (r ? r->body : "no answer (" + httplib::to_string(r.error()) + ")"));
     return json_string(json_object(r->body), "access_token");
   }
 
@@ -189,6 +199,7 @@ private:
   std::string follow(const std::string& url, std::string& cookies) {
     auto path = url.rfind(issuer(), 0) == 0 ? url.substr(issuer().size()) : url;
     httplib::Client c{issuer()};
+    patient(c);
     c.set_url_encode(false);  // Hydra's URLs are encoded already ('+' stays '+')
     httplib::Headers h;
     if (!cookies.empty())
@@ -196,7 +207,8 @@ private:
     auto r = c.Get(path, h);
     if (!r || r->status != 302 && r->status != 303)
       throw std::runtime_error("hydra " + path.substr(0, 60) + ": "
-                               + (r ? std::to_string(r->status) + " " + r->body : "no answer"));
+                               + (r ? std::to_string(r->status) + " " + r->body
+                                    : "no answer (" + httplib::to_string(r.error()) + ")"));
     auto range = r->headers.equal_range("Set-Cookie");
     for (auto it = range.first; it != range.second; ++it)
       cookies += (cookies.empty() ? "" : "; ") + it->second.substr(0, it->second.find(';'));
