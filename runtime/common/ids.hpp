@@ -19,6 +19,9 @@ inline std::string new_id() { return random_hex(16); }
 /// random bits: ids made close in time sort together, so records keyed by them
 /// (jobs) share pages in the store. For ids whose creation time is no secret.
 std::string new_time_ordered_id();
+/// A new_time_ordered_id() that falls on virtual shard `shard` of `shards`
+/// (about `shards` draws of the random part; any id if `shards` <= 1).
+std::string new_time_ordered_id(uint32_t shard, uint32_t shards);
 
 /// True if `s` looks like an id produced by new_id().
 bool is_id(std::string_view s);
