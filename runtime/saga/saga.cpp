@@ -74,10 +74,7 @@ v1::JobRecord new_job(v1::JobKind kind, const std::string& user_id,
   // the owner's shard: about `shards` draws of the random part.
   auto n = job_shards.load();
   auto want = shard_of(owner_key.empty() ? user_id : owner_key, n);
-  auto id = new_time_ordered_id();
-  while (n > 1 && shard_of(id, n) != want)
-    id = new_time_ordered_id();
-  job.set_job_id(id);
+  job.set_job_id(new_time_ordered_id(want, n));
   job.set_kind(kind);
   job.set_state(v1::JOB_RUNNING);
   job.set_user_id(user_id);
@@ -343,6 +340,12 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
     append_all(out.commit.destroy_keys, share.commit.destroy_keys);
     mark(job, service_, v1::STEP_DONE);
   }
+  // Crypto-erasure on the whole node from acceptance: where the node keeps
+  // every service's keys in one file, the user's key of each is destroyed in
+  // this commit's one write of that file (each participant's own erasure then
+  // finds its key gone: one page of the key file per erasure, not one per
+  // group a participant's answer falls in).
+  out.commit.destroy_node_keys.push_back(env.user_id());
   begin_steps(out, job, env);
   return std::nullopt;
 }
@@ -407,8 +410,10 @@ outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
     job->set_error(del.dest() + " refused: " + del.reply().message());
   if (job->kind() == v1::JOB_REGISTER && job->state() == v1::JOB_FAILED)
     compensate(out, *job, env);
-  if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE && verify_own(*job, env, st))
+  if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE && verify_own(*job, env, st)) {
     issue_certificate(*job, node_, *reg_, *keys_, st, out.commit, certificates_);
+    job->clear_verifications();  // the signed certificate carries each of them
+  }
   if (job->state() == v1::JOB_DONE)
     job->clear_subject();  // a finished erasure keeps nothing of the person
   if (job->state() != before) {

@@ -128,6 +128,13 @@ struct commit {
   /// shard this node does not hold (errc::fenced).
   int32_t shard = -1;
   std::vector<std::string> destroy_keys;
+  /// Users whose data keys of every service are destroyed where the node keeps
+  /// them all in one key file (RocksDB): the commit that accepts an erasure
+  /// makes the user unreadable on the whole node at once, and each
+  /// participant's own erasure later finds its key gone. A store with a key
+  /// table per service (SQLite, MongoDB) destroys only `destroy_keys` and
+  /// leaves the rest to each participant's erasure. Durable like `destroy_keys`.
+  std::vector<std::string> destroy_node_keys;
   std::vector<std::string> erase_users;
   std::vector<std::string> tombstones;
   std::vector<std::pair<std::string, std::string>> events;  ///< (stream, payload)
@@ -144,7 +151,7 @@ struct commit {
   mutable std::vector<int64_t> outbox_ids;
 
   bool empty() const {
-    return destroy_keys.empty() && erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
+    return destroy_keys.empty() && destroy_node_keys.empty() && erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
            && index_puts.empty() && jobs.empty() && outbox_acks.empty() && outbox.empty()
            && !inbox && audit.empty();
   }

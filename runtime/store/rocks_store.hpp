@@ -125,7 +125,7 @@ private:
   /// failed; commits that destroy keys fail if that fails too (apply.cpp).
   void settle_keys(rocks::node_db& node, const std::vector<std::pair<std::string, std::string>>& keys,
                    std::future<void>& shredded, std::vector<store_batch>& groups);
-  /// Each service's share of a group staged on a thread of its own (apply.cpp).
+  /// Each service's share of a group staged, one after another (apply.cpp).
   static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);
   void written(rocks::node_db& node, const staged& s);

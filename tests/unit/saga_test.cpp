@@ -8,6 +8,10 @@
 #include "runtime/gateway/json.hpp"
 #include "runtime/saga/saga.hpp"
 #include "runtime/saga/verify.hpp"
+#include "runtime/crypto/keyring.hpp"
+#include "runtime/node/config.hpp"
+#include "runtime/service/contract.hpp"
+#include "runtime/service/shard_core.hpp"
 #include "runtime/store/rocks_store.hpp"
 #include "runtime/testkit/testkit.hpp"
 #include "tests/support/fd_fault.hpp"
@@ -515,4 +519,50 @@ BOOST_AUTO_TEST_CASE(an_erasure_is_not_verified_while_a_destroyed_key_may_still_
   auto ok = saga::verify_store_erasure(st, "u1");
   BOOST_TEST(ok.passed(), ok.checked());
   st.close();
+}
+
+BOOST_AUTO_TEST_CASE(accepting_an_erasure_makes_every_service_of_the_node_unreadable_at_once) {
+  // The erase coordinator on RocksDB, beside another service of the same node
+  // (one key file): the commit that accepts the erasure destroys the user's
+  // key of both, before the other service's own step has arrived.
+  test::temp_dir dir;
+  auto coordinator = registry().coordinator(v1::JOB_ERASE);
+  auto other = std::string("watchhistory") == coordinator ? "auth" : "watchhistory";
+  auto own_store = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), coordinator});
+  store::rocks_store other_store{store::rocks_options{dir.file("node"), other}};
+  auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), coordinator, own_store);
+  node_config cfg;
+  auto reg = std::make_shared<service_registry>(builtin_services());
+  apply_test_values(cfg.content, *reg);
+  service_context ctx;
+  ctx.service = coordinator;
+  ctx.node = "n";
+  ctx.keys = contract_keys(keys, coordinator, true);
+  ctx.settings = service_settings{&cfg.content, coordinator};
+  ctx.registry = reg;
+  auto logic = reg->find(coordinator)->make(ctx);
+  shard_core core{logic, own_store, keys, shard_env{reg, "n", {}}};
+
+  auto uid = new_id(), kept = new_id();
+  const std::string sealed = "SEALED-KEY-OF-THE-OTHER-SERVICE-0123456789";
+  other_store.key_put(uid, sealed);
+  other_store.key_put(kept, "SEALED-KEY-OF-SOMEONE-ELSE-0123456789");
+  keys->seal(uid, "a field", "profile");  // the coordinator's own key of the user
+  BOOST_TEST_REQUIRE(own_store->key_get(uid).has_value());
+  auto file = dir.file("node/keys.slots");
+  BOOST_TEST_REQUIRE(test::slurp(file).find(sealed) != std::string::npos);  // the check can fail
+
+  v1::Envelope env;
+  env.set_user_id(uid);
+  env.set_request_id(new_id());
+  env.mutable_command()->mutable_start_erase();
+  BOOST_TEST_REQUIRE(core.process(env).reply.status() == v1::Reply::OK);
+  BOOST_TEST(!own_store->key_get(uid));
+  BOOST_TEST(!other_store.key_get(uid));   // its step has not arrived, its key is gone
+  BOOST_TEST(test::slurp(file).find(sealed) == std::string::npos);  // and off the disk
+  BOOST_TEST(other_store.key_get(kept).has_value());  // nobody else's
+  BOOST_TEST(other_store.keys_settled());
+  BOOST_TEST(!other_store.tombstoned(uid));  // its records are its own step's
+  other_store.close();
+  own_store->close();
 }

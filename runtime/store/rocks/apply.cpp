@@ -337,38 +337,21 @@ void rocks_store::settle_keys(node_db& node,
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (size_t j = 0; j < g.commits.size(); ++j)
-        if (!g.commits[j]->destroy_keys.empty())
+        if (!g.commits[j]->destroy_keys.empty() || !g.commits[j]->destroy_node_keys.empty())
           g.results[j] = {e.code, std::string("the key file: ") + e.what()};
   }
 }
 
-// Staging only reads, each service its own keyspace under its own lock: the
-// group's staging takes as long as its largest share, not the sum of them.
-// Every thread is joined before a failure is thrown.
+// Staging only reads, each service its own keyspace under its own lock, one
+// after another on the writer's thread: a thread per service and group cost
+// more (thread starts, wake-ups) than the staging they ran beside.
 std::vector<rocks_store::staged> rocks_store::stage_all(node_db& node,
                                                         const std::vector<rocks_store*>& stores,
                                                         std::vector<store_batch>& groups) {
-  std::vector<rocks_store::staged> st(groups.size());
-  std::vector<std::future<void>> side;
-  auto one = [&](size_t i) { st[i] = stores[i]->stage(node, groups[i].commits, groups[i].results); };
-  for (size_t i = 1; i < groups.size(); ++i)
-    side.push_back(std::async(std::launch::async, one, i));
-  std::exception_ptr failed;
-  try {
-    if (!groups.empty())
-      one(0);
-  } catch (...) {
-    failed = std::current_exception();
-  }
-  for (auto& f : side)
-    try {
-      f.get();
-    } catch (...) {
-      if (!failed)
-        failed = std::current_exception();
-    }
-  if (failed)
-    std::rethrow_exception(failed);
+  std::vector<rocks_store::staged> st;
+  st.reserve(groups.size());
+  for (size_t i = 0; i < groups.size(); ++i)
+    st.push_back(stores[i]->stage(node, groups[i].commits, groups[i].results));
   return st;
 }
 
@@ -388,20 +371,34 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     // file when the group is acknowledged (one key-file transaction for
     // every service).
     std::vector<std::pair<std::string, std::string>> keys;
+    std::vector<std::string> everyone;  // destroy_node_keys: of every service
     for (size_t i = 0; i < groups.size(); ++i)
-      for (auto* c : groups[i].commits)
+      for (auto* c : groups[i].commits) {
         for (auto& u : c->destroy_keys)
           keys.emplace_back(stores[i]->opts_.service, u);
+        everyone.insert(everyone.end(), c->destroy_node_keys.begin(), c->destroy_node_keys.end());
+      }
+    if (!everyone.empty())
+      for (auto& svc : node->key_services())
+        for (auto& u : everyone)
+          keys.emplace_back(svc, u);
     // The key file's zeroing of the destroyed keys' slots and its fsync run beside the
     // staging and the write of the batch; the group is acknowledged after
     // both. A crash between the two may leave records deleted and a key not
     // yet: every commit that destroys a key writes the user's tombstone, and
     // the store destroys the keys of tombstoned users when it opens.
-    // (A throw below unwinds through `shredded` first: a std::async future
-    // waits for its thread when destroyed, before `keys` and `node` go.)
+    // (A throw below unwinds through `waits` first: it waits for the key
+    // file's thread, before `keys` and `node` go.)
     std::future<void> shredded;
+    struct wait_on_exit {
+      std::future<void>& f;
+      ~wait_on_exit() {
+        if (f.valid())
+          f.wait();
+      }
+    } waits{shredded};
     if (!keys.empty())
-      shredded = std::async(std::launch::async, [&node, &keys] { node->keys_destroy(keys); });
+      shredded = node->keys_destroy_beside(keys);
     // Each service's keyspace is decided under its own lock (taken in one
     // order: the group's stores are distinct), then one write for all.
     auto order = stores;

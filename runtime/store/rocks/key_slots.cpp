@@ -284,8 +284,10 @@ void key_slots::grow() {
 }
 
 uint32_t key_slots::allocate(std::string_view svc, std::string_view user) {
-  if (services_.find(svc) == services_.end())
+  if (services_.find(svc) == services_.end()) {
+    std::lock_guard<std::mutex> g{services_mtx_};
     services_.emplace(svc);
+  }
   auto free_in = [&](uint32_t p) {
     for (uint32_t k = p * slots_per_page; k < (p + 1) * slots_per_page; ++k)
       if (slots_[k] == use::free)
@@ -324,6 +326,11 @@ uint32_t key_slots::allocate(std::string_view svc, std::string_view user) {
   ++open_homes_;
   home_[uh] = open_;
   return free_in(open_);
+}
+
+std::vector<std::string> key_slots::services() const {
+  std::lock_guard<std::mutex> g{services_mtx_};
+  return {services_.begin(), services_.end()};
 }
 
 std::optional<std::string> key_slots::get(std::string_view svc, std::string_view user) const {

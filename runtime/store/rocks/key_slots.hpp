@@ -78,6 +78,8 @@ public:
   /// `settled()` is false until a destruction succeeds.
   void destroy(const std::vector<std::pair<std::string, std::string>>& keys);
   bool settled() const { return settled_; }
+  /// Every service with a key in the file since it was opened (or at its open).
+  std::vector<std::string> services() const;
   /// Every (user, sealed) of the service.
   std::vector<std::pair<std::string, std::string>> all(std::string_view svc) const;
   /// New sealed keys for existing users of `svc` (a master key rotation).
@@ -137,6 +139,7 @@ private:
   std::unordered_map<size_t, uint32_t> home_;  ///< hash of a user -> the page of its first key
   std::vector<uint32_t> pending_;     ///< slots whose zeros are not yet durable
   std::set<std::string, std::less<>> services_;  ///< seen: a home reserves a slot for each
+  mutable std::mutex services_mtx_;  ///< services_'s changes (under write_mtx_) against services()
   uint32_t next_generation_ = 1;     ///< every slot write takes the next: the later wins
   std::atomic<size_t> live_{0};
   std::atomic<bool> settled_{true};
