@@ -45,6 +45,39 @@ void outbox_state::schedule_drain() {
   }
 }
 
+template <class Dest, class Ok, class Err>
+void outbox_state::ask(const Dest& dest, std::string bytes, Ok ok, Err err) {
+  if (dest.node() != self->node()) {
+    self->request(dest, d.cfg.request_timeout, cmd_atom::value, wire{std::move(bytes)})
+      .then(std::move(ok), std::move(err));
+    return;
+  }
+  auto token = ++next_call;
+  local_calls.emplace(token, local_call{self->clock().now() + d.cfg.request_timeout, [err]() mutable {
+                                          caf::error e = caf::sec::request_timeout;
+                                          err(e);
+                                        }});
+  self->request(dest, caf::infinite, cmd_atom::value, wire{std::move(bytes)})
+    .then(
+      [this, token, ok](const wire& w) mutable {
+        if (local_calls.erase(token) == 1)  // else it timed out: the retry is under way
+          ok(w);
+      },
+      [this, token, err](caf::error& e) mutable {
+        if (local_calls.erase(token) == 1)
+          err(e);
+      });
+}
+
+void outbox_state::expire_local_calls() {
+  auto now = self->clock().now();
+  while (!local_calls.empty() && local_calls.begin()->second.deadline <= now) {
+    auto f = std::move(local_calls.begin()->second.timed_out);
+    local_calls.erase(local_calls.begin());
+    f();
+  }
+}
+
 void outbox_state::fail(const store::outbox_row& row, const std::string& why) {
   int32_t attempt = row.attempt + 1;
   int64_t delay = backoff_ms(attempt, to_ms(d.cfg.backoff_base), to_ms(d.cfg.backoff_max),
@@ -83,8 +116,8 @@ void outbox_state::hand_back(answer a) {
   del->set_step(a.step);
   del->set_request_id(row.request_id);
   *del->mutable_reply() = std::move(a.reply);
-  self->request(*origin, d.cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
-    .then(
+  ask(
+    *origin, env.SerializeAsString(),
       [this, row](const wire& w) {
         count_message();
         v1::Reply r;
@@ -128,8 +161,8 @@ void outbox_state::hand_back_all(std::vector<answer> all) {
     *del->mutable_reply() = a.reply;
   }
   auto shared = std::make_shared<std::vector<answer>>(std::move(all));
-  self->request(*origin, d.cfg.request_timeout, cmd_atom::value, wire{env.SerializeAsString()})
-    .then(
+  ask(
+    *origin, env.SerializeAsString(),
       [this, shared](const wire& w) {
         count_message();
         v1::Reply r;
@@ -226,8 +259,8 @@ void outbox_state::send_one(store::outbox_row row) {
     fail(r, why);
     settled(job);
   };
-  self->request(*dest, d.cfg.request_timeout, cmd_atom::value, wire{sent})
-    .then(
+  ask(
+    *dest, std::move(sent),
       [this, row, step, failed](const wire& w) {
         count_message();
         v1::Reply reply;
@@ -310,6 +343,7 @@ void outbox_state::tick() {
       overdue.push_back(job);
   for (auto& job : overdue)
     release(job);
+  expire_local_calls();
   drain();
   self->delayed_send(self, d.cfg.poll_interval, tick_atom::value);
 }

@@ -27,7 +27,10 @@
 #include "runtime/router/router.hpp"
 #include "runtime/store/event_store.hpp"
 
+#include <caf/actor_clock.hpp>
+
 #include <chrono>
+#include <map>
 #include <functional>
 #include <memory>
 #include <set>
@@ -107,6 +110,23 @@ struct outbox_state {
   void hand_back_all(std::vector<answer> all);
   /// The origin took answers to these entries.
   void handed_back(const std::vector<int64_t>& ids);
+
+  /// A request to `dest` with `bytes`: `ok` gets the answer, `err` an error,
+  /// once. To an actor of this node it waits without a CAF timeout (a timer
+  /// per request, set on CAF's clock thread and fired there later, was 5 % of
+  /// an erasure's CPU): the poll tick fails it past request_timeout
+  /// (expire_local_calls), and a late answer is ignored. To another node it
+  /// keeps CAF's timeout (a lost connection may never answer).
+  template <class Dest, class Ok, class Err>
+  void ask(const Dest& dest, std::string bytes, Ok ok, Err err);
+  /// The local requests past their deadline fail now (sec::request_timeout).
+  void expire_local_calls();
+  struct local_call {
+    caf::actor_clock::time_point deadline;
+    std::function<void()> timed_out;
+  };
+  std::map<uint64_t, local_call> local_calls;  ///< by token: the order sent is the deadlines' order
+  uint64_t next_call = 0;
 };
 
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
