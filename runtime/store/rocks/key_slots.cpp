@@ -125,14 +125,7 @@ key_slots::key_slots(std::string path, bool synced) : path_(std::move(path)), sy
       write_at(0, page, page_size, "create");
       sync("create");
       auto dir = std::filesystem::path(path_).parent_path().string();
-      int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (d < 0 || ::fsync(d) != 0) {
-        int err = errno;
-        if (d >= 0)
-          ::close(d);
-        fail("create", err);
-      }
-      ::close(d);
+      sync_dir(dir.empty() ? "." : dir);
     } else if (std::memcmp(page, header, sizeof header - 1) != 0) {
       throw store_error(errc::io, "the key file " + path_ + " is not a key slot file");
     }
@@ -146,6 +139,17 @@ key_slots::key_slots(std::string path, bool synced) : path_(std::move(path)), sy
 key_slots::~key_slots() {
   if (fd_ >= 0)
     ::close(fd_);
+}
+
+void sync_dir(const std::string& dir) {
+  int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || ::fsync(d) != 0) {
+    int err = errno;
+    if (d >= 0)
+      ::close(d);
+    throw store_error(errc::io, "cannot sync the directory " + dir + ": " + std::strerror(err));
+  }
+  ::close(d);
 }
 
 void key_slots::fail(const char* what, int err) const {

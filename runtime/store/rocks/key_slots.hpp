@@ -49,6 +49,10 @@
 
 namespace custodian::store::rocks {
 
+/// fsync of the directory `dir`: the names of the files in it made durable.
+/// Throws store_error (io) with the reason.
+void sync_dir(const std::string& dir);
+
 class key_slots {
 public:
   static constexpr size_t slot_size = 256;

@@ -79,17 +79,6 @@ void zero_and_remove(const std::string& file) {
     cannot("remove", file, errno);
 }
 
-void sync_dir(const std::string& dir) {
-  int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d < 0 || ::fsync(d) != 0) {
-    int err = errno;
-    if (d >= 0)
-      ::close(d);
-    cannot("sync", dir, err);
-  }
-  ::close(d);
-}
-
 } // namespace
 
 void node_db::open_keys() {
