@@ -337,7 +337,8 @@ void rocks_store::settle_keys(node_db& node,
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (size_t j = 0; j < g.commits.size(); ++j)
-        if (!g.commits[j]->destroy_keys.empty() || !g.commits[j]->destroy_node_keys.empty())
+        if (g.results[j].ok()
+            && (!g.commits[j]->destroy_keys.empty() || !g.commits[j]->destroy_node_keys.empty()))
           g.results[j] = {e.code, std::string("the key file: ") + e.what()};
   }
 }
@@ -369,26 +370,15 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     auto node = db();
     // Crypto-shredding: every key the group destroys is gone from the key
     // file when the group is acknowledged (one key-file transaction for
-    // every service).
+    // every service). The key file's zeroing of the slots and its fsync run
+    // beside the write of the batch; the group is acknowledged after both. A
+    // crash between the two may leave records deleted and a key not yet:
+    // every commit that destroys a key writes the user's tombstone, and the
+    // store destroys the keys of tombstoned users when it opens. It starts
+    // only once the group is staged: a closed store or a commit the index
+    // rule refused destroys nothing. (A throw below unwinds through `waits`
+    // first: it waits for the key file's thread, before `keys` and `node` go.)
     std::vector<std::pair<std::string, std::string>> keys;
-    std::vector<std::string> everyone;  // destroy_node_keys: of every service
-    for (size_t i = 0; i < groups.size(); ++i)
-      for (auto* c : groups[i].commits) {
-        for (auto& u : c->destroy_keys)
-          keys.emplace_back(stores[i]->opts_.service, u);
-        everyone.insert(everyone.end(), c->destroy_node_keys.begin(), c->destroy_node_keys.end());
-      }
-    if (!everyone.empty())
-      for (auto& svc : node->key_services())
-        for (auto& u : everyone)
-          keys.emplace_back(svc, u);
-    // The key file's zeroing of the destroyed keys' slots and its fsync run beside the
-    // staging and the write of the batch; the group is acknowledged after
-    // both. A crash between the two may leave records deleted and a key not
-    // yet: every commit that destroys a key writes the user's tombstone, and
-    // the store destroys the keys of tombstoned users when it opens.
-    // (A throw below unwinds through `waits` first: it waits for the key
-    // file's thread, before `keys` and `node` go.)
     std::future<void> shredded;
     struct wait_on_exit {
       std::future<void>& f;
@@ -397,8 +387,6 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
           f.wait();
       }
     } waits{shredded};
-    if (!keys.empty())
-      shredded = node->keys_destroy_beside(keys);
     // Each service's keyspace is decided under its own lock (taken in one
     // order: the group's stores are distinct), then one write for all.
     auto order = stores;
@@ -409,6 +397,22 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     for (auto* r : stores)
       r->db();  // closed: throws, and nothing is written
     auto st = stage_all(*node, stores, groups);
+    std::vector<std::string> everyone;  // destroy_node_keys: of every service
+    for (size_t i = 0; i < groups.size(); ++i)
+      for (size_t j = 0; j < groups[i].commits.size(); ++j) {
+        if (!groups[i].results[j].ok())
+          continue;  // refused while staged: nothing of it is written
+        auto* c = groups[i].commits[j];
+        for (auto& u : c->destroy_keys)
+          keys.emplace_back(stores[i]->opts_.service, u);
+        everyone.insert(everyone.end(), c->destroy_node_keys.begin(), c->destroy_node_keys.end());
+      }
+    if (!everyone.empty())
+      for (auto& svc : node->key_services())
+        for (auto& u : everyone)
+          keys.emplace_back(svc, u);
+    if (!keys.empty())
+      shredded = node->keys_destroy_beside(keys);
     rocksdb::WriteBatch wb;
     for (size_t i = 0; i < groups.size(); ++i)
       stores[i]->append(st[i], wb);
