@@ -23,9 +23,9 @@ void init_crypto() {
 
 namespace {
 
-/// libsodium's bytes, drawn a page at a time per thread: one getrandom call
-/// serves dozens of ids (an erasure draws an id per shard until one falls on
-/// its user's shard). What is handed out is wiped from the pool.
+/// libsodium's bytes, drawn 512 at a time per thread, for the random part of
+/// time-ordered ids (public, not secrets): one getrandom call serves dozens
+/// of ids (an erase job's id is drawn until it falls on its user's shard).
 class random_pool {
 public:
   void take(unsigned char* out, size_t n) {
@@ -65,18 +65,32 @@ std::string time_head() {
 } // namespace
 
 std::string random_hex(size_t n) {
-  unsigned char raw[64];
+  // Straight from libsodium: these may be secrets (session ids, tickets).
+  init_crypto();
+  std::string raw(n, '\0');
+  randombytes_buf(raw.data(), n);
   std::string hex(2 * n + 1, '\0');
-  for (size_t done = 0; done < n;) {
-    auto k = std::min(n - done, sizeof raw);
-    random_bytes(raw, k);
-    sodium_bin2hex(hex.data() + 2 * done, 2 * k + 1, raw, k);
-    done += k;
-  }
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(raw.data()), n);
   hex.pop_back();
-  sodium_memzero(raw, sizeof raw);
+  sodium_memzero(raw.data(), raw.size());
   return hex;
 }
+
+namespace {
+
+/// The random part of a time-ordered id (not a secret: ids are public), from
+/// the per-thread pool.
+std::string pooled_hex(size_t n) {
+  unsigned char raw[32];
+  n = std::min(n, sizeof raw);
+  random_bytes(raw, n);
+  std::string hex(2 * n + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), raw, n);
+  hex.pop_back();
+  return hex;
+}
+
+} // namespace
 
 bool is_id(std::string_view s) {
   if (s.size() != 32)
@@ -96,12 +110,12 @@ uint64_t stable_hash(std::string_view s) {
   return h;
 }
 
-std::string new_time_ordered_id() { return time_head() + random_hex(10); }
+std::string new_time_ordered_id() { return time_head() + pooled_hex(10); }
 
 std::string new_time_ordered_id(uint32_t shard, uint32_t shards) {
   auto head = time_head();
   for (;;) {
-    auto id = head + random_hex(10);
+    auto id = head + pooled_hex(10);
     if (shards <= 1 || shard_of(id, shards) == shard)
       return id;
   }

@@ -252,6 +252,9 @@ void outbox_state::send_one(store::outbox_row row) {
   }
   auto sent = env.SerializeAsString();
   auto step = saga::step_of(env.command());
+  // The callbacks below keep `row` until an answer comes (a local shard that
+  // exits holding the request never answers): without its opened payload.
+  row.payload.clear();
   in_flight.insert(row.id);
   if (!step.job_id.empty())
     ++jobs[step.job_id].outstanding;
