@@ -20,6 +20,8 @@
 
 namespace custodian::store::rocks {
 
+/// Turns off RocksDB's perf counters on the calling thread (node_db.cpp).
+void quiet_perf_counters();
 /// Maps a RocksDB status to the store's errors (one place).
 [[noreturn]] void fail(const rocksdb::Status& s, const std::string& what);
 inline void check(const rocksdb::Status& s, const std::string& what) {

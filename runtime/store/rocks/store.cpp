@@ -50,6 +50,7 @@ rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
 rocks_store::~rocks_store() { close(); }
 
 std::shared_ptr<node_db> rocks_store::db() const {
+  quiet_perf_counters();
   auto p = std::atomic_load(&db_);
   if (p == nullptr || closed_)
     throw store_error(errc::unavailable, "store " + opts_.path + " (" + opts_.service + ") is closed");
