@@ -327,6 +327,15 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
     mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
     store_view view{st};
     auto share = own.handle(mine, view);
+    if (!share.commit.destroy_node_keys.empty()) {  // the service contract (shard_core.cpp)
+      outcome refused;
+      refused.reply = make_reply(v1::Reply::INTERNAL,
+                                 "service " + service_ + "'s commit destroys the keys of every "
+                                 "service of the node (destroy_node_keys), which only the erase "
+                                 "coordinator's acceptance does: refused");
+      log::get(service_)->error("erase request={}: {}", env.request_id(), refused.reply.message());
+      return refused;
+    }
     if (share.reply.status() != v1::Reply::OK) {
       outcome refused;  // nothing of it is written: no job, no tombstone
       refused.reply = share.reply;

@@ -14,8 +14,8 @@
 ///   backend that decides a whole batch before it writes);
 /// - **keys gone when acknowledged, a status per commit** (`commit_batch`,
 ///   SQLite and MongoDB: every key the batch destroys is durably gone before
-///   any record of it is written; RocksDB destroys them beside its write,
-///   rocks/apply.cpp); a refused commit (conflict, fenced) is refused alone;
+///   any record of it is written; RocksDB destroys them right after its
+///   write, rocks/apply.cpp); a refused commit (conflict, fenced) is refused alone;
 ///   a failure of the batch fails every commit of it, none half written.
 /// tests/store/conformance_test.cpp checks this contract on every backend.
 

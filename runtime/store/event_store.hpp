@@ -114,10 +114,10 @@ struct audit_row {
 /// insertions. `destroy_keys` (crypto-shredding) is durable, and has left
 /// every file of the key table, when the commit is acknowledged. SQLite and
 /// MongoDB destroy the keys before the rest is written; RocksDB destroys them
-/// beside its write (its key file is another file), which is safe because a
-/// commit that destroys a user's key also writes their tombstone and every
-/// embedded store destroys the keys of tombstoned users when it opens (a
-/// deletion a crash lost is redone). The order, what an erasure deletes and
+/// right after its write (its key file is another file): a crash in between
+/// leaves the erasure recorded, and a commit that destroys a user's key also
+/// writes their tombstone, and every embedded store destroys the keys of
+/// tombstoned users when it opens (a deletion a crash lost is redone). The order, what an erasure deletes and
 /// the unique-index rule are written once, in commit_rules.hpp. (MongoDB applies a journaled commit
 /// collection by collection, tombstones first, so a crash in between never
 /// leaves records without their tombstone; see mongo_store.hpp.)

@@ -11,13 +11,12 @@
 /// The per-user data keys (crypto-shredding) are not in RocksDB, whose deleted
 /// values stay in older log and table files until compaction: they live in the
 /// node's key file (`keys.slots`, rocks/key_slots.hpp), which overwrites a
-/// destroyed key's slot with zeros and syncs it beside the write of the
+/// destroyed key's slot with zeros and syncs it right after the write of the
 /// erasure, before it is acknowledged (docs/architecture.md, "The key file").
 
 #include "runtime/store/event_store.hpp"
 
 #include <atomic>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,8 +55,8 @@ public:
 
   status apply(const commit& c) override;
   std::vector<status> apply_batch(const std::vector<const commit*>& batch) override;
-  /// Groups of stores of this node's DB: one key-file transaction beside one
-  /// WriteBatch and one log write (fsynced) for all of them, acknowledged
+  /// Groups of stores of this node's DB: one WriteBatch and one log write
+  /// (fsynced) for all of them, then one key-file transaction, acknowledged
   /// after both; other stores' groups each on their own.
   void apply_group(std::vector<store_batch>& groups) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
@@ -121,10 +120,10 @@ private:
                std::vector<status>& out);
   /// Appends what `s` writes to `wb`, in key order.
   void append(const staged& s, rocksdb::WriteBatch& wb) const;
-  /// After a group's write: waits for its key-file work, and redoes it if it
-  /// failed; commits that destroy keys fail if that fails too (apply.cpp).
+  /// After a group's write: destroys its keys in the key file, once more if
+  /// that failed; commits that destroy keys fail if that fails too (apply.cpp).
   void settle_keys(rocks::node_db& node, const std::vector<std::pair<std::string, std::string>>& keys,
-                   std::future<void>& shredded, std::vector<store_batch>& groups);
+                   std::vector<store_batch>& groups);
   /// Each service's share of a group staged, one after another (apply.cpp).
   static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);

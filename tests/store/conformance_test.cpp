@@ -744,7 +744,7 @@ BOOST_FIXTURE_TEST_CASE(a_service_that_fails_while_staged_beside_another_fails_t
 
 BOOST_FIXTURE_TEST_CASE(a_key_file_that_cannot_be_written_fails_the_erasure_and_forgets_nothing,
                         fixture, *utf::precondition(rocks_only)) {
-  // RocksDB destroys a group's keys beside its write. When the key file
+  // RocksDB destroys a group's keys after its write. When the key file
   // cannot be written (here its descriptor is swapped for a read-only one:
   // pwrite fails in the kernel, also when the store tries once more after
   // its write) the erasure fails; the group's other commit is written and

@@ -51,6 +51,8 @@ public:
     BOOST_TEST_REQUIRE(o != -1);  // open: -1 on failure
     BOOST_TEST_REQUIRE(::dup2(o, fd_) == fd_);
     ::close(o);
+    // A file written with write() (a log) goes on at its end, not over its head.
+    ::lseek(fd_, 0, SEEK_END);
   }
   fd_fault(const fd_fault&) = delete;
   fd_fault& operator=(const fd_fault&) = delete;

@@ -1,6 +1,7 @@
 // The service contract, enforced by the runtime: a service takes part in every
 // lifecycle step unless it declares it holds no personal data, and one that
-// declares so cannot keep anything of a person. `catalog` below is a test
+// declares so cannot keep anything of a person; no service's own commit
+// destroys other services' keys. `catalog` below is a test
 // plug-in (a fake, named so) that declares no personal data and then tries to
 // write a user's records, an index row of a user, and a sealed field.
 #define BOOST_TEST_MODULE contract
@@ -38,7 +39,10 @@ public:
     else if (what == "seal")
       out.commit.index_puts.push_back(
         store::index_row{"note", "n1", "", keys_->seal(env.user_id(), "likes heist films", "note")});
-    else if (what == "unset") {  // its own data, but an answer left unset
+    else if (what == "shred-node") {  // its own data, and every service's key of the user
+      out.commit.index_puts.push_back(store::index_row{"title", "tt2", "", "x"});
+      out.commit.destroy_node_keys.push_back(env.user_id());
+    } else if (what == "unset") {  // its own data, but an answer left unset
       out = outcome{};
       out.commit.index_puts.push_back(store::index_row{"title", "tt1", "", "x"});
     } else
@@ -140,6 +144,20 @@ BOOST_AUTO_TEST_CASE(a_service_without_personal_data_cannot_write_anything_of_a_
   BOOST_TEST(!kit.store().index_get("likes", uid).has_value());
   BOOST_TEST(!kit.store().index_get("note", "n1").has_value());
   BOOST_TEST(!kit.store().key_get(uid).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(no_service_destroys_the_keys_of_every_service_of_the_node) {
+  // Only the erase coordinator's acceptance names a user in destroy_node_keys
+  // (every service's key of the user in the node's key file): a service's
+  // own commit that does is refused whole, whatever the service declares.
+  testkit::kit_options opts;
+  opts.registry = with_catalog();
+  testkit::service_kit kit{catalog(), opts};
+  auto r = try_(kit, new_id(), "shred-node");
+  BOOST_TEST(r.status() == v1::Reply::INTERNAL);
+  BOOST_TEST(r.message().find("service catalog's commit destroys the keys of every service")
+               != std::string::npos, r.message());
+  BOOST_TEST(!kit.store().index_get("title", "tt2").has_value());  // nothing of it written
 }
 
 BOOST_AUTO_TEST_CASE(an_export_names_each_service_without_personal_data_and_its_reason) {

@@ -486,7 +486,7 @@ BOOST_AUTO_TEST_CASE(job_changes_become_outbox_rows_to_each_notification_url_wit
 }
 
 BOOST_AUTO_TEST_CASE(an_erasure_is_not_verified_while_a_destroyed_key_may_still_be_on_disk) {
-  // RocksDB destroys keys beside its write. Here the key file's zeros never
+  // RocksDB destroys keys after its write. Here the key file's zeros never
   // reach the disk: its descriptor is swapped for /dev/null (writes go
   // nowhere, fdatasync fails), also when the store tries again after its
   // write. Records gone, tombstone written, key gone for every reader: still

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <future>
 #include <map>
 #include <set>
 
@@ -316,20 +315,20 @@ void rocks_store::written(node_db& node, const staged& s) {
     node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
 }
 
-// The group's batch is written; its keys are gone if the key file's thread
-// succeeded, else they are destroyed again here (idempotent; it also writes
-// the zeros of slots a failed attempt left pending). If that fails too, the
+// The group's batch is written; then its keys are destroyed, and once more if
+// that failed (idempotent; it also writes the zeros of slots a failed attempt
+// left pending). If that fails too, the
 // commits that destroy keys fail (a redelivered erasure is not verified while
 // the key file is unsettled: keys_settled()) and the others stand: they are
 // written, and nothing of them depends on the key file.
 void rocks_store::settle_keys(node_db& node,
                               const std::vector<std::pair<std::string, std::string>>& keys,
-                              std::future<void>& shredded, std::vector<store_batch>& groups) {
+                              std::vector<store_batch>& groups) {
   try {
-    shredded.get();
+    node.keys_destroy(keys);
     return;
   } catch (const store_error& e) {
-    log::get("store")->warn("{}: the key file failed beside a written batch ({}); once more",
+    log::get("store")->warn("{}: the key file failed after a written batch ({}); once more",
                             opts_.path, e.what());
   }
   try {
@@ -370,23 +369,14 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
     auto node = db();
     // Crypto-shredding: every key the group destroys is gone from the key
     // file when the group is acknowledged (one key-file transaction for
-    // every service). The key file's zeroing of the slots and its fsync run
-    // beside the write of the batch; the group is acknowledged after both. A
-    // crash between the two may leave records deleted and a key not yet:
-    // every commit that destroys a key writes the user's tombstone, and the
-    // store destroys the keys of tombstoned users when it opens. It starts
-    // only once the group is staged: a closed store or a commit the index
-    // rule refused destroys nothing. (A throw below unwinds through `waits`
-    // first: it waits for the key file's thread, before `keys` and `node` go.)
+    // every service), and it goes after the batch is in the log: a crash in
+    // between leaves the erasure recorded and some keys not yet destroyed,
+    // which is finished later (the next open destroys the keys of users
+    // tombstoned in a family; other services' keys that destroy_node_keys
+    // named, by their own erase steps, whose outbox entries the batch holds). The other
+    // order could leave keys destroyed and no erasure recorded. A closed
+    // store or a commit the index rule refused destroys nothing.
     std::vector<std::pair<std::string, std::string>> keys;
-    std::future<void> shredded;
-    struct wait_on_exit {
-      std::future<void>& f;
-      ~wait_on_exit() {
-        if (f.valid())
-          f.wait();
-      }
-    } waits{shredded};
     // Each service's keyspace is decided under its own lock (taken in one
     // order: the group's stores are distinct), then one write for all.
     auto order = stores;
@@ -411,16 +401,15 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
       for (auto& svc : node->key_services())
         for (auto& u : everyone)
           keys.emplace_back(svc, u);
-    if (!keys.empty())
-      shredded = node->keys_destroy_beside(keys);
     rocksdb::WriteBatch wb;
     for (size_t i = 0; i < groups.size(); ++i)
       stores[i]->append(st[i], wb);
     check(node->db()->Write(node->write_options(), &wb), "commit");
     for (size_t i = 0; i < groups.size(); ++i)
       stores[i]->written(*node, st[i]);  // durable: remembered whatever follows
-    if (shredded.valid())
-      settle_keys(*node, keys, shredded, groups);
+    locks.clear();  // the key file has its own lock: other writers need not wait for its fsync
+    if (!keys.empty())
+      settle_keys(*node, keys, groups);
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (auto& s : g.results)

@@ -142,11 +142,6 @@ void node_db::keys_destroy(const std::vector<std::pair<std::string, std::string>
   keys_->destroy(keys);
 }
 
-std::future<void> node_db::keys_destroy_beside(
-  const std::vector<std::pair<std::string, std::string>>& keys) {
-  return key_thread_.submit([this, &keys] { keys_->destroy(keys); });
-}
-
 std::vector<std::pair<std::string, std::string>> node_db::keys_all(const std::string& svc) {
   return keys_->all(svc);
 }

@@ -161,7 +161,6 @@ node_db::~node_db() {
     scrub_cv_.notify_one();
   }
   scrubber_.join();
-  key_thread_.stop();
   // A clean stop leaves nothing an erasure deleted in any file: every memtable
   // flushed (the logs that held erased records deleted), erased families compacted.
   bool scrubbed = true;

@@ -4,7 +4,6 @@
 
 #include "runtime/store/event_store.hpp"
 #include "runtime/store/rocks/key_slots.hpp"
-#include "runtime/store/rocks/side_thread.hpp"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -52,9 +51,6 @@ public:
   void keys_destroy(const std::string& svc, const std::vector<std::string>& users);
   /// The same for (service, user) pairs of several services, with one fsync.
   void keys_destroy(const std::vector<std::pair<std::string, std::string>>& keys);
-  /// keys_destroy(keys) on the node's key-file thread, beside the caller
-  /// (the group commit's RocksDB write); `keys` must outlive the future's wait.
-  std::future<void> keys_destroy_beside(const std::vector<std::pair<std::string, std::string>>& keys);
   /// False from a failed keys_destroy until one succeeds (store.keys_settled()).
   bool keys_settled() const { return keys_->settled(); }
   /// The services with keys in the key file (destroy_node_keys: every one).
@@ -86,7 +82,6 @@ private:
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;
 
   std::unique_ptr<key_slots> keys_;
-  side_thread key_thread_;  ///< keys_destroy_beside's
   bool sync_ = true;
 
   int data_scrub_ms_;

@@ -1,13 +1,19 @@
-// The RocksDB backend's user prefix (runtime/store/rocks/node_db.cpp): the
-// table files of a service's family carry bloom filters of each user's key
-// prefix, and reads that use them (an erasure's scan, the verification's
-// count, a stream) still see exactly the user's records, also for users
-// whose ids share leading characters, from the memtable and from the files.
-#define BOOST_TEST_MODULE rocks_prefix
+// What only the RocksDB backend does (the store conformance suite covers the
+// rest). The user prefix (runtime/store/rocks/node_db.cpp): the table files
+// of a service's family carry bloom filters of each user's key prefix, and
+// reads that use them (an erasure's scan, the verification's count, a
+// stream) still see exactly the user's records, also for users whose ids
+// share leading characters, from the memtable and from the files. The order
+// of the log and the key file (apply.cpp): a group's keys are destroyed only
+// once its batch is in the log.
+#define BOOST_TEST_MODULE rocks_store
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/store/rocks_store.hpp"
+#include "tests/support/fd_fault.hpp"
 #include "tests/support/temp_dir.hpp"
+
+#include <filesystem>
 
 #include <rocksdb/db.h>
 #include <rocksdb/table_properties.h>
@@ -98,4 +104,37 @@ BOOST_AUTO_TEST_CASE(a_services_table_files_carry_the_user_prefix_filter) {
   BOOST_TEST(tables > 0u);  // the scrub wrote the family into a file
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_the_log_refuses_destroys_no_key) {
+  // The log's descriptor is swapped for a read-only one: RocksDB's write of
+  // the erasure's batch fails in the kernel. The erasure is not recorded, so
+  // the user's key must still be there, readable and in the key file (when
+  // the key file's work ran beside the write, it was already zeroed).
+  test::temp_dir dir;
+  rocks_options o{dir.file("node"), "svc"};
+  rocks_store st{o};
+  const std::string sealed = "SEALED-KEY-OF-u1-0123456789abcdef";
+  st.key_put("u1", sealed);
+  commit seed;
+  seed.events = {{"u1", "event of u1"}};
+  BOOST_TEST_REQUIRE(st.apply(seed).ok());
+  std::string log;  // the newest (highest-numbered) write-ahead log
+  for (auto& e : std::filesystem::directory_iterator(dir.file("node")))
+    if (e.path().extension() == ".log" && e.path().string() > log)
+      log = e.path().string();
+  BOOST_TEST_REQUIRE(!log.empty());  // the write-ahead log the seed went to
+  commit e = erasure("u1");
+  e.destroy_keys = {"u1"};
+  status res;
+  {
+    test::fd_fault fault{test::fd_of(log), log, log, O_RDONLY};
+    res = st.apply(e);
+  }
+  BOOST_TEST(!res.ok());
+  BOOST_TEST(res.message.find("commit") != std::string::npos, res.message);
+  BOOST_TEST(st.key_get("u1").value_or("") == sealed);
+  BOOST_TEST(test::slurp(dir.file("node/keys.slots")).find(sealed) != std::string::npos);
+  BOOST_TEST(!st.tombstoned("u1"));
+  st.close();
 }
