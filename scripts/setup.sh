@@ -20,6 +20,7 @@ packages=(
   libboost-test-dev libboost-dev
   libsqlite3-dev sqlite3
   librocksdb-dev libjemalloc-dev
+  libsnappy-dev libbz2-dev liblz4-dev libzstd-dev  # librocksdb.a's own (linked statically)
   libsodium-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libmongoc-dev libbson-dev
