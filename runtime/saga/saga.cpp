@@ -3,6 +3,7 @@
 #include "runtime/saga/certificate.hpp"
 #include "runtime/saga/deadline.hpp"
 #include "runtime/saga/verify.hpp"
+#include "runtime/service/contract.hpp"
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
@@ -327,12 +328,9 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
     mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
     store_view view{st};
     auto share = own.handle(mine, view);
-    if (!share.commit.destroy_node_keys.empty()) {  // the service contract (shard_core.cpp)
-      outcome refused;
-      refused.reply = make_reply(v1::Reply::INTERNAL,
-                                 "service " + service_ + "'s commit destroys the keys of every "
-                                 "service of the node (destroy_node_keys), which only the erase "
-                                 "coordinator's acceptance does: refused");
+    if (auto why = node_keys_refusal(service_, share.commit); !why.empty()) {
+      outcome refused;  // the service contract, as shard_core.cpp refuses it
+      refused.reply = make_reply(v1::Reply::INTERNAL, why);
       log::get(service_)->error("erase request={}: {}", env.request_id(), refused.reply.message());
       return refused;
     }

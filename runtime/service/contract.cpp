@@ -19,6 +19,13 @@ std::string writes_of_a_user(const store::commit& c) {
   return "";
 }
 
+std::string node_keys_refusal(const std::string& service, const store::commit& c) {
+  if (c.destroy_node_keys.empty())
+    return "";
+  return "service " + service + "'s commit destroys the keys of every service of the node "
+         "(destroy_node_keys), which only the erase coordinator's acceptance does: refused";
+}
+
 namespace {
 
 class no_personal_keys final : public crypto::service_keys {

@@ -27,6 +27,11 @@ struct contract_violation : std::logic_error {
 /// tombstones, key destruction, jobs of a user.
 std::string writes_of_a_user(const store::commit& c);
 
+/// Why `service`'s own commit that sets destroy_node_keys is refused ("" if
+/// it does not): only the erase coordinator's acceptance destroys every
+/// service's keys of a user on the node.
+std::string node_keys_refusal(const std::string& service, const store::commit& c);
+
 /// The keys a service's logic gets: `keys` itself for a service that holds
 /// personal data; for one that does not, keys whose seal and open throw
 /// contract_violation (keyed hashes and named secrets still work).

@@ -148,10 +148,8 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
     } else {
       store_view view{*store_};
       out = logic_->handle(env, view);
-      if (!out.commit.destroy_node_keys.empty())
-        throw contract_violation("service " + logic_->name() + "'s commit destroys the keys of "
-                                 "every service of the node (destroy_node_keys), which only "
-                                 "the erase coordinator's acceptance does: refused");
+      if (auto why = node_keys_refusal(logic_->name(), out.commit); !why.empty())
+        throw contract_violation(why);
       if (!holds_personal_data_)
         if (auto what = writes_of_a_user(out.commit); !what.empty())
           throw contract_violation("service " + logic_->name() + " declares it holds no personal "
