@@ -7,23 +7,60 @@
 
 #include <algorithm>
 
+#include <pthread.h>
+
 namespace custodian {
+
+log_thread::log_thread(write_fn write) : write_(std::move(write)), thread_([this] { run(); }) {}
+
+log_thread::~log_thread() {
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void log_thread::post(std::shared_ptr<staged_batch> b) {
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    queue_.push_back(std::move(b));
+  }
+  cv_.notify_one();
+}
+
+void log_thread::run() {
+  pthread_setname_np(pthread_self(), "writer.log");
+  for (;;) {
+    std::vector<std::shared_ptr<staged_batch>> next;
+    {
+      std::unique_lock<std::mutex> l{mtx_};
+      cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty())
+        return;
+      next.swap(queue_);
+    }
+    write_(next);
+  }
+}
 
 namespace {
 
-/// The batch's commits per store, in order (a ticket without a store goes to `own`).
-std::vector<store::store_batch> group_by_store(const std::vector<writer_state::waiting>& batch,
-                                               const std::shared_ptr<store::event_store>& own) {
-  std::vector<store::store_batch> groups;
-  for (auto& w : batch) {
+using in_flight = staged_batch;
+
+/// The batch's commits per store, in order (a ticket without a store goes to
+/// `own`), and where each commit's result will be.
+void group_by_store(in_flight& f, const std::shared_ptr<store::event_store>& own) {
+  for (auto& w : f.batch) {
     auto* target = w.store ? w.store.get() : own.get();
-    auto g = std::find_if(groups.begin(), groups.end(),
+    auto g = std::find_if(f.groups.begin(), f.groups.end(),
                           [target](const auto& x) { return x.store == target; });
-    if (g == groups.end())
-      g = groups.insert(groups.end(), store::store_batch{target, {}, {}});
+    if (g == f.groups.end())
+      g = f.groups.insert(f.groups.end(), store::store_batch{target, {}, {}});
+    f.where.emplace_back(static_cast<size_t>(g - f.groups.begin()), g->commits.size());
     g->commits.push_back(w.commit.get());
   }
-  return groups;
 }
 
 /// One write for all groups where their stores share a log, else one per store.
@@ -39,17 +76,78 @@ void apply_all(std::vector<store::store_batch>& groups) {
   }
 }
 
+/// Answers the batch's commits in order, each from its store's group.
+void answer(in_flight& f, const std::string& service) {
+  std::vector<bool> counted(f.groups.size(), false);
+  for (size_t i = 0; i < f.batch.size(); ++i) {
+    auto& w = f.batch[i];
+    auto [gi, j] = f.where[i];
+    if (!counted[gi]) {
+      counted[gi] = true;
+      metrics::store_commit(w.service.empty() ? service : w.service,
+                            std::chrono::duration<double>(f.took).count(),
+                            f.groups[gi].commits.size());
+    }
+    auto& r = f.groups[gi].results[j];
+    if (r.ok())
+      w.promise.deliver(caf::ok_atom::value);
+    else
+      w.promise.deliver(make_error(r.code, r.message));
+  }
+}
+
+/// The store that stages these groups ahead of their write, if any.
+store::pipelined_store* pipelined(const std::vector<store::store_batch>& groups) {
+  return dynamic_cast<store::pipelined_store*>(groups.front().store);
+}
+
+/// On the log thread: the batches as one write, then a wake-up of the writer.
+void write_batches(const std::vector<std::shared_ptr<staged_batch>>& bs,
+                   const caf::weak_actor_ptr& writer) {
+  auto* p = pipelined(bs.front()->groups);  // its tickets hold the store
+  std::vector<store::staged_group*> gs;
+  for (auto& b : bs)
+    if (b->staged)
+      gs.push_back(b->staged.get());
+  try {
+    p->write_staged(gs);
+  } catch (const std::exception& e) {
+    for (auto& b : bs)
+      for (auto& g : b->groups)
+        g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (auto& b : bs) {
+    b->took = now - b->t0;
+    b->done.store(true, std::memory_order_release);
+  }
+  if (auto w = caf::actor_cast<caf::strong_actor_ptr>(writer))
+    caf::anon_send(caf::actor_cast<writer_actor>(w), flush_atom::value);
+}
+
 } // namespace
+
+void writer_state::answer_written(bool stopping) {
+  while (!inflight.empty() && (stopping || inflight.front()->done.load(std::memory_order_acquire))) {
+    auto f = std::move(inflight.front());
+    inflight.pop_front();
+    busy += f->took;
+    answer(*f, service);
+  }
+}
 
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
                                         std::shared_ptr<store::event_store> st, writer_config cfg) {
   auto flush = [self, st, service = cfg.service] {
     auto& s = self->state;
     s.flush_scheduled = false;
-    if (s.pending.empty())
-      return;
-    auto batch = std::move(s.pending);
+    s.answer_written();
+    if (s.pending.empty() || s.inflight.size() >= writer_state::max_staged)
+      return;  // a written batch's wake-up flushes again
+    auto f = std::make_shared<in_flight>();
+    f->batch = std::move(s.pending);
     s.pending.clear();
+    auto& batch = f->batch;
     // A commit whose caller stopped waiting while it queued is not written: the
     // caller was (or will be) told "overloaded, nothing written", so writing it
     // now would apply what was refused.
@@ -63,32 +161,37 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
     batch.erase(expired, batch.end());
     if (batch.empty())
       return;
-    auto t0 = std::chrono::steady_clock::now();
-    auto groups = group_by_store(batch, st);
-    apply_all(groups);
-    auto took = std::chrono::steady_clock::now() - t0;
-    s.busy += took;
+    f->t0 = std::chrono::steady_clock::now();
+    group_by_store(*f, st);
     ++s.batches;
     s.commits += batch.size();
-    // Answers in the batch's order, each from its store's group.
-    std::vector<size_t> next(groups.size(), 0);
-    std::vector<size_t> counted(groups.size(), 0);
-    for (auto& w : batch) {
-      size_t gi = 0;
-      auto* target = w.store ? w.store.get() : st.get();
-      while (groups[gi].store != target)
-        ++gi;
-      if (counted[gi]++ == 0)
-        metrics::store_commit(w.service.empty() ? service : w.service,
-                              std::chrono::duration<double>(took).count(),
-                              groups[gi].commits.size());
-      auto& r = groups[gi].results[next[gi]++];
-      if (r.ok())
-        w.promise.deliver(caf::ok_atom::value);
-      else
-        w.promise.deliver(make_error(r.code, r.message));
+    if (auto* p = pipelined(f->groups)) {
+      try {
+        f->staged = p->stage_group(f->groups);
+      } catch (const std::exception& e) {
+        for (auto& g : f->groups)
+          g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
+        f->done = true;
+      }
     }
+    if (f->staged || f->done) {
+      // Written on the log thread, in order; the writer stages the next batch meanwhile.
+      s.inflight.push_back(f);
+      if (!s.log)
+        s.log = std::make_unique<log_thread>(
+          [me = caf::actor_cast<caf::weak_actor_ptr>(self)](
+            const std::vector<std::shared_ptr<staged_batch>>& bs) { write_batches(bs, me); });
+      if (!f->done)
+        s.log->post(f);
+      s.answer_written();
+      return;
+    }
+    apply_all(f->groups);
+    f->took = std::chrono::steady_clock::now() - f->t0;
+    s.busy += f->took;
+    answer(*f, service);
   };
+  self->state.service = cfg.service;
   self->attach_functor([self, st, cfg] {
     log::get("writer")->info(
       "writer of {} stopped: {} commits in {} transactions, {} ms writing, {} refused past "

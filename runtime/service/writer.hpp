@@ -14,13 +14,26 @@
 /// holds the commits of every service and goes to the log as one write
 /// (event_store::apply_group). SQLite and MongoDB keep a writer per service
 /// (their stores are separate files or collections that commit in parallel).
+///
+/// Pipelined (store/pipelined.hpp, RocksDB): the writer decides a batch in
+/// memory and hands its write to its log thread, then decides the next
+/// batches while that one is written and fsynced (at most eight on their way). The log thread writes them in order and wakes the writer
+/// (flush), which answers a batch's commits once its write is durable. The
+/// log thread writes every batch staged by the time it is free as one write
+/// (one fsync), so batches still grow while a write is on its way.
 
 #include "runtime/common/wire.hpp"
 #include "runtime/store/event_store.hpp"
+#include "runtime/store/pipelined.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace custodian {
 
@@ -61,24 +74,68 @@ struct writer_config {
   size_t max_batch = 512;
 };
 
+/// A commit waiting for its batch's write.
+struct writer_waiting {
+  std::shared_ptr<store::commit> commit;
+  caf::typed_response_promise<caf::ok_atom> promise;
+  std::chrono::steady_clock::time_point deadline;
+  std::shared_ptr<store::event_store> store;  ///< null: the writer's own
+  std::string service;                        ///< "": the writer's
+};
+
+/// A batch decided (staged) and handed to the log thread, answered once written.
+struct staged_batch {
+  std::vector<writer_waiting> batch;
+  std::vector<store::store_batch> groups;
+  std::vector<std::pair<size_t, size_t>> where;  ///< each commit's (group, index)
+  std::unique_ptr<store::staged_group> staged;
+  std::chrono::steady_clock::time_point t0;
+  caf::timespan took{0};          ///< from staging to written (set by the log thread)
+  std::atomic<bool> done{false};  ///< written or failed: its results are set
+};
+
+/// The writer's log thread: writes the batches the writer staged, every batch
+/// waiting by the time it is free as one write, in the order they were
+/// posted. Its destructor writes what was posted, then joins.
+class log_thread {
+public:
+  using write_fn = std::function<void(const std::vector<std::shared_ptr<staged_batch>>&)>;
+  explicit log_thread(write_fn write);
+  ~log_thread();
+  void post(std::shared_ptr<staged_batch> b);
+
+private:
+  void run();
+  write_fn write_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<staged_batch>> queue_;
+  bool stop_ = false;
+  std::thread thread_;  ///< last: starts once the rest is ready
+};
+
 struct writer_state {
-  struct waiting {
-    std::shared_ptr<store::commit> commit;
-    caf::typed_response_promise<caf::ok_atom> promise;
-    std::chrono::steady_clock::time_point deadline;
-    std::shared_ptr<store::event_store> store;  ///< null: the writer's own
-    std::string service;                        ///< "": the writer's
-  };
+  using waiting = writer_waiting;
+  std::string service;  ///< for metrics ("node": every service's writer)
   std::vector<waiting> pending;
+  /// Staged and not yet answered, oldest first (at most max_staged).
+  std::deque<std::shared_ptr<staged_batch>> inflight;
+  static constexpr size_t max_staged = 8;
+  std::unique_ptr<log_thread> log;  ///< made for the first pipelined batch
   bool flush_scheduled = false;
   uint64_t batches = 0;
   uint64_t commits = 0;
   uint64_t expired = 0;   ///< refused: their deadline passed while they waited
   caf::timespan busy{0};  ///< time spent writing
   static inline const char* name = "writer";
+  /// Answers what the log thread has written (every batch, when stopping).
+  void answer_written(bool stopping = false);
   /// A writer that goes away answers every commit it still holds (with an
-  /// error): shards wait for their writer without a timer of their own.
+  /// error, or with its write's result if it was staged): shards wait for
+  /// their writer without a timer of their own.
   ~writer_state() {
+    log.reset();  // writes what it was given: those commits get their real answer
+    answer_written(true);
     for (auto& w : pending)
       w.promise.deliver(make_error(errc::unavailable, "the writer stopped"));
   }

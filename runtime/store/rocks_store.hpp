@@ -15,8 +15,11 @@
 /// erasure, before it is acknowledged (docs/architecture.md, "The key file").
 
 #include "runtime/store/event_store.hpp"
+#include "runtime/store/pipelined.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,7 +49,9 @@ struct rocks_options {
   int data_scrub_ms = 30000;
 };
 
-class rocks_store final : public event_store {
+class rocks_group;
+
+class rocks_store final : public event_store, public pipelined_store {
 public:
   /// Opens (creating if needed) the node's store and the service's column
   /// family; throws store_error on failure. Stores of one path share one DB.
@@ -59,6 +64,9 @@ public:
   /// (fsynced) for all of them, then one key-file transaction, acknowledged
   /// after both; other stores' groups each on their own.
   void apply_group(std::vector<store_batch>& groups) override;
+  /// The same decided now and written later (pipelined.hpp; rocks/group.cpp).
+  std::unique_ptr<staged_group> stage_group(std::vector<store_batch>& groups) override;
+  void write_staged(const std::vector<staged_group*>& groups) override;
   std::vector<event_row> read_stream(const std::string& stream) override;
   bool has_events(const std::string& stream) override;
   std::optional<std::string> inbox_get(const std::string& user_id,
@@ -96,8 +104,14 @@ public:
   int64_t buffered_bytes() const;
 
 private:
+  friend class rocks_group;
   /// The node's DB (held while the caller uses it), or store_error(unavailable) once closed.
   std::shared_ptr<rocks::node_db> db() const;
+  /// How a staged group's write ended (pipelined.hpp).
+  struct outcome {
+    std::atomic<int> state{0};  ///< 0 staged, 1 written, 2 failed (`error` set before)
+    status error;
+  };
   /// What a staged batch changes once its write is durable.
   struct staged {
     int64_t depth_delta = 0;  ///< outbox entries added minus removed
@@ -105,7 +119,11 @@ private:
     std::map<std::string, int64_t> last_seq;  ///< each written stream's last sequence number
     /// Every key the batch writes: its value, or none (deleted).
     std::map<std::string, std::optional<std::string>> writes;
+    std::shared_ptr<outcome> end;  ///< its group's
   };
+  /// `key` as the store will hold it once the staged groups are written:
+  /// the newest staged write of it, else the stored value (under write_mtx_).
+  std::optional<std::string> chain_get(rocks::node_db& node, const std::string& key) const;
   /// A stream's last sequence number as the store last wrote it (nullopt:
   /// not remembered). Kept so that an append and "has the user events?"
   /// need no seek into the tree (at 20,000 users the two seeks were an eighth
@@ -118,15 +136,29 @@ private:
   /// (its status in `out` says so).
   staged stage(rocks::node_db& node, const std::vector<const commit*>& batch,
                std::vector<status>& out);
+  /// Lowers the due floor to the first due key `s` writes (when it is
+  /// staged: before its write).
+  void staged_due(const staged& s) const;
   /// Appends what `s` writes to `wb`, in key order.
   void append(const staged& s, rocksdb::WriteBatch& wb) const;
-  /// After a group's write: destroys its keys in the key file, once more if
-  /// that failed; commits that destroy keys fail if that fails too (apply.cpp).
-  void settle_keys(rocks::node_db& node, const std::vector<std::pair<std::string, std::string>>& keys,
-                   std::vector<store_batch>& groups);
+  /// After the groups' write: destroys their keys in the key file, once more
+  /// if that failed; commits that destroy keys fail if that fails too.
+  static void settle_keys(rocks::node_db& node,
+                          const std::vector<std::pair<std::string, std::string>>& keys,
+                          const std::vector<rocks_group*>& written);
+  /// Writes staged groups of this node's DB as one batch (rocks/group.cpp).
+  static void write_groups(const std::vector<rocks_group*>& groups);
   /// Each service's share of a group staged, one after another (apply.cpp).
   static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);
+  /// Stages `groups` (null: not all of them in this node's DB); `drained`:
+  /// first waits until no group of these stores is staged and unwritten (a
+  /// write outside the pipeline must not go to the log before one it read).
+  std::unique_ptr<rocks_group> stage_impl(std::vector<store_batch>& groups, bool drained);
+  /// Each store's write_mtx_, in address order; with `drained`, once none of
+  /// the stores has a staged group left unwritten.
+  static std::vector<std::unique_lock<std::mutex>> lock_stores(std::vector<rocks_store*> stores,
+                                                               bool drained);
   void written(rocks::node_db& node, const staged& s);
   /// The outbox's due index is a queue on an LSM tree: every delivered entry
   /// leaves a deletion at its head that a scan from the start steps over, one
@@ -144,6 +176,10 @@ private:
   std::shared_ptr<rocks::node_db> db_;
   void* cf_ = nullptr;  ///< rocksdb::ColumnFamilyHandle* (kept out of this header)
   std::mutex write_mtx_;  ///< one read-modify-write of this service's keyspace at a time
+  /// Staged and not yet written, oldest first (under write_mtx_): the
+  /// staging of the next group reads their writes (pipelined.hpp).
+  std::deque<std::shared_ptr<const staged>> inflight_;
+  std::condition_variable drained_;  ///< inflight_ became empty (with write_mtx_)
   std::atomic<int64_t> next_outbox_id_{1};
   std::atomic<int64_t> outbox_depth_{0};
   std::atomic<bool> closed_{false};

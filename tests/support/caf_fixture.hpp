@@ -17,6 +17,17 @@ struct test_config : caf::actor_system_config {
   }
 };
 
+/// The same types on CAF's own scheduler with one thread, for actors that
+/// are woken from threads of their own (the RocksDB writer's log thread):
+/// what one handler sends is all in its receivers' mailboxes before they run.
+struct test_config_threads : caf::actor_system_config {
+  test_config_threads() {
+    register_types(*this);
+    set("scheduler.max-threads", 1);
+    set("logger.inline-output", true);
+  }
+};
+
 struct caf_fixture {
   test_config cfg;
   caf::actor_system sys{cfg};

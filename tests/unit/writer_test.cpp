@@ -98,46 +98,65 @@ BOOST_FIXTURE_TEST_CASE(a_closed_store_answers_every_commit_with_an_error, fixtu
     BOOST_TEST((answer_code() == errc::unavailable));
 }
 
-BOOST_FIXTURE_TEST_CASE(the_node_writer_answers_each_services_commits_from_one_batch, fixture) {
+/// An actor system on CAF's own scheduler (threads): the RocksDB writer's
+/// log thread writes a batch and wakes the writer from there.
+struct threaded {
+  test::test_config_threads cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+};
+
+BOOST_AUTO_TEST_CASE(the_node_writer_answers_each_services_commits_from_one_batch) {
   // The node's writer (RocksDB): no store of its own; tickets name theirs. Two
   // services' commits waiting together are one batch (one log write), each
   // answered in its turn, a conflict failing only its own commit.
+  test::temp_dir dir;
+  threaded t;
+  auto& self = t.self;
   auto a = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "auth"});
   auto b = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "user"});
-  auto node_writer = sys.spawn(writer_impl, std::shared_ptr<store::event_store>{},
-                               writer_config{"node", 512});
-  auto send = [&](std::shared_ptr<store::event_store> to, store::commit c) {
-    self->send(node_writer, commit_atom::value,
-               commit_ticket{std::make_shared<store::commit>(std::move(c)), {}, to, "svc"});
+  auto node_writer = t.sys.spawn(writer_impl, std::shared_ptr<store::event_store>{},
+                                 writer_config{"node", 512});
+  auto answer = [&] {
+    errc out = errc::internal;
+    self->receive([&](caf::ok_atom) { out = errc::ok; },
+                  [&](caf::error& e) { out = errc_of(e); },
+                  caf::after(std::chrono::seconds(10)) >> [&] { out = errc::internal; });  // none
+    return out;
   };
   store::commit c1, c2, c3, c4;
   c1.index_puts = {{"email", "k", "u1", ""}};
   c2.events = {{"u1", "profile"}};
   c3.index_puts = {{"email", "k", "u2", ""}};  // taken by c1 in this batch
   c4.events = {{"u2", "profile"}};
-  send(a, c1);
-  send(b, c2);
-  send(a, c3);
-  send(b, c4);
-  sched.run();
+  std::vector<std::pair<std::shared_ptr<store::event_store>, store::commit>> commits{
+    {a, c1}, {b, c2}, {a, c3}, {b, c4}};
+  // Sent (as from the test) in one handler on the one scheduler thread: the
+  // writer's mailbox holds all four before it runs, so they form one batch.
+  auto gate = t.sys.spawn([commits, node_writer, me = caf::actor_cast<caf::actor>(self)] {
+    return caf::behavior{[=](caf::ok_atom) {
+      for (auto& [to, c] : commits)
+        caf::send_as(me, node_writer, commit_atom::value,
+                     commit_ticket{std::make_shared<store::commit>(c), {}, to, "svc"});
+    }};
+  });
+  self->send(gate, caf::ok_atom::value);
   std::vector<errc> codes;
   for (int i = 0; i < 4; ++i)
-    codes.push_back(answer_code());
+    codes.push_back(answer());
   BOOST_TEST((codes == std::vector<errc>{errc::ok, errc::ok, errc::conflict, errc::ok}));
   uint64_t batches = 0;
-  auto h = self->request(node_writer, caf::infinite, writer_stats_atom::value);
-  sched.run();
-  h.receive([&](uint64_t n, uint64_t) { batches = n; }, [&](caf::error&) {});
+  self->request(node_writer, std::chrono::seconds(10), writer_stats_atom::value)
+    .receive([&](uint64_t n, uint64_t) { batches = n; }, [&](caf::error&) {});
   BOOST_TEST(batches == 1u);
   BOOST_TEST(b->read_stream("u1").size() == 1u);
   BOOST_TEST(b->read_stream("u2").size() == 1u);
   BOOST_TEST(a->index_get("email", "k")->user_id == "u1");
   // A ticket without a store, to a writer without one: an error, not a crash.
   self->send(node_writer, commit_atom::value, ticket(c2));
-  sched.run();
-  BOOST_TEST((answer_code() == errc::unavailable));
+  BOOST_TEST((answer() == errc::unavailable));
   self->send_exit(node_writer, caf::exit_reason::user_shutdown);
-  sched.run();
+  self->wait_for(node_writer);
   a->close();
   b->close();
 }

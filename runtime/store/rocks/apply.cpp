@@ -4,7 +4,8 @@
 // the unique index, event sequence numbers, the records an erasure deletes),
 // and the overlay goes to the log as one WriteBatch. Only this service's
 // writer writes its column family (write_mtx_), so nothing else changes the
-// stored state under the batch.
+// stored state under the batch; groups staged before and not yet written
+// (inflight_, pipelined.hpp) are read as if they were stored.
 #include "runtime/store/rocks_store.hpp"
 
 #include "runtime/common/log.hpp"
@@ -35,18 +36,30 @@ struct batch_state {
   bool erased = false;
 };
 
+using overlay_map = std::map<std::string, std::optional<std::string>>;
+
+/// The groups staged before this one and not yet written, oldest first: their
+/// writes and the last sequence numbers they gave.
+struct staged_chain {
+  std::vector<const overlay_map*> writes;
+  std::vector<const std::map<std::string, int64_t>*> seqs;
+};
+
 class rocks_writer final : public commit_writer {
 public:
   /// `known_seq`: a stream's last sequence number if the store remembers it.
   using seq_lookup = std::function<std::optional<int64_t>(const std::string&)>;
   rocks_writer(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, batch_state& b, const commit& c,
-               std::atomic<int64_t>& next_id, const seq_lookup& known_seq)
-    : db_(db), cf_(cf), b_(b), c_(c), next_id_(next_id), known_seq_(known_seq) {}
+               std::atomic<int64_t>& next_id, const seq_lookup& known_seq, const staged_chain& chain)
+    : db_(db), cf_(cf), b_(b), c_(c), next_id_(next_id), known_seq_(known_seq), chain_(chain) {}
 
   /// The value of `key` as the batch so far leaves it.
   std::optional<std::string> get(const std::string& key) {
     if (auto it = b_.overlay.find(key); it != b_.overlay.end())
       return it->second;
+    for (auto w = chain_.writes.rbegin(); w != chain_.writes.rend(); ++w)
+      if (auto it = (*w)->find(key); it != (*w)->end())
+        return it->second;
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions{}, cf_, key, &v);
     if (s.IsNotFound())
@@ -71,14 +84,20 @@ public:
       for (it->Seek(prefix); it->Valid(); it->Next())
         keys.emplace(it->key().data() + prefix.size(), it->key().size() - prefix.size());
       check(it->status(), "scan");
-      // What the batch wrote under the prefix replaces what is stored.
-      for (auto o = b_.overlay.lower_bound(prefix); o != b_.overlay.end() && o->first < upper; ++o) {
-        auto suffix = o->first.substr(prefix.size());
-        if (o->second)
-          keys.insert(suffix);
-        else
-          keys.erase(suffix);
-      }
+      // What the staged groups and the batch wrote under the prefix replace
+      // what is stored, oldest first.
+      auto apply = [&](const overlay_map& w) {
+        for (auto o = w.lower_bound(prefix); o != w.end() && o->first < upper; ++o) {
+          auto suffix = o->first.substr(prefix.size());
+          if (o->second)
+            keys.insert(suffix);
+          else
+            keys.erase(suffix);
+        }
+      };
+      for (auto* w : chain_.writes)
+        apply(*w);
+      apply(b_.overlay);
       scanned_.assign(keys.begin(), keys.end());
       scanned_user_ = u;
     }
@@ -150,10 +169,8 @@ public:
   }
   void put_event(size_t, const std::string& stream, const std::string& payload) override {
     auto it = b_.last_seq.find(stream);
-    if (it == b_.last_seq.end()) {
-      auto known = known_seq_(stream);
-      it = b_.last_seq.emplace(stream, known ? *known : stored_last_seq(stream)).first;
-    }
+    if (it == b_.last_seq.end())
+      it = b_.last_seq.emplace(stream, last_seq_before(stream)).first;
     put(keys::event(stream, ++it->second), payload);
   }
   void delete_index(const std::string& space, const std::string& key) override {
@@ -217,7 +234,16 @@ public:
   void put_inbox(const inbox_row& r) override { put(keys::inbox(r.user_id, r.request_id), r.outcome); }
 
 private:
-  /// The stream's last sequence number as stored (before this batch).
+  /// The stream's last sequence number before this batch: as the newest
+  /// staged group left it, else as remembered, else as stored.
+  int64_t last_seq_before(const std::string& stream) {
+    for (auto s = chain_.seqs.rbegin(); s != chain_.seqs.rend(); ++s)
+      if (auto it = (*s)->find(stream); it != (*s)->end())
+        return it->second;
+    auto known = known_seq_(stream);
+    return known ? *known : stored_last_seq(stream);
+  }
+  /// The stream's last sequence number as stored.
   int64_t stored_last_seq(const std::string& stream) {
     auto prefix = keys::user(stream, 'e');
     auto upper = keys::user(stream, 'f');
@@ -238,6 +264,7 @@ private:
   const commit& c_;
   std::atomic<int64_t>& next_id_;
   const seq_lookup& known_seq_;
+  const staged_chain& chain_;
   std::optional<std::string> scanned_user_;  ///< whose prefix `scanned_` holds
   std::vector<std::string> scanned_;   ///< <tag><suffix> of each of their records
 };
@@ -257,10 +284,15 @@ rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const co
   auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
   batch_state b;
   rocks_writer::seq_lookup known = [this](const std::string& stream) { return known_seq(stream); };
+  staged_chain chain;
+  for (auto& g : inflight_) {
+    chain.writes.push_back(&g->writes);
+    chain.seqs.push_back(&g->last_seq);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& c = *batch[i];
     c.outbox_ids.clear();
-    rocks_writer w{node.db(), cf, b, c, next_outbox_id_, known};
+    rocks_writer w{node.db(), cf, b, c, next_outbox_id_, known, chain};
     auto owner_of = [&w](const std::string& space, const std::string& key) {
       auto v = w.get(keys::index(space, key));
       return v ? std::optional<std::string>{keys::reader{*v}.str()} : std::nullopt;
@@ -271,7 +303,7 @@ rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const co
     }
     write_commit(c, w);
   }
-  return staged{b.depth_delta, b.erased, std::move(b.last_seq), std::move(b.overlay)};
+  return staged{b.depth_delta, b.erased, std::move(b.last_seq), std::move(b.overlay), nullptr};
 }
 
 namespace {
@@ -284,10 +316,13 @@ std::optional<std::string> first_due_put(const std::map<std::string, std::option
 }
 } // namespace
 
-void rocks_store::append(const staged& s, rocksdb::WriteBatch& wb) const {
-  auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
+void rocks_store::staged_due(const staged& s) const {
   if (auto due = first_due_put(s.writes))
     lower_due_floor(*due);  // before the write: no scan seeks past it once it is visible
+}
+
+void rocks_store::append(const staged& s, rocksdb::WriteBatch& wb) const {
+  auto* cf = static_cast<rocksdb::ColumnFamilyHandle*>(cf_);
   for (auto& [k, v] : s.writes)
     check(v ? wb.Put(cf, k, *v) : wb.Delete(cf, k), "batch");
 }
@@ -313,108 +348,6 @@ void rocks_store::written(node_db& node, const staged& s) {
   }
   if (s.erased)
     node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
-}
-
-// The group's batch is written; then its keys are destroyed, and once more if
-// that failed (idempotent; it also writes the zeros of slots a failed attempt
-// left pending). If that fails too, the
-// commits that destroy keys fail (a redelivered erasure is not verified while
-// the key file is unsettled: keys_settled()) and the others stand: they are
-// written, and nothing of them depends on the key file.
-void rocks_store::settle_keys(node_db& node,
-                              const std::vector<std::pair<std::string, std::string>>& keys,
-                              std::vector<store_batch>& groups) {
-  try {
-    node.keys_destroy(keys);
-    return;
-  } catch (const store_error& e) {
-    log::get("store")->warn("{}: the key file failed after a written batch ({}); once more",
-                            opts_.path, e.what());
-  }
-  try {
-    node.keys_destroy(keys);
-  } catch (const store_error& e) {
-    for (auto& g : groups)
-      for (size_t j = 0; j < g.commits.size(); ++j)
-        if (g.results[j].ok()
-            && (!g.commits[j]->destroy_keys.empty() || !g.commits[j]->destroy_node_keys.empty()))
-          g.results[j] = {e.code, std::string("the key file: ") + e.what()};
-  }
-}
-
-// Staging only reads, each service its own keyspace under its own lock, one
-// after another on the writer's thread: a thread per service and group cost
-// more (thread starts, wake-ups) than the staging they ran beside.
-std::vector<rocks_store::staged> rocks_store::stage_all(node_db& node,
-                                                        const std::vector<rocks_store*>& stores,
-                                                        std::vector<store_batch>& groups) {
-  std::vector<rocks_store::staged> st;
-  st.reserve(groups.size());
-  for (size_t i = 0; i < groups.size(); ++i)
-    st.push_back(stores[i]->stage(node, groups[i].commits, groups[i].results));
-  return st;
-}
-
-void rocks_store::apply_group(std::vector<store_batch>& groups) {
-  std::vector<rocks_store*> stores;
-  for (auto& g : groups) {
-    auto* r = dynamic_cast<rocks_store*>(g.store);
-    if (r == nullptr || r->opts_.path != opts_.path)  // another node's DB
-      return event_store::apply_group(groups);
-    stores.push_back(r);
-  }
-  for (auto& g : groups)
-    g.results.assign(g.commits.size(), status{});
-  try {
-    auto node = db();
-    // Crypto-shredding: every key the group destroys is gone from the key
-    // file when the group is acknowledged (one key-file transaction for
-    // every service), and it goes after the batch is in the log: a crash in
-    // between leaves the erasure recorded and some keys not yet destroyed,
-    // which is finished later (the next open destroys the keys of users
-    // tombstoned in a family; other services' keys that destroy_node_keys
-    // named, by their own erase steps, whose outbox entries the batch holds). The other
-    // order could leave keys destroyed and no erasure recorded. A closed
-    // store or a commit the index rule refused destroys nothing.
-    std::vector<std::pair<std::string, std::string>> keys;
-    // Each service's keyspace is decided under its own lock (taken in one
-    // order: the group's stores are distinct), then one write for all.
-    auto order = stores;
-    std::sort(order.begin(), order.end());
-    std::vector<std::unique_lock<std::mutex>> locks;
-    for (auto* r : order)
-      locks.emplace_back(r->write_mtx_);
-    for (auto* r : stores)
-      r->db();  // closed: throws, and nothing is written
-    auto st = stage_all(*node, stores, groups);
-    std::vector<std::string> everyone;  // destroy_node_keys: of every service
-    for (size_t i = 0; i < groups.size(); ++i)
-      for (size_t j = 0; j < groups[i].commits.size(); ++j) {
-        if (!groups[i].results[j].ok())
-          continue;  // refused while staged: nothing of it is written
-        auto* c = groups[i].commits[j];
-        for (auto& u : c->destroy_keys)
-          keys.emplace_back(stores[i]->opts_.service, u);
-        everyone.insert(everyone.end(), c->destroy_node_keys.begin(), c->destroy_node_keys.end());
-      }
-    if (!everyone.empty())
-      for (auto& svc : node->key_services())
-        for (auto& u : everyone)
-          keys.emplace_back(svc, u);
-    rocksdb::WriteBatch wb;
-    for (size_t i = 0; i < groups.size(); ++i)
-      stores[i]->append(st[i], wb);
-    check(node->db()->Write(node->write_options(), &wb), "commit");
-    for (size_t i = 0; i < groups.size(); ++i)
-      stores[i]->written(*node, st[i]);  // durable: remembered whatever follows
-    locks.clear();  // the key file has its own lock: other writers need not wait for its fsync
-    if (!keys.empty())
-      settle_keys(*node, keys, groups);
-  } catch (const store_error& e) {
-    for (auto& g : groups)
-      for (auto& s : g.results)
-        s = {e.code, e.what()};
-  }
 }
 
 } // namespace custodian::store

@@ -103,12 +103,11 @@ status rocks_store::outbox_retry(const std::vector<retry>& retries) {
     for (auto& r : retries) {
       if (!seen.insert(r.id).second)
         continue;  // once per entry: the first retry of a repeated id wins
-      std::string v;
-      auto s = node->db()->Get({}, family(cf_), keys::outbox(r.id), &v);
-      if (s.IsNotFound())
+      // As the staged groups leave it: one that delivers the entry wins.
+      auto v = chain_get(*node, keys::outbox(r.id));
+      if (!v)
         continue;  // delivered meanwhile
-      check(s, "read");
-      auto o = keys::decode_outbox(r.id, v);
+      auto o = keys::decode_outbox(r.id, *v);
       wb.Delete(family(cf_), keys::due(o.next_at_ms, r.id));
       o.attempt = r.attempt;
       o.next_at_ms = r.next_at_ms;
@@ -137,11 +136,10 @@ status rocks_store::outbox_wake(const std::string& dest, int64_t now_ms) {
       if (it->value() != dest)
         continue;
       auto id = keys::get_i64(it->key().ToStringView(), 9);
-      std::string v;
-      auto s = node->db()->Get({}, family(cf_), keys::outbox(id), &v);
-      if (!s.ok())
-        continue;
-      auto o = keys::decode_outbox(id, v);
+      auto v = chain_get(*node, keys::outbox(id));
+      if (!v)
+        continue;  // delivered (perhaps by a staged group)
+      auto o = keys::decode_outbox(id, *v);
       wb.Delete(family(cf_), it->key());
       o.next_at_ms = now_ms;
       wb.Put(family(cf_), keys::outbox(id), keys::encode(o));
