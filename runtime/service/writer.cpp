@@ -131,65 +131,89 @@ void writer_state::answer_written(bool stopping) {
   while (!inflight.empty() && (stopping || inflight.front()->done.load(std::memory_order_acquire))) {
     auto f = std::move(inflight.front());
     inflight.pop_front();
+    if (!f->done.load(std::memory_order_acquire))  // stopping: never handed to the log thread
+      for (auto& g : f->groups)
+        g.results.assign(g.commits.size(),
+                         store::status{errc::unavailable, "the writer stopped before the write"});
     busy += f->took;
     answer(*f, service);
   }
 }
 
+namespace {
+
+/// Takes `f` (commits out of the writer's queue): refuses those past their
+/// deadline, then stages the rest for the log thread (RocksDB) or writes them
+/// now and answers them.
+void take(writer_actor::stateful_pointer<writer_state> self,
+          const std::shared_ptr<store::event_store>& st, std::shared_ptr<staged_batch> f) {
+  auto& s = self->state;
+  auto& batch = f->batch;
+  // A commit whose caller stopped waiting while it queued is not written: the
+  // caller was (or will be) told "overloaded, nothing written", so writing it
+  // now would apply what was refused.
+  auto now = std::chrono::steady_clock::now();
+  auto expired = std::stable_partition(batch.begin(), batch.end(), [now](const auto& w) {
+    return w.deadline == std::chrono::steady_clock::time_point{} || w.deadline > now;
+  });
+  for (auto i = expired; i != batch.end(); ++i)
+    i->promise.deliver(make_error(errc::overloaded, "deadline passed before the commit"));
+  s.expired += static_cast<uint64_t>(batch.end() - expired);
+  batch.erase(expired, batch.end());
+  if (batch.empty())
+    return;
+  f->t0 = std::chrono::steady_clock::now();
+  group_by_store(*f, st);
+  ++s.batches;
+  s.commits += batch.size();
+  if (auto* p = pipelined(f->groups)) {
+    try {
+      f->staged = p->stage_group(f->groups);
+    } catch (const std::exception& e) {
+      for (auto& g : f->groups)
+        g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
+      f->done = true;
+    }
+  }
+  if (f->staged || f->done) {
+    // Written on the log thread, in order; the writer stages the next batch
+    // meanwhile. Handed over before it is listed: a batch listed is one the
+    // log thread has (or one already answered).
+    if (!s.log)
+      s.log = std::make_unique<log_thread>(
+        [me = caf::actor_cast<caf::weak_actor_ptr>(self)](
+          const std::vector<std::shared_ptr<staged_batch>>& bs) { write_batches(bs, me); });
+    if (!f->done)
+      s.log->post(f);
+    s.inflight.push_back(f);
+    s.answer_written();
+    return;
+  }
+  apply_all(f->groups);
+  f->took = std::chrono::steady_clock::now() - f->t0;
+  s.busy += f->took;
+  answer(*f, s.service);
+}
+
+} // namespace
+
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
                                         std::shared_ptr<store::event_store> st, writer_config cfg) {
-  auto flush = [self, st, service = cfg.service] {
+  // At most max_batch commits per transaction (1: each alone; on RocksDB the
+  // log thread still writes the groups waiting together with one fsync).
+  auto flush = [self, st, max_batch = std::max<size_t>(cfg.max_batch, 1)] {
     auto& s = self->state;
     s.flush_scheduled = false;
     s.answer_written();
-    if (s.pending.empty() || s.inflight.size() >= writer_state::max_staged)
-      return;  // a written batch's wake-up flushes again
-    auto f = std::make_shared<in_flight>();
-    f->batch = std::move(s.pending);
-    s.pending.clear();
-    auto& batch = f->batch;
-    // A commit whose caller stopped waiting while it queued is not written: the
-    // caller was (or will be) told "overloaded, nothing written", so writing it
-    // now would apply what was refused.
-    auto now = std::chrono::steady_clock::now();
-    auto expired = std::stable_partition(batch.begin(), batch.end(), [now](const auto& w) {
-      return w.deadline == std::chrono::steady_clock::time_point{} || w.deadline > now;
-    });
-    for (auto i = expired; i != batch.end(); ++i)
-      i->promise.deliver(make_error(errc::overloaded, "deadline passed before the commit"));
-    s.expired += static_cast<uint64_t>(batch.end() - expired);
-    batch.erase(expired, batch.end());
-    if (batch.empty())
-      return;
-    f->t0 = std::chrono::steady_clock::now();
-    group_by_store(*f, st);
-    ++s.batches;
-    s.commits += batch.size();
-    if (auto* p = pipelined(f->groups)) {
-      try {
-        f->staged = p->stage_group(f->groups);
-      } catch (const std::exception& e) {
-        for (auto& g : f->groups)
-          g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
-        f->done = true;
-      }
+    // With max_staged batches on their way, a written batch's wake-up flushes again.
+    while (!s.pending.empty() && s.inflight.size() < writer_state::max_staged) {
+      auto n = std::min(s.pending.size(), max_batch);
+      auto f = std::make_shared<staged_batch>();
+      f->batch.assign(std::make_move_iterator(s.pending.begin()),
+                      std::make_move_iterator(s.pending.begin() + static_cast<std::ptrdiff_t>(n)));
+      s.pending.erase(s.pending.begin(), s.pending.begin() + static_cast<std::ptrdiff_t>(n));
+      take(self, st, std::move(f));
     }
-    if (f->staged || f->done) {
-      // Written on the log thread, in order; the writer stages the next batch meanwhile.
-      s.inflight.push_back(f);
-      if (!s.log)
-        s.log = std::make_unique<log_thread>(
-          [me = caf::actor_cast<caf::weak_actor_ptr>(self)](
-            const std::vector<std::shared_ptr<staged_batch>>& bs) { write_batches(bs, me); });
-      if (!f->done)
-        s.log->post(f);
-      s.answer_written();
-      return;
-    }
-    apply_all(f->groups);
-    f->took = std::chrono::steady_clock::now() - f->t0;
-    s.busy += f->took;
-    answer(*f, service);
   };
   self->state.service = cfg.service;
   self->attach_functor([self, st, cfg] {

@@ -9,8 +9,8 @@
 /// thread writes every group staged by the time it is free as one batch (one
 /// log write, one fsync), in the order they were staged; a group staged over
 /// one whose write failed fails too (nothing of it is written). No commit is
-/// answered before its write is durable, and no reader outside the writer
-/// sees a staged write before it is.
+/// answered before its write is durable, and no reader sees a staged write
+/// before it is.
 
 #include "runtime/store/event_store.hpp"
 

@@ -151,10 +151,13 @@ private:
   /// Each service's share of a group staged, one after another (apply.cpp).
   static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);
-  /// Stages `groups` (null: not all of them in this node's DB); `drained`:
-  /// first waits until no group of these stores is staged and unwritten (a
-  /// write outside the pipeline must not go to the log before one it read).
-  std::unique_ptr<rocks_group> stage_impl(std::vector<store_batch>& groups, bool drained);
+  /// Stages `groups` (null: not all of them in this node's DB). For the
+  /// pipeline (`hold` null) the group joins its stores' chains. Otherwise it
+  /// is staged once no group of these stores is staged and unwritten, joins
+  /// no chain, and the stores' locks are handed to `hold`, to be kept until
+  /// it is written (a write outside the pipeline).
+  std::unique_ptr<rocks_group> stage_impl(std::vector<store_batch>& groups,
+                                          std::vector<std::unique_lock<std::mutex>>* hold);
   /// Each store's write_mtx_, in address order; with `drained`, once none of
   /// the stores has a staged group left unwritten.
   static std::vector<std::unique_lock<std::mutex>> lock_stores(std::vector<rocks_store*> stores,

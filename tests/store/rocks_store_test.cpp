@@ -296,3 +296,25 @@ BOOST_AUTO_TEST_CASE(a_write_outside_the_pipeline_waits_for_the_staged_groups) {
   BOOST_TEST(events[1].payload == "applied");
   st.close();
 }
+
+BOOST_AUTO_TEST_CASE(a_staged_group_dropped_unwritten_fails_the_groups_staged_over_it) {
+  // A writer that fails between staging a group and handing it to its log
+  // thread drops it: the group staged over it must then fail and write
+  // nothing, and the store must not wait for the dropped group.
+  test::temp_dir dir;
+  rocks_store st{rocks_options{dir.file("node"), "svc"}};
+  commit a, b, c;
+  a.events = {{"u1", "of A"}};
+  b.events = {{"u1", "of B"}};
+  c.events = {{"u2", "applied"}};
+  auto ga = std::make_unique<staged_one>(st, a);
+  staged_one gb{st, b};
+  ga.reset();  // dropped, never written
+  auto rb = gb.write(st);
+  BOOST_TEST(!rb.ok());
+  BOOST_TEST((rb.code == errc::unavailable), rb.message);
+  BOOST_TEST(st.read_stream("u1").empty());
+  BOOST_TEST(st.apply(c).ok());  // nothing staged is left to wait for
+  BOOST_TEST(st.read_stream("u2").size() == 1u);
+  st.close();
+}

@@ -21,6 +21,12 @@ using namespace rocks;
 class rocks_group final : public staged_group {
 public:
   explicit rocks_group(std::vector<store_batch>& groups) : groups_(groups) {}
+  /// A group dropped unwritten (its writer failed before handing it to its
+  /// log thread) leaves the chains as failed: nothing staged over it is written.
+  ~rocks_group() override {
+    if (chained_)
+      fail({errc::unavailable, "the group was dropped before its write"});
+  }
 
 private:
   friend class rocks_store;
@@ -46,6 +52,9 @@ private:
   }
   /// Written (or failed): later groups read the store (or nothing) instead.
   void leave_chains() {
+    if (!chained_)
+      return;
+    chained_ = false;
     for (size_t i = 0; i < stores_.size(); ++i) {
       auto* r = stores_[i];
       std::lock_guard<std::mutex> g{r->write_mtx_};
@@ -58,6 +67,7 @@ private:
 
   std::vector<store_batch>& groups_;
   bool done_ = false;  ///< written, failed, or nothing to write
+  bool chained_ = false;  ///< in its stores' chains (staged for the log thread)
   std::shared_ptr<node_db> node_;
   std::vector<rocks_store*> stores_;
   std::vector<std::shared_ptr<const rocks_store::staged>> st_;
@@ -95,6 +105,10 @@ void rocks_store::write_groups(const std::vector<rocks_group*>& staged_groups) {
   } catch (const store_error& e) {
     for (auto* g : go)
       g->fail({e.code, e.what()});
+    return;
+  } catch (const std::exception& e) {
+    for (auto* g : go)
+      g->fail({errc::io, e.what()});
     return;
   }
   std::vector<std::pair<std::string, std::string>> keys;
@@ -178,7 +192,8 @@ std::vector<std::unique_lock<std::mutex>> rocks_store::lock_stores(std::vector<r
   }
 }
 
-std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& groups, bool drained) {
+std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& groups,
+                                                     std::vector<std::unique_lock<std::mutex>>* hold) {
   std::vector<rocks_store*> stores;
   for (auto& g : groups) {
     auto* r = dynamic_cast<rocks_store*>(g.store);
@@ -202,7 +217,7 @@ std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& g
     // store or a commit the index rule refused destroys nothing.
     // Each service's keyspace is decided under its own lock (taken in one
     // order: the group's stores are distinct).
-    auto locks = lock_stores(stores, drained);
+    auto locks = lock_stores(stores, hold != nullptr);
     for (auto* r : stores)
       r->db();  // closed: throws, and nothing is written
     for (auto* r : stores)
@@ -225,13 +240,19 @@ std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& g
           grp->keys_.emplace_back(svc, u);
     for (size_t i = 0; i < groups.size(); ++i)
       stores[i]->staged_due(st[i]);
-    // Staged: the next group of these stores reads its writes until they are written.
     for (size_t i = 0; i < groups.size(); ++i) {
       st[i].end = grp->end_;
       grp->st_.push_back(std::make_shared<const staged>(std::move(st[i])));
-      stores[i]->inflight_.push_back(grp->st_.back());
     }
     grp->stores_ = std::move(stores);
+    if (hold != nullptr) {
+      *hold = std::move(locks);  // written under them: nothing is staged over it meanwhile
+    } else {
+      // Staged: the next group of these stores reads its writes until they are written.
+      for (size_t i = 0; i < groups.size(); ++i)
+        grp->stores_[i]->inflight_.push_back(grp->st_[i]);
+      grp->chained_ = true;
+    }
   } catch (const store_error& e) {
     for (auto& g : groups)
       for (auto& s : g.results)
@@ -242,7 +263,7 @@ std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& g
 }
 
 std::unique_ptr<staged_group> rocks_store::stage_group(std::vector<store_batch>& groups) {
-  return stage_impl(groups, false);
+  return stage_impl(groups, nullptr);
 }
 
 void rocks_store::write_staged(const std::vector<staged_group*>& groups) {
@@ -252,8 +273,13 @@ void rocks_store::write_staged(const std::vector<staged_group*>& groups) {
   write_groups(gs);
 }
 
+// Outside the pipeline (a shard whose writer is restarting, tests): staged
+// once no group of these stores is staged and unwritten, and written under
+// the stores' locks, so no group is staged over it before it is in the log
+// (the locks are held over its key-file work too: a rare path).
 void rocks_store::apply_group(std::vector<store_batch>& groups) {
-  auto g = stage_impl(groups, true);
+  std::vector<std::unique_lock<std::mutex>> locks;
+  auto g = stage_impl(groups, &locks);
   if (!g)
     return event_store::apply_group(groups);
   write_groups({g.get()});

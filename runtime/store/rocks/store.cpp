@@ -6,6 +6,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
 #include <set>
 
 namespace custodian::store {
@@ -58,7 +59,11 @@ std::shared_ptr<node_db> rocks_store::db() const {
 }
 
 void rocks_store::close() {
-  std::lock_guard<std::mutex> g{write_mtx_};
+  std::unique_lock<std::mutex> g{write_mtx_};
+  // Groups staged before the close are written first (by their writer's log
+  // thread, which stops before the node closes its stores); bounded, so a
+  // hung log write does not hold the close.
+  drained_.wait_for(g, std::chrono::seconds(30), [this] { return inflight_.empty(); });
   if (closed_.exchange(true))
     return;
   // The node's DB closes (scrubbed: see node_db) when its last store lets go.
