@@ -131,7 +131,9 @@ void writer_state::answer_written(bool stopping) {
   while (!inflight.empty() && (stopping || inflight.front()->done.load(std::memory_order_acquire))) {
     auto f = std::move(inflight.front());
     inflight.pop_front();
-    if (!f->done.load(std::memory_order_acquire))  // stopping: never handed to the log thread
+    // Stopping after the log thread was joined: every batch listed was handed
+    // to it or answered, so this is a guard, not a path.
+    if (!f->done.load(std::memory_order_acquire))
       for (auto& g : f->groups)
         g.results.assign(g.commits.size(),
                          store::status{errc::unavailable, "the writer stopped before the write"});
@@ -179,12 +181,22 @@ void take(writer_actor::stateful_pointer<writer_state> self,
     // Written on the log thread, in order; the writer stages the next batch
     // meanwhile. Handed over before it is listed: a batch listed is one the
     // log thread has (or one already answered).
-    if (!s.log)
-      s.log = std::make_unique<log_thread>(
-        [me = caf::actor_cast<caf::weak_actor_ptr>(self)](
-          const std::vector<std::shared_ptr<staged_batch>>& bs) { write_batches(bs, me); });
-    if (!f->done)
-      s.log->post(f);
+    try {
+      if (!s.log)
+        s.log = std::make_unique<log_thread>(
+          [me = caf::actor_cast<caf::weak_actor_ptr>(self)](
+            const std::vector<std::shared_ptr<staged_batch>>& bs) { write_batches(bs, me); });
+      if (!f->done)
+        s.log->post(f);
+    } catch (const std::exception& e) {
+      // Not handed over: nothing of it is written (its staged group, dropped,
+      // fails the groups staged over it).
+      f->staged.reset();
+      for (auto& g : f->groups)
+        g.results.assign(g.commits.size(),
+                         store::status{errc::unavailable, std::string("the writer's log thread: ") + e.what()});
+      f->done = true;
+    }
     s.inflight.push_back(f);
     s.answer_written();
     return;

@@ -84,6 +84,8 @@ struct writer_waiting {
 };
 
 /// A batch decided (staged) and handed to the log thread, answered once written.
+/// The members' order matters: `staged` refers to `groups` and is destroyed
+/// before it; `batch`'s tickets keep the stores alive and go last.
 struct staged_batch {
   std::vector<writer_waiting> batch;
   std::vector<store::store_batch> groups;

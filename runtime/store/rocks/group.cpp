@@ -248,10 +248,11 @@ std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& g
     if (hold != nullptr) {
       *hold = std::move(locks);  // written under them: nothing is staged over it meanwhile
     } else {
-      // Staged: the next group of these stores reads its writes until they are written.
+      // Staged: the next group of these stores reads its writes until they
+      // are written (chained first: a failed push still leaves the chains).
+      grp->chained_ = true;
       for (size_t i = 0; i < groups.size(); ++i)
         grp->stores_[i]->inflight_.push_back(grp->st_[i]);
-      grp->chained_ = true;
     }
   } catch (const store_error& e) {
     for (auto& g : groups)

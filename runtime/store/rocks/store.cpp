@@ -60,6 +60,8 @@ std::shared_ptr<node_db> rocks_store::db() const {
 
 void rocks_store::close() {
   std::unique_lock<std::mutex> g{write_mtx_};
+  if (closed_)
+    return;
   // Groups staged before the close are written first (by their writer's log
   // thread, which stops before the node closes its stores); bounded, so a
   // hung log write does not hold the close.
