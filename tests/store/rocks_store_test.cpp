@@ -57,6 +57,16 @@ void expect_apart(rocks_store& st, const std::string& erased) {
   }
 }
 
+/// A personal outbox entry of u1 for the service "other".
+outbox_row outbox_entry() {
+  outbox_row o;
+  o.dest = "other";
+  o.user_id = "u1";
+  o.request_id = "r1";
+  o.payload = "p";
+  return o;
+}
+
 /// `c` as a group of one store, staged (not written).
 struct staged_one {
   std::vector<store_batch> groups;
@@ -184,12 +194,7 @@ BOOST_AUTO_TEST_CASE(a_group_staged_over_an_unwritten_one_decides_on_its_writes)
   commit a;
   a.events = {{"u1", "first"}};
   a.index_puts = {{"email", "k", "u1", ""}};
-  outbox_row o;
-  o.dest = "other";
-  o.user_id = "u1";
-  o.request_id = "r1";
-  o.payload = "p";
-  a.outbox = {o};
+  a.outbox = {outbox_entry()};
   staged_one ga{st, a};
   BOOST_TEST_REQUIRE(a.outbox_ids.size() == 1u);
   commit b1, b2, b3;
@@ -258,12 +263,7 @@ BOOST_AUTO_TEST_CASE(a_retry_does_not_bring_back_an_entry_a_staged_group_deliver
   {
     rocks_store st{rocks_options{dir.file("node"), "svc"}};
     commit put;
-    outbox_row o;
-    o.dest = "other";
-    o.user_id = "u1";
-    o.request_id = "r1";
-    o.payload = "p";
-    put.outbox = {o};
+    put.outbox = {outbox_entry()};
     BOOST_TEST_REQUIRE(st.apply(put).ok());
     auto id = put.outbox_ids.at(0);
     commit ack;
