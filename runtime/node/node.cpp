@@ -412,6 +412,8 @@ std::string node::spawn_service(const std::string& svc) {
   if (node_writer_) {
     w.slot = node_writer_;
     w.node_writer = true;
+    auto hosted_here = cfg_.hosted_services();
+    w.same_log = {hosted_here.begin(), hosted_here.end()};
   }
   auto sup = sys_.spawn(supervisor, svc, service_children(w, hosted), supervision_of(cfg_));
   supervisors_[svc] = sup;

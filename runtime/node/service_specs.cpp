@@ -151,7 +151,7 @@ child_spec outbox_spec(const service_wiring& w) {
   auto destinations = w.reg->names();
   for (auto& [dest, url] : w.reg->notifiers())
     destinations.push_back(dest);
-  outbox_deps od{w.service, w.store, w.rt, w.outbox, w.keys, w.clock, destinations};
+  outbox_deps od{w.service, w.store, w.rt, w.outbox, w.keys, w.clock, destinations, w.same_log};
   return child_spec{w.service + "/outbox",
                     [od, rt = w.rt, svc = w.service](caf::event_based_actor* self) {
                       auto h = self->spawn<caf::monitored>(outbox_sender, od);

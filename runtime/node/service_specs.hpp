@@ -18,6 +18,7 @@
 #include "runtime/supervision/supervisor.hpp"
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct service_wiring {
   std::shared_ptr<writer_slot> slot = std::make_shared<writer_slot>();
   /// `slot` is the node's one writer (RocksDB), not a child of this service.
   bool node_writer = false;
+  /// The services whose shards on this node commit through the same log as
+  /// this one (the node writer's: every hosted service): early dispatch.
+  std::set<std::string> same_log;
   writer_config writer;
   outbox_config outbox;
   /// The outbox's clock (unix ms); empty = the wall clock.

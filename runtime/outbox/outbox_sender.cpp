@@ -85,7 +85,10 @@ void outbox_state::fail(const store::outbox_row& row, const std::string& why) {
   log::get("outbox")->debug("{} -> {} request {} attempt {} failed ({}); retry in {} ms",
                             d.service, row.dest, row.request_id, attempt, why, delay);
   in_flight.insert(row.id);
-  retries.push_back({row.id, attempt, d.clock() + delay});
+  if (provisional.count(row.id) > 0)
+    parked[row.id] = {row.id, attempt, d.clock() + delay};  // recorded once confirmed
+  else
+    retries.push_back({row.id, attempt, d.clock() + delay});
   ++retried;
   metrics::delivery(d.service, row.dest, "retry");
 }
@@ -328,13 +331,52 @@ void outbox_state::drain() {
 }
 
 void outbox_state::fresh(const std::vector<store::outbox_row>& rows) {
+  // Those sent early are durable now: first, whatever the in-flight bound.
+  std::set<int64_t> confirmed;
   for (auto& row : rows) {
+    if (provisional.erase(row.id) == 0)
+      continue;
+    confirmed.insert(row.id);
+    if (auto p = parked.find(row.id); p != parked.end()) {
+      retries.push_back(p->second);
+      parked.erase(p);
+      schedule_drain();
+    }
+  }
+  for (auto& row : rows) {
+    if (confirmed.count(row.id) > 0)
+      continue;  // sent when staged
     if (in_flight.size() >= d.cfg.max_in_flight) {
       backlog = true;  // the next look at the store finds the rest
       break;
     }
     if (in_flight.count(row.id) == 0 && d.rt->reachable(row.dest))
       send_one(row);
+  }
+}
+
+void outbox_state::staged(const std::vector<store::outbox_row>& rows) {
+  for (auto& row : rows) {
+    if (!row.early || d.same_log.count(row.dest) == 0 || in_flight.count(row.id) > 0
+        || in_flight.size() >= d.cfg.max_in_flight)
+      continue;
+    auto dest = d.rt->lookup(row.dest, row.user_id);
+    if (!dest || dest->node() != self->node())
+      continue;  // goes out once durable, as any other entry
+    provisional.insert(row.id);
+    send_one(row);
+  }
+}
+
+void outbox_state::unstaged(const std::vector<int64_t>& ids) {
+  for (auto id : ids) {
+    if (provisional.erase(id) == 0)
+      continue;
+    // A failed delivery of it is forgotten: what the store holds (nothing,
+    // unless the log write went through) is read on the next drain. A
+    // delivery still out settles when it is answered.
+    if (parked.erase(id) > 0)
+      in_flight.erase(id);
   }
 }
 
@@ -362,6 +404,14 @@ caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps
     [self](fresh_atom, const fresh_entries& f) {
       count_message();
       self->state.fresh(*f.rows);
+    },
+    [self](staged_atom, const fresh_entries& f) {
+      count_message();
+      self->state.staged(*f.rows);
+    },
+    [self](unstaged_atom, const unstaged_entries& u) {
+      count_message();
+      self->state.unstaged(u.ids);
     },
     // Commits wake the sender; many wake-ups before it runs make one drain.
     [self](kick_atom) {

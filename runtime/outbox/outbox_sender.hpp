@@ -15,6 +15,17 @@
 /// is read on the poll tick (retries, restarts, entries beyond the in-flight
 /// bound) and when woken with `kick_atom`.
 ///
+/// Early dispatch. An erase step (outbox_row::early) to a shard on this node
+/// whose commits go to the same log as its origin's goes out as soon as the
+/// origin's commit is staged (`staged_atom`), not once it is durable: the
+/// participant's own commit is staged after it, in the same log, so it cannot
+/// be durable unless the origin's is (a failed log write fails every later
+/// one: rocks_store.hpp), and the participant answers only once it is. Until
+/// the origin's commit is confirmed (its `fresh_atom`), such an entry is
+/// provisional: a failed delivery's retry is recorded only once it is, and
+/// `unstaged_atom` (the commit failed) forgets it. Other entries, and these to
+/// other nodes or stores, go out once durable.
+///
 /// Answers to the steps of one job sent together are handed back together:
 /// an answer waits while deliveries of its job are still out (at most
 /// `handback_hold`), then all go back to back, so the origin writes them in
@@ -51,6 +62,9 @@ struct outbox_deps {
   /// Every service entries may be addressed to (the registry's names): while one
   /// has no reachable shard, its entries are left alone (no attempt counted).
   std::vector<std::string> destinations;
+  /// The services whose shards on this node commit through the same log as
+  /// this service (RocksDB: every hosted service; else none): early dispatch.
+  std::set<std::string> same_log;
 };
 
 /// Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped at
@@ -89,8 +103,17 @@ struct outbox_state {
 
   /// Reads due entries from the store (after recording the retries) and sends them.
   void drain();
-  /// Entries a shard just committed: sent without reading them back.
+  /// Entries a shard just committed: sent without reading them back (those
+  /// sent early are confirmed instead).
   void fresh(const std::vector<store::outbox_row>& rows);
+  /// Entries of a commit just staged: the early ones that may go out now do.
+  void staged(const std::vector<store::outbox_row>& rows);
+  /// The commit that staged these entries failed: they are forgotten.
+  void unstaged(const std::vector<int64_t>& ids);
+  /// Sent early, their commit not yet confirmed durable.
+  std::set<int64_t> provisional;
+  /// Failed deliveries of provisional entries: recorded once confirmed.
+  std::map<int64_t, store::outbox_store::retry> parked;
   /// The poll tick: held answers past handback_hold go back, then a drain.
   void tick();
   /// Asks for a drain; many asks before it runs make one.
@@ -131,6 +154,8 @@ struct outbox_state {
 
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using fresh_atom = caf::atom_constant<caf::atom("fresh")>;
+using staged_atom = caf::atom_constant<caf::atom("staged")>;
+using unstaged_atom = caf::atom_constant<caf::atom("unstaged")>;
 
 /// Entries a shard has just committed (ids assigned), handed to its sender so
 /// they go out without a read of the store (local messages only).
@@ -138,9 +163,15 @@ struct fresh_entries {
   std::shared_ptr<const std::vector<store::outbox_row>> rows;
 };
 
+/// The ids of entries whose commit failed after they were staged.
+struct unstaged_entries {
+  std::vector<int64_t> ids;
+};
+
 } // namespace custodian
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::fresh_entries)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::unstaged_entries)
 
 namespace custodian {
 

@@ -374,7 +374,10 @@ void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::
       msg.mutable_command()->mutable_export_user()->set_job_id(job.job_id());
     // Export entries are deleted if the user is erased meanwhile; erase entries
     // hold no personal data and must survive the user's own erasure.
-    out.commit.outbox.push_back(make_outbox(svc, msg, !erase, now));
+    auto row = make_outbox(svc, msg, !erase, now);
+    // An erase step may go out once this commit is staged (early dispatch).
+    row.early = erase;
+    out.commit.outbox.push_back(std::move(row));
   }
 }
 

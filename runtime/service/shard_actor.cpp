@@ -5,6 +5,7 @@
 #include "runtime/common/message_count.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -95,6 +96,26 @@ void shard_state::next(const std::string& key) {
   run(key, std::move(w));
 }
 
+caf::actor shard_state::early_dispatch(commit_ticket& t) {
+  auto& rows = t.commit->outbox;
+  if (std::none_of(rows.begin(), rows.end(), [](const auto& r) { return r.early; }))
+    return {};
+  auto sender = d.rt->sender(d.service);
+  if (!sender)
+    return {};
+  // On the writer's thread, once staged (outbox_sender.hpp, "Early dispatch").
+  t.on_staged = [sender](const store::commit& staged) {
+    auto early = std::make_shared<std::vector<store::outbox_row>>();
+    for (size_t i = 0; i < staged.outbox.size(); ++i)
+      if (staged.outbox[i].early) {
+        early->push_back(staged.outbox[i]);
+        early->back().id = staged.outbox_ids[i];
+      }
+    caf::anon_send(sender, staged_atom::value, fresh_entries{std::move(early)});
+  };
+  return sender;
+}
+
 void shard_state::commit(std::shared_ptr<store::commit> c,
                          std::chrono::steady_clock::time_point deadline,
                          std::function<void(const store::status&)> done) {
@@ -107,17 +128,20 @@ void shard_state::commit(std::shared_ptr<store::commit> c,
   // No timer: the writer answers every commit, also when it goes away (a
   // timer per request costs a wake-up of CAF's clock thread).
   auto service = d.service;
-  self->request(writer, caf::infinite, commit_atom::value,
-                commit_ticket{std::move(c), deadline, d.core->store_handle(), d.service})
+  commit_ticket t{c, deadline, d.core->store_handle(), d.service, {}};
+  auto sender = early_dispatch(t);
+  self->request(writer, caf::infinite, commit_atom::value, std::move(t))
     .then(
       [done](caf::ok_atom) {
         count_message();
         done(store::status{});
       },
-      [done, service](caf::error& err) {
+      [done, service, sender, c](caf::error& err) {
         count_message();
         if (err.category() != errc_category)
           log::get("shard")->warn("{}: writer did not answer: {}", service, caf::to_string(err));
+        if (sender && !c->outbox_ids.empty())  // its early entries, if out, are forgotten
+          caf::anon_send(sender, unstaged_atom::value, unstaged_entries{c->outbox_ids});
         done(store::status{errc_of(err), message_of(err)});
       });
 }

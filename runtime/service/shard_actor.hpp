@@ -74,6 +74,9 @@ struct shard_state {
   /// Sends `commit` to the writer (or applies it here without one); `done` gets its status.
   void commit(std::shared_ptr<store::commit> c, std::chrono::steady_clock::time_point deadline,
               std::function<void(const store::status&)> done);
+  /// A commit with early outbox entries tells the sender once it is staged:
+  /// the ticket's on_staged. The sender, or none.
+  caf::actor early_dispatch(commit_ticket& t);
 };
 
 shard_actor::behavior_type shard_impl(shard_actor::stateful_pointer<shard_state> self,

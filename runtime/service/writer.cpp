@@ -96,6 +96,26 @@ void answer(in_flight& f, const std::string& service) {
   }
 }
 
+/// Tells each staged commit's caller that asked (commit_ticket::on_staged):
+/// before the batch is handed to the log thread, so before any answer.
+void announce_staged(in_flight& f) {
+  for (size_t i = 0; i < f.batch.size(); ++i) {
+    auto& w = f.batch[i];
+    if (!w.on_staged)
+      continue;
+    auto [gi, j] = f.where[i];
+    auto& results = f.groups[gi].results;
+    bool refused = j < results.size() && !results[j].ok();  // decided while staging
+    if (refused || w.commit->outbox_ids.size() != w.commit->outbox.size())
+      continue;
+    try {
+      w.on_staged(*w.commit);
+    } catch (const std::exception& e) {
+      log::get("writer")->warn("after staging a commit: {}", e.what());
+    }
+  }
+}
+
 /// The store that stages these groups ahead of their write, if any.
 store::pipelined_store* pipelined(const std::vector<store::store_batch>& groups) {
   return dynamic_cast<store::pipelined_store*>(groups.front().store);
@@ -176,6 +196,8 @@ void take(writer_actor::stateful_pointer<writer_state> self,
         g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
       f->done = true;
     }
+    if (f->staged)
+      announce_staged(*f);
   }
   if (f->staged || f->done) {
     // Written on the log thread, in order; the writer stages the next batch
@@ -246,7 +268,8 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
         return rp;
       }
       s.pending.push_back(writer_state::waiting{std::move(t.commit), rp, t.deadline,
-                                                std::move(t.store), std::move(t.service)});
+                                                std::move(t.store), std::move(t.service),
+                                                std::move(t.on_staged)});
       if (s.pending.size() >= cfg.max_batch) {
         flush();
       } else if (!s.flush_scheduled) {

@@ -46,6 +46,11 @@ struct commit_ticket {
   /// The store it goes to (null: the writer's own) and its service (metrics).
   std::shared_ptr<store::event_store> store;
   std::string service;
+  /// Called on the writer's thread once the commit is staged (pipelined
+  /// stores only: decided, its outbox ids assigned, its write on its way to
+  /// the log) and before any commit staged after it is answered; not for a
+  /// commit refused while staging. Early dispatch (outbox_sender.hpp).
+  std::function<void(const store::commit&)> on_staged;
 };
 
 } // namespace custodian
@@ -81,6 +86,7 @@ struct writer_waiting {
   std::chrono::steady_clock::time_point deadline;
   std::shared_ptr<store::event_store> store;  ///< null: the writer's own
   std::string service;                        ///< "": the writer's
+  std::function<void(const store::commit&)> on_staged;  ///< commit_ticket::on_staged
 };
 
 /// A batch decided (staged) and handed to the log thread, answered once written.

@@ -53,6 +53,11 @@ struct outbox_row {
   int32_t attempt = 0;       ///< deliveries tried so far
   int64_t next_at_ms = 0;    ///< not before
   int64_t created_ms = 0;
+  /// Not stored: the sender may deliver it as soon as its commit is staged in
+  /// the node's log, before that commit is durable, to a shard on this node
+  /// whose commits go to the same log (outbox_sender.hpp, "Early dispatch").
+  /// Set for erase steps only.
+  bool early = false;
 };
 
 struct inbox_row {

@@ -253,6 +253,44 @@ BOOST_AUTO_TEST_CASE(a_group_staged_over_one_whose_write_fails_is_not_written) {
   st.close();
 }
 
+BOOST_AUTO_TEST_CASE(after_a_failed_log_write_nothing_is_written_until_the_store_reopens) {
+  // Fail-stop (node_db.hpp): A's write fails in the kernel; C, staged after
+  // the failure over nothing of A's, is refused without a try, though the log
+  // works again; once the node's DB is opened again, writes go on.
+  test::temp_dir dir;
+  rocks_options o{dir.file("node"), "svc"};
+  {
+    rocks_store st{o};
+    commit seed;
+    seed.events = {{"u0", "seed"}};
+    BOOST_TEST_REQUIRE(st.apply(seed).ok());
+    auto log = newest_log(dir.file("node"));
+    BOOST_TEST_REQUIRE(!log.empty());
+    commit a;
+    a.events = {{"u1", "of A"}};
+    status ra;
+    {
+      test::fd_fault fault{test::fd_of(log), log, log, O_RDONLY};
+      ra = st.apply(a);
+    }
+    BOOST_TEST(!ra.ok());
+    commit c;
+    c.events = {{"u3", "of C"}};
+    auto rc = st.apply(c);
+    BOOST_TEST(!rc.ok());
+    BOOST_TEST(rc.message.find("the node's log failed earlier") != std::string::npos, rc.message);
+    BOOST_TEST(st.read_stream("u3").empty());
+    st.close();
+  }
+  rocks_store again{o};
+  commit c;
+  c.events = {{"u3", "of C"}};
+  BOOST_TEST(again.apply(c).ok());
+  BOOST_TEST(again.read_stream("u3").size() == 1u);
+  BOOST_TEST(again.read_stream("u0").size() == 1u);
+  again.close();
+}
+
 BOOST_AUTO_TEST_CASE(a_retry_does_not_bring_back_an_entry_a_staged_group_delivers) {
   // The outbox entry is stored; a staged group delivers it (deletes it and
   // its due key); a failed delivery's retry of the same entry comes before

@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE writer
 #include <boost/test/unit_test.hpp>
 
+#include <mutex>
+
 #include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/common/ids.hpp"
 #include "runtime/saga/saga.hpp"
@@ -159,6 +161,65 @@ BOOST_AUTO_TEST_CASE(the_node_writer_answers_each_services_commits_from_one_batc
   self->wait_for(node_writer);
   a->close();
   b->close();
+}
+
+BOOST_AUTO_TEST_CASE(a_staged_commit_is_announced_before_its_write_a_refused_one_is_not) {
+  // Early dispatch's hook (commit_ticket::on_staged): called on the writer's
+  // thread once the commit is staged, with its outbox ids, while nothing of it
+  // is in the store yet; not for a commit refused while staging.
+  test::temp_dir dir;
+  threaded t;
+  auto& self = t.self;
+  auto a = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "user"});
+  auto node_writer = t.sys.spawn(writer_impl, std::shared_ptr<store::event_store>{},
+                                 writer_config{"node", 512});
+  struct seen {
+    std::mutex mtx;
+    std::vector<std::string> calls;  ///< "<name> <outbox ids> <entries then in the store>"
+  };
+  auto log = std::make_shared<seen>();
+  auto announce = [log, a](std::string name) {
+    return [log, a, name](const store::commit& c) {
+      auto stored = a->outbox_due(INT64_MAX / 2, 10, {}, {}).size();
+      std::lock_guard<std::mutex> g{log->mtx};
+      log->calls.push_back(name + " " + std::to_string(c.outbox_ids.size()) + " "
+                           + std::to_string(stored));
+    };
+  };
+  store::outbox_row row;
+  row.dest = "auth";
+  row.user_id = "u1";
+  row.request_id = "r1";
+  row.personal = false;
+  store::commit c1, c2;
+  c1.index_puts = {{"email", "k", "u1", ""}};
+  c1.outbox = {row};
+  c2.index_puts = {{"email", "k", "u2", ""}};  // taken by c1: refused while staging
+  c2.outbox = {row};
+  std::vector<commit_ticket> tickets{
+    {std::make_shared<store::commit>(c1), {}, a, "user", announce("c1")},
+    {std::make_shared<store::commit>(c2), {}, a, "user", announce("c2")}};
+  auto gate = t.sys.spawn([tickets, node_writer, me = caf::actor_cast<caf::actor>(self)] {
+    return caf::behavior{[=](caf::ok_atom) {
+      for (auto& tk : tickets)
+        caf::send_as(me, node_writer, commit_atom::value, tk);
+    }};
+  });
+  self->send(gate, caf::ok_atom::value);
+  std::vector<errc> codes;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](caf::ok_atom) { codes.push_back(errc::ok); },
+                  [&](caf::error& e) { codes.push_back(errc_of(e)); },
+                  caf::after(std::chrono::seconds(10)) >> [&] { codes.push_back(errc::internal); });
+  BOOST_TEST((codes == std::vector<errc>{errc::ok, errc::conflict}));
+  {
+    std::lock_guard<std::mutex> g{log->mtx};
+    BOOST_TEST(log->calls == std::vector<std::string>{"c1 1 0"});  // staged, not yet stored
+  }
+  BOOST_TEST(a->outbox_due(INT64_MAX / 2, 10, {}, {}).size() == 1u);  // and now it is
+  self->send_exit(node_writer, caf::exit_reason::user_shutdown);
+  self->wait_for(node_writer);
+  a->close();
 }
 
 BOOST_FIXTURE_TEST_CASE(one_users_commands_run_in_order_others_share_the_batch, fixture) {

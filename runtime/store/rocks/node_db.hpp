@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -59,6 +60,20 @@ public:
   void keys_replace(const std::string& svc,
                     const std::vector<std::pair<std::string, std::string>>& keys);
 
+  /// Fail-stop: once a write of the log failed, no later one is tried until
+  /// the node opens the store again (a restart), as PostgreSQL stops after a
+  /// failed fsync. What was staged behind the failed write may depend on it
+  /// (early dispatch, outbox_sender.hpp); the failure is why, if any.
+  std::optional<std::string> log_failure() const {
+    std::lock_guard<std::mutex> g{fail_mtx_};
+    return log_failure_;
+  }
+  void log_failed(const std::string& why) {
+    std::lock_guard<std::mutex> g{fail_mtx_};
+    if (!log_failure_)
+      log_failure_ = why;
+  }
+
   /// The service's column family had erasures: the scrubber flushes the
   /// memtables and compacts that family within `data_scrub_ms`.
   void erased(rocksdb::ColumnFamilyHandle* cf);
@@ -83,6 +98,8 @@ private:
 
   std::unique_ptr<key_slots> keys_;
   bool sync_ = true;
+  mutable std::mutex fail_mtx_;
+  std::optional<std::string> log_failure_;
 
   int data_scrub_ms_;
   std::mutex scrub_mtx_;
