@@ -317,6 +317,9 @@ void outbox_state::drain() {
       break;
     }
     cursor = {row.next_at_ms, row.id};
+    // Read from the store: durable, also if its commit's confirmation never
+    // comes (the origin shard went away meanwhile).
+    confirm(row.id);
     if (in_flight.count(row.id) == 0)
       send_one(std::move(row));
   }
@@ -333,16 +336,9 @@ void outbox_state::drain() {
 void outbox_state::fresh(const std::vector<store::outbox_row>& rows) {
   // Those sent early are durable now: first, whatever the in-flight bound.
   std::set<int64_t> confirmed;
-  for (auto& row : rows) {
-    if (provisional.erase(row.id) == 0)
-      continue;
-    confirmed.insert(row.id);
-    if (auto p = parked.find(row.id); p != parked.end()) {
-      retries.push_back(p->second);
-      parked.erase(p);
-      schedule_drain();
-    }
-  }
+  for (auto& row : rows)
+    if (confirm(row.id))
+      confirmed.insert(row.id);
   for (auto& row : rows) {
     if (confirmed.count(row.id) > 0)
       continue;  // sent when staged
@@ -353,6 +349,17 @@ void outbox_state::fresh(const std::vector<store::outbox_row>& rows) {
     if (in_flight.count(row.id) == 0 && d.rt->reachable(row.dest))
       send_one(row);
   }
+}
+
+bool outbox_state::confirm(int64_t id) {
+  if (provisional.erase(id) == 0)
+    return false;
+  if (auto p = parked.find(id); p != parked.end()) {
+    retries.push_back(p->second);
+    parked.erase(p);
+    schedule_drain();
+  }
+  return true;
 }
 
 void outbox_state::staged(const std::vector<store::outbox_row>& rows) {

@@ -19,12 +19,15 @@
 /// whose commits go to the same log as its origin's goes out as soon as the
 /// origin's commit is staged (`staged_atom`), not once it is durable: the
 /// participant's own commit is staged after it, in the same log, so it cannot
-/// be durable unless the origin's is (a failed log write fails every later
-/// one: rocks_store.hpp), and the participant answers only once it is. Until
-/// the origin's commit is confirmed (its `fresh_atom`), such an entry is
+/// be durable unless the origin's is (the node's log is fail-stop after a
+/// failed or dropped group: node_db.hpp), and the participant answers only
+/// once it is. Until the origin's commit is confirmed (its `fresh_atom`, or
+/// the entry read back from the store by a drain), such an entry is
 /// provisional: a failed delivery's retry is recorded only once it is, and
 /// `unstaged_atom` (the commit failed) forgets it. Other entries, and these to
-/// other nodes or stores, go out once durable.
+/// other nodes or stores, go out once durable. (A job whose steps go out
+/// partly early, partly once durable, may hand its answers back in two
+/// commits instead of one.)
 ///
 /// Answers to the steps of one job sent together are handed back together:
 /// an answer waits while deliveries of its job are still out (at most
@@ -110,6 +113,9 @@ struct outbox_state {
   void staged(const std::vector<store::outbox_row>& rows);
   /// The commit that staged these entries failed: they are forgotten.
   void unstaged(const std::vector<int64_t>& ids);
+  /// A provisional entry is durable: its parked retry, if any, is recorded.
+  /// False if it was not provisional.
+  bool confirm(int64_t id);
   /// Sent early, their commit not yet confirmed durable.
   std::set<int64_t> provisional;
   /// Failed deliveries of provisional entries: recorded once confirmed.

@@ -96,20 +96,30 @@ void answer(in_flight& f, const std::string& service) {
   }
 }
 
-/// Tells each staged commit's caller that asked (commit_ticket::on_staged):
-/// before the batch is handed to the log thread, so before any answer.
-void announce_staged(in_flight& f) {
+/// The staged commits whose callers asked to hear of it
+/// (commit_ticket::on_staged): read before the batch goes to the log thread,
+/// which sets the results from then on. Not those refused while staging.
+std::vector<const writer_waiting*> to_announce(const in_flight& f) {
+  std::vector<const writer_waiting*> out;
   for (size_t i = 0; i < f.batch.size(); ++i) {
     auto& w = f.batch[i];
     if (!w.on_staged)
       continue;
     auto [gi, j] = f.where[i];
     auto& results = f.groups[gi].results;
-    bool refused = j < results.size() && !results[j].ok();  // decided while staging
-    if (refused || w.commit->outbox_ids.size() != w.commit->outbox.size())
-      continue;
+    bool refused = j < results.size() && !results[j].ok();
+    if (!refused && w.commit->outbox_ids.size() == w.commit->outbox.size())
+      out.push_back(&w);
+  }
+  return out;
+}
+
+/// Once the batch is the log thread's: what the writer answers after this is
+/// told after it.
+void announce(const std::vector<const writer_waiting*>& ws) {
+  for (auto* w : ws) {
     try {
-      w.on_staged(*w.commit);
+      w->on_staged(*w->commit);
     } catch (const std::exception& e) {
       log::get("writer")->warn("after staging a commit: {}", e.what());
     }
@@ -196,20 +206,21 @@ void take(writer_actor::stateful_pointer<writer_state> self,
         g.results.assign(g.commits.size(), store::status{errc::io, e.what()});
       f->done = true;
     }
-    if (f->staged)
-      announce_staged(*f);
   }
   if (f->staged || f->done) {
     // Written on the log thread, in order; the writer stages the next batch
     // meanwhile. Handed over before it is listed: a batch listed is one the
     // log thread has (or one already answered).
+    auto told = f->done ? std::vector<const writer_waiting*>{} : to_announce(*f);
     try {
       if (!s.log)
         s.log = std::make_unique<log_thread>(
           [me = caf::actor_cast<caf::weak_actor_ptr>(self)](
             const std::vector<std::shared_ptr<staged_batch>>& bs) { write_batches(bs, me); });
-      if (!f->done)
+      if (!f->done) {
         s.log->post(f);
+        announce(told);  // handed over: early dispatch may go on (outbox_sender.hpp)
+      }
     } catch (const std::exception& e) {
       // Not handed over: nothing of it is written (its staged group, dropped,
       // fails the groups staged over it).

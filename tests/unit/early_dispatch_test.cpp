@@ -164,10 +164,14 @@ BOOST_FIXTURE_TEST_CASE(an_erase_step_goes_out_once_staged_and_not_again_once_du
   BOOST_TEST(to_billing->load() == 1);
 }
 
-BOOST_FIXTURE_TEST_CASE(a_failed_early_delivery_is_recorded_only_once_its_commit_is_durable,
+BOOST_FIXTURE_TEST_CASE(a_failed_early_delivery_is_recorded_only_once_its_commit_is_confirmed,
                         fixture) {
+  // The entry is in the store due later, so no drain reads it back (a drain
+  // confirms what it reads: the last case); only `fresh` confirms it here.
   participant_answers->store(v1::Reply::UNAVAILABLE);
-  auto row = stored(step("watchhistory"));
+  auto due_later = step("watchhistory");
+  due_later.next_at_ms += 60000;
+  auto row = stored(due_later);
   send(staged_atom::value, {row});
   BOOST_TEST(to_participant->load() == 1);
   advance(std::chrono::milliseconds(1100));  // past the backoff: the sender drains
@@ -199,4 +203,19 @@ BOOST_FIXTURE_TEST_CASE(an_early_entry_whose_commit_failed_is_left_to_the_store,
   advance(std::chrono::milliseconds(1100));
   BOOST_TEST(to_participant->load() == 3);  // the stored one again; the lost one never
   BOOST_TEST(st->outbox_depth() == 0);      // delivered and acknowledged
+}
+
+BOOST_FIXTURE_TEST_CASE(an_early_entry_read_back_from_the_store_is_confirmed, fixture) {
+  // Its commit's confirmation never comes (the origin shard went away while
+  // the commit was written): a drain that reads the entry from the store
+  // confirms it, and its parked retry goes on.
+  participant_answers->store(v1::Reply::UNAVAILABLE);
+  auto row = stored(step("watchhistory"));
+  send(staged_atom::value, {row});
+  BOOST_TEST(to_participant->load() == 1);
+  participant_answers->store(v1::Reply::OK);
+  for (int i = 0; i < 5 && to_participant->load() < 2; ++i)
+    advance(std::chrono::milliseconds(1100));
+  BOOST_TEST(to_participant->load() == 2);
+  BOOST_TEST(st->outbox_depth() == 0);
 }

@@ -39,6 +39,8 @@ private:
     return std::nullopt;
   }
   void fail(const status& why) {
+    if (node_)
+      node_->log_failed(why.message);  // fail-stop: later groups may depend on it
     for (auto& g : groups_)
       for (auto& s : g.results)
         s = why;
@@ -93,21 +95,12 @@ void rocks_store::write_groups(const std::vector<rocks_group*>& staged_groups) {
   if (go.empty())
     return;
   auto& node = *go.front()->node_;  // the groups of one writer share its node's DB
-  if (auto why = node.log_failure()) {
-    for (auto* g : go)
-      g->fail({errc::io, "the node's log failed earlier (" + *why
-                           + "): nothing is written until the node restarts"});
-    return;
-  }
   try {
     rocksdb::WriteBatch wb;
     for (auto* g : go)
       for (size_t i = 0; i < g->stores_.size(); ++i)
         g->stores_[i]->append(*g->st_[i], wb);
-    auto s = node.db()->Write(node.write_options(), &wb);
-    if (!s.ok())
-      node.log_failed(s.ToString());  // fail-stop (node_db.hpp)
-    check(s, "commit");
+    node.write(wb, "commit");  // refused once the log failed (node_db.hpp)
     for (auto* g : go)
       for (size_t i = 0; i < g->stores_.size(); ++i)
         g->stores_[i]->written(node, *g->st_[i]);  // durable: remembered whatever follows

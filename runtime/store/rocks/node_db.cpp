@@ -95,6 +95,16 @@ void quiet_perf_counters() {
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
 }
 
+void node_db::write(rocksdb::WriteBatch& wb, const std::string& what) {
+  if (auto why = log_failure())
+    throw store_error(errc::io, "the node's log failed earlier (" + *why
+                                  + "): nothing is written until the node restarts");
+  auto s = db_->Write(wopts_, &wb);
+  if (!s.ok())
+    log_failed("rocksdb " + what + ": " + s.ToString());
+  check(s, what);
+}
+
 void fail(const rocksdb::Status& s, const std::string& what) {
   auto code = s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() ? errc::unavailable : errc::io;
   throw store_error(code, "rocksdb " + what + ": " + s.ToString());

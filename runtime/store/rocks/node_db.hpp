@@ -60,10 +60,12 @@ public:
   void keys_replace(const std::string& svc,
                     const std::vector<std::pair<std::string, std::string>>& keys);
 
-  /// Fail-stop: once a write of the log failed, no later one is tried until
-  /// the node opens the store again (a restart), as PostgreSQL stops after a
-  /// failed fsync. What was staged behind the failed write may depend on it
-  /// (early dispatch, outbox_sender.hpp); the failure is why, if any.
+  /// Fail-stop: once a write of the log failed (or a staged group was failed
+  /// or dropped unwritten), no later write is tried until every store of the
+  /// node's DB is closed and it is opened again (a restart of the node), as
+  /// PostgreSQL stops after a failed fsync. What was staged behind the failed
+  /// group may depend on it (early dispatch, outbox_sender.hpp); the failure is
+  /// why, if any.
   std::optional<std::string> log_failure() const {
     std::lock_guard<std::mutex> g{fail_mtx_};
     return log_failure_;
@@ -73,6 +75,9 @@ public:
     if (!log_failure_)
       log_failure_ = why;
   }
+  /// Every write of the log goes here: refused once the log failed (above),
+  /// and a failure stops the writes after it. Throws store_error.
+  void write(rocksdb::WriteBatch& wb, const std::string& what);
 
   /// The service's column family had erasures: the scrubber flushes the
   /// memtables and compacts that family within `data_scrub_ms`.

@@ -122,7 +122,7 @@ status rocks_store::outbox_retry(const std::vector<retry>& retries) {
       lower_due_floor(dues.emplace_back(keys::due(o.next_at_ms, r.id)));
       wb.Put(family(cf_), keys::due(o.next_at_ms, r.id), o.dest);
     }
-    check(node->db()->Write(node->write_options(), &wb), "retry");
+    node->write(wb, "retry");
     for (auto& k : dues)  // after the write too (rocks_store.hpp)
       lower_due_floor(k);
     return {};
@@ -155,7 +155,7 @@ status rocks_store::outbox_wake(const std::string& dest, int64_t now_ms) {
     }
     check(it->status(), "scan the outbox");
     if (wb.Count() > 0)
-      check(node->db()->Write(node->write_options(), &wb), "wake");
+      node->write(wb, "wake");
     for (auto& k : dues)  // after the write too (rocks_store.hpp)
       lower_due_floor(k);
     return {};
