@@ -27,7 +27,7 @@
 #include "runtime/common/message_count.hpp"
 #include "runtime/service/identity.hpp"
 #include "runtime/service/helpers.hpp"
-#include "runtime/service/shard_actor.hpp"
+#include "runtime/shard/shard_actor.hpp"
 #include "runtime/store/mongo_store.hpp"
 #include "runtime/store/rocks_store.hpp"
 #include "runtime/store/sqlite_store.hpp"

@@ -6,7 +6,7 @@
 #include "actors/user/user_logic.hpp"
 #include "actors/watchhistory/watchhistory_logic.hpp"
 #include "runtime/common/log.hpp"
-#include "runtime/service/shard_core.hpp"
+#include "runtime/shard/shard_core.hpp"
 #include "runtime/store/sqlite_store.hpp"
 
 #include <memory>
@@ -29,6 +29,7 @@ std::vector<std::unique_ptr<shard_core>> make_cores() {
       auth::auth_config ac;
       ac.pwhash_ops = 1;
       ac.pwhash_mem_kib = 8;
+      ac.begin_register = saga::register_starter_for("auth", "fuzz", nullptr);
       logic = std::make_shared<auth::auth_logic>(ac, keys);
     } else if (name == "authz") {
       logic = std::make_shared<authz::authz_logic>();

@@ -2,15 +2,18 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
-#include "runtime/saga/saga.hpp"
 #include "runtime/service/helpers.hpp"
 
 #include <sodium.h>
+
+#include <stdexcept>
 
 namespace custodian::auth {
 
 auth_logic::auth_logic(auth_config cfg, std::shared_ptr<crypto::service_keys> keys)
   : cfg_(std::move(cfg)), keys_(std::move(keys)) {
+  if (!cfg_.begin_register)
+    throw std::invalid_argument("auth: no register starter (service_context::begin_register)");
   init_crypto();
   signing_ = crypto::keys_from_seed(keys_->secret("session-signing"));
 }
@@ -126,16 +129,14 @@ void auth_logic::begin(outcome& out, const v1::Envelope& env, const std::string&
                        const std::string& email, const UserRegistered& registered) {
   append(out.commit, user_id, new_event(env, registered));
   // The register saga: every other service is provisioned through the outbox.
-  static const service_registry nobody;
-  auto job = saga::begin_register(out, env, user_id, email,
-                                  env.command().register_user().display_name(), name_, cfg_.node,
-                                  cfg_.registry ? *cfg_.registry : nobody);
+  auto job = cfg_.begin_register(out, env, user_id, email,
+                                 env.command().register_user().display_name());
   out.reply = make_reply(v1::Reply::OK);
   auto* r = out.reply.mutable_registered();
   r->set_user_id(user_id);
-  r->set_job_id(job.job_id());
-  r->set_state(saga::to_string(job.state()));
-  log::get("auth")->info("register accepted user={} job={} request={}", user_id, job.job_id(),
+  r->set_job_id(job.job_id);
+  r->set_state(job.state);
+  log::get("auth")->info("register accepted user={} job={} request={}", user_id, job.job_id,
                          env.request_id());
 }
 

@@ -19,9 +19,9 @@ struct auth_config {
   uint64_t pwhash_ops = 2;
   uint64_t pwhash_mem_kib = 65536;
   int64_t session_ttl_ms = 3600 * 1000;
-  std::string node = "node";
-  /// Who else is provisioned on register (null: nobody).
-  std::shared_ptr<const service_registry> registry;
+  /// Starts the register job in the commit that creates the user (the
+  /// runtime's register saga: service_context::begin_register). Required.
+  register_starter begin_register;
 };
 
 class auth_logic final : public service_logic {

@@ -1,6 +1,5 @@
 // The descriptor of auth: how the runtime finds it.
 #include "actors/auth/auth_logic.hpp"
-#include "runtime/node/config.hpp"
 #include "runtime/service/registry.hpp"
 
 namespace custodian {
@@ -13,8 +12,7 @@ service_descriptor custodian_service_auth() {
     ac.pwhash_ops = static_cast<uint64_t>(ctx.settings.integer("pwhash-ops", 2));
     ac.pwhash_mem_kib = static_cast<uint64_t>(ctx.settings.integer("pwhash-mem-kib", 65536));
     ac.session_ttl_ms = ctx.settings.duration("session-ttl", std::chrono::hours(1)).count();
-    ac.node = ctx.node;
-    ac.registry = ctx.registry;
+    ac.begin_register = ctx.begin_register;
     return std::make_shared<auth::auth_logic>(ac, ctx.keys);
   };
   // auth holds personal data (the default): it erases and exports; it creates

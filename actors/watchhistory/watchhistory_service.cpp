@@ -1,6 +1,5 @@
 // The descriptor of watchhistory: how the runtime finds it.
 #include "actors/watchhistory/watchhistory_logic.hpp"
-#include "runtime/node/config.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/registry.hpp"
 

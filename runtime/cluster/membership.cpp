@@ -7,7 +7,7 @@
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
-#include "runtime/node/config.hpp"
+#include "runtime/common/parse.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 
 #include <caf/io/all.hpp>

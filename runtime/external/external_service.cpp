@@ -5,7 +5,7 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/crypto/webhook.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/saga/verify.hpp"
 #include "runtime/service/service_logic.hpp"
 

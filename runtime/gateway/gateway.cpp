@@ -9,7 +9,7 @@
 #include "runtime/gateway/job_routes.hpp"
 #include "runtime/gateway/ops_routes.hpp"
 #include "runtime/gateway/privacy_routes.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/gateway/login_limits.hpp"
 #include "runtime/gateway/requests.hpp"
 #include "runtime/saga/saga.hpp"

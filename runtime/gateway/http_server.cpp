@@ -1,7 +1,7 @@
 #include "runtime/gateway/http_server.hpp"
 
 #include "runtime/gateway/http_internal.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 

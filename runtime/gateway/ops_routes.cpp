@@ -1,6 +1,6 @@
 #include "runtime/gateway/ops_routes.hpp"
 
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/gateway/ui_assets.hpp"
 
 #include <atomic>

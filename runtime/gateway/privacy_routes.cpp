@@ -2,7 +2,7 @@
 
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/service/helpers.hpp"
 
 #include <functional>

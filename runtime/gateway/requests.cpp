@@ -1,7 +1,7 @@
 #include "runtime/gateway/requests.hpp"
 
 #include "api.pb.h"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/service/helpers.hpp"
 
 namespace custodian {

@@ -6,6 +6,7 @@
 
 #include "runtime/cluster/membership.hpp"
 #include "runtime/common/wire.hpp"
+#include "runtime/common/parse.hpp"
 #include "runtime/external/external_service.hpp"
 #include "runtime/gateway/oidc.hpp"
 #include "runtime/service/registry.hpp"
@@ -319,21 +320,6 @@ std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& s
   return out;
 }
 
-bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
-    return false;
-  auto p = s.substr(colon + 1);
-  if (p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit))
-    return false;
-  auto n = std::stoul(p);
-  if (n > 65535)
-    return false;
-  host = s.substr(0, colon);
-  port = static_cast<uint16_t>(n);
-  return true;
-}
-
 std::vector<std::string> node_config::hosted_services() const {
   if (std::find(services.begin(), services.end(), "*") == services.end())
     return services;
@@ -354,25 +340,6 @@ std::vector<std::pair<std::string, std::string>> node_config::external_services(
   return out;
 }
 
-int64_t parse_days(const std::string& s) {
-  size_t digits = 0;
-  while (digits < s.size() && digits < 6 && std::isdigit(static_cast<unsigned char>(s[digits])))
-    ++digits;
-  if (digits == 0)
-    return -1;
-  auto n = std::stoll(s.substr(0, digits));
-  auto unit = s.substr(digits);
-  if (unit == "d")
-    return n * 86400000;
-  if (unit == "h")
-    return n * 3600000;
-  if (unit == "min")
-    return n * 60000;
-  if (unit == "s")
-    return n * 1000;
-  return -1;
-}
-
 std::vector<std::string> node_config::validate() const {
   std::vector<std::string> problems;
   validate_services(problems);
@@ -389,7 +356,7 @@ std::vector<std::string> node_config::validate() const {
     problems.push_back("outbox.backoff-base must be positive and at most outbox.backoff-max");
   if (log_format != "text" && log_format != "json")
     problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
-  if (!jobs_deadline.empty() && parse_days(jobs_deadline) <= 0)
+  if (!jobs_deadline.empty() && parse_duration_ms(jobs_deadline) <= 0)
     problems.push_back("jobs.deadline must be empty (one calendar month) or a positive duration "
                        "such as 45d, 72h or 90min, got \"" + jobs_deadline + "\"");
   return problems;

@@ -140,9 +140,4 @@ private:
 /// Throws std::invalid_argument on a malformed placement entry.
 std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& service);
 
-/// Splits "host:port"; false if malformed.
-bool split_host_port(const std::string& s, std::string& host, uint16_t& port);
-/// A duration "<N>d|h|min|s" in ms; -1 if it is not one.
-int64_t parse_days(const std::string& s);
-
 } // namespace custodian

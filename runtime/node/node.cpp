@@ -10,11 +10,12 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
+#include "runtime/common/parse.hpp"
 #include "runtime/crypto/webhook.hpp"
 #include "runtime/external/external_service.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
-#include "runtime/service/shard_actor.hpp"
-#include "runtime/service/writer.hpp"
+#include "runtime/shard/shard_actor.hpp"
+#include "runtime/shard/writer.hpp"
 #include "runtime/cluster/lease_manager.hpp"
 #include "runtime/store/mongo_store.hpp"
 #include "runtime/store/rocks_store.hpp"
@@ -96,7 +97,7 @@ std::string node::start() {
   lg->info("node {}: CAF node id {}", cfg_.node_name, caf::to_string(sys_.node()));
   saga::set_job_shards(cfg_.shards);
   saga::set_deadline_policy(
-    saga::deadline_policy{cfg_.jobs_deadline.empty() ? 0 : parse_days(cfg_.jobs_deadline)});
+    saga::deadline_policy{cfg_.jobs_deadline.empty() ? 0 : parse_duration_ms(cfg_.jobs_deadline)});
   // 1. The master key, then stores (one per hosted service) and their keyrings.
   if (auto err = open_stores(); !err.empty())
     return err;

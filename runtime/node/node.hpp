@@ -30,7 +30,7 @@
 #include "runtime/router/router.hpp"
 #include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
-#include "runtime/service/shard_core.hpp"
+#include "runtime/shard/shard_core.hpp"
 #include "runtime/store/event_store.hpp"
 
 #include <map>

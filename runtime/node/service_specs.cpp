@@ -1,7 +1,8 @@
 #include "runtime/node/service_specs.hpp"
 
+#include "runtime/saga/saga.hpp"
 #include "runtime/service/contract.hpp"
-#include "runtime/service/shard_actor.hpp"
+#include "runtime/shard/shard_actor.hpp"
 
 namespace custodian {
 
@@ -31,6 +32,8 @@ std::shared_ptr<service_logic> make_service(const std::string& name, const node_
   ctx.keys = contract_keys(std::move(keys), name, d->holds_personal_data);
   ctx.settings = service_settings{&caf::content(cfg), name};
   ctx.registry = reg;
+  if (d->identity)
+    ctx.begin_register = saga::register_starter_for(name, cfg.node_name, reg);
   return d->make(ctx);
 }
 

@@ -13,8 +13,8 @@
 #include "runtime/router/router.hpp"
 #include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
-#include "runtime/service/shard_core.hpp"
-#include "runtime/service/writer.hpp"
+#include "runtime/shard/shard_core.hpp"
+#include "runtime/shard/writer.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
 #include <memory>

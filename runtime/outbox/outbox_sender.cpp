@@ -6,7 +6,6 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/common/message_count.hpp"
-#include "runtime/saga/saga.hpp"
 
 #include <sodium.h>
 
@@ -254,7 +253,7 @@ void outbox_state::send_one(store::outbox_row row) {
     return;
   }
   auto sent = env.SerializeAsString();
-  auto step = saga::step_of(env.command());
+  auto step = step_of(env.command());
   // The callbacks below keep `row` until an answer comes (a local shard that
   // exits holding the request never answers): without its opened payload.
   row.payload.clear();

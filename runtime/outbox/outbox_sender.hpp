@@ -38,6 +38,7 @@
 #include "runtime/common/wire.hpp"
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/outbox/outbox_config.hpp"
+#include "runtime/outbox/protocol.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/store/event_store.hpp"
 
@@ -157,29 +158,6 @@ struct outbox_state {
   std::map<uint64_t, local_call> local_calls;  ///< by token: the order sent is the deadlines' order
   uint64_t next_call = 0;
 };
-
-using drain_atom = caf::atom_constant<caf::atom("drain")>;
-using fresh_atom = caf::atom_constant<caf::atom("fresh")>;
-using staged_atom = caf::atom_constant<caf::atom("staged")>;
-using unstaged_atom = caf::atom_constant<caf::atom("unstaged")>;
-
-/// Entries a shard has just committed (ids assigned), handed to its sender so
-/// they go out without a read of the store (local messages only).
-struct fresh_entries {
-  std::shared_ptr<const std::vector<store::outbox_row>> rows;
-};
-
-/// The ids of entries whose commit failed after they were staged.
-struct unstaged_entries {
-  std::vector<int64_t> ids;
-};
-
-} // namespace custodian
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::fresh_entries)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::unstaged_entries)
-
-namespace custodian {
 
 caf::behavior outbox_sender(caf::stateful_actor<outbox_state>* self, outbox_deps deps);
 

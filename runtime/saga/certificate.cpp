@@ -2,7 +2,7 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/crypto/keyring.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/saga/saga.hpp"
 
 #include <algorithm>

@@ -147,15 +147,6 @@ v1::JobStatus job_status(const v1::JobRecord& job) {
   return s;
 }
 
-step_ref step_of(const v1::Command& cmd) {
-  switch (cmd.kind_case()) {
-    case v1::Command::kProvisionUser: return {cmd.provision_user().job_id(), v1::STEP_PROVISION};
-    case v1::Command::kEraseUser: return {cmd.erase_user().job_id(), v1::STEP_ERASE};
-    case v1::Command::kExportUser: return {cmd.export_user().job_id(), v1::STEP_EXPORT};
-    default: return {};
-  }
-}
-
 v1::Envelope step_envelope(const v1::Envelope& cause, const std::string& job_id, const char* step,
                            const std::string& dest, const std::string& user_id,
                            const std::string& origin) {
@@ -193,6 +184,18 @@ v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std:
     out.commit.outbox.push_back(make_outbox(svc, msg, true, now));
   }
   return job;
+}
+
+register_starter register_starter_for(std::string self, std::string node,
+                                      std::shared_ptr<const service_registry> reg) {
+  if (!reg)
+    reg = std::make_shared<const service_registry>();
+  return [self = std::move(self), node = std::move(node), reg = std::move(reg)](
+           outcome& out, const v1::Envelope& cause, const std::string& user_id,
+           const std::string& email, const std::string& display_name) {
+    auto job = begin_register(out, cause, user_id, email, display_name, self, node, *reg);
+    return started_job{job.job_id(), to_string(job.state())};
+  };
 }
 
 namespace {

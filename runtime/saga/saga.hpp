@@ -66,14 +66,6 @@ void apply_extension(store::event_store& st, v1::JobRecord& job);
 /// The public view of a job (no bundle).
 v1::JobStatus job_status(const v1::JobRecord& job);
 
-/// The job and step a lifecycle command belongs to (STEP_NONE if it is none):
-/// the outbox sender hands them back, typed, with the participant's answer.
-struct step_ref {
-  std::string job_id;
-  v1::Step step = v1::STEP_NONE;
-};
-step_ref step_of(const v1::Command& cmd);
-
 /// An envelope for one step of a job, sent through the coordinator's outbox.
 /// Its request id is "<job>/<step>/<dest>": the same on every redelivery.
 v1::Envelope step_envelope(const v1::Envelope& cause, const std::string& job_id, const char* step,
@@ -87,6 +79,11 @@ v1::JobRecord begin_register(outcome& out, const v1::Envelope& cause, const std:
                              const std::string& email, const std::string& display_name,
                              const std::string& self, const std::string& node,
                              const service_registry& reg);
+
+/// begin_register for the identity service `self` on `node`, as the service
+/// API hands it over (service_context::begin_register).
+register_starter register_starter_for(std::string self, std::string node,
+                                      std::shared_ptr<const service_registry> reg);
 
 /// A change of `job` (job.accepted, job.held, job.released, job.done,
 /// job.failed, job.overdue) to every notification URL of `reg`: one outbox row

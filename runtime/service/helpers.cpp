@@ -2,7 +2,7 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -64,6 +64,19 @@ private:
   std::string group_;
 };
 
+/// What the identity service gets back when it starts the register job.
+struct started_job {
+  std::string job_id;
+  std::string state;  ///< as the API names it ("running", "done")
+};
+
+/// Starts the register job inside the identity service's commit that creates
+/// the user: the job and a ProvisionUser step to every other participant go
+/// into `out` (the runtime's register saga; the service never sees it).
+using register_starter =
+  std::function<started_job(outcome& out, const v1::Envelope& cause, const std::string& user_id,
+                            const std::string& email, const std::string& display_name)>;
+
 /// What a service's logic factory gets from the node that hosts it.
 struct service_context {
   std::string service;                      ///< the service's own name
@@ -71,6 +84,8 @@ struct service_context {
   std::shared_ptr<crypto::service_keys> keys;  ///< seal and open its users' fields (no destroy)
   service_settings settings;                ///< its own config group
   std::shared_ptr<const service_registry> registry;  ///< participants of each step
+  /// For the identity service (`identity = true`): starts the register job.
+  register_starter begin_register;
 };
 
 /// One HTTP route of a service, served by the gateway. The path's `{id}` is the

@@ -11,7 +11,7 @@
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/router/router.hpp"
 #include "runtime/saga/saga.hpp"
-#include "runtime/service/shard_actor.hpp"
+#include "runtime/shard/shard_actor.hpp"
 #include "runtime/store/sqlite_store.hpp"
 
 #include <cstdlib>
@@ -85,6 +85,8 @@ void service_kit::init(service_descriptor d, kit_options opts) {
   ctx.keys = contract_keys(keys_, d.name, d.holds_personal_data);
   ctx.settings = service_settings{&cfg->content, d.name};
   ctx.registry = reg;
+  if (d.identity)
+    ctx.begin_register = saga::register_starter_for(d.name, opts.node, reg);
   logic_ = d.make(ctx);
   reg_ = reg;
   rt_ = std::make_shared<router>(1);
@@ -193,7 +195,7 @@ v1::Envelope service_kit::delivered(const store::outbox_row& row, const v1::Repl
   d->set_outbox_id(row.id);
   d->set_dest(row.dest);
   *d->mutable_reply() = reply;
-  auto step = saga::step_of(env.command());
+  auto step = step_of(env.command());
   d->set_job_id(step.job_id);
   d->set_step(step.step);
   d->set_request_id(row.request_id);

@@ -23,7 +23,7 @@
 #include "runtime/router/router.hpp"
 #include "runtime/service/helpers.hpp"
 #include "runtime/service/registry.hpp"
-#include "runtime/service/shard_core.hpp"
+#include "runtime/shard/shard_core.hpp"
 #include "runtime/store/event_store.hpp"
 
 #include <caf/all.hpp>

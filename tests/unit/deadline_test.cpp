@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/common/ids.hpp"
+#include "runtime/common/parse.hpp"
 #include "runtime/node/config.hpp"
 #include "runtime/saga/deadline.hpp"
 #include "runtime/saga/saga.hpp"
@@ -48,11 +49,11 @@ BOOST_AUTO_TEST_CASE(one_month_is_the_same_day_of_the_next_month_clamped) {
 }
 
 BOOST_AUTO_TEST_CASE(a_fixed_duration_replaces_the_month) {
-  BOOST_TEST(parse_days("45d") == 45LL * 86400000);
-  BOOST_TEST(parse_days("72h") == 72LL * 3600000);
-  BOOST_TEST(parse_days("90min") == 90LL * 60000);
+  BOOST_TEST(parse_duration_ms("45d") == 45LL * 86400000);
+  BOOST_TEST(parse_duration_ms("72h") == 72LL * 3600000);
+  BOOST_TEST(parse_duration_ms("90min") == 90LL * 60000);
   for (auto bad : {"", "d", "45", "45 d", "45days", "-3d", "1month", "9999999d"})
-    BOOST_TEST(parse_days(bad) < 0, bad);
+    BOOST_TEST(parse_duration_ms(bad) < 0, bad);
   auto accepted = utc(2027, 1, 31);
   BOOST_TEST(saga::deadline_for(accepted, {45LL * 86400000}) == utc(2027, 3, 17));
   BOOST_TEST(saga::deadline_for(accepted, {}) == utc(2027, 2, 28));

@@ -11,7 +11,7 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/service/helpers.hpp"
-#include "runtime/service/shard_actor.hpp"
+#include "runtime/shard/shard_actor.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/caf_fixture.hpp"
 #include "tests/support/temp_dir.hpp"

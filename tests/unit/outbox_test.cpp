@@ -12,7 +12,7 @@
 #include "runtime/node/node.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
 #include "runtime/service/helpers.hpp"
-#include "runtime/service/shard_actor.hpp"
+#include "runtime/shard/shard_actor.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "tests/support/caf_fixture.hpp"
 #include "tests/support/temp_dir.hpp"

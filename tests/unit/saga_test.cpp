@@ -5,13 +5,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/common/ids.hpp"
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 #include "runtime/saga/saga.hpp"
 #include "runtime/saga/verify.hpp"
 #include "runtime/crypto/keyring.hpp"
 #include "runtime/node/config.hpp"
 #include "runtime/service/contract.hpp"
-#include "runtime/service/shard_core.hpp"
+#include "runtime/shard/shard_core.hpp"
 #include "runtime/store/rocks_store.hpp"
 #include "runtime/testkit/testkit.hpp"
 #include "tests/support/fd_fault.hpp"

@@ -4,8 +4,8 @@
 
 #include "runtime/common/wire.hpp"
 #include "runtime/router/router.hpp"
-#include "runtime/service/shard_core.hpp"
-#include "runtime/service/writer.hpp"
+#include "runtime/shard/shard_core.hpp"
+#include "runtime/shard/writer.hpp"
 
 #include <deque>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "runtime/service/writer.hpp"
+#include "runtime/shard/writer.hpp"
 
 #include "runtime/metrics/metrics.hpp"
 

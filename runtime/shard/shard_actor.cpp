@@ -1,9 +1,9 @@
-#include "runtime/service/shard_actor.hpp"
+#include "runtime/shard/shard_actor.hpp"
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/common/message_count.hpp"
-#include "runtime/outbox/outbox_sender.hpp"
+#include "runtime/outbox/protocol.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "runtime/gateway/json.hpp"
+#include "runtime/common/json.hpp"
 
 #include "api.pb.h"
 

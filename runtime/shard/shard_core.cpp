@@ -1,4 +1,4 @@
-#include "runtime/service/shard_core.hpp"
+#include "runtime/shard/shard_core.hpp"
 
 #include "runtime/service/contract.hpp"
 
