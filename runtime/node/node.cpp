@@ -1,88 +1,31 @@
 #include "runtime/node/node.hpp"
 
-#include "runtime/metrics/metrics.hpp"
-
-#include "runtime/metrics/store_snapshot.hpp"
-#include "runtime/saga/deadline.hpp"
-
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include "runtime/cluster/lease_manager.hpp"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/common/parse.hpp"
 #include "runtime/crypto/webhook.hpp"
 #include "runtime/external/external_service.hpp"
+#include "runtime/metrics/metrics.hpp"
+#include "runtime/metrics/store_snapshot.hpp"
+#include "runtime/node/guard.hpp"
+#include "runtime/node/stores.hpp"
 #include "runtime/outbox/outbox_sender.hpp"
+#include "runtime/saga/deadline.hpp"
 #include "runtime/shard/shard_actor.hpp"
 #include "runtime/shard/writer.hpp"
-#include "runtime/cluster/lease_manager.hpp"
-#include "runtime/store/mongo_store.hpp"
-#include "runtime/store/rocks_store.hpp"
-#include "runtime/store/sqlite_store.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
 #include <caf/openssl/manager.hpp>
 #include <caf/openssl/publish.hpp>
 
-#include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <sodium.h>
+
+#include <algorithm>
 #include <filesystem>
-#include <iostream>
 #include <thread>
 
 namespace custodian {
-
-namespace {
-/// Set when membership found the node cut off (cluster.isolation-exit): the
-/// process then exits with status 3 after a normal stop.
-std::atomic<bool> isolated_exit{false};
-} // namespace
-
-std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std::string& svc,
-                                               bool claim) {
-  if (cfg.store_backend == "mongodb") {
-    store::mongo_options mo;
-    mo.uri = cfg.mongodb_uri;
-    mo.database = cfg.mongodb_prefix + svc;
-    mo.owner = cfg.node_name;
-    mo.shards = cfg.shards;
-    if (claim)
-      mo.claim = hosted_shards(cfg, svc);
-    // Standalone, a shard held by another node is an error; in a cluster that
-    // node serves it and this one is a standby.
-    mo.require_claims = cfg.cluster_listen.empty();
-    mo.lease_ms = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.mongodb_lease).count();
-    mo.timeout_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.mongodb_timeout).count();
-    return std::make_shared<store::mongo_store>(mo);
-  }
-  if (cfg.store_backend == "rocksdb") {
-    store::rocks_options ro;
-    ro.path = cfg.data_dir + "/store";
-    ro.service = svc;
-    ro.synchronous = cfg.synchronous;
-    ro.data_scrub_ms = static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.scrub_after).count());
-    return std::make_shared<store::rocks_store>(ro);
-  }
-  store::sqlite_options so;
-  so.path = cfg.data_dir + "/" + svc + ".db";
-  so.synchronous = cfg.synchronous;
-  so.data_scrub_ms = static_cast<int>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(cfg.scrub_after).count());
-  return std::make_shared<store::sqlite_store>(so);
-}
-
-std::string store_description(const node_config& cfg, const std::string& svc) {
-  if (cfg.store_backend == "mongodb")
-    return "mongodb " + store::redact_uri(cfg.mongodb_uri) + " database " + cfg.mongodb_prefix + svc;
-  if (cfg.store_backend == "rocksdb")
-    return cfg.data_dir + "/store (rocksdb, column family " + svc + ")";
-  return cfg.data_dir + "/" + svc + ".db";
-}
 
 node::node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks)
   : sys_(sys), cfg_(cfg), reg_(node_registry(cfg)), rt_(std::make_shared<router>(cfg.shards)),
@@ -192,24 +135,7 @@ void node::warn_unknown_destinations() {
 void node::spawn_guard() {
   // A service whose supervisor gave up (restart intensity exceeded) stays down;
   // say so loudly. /healthz reports it as degraded.
-  guard_ = sys_.spawn([health = health_](caf::event_based_actor* self) -> caf::behavior {
-    auto names = std::make_shared<std::map<caf::actor_addr, std::string>>();
-    self->set_down_handler([names, health](caf::down_msg& dm) {
-      if (dm.reason == caf::exit_reason::user_shutdown)
-        return;
-      auto i = names->find(dm.source);
-      if (i != names->end())
-        health->fail(i->second);
-      log::get("node")->critical(
-        "service {} stopped after its supervisor escalated ({}); it stays down until the node "
-        "restarts",
-        i == names->end() ? "?" : i->second, caf::to_string(dm.reason));
-    });
-    return {[self, names](caf::actor& sup, std::string& svc) {
-      (*names)[sup.address()] = svc;
-      self->monitor(sup);
-    }};
-  });
+  guard_ = sys_.spawn(guard, health_);
   for (auto& [svc, sup] : supervisors_)
     caf::anon_send(guard_, sup, svc);
   if (writer_sup_)
@@ -246,10 +172,7 @@ std::string node::spawn_membership() {
   // a clustered node without certificates).
   md.connector = sys_.openssl_manager().actor_handle();
   // Cut off for good: stop the way SIGTERM does, then exit with status 3.
-  md.on_isolated = [] {
-    isolated_exit.store(true);
-    ::kill(::getpid(), SIGTERM);
-  };
+  md.on_isolated = [] { request_isolation_exit(); };
   membership_ = sys_.spawn(membership, std::move(md));
   if (cfg_.cluster_listen.empty())
     return "";
@@ -459,101 +382,6 @@ std::string node::start_service(const std::string& svc) {
   // Whatever waited for it is due now, not at its backoff time.
   wake_outboxes(outboxes(), *rt_, {svc});
   return "";
-}
-
-int rotate_master_key(const node_config& cfg) {
-  auto old_file = cfg.master_key_file.empty() ? cfg.data_dir + "/master.key" : cfg.master_key_file;
-  crypto::key32 old_key, new_key;
-  if (auto err = crypto::load_or_create_master_key(old_file, old_key); !err.empty()) {
-    std::cerr << "custodian-node: " << err << "\n";
-    return 1;
-  }
-  if (auto err = crypto::load_or_create_master_key(cfg.rotate_to, new_key); !err.empty()) {
-    std::cerr << "custodian-node: " << err << "\n";
-    return 1;
-  }
-  try {
-    for (auto& svc : cfg.hosted_services()) {
-      auto st = open_store(cfg, svc, false);
-      auto n = crypto::keyring::rewrap(*st, svc, old_key, new_key);
-      st->close();
-      std::cout << "custodian-node: " << svc << ": re-sealed " << n << " keys\n";
-    }
-  } catch (const store::store_error& e) {
-    std::cerr << "custodian-node: rotation stopped: " << e.what()
-              << " (it is safe to run it again)\n";
-    return 1;
-  }
-  std::cout << "custodian-node: every key table is sealed with " << cfg.rotate_to
-            << "; start the node with --crypto.master-key-file=" << cfg.rotate_to
-            << " (or move it over " << old_file << ") and destroy the old key file\n";
-  return 0;
-}
-
-int run_node(int argc, char** argv) {
-  // Every file the node creates (stores, WAL, keys, logs) is the owner's only: 0600.
-  ::umask(077);
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  node_config cfg;
-  auto problems = cfg.parse_args(argc, argv);
-  if (cfg.cli_helptext_printed)
-    return 0;
-  if (!problems.empty()) {
-    for (auto& p : problems)
-      std::cerr << "custodian-node: " << p << "\n";
-    std::cerr << "custodian-node: not started (see --long-help and configs/reference.ini)\n";
-    return 2;
-  }
-  // CAF's connection-level heartbeats and timeout follow the cluster's, so a hung
-  // peer's connection is closed too (both are off by default in CAF 0.17).
-  if (!cfg.cluster_listen.empty()) {
-    cfg.set("middleman.heartbeat-interval", cfg.heartbeat);
-    cfg.set("middleman.connection-timeout", cfg.heartbeat_timeout);
-    // A TLS handshake with a silent peer ends as a silent peer's heartbeats do.
-    set_handshake_deadline(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeat_timeout));
-  }
-  if (auto err = log::setup(cfg.log_level, cfg.log_format, cfg.log_file); !err.empty()) {
-    std::cerr << "custodian-node: " << err << "\n";
-    return 2;
-  }
-  init_crypto();
-  if (!cfg.rotate_to.empty())
-    return rotate_master_key(cfg);
-  caf::actor_system sys{cfg};
-  int rc = 0;
-  {
-    node n{sys, cfg};
-    if (auto err = n.start(); !err.empty()) {
-      std::cerr << "custodian-node: " << err << "\n";
-      n.stop();
-      rc = 1;
-    } else {
-      log::get("node")->info("node {} ready; gateway on {}; data in {}", cfg.node_name,
-                             cfg.gateway_listen.empty() ? "(none)" : cfg.gateway_listen,
-                             cfg.data_dir);
-      if (!cfg.gateway_listen.empty())
-        std::cout << "custodian-node " << cfg.node_name << " listening on http://"
-                  << cfg.gateway_listen << "\n  try: curl -s -X POST http://"
-                  << cfg.gateway_listen
-                  << "/v1/users -d '{\"email\":\"ada@example.com\",\"password\":"
-                     "\"change-me-please\",\"display_name\":\"Ada\"}'\n"
-                  << std::flush;
-      int sig = 0;
-      sigwait(&stop_signals, &sig);
-      log::get("node")->info("signal {}: stopping", sig);
-      n.stop();
-      if (isolated_exit.load())
-        rc = 3;
-    }
-  }
-  return rc;
 }
 
 } // namespace custodian

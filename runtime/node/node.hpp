@@ -102,7 +102,13 @@ private:
 /// hosted service for the new master key. The node must be stopped.
 int rotate_master_key(const node_config& cfg);
 
-/// Runs a node until SIGINT or SIGTERM; the body of custodian-node's main().
+/// Runs a node until SIGINT or SIGTERM; the body of custodian-node's main()
+/// (process.cpp: signals, exit status).
 int run_node(int argc, char** argv);
+
+/// The node is cut off for good (cluster.isolation-exit): stop as SIGTERM
+/// does, then exit with status 3.
+void request_isolation_exit();
+bool isolation_exit_requested();
 
 } // namespace custodian
