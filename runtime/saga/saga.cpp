@@ -226,59 +226,65 @@ coordinator::coordinator(std::string service, std::string node,
   : service_(std::move(service)), node_(std::move(node)), reg_(std::move(reg)),
     keys_(std::move(keys)) {}
 
-bool coordinator::handles(const v1::Command& cmd) {
-  switch (cmd.kind_case()) {
-    case v1::Command::kStartErase:
-    case v1::Command::kStartExport:
-    case v1::Command::kGetJob:
-    case v1::Command::kListJobs:
-    case v1::Command::kExtendJob:
-    case v1::Command::kRetryJob:
-    case v1::Command::kGetCertificate:
-    case v1::Command::kListCertificateKeys:
-    case v1::Command::kPreviewErase:
-    case v1::Command::kSetHold:
-    case v1::Command::kGetHold:
-    case v1::Command::kReleaseHold:
-    case v1::Command::kRecordAudit:
-    case v1::Command::kListAudit:
-    case v1::Command::kDelivered:
-    case v1::Command::kCheckDeadline:
-      return true;
-    default:
-      return false;
-  }
+const coordinator::dispatch_table& coordinator::table() {
+  using K = v1::Command::KindCase;
+  // One entry per command: handles() and handle() both read it, so a command
+  // is answered in exactly one place and one missing here is no saga command.
+  static const dispatch_table t = {
+    {K::kStartErase,
+     [](coordinator& c, const call& x) { return c.start(v1::JOB_ERASE, x.env, x.st, x.own); }},
+    {K::kStartExport,
+     [](coordinator& c, const call& x) { return c.start(v1::JOB_EXPORT, x.env, x.st, x.own); }},
+    {K::kGetJob, [](coordinator& c, const call& x) { return c.get_job(x.env, x.st); }},
+    {K::kListJobs,
+     [](coordinator& c, const call& x) { return c.list_jobs(x.env.command().list_jobs(), x.st); }},
+    {K::kExtendJob, [](coordinator& c, const call& x) { return c.extend(x.env, x.st); }},
+    {K::kRetryJob, [](coordinator& c, const call& x) { return c.retry(x.env, x.st); }},
+    {K::kRecordAudit, [](coordinator& c, const call& x) { return c.record_audit(x.env); }},
+    {K::kListAudit,
+     [](coordinator& c, const call& x) {
+       return c.list_audit(x.env.command().list_audit(), x.st);
+     }},
+    {K::kGetCertificate,
+     [](coordinator& c, const call& x) {
+       return c.certificate(x.env.command().get_certificate(), x.st);
+     }},
+    {K::kListCertificateKeys, [](coordinator& c, const call& x) { return c.keys(x.st); }},
+    {K::kSetHold, [](coordinator& c, const call& x) { return c.set_hold(x.env, x.st); }},
+    {K::kGetHold, [](coordinator& c, const call& x) { return c.get_hold(x.env, x.st); }},
+    {K::kReleaseHold,
+     [](coordinator& c, const call& x) { return c.release_hold(x.env, x.st, x.own); }},
+    {K::kCheckDeadline,
+     [](coordinator& c, const call& x) { return c.check_deadline(x.env, x.st); }},
+    {K::kPreviewErase, [](coordinator& c, const call& x) { return c.preview_erase(x.env, x.st); }},
+    {K::kDelivered,
+     [](coordinator& c, const call& x) { return c.delivered(x.env, x.st, x.pending); }},
+  };
+  return t;
 }
+
+bool coordinator::handles(const v1::Command& cmd) { return table().count(cmd.kind_case()) > 0; }
 
 outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, service_logic& own,
                             pending_jobs* pending) {
-  switch (env.command().kind_case()) {
-    case v1::Command::kStartErase: return start(v1::JOB_ERASE, env, st, own);
-    case v1::Command::kStartExport: return start(v1::JOB_EXPORT, env, st, own);
-    case v1::Command::kGetJob: return get_job(env, st);
-    case v1::Command::kListJobs: return list_jobs(env.command().list_jobs(), st);
-    case v1::Command::kExtendJob: return extend(env, st);
-    case v1::Command::kRetryJob: return retry(env, st);
-    case v1::Command::kRecordAudit: return record_audit(env);
-    case v1::Command::kListAudit: return list_audit(env.command().list_audit(), st);
-    case v1::Command::kGetCertificate: return certificate(env.command().get_certificate(), st);
-    case v1::Command::kListCertificateKeys: return keys(st);
-    case v1::Command::kSetHold: return set_hold(env, st);
-    case v1::Command::kGetHold: return get_hold(env, st);
-    case v1::Command::kReleaseHold: return release_hold(env, st, own);
-    case v1::Command::kCheckDeadline: return check_deadline(env, st);
-    case v1::Command::kPreviewErase: {
-      // A dry run of this service's share of an erase: what it would delete
-      // and shred now. Nothing is written.
-      outcome out;
-      out.reply = make_reply(v1::Reply::OK);
-      out.reply.mutable_preview()->set_records(
-        static_cast<uint32_t>(st.erase_count(env.user_id())));
-      out.reply.mutable_preview()->set_keys(st.key_get(env.user_id()) ? 1 : 0);
-      return out;
-    }
-    default: return delivered(env, st, pending);
+  auto it = table().find(env.command().kind_case());
+  if (it == table().end()) {
+    outcome out;
+    out.reply = make_reply(v1::Reply::INVALID, "not a saga command (the coordinator of "
+                                                 + service_ + " answers none such)");
+    return out;
   }
+  return it->second(*this, call{env, st, own, pending});
+}
+
+outcome coordinator::preview_erase(const v1::Envelope& env, store::event_store& st) {
+  // A dry run of this service's share of an erase: what it would delete and
+  // shred now. Nothing is written.
+  outcome out;
+  out.reply = make_reply(v1::Reply::OK);
+  out.reply.mutable_preview()->set_records(static_cast<uint32_t>(st.erase_count(env.user_id())));
+  out.reply.mutable_preview()->set_keys(st.key_get(env.user_id()) ? 1 : 0);
+  return out;
 }
 
 outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,

@@ -22,10 +22,12 @@
 #include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace custodian {
@@ -97,18 +99,33 @@ public:
   coordinator(std::string service, std::string node, std::shared_ptr<const service_registry> reg,
               std::shared_ptr<crypto::keyring> keys);
 
-  /// StartErase, StartExport, GetJob, ListJobs, ExtendJob, RetryJob, GetCertificate,
-  /// ListCertificateKeys and Delivered: handled here, not by the service's logic.
+  /// Whether `cmd` is a saga command (jobs, holds, audit, certificates, the
+  /// outbox's hand-backs), answered here and not by the service's logic: the
+  /// commands of one table (saga.cpp, table()).
   static bool handles(const v1::Command& cmd);
 
   /// Job records written by hand-backs handled earlier in the same commit
   /// (several Delivered of one user in one commit).
   using pending_jobs = std::map<std::string, v1::JobRecord>;
 
+  /// Answers a saga command; any other is refused (INVALID), never guessed.
   outcome handle(const v1::Envelope& env, store::event_store& st, service_logic& own,
                  pending_jobs* pending = nullptr);
 
 private:
+  /// One command's arguments, as the table hands them to its handler.
+  struct call {
+    const v1::Envelope& env;
+    store::event_store& st;
+    service_logic& own;
+    pending_jobs* pending;
+  };
+  using dispatch_table =
+    std::unordered_map<int, std::function<outcome(coordinator&, const call&)>>;
+  static const dispatch_table& table();
+  /// PreviewErase: what this service's share of an erase would delete now.
+  outcome preview_erase(const v1::Envelope& env, store::event_store& st);
+
   outcome start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,
                 service_logic& own);
   /// An erase's first commit: tombstone, the coordinator's own share, one step

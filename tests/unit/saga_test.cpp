@@ -13,6 +13,7 @@
 #include "runtime/service/contract.hpp"
 #include "runtime/shard/shard_core.hpp"
 #include "runtime/store/rocks_store.hpp"
+#include "runtime/store/sqlite_store.hpp"
 #include "runtime/testkit/testkit.hpp"
 #include "tests/support/fd_fault.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -565,4 +566,44 @@ BOOST_AUTO_TEST_CASE(accepting_an_erasure_makes_every_service_of_the_node_unread
   BOOST_TEST(!other_store.tombstoned(uid));  // its records are its own step's
   other_store.close();
   own_store->close();
+}
+
+namespace {
+/// A fake service logic for the coordinator alone: it must never be asked.
+struct unused_logic final : service_logic {
+  const std::string& name() const override { return name_; }
+  outcome handle(const v1::Envelope&, store_view&) override {
+    BOOST_FAIL("the coordinator handed a command to the service's logic");
+    return {};
+  }
+  std::string name_ = "user";
+};
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_coordinator_answers_its_table_and_refuses_any_other_command) {
+  test::temp_dir dir;
+  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("c.db"), "normal"});
+  auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), "user", st);
+  auto reg = std::make_shared<const service_registry>(builtin_services());
+  saga::coordinator coord{"user", "n", reg, keys};
+  unused_logic own;
+
+  v1::Command saga_cmd;
+  saga_cmd.mutable_get_job()->set_job_id("nope");
+  BOOST_TEST(saga::coordinator::handles(saga_cmd));
+  saga_cmd.mutable_delivered();
+  BOOST_TEST(saga::coordinator::handles(saga_cmd));
+
+  // A service's own command that reaches the coordinator anyway is refused,
+  // not taken for a hand-back of outbox entry 0; nothing is written.
+  v1::Envelope env;
+  env.set_user_id(new_id());
+  env.set_request_id(new_id());
+  env.mutable_command()->mutable_register_user()->set_email("ada@example.com");
+  BOOST_TEST(!saga::coordinator::handles(env.command()));
+  auto out = coord.handle(env, *st, own);
+  BOOST_TEST(out.reply.status() == v1::Reply::INVALID);
+  BOOST_TEST(out.reply.message().find("not a saga command") != std::string::npos);
+  BOOST_TEST(out.commit.empty());
+  BOOST_TEST(st->outbox_depth() == 0);
 }
