@@ -4,6 +4,7 @@
 #include "runtime/saga/deadline.hpp"
 #include "runtime/saga/verify.hpp"
 #include "runtime/service/contract.hpp"
+#include "runtime/store/commit_rules.hpp"
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
@@ -213,10 +214,6 @@ uint32_t attempt_of(const std::string& request_id) {
   }
 }
 
-template <class T>
-void append_all(std::vector<T>& to, std::vector<T>& from) {
-  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-}
 
 } // namespace
 
@@ -348,12 +345,7 @@ std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job
       refused.reply = share.reply;
       return refused;
     }
-    append_all(out.commit.erase_users, share.commit.erase_users);
-    append_all(out.commit.tombstones, share.commit.tombstones);
-    append_all(out.commit.events, share.commit.events);
-    append_all(out.commit.index_dels, share.commit.index_dels);
-    append_all(out.commit.index_puts, share.commit.index_puts);
-    append_all(out.commit.destroy_keys, share.commit.destroy_keys);
+    store::merge(out.commit, std::move(share.commit));
     mark(job, service_, v1::STEP_DONE);
   }
   // Crypto-erasure on the whole node from acceptance: where the node keeps

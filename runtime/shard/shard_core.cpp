@@ -10,6 +10,7 @@
 
 #include "runtime/common/log.hpp"
 #include "runtime/service/helpers.hpp"
+#include "runtime/store/commit_rules.hpp"
 
 #include <algorithm>
 #include <map>
@@ -263,15 +264,6 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   return {std::move(p.reply), wrote, false, std::move(fresh)};
 }
 
-namespace {
-
-template <class T>
-void append_all(std::vector<T>& to, std::vector<T>& from) {
-  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-}
-
-} // namespace
-
 shard_core::prepared_many shard_core::prepare_delivered(
   const std::vector<v1::Envelope>& envs, const saga::coordinator::pending_jobs* unconfirmed) {
   prepared_many p;
@@ -288,15 +280,7 @@ shard_core::prepared_many shard_core::prepare_delivered(
       for (auto& row : c.outbox)
         if (row.personal)
           row.payload = keys_->seal(row.user_id, row.payload, "outbox/" + row.request_id);
-      append_all(merged->erase_users, c.erase_users);
-      append_all(merged->tombstones, c.tombstones);
-      append_all(merged->events, c.events);
-      append_all(merged->index_dels, c.index_dels);
-      append_all(merged->index_puts, c.index_puts);
-      append_all(merged->jobs, c.jobs);
-      append_all(merged->outbox_acks, c.outbox_acks);
-      append_all(merged->outbox, c.outbox);
-      append_all(merged->audit, c.audit);
+      store::merge(*merged, std::move(c));
       p.replies.push_back(std::move(out.reply));
     }
   } catch (const store::store_error& e) {

@@ -1,5 +1,7 @@
 #include "runtime/store/commit_rules.hpp"
 
+#include <iterator>
+
 namespace custodian::store {
 
 void write_commit(const commit& c, commit_writer& w) {
@@ -26,6 +28,28 @@ void write_commit(const commit& c, commit_writer& w) {
     w.put_outbox(i, c.outbox[i]);
   if (c.inbox)
     w.put_inbox(*c.inbox);
+}
+
+namespace {
+template <class T>
+void append_all(std::vector<T>& to, std::vector<T>& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  from.clear();
+}
+} // namespace
+
+void merge(commit& into, commit&& from) {
+  append_all(into.destroy_keys, from.destroy_keys);
+  append_all(into.destroy_node_keys, from.destroy_node_keys);
+  append_all(into.erase_users, from.erase_users);
+  append_all(into.tombstones, from.tombstones);
+  append_all(into.events, from.events);
+  append_all(into.index_dels, from.index_dels);
+  append_all(into.index_puts, from.index_puts);
+  append_all(into.jobs, from.jobs);
+  append_all(into.outbox_acks, from.outbox_acks);
+  append_all(into.outbox, from.outbox);
+  append_all(into.audit, from.audit);
 }
 
 bool index_conflict(const commit& c, const index_owner_fn& owner_of) {

@@ -31,6 +31,12 @@
 
 namespace custodian::store {
 
+/// Moves every part of `from` into `into`, after what `into` holds (one
+/// commit made of several outcomes: an erasure's own share in the
+/// coordinator's acceptance, the hand-backs of one user written together).
+/// The inbox record is not merged: it belongs to the command that made `into`.
+void merge(commit& into, commit&& from);
+
 /// The kinds of records of a user that erasing the user deletes (each a table
 /// or a collection). Not the tombstone, and not the outbox entries without
 /// personal data (they carry the erasure to the other services).

@@ -137,3 +137,45 @@ BOOST_AUTO_TEST_CASE(keys_go_before_records_and_a_failure_fails_every_commit) {
   for (auto& s : out)
     BOOST_TEST((s.code == errc::io));
 }
+
+BOOST_AUTO_TEST_CASE(merging_moves_every_part_after_the_target_s_own_and_keeps_its_inbox) {
+  commit into;
+  into.erase_users = {"u0"};
+  into.inbox = inbox_row{"r-into", "u0", "kept"};
+  commit from;
+  from.destroy_keys = {"k"};
+  from.destroy_node_keys = {"n"};
+  from.erase_users = {"u1"};
+  from.tombstones = {"t"};
+  from.events = {{"s", "p"}};
+  from.index_dels = {{"email", "x"}};
+  from.index_puts = {index_row{"email", "y", "u1", ""}};
+  job_row j;
+  j.job_id = "j";
+  from.jobs = {j};
+  from.outbox_acks = {7};
+  outbox_row o;
+  o.dest = "user";
+  from.outbox = {o};
+  audit_row a;
+  a.id = "a";
+  from.audit = {a};
+  from.inbox = inbox_row{"r-from", "u1", "dropped"};
+
+  merge(into, std::move(from));
+  BOOST_TEST((into.erase_users == std::vector<std::string>{"u0", "u1"}));
+  BOOST_TEST(into.destroy_keys.size() == 1u);
+  BOOST_TEST(into.destroy_node_keys.size() == 1u);
+  BOOST_TEST(into.tombstones.size() == 1u);
+  BOOST_TEST(into.events.size() == 1u);
+  BOOST_TEST(into.index_dels.size() == 1u);
+  BOOST_TEST(into.index_puts.size() == 1u);
+  BOOST_TEST(into.jobs.size() == 1u);
+  BOOST_TEST(into.outbox_acks.size() == 1u);
+  BOOST_TEST(into.outbox.size() == 1u);
+  BOOST_TEST(into.audit.size() == 1u);
+  BOOST_TEST(into.inbox->request_id == "r-into");
+  // Every part is moved, none left behind to be written twice.
+  from.inbox.reset();
+  BOOST_TEST(from.empty());
+}
