@@ -205,7 +205,7 @@ private:
     if (!cookies.empty())
       h.emplace("Cookie", cookies);
     auto r = c.Get(path, h);
-    if (!r || r->status != 302 && r->status != 303)
+    if (!r || (r->status != 302 && r->status != 303))
       throw std::runtime_error("hydra " + path.substr(0, 60) + ": "
                                + (r ? std::to_string(r->status) + " " + r->body
                                     : "no answer (" + httplib::to_string(r.error()) + ")"));
