@@ -188,7 +188,9 @@ BOOST_FIXTURE_TEST_CASE(raw_bytes_and_silent_connections_do_not_hold_the_node, t
   BOOST_TEST_MESSAGE("b's CPU over 0.8 s: " << idle << " ticks idle, " << used
                                             << " with 8 silent connections (of "
                                             << sysconf(_SC_CLK_TCK) << " per s)");
-  BOOST_TEST(used - idle < sysconf(_SC_CLK_TCK) / 5);  // under a quarter core more (it was > 1)
+  // Under half a core more over the window: spinning took more than a whole
+  // one (over 80 ticks); the throttled handshakes take 15-22 ticks here.
+  BOOST_TEST(used - idle < sysconf(_SC_CLK_TCK) * 4 / 10);
   auto t0 = std::chrono::steady_clock::now();
   for (auto s : silent) {
     BOOST_TEST(s >= 0);
