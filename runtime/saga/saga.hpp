@@ -22,7 +22,6 @@
 #include "runtime/service/registry.hpp"
 #include "runtime/service/service_logic.hpp"
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -120,8 +119,8 @@ private:
     service_logic& own;
     pending_jobs* pending;
   };
-  using dispatch_table =
-    std::unordered_map<int, std::function<outcome(coordinator&, const call&)>>;
+  using handler = outcome (*)(coordinator&, const call&);
+  using dispatch_table = std::unordered_map<int, handler>;
   static const dispatch_table& table();
   /// PreviewErase: what this service's share of an erase would delete now.
   outcome preview_erase(const v1::Envelope& env, store::event_store& st);
