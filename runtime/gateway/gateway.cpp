@@ -25,20 +25,26 @@ using req_ptr = std::shared_ptr<const http::request>;
 
 namespace {
 
-/// Polls the registration's job until it leaves "running" or `deadline`
-/// passes, then hands the response on (or answers 503 if it was rolled back).
+/// Waits for the registration's job to leave "running", at most until
+/// `deadline`: one GetJob that the job's shard holds until the commit ending
+/// the job is durable (GetJob.wait_ms), asked again only if it came back early
+/// (a shard that moved, a node that does not hold GetJobs). Then hands the
+/// response on, or answers 503 if the registration was rolled back.
 void await_provisioning(std::shared_ptr<caller> c, v1::RegisterResponse out,
                         std::chrono::steady_clock::time_point deadline, responder res,
                         std::function<void(v1::RegisterResponse)> done) {
+  using namespace std::chrono;
+  auto left = duration_cast<milliseconds>(deadline - steady_clock::now()).count();
   v1::Envelope q;
   q.mutable_command()->mutable_get_job()->set_job_id(out.job_id());
+  q.mutable_command()->mutable_get_job()->set_wait_ms(static_cast<uint32_t>(std::max<int64_t>(0, left)));
   auto job_id = out.job_id();
   c->call(c->identity(), job_id, q, [c, out, deadline, res, done](v1::Reply j) mutable {
     if (j.status() == v1::Reply::OK
         && j.job_status().state() != saga::to_string(v1::JOB_RUNNING))
       out.set_state(j.job_status().state());
-    else if (std::chrono::steady_clock::now() < deadline)
-      return c->after(std::chrono::milliseconds(5), [c, out, deadline, res, done] {
+    else if (steady_clock::now() + milliseconds(20) < deadline)
+      return c->after(milliseconds(20), [c, out, deadline, res, done] {
         await_provisioning(c, out, deadline, res, done);
       });
     if (out.state() == saga::to_string(v1::JOB_FAILED))

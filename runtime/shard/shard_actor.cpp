@@ -45,6 +45,14 @@ wire wire_reply(v1::Reply::Status status, const std::string& message = {}) {
   return wire{make_reply(status, message).SerializeAsString()};
 }
 
+/// A GetJob's answer, read now.
+wire job_now(shard_core& core, const v1::Envelope& get_job) {
+  auto p = core.prepare(get_job);
+  if (!p.answered)  // a GetJob never writes
+    return wire_reply(v1::Reply::INTERNAL, "GetJob prepared a commit");
+  return wire{p.answered->reply.SerializeAsString()};
+}
+
 } // namespace
 
 wire shard_state::answer(const shard_core::result& r) {
@@ -55,7 +63,63 @@ wire shard_state::answer(const shard_core::result& r) {
       else
         caf::anon_send(sender, kick_atom::value);
     }
+  for (auto& job : r.ended)
+    wake(job);
   return wire{r.reply.SerializeAsString()};
+}
+
+bool shard_state::park(waiting& w, const v1::Reply& r) {
+  auto& cmd = w.env.command();
+  if (!cmd.has_get_job() || cmd.get_job().wait_ms() == 0 || r.status() != v1::Reply::OK
+      || r.job_status().state() != saga::to_string(v1::JOB_RUNNING)
+      || waiter_job.size() >= max_job_waiters)
+    return false;
+  auto wait = std::chrono::milliseconds(cmd.get_job().wait_ms());
+  // Answered well before the caller's budget runs out: past it, the caller
+  // would take the silence for an unknown outcome.
+  if (auto deadline = local_deadline(w.env))
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                            *deadline - std::chrono::steady_clock::now()) * 9 / 10);
+  if (wait.count() <= 0)
+    return false;
+  auto id = ++waiter_seq;
+  auto job = cmd.get_job().job_id();
+  waiter_job[id] = job;
+  job_waiters[job].push_back(job_waiter{id, std::move(w.env), w.promise});
+  self->delayed_send(self, wait, job_wait_atom::value, id);
+  return true;
+}
+
+void shard_state::wake(const std::string& job_id) {
+  auto i = job_waiters.find(job_id);
+  if (i == job_waiters.end())
+    return;
+  auto waiters = std::move(i->second);
+  job_waiters.erase(i);
+  auto reply = job_now(*d.core, waiters.front().env);
+  for (auto& w : waiters) {
+    waiter_job.erase(w.id);
+    w.promise.deliver(reply);
+  }
+}
+
+void shard_state::wait_expired(uint64_t id) {
+  auto j = waiter_job.find(id);
+  if (j == waiter_job.end())  // woken by its job's end before its time was up
+    return;
+  auto i = job_waiters.find(j->second);
+  waiter_job.erase(j);
+  if (i == job_waiters.end())
+    return;
+  auto& list = i->second;
+  auto w = std::find_if(list.begin(), list.end(), [id](const job_waiter& x) { return x.id == id; });
+  if (w == list.end())
+    return;
+  auto mine = std::move(*w);
+  list.erase(w);
+  if (list.empty())
+    job_waiters.erase(i);
+  mine.promise.deliver(job_now(*d.core, mine.env));
 }
 
 void shard_state::begin(const std::string& key, bool handback) {
@@ -203,7 +267,8 @@ void shard_state::run(const std::string& key, waiting w) {
   }
   auto p = std::make_shared<shard_core::prepared>(d.core->prepare(w.env));
   if (p->answered) {
-    rp.deliver(answer(*p->answered));
+    if (!park(w, p->answered->reply))
+      rp.deliver(answer(*p->answered));
     settle(key);
     return;
   }
@@ -265,8 +330,8 @@ caf::typed_response_promise<wire> shard_state::receive(const wire& msg) {
   return rp;
 }
 
-shard_actor::behavior_type shard_impl(shard_actor::stateful_pointer<shard_state> self,
-                                      shard_deps deps) {
+shard_self_actor::behavior_type shard_impl(shard_self_actor::stateful_pointer<shard_state> self,
+                                           shard_deps deps) {
   self->state.self = self;
   self->state.d = std::move(deps);
   return {
@@ -274,6 +339,7 @@ shard_actor::behavior_type shard_impl(shard_actor::stateful_pointer<shard_state>
       count_message();
       return self->state.receive(msg);
     },
+    [self](job_wait_atom, uint64_t id) { self->state.wait_expired(id); },
   };
 }
 

@@ -13,6 +13,11 @@
 
 namespace custodian {
 
+/// A long poll's timer (GetJob with wait_ms): the shard's own message, not
+/// part of the interface the router and other services see.
+using job_wait_atom = caf::atom_constant<caf::atom("jobwait")>;
+using shard_self_actor = shard_actor::extend<caf::reacts_to<job_wait_atom, uint64_t>>;
+
 struct shard_deps {
   std::string service;
   uint32_t shard = 0;
@@ -44,7 +49,17 @@ struct shard_state {
     bool handbacks_only = true; ///< every command in flight is a hand-back
   };
 
-  shard_actor::stateful_pointer<shard_state> self = nullptr;
+  /// A GetJob with wait_ms on a running job, answered when a commit of this
+  /// shard ends the job or at `until` (docs/architecture.md, "Waiting for a job").
+  struct job_waiter {
+    uint64_t id;
+    v1::Envelope env;
+    caf::typed_response_promise<wire> promise;
+  };
+  /// At most this many parked GetJobs per shard; beyond, answered at once.
+  static constexpr size_t max_job_waiters = 4096;
+
+  shard_self_actor::stateful_pointer<shard_state> self = nullptr;
   shard_deps d;
   std::unordered_map<std::string, user> busy;
   /// Job records written by hand-back commits not yet durable, and the commit
@@ -55,6 +70,10 @@ struct shard_state {
   saga::coordinator::pending_jobs unconfirmed;
   std::unordered_map<std::string, uint64_t> written_by;
   uint64_t seq = 0;
+  /// Parked GetJobs by job id, and the job of each waiter's id.
+  std::unordered_map<std::string, std::vector<job_waiter>> job_waiters;
+  std::unordered_map<uint64_t, std::string> waiter_job;
+  uint64_t waiter_seq = 0;
 
   static inline const char* name = "shard";
 
@@ -69,8 +88,16 @@ struct shard_state {
   void begin(const std::string& key, bool handback);
   /// A command of `key` was answered.
   void settle(const std::string& key);
-  /// The reply on the wire; wakes the outbox sender if the commit queued deliveries.
+  /// The reply on the wire; wakes the outbox sender if the commit queued
+  /// deliveries, and the GetJobs waiting for the jobs it ended.
   wire answer(const shard_core::result& r);
+  /// Parks `w`, a GetJob with wait_ms whose answer `r` finds its job running;
+  /// false (answer now) for anything else or when too many wait.
+  bool park(waiting& w, const v1::Reply& r);
+  /// Answers the waiters of `job_id` with the job as stored now.
+  void wake(const std::string& job_id);
+  /// A waiter's time is up: answered with the job as stored now.
+  void wait_expired(uint64_t id);
   /// Sends `commit` to the writer (or applies it here without one); `done` gets its status.
   void commit(std::shared_ptr<store::commit> c, std::chrono::steady_clock::time_point deadline,
               std::function<void(const store::status&)> done);
@@ -79,7 +106,8 @@ struct shard_state {
   caf::actor early_dispatch(commit_ticket& t);
 };
 
-shard_actor::behavior_type shard_impl(shard_actor::stateful_pointer<shard_state> self,
-                                      shard_deps deps);
+/// Spawned as a `shard_self_actor`; others hold it as a `shard_actor`.
+shard_self_actor::behavior_type shard_impl(shard_self_actor::stateful_pointer<shard_state> self,
+                                           shard_deps deps);
 
 } // namespace custodian

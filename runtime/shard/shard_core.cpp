@@ -261,7 +261,7 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   bool wrote = fresh || !p.commit->outbox.empty();
   if (!p.verify_user.empty())
     verify(p.verify_user, p.reply);
-  return {std::move(p.reply), wrote, false, std::move(fresh)};
+  return {std::move(p.reply), wrote, false, std::move(fresh), {ended.begin(), ended.end()}};
 }
 
 shard_core::prepared_many shard_core::prepare_delivered(

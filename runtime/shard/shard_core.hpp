@@ -42,6 +42,8 @@ public:
     bool redelivery = false;      ///< answered from the inbox
     /// The outbox entries the commit added, with their ids (for the sender).
     std::shared_ptr<const std::vector<store::outbox_row>> fresh;
+    /// The jobs this commit ended (done or failed): their waiters wake.
+    std::vector<std::string> ended;
   };
 
   /// A command between its handling and its commit (group commit: the commit
