@@ -214,8 +214,8 @@ embedded_node::embedded_node(const std::string& data_dir, std::function<void(nod
   node_hooks hooks;
   hooks.on_job_finished = [&board](const v1::JobStatus& s) { board.finished(s); };
   node_ = std::make_unique<node>(*sys_, cfg_, hooks);
-  if (auto err = node_->start(); !err.empty())
-    throw std::runtime_error("node did not start: " + err);
+  if (auto err = node_->start())
+    throw std::runtime_error("node did not start: " + message_of(err));
 }
 
 embedded_node::~embedded_node() {

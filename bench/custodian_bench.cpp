@@ -950,7 +950,7 @@ offline_figures offline_run(const options& o, const dataset& main, job_board& bo
   f.buffers_per_entry = static_cast<double>(buffers) / entries;
   f.heap_per_entry = static_cast<double>(heap_bytes() - heap0 - buffers - replies) / entries;
   auto t0 = clock::now();
-  check(n.get().start_service("watchhistory").empty(), "watchhistory restarted");
+  check(!n.get().start_service("watchhistory"), "watchhistory restarted");
   check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every job done");
   clock::time_point last = t0;
   for (auto& r : p.replies)

@@ -19,6 +19,10 @@ const char* to_string(errc e) {
     case errc::gone: return "gone";
     case errc::internal: return "internal";
     case errc::outcome_unknown: return "outcome_unknown";
+    case errc::forbidden: return "forbidden";
+    case errc::not_allowed: return "not_allowed";
+    case errc::rate_limited: return "rate_limited";
+    case errc::upstream: return "upstream";
   }
   return "unknown";
 }
@@ -30,7 +34,7 @@ caf::error make_error(errc code, std::string message) {
 errc errc_of(const caf::error& e) {
   if (!e)
     return errc::ok;
-  if (e.category() == errc_category && e.code() <= static_cast<uint8_t>(errc::outcome_unknown))
+  if (e.category() == errc_category && e.code() <= static_cast<uint8_t>(last_errc))
     return static_cast<errc>(e.code());
   return errc::unavailable;
 }
@@ -50,10 +54,14 @@ v1::Reply::Status reply_status(errc e) {
     case errc::fenced:
     case errc::overloaded: return v1::Reply::UNAVAILABLE;
     case errc::invalid: return v1::Reply::INVALID;
-    case errc::unauthorized: return v1::Reply::UNAUTHORIZED;
+    case errc::unauthorized:
+    case errc::forbidden: return v1::Reply::UNAUTHORIZED;
     case errc::not_found: return v1::Reply::NOT_FOUND;
     case errc::gone: return v1::Reply::GONE;
-    case errc::internal: return v1::Reply::INTERNAL;
+    case errc::internal:
+    case errc::not_allowed:
+    case errc::upstream: return v1::Reply::INTERNAL;
+    case errc::rate_limited: return v1::Reply::UNAVAILABLE;
     case errc::outcome_unknown: return v1::Reply::OUTCOME_UNKNOWN;
   }
   return v1::Reply::INTERNAL;
@@ -73,11 +81,30 @@ errc errc_of(v1::Reply::Status s) {
   }
 }
 
+errc errc_of(const v1::Reply& r) {
+  if (auto k = errc_of(r.kind()); k && *k != errc::ok && reply_status(*k) == r.status())
+    return *k;
+  return errc_of(r.status());
+}
+
+v1::ErrorKind error_kind(errc e) { return static_cast<v1::ErrorKind>(static_cast<int>(e)); }
+
+std::optional<errc> errc_of(v1::ErrorKind k) {
+  auto n = static_cast<int>(k);
+  if (n < 0 || n > static_cast<int>(last_errc))
+    return std::nullopt;
+  return static_cast<errc>(n);
+}
+
 int http_status(errc e) {
   switch (e) {
     case errc::ok: return 200;
     case errc::invalid: return 400;
     case errc::unauthorized: return 401;
+    case errc::forbidden: return 403;
+    case errc::not_allowed: return 405;
+    case errc::rate_limited: return 429;
+    case errc::upstream: return 502;
     case errc::not_found:
     case errc::gone: return 404;
     case errc::conflict: return 409;
@@ -92,7 +119,7 @@ int http_status(errc e) {
 }
 
 bool retry_safe(errc e) {
-  return http_status(e) == 503;
+  return http_status(e) == 503 || e == errc::rate_limited;
 }
 
 void add_error_category(caf::actor_system_config& cfg) {

@@ -21,6 +21,7 @@
 #include <caf/error.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -39,7 +40,13 @@ enum class errc : uint8_t {
   gone,             ///< the user is erased (404, said as "no such user")
   internal,         ///< a bug or unreadable stored data in a service (500)
   outcome_unknown,  ///< the service went away with the request in hand (504)
+  forbidden,        ///< a valid credential without the right to this (403)
+  not_allowed,      ///< the resource exists but not with this method (405)
+  rate_limited,     ///< this client asked too often (429, with Retry-After)
+  upstream,         ///< a server this node asked (the identity provider) failed (502)
 };
+/// The last kind (range checks of a code read off the wire).
+constexpr errc last_errc = errc::upstream;
 
 const char* to_string(errc e);
 inline std::ostream& operator<<(std::ostream& out, errc e) { return out << to_string(e); }
@@ -61,6 +68,11 @@ std::string message_of(const caf::error& e);
 v1::Reply::Status reply_status(errc e);
 /// The kind of a reply's status.
 errc errc_of(v1::Reply::Status s);
+/// The kind a reply carries (`Reply.kind`, one to one with errc), else that of its status.
+errc errc_of(const v1::Reply& r);
+/// A reply's kind field for `e`, and back (nullopt: a number no kind has).
+v1::ErrorKind error_kind(errc e);
+std::optional<errc> errc_of(v1::ErrorKind k);
 /// The HTTP status the gateway answers a failure of this kind with.
 int http_status(errc e);
 /// Whether a failure of this kind left nothing written, so that the same

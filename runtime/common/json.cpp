@@ -89,9 +89,10 @@ std::string to_struct(const std::string& json, google::protobuf::Struct& out) {
   return st.ok() ? "" : std::string(st.message());
 }
 
-std::string error(const std::string& message) {
+std::string error(const std::string& message, const std::string& kind) {
   custodian::v1::ErrorResponse e;
   e.set_error(message);
+  e.set_kind(kind);
   return print(e);
 }
 

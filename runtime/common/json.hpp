@@ -34,7 +34,7 @@ std::string to_struct(const std::string& json, google::protobuf::Struct& out);
 /// "metadata". Fails (returns "") if a section's type is not linked in.
 std::string print_job(const custodian::v1::JobStatus& job);
 
-/// `{"error": "<message>"}`.
-std::string error(const std::string& message);
+/// `{"error": "<message>", "kind": "<kind>"}` (no kind: `{"error": ...}`).
+std::string error(const std::string& message, const std::string& kind = {});
 
 } // namespace custodian::json

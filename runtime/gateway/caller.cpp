@@ -10,23 +10,6 @@
 
 namespace custodian {
 
-int http_status(v1::Reply::Status s) {
-  return http_status(errc_of(s));
-}
-
-http::response reply_error(const v1::Reply& r) {
-  auto status = http_status(r.status());
-  auto msg = r.message();
-  if (r.status() == v1::Reply::GONE)
-    msg = "no such user";
-  if (msg.empty())
-    msg = status == 503 ? "service unavailable" : "error";
-  auto out = http::error(status, msg);
-  if (retry_safe(errc_of(r.status())))  // refused before anything was written
-    out.headers.emplace_back("Retry-After", "1");
-  return out;
-}
-
 caller::caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan timeout,
                std::string node,
                std::string identity, std::shared_ptr<oidc::provider> oidc)
@@ -115,7 +98,7 @@ bool caller::provider_identity(const http::request& req, const http::responder& 
     return false;
   oidc_->verify(token, now_ms(), [res, k = std::move(k)](oidc::checked c) {
     if (!c.who)
-      return res(http::error(401, c.error));
+      return res(api_error(errc::unauthorized, c.error));
     k(std::move(*c.who));
   });
   return true;
@@ -125,7 +108,7 @@ void caller::authenticate_provider(const std::string& token, const http::respond
                                    claims_fn k) {
   oidc_->verify(token, now_ms(), [self = shared_from_this(), res, k](oidc::checked c) {
     if (!c.who)
-      return res(http::error(401, c.error));
+      return res(api_error(errc::unauthorized, c.error));
     v1::SessionClaims claims;
     claims.set_issuer(c.who->issuer);
     claims.set_subject(c.who->subject);
@@ -141,46 +124,46 @@ void caller::authenticate_provider(const std::string& token, const http::respond
       if (r.status() == v1::Reply::OK)
         claims.set_user_id(r.resolved_subject().user_id());
       else if (r.status() == v1::Reply::OUTCOME_UNKNOWN)
-        return res(http::error(503, "the token could not be checked: " + r.message()));
+        return res(api_error(errc::unavailable, "the token could not be checked: " + r.message()));
       else if (r.status() != v1::Reply::NOT_FOUND)
         return res(reply_error(r));
       // An operator's token needs no account; a person's does.
       else if (!is_admin(claims))
-        return res(http::error(403, "not registered"));
+        return res(api_error(errc::forbidden, "not registered"));
       k(std::move(claims));
     });
   });
 }
 
 void caller::authenticate(const http::request& req, const http::responder& res, claims_fn k,
-                          const std::string& path_uid, int erased_status) {
+                          const std::string& path_uid, errc erased_as) {
   auto token = bearer(req);
   if (token.empty())
-    return res(http::error(401, "missing bearer token"));
+    return res(api_error(errc::unauthorized, "missing bearer token"));
   if (oidc_ && jose::looks_like_jws(token))
     return authenticate_provider(token, res, std::move(k));
   public_key([self = shared_from_this(), res, k = std::move(k), token, path_uid,
-              erased_status](std::string pk) {
+              erased_as](std::string pk) {
     if (pk.empty())
-      return res(http::error(503, self->identity_ + " is not available to check the token"));
+      return res(api_error(errc::unavailable, self->identity_ + " is not available to check the token"));
     auto claims = self->tokens_.verify(token, pk, now_ms());
     if (!claims)
-      return res(http::error(401, "invalid or expired token"));
+      return res(api_error(errc::unauthorized, "invalid or expired token"));
     v1::Envelope env;
     env.set_user_id(claims->user_id());
     env.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
     self->call(self->identity_, claims->user_id(), env,
-         [res, k, c = *claims, path_uid, erased_status](v1::Reply r) {
+         [res, k, c = *claims, path_uid, erased_as](v1::Reply r) {
            if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL)
              return res(reply_error(r));
            // The check itself went unanswered (its shard crashed or timed out):
            // nothing was done for the caller, so 503 (retry), not 401 or 504.
            if (r.status() == v1::Reply::OUTCOME_UNKNOWN)
-             return res(http::error(503, "the token could not be checked: " + r.message()));
-           if (r.status() == v1::Reply::GONE && erased_status == 404 && c.user_id() == path_uid)
-             return res(http::error(404, "no such user"));
+             return res(api_error(errc::unavailable, "the token could not be checked: " + r.message()));
+           if (r.status() == v1::Reply::GONE && erased_as == errc::not_found && c.user_id() == path_uid)
+             return res(api_error(errc::not_found, "no such user"));
            if (r.status() != v1::Reply::OK)
-             return res(http::error(401, "invalid or expired token"));
+             return res(api_error(errc::unauthorized, "invalid or expired token"));
            k(c);
          });
   });
@@ -194,15 +177,15 @@ bool caller::is_admin(const v1::SessionClaims& c) {
 }
 
 void caller::authorize(const http::request& req, const http::responder& res,
-                       const std::string& uid, claims_fn k, int erased_status) {
+                       const std::string& uid, claims_fn k, errc erased_as) {
   authenticate(
     req, res,
     [res, uid, k = std::move(k)](v1::SessionClaims who) {
       if (who.user_id() != uid && !is_admin(who))
-        return res(http::error(403, "only the user or an admin may do this"));
+        return res(api_error(errc::forbidden, "only the user or an admin may do this"));
       k(std::move(who));
     },
-    uid, erased_status);
+    uid, erased_as);
 }
 
 } // namespace custodian

@@ -6,6 +6,7 @@
 
 #include "envelope.pb.h"
 #include "runtime/gateway/call_proxy.hpp"
+#include "runtime/gateway/errors.hpp"
 #include "runtime/gateway/http_server.hpp"
 #include "runtime/crypto/token.hpp"
 #include "runtime/gateway/oidc.hpp"
@@ -19,11 +20,6 @@
 #include <string>
 
 namespace custodian {
-
-/// The HTTP status for a service's reply status.
-int http_status(v1::Reply::Status s);
-/// A service's refusal as an HTTP answer.
-http::response reply_error(const v1::Reply& r);
 
 class caller : public std::enable_shared_from_this<caller> {
 public:
@@ -48,10 +44,10 @@ public:
   /// Checks the bearer token: Ed25519 signature and expiry here, then with the
   /// identity service that its session was not revoked (logout, erase). On
   /// success `k` gets the claims; on failure `res` is answered and `k` never
-  /// runs. A token of an erased user is refused with `erased_status` when the
+  /// runs. A token of an erased user is refused with `erased_as` (unauthorized, or not_found) when the
   /// call is about that very user (404: the resource is gone), else with 401.
   void authenticate(const http::request& req, const http::responder& res, claims_fn k,
-                    const std::string& path_uid = {}, int erased_status = 401);
+                    const std::string& path_uid = {}, errc erased_as = errc::unauthorized);
 
   /// The bearer token as a token of the OpenID Connect provider (signature,
   /// issuer, audience, times) without asking who it is registered as: `k`
@@ -62,7 +58,7 @@ public:
 
   /// authenticate() plus: the token's user is `uid`, or an admin (else 403).
   void authorize(const http::request& req, const http::responder& res, const std::string& uid,
-                 claims_fn k, int erased_status = 401);
+                 claims_fn k, errc erased_as = errc::unauthorized);
 
   static bool is_admin(const v1::SessionClaims& c);
   /// The audit trail's actor of a call about `uid`: "self", or

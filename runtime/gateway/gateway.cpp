@@ -48,7 +48,7 @@ void await_provisioning(std::shared_ptr<caller> c, v1::RegisterResponse out,
         await_provisioning(c, out, deadline, res, done);
       });
     if (out.state() == saga::to_string(v1::JOB_FAILED))
-      return res(http::error(503, "registration failed and was rolled back; try again"));
+      return res(api_error(errc::unavailable, "registration failed and was rolled back; try again"));
     done(std::move(out));
   });
 }
@@ -61,7 +61,7 @@ void register_user(std::shared_ptr<caller> c, caf::timespan wait, const http::re
   v1::Envelope env;
   if (auto err = body_to_command(body_kind::register_user, req.body, *env.mutable_command());
       !err.empty())
-    return res(http::error(400, err));
+    return res(api_error(errc::invalid, err));
   auto email = env.command().register_user().email();
   // Same email -> same identity shard: concurrent registrations of one address
   // queue up on one actor; the unique email index is what guarantees uniqueness.
@@ -83,10 +83,10 @@ void register_subject(std::shared_ptr<caller> c, caf::timespan wait, const http:
   v1::SubjectRegisterRequest body;
   if (!req.body.empty())
     if (auto err = json::parse(req.body, body); !err.empty())
-      return res(http::error(400, err + " (with a provider's token the body holds only "
+      return res(api_error(errc::invalid, err + " (with a provider's token the body holds only "
                                         "display_name)"));
   if (who.email.empty())
-    return res(http::error(400, "the token carries no email claim (ask the provider for the "
+    return res(api_error(errc::invalid, "the token carries no email claim (ask the provider for the "
                                 "email scope)"));
   v1::Envelope env;
   auto* cmd = env.mutable_command()->mutable_register_user();
@@ -105,7 +105,7 @@ void register_subject(std::shared_ptr<caller> c, caf::timespan wait, const http:
 
 /// 403 for a password route while auth.passwords is false.
 http::response passwords_off() {
-  return http::error(403, "password sign-in is turned off on this node (auth.passwords = "
+  return api_error(errc::forbidden, "password sign-in is turned off on this node (auth.passwords = "
                           "false); use a token of the organisation's identity provider");
 }
 
@@ -127,7 +127,7 @@ void as_operator(const std::shared_ptr<caller>& c, const operator_gate& gate,
   auto& secret = gate.secret;
   if (!given.empty()) {
     if (auto wait_s = gate.limits->blocked("bootstrap", req.remote_addr); wait_s > 0) {
-      auto r = http::error(429, "too many wrong bootstrap secrets from this address; retry in "
+      auto r = api_error(errc::rate_limited, "too many wrong bootstrap secrets from this address; retry in "
                                   + std::to_string(wait_s) + " s");
       r.headers.emplace_back("Retry-After", std::to_string(wait_s));
       return res(std::move(r));
@@ -142,11 +142,11 @@ void as_operator(const std::shared_ptr<caller>& c, const operator_gate& gate,
     gate.limits->failed("bootstrap", req.remote_addr);
     log::get("gateway")->warn("wrong bootstrap secret from {} ({} {})", req.remote_addr,
                               req.method, req.path);
-    return res(http::error(401, "wrong bootstrap secret"));
+    return res(api_error(errc::unauthorized, "wrong bootstrap secret"));
   }
   c->authenticate(req, res, [res, what, k = std::move(k)](v1::SessionClaims who) {
     if (!caller::is_admin(who))
-      return res(http::error(403, std::string{"only an admin (or the node's bootstrap secret) "}
+      return res(api_error(errc::forbidden, std::string{"only an admin (or the node's bootstrap secret) "}
                                     + what));
     k(caller::actor(who, ""));
   });
@@ -191,7 +191,7 @@ void gateway::install_routes() {
       auto problem = store_health();
       if (problem.empty())
         return std::nullopt;
-      auto r = http::error(503, problem);
+      auto r = api_error(errc::unavailable, problem);
       r.headers.emplace_back("Retry-After", "1");
       return r;
     });
@@ -202,14 +202,14 @@ void gateway::install_routes() {
   s.route("GET", "/healthz", [rt, store_health, provider](req_ptr, responder res) {
     if (store_health)
       if (auto problem = store_health(); !problem.empty())
-        return res(http::error(503, problem));
+        return res(api_error(errc::unavailable, problem));
     std::string degraded;
     for (auto& h : rt->health())
       if (h.up < h.total)
         degraded += (degraded.empty() ? "" : ", ") + h.service + " (" + std::to_string(h.up)
                     + "/" + std::to_string(h.total) + " shards up)";
     if (!degraded.empty())
-      return res(http::error(503, "degraded: " + degraded));
+      return res(api_error(errc::unavailable, "degraded: " + degraded));
     // The identity provider is not the node's health: a node whose provider
     // is down still serves password sessions and known keys; it says so here.
     google::protobuf::Struct out;
@@ -244,10 +244,10 @@ void gateway::install_routes() {
             [res](const wire& w) {
               v1::ClusterStatus cs;
               if (!cs.ParseFromString(w.bytes))
-                return res(http::error(503, "cluster status is not available"));
+                return res(api_error(errc::unavailable, "cluster status is not available"));
               res(http::json(200, json::print(cs, true)));
             },
-            [res](caf::error&) { res(http::error(503, "cluster status is not available")); });
+            [res](caf::error&) { res(api_error(errc::unavailable, "cluster status is not available")); });
       });
     });
   });
@@ -289,7 +289,7 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
         c->call(roles_svc, out.user_id(), env, [c, res, out, actor](v1::Reply r) {
           // Not a 503: the user exists now, so retrying the same request gives 409.
           if (r.status() != v1::Reply::OK)
-            return res(http::error(500, "user " + out.user_id() + " registered but the admin "
+            return res(api_error(errc::internal, "user " + out.user_id() + " registered but the admin "
                                           "role could not be granted: " + r.message()
                                           + "; grant it again as an admin"));
           log::get("gateway")->info("admin created user={}", out.user_id());
@@ -329,11 +329,11 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
     v1::Envelope env;
     if (auto err = body_to_command(body_kind::login, req->body, *env.mutable_command());
         !err.empty())
-      return res(http::error(400, err));
+      return res(api_error(errc::invalid, err));
     auto account = identity::email_route_key(env.command().login().email());  // no email kept
     auto addr = req->remote_addr;
     if (auto wait_s = limits->blocked(account, addr); wait_s > 0) {
-      auto r = http::error(429, "too many failed logins; retry in " + std::to_string(wait_s)
+      auto r = api_error(errc::rate_limited, "too many failed logins; retry in " + std::to_string(wait_s)
                                   + " s");
       r.headers.emplace_back("Retry-After", std::to_string(wait_s));
       return res(std::move(r));
@@ -353,7 +353,7 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
       roles_q.mutable_command()->mutable_get_roles();
       c->call(roles_svc, uid, roles_q, [c, res, uid, ticket, roles_svc](v1::Reply roles) {
         if (roles.status() != v1::Reply::OK)
-          return res(http::error(503, roles_svc + " is not available to read the user's roles"));
+          return res(api_error(errc::unavailable, roles_svc + " is not available to read the user's roles"));
         v1::Envelope issue;
         issue.set_user_id(uid);
         auto* is = issue.mutable_command()->mutable_issue_session();
@@ -386,7 +386,7 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
   s.route("DELETE", "/v1/sessions", [c](req_ptr req, responder res) {
     c->authenticate(*req, res, [c, res](v1::SessionClaims who) {
       if (!who.issuer().empty())
-        return res(http::error(400, "a token of the identity provider is not revoked here; "
+        return res(api_error(errc::invalid, "a token of the identity provider is not revoked here; "
                                     "sign out at the provider"));
       v1::Envelope env;
       env.set_user_id(who.user_id());
@@ -411,9 +411,9 @@ void gateway::install_lifecycle_routes(std::shared_ptr<caller> c) {
         // An admin's token passes for any path: a string no user id can be
         // names nobody (no job for it, no tombstone).
         if (!is_id(uid))
-          return res(http::error(404, "no such user"));
+          return res(api_error(errc::not_found, "no such user"));
         if (coordinator.empty())
-          return res(http::error(503, "no service coordinates this kind of job"));
+          return res(api_error(errc::unavailable, "no service coordinates this kind of job"));
         v1::Envelope env;
         env.set_user_id(uid);
         env.set_actor(caller::actor(who, uid));
@@ -443,26 +443,26 @@ void gateway::install_service_routes(std::shared_ptr<caller> c) {
       auto svc = d.name;
       // Reading something of an erased user: 404 (it is gone); else the old
       // token grants nothing (401).
-      int erased_status = route.method == "GET" ? 404 : 401;
+      errc erased_as = route.method == "GET" ? errc::not_found : errc::unauthorized;
       s.route(route.method, route.path,
-              [c, svc, route, erased_status](req_ptr req, responder res) {
+              [c, svc, route, erased_as](req_ptr req, responder res) {
                 auto uid = req->params[0];
                 c->authorize(*req, res, uid, [c, svc, route, req, res, uid](v1::SessionClaims) {
                   v1::Envelope env;
                   env.set_user_id(uid);
                   if (auto err = route.parse(req->body, *env.mutable_command()->mutable_service());
                       !err.empty())
-                    return res(http::error(400, err));
+                    return res(api_error(errc::invalid, err));
                   c->call(svc, uid, env, [svc, route, res](v1::Reply r) {
                     if (r.status() != v1::Reply::OK)
                       return res(reply_error(r));
                     auto body = r.has_service() ? json::print_any(r.service()) : "{}";
                     if (body.empty())
                       return res(
-                        http::error(500, svc + " answered with a type this node does not know"));
+                        api_error(errc::internal, svc + " answered with a type this node does not know"));
                     res(http::json(route.ok_status, body));
                   });
-                }, erased_status);
+                }, erased_as);
               });
     }
 }

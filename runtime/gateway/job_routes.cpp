@@ -1,5 +1,6 @@
 #include "runtime/gateway/job_routes.hpp"
 
+#include "runtime/gateway/errors.hpp"
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/json.hpp"
@@ -135,10 +136,10 @@ void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_pt
                                                http::responder res) {
     c->authenticate(*req, res, [c, rt, holders, req, res](v1::SessionClaims who) {
       if (!caller::is_admin(who))
-        return res(http::error(403, "only an admin lists jobs"));
+        return res(api_error(errc::forbidden, "only an admin lists jobs"));
       job_list_query q;
       if (auto err = parse_job_list_query(*req, q); !err.empty())
-        return res(http::error(400, err));
+        return res(api_error(errc::invalid, err));
       v1::Envelope env;
       auto* lj = env.mutable_command()->mutable_list_jobs();
       lj->set_kind(q.kind);
@@ -149,7 +150,7 @@ void install_job_list(http::server& s, std::shared_ptr<caller> c, std::shared_pt
                      [res, limit = q.limit](std::vector<v1::Reply> replies,
                                             std::vector<std::string> unreachable) {
         if (replies.empty())
-          return res(http::error(503, "no node holding jobs answered; retry later"));
+          return res(api_error(errc::unavailable, "no node holding jobs answered; retry later"));
         v1::JobPage page;
         merge_page<v1::JobStatus>(
           replies, limit,
@@ -174,12 +175,12 @@ void install_audit(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<r
                                                 http::responder res) {
     c->authenticate(*req, res, [c, rt, holders, req, res](v1::SessionClaims who) {
       if (!caller::is_admin(who))
-        return res(http::error(403, "only an admin reads the audit trail"));
+        return res(api_error(errc::forbidden, "only an admin reads the audit trail"));
       job_list_query q;  // limit and after only
       if (req->query_param("kind") || req->query_param("state"))
-        return res(http::error(400, "the audit trail takes limit and after only"));
+        return res(api_error(errc::invalid, "the audit trail takes limit and after only"));
       if (auto err = parse_job_list_query(*req, q); !err.empty())
-        return res(http::error(400, err));
+        return res(api_error(errc::invalid, err));
       v1::Envelope env;
       env.mutable_command()->mutable_list_audit()->set_before_id(q.after);
       env.mutable_command()->mutable_list_audit()->set_limit(q.limit + 1);
@@ -187,7 +188,7 @@ void install_audit(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<r
                      [res, limit = q.limit](std::vector<v1::Reply> replies,
                                             std::vector<std::string> unreachable) {
         if (replies.empty())
-          return res(http::error(503, "no node holding the audit trail answered; retry later"));
+          return res(api_error(errc::unavailable, "no node holding the audit trail answered; retry later"));
         v1::AuditPage page;
         merge_page<v1::AuditEntry>(
           replies, limit,
@@ -217,7 +218,7 @@ void install_job_by_id(http::server& s, std::shared_ptr<caller> c,
                                                http::responder res) {
     auto job_id = req->params[0];
     if (!is_id(job_id))
-      return res(http::error(404, "no such job"));
+      return res(api_error(errc::not_found, "no such job"));
     v1::Envelope env;
     env.mutable_command()->mutable_get_job()->set_job_id(job_id);
     ask_job_holders(c, holders, 0, job_id, env, [c, req, res](v1::Reply r) {
@@ -227,7 +228,7 @@ void install_job_by_id(http::server& s, std::shared_ptr<caller> c,
       auto show = [res, status] {
         auto body = json::print_job(status);
         if (body.empty())
-          return res(http::error(500, "an export section has a type this node does not know"));
+          return res(api_error(errc::internal, "an export section has a type this node does not know"));
         res(http::json(200, body));
       };
       // An export job holds the user's data: only its owner (or an admin) may
@@ -246,15 +247,15 @@ void install_extend(http::server& s, std::shared_ptr<caller> c,
                                                        http::responder res) {
     c->authenticate(*req, res, [c, holders, req, res](v1::SessionClaims who) {
       if (!caller::is_admin(who))
-        return res(http::error(403, "only an admin extends a deadline"));
+        return res(api_error(errc::forbidden, "only an admin extends a deadline"));
       v1::ExtendRequest body;
       if (auto err = json::parse(req->body, body); !err.empty())
-        return res(http::error(400, err));
+        return res(api_error(errc::invalid, err));
       if (auto err = check_text("reason", body.reason(), 1, 500); !err.empty())
-        return res(http::error(400, err));
+        return res(api_error(errc::invalid, err));
       auto job_id = req->params[0];
       if (!is_id(job_id))
-        return res(http::error(404, "no such job"));
+        return res(api_error(errc::not_found, "no such job"));
       v1::Envelope env;
       env.set_actor(caller::actor(who, ""));
       auto* x = env.mutable_command()->mutable_extend_job();
@@ -275,10 +276,10 @@ void install_retry(http::server& s, std::shared_ptr<caller> c,
                                                       http::responder res) {
     c->authenticate(*req, res, [c, holders, req, res](v1::SessionClaims who) {
       if (!caller::is_admin(who))
-        return res(http::error(403, "only an admin retries a job"));
+        return res(api_error(errc::forbidden, "only an admin retries a job"));
       auto job_id = req->params[0];
       if (!is_id(job_id))
-        return res(http::error(404, "no such job"));
+        return res(api_error(errc::not_found, "no such job"));
       v1::Envelope env;
       env.set_actor(caller::actor(who, ""));
       env.mutable_command()->mutable_retry_job()->set_job_id(job_id);
@@ -297,7 +298,7 @@ void install_certificate(http::server& s, std::shared_ptr<caller> c,
                                                            http::responder res) {
     auto job_id = req->params[0];
     if (!is_id(job_id))
-      return res(http::error(404, "no such erase job"));
+      return res(api_error(errc::not_found, "no such erase job"));
     v1::Envelope env;
     env.mutable_command()->mutable_get_certificate()->set_job_id(job_id);
     // Readable by the job id alone, like the erase job itself: it holds no
@@ -322,7 +323,7 @@ void install_keys(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<ro
     ask_every_node(c, rt, {coordinator}, env,
                    [res](std::vector<v1::Reply> replies, std::vector<std::string>) {
       if (replies.empty())
-        return res(http::error(503, "no node coordinating erasures answered; retry later"));
+        return res(api_error(errc::unavailable, "no node coordinating erasures answered; retry later"));
       std::map<std::string, v1::PublishedKey> keys;
       for (auto& r : replies)
         for (auto& k : r.published_keys().keys())

@@ -1,5 +1,6 @@
 #include "runtime/gateway/ops_routes.hpp"
 
+#include "runtime/gateway/errors.hpp"
 #include "runtime/common/json.hpp"
 #include "runtime/gateway/ui_assets.hpp"
 
@@ -48,7 +49,7 @@ void install_page(http::server& s, const std::string& prefix,
         r.headers.emplace_back("Cache-Control", "no-cache");
         return res(std::move(r));
       }
-    res(http::error(404, "not found"));
+    res(api_error(errc::not_found, "not found"));
   };
   s.route("GET", prefix, [prefix](req_ptr, http::responder res) {
     res(http::response{301, "", "text/html; charset=utf-8", {{"Location", prefix + "/"}}});
@@ -75,11 +76,11 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
   bool on = provider && !provider->settings().client_id.empty();
   s.route("GET", "/v1/oidc", [provider, on](req_ptr, http::responder res) {
     if (!on)
-      return res(http::error(404, "no identity provider is configured for the privacy page "
+      return res(api_error(errc::not_found, "no identity provider is configured for the privacy page "
                                   "(auth.oidc.issuer and auth.oidc.client-id)"));
     auto urls = provider->urls();
     if (urls.authorization.empty())
-      return res(http::error(503, "the identity provider has not been reached yet; retry"));
+      return res(api_error(errc::unavailable, "the identity provider has not been reached yet; retry"));
     google::protobuf::Struct out;
     auto& f = *out.mutable_fields();
     f["issuer"].set_string_value(provider->settings().issuer);
@@ -97,10 +98,10 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
   s.route("POST", "/v1/oidc/token", [&sys, provider, on, busy](req_ptr req,
                                                                http::responder res) {
     if (!on)
-      return res(http::error(404, "no identity provider is configured for the privacy page"));
+      return res(api_error(errc::not_found, "no identity provider is configured for the privacy page"));
     google::protobuf::Struct body;
     if (auto err = json::to_struct(req->body, body); !err.empty())
-      return res(http::error(400, err));
+      return res(api_error(errc::invalid, err));
     auto field = [&](const char* name) {
       auto it = body.fields().find(name);
       return it == body.fields().end() ? std::string{} : it->second.string_value();
@@ -110,11 +111,11 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
     if (code.empty() || verifier.size() < 43 || verifier.size() > 128
         || redirect.size() < page.size()
         || redirect.compare(redirect.size() - page.size(), page.size(), page) != 0)
-      return res(http::error(400, "code, code_verifier (43 to 128 characters) and the privacy "
+      return res(api_error(errc::invalid, "code, code_verifier (43 to 128 characters) and the privacy "
                                   "page's redirect_uri are required"));
     if (busy->fetch_add(1) >= max_exchanges) {
       busy->fetch_sub(1);
-      auto r = http::error(503, "too many sign-ins wait for the identity provider; retry");
+      auto r = api_error(errc::unavailable, "too many sign-ins wait for the identity provider; retry");
       r.headers.emplace_back("Retry-After", "1");
       return res(std::move(r));
     }
@@ -127,9 +128,9 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
       self->quit();
       google::protobuf::Struct answer;
       if (status == 0)
-        return res(http::error(502, "the identity provider did not answer: " + text));
+        return res(api_error(errc::upstream, "the identity provider did not answer: " + text));
       if (!json::to_struct(text, answer).empty())
-        return res(http::error(502, "the identity provider's answer is not JSON"));
+        return res(api_error(errc::upstream, "the identity provider's answer is not JSON"));
       auto get = [&](const char* name) -> const google::protobuf::Value* {
         auto it = answer.fields().find(name);
         return it == answer.fields().end() ? nullptr : &it->second;
@@ -138,7 +139,7 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
         auto why = get("error_description") ? get("error_description")->string_value()
                    : get("error")           ? get("error")->string_value()
                                             : "HTTP " + std::to_string(status);
-        return res(http::error(400, "the identity provider refused the code: " + why));
+        return res(api_error(errc::invalid, "the identity provider refused the code: " + why));
       }
       // Only the access token goes to the page (no refresh or ID token).
       google::protobuf::Struct out;

@@ -1,5 +1,6 @@
 #include "runtime/gateway/privacy_routes.hpp"
 
+#include "runtime/gateway/errors.hpp"
 #include "api.pb.h"
 #include "runtime/common/ids.hpp"
 #include "runtime/common/json.hpp"
@@ -41,11 +42,11 @@ struct preview_merge {
     if (--outstanding > 0)
       return;
     if (gone)  // erased: nothing left to preview
-      return res(http::error(404, "no such user"));
+      return res(api_error(errc::not_found, "no such user"));
     // A preview is complete or it is not given: a missing service would read
     // as "nothing to erase there".
     if (!failed.empty())
-      return res(http::error(503, "the preview needs every service; " + failed));
+      return res(api_error(errc::unavailable, "the preview needs every service; " + failed));
     res(http::json(200, json::print(out, true)));
   }
 };
@@ -65,11 +66,11 @@ void install_hold_routes(http::server& s, std::shared_ptr<caller> c, std::string
       auto uid = req->params[0];
       c->authenticate(*req, res, [c, coordinator, build, done, req, res, uid](v1::SessionClaims who) {
         if (!caller::is_admin(who))
-          return res(http::error(403, "only an admin places or lifts a legal hold"));
+          return res(api_error(errc::forbidden, "only an admin places or lifts a legal hold"));
         if (!is_id(uid))
-          return res(http::error(404, "no such user"));
+          return res(api_error(errc::not_found, "no such user"));
         if (coordinator.empty())
-          return res(http::error(503, "no service coordinates erasures"));
+          return res(api_error(errc::unavailable, "no service coordinates erasures"));
         v1::Envelope env;
         env.set_user_id(uid);
         env.set_actor(caller::actor(who, uid));
@@ -91,11 +92,11 @@ void install_hold_routes(http::server& s, std::shared_ptr<caller> c, std::string
     [](const http::request& req, v1::Envelope& env, const http::responder& res) {
       v1::HoldRequest body;
       if (auto err = json::parse(req.body, body); !err.empty())
-        return res(http::error(400, err));
+        return res(api_error(errc::invalid, err));
       if (auto err = check_text("reason", body.reason(), 1, 500); !err.empty())
-        return res(http::error(400, err));
+        return res(api_error(errc::invalid, err));
       if (body.until_ms() < 0 || (body.until_ms() != 0 && body.until_ms() <= now_ms()))
-        return res(http::error(400, "until_ms must be a time to come (Unix ms) or left out"));
+        return res(api_error(errc::invalid, "until_ms must be a time to come (Unix ms) or left out"));
       auto* h = env.mutable_command()->mutable_set_hold();
       h->set_reason(body.reason());
       h->set_until_ms(body.until_ms());
@@ -122,7 +123,7 @@ void install_privacy_routes(http::server& s, std::shared_ptr<caller> c,
     auto uid = req->params[0];
     c->authorize(*req, res, uid, [c, reg, uid, res](v1::SessionClaims) {
       if (!is_id(uid))
-        return res(http::error(404, "no such user"));
+        return res(api_error(errc::not_found, "no such user"));
       auto m = std::make_shared<preview_merge>(res, reg);
       std::vector<std::string> native;
       for (auto& svc : reg->participants(v1::STEP_ERASE))
@@ -141,7 +142,7 @@ void install_privacy_routes(http::server& s, std::shared_ptr<caller> c,
         env.mutable_command()->mutable_preview_erase();
         c->call(svc, uid, env, [m, svc = svc](v1::Reply r) { m->add(svc, r); });
       }
-    }, 404);
+    }, errc::not_found);
   });
 }
 

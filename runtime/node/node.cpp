@@ -34,7 +34,7 @@ node::node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks)
 
 node::~node() { stop(); }
 
-std::string node::start() {
+caf::error node::start() {
   auto lg = log::get("node");
   // Peers' logs name this node by its CAF node id (host hash and PID).
   lg->info("node {}: CAF node id {}", cfg_.node_name, caf::to_string(sys_.node()));
@@ -42,26 +42,26 @@ std::string node::start() {
   saga::set_deadline_policy(
     saga::deadline_policy{cfg_.jobs_deadline.empty() ? 0 : parse_duration_ms(cfg_.jobs_deadline)});
   // 1. The master key, then stores (one per hosted service) and their keyrings.
-  if (auto err = open_stores(); !err.empty())
+  if (auto err = open_stores())
     return err;
   // 2. One supervisor per service: its writer (RocksDB: the node's one writer,
   //    spawned first), its shard actors, its outbox sender.
   if (cfg_.store_backend == "rocksdb")
     spawn_node_writer();
   for (auto& svc : cfg_.hosted_services())
-    if (auto err = spawn_service(svc); !err.empty())
+    if (auto err = spawn_service(svc))
       return err;
   // Counters of every known service exported at 0 from the start.
   metrics::known_services(cfg_.hosted_services(), reg_->participants(v1::STEP_ERASE),
                           reg_->names());
   // External services: adapters that call them over signed HTTP.
-  if (auto err = spawn_externals(); !err.empty())
+  if (auto err = spawn_externals())
     return err;
   warn_unknown_destinations();
   spawn_guard();
   // 3. Membership: announces this node's shards to its peers and puts theirs
   //    into the router; published for peers when clustered.
-  if (auto err = spawn_membership(); !err.empty())
+  if (auto err = spawn_membership())
     return err;
   // 4. The gateway, last: it only takes requests once every service is up.
   return spawn_gateway();
@@ -71,41 +71,44 @@ outbox_map node::outboxes() const {
   return {stores_.begin(), stores_.end()};
 }
 
-std::string node::open_stores() {
+caf::error node::open_stores() {
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec)
-    return "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message();
+    return make_error(errc::io, "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message());
   // It holds the master key and every store: the owner only.
   std::filesystem::permissions(cfg_.data_dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, ec);
   if (ec)
-    return "cannot make store.data-dir " + cfg_.data_dir + " private (0700): " + ec.message();
+    return make_error(errc::io, "cannot make store.data-dir " + cfg_.data_dir
+                                   + " private (0700): " + ec.message());
   // RocksDB became the default after SQLite: a data directory that holds a
   // SQLite store and no RocksDB one is an older node's, and starting it on an
   // empty store would hide every record it holds.
   if (cfg_.store_backend == "rocksdb" && !std::filesystem::exists(cfg_.data_dir + "/store"))
     for (auto& svc : cfg_.hosted_services())
       if (std::filesystem::exists(cfg_.data_dir + "/" + svc + ".db"))
-        return "store.data-dir " + cfg_.data_dir + " holds a SQLite store (" + svc
-               + ".db) and no RocksDB store: start it with --store.backend=sqlite (the default "
-                 "is now rocksdb; docs/operations.md, \"The RocksDB store\")";
+        return make_error(errc::invalid,
+                          "store.data-dir " + cfg_.data_dir + " holds a SQLite store (" + svc
+                            + ".db) and no RocksDB store: start it with --store.backend=sqlite "
+                              "(the default is now rocksdb; docs/operations.md, \"The RocksDB "
+                              "store\")");
   crypto::key32 master;
   auto key_file = cfg_.master_key_file.empty() ? cfg_.data_dir + "/master.key"
                                                : cfg_.master_key_file;
   if (auto err = crypto::load_or_create_master_key(key_file, master); !err.empty())
-    return err;
+    return make_error(errc::io, err);
   for (auto& svc : cfg_.hosted_services()) {
     try {
       stores_[svc] = open_store(cfg_, svc, true);
       keyrings_[svc] = std::make_shared<crypto::keyring>(master, svc, stores_[svc]);
     } catch (const store::store_error& e) {
-      return std::string(e.what()) + " (store of " + svc + ")";
+      return make_error(e.code, std::string(e.what()) + " (store of " + svc + ")");
     } catch (const std::invalid_argument& e) {
-      return e.what();
+      return make_error(errc::invalid, e.what());
     }
   }
-  return "";
+  return caf::none;
 }
 
 void node::warn_unknown_destinations() {
@@ -152,7 +155,7 @@ void node::spawn_node_writer() {
                            supervision_of(cfg_));
 }
 
-std::string node::spawn_membership() {
+caf::error node::spawn_membership() {
   membership_deps md;
   md.cfg.name = cfg_.node_name;
   md.cfg.address = cfg_.cluster_listen;
@@ -175,14 +178,14 @@ std::string node::spawn_membership() {
   md.on_isolated = [] { request_isolation_exit(); };
   membership_ = sys_.spawn(membership, std::move(md));
   if (cfg_.cluster_listen.empty())
-    return "";
+    return caf::none;
   std::string host;
   uint16_t port = 0;
   split_host_port(cfg_.cluster_listen, host, port);
   auto published = caf::openssl::publish(membership_, port, host.c_str(), true);
   if (!published)
-    return "cannot listen for peers on " + cfg_.cluster_listen + ": "
-           + sys_.render(published.error());
+    return make_error(errc::unavailable, "cannot listen for peers on " + cfg_.cluster_listen
+                                           + ": " + sys_.render(published.error()));
   tls_identity id;
   check_tls_files(cfg_.tls(), id);
   auto lg = log::get("node");
@@ -194,12 +197,12 @@ std::string node::spawn_membership() {
     lg->warn("cluster: this node's certificate expires in {} days; make a new one "
              "(scripts/make-certs.sh, docs/operations.md)",
              id.days_left);
-  return "";
+  return caf::none;
 }
 
-std::string node::spawn_gateway() {
+caf::error node::spawn_gateway() {
   if (cfg_.gateway_listen.empty())
-    return "";
+    return caf::none;
   gateway_config gc;
   split_host_port(cfg_.gateway_listen, gc.host, gc.port);
   gc.max_body = cfg_.gateway_max_body;
@@ -230,7 +233,7 @@ std::string node::spawn_gateway() {
                                                     : cfg_.admin_secret_file;
   crypto::key32 secret;
   if (auto err = crypto::load_or_create_master_key(secret_file, secret); !err.empty())
-    return "admin secret: " + err;
+    return make_error(errc::io, "admin secret: " + err);
   char hex[65];
   sodium_bin2hex(hex, sizeof hex, secret.data(), secret.size());
   gc.admin_secret = hex;
@@ -245,7 +248,9 @@ std::string node::spawn_gateway() {
     return metrics::read_stores(stores, holders, now_ms(), names);
   };
   gateway_ = std::make_unique<gateway>(sys_, rt_, reg_, membership_, gc);
-  return gateway_->start();
+  if (auto err = gateway_->start(); !err.empty())
+    return make_error(errc::unavailable, err);
+  return caf::none;
 }
 
 void node::stop() {
@@ -278,12 +283,12 @@ void node::stop() {
   log::get("node")->info("node {} stopped; stores closed", cfg_.node_name);
 }
 
-std::string node::spawn_externals() {
+caf::error node::spawn_externals() {
   auto file = cfg_.external_secret_file.empty() ? cfg_.data_dir + "/external.secret"
                                                 : cfg_.external_secret_file;
   std::string key;
   if (auto err = webhook::load_or_create_secret(file, key); !err.empty())
-    return "node.external-secret-file: " + err;
+    return make_error(errc::io, "node.external-secret-file: " + err);
   auto rt = rt_;
   // Once an external service answers again, what waits for it is due now.
   auto came_back = [outboxes = outboxes(), rt](const std::string& name) {
@@ -322,15 +327,15 @@ std::string node::spawn_externals() {
                            name.rfind("notify:", 0) == 0 ? "notifications" : "external service",
                            name, url, file);
   }
-  return "";
+  return caf::none;
 }
 
-std::string node::spawn_service(const std::string& svc) {
+caf::error node::spawn_service(const std::string& svc) {
   std::vector<uint32_t> hosted;
   try {
     hosted = hosted_shards(cfg_, svc);
   } catch (const std::invalid_argument& e) {
-    return e.what();
+    return make_error(errc::invalid, e.what());
   }
   auto w = wiring_of(cfg_, svc, stores_[svc], keyrings_[svc], rt_, reg_, hooks_.on_job_finished);
   if (node_writer_) {
@@ -344,14 +349,16 @@ std::string node::spawn_service(const std::string& svc) {
   // The supervisor starts its children on a scheduler thread (the lease
   // manager, on a shared store, the shards it holds): it says when every one
   // is published, so nothing this node serves next finds the service half up.
-  std::string err;
+  caf::error err;
   caf::scoped_actor self{sys_};
   self->request(sup, std::chrono::seconds(10), ready_atom::value)
     .receive([](caf::ok_atom) {},
              [&](caf::error& e) {
-               err = "service " + svc + " did not come up within 10 s: " + sys_.render(e);
+               err = make_error(errc::unavailable, "service " + svc
+                                                     + " did not come up within 10 s: "
+                                                     + sys_.render(e));
              });
-  if (!err.empty())
+  if (err)
     return err;
   if (guard_)
     caf::anon_send(guard_, sup, svc);
@@ -360,7 +367,7 @@ std::string node::spawn_service(const std::string& svc) {
     shards = leases->held().size();
   log::get("node")->info("service {} up: {} of {} shards, store {}", svc, shards, cfg_.shards,
                          store_description(cfg_, svc));
-  return "";
+  return caf::none;
 }
 
 void node::stop_service(const std::string& svc) {
@@ -374,14 +381,14 @@ void node::stop_service(const std::string& svc) {
   log::get("node")->info("service {} stopped", svc);
 }
 
-std::string node::start_service(const std::string& svc) {
+caf::error node::start_service(const std::string& svc) {
   if (supervisors_.count(svc) || !stores_.count(svc))
-    return svc + " is running or not hosted here";
-  if (auto err = spawn_service(svc); !err.empty())
+    return make_error(errc::conflict, svc + " is running or not hosted here");
+  if (auto err = spawn_service(svc))
     return err;
   // Whatever waited for it is due now, not at its backoff time.
   wake_outboxes(outboxes(), *rt_, {svc});
-  return "";
+  return caf::none;
 }
 
 } // namespace custodian

@@ -49,15 +49,18 @@ public:
   node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks = {});
   ~node();
 
-  /// Returns "" or a sentence saying why the node cannot start.
-  std::string start();
+  /// None, or an error whose kind says what failed (invalid: the
+  /// configuration; io: the data directory or a key file; unavailable: a
+  /// port, a service that did not come up) and whose message is a sentence
+  /// for the operator (message_of).
+  caf::error start();
   void stop();
 
   /// Stops one hosted service's actors (its store stays open): peers and the
   /// outboxes see it as unreachable, as if its node were down.
   void stop_service(const std::string& service);
   /// Starts a service stopped with stop_service() again and wakes the outboxes.
-  std::string start_service(const std::string& service);
+  caf::error start_service(const std::string& service);
 
   std::shared_ptr<router> routes() const { return rt_; }
   /// The store of a hosted service (null if not hosted here).
@@ -68,16 +71,16 @@ public:
 
 private:
   /// The data directory (private), the master key, every hosted store and its keyring.
-  std::string open_stores();
+  caf::error open_stores();
   /// RocksDB: the node's one writer, under its own supervisor.
   void spawn_node_writer();
-  std::string spawn_service(const std::string& service);
-  std::string spawn_externals();
+  caf::error spawn_service(const std::string& service);
+  caf::error spawn_externals();
   void warn_unknown_destinations();
   /// The guard: a service whose supervisor escalated is marked failed.
   void spawn_guard();
-  std::string spawn_membership();
-  std::string spawn_gateway();
+  caf::error spawn_membership();
+  caf::error spawn_gateway();
   outbox_map outboxes() const;
 
   caf::actor_system& sys_;

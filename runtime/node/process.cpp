@@ -67,8 +67,8 @@ int run_node(int argc, char** argv) {
   int rc = 0;
   {
     node n{sys, cfg};
-    if (auto err = n.start(); !err.empty()) {
-      std::cerr << "custodian-node: " << err << "\n";
+    if (auto err = n.start()) {
+      std::cerr << "custodian-node: " << message_of(err) << "\n";
       n.stop();
       rc = 1;
     } else {

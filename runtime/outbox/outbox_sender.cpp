@@ -236,7 +236,9 @@ void outbox_state::send_one(store::outbox_row row) {
       // holds nothing readable; drop it.
       log::get("outbox")->info("{}: dropping outbox entry {} of erased user={}", d.service,
                                row.request_id, row.user_id);
-      d.store->outbox_drop({row.id});
+      if (auto st = d.store->outbox_drop({row.id}); !st.ok())  // found and dropped again later
+        log::get("outbox")->warn("{}: could not drop entry {}: {}", d.service, row.request_id,
+                                 to_string(st.code));
       return;
     }
     row.payload = std::move(*plain);
@@ -441,7 +443,9 @@ void wake_outboxes(const outbox_map& outboxes, const router& rt,
   auto now = now_ms();
   for (auto& [origin, outbox] : outboxes) {
     for (auto& dest : dests)
-      outbox->outbox_wake(dest, now);
+      if (auto st = outbox->outbox_wake(dest, now); !st.ok())  // they come due on their own
+        log::get("outbox")->warn("{}: could not wake its entries for {}: {}", origin, dest,
+                                 to_string(st.code));
     if (auto sender = rt.sender(origin))
       caf::anon_send(sender, kick_atom::value);
   }

@@ -5,6 +5,15 @@ namespace custodian {
 v1::Reply make_reply(v1::Reply::Status status, const std::string& message) {
   v1::Reply r;
   r.set_status(status);
+  r.set_kind(error_kind(errc_of(status)));
+  r.set_message(message);
+  return r;
+}
+
+v1::Reply make_reply(errc kind, const std::string& message) {
+  v1::Reply r;
+  r.set_status(reply_status(kind));
+  r.set_kind(error_kind(kind));
   r.set_message(message);
   return r;
 }

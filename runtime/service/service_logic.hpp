@@ -72,6 +72,8 @@ public:
 
 /// A reply with a status and a message (no personal data in `message`).
 v1::Reply make_reply(v1::Reply::Status status, const std::string& message = {});
+/// A refusal of kind `kind`: its status and the kind itself (Reply.kind).
+v1::Reply make_reply(errc kind, const std::string& message = {});
 /// An OK reply carrying a service's own message (its answer or export section).
 v1::Reply reply_with(const google::protobuf::Message& body);
 

@@ -186,7 +186,7 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
   } catch (const store::store_error& e) {
     log::get(logic_->name())->warn("{} request={}: store: {}", command_name(env), env.request_id(),
                                    e.what());
-    return answer(make_reply(reply_status(e.code), std::string("store: ") + to_string(e.code)));
+    return answer(make_reply(e.code, std::string("store: ") + to_string(e.code)));
   } catch (const contract_violation& e) {
     // The service's author must hear of it: the message names the service
     // and the rule, never data.
@@ -204,7 +204,7 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
 }
 
 v1::Reply overloaded_reply() {
-  return make_reply(v1::Reply::UNAVAILABLE,
+  return make_reply(errc::overloaded,
                     "this node's store is slower than the offered load: the request waited past "
                     "its deadline and nothing was written; retry later");
 }
@@ -220,7 +220,7 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (st.code == store::errc::overloaded)
     return {overloaded_reply(), false, false, nullptr};
   if (!st.ok())
-    return {make_reply(reply_status(st.code), std::string("store: ") + to_string(st.code)), false,
+    return {make_reply(st.code, std::string("store: ") + to_string(st.code)), false,
             false, nullptr};
   // Logged once the erasure is durable: a redelivery is answered from the
   // inbox and never gets here (tests count these lines).
@@ -285,7 +285,7 @@ shard_core::prepared_many shard_core::prepare_delivered(
     }
   } catch (const store::store_error& e) {
     p.replies.assign(envs.size(),
-                     make_reply(reply_status(e.code), std::string("store: ") + to_string(e.code)));
+                     make_reply(e.code, std::string("store: ") + to_string(e.code)));
     return p;
   } catch (const std::exception& e) {
     log::get(logic_->name())->error("hand-backs: the service failed ({})", typeid(e).name());

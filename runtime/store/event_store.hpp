@@ -25,7 +25,7 @@ namespace custodian::store {
 using custodian::errc;
 using custodian::to_string;
 
-struct status {
+struct [[nodiscard]] status {
   errc code = errc::ok;
   std::string message;  ///< for humans; never holds personal data
   bool ok() const { return code == errc::ok; }

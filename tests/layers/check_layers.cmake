@@ -123,6 +123,22 @@ foreach(area ${layers})
   endif()
 endforeach()
 
+# The gateway's routes answer errors only through api_error(errc, ...) /
+# reply_error (runtime/gateway/errors.hpp): no HTTP status number of their own.
+# The HTTP transport (http_server, http_session) answers its own refusals.
+file(GLOB gateway_sources ${SOURCE_DIR}/runtime/gateway/*.cpp ${SOURCE_DIR}/runtime/gateway/*.hpp)
+foreach(f ${gateway_sources})
+  get_filename_component(name ${f} NAME)
+  if(name MATCHES "^http_(server|session|internal)")
+    continue()
+  endif()
+  file(STRINGS ${f} lines REGEX "http::error\\(|http::json\\([45][0-9][0-9],")
+  foreach(line ${lines})
+    string(STRIP "${line}" line)
+    list(APPEND problems "runtime/gateway/${name} answers an HTTP status of its own: ${line}")
+  endforeach()
+endforeach()
+
 list(LENGTH layers n)
 message(STATUS "layers: ${n} areas, ${include_edges} include edges and ${link_edges} link edges between them")
 if(problems)

@@ -18,6 +18,7 @@
 #include "tests/support/caf_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
+#include <cctype>
 #include <deque>
 
 using namespace custodian;
@@ -120,6 +121,11 @@ BOOST_FIXTURE_TEST_CASE(every_store_failure_kind_answers_its_http_status, fixtur
       auto r = register_user("ada-" + std::string(to_string(x.kind)) + "@example.com");
       auto resp = reply_error(r);
       BOOST_TEST(resp.status == x.http);
+      // The reply carries the kind itself, not only its coarse status, and
+      // the HTTP body names it.
+      BOOST_TEST(errc_of(r) == x.kind);
+      BOOST_TEST(resp.body.find(std::string("\"kind\":\"") + to_string(x.kind) + "\"")
+                   != std::string::npos, resp.body);
       BOOST_TEST(has_retry_after(resp));  // nothing was written: retrying is safe
       BOOST_TEST(st->outbox_depth() == written);  // no provisioning went out
       BOOST_TEST(!r.message().empty());
@@ -157,6 +163,38 @@ BOOST_FIXTURE_TEST_CASE(a_store_that_fails_its_reads_answers_503_and_the_shard_l
   BOOST_TEST(reply_error(r).status == 503);
   auto again = register_user("bob@example.com");
   BOOST_TEST(reply_error(again).status == 503);  // answered: the actor lives
+}
+
+BOOST_AUTO_TEST_CASE(every_kind_travels_one_to_one_through_a_reply_on_the_wire_to_its_http_answer) {
+  for (int n = 0; n <= static_cast<int>(last_errc); ++n) {
+    auto k = static_cast<errc>(n);
+    BOOST_TEST_CONTEXT(to_string(k)) {
+      // Reply.kind has errc's numbers and names.
+      auto name = std::string("KIND_") + to_string(k);
+      for (auto& c : name)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      BOOST_TEST(v1::ErrorKind_Name(error_kind(k)) == name);
+      if (k == errc::ok)
+        continue;
+      v1::Reply back;
+      BOOST_TEST_REQUIRE(back.ParseFromString(make_reply(k, "why").SerializeAsString()));
+      BOOST_TEST(errc_of(back) == k);
+      BOOST_TEST(back.status() == reply_status(k));
+      auto resp = api_error(k, "why");
+      BOOST_TEST(resp.status == http_status(k));
+      BOOST_TEST(resp.body == std::string("{\"error\":\"why\",\"kind\":\"") + to_string(k) + "\"}");
+    }
+  }
+  // A kind that does not belong to its status (a peer's mistake) is not
+  // believed: the status decides.
+  auto odd = make_reply(v1::Reply::OK);
+  odd.set_kind(v1::KIND_FENCED);
+  BOOST_TEST(errc_of(odd) == errc::ok);
+  BOOST_TEST(errc_of(make_reply(v1::Reply::UNAVAILABLE)) == errc::unavailable);
+  // An erased user is said as never there, kind included.
+  auto gone = reply_error(make_reply(errc::gone, "tombstone"));
+  BOOST_TEST(gone.status == 404);
+  BOOST_TEST(gone.body == "{\"error\":\"no such user\",\"kind\":\"not_found\"}");
 }
 
 BOOST_AUTO_TEST_CASE(kinds_map_to_replies_and_back_and_to_caf_errors) {
