@@ -5,7 +5,7 @@
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
 #include "runtime/saga/deadline.hpp"
-#include "runtime/saga/saga.hpp"
+#include "runtime/saga/desks.hpp"
 
 namespace custodian::saga {
 
@@ -23,7 +23,7 @@ void apply_extension(store::event_store& st, v1::JobRecord& job) {
   job.set_extension_reason(x.reason());
 }
 
-outcome coordinator::extend(const v1::Envelope& env, store::event_store& st) {
+outcome lifecycle::extend(const v1::Envelope& env, store::event_store& st) {
   auto& x = env.command().extend_job();
   outcome out;
   auto job = load_job(st, x.job_id());

@@ -9,7 +9,7 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
-#include "runtime/saga/saga.hpp"
+#include "runtime/saga/desks.hpp"
 
 namespace custodian::saga {
 
@@ -35,7 +35,7 @@ bool expired(const v1::Hold& h, int64_t now) { return h.until_ms() != 0 && h.unt
 
 } // namespace
 
-store::outbox_row coordinator::hold_timer(const v1::Envelope& cause, const std::string& uid,
+store::outbox_row holds::hold_timer(const v1::Envelope& cause, const std::string& uid,
                                            int64_t until_ms) {
   // An entry to this service, due at until_ms; it releases that hold only (a
   // hold changed since keeps standing). Personal: the user's erase deletes it.
@@ -50,9 +50,9 @@ store::outbox_row coordinator::hold_timer(const v1::Envelope& cause, const std::
   return row;
 }
 
-std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
-                                               const v1::Envelope& env, store::event_store& st,
-                                               service_logic& own) {
+std::optional<outcome> lifecycle::hold_erase(outcome& out, v1::JobRecord& job,
+                                             const v1::Envelope& env, store::event_store& st,
+                                             service_logic& own) {
   auto uid = env.user_id();
   auto hold = load_hold(st, uid);
   if (!hold)
@@ -66,12 +66,8 @@ std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
     out.commit.audit.clear();  // the request continues the held erase
     out.commit.index_dels.emplace_back(hold_space, uid);
     audit(out.commit, "hold_released", "system", held->job_id(), uid);
-    held->set_state(v1::JOB_RUNNING);
-    held->set_updated_ms(now_ms());
-    if (auto refused = begin_erase(out, *held, env, st, own))
+    if (auto refused = resume_held(out, *held, env, st, own))
       return std::move(*refused);
-    put_job(out.commit, *held);
-    announce(out.commit, *held, "job.released");
     out.reply = make_reply(v1::Reply::OK);
     out.reply.mutable_job()->set_job_id(held->job_id());
     log::get(service_)->info("erase accepted user={} job={} (its hold ended)", uid, held->job_id());
@@ -94,7 +90,17 @@ std::optional<outcome> coordinator::hold_erase(outcome& out, v1::JobRecord& job,
   return std::move(out);
 }
 
-outcome coordinator::set_hold(const v1::Envelope& env, store::event_store& st) {
+const dispatch_table<holds>& holds::table() {
+  using K = v1::Command::KindCase;
+  static const dispatch_table<holds> t = {
+    {K::kSetHold, [](holds& d, const call& x) { return d.set_hold(x.env, x.st); }},
+    {K::kGetHold, [](holds& d, const call& x) { return d.get_hold(x.env, x.st); }},
+    {K::kReleaseHold, [](holds& d, const call& x) { return d.release_hold(x.env, x.st, x.own); }},
+  };
+  return t;
+}
+
+outcome holds::set_hold(const v1::Envelope& env, store::event_store& st) {
   outcome out;
   if (reg_->coordinator(v1::JOB_ERASE) != service_) {
     out.reply = make_reply(v1::Reply::INVALID, service_ + " does not coordinate erasures");
@@ -120,7 +126,7 @@ outcome coordinator::set_hold(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome coordinator::get_hold(const v1::Envelope& env, store::event_store& st) {
+outcome holds::get_hold(const v1::Envelope& env, store::event_store& st) {
   outcome out;
   auto h = load_hold(st, env.user_id());
   if (!h || expired(*h, now_ms())) {
@@ -132,8 +138,8 @@ outcome coordinator::get_hold(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome coordinator::release_hold(const v1::Envelope& env, store::event_store& st,
-                                  service_logic& own) {
+outcome holds::release_hold(const v1::Envelope& env, store::event_store& st,
+                            service_logic& own) {
   outcome out;
   auto uid = env.user_id();
   auto& req = env.command().release_hold();
@@ -157,12 +163,8 @@ outcome coordinator::release_hold(const v1::Envelope& env, store::event_store& s
                            req.timer() ? " (its until_ms passed)" : "");
   if (!h->held_job_id().empty())
     if (auto job = load_job(st, h->held_job_id()); job && job->state() == v1::JOB_HELD) {
-      job->set_state(v1::JOB_RUNNING);
-      job->set_updated_ms(now_ms());
-      if (auto refused = begin_erase(out, *job, env, st, own))
+      if (auto refused = life_.resume_held(out, *job, env, st, own))
         return std::move(*refused);
-      put_job(out.commit, *job);
-      announce(out.commit, *job, "job.released");
       log::get(service_)->info("erase accepted user={} job={} (held until now)", uid,
                                job->job_id());
     }

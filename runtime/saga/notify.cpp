@@ -12,7 +12,7 @@
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
-#include "runtime/saga/saga.hpp"
+#include "runtime/saga/desks.hpp"
 
 namespace custodian::saga {
 
@@ -38,7 +38,7 @@ void notify(store::commit& c, const service_registry& reg, const v1::JobRecord& 
   }
 }
 
-store::outbox_row coordinator::deadline_timer(const std::string& job_id, int64_t deadline_ms) {
+store::outbox_row lifecycle::deadline_timer(const std::string& job_id, int64_t deadline_ms) {
   v1::Envelope env;
   // A fresh request id per arming: a timer re-armed by its own handler is a
   // new request, not a redelivery the inbox would drop.
@@ -54,7 +54,7 @@ store::outbox_row coordinator::deadline_timer(const std::string& job_id, int64_t
   return row;
 }
 
-void coordinator::announce_accepted(store::commit& c, const v1::JobRecord& job) {
+void lifecycle::announce_accepted(store::commit& c, const v1::JobRecord& job) {
   if (reg_->notifiers().empty())
     return;
   notify(c, *reg_, job, "job.accepted", service_ + "@" + node_);
@@ -64,11 +64,11 @@ void coordinator::announce_accepted(store::commit& c, const v1::JobRecord& job) 
     c.outbox.push_back(deadline_timer(job.job_id(), job.deadline_ms()));
 }
 
-void coordinator::announce(store::commit& c, const v1::JobRecord& job, const char* type) {
+void lifecycle::announce(store::commit& c, const v1::JobRecord& job, const char* type) {
   notify(c, *reg_, job, type, service_ + "@" + node_);
 }
 
-outcome coordinator::check_deadline(const v1::Envelope& env, store::event_store& st) {
+outcome lifecycle::check_deadline(const v1::Envelope& env, store::event_store& st) {
   outcome out;
   out.reply = make_reply(v1::Reply::OK);
   auto& q = env.command().check_deadline();

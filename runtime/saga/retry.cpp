@@ -1,7 +1,7 @@
 // An admin's retry of a failed job (POST /v1/jobs/{id}/retry): the failed
 // participants get their step again, as new requests, and an erase is verified
 // again before it may be done and certified.
-#include "runtime/saga/saga.hpp"
+#include "runtime/saga/desks.hpp"
 
 #include "runtime/common/ids.hpp"
 #include "runtime/common/log.hpp"
@@ -18,7 +18,7 @@ outcome refuse(v1::Reply::Status status, const std::string& why) {
 
 } // namespace
 
-outcome coordinator::retry(const v1::Envelope& env, store::event_store& st) {
+outcome lifecycle::retry(const v1::Envelope& env, store::event_store& st) {
   auto job = load_job(st, env.command().retry_job().job_id());
   if (!job)
     return refuse(v1::Reply::NOT_FOUND, "no such job");

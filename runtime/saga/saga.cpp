@@ -1,4 +1,4 @@
-#include "runtime/saga/saga.hpp"
+#include "runtime/saga/desks.hpp"
 
 #include "runtime/saga/certificate.hpp"
 #include "runtime/saga/deadline.hpp"
@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <atomic>
 #include <optional>
+#include <stdexcept>
+#include <unordered_map>
 
 namespace custodian::saga {
 
@@ -201,394 +203,71 @@ register_starter register_starter_for(std::string self, std::string node,
 
 namespace {
 
-/// Which attempt a step's request id belongs to: 0 for the first,
-/// N for "<job>/<step>/<dest>/retryN" (retry.cpp).
-uint32_t attempt_of(const std::string& request_id) {
-  auto at = request_id.rfind("/retry");
-  if (at == std::string::npos)
-    return 0;
-  try {
-    return static_cast<uint32_t>(std::stoul(request_id.substr(at + 6)));
-  } catch (const std::exception&) {
-    return 0;
-  }
+enum class desk_id { lifecycle, holds, job_queries, records };
+
+template <class Desk>
+void add_routes(std::unordered_map<int, desk_id>& routes, const dispatch_table<Desk>& table,
+                desk_id id) {
+  for (auto& entry : table)
+    if (!routes.emplace(entry.first, id).second)
+      throw std::logic_error("saga command " + std::to_string(entry.first)
+                             + " is in two desks' dispatch tables");
 }
 
+/// Which desk answers each saga command: the union of the desks' tables,
+/// each command in exactly one.
+const std::unordered_map<int, desk_id>& routes() {
+  static const auto r = [] {
+    std::unordered_map<int, desk_id> m;
+    add_routes(m, lifecycle::table(), desk_id::lifecycle);
+    add_routes(m, holds::table(), desk_id::holds);
+    add_routes(m, job_queries::table(), desk_id::job_queries);
+    add_routes(m, records::table(), desk_id::records);
+    return m;
+  }();
+  return r;
+}
+
+template <class Desk>
+outcome run(const dispatch_table<Desk>& table, Desk& desk, const call& x) {
+  return table.at(x.env.command().kind_case())(desk, x);
+}
 
 } // namespace
 
 coordinator::coordinator(std::string service, std::string node,
                          std::shared_ptr<const service_registry> reg,
                          std::shared_ptr<crypto::keyring> keys)
-  : service_(std::move(service)), node_(std::move(node)), reg_(std::move(reg)),
-    keys_(std::move(keys)) {}
-
-const coordinator::dispatch_table& coordinator::table() {
-  using K = v1::Command::KindCase;
-  // One entry per command: handles() and handle() both read it, so a command
-  // is answered in exactly one place and one missing here is no saga command.
-  static const dispatch_table t = {
-    {K::kStartErase,
-     [](coordinator& c, const call& x) { return c.start(v1::JOB_ERASE, x.env, x.st, x.own); }},
-    {K::kStartExport,
-     [](coordinator& c, const call& x) { return c.start(v1::JOB_EXPORT, x.env, x.st, x.own); }},
-    {K::kGetJob, [](coordinator& c, const call& x) { return c.get_job(x.env, x.st); }},
-    {K::kListJobs,
-     [](coordinator& c, const call& x) { return c.list_jobs(x.env.command().list_jobs(), x.st); }},
-    {K::kExtendJob, [](coordinator& c, const call& x) { return c.extend(x.env, x.st); }},
-    {K::kRetryJob, [](coordinator& c, const call& x) { return c.retry(x.env, x.st); }},
-    {K::kRecordAudit, [](coordinator& c, const call& x) { return c.record_audit(x.env); }},
-    {K::kListAudit,
-     [](coordinator& c, const call& x) {
-       return c.list_audit(x.env.command().list_audit(), x.st);
-     }},
-    {K::kGetCertificate,
-     [](coordinator& c, const call& x) {
-       return c.certificate(x.env.command().get_certificate(), x.st);
-     }},
-    {K::kListCertificateKeys, [](coordinator& c, const call& x) { return c.keys(x.st); }},
-    {K::kSetHold, [](coordinator& c, const call& x) { return c.set_hold(x.env, x.st); }},
-    {K::kGetHold, [](coordinator& c, const call& x) { return c.get_hold(x.env, x.st); }},
-    {K::kReleaseHold,
-     [](coordinator& c, const call& x) { return c.release_hold(x.env, x.st, x.own); }},
-    {K::kCheckDeadline,
-     [](coordinator& c, const call& x) { return c.check_deadline(x.env, x.st); }},
-    {K::kPreviewErase, [](coordinator& c, const call& x) { return c.preview_erase(x.env, x.st); }},
-    {K::kDelivered,
-     [](coordinator& c, const call& x) { return c.delivered(x.env, x.st, x.pending); }},
-  };
-  return t;
+  : service_(service),
+    desks_(std::make_unique<desks>(
+      desk_base{std::move(service), std::move(node), std::move(reg), std::move(keys)})) {
+  routes();  // a command in two tables stops here, at the first coordinator
 }
 
-bool coordinator::handles(const v1::Command& cmd) { return table().count(cmd.kind_case()) > 0; }
+coordinator::~coordinator() = default;
+coordinator::coordinator(coordinator&&) noexcept = default;
+coordinator& coordinator::operator=(coordinator&&) noexcept = default;
+
+bool coordinator::handles(const v1::Command& cmd) { return routes().count(cmd.kind_case()) > 0; }
 
 outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, service_logic& own,
                             pending_jobs* pending) {
-  auto it = table().find(env.command().kind_case());
-  if (it == table().end()) {
+  auto it = routes().find(env.command().kind_case());
+  if (it == routes().end()) {
     outcome out;
     out.reply = make_reply(v1::Reply::INVALID, "not a saga command (the coordinator of "
                                                  + service_ + " answers none such)");
     return out;
   }
-  return it->second(*this, call{env, st, own, pending});
-}
-
-outcome coordinator::preview_erase(const v1::Envelope& env, store::event_store& st) {
-  // A dry run of this service's share of an erase: what it would delete and
-  // shred now. Nothing is written.
-  outcome out;
-  out.reply = make_reply(v1::Reply::OK);
-  out.reply.mutable_preview()->set_records(static_cast<uint32_t>(st.erase_count(env.user_id())));
-  out.reply.mutable_preview()->set_keys(st.key_get(env.user_id()) ? 1 : 0);
-  return out;
-}
-
-outcome coordinator::start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,
-                           service_logic& own) {
-  outcome out;
-  if (reg_->coordinator(kind) != service_) {
-    out.reply = make_reply(v1::Reply::INVALID,
-                           service_ + " does not coordinate " + to_string(kind) + " jobs");
-    return out;
+  call x{env, st, own, pending};
+  auto& d = *desks_;
+  switch (it->second) {
+    case desk_id::lifecycle: return run(lifecycle::table(), d.life, x);
+    case desk_id::holds: return run(holds::table(), d.hold, x);
+    case desk_id::job_queries: return run(job_queries::table(), d.jobs, x);
+    case desk_id::records: return run(records::table(), d.rec, x);
   }
-  bool erase = kind == v1::JOB_ERASE;
-  auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
-  // An erase job holds no personal data: not even the user id.
-  auto job = new_job(kind, erase ? "" : env.user_id(), reg_->participants(step), env.user_id());
-  if (erase)
-    job.set_subject(env.user_id());  // until done: a retry needs it (never shown)
-  // The entry keeps the user id until the user is erased (in this very commit
-  // for an erase that proceeds: shard_core clears it).
-  audit(out.commit, to_string(kind), actor_of(env), job.job_id(), env.user_id());
-  if (erase) {
-    // Under a legal hold the erase is accepted and waits ("held"): nothing of
-    // the user is touched until the hold is released (runtime/saga/hold.cpp).
-    if (auto held = hold_erase(out, job, env, st, own))
-      return std::move(*held);
-    if (auto refused = begin_erase(out, job, env, st, own))
-      return std::move(*refused);
-  } else {
-    begin_steps(out, job, env);
-  }
-  put_job(out.commit, job);
-  announce_accepted(out.commit, job);
-  out.reply = make_reply(v1::Reply::OK);
-  out.reply.mutable_job()->set_job_id(job.job_id());
-  log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind),
-                           env.user_id(), job.job_id(), env.request_id());
-  return out;
-}
-
-std::optional<outcome> coordinator::begin_erase(outcome& out, v1::JobRecord& job,
-                                                const v1::Envelope& env, store::event_store& st,
-                                                service_logic& own) {
-  out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
-  // The coordinator's own share is done in this very commit (its records of
-  // the user are on this shard): one round trip less.
-  // (Alone, it is a participant like any other: its share is verified after
-  // its commit, before the job may be done.)
-  if (job.services().count(service_) > 0 && job.services().size() > 1) {
-    auto mine = step_envelope(env, job.job_id(), "erase", service_, env.user_id(),
-                              service_ + "@" + node_);
-    mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
-    store_view view{st};
-    auto share = own.handle(mine, view);
-    if (auto why = node_keys_refusal(service_, share.commit); !why.empty()) {
-      outcome refused;  // the service contract, as shard_core.cpp refuses it
-      refused.reply = make_reply(v1::Reply::INTERNAL, why);
-      log::get(service_)->error("erase request={}: {}", env.request_id(), refused.reply.message());
-      return refused;
-    }
-    if (share.reply.status() != v1::Reply::OK) {
-      outcome refused;  // nothing of it is written: no job, no tombstone
-      refused.reply = share.reply;
-      return refused;
-    }
-    store::merge(out.commit, std::move(share.commit));
-    mark(job, service_, v1::STEP_DONE);
-  }
-  // Crypto-erasure on the whole node from acceptance: where the node keeps
-  // every service's keys in one file, the user's key of each is destroyed in
-  // this commit's one write of that file (each participant's own erasure then
-  // finds its key gone: one page of the key file per erasure, not one per
-  // group a participant's answer falls in).
-  out.commit.destroy_node_keys.push_back(env.user_id());
-  begin_steps(out, job, env);
-  return std::nullopt;
-}
-
-void coordinator::begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env,
-                              const std::string& suffix) {
-  bool erase = job.kind() == v1::JOB_ERASE;
-  auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
-  auto now = now_ms();
-  for (auto& [svc, state] : job.services()) {
-    if (state != v1::STEP_PENDING)
-      continue;  // the coordinator's own share, done in this commit
-    auto msg = step_envelope(env, job.job_id(), to_string(step), svc, env.user_id(),
-                             service_ + "@" + node_);
-    msg.set_request_id(msg.request_id() + suffix);
-    if (erase)
-      msg.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
-    else
-      msg.mutable_command()->mutable_export_user()->set_job_id(job.job_id());
-    // Export entries are deleted if the user is erased meanwhile; erase entries
-    // hold no personal data and must survive the user's own erasure.
-    auto row = make_outbox(svc, msg, !erase, now);
-    // An erase step may go out once this commit is staged (early dispatch).
-    row.early = erase;
-    out.commit.outbox.push_back(std::move(row));
-  }
-}
-
-outcome coordinator::delivered(const v1::Envelope& env, store::event_store& st,
-                               pending_jobs* pending) {
-  outcome out;
-  auto& del = env.command().delivered();
-  out.commit.outbox_acks.push_back(del.outbox_id());
-  out.reply = make_reply(v1::Reply::OK);
-  if (del.job_id().empty())
-    return out;
-  std::optional<v1::JobRecord> job;
-  if (pending)
-    if (auto i = pending->find(del.job_id()); i != pending->end())
-      job = i->second;
-  if (!job)
-    job = load_job(st, del.job_id());
-  // A failed erase or export still records its later answers: its services
-  // show where each stands, and a retry asks only those that did not succeed.
-  bool recorded = job && (job->state() == v1::JOB_RUNNING
-                          || (job->state() == v1::JOB_FAILED && job->kind() != v1::JOB_REGISTER));
-  if (!recorded)
-    return out;
-  bool step_of_job = (job->kind() == v1::JOB_REGISTER && del.step() == v1::STEP_PROVISION)
-                     || (job->kind() == v1::JOB_ERASE && del.step() == v1::STEP_ERASE)
-                     || (job->kind() == v1::JOB_EXPORT && del.step() == v1::STEP_EXPORT);
-  if (!step_of_job)
-    return out;  // e.g. a failed register's compensating erase was acknowledged
-  if (!del.request_id().empty() && attempt_of(del.request_id()) != job->retries())
-    return out;  // an answer to an attempt before the job's last retry
-  auto before = job->state();
-  bool ok = del.reply().status() == v1::Reply::OK;
-  if (ok && job->kind() == v1::JOB_ERASE)
-    ok = take_verification(*job, del.dest(), del.reply());
-  if (ok && job->kind() == v1::JOB_EXPORT)
-    (*job->mutable_sections())[del.dest()] = keys_->seal(
-      job->user_id(), del.reply().SerializeAsString(), "job/" + job->job_id() + "/" + del.dest());
-  mark(*job, del.dest(), ok ? v1::STEP_DONE : v1::STEP_FAILED);
-  if (!ok && job->error().empty())
-    job->set_error(del.dest() + " refused: " + del.reply().message());
-  if (job->kind() == v1::JOB_REGISTER && job->state() == v1::JOB_FAILED)
-    compensate(out, *job, env);
-  if (job->kind() == v1::JOB_ERASE && job->state() == v1::JOB_DONE && verify_own(*job, env, st)) {
-    issue_certificate(*job, node_, *reg_, *keys_, st, out.commit, certificates_);
-    job->clear_verifications();  // the signed certificate carries each of them
-  }
-  if (job->state() == v1::JOB_DONE)
-    job->clear_subject();  // a finished erasure keeps nothing of the person
-  if (job->state() != before) {
-    log::get(service_)->info("{} {} job={}", to_string(job->kind()), to_string(job->state()),
-                             job->job_id());
-    if (job->state() == v1::JOB_DONE || job->state() == v1::JOB_FAILED)
-      announce(out.commit, *job, job->state() == v1::JOB_DONE ? "job.done" : "job.failed");
-  }
-  put_job(out.commit, *job);
-  if (pending)
-    (*pending)[job->job_id()] = *job;
-  return out;
-}
-
-void coordinator::compensate(outcome& out, v1::JobRecord& job, const v1::Envelope& cause) {
-  // Compensate everywhere: the user is erased here now, and from every other
-  // participant through the outbox (erasure is idempotent, so participants that
-  // never got the user just keep a tombstone).
-  auto uid = job.user_id();
-  log::get(service_)->warn("register failed user={} job={}: compensating", uid, job.job_id());
-  job.set_error("provisioning failed: " + job.error());
-  job.set_user_id("");
-  out.commit.erase_users.push_back(uid);
-  out.commit.tombstones.push_back(uid);
-  auto now = now_ms();
-  for (auto& [svc, state] : job.services()) {
-    if (svc == service_)
-      continue;
-    auto msg = step_envelope(cause, job.job_id(), "compensate", svc, uid, service_ + "@" + node_);
-    msg.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
-    out.commit.outbox.push_back(make_outbox(svc, msg, false, now));
-  }
-}
-
-outcome coordinator::get_job(const v1::Envelope& env, store::event_store& st) {
-  outcome out;
-  auto job = load_job(st, env.command().get_job().job_id());
-  if (!job) {
-    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such job");
-    return out;
-  }
-  out.reply = make_reply(v1::Reply::OK);
-  auto* status = out.reply.mutable_job_status();
-  *status = job_status(*job);
-  if (job->kind() == v1::JOB_EXPORT && job->state() == v1::JOB_DONE)
-    add_bundle(*job, *status);
-  return out;
-}
-
-outcome coordinator::certificate(const v1::GetCertificate& q, store::event_store& st) {
-  outcome out;
-  auto job = load_job(st, q.job_id());
-  if (!job || job->kind() != v1::JOB_ERASE) {
-    out.reply = make_reply(v1::Reply::NOT_FOUND, "no such erase job");
-    return out;
-  }
-  if (job->state() != v1::JOB_DONE) {
-    out.reply = make_reply(v1::Reply::CONFLICT, std::string("the erasure is ")
-                                                  + to_string(job->state())
-                                                  + ": its certificate is issued once it is done");
-    return out;
-  }
-  if (job->certificate().empty()) {
-    out.reply = make_reply(v1::Reply::NOT_FOUND,
-                           "this erasure finished before certificates were issued");
-    return out;
-  }
-  out.reply = make_reply(v1::Reply::OK);
-  auto* c = out.reply.mutable_certificate();
-  c->set_certificate(crypto::b64(job->certificate()));
-  c->set_signature(crypto::b64(job->certificate_signature()));
-  c->set_key_id(job->certificate_key_id());
-  return out;
-}
-
-outcome coordinator::keys(store::event_store& st) {
-  outcome out;
-  out.reply = make_reply(v1::Reply::OK);
-  for (auto& [id, pk] : published_keys(*keys_, st)) {
-    auto* k = out.reply.mutable_published_keys()->add_keys();
-    k->set_key_id(id);
-    k->set_alg("Ed25519");
-    k->set_public_key(crypto::b64(pk));
-  }
-  return out;
-}
-
-outcome coordinator::record_audit(const v1::Envelope& env) {
-  outcome out;
-  // Only what happens outside the sagas comes this way.
-  if (env.command().record_audit().action() != "admin_created") {
-    out.reply = make_reply(v1::Reply::INVALID, "not an action recorded this way");
-    return out;
-  }
-  audit(out.commit, "admin_created", actor_of(env), "", env.user_id());
-  out.reply = make_reply(v1::Reply::OK);
-  return out;
-}
-
-outcome coordinator::list_audit(const v1::ListAudit& q, store::event_store& st) {
-  outcome out;
-  out.reply = make_reply(v1::Reply::OK);
-  auto limit = std::min<uint32_t>(q.limit() == 0 ? 100 : q.limit(), 1001);
-  for (auto& a : st.audit_list(q.before_id(), limit)) {
-    auto* e = out.reply.mutable_audit()->add_entries();
-    e->set_id(a.id);
-    e->set_at_ms(a.at_ms);
-    e->set_action(a.action);
-    e->set_actor(a.actor);
-    e->set_job_id(a.job_id);
-    e->set_user_id(a.user_id);
-  }
-  return out;
-}
-
-outcome coordinator::list_jobs(const v1::ListJobs& q, store::event_store& st) {
-  store::job_query sq;
-  sq.kind = q.kind();
-  sq.state = q.state();
-  sq.before_id = q.before_id();
-  // The gateway asks for one more than a page (1000 at most) to learn whether
-  // a next page exists.
-  sq.limit = std::min<uint32_t>(q.limit() == 0 ? 100 : q.limit(), 1001);
-  outcome out;
-  out.reply = make_reply(v1::Reply::OK);
-  auto* list = out.reply.mutable_job_list();
-  for (auto& row : st.jobs_list(sq)) {
-    v1::JobRecord job;
-    if (!job.ParseFromString(row.record))
-      throw store::store_error(store::errc::io, "unreadable job record " + row.job_id);
-    apply_extension(st, job);
-    auto* s = list->add_jobs();
-    *s = job_status(job);
-    s->clear_user_id();  // the list carries no personal data
-  }
-  return out;
-}
-
-void coordinator::add_bundle(const v1::JobRecord& job, v1::JobStatus& status) {
-  auto* sections = status.mutable_sections();
-  for (auto& [svc, sealed] : job.sections()) {
-    auto bytes = keys_->open(job.user_id(), sealed, "job/" + job.job_id() + "/" + svc);
-    v1::Reply r;
-    if (!bytes || !r.ParseFromString(*bytes))
-      throw store::store_error(store::errc::io, "cannot unseal export section " + svc
-                                                  + " of job " + job.job_id());
-    if (r.has_service())
-      (*sections)[svc] = std::move(*r.mutable_service());
-    else
-      (*sections)[svc].PackFrom(google::protobuf::Struct{});
-  }
-  auto* m = status.mutable_metadata();
-  m->set_job_id(job.job_id());
-  m->set_user_id(job.user_id());
-  m->set_generated_ms(job.updated_ms());
-  m->set_schema_version(v1::EVENT_SCHEMA_CURRENT);
-  std::vector<std::string> names;
-  for (auto& [svc, state] : job.services())
-    names.push_back(svc);
-  std::sort(names.begin(), names.end());
-  for (auto& svc : names)
-    m->add_services(svc);
-  for (auto& [svc, why] : reg_->without_personal_data())
-    (*m->mutable_holds_no_personal_data())[svc] = why;
+  throw std::logic_error("unknown desk");
 }
 
 } // namespace custodian::saga

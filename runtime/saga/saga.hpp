@@ -26,7 +26,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace custodian {
@@ -92,92 +91,35 @@ register_starter register_starter_for(std::string self, std::string node,
 void notify(store::commit& c, const service_registry& reg, const v1::JobRecord& job,
             const char* type, const std::string& origin);
 
-/// The saga commands a coordinating service's shards answer for it.
+struct desks;
+
+/// The saga commands a coordinating service's shards answer for it, each at
+/// one of four desks by concern (desks.hpp: the sagas' lifecycle, legal holds,
+/// job queries, records), each desk with its own dispatch table.
 class coordinator {
 public:
   coordinator(std::string service, std::string node, std::shared_ptr<const service_registry> reg,
               std::shared_ptr<crypto::keyring> keys);
+  ~coordinator();
+  coordinator(coordinator&&) noexcept;
+  coordinator& operator=(coordinator&&) noexcept;
 
   /// Whether `cmd` is a saga command (jobs, holds, audit, certificates, the
-  /// outbox's hand-backs), answered here and not by the service's logic: the
-  /// commands of one table (saga.cpp, table()).
+  /// outbox's hand-backs), answered here and not by the service's logic: a
+  /// command of one desk's table.
   static bool handles(const v1::Command& cmd);
 
   /// Job records written by hand-backs handled earlier in the same commit
   /// (several Delivered of one user in one commit).
   using pending_jobs = std::map<std::string, v1::JobRecord>;
 
-  /// Answers a saga command; any other is refused (INVALID), never guessed.
+  /// Answers a saga command at its desk; any other is refused (INVALID), never guessed.
   outcome handle(const v1::Envelope& env, store::event_store& st, service_logic& own,
                  pending_jobs* pending = nullptr);
 
 private:
-  /// One command's arguments, as the table hands them to its handler.
-  struct call {
-    const v1::Envelope& env;
-    store::event_store& st;
-    service_logic& own;
-    pending_jobs* pending;
-  };
-  using handler = outcome (*)(coordinator&, const call&);
-  using dispatch_table = std::unordered_map<int, handler>;
-  static const dispatch_table& table();
-  /// PreviewErase: what this service's share of an erase would delete now.
-  outcome preview_erase(const v1::Envelope& env, store::event_store& st);
-
-  outcome start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,
-                service_logic& own);
-  /// An erase's first commit: tombstone, the coordinator's own share, one step
-  /// per other participant. A refusal of the own share is returned.
-  std::optional<outcome> begin_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
-                                     store::event_store& st, service_logic& own);
-  /// One outbox step per participant still pending; `suffix` is appended to
-  /// each request id (a retry's steps are new requests).
-  void begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env,
-                   const std::string& suffix = {});
-  /// RetryJob (retry.cpp): a failed erase or export job's failed steps again.
-  outcome retry(const v1::Envelope& env, store::event_store& st);
-
-  // Legal holds (hold.cpp): kept with the erase coordinator's shard of the user.
-  /// If the user is held: the job is recorded "held" (nothing else) and the
-  /// answer returned.
-  std::optional<outcome> hold_erase(outcome& out, v1::JobRecord& job, const v1::Envelope& env,
-                                    store::event_store& st, service_logic& own);
-  outcome set_hold(const v1::Envelope& env, store::event_store& st);
-  store::outbox_row hold_timer(const v1::Envelope& cause, const std::string& uid,
-                               int64_t until_ms);
-  outcome release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own);
-  outcome get_hold(const v1::Envelope& env, store::event_store& st);
-  outcome record_audit(const v1::Envelope& env);
-  // Notifications (notify.cpp).
-  /// job.accepted (and job.held for a held erase), and the deadline's timer.
-  void announce_accepted(store::commit& c, const v1::JobRecord& job);
-  void announce(store::commit& c, const v1::JobRecord& job, const char* type);
-  store::outbox_row deadline_timer(const std::string& job_id, int64_t deadline_ms);
-  /// CheckDeadline: job.overdue for a job still open at its deadline.
-  outcome check_deadline(const v1::Envelope& env, store::event_store& st);
-  outcome list_audit(const v1::ListAudit& q, store::event_store& st);
-  outcome delivered(const v1::Envelope& env, store::event_store& st, pending_jobs* pending);
-  /// Keeps `dest`'s verification in the job; false (and the job's error, a
-  /// metric, a log line) when it is missing or failed.
-  bool take_verification(v1::JobRecord& job, const std::string& dest, const v1::Reply& reply);
-  /// Verifies the coordinator's own share of a job all of whose participants
-  /// are done; a failure fails the job (no certificate).
-  bool verify_own(v1::JobRecord& job, const v1::Envelope& env, store::event_store& st);
-  outcome get_job(const v1::Envelope& env, store::event_store& st);
-  outcome list_jobs(const v1::ListJobs& q, store::event_store& st);
-  outcome extend(const v1::Envelope& env, store::event_store& st);
-  outcome certificate(const v1::GetCertificate& q, store::event_store& st);
-  outcome keys(store::event_store& st);
-  /// A failed register: the user is erased here and everywhere else.
-  void compensate(outcome& out, v1::JobRecord& job, const v1::Envelope& cause);
-  void add_bundle(const v1::JobRecord& job, v1::JobStatus& status);
-
   std::string service_;
-  std::string node_;
-  std::shared_ptr<const service_registry> reg_;
-  std::shared_ptr<crypto::keyring> keys_;
-  certificate_cache certificates_;
+  std::unique_ptr<desks> desks_;
 };
 
 } // namespace saga

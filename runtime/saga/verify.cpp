@@ -1,7 +1,7 @@
 #include "runtime/saga/verify.hpp"
 
 #include "runtime/common/log.hpp"
-#include "runtime/saga/saga.hpp"
+#include "runtime/saga/desks.hpp"
 
 #include "runtime/common/ids.hpp"
 #include "runtime/metrics/metrics.hpp"
@@ -26,7 +26,7 @@ v1::Verification verify_store_erasure(store::event_store& st, const std::string&
 void verification_failed(const std::string& service) { metrics::verification_failure(service); }
 
 // The coordinator's side of verified erasure (saga.hpp).
-bool coordinator::take_verification(v1::JobRecord& job, const std::string& dest,
+bool lifecycle::take_verification(v1::JobRecord& job, const std::string& dest,
                                     const v1::Reply& reply) {
   std::string why;
   if (!reply.has_verification())
@@ -45,7 +45,7 @@ bool coordinator::take_verification(v1::JobRecord& job, const std::string& dest,
   return false;
 }
 
-bool coordinator::verify_own(v1::JobRecord& job, const v1::Envelope& env, store::event_store& st) {
+bool lifecycle::verify_own(v1::JobRecord& job, const v1::Envelope& env, store::event_store& st) {
   // The coordinator's own share was erased in the commit that accepted the
   // job (begin_erase); it is verified once every other participant is.
   if (job.services().count(service_) == 0 || job.verifications().count(service_) > 0)
