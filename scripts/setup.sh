@@ -27,6 +27,7 @@ packages=(
   postgresql-15
   curl python3 python3-venv ca-certificates openssl
   prometheus-cpp-dev prometheus chromium
+  clang-format clang-tidy  # make test's format_test and tidy_test (.clang-format, .clang-tidy)
 )
 
 # `setup.sh --fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime);

@@ -121,8 +121,8 @@ std::optional<std::string> ecdsa_der(const std::string& raw) {
   auto r = bignum(raw.substr(0, 32)), s = bignum(raw.substr(32));
   if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1)
     return std::nullopt;
-  r.release();  // owned by sig now
-  s.release();
+  static_cast<void>(r.release());  // owned by sig now
+  static_cast<void>(s.release());
   unsigned char* der = nullptr;
   int len = i2d_ECDSA_SIG(sig.get(), &der);
   if (len <= 0)

@@ -316,11 +316,10 @@ std::vector<shard_core::result> shard_core::finish(prepared_many& p, const store
   one.reply = p.replies.empty() ? make_reply(v1::Reply::OK) : p.replies.front();
   one.conflict_reply = make_reply(v1::Reply::UNAVAILABLE, "conflict in a batch of hand-backs");
   auto first = finish(one, st);
-  for (size_t i = 0; i < p.replies.size(); ++i) {
-    if (i == 0) {
-      out.push_back(std::move(first));
-      continue;
-    }
+  if (p.replies.empty())
+    return out;
+  out.push_back(std::move(first));
+  for (size_t i = 1; i < p.replies.size(); ++i) {
     if (st.ok())
       out.push_back({std::move(p.replies[i]), false, false, nullptr});
     else

@@ -50,7 +50,9 @@ service_descriptor find_descriptor(const std::string& name, const kit_options& o
 } // namespace
 
 service_kit::service_kit(const std::string& service, kit_options opts) {
-  init(find_descriptor(service, opts), std::move(opts));
+  // Read before it is moved: the order of a call's arguments is unspecified.
+  auto d = find_descriptor(service, opts);
+  init(std::move(d), std::move(opts));
 }
 
 service_kit::service_kit(service_descriptor d, kit_options opts) {

@@ -417,7 +417,9 @@ mongo::batch_plan mongo_store::plan(client& cl, const std::vector<const commit*>
 std::vector<uint32_t> mongo_store::journal(client& cl, const std::vector<const commit*>& batch,
                                            mongo::batch_plan& p) {
   std::vector<uint32_t> clean;
-  for (auto& [shard, idxs] : p.by_shard) {
+  for (auto& by : p.by_shard) {
+    auto shard = by.first;
+    auto& idxs = by.second;  // named: a structured binding is not captured (clang < 16)
     int64_t epoch = p.leases[shard].epoch, next_id = p.leases[shard].next_id;
     auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
     auto upd = own(bson_new());

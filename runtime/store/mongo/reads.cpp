@@ -302,7 +302,9 @@ void mongo_store::keys_replace(const std::vector<std::pair<std::string, std::str
   auto life = enter();
   client cl{pool_, opts_.database};
   bulk b{cl, "keys", false};
-  for (auto& [id, sealed] : keys) {
+  for (auto& key : keys) {
+    auto& id = key.first;
+    auto& sealed = key.second;  // named: a structured binding is not captured (clang < 16)
     auto upd = own(bson_new());
     append_doc(upd.get(), "$set", [&](bson_t* x) { append_bin(x, "sealed", sealed); });
     b.update(id_filter(id), std::move(upd), false);
