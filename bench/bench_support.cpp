@@ -26,7 +26,7 @@ struct pump_state {
 using pump_tick = caf::atom_constant<caf::atom("ptick")>;
 using pump_retry = caf::atom_constant<caf::atom("pretry")>;
 
-} // namespace
+}  // namespace
 
 pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, double rate_per_s,
                  const std::function<request(size_t)>& make, pump_budget b) {
@@ -100,8 +100,9 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
       auto now = clock::now();
       while (st.next < n && st.outstanding < window) {
         if (rate_per_s > 0 && st.next > 0) {
-          auto due = res->first + std::chrono::duration_cast<clock::duration>(
-                                    std::chrono::duration<double>(st.next / rate_per_s));
+          auto due = res->first
+                     + std::chrono::duration_cast<clock::duration>(
+                       std::chrono::duration<double>(st.next / rate_per_s));
           if (due > now)
             break;
         }
@@ -110,10 +111,10 @@ pump_result pump(caf::actor_system& sys, router& rt, size_t n, size_t window, do
         if (i == 0)
           res->first = sent_at;
         // Open loop: latency counts from when the request was due.
-        res->sent[i] = rate_per_s > 0 && i > 0
-                         ? res->first + std::chrono::duration_cast<clock::duration>(
-                                          std::chrono::duration<double>(i / rate_per_s))
-                         : sent_at;
+        res->sent[i] = rate_per_s > 0 && i > 0 ? res->first
+                                                   + std::chrono::duration_cast<clock::duration>(
+                                                     std::chrono::duration<double>(i / rate_per_s))
+                                               : sent_at;
         res->last_sent = sent_at;
         ++st.outstanding;
         (*send_one)(i, 1);
@@ -224,4 +225,4 @@ embedded_node::~embedded_node() {
   sys_.reset();
 }
 
-} // namespace custodian::bench
+}  // namespace custodian::bench

@@ -217,10 +217,10 @@ struct pump_result {
   /// a late send counts in its latency: no coordinated omission), or sent
   /// (closed loop).
   std::vector<clock::time_point> sent;
-  std::vector<v1::Reply> replies;        ///< per item
+  std::vector<v1::Reply> replies;  ///< per item
   std::vector<clock::time_point> answered;  ///< per item: when its (last) answer came
   clock::time_point first, last_reply;
-  clock::time_point last_sent;           ///< when the last item actually left
+  clock::time_point last_sent;  ///< when the last item actually left
   /// Open loop: items per second actually sent (n / (last sent - first)),
   /// beside the offered rate; 0 for a closed loop.
   double achieved_per_s = 0;
@@ -269,4 +269,4 @@ private:
   std::unique_ptr<node> node_;
 };
 
-} // namespace custodian::bench
+}  // namespace custodian::bench

@@ -68,19 +68,19 @@ struct options {
   std::string doc = "docs/performance.md";
   std::string work;
   std::string command = "make bench";
-  bool keep = false;           ///< keep the work dir (templates are reused)
+  bool keep = false;  ///< keep the work dir (templates are reused)
   bool only_saturate = false;  ///< stop after (a) and (d), keep the work dir (profiling)
-  bool only_http = false;      ///< only the HTTP scenarios (i) and (j), keep the work dir
-  bool only_rtt = false;       ///< only (g), plaintext beside TLS (printed, no doc)
-  bool only_latency = false;   ///< only (b), keep the work dir (latency work)
-  bool only_watch = false;     ///< only (k), keep the work dir
-  bool only_memory = false;    ///< only (f) and (c), keep the work dir
-  std::string saturate_out;    ///< --only-saturate: (a)'s medians at the main size, as JSON here
-  std::string seed4;           ///< (a) of a build with the seed's four services (its saturate_out)
-  double latency_rate = 873;   ///< (b)'s offered rate with --only-latency (--rate=)
-  std::string perf;            ///< record a `perf` profile of the first run of (a) here
+  bool only_http = false;  ///< only the HTTP scenarios (i) and (j), keep the work dir
+  bool only_rtt = false;  ///< only (g), plaintext beside TLS (printed, no doc)
+  bool only_latency = false;  ///< only (b), keep the work dir (latency work)
+  bool only_watch = false;  ///< only (k), keep the work dir
+  bool only_memory = false;  ///< only (f) and (c), keep the work dir
+  std::string saturate_out;  ///< --only-saturate: (a)'s medians at the main size, as JSON here
+  std::string seed4;  ///< (a) of a build with the seed's four services (its saturate_out)
+  double latency_rate = 873;  ///< (b)'s offered rate with --only-latency (--rate=)
+  std::string perf;  ///< record a `perf` profile of the first run of (a) here
   bool backends_only = false;  ///< run scenario (h) only
-  std::string mongodb_uri;     ///< (h) against this server ("" = start FerretDB)
+  std::string mongodb_uri;  ///< (h) against this server ("" = start FerretDB)
   size_t backend_erasures = 500;  ///< (h) erasures per run
 };
 
@@ -114,9 +114,9 @@ std::string cell(const summary& s, int prec = 0);
 
 struct dataset {
   size_t users = 0;
-  std::string dir;                     ///< template data directory
-  std::vector<std::string> ids;        ///< the N users
-  std::vector<std::string> export_ids; ///< users with `export_events` watch events
+  std::string dir;  ///< template data directory
+  std::vector<std::string> ids;  ///< the N users
+  std::vector<std::string> export_ids;  ///< users with `export_events` watch events
   int export_events = ::export_events;
 };
 
@@ -137,36 +137,44 @@ std::vector<std::string> seed_users(embedded_node& n, job_board& board, size_t c
   // Seeding on a slow store (FerretDB) is pushed back, not timed out: every
   // request carries a budget and refusals are sent again.
   const pump_budget patient{std::chrono::seconds(10)};
-  auto reg = pump(n.sys(), n.rt(), count, 512, 0, [&](size_t i) {
-    request r;
-    auto email = prefix + std::to_string(i) + "@bench.example";
-    r.service = "auth";
-    r.key = identity::email_route_key(email);
-    auto* c = r.env.mutable_command()->mutable_register_user();
-    c->set_email(email);
-    c->set_password("bench password " + std::to_string(i));
-    c->set_display_name("Bench User " + std::to_string(i));
-    return r;
-  }, patient);
+  auto reg = pump(
+    n.sys(), n.rt(), count, 512, 0,
+    [&](size_t i) {
+      request r;
+      auto email = prefix + std::to_string(i) + "@bench.example";
+      r.service = "auth";
+      r.key = identity::email_route_key(email);
+      auto* c = r.env.mutable_command()->mutable_register_user();
+      c->set_email(email);
+      c->set_password("bench password " + std::to_string(i));
+      c->set_display_name("Bench User " + std::to_string(i));
+      return r;
+    },
+    patient);
   for (auto& r : reg.replies)
-    check(r.status() == v1::Reply::OK, "every registration accepted (got " + v1::Reply::Status_Name(r.status()) + ": " + r.message() + ")");
+    check(r.status() == v1::Reply::OK, "every registration accepted (got "
+                                         + v1::Reply::Status_Name(r.status()) + ": " + r.message()
+                                         + ")");
   check(board.wait("register", count, std::chrono::seconds(600)), "every registration done");
   std::vector<std::string> ids;
   for (auto& r : reg.replies)
     ids.push_back(r.registered().user_id());
-  auto w = pump(n.sys(), n.rt(), count * static_cast<size_t>(events), 1024, 0, [&](size_t i) {
-    request r;
-    auto& uid = ids[i % count];
-    auto k = i / count;
-    r.service = "watchhistory";
-    r.key = uid;
-    r.env.set_user_id(uid);
-    watchhistory::RecordWatch c;
-    c.set_title_id("title-" + std::to_string((k * 7919 + i) % 5000));
-    c.set_progress_s(static_cast<int32_t>(60 * k));
-    r.env.mutable_command()->mutable_service()->PackFrom(c);
-    return r;
-  }, patient);
+  auto w = pump(
+    n.sys(), n.rt(), count * static_cast<size_t>(events), 1024, 0,
+    [&](size_t i) {
+      request r;
+      auto& uid = ids[i % count];
+      auto k = i / count;
+      r.service = "watchhistory";
+      r.key = uid;
+      r.env.set_user_id(uid);
+      watchhistory::RecordWatch c;
+      c.set_title_id("title-" + std::to_string((k * 7919 + i) % 5000));
+      c.set_progress_s(static_cast<int32_t>(60 * k));
+      r.env.mutable_command()->mutable_service()->PackFrom(c);
+      return r;
+    },
+    patient);
   check(w.failures == 0, "every watch event accepted");
   if (reg.retries + w.retries > 0)
     std::cerr << "seeding: " << reg.retries + w.retries
@@ -277,10 +285,11 @@ struct chain_cost {
                              : fmt(device_bytes) + " bytes written by the device")
            + ", " + fmt(storage_bytes) + " counted as write_bytes (" + fmt(write_call_bytes)
            + " through write()), " + fmt(cpu_us) + " us CPU, "
-           + (fsyncs < 0 ? std::string("fsyncs not measured (no perf)") : fmt(fsyncs, 3) + " fsyncs")
+           + (fsyncs < 0 ? std::string("fsyncs not measured (no perf)")
+                         : fmt(fsyncs, 3) + " fsyncs")
            + ", " + fmt(messages, 1) + " actor messages, " + fmt(switches, 1)
-           + " context switches; CPU busy " + fmt(busy_pct)
-           + " % of one core" + (storage_by_thread.empty() ? "" : "; storage bytes by thread: " + storage_by_thread);
+           + " context switches; CPU busy " + fmt(busy_pct) + " % of one core"
+           + (storage_by_thread.empty() ? "" : "; storage bytes by thread: " + storage_by_thread);
   }
 };
 
@@ -350,9 +359,9 @@ chain_cost measure_chain(const options& o, size_t k, F f) {
 }
 
 struct erase_run {
-  double per_s = 0;                  ///< erasures fully done per second
-  std::vector<double> latency_ms;    ///< acceptance request -> job done
-  double accept_s = 0;               ///< time to get every acceptance
+  double per_s = 0;  ///< erasures fully done per second
+  std::vector<double> latency_ms;  ///< acceptance request -> job done
+  double accept_s = 0;  ///< time to get every acceptance
 };
 
 /// Erases `idx` through the internal API (closed loop with `window`, or open
@@ -372,8 +381,9 @@ void dump_tail(clock::time_point first, const std::vector<clock::time_point>& du
 erase_run erase_internal(embedded_node& n, job_board& board, const dataset& d,
                          const std::vector<size_t>& idx, double rate, pump_budget b = {}) {
   board.reset();
-  auto p = pump(n.sys(), n.rt(), idx.size(), rate > 0 ? 100000 : 1024, rate,
-                [&](size_t i) { return erase_request(d.ids[idx[i]]); }, b);
+  auto p = pump(
+    n.sys(), n.rt(), idx.size(), rate > 0 ? 100000 : 1024, rate,
+    [&](size_t i) { return erase_request(d.ids[idx[i]]); }, b);
   check(p.failures == 0, "every erasure accepted");
   check(board.wait("erase", idx.size(), std::chrono::seconds(600)), "every erase job done");
   erase_run r;
@@ -431,11 +441,11 @@ std::vector<std::string>& shortfalls() {
 
 struct http_erase_run {
   std::vector<double> accept_ms;  ///< request sent -> 202 received
-  std::vector<double> done_ms;    ///< request sent -> job done
-  double per_s = 0;               ///< erasures fully done per second
-  std::vector<size_t> accepted;   ///< the users whose erasure was accepted (202)
+  std::vector<double> done_ms;  ///< request sent -> job done
+  double per_s = 0;  ///< erasures fully done per second
+  std::vector<size_t> accepted;  ///< the users whose erasure was accepted (202)
   double accepted_pct = 0;
-  double achieved_per_s = 0;      ///< open loop: sent per second
+  double achieved_per_s = 0;  ///< open loop: sent per second
 };
 
 /// Erases `idx` through the gateway with vegeta (admin token, 64 keep-alive
@@ -479,7 +489,8 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
       }
     std::cerr << "    not every erasure accepted:" << what << "\n";
   }
-  r.accepted_pct = 100.0 * static_cast<double>(r.accepted.size()) / static_cast<double>(hits.size());
+  r.accepted_pct =
+    100.0 * static_cast<double>(r.accepted.size()) / static_cast<double>(hits.size());
   check(board.wait("erase", r.accepted.size(), std::chrono::seconds(600)), "every erase job done");
   auto first = hits.front().sent;
   auto last = first;
@@ -493,8 +504,8 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
     r.accept_ms.push_back(hits[i].latency_ms);
     r.done_ms.push_back(std::chrono::duration<double, std::milli>(e->wall - hits[i].sent).count());
   }
-  r.per_s = static_cast<double>(r.accepted.size())
-            / std::chrono::duration<double>(last - first).count();
+  r.per_s =
+    static_cast<double>(r.accepted.size()) / std::chrono::duration<double>(last - first).count();
   if (rate > 0) {
     auto sent_first = hits.front().sent, sent_last = sent_first;
     for (auto& h : hits) {
@@ -508,17 +519,18 @@ http_erase_run erase_http(embedded_node& n, job_board& board, const dataset& d,
                              + fmt(r.achieved_per_s) + "/s");
   }
   if (r.accepted.size() != hits.size())
-    shortfalls().push_back("(i) HTTP erase" + (rate > 0 ? " offered " + fmt(rate) + "/s" : std::string(" saturated"))
+    shortfalls().push_back("(i) HTTP erase"
+                           + (rate > 0 ? " offered " + fmt(rate) + "/s" : std::string(" saturated"))
                            + ": " + fmt(r.accepted_pct, 1) + " % accepted");
   return r;
 }
 
 /// (k) A service's own write (a watch-history append), not the lifecycle.
 struct watch_run {
-  double per_s = 0;               ///< answered per second (closed loop)
-  double achieved_per_s = 0;      ///< sent per second (open loop)
-  double ok_pct = 0;              ///< answered OK (internal) / 201 (HTTP)
-  std::vector<double> latency_ms; ///< from when each was due to its answer
+  double per_s = 0;  ///< answered per second (closed loop)
+  double achieved_per_s = 0;  ///< sent per second (open loop)
+  double ok_pct = 0;  ///< answered OK (internal) / 201 (HTTP)
+  std::vector<double> latency_ms;  ///< from when each was due to its answer
 };
 
 request watch_request(const dataset& d, size_t i) {
@@ -576,7 +588,8 @@ watch_run watch_http(embedded_node& n, const dataset& d, size_t count, double ra
     w.latency_ms.push_back(h.latency_ms);
   }
   w.ok_pct = 100.0 * static_cast<double>(codes[201]) / static_cast<double>(count);
-  w.achieved_per_s = static_cast<double>(count - 1) / std::chrono::duration<double>(last - first).count();
+  w.achieved_per_s =
+    static_cast<double>(count - 1) / std::chrono::duration<double>(last - first).count();
   std::string what;
   for (auto& [code, k] : codes)
     what += " " + std::to_string(k) + "x" + std::to_string(code);
@@ -744,10 +757,12 @@ idle_figures idle_shard_bytes(const options& o) {
   auto heap0 = heap_bytes();
   check(heap0 >= 0, "jemalloc's stats.allocated readable");
   for (size_t i = 0; i < count; ++i)
-    actors.push_back(sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt, 4 * 1024 * 1024, nullptr}));
+    actors.push_back(
+      sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, rt, 4 * 1024 * 1024, nullptr}));
   idle_figures f{(rss_bytes() - before) / static_cast<int64_t>(count),
                  (heap_bytes() - heap0) / static_cast<int64_t>(count)};
-  std::cerr << "(f) idle shard actor: RSS " << f.rss << " bytes, allocated " << f.heap << " bytes\n";
+  std::cerr << "(f) idle shard actor: RSS " << f.rss << " bytes, allocated " << f.heap
+            << " bytes\n";
   for (auto& a : actors)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   actors.clear();
@@ -893,14 +908,14 @@ std::string cell(const summary& s, int prec) {
   return fmt(s.median, prec) + " (" + fmt(s.min, prec) + "–" + fmt(s.max, prec) + ")";
 }
 
-} // namespace
+}  // namespace
 
 /// (c) one run: watchhistory offline, `n_erase` erasures accepted (the other
 /// services finish their part), watchhistory back, time until every job is
 /// done. (f) the memory each pending outbox entry takes meanwhile.
 struct offline_figures {
   double drain_s = 0;
-  double rss_per_entry = 0;   ///< RSS growth / entries (what the machine sees)
+  double rss_per_entry = 0;  ///< RSS growth / entries (what the machine sees)
   /// Allocated bytes growth / entries (jemalloc's count), less the growth of
   /// the store's bounded buffers (memtables, block cache) and of the replies
   /// the bench keeps: what the node holds per pending entry.
@@ -908,8 +923,8 @@ struct offline_figures {
   double buffers_per_entry = 0;  ///< the store's caches and memtables: growth / entries
 };
 
-offline_figures offline_run(const options& o, const dataset& main, job_board& board,
-                            size_t n_erase, int run) {
+offline_figures offline_run(const options& o, const dataset& main, job_board& board, size_t n_erase,
+                            int run) {
   offline_figures f;
   auto dir = fresh_copy(o, main);
   embedded_node n{dir, [](node_config&) {}, board};
@@ -1060,19 +1075,22 @@ std::string backends_table(const options& o, std::ostream& json) {
     all.push_back(backend_run(o, "mongodb", uri));
   } catch (...) {
     if (o.mongodb_uri.empty())
-      test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop " + ferret_dir);
+      test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop "
+                        + ferret_dir);
     throw;
   }
   if (o.mongodb_uri.empty())
-    test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop " + ferret_dir);
+    test::run_command(std::string(CUSTODIAN_SOURCE_DIR) + "/scripts/ferretdb.sh stop "
+                      + ferret_dir);
   std::ostringstream t;
-  t << "| (h) backend | users / erasures per run | saturated erase (erasures/s) | events per export "
+  t << "| (h) backend | users / erasures per run | saturated erase (erasures/s) | events per "
+       "export "
        "| export p50 / p99 (ms) | seeding (s) |\n|---|---|---|---|---|---|\n";
   json << std::fixed << std::setprecision(3) << "{\n";
   for (size_t i = 0; i < all.size(); ++i) {
     auto& f = all[i];
     t << "| "
-      << (f.name == "rocksdb" ? "RocksDB, one per node (synchronous=full)"
+      << (f.name == "rocksdb"  ? "RocksDB, one per node (synchronous=full)"
           : f.name == "sqlite" ? "SQLite, one file per service (synchronous=full)"
                                : "MongoDB: " + server)
       << " | " << fmt(static_cast<double>(f.users)) << " / "
@@ -1085,7 +1103,8 @@ std::string backends_table(const options& o, std::ostream& json) {
          << "  \"erasures_per_run_" << f.name << "\": " << f.erasures_per_run << ",\n"
          << "  \"export_events_" << f.name << "\": " << f.export_events << ",\n";
   }
-  json << "  \"erasures_per_run\": " << o.backend_erasures << ",\n  \"runs\": " << o.runs << "\n}\n";
+  json << "  \"erasures_per_run\": " << o.backend_erasures << ",\n  \"runs\": " << o.runs
+       << "\n}\n";
   return t.str();
 }
 
@@ -1105,7 +1124,8 @@ void write_section(const options& o, const std::string& name, const std::string&
   std::ostringstream sec;
   sec << b << "\nMeasured " << date << " on " << machine() << "; data on "
       << fs::absolute(o.work).root_path().string() << " (the machine's disk). Command: `"
-      << o.command << "`.\n\n" << body << e;
+      << o.command << "`.\n\n"
+      << body << e;
   if (bi != std::string::npos && ei != std::string::npos && ei > bi)
     doc.replace(bi, ei + e.size() - bi, sec.str());
   else
@@ -1264,8 +1284,9 @@ int main(int argc, char** argv) {
         profiled(run == 0 ? o.perf : "",
                  [&] { r = erase_internal(n, board, main, idx, o.latency_rate); });
         verify(n, main, idx);
-        std::cerr << "(b) " << o.latency_rate << "/s run " << run + 1 << ": p50 " << fmt(percentile(r.latency_ms, 50), 2)
-                  << " p90 " << fmt(percentile(r.latency_ms, 90), 2) << " p99 "
+        std::cerr << "(b) " << o.latency_rate << "/s run " << run + 1 << ": p50 "
+                  << fmt(percentile(r.latency_ms, 50), 2) << " p90 "
+                  << fmt(percentile(r.latency_ms, 90), 2) << " p99 "
                   << fmt(percentile(r.latency_ms, 99), 2) << " max "
                   << fmt(percentile(r.latency_ms, 100), 2) << " ms\n";
       }
@@ -1307,13 +1328,15 @@ int main(int argc, char** argv) {
       if (!o.saturate_out.empty()) {
         auto c = median_chain(chains);
         std::ofstream js(o.saturate_out);
-        js << std::fixed << std::setprecision(3) << "{\n  \"erase_saturated_per_s\": "
-           << summarize(sat[o.main_size]).median << ",\n  \"min\": " << summarize(sat[o.main_size]).min
-           << ",\n  \"max\": " << summarize(sat[o.main_size]).max << ",\n  \"services\": "
-           << builtin_services().native().size() << ",\n  \"cpu_us_per_erase\": " << c.cpu_us
+        js << std::fixed << std::setprecision(3)
+           << "{\n  \"erase_saturated_per_s\": " << summarize(sat[o.main_size]).median
+           << ",\n  \"min\": " << summarize(sat[o.main_size]).min
+           << ",\n  \"max\": " << summarize(sat[o.main_size]).max
+           << ",\n  \"services\": " << builtin_services().native().size()
+           << ",\n  \"cpu_us_per_erase\": " << c.cpu_us
            << ",\n  \"bytes_written_per_erase\": " << c.device_bytes
-           << ",\n  \"write_bytes_per_erase\": " << c.storage_bytes << ",\n  \"fsyncs_per_erase\": "
-           << c.fsyncs << ",\n  \"runs\": " << o.runs << "\n}\n";
+           << ",\n  \"write_bytes_per_erase\": " << c.storage_bytes
+           << ",\n  \"fsyncs_per_erase\": " << c.fsyncs << ",\n  \"runs\": " << o.runs << "\n}\n";
       }
       return 0;
     }
@@ -1339,8 +1362,8 @@ int main(int argc, char** argv) {
                 << fmt((cpu_seconds() - c0) / wall * 100) << " % of one core\n";
       verify(n, main, idx);
       sat_http.push_back(r.per_s);
-      std::cerr << "(i) http saturated run " << run + 1 << ": " << fmt(r.per_s)
-                << " erasures/s, " << fmt(r.accepted_pct, 1) << " % accepted\n";
+      std::cerr << "(i) http saturated run " << run + 1 << ": " << fmt(r.per_s) << " erasures/s, "
+                << fmt(r.accepted_pct, 1) << " % accepted\n";
     }
     double http_half = std::round(summarize(sat_http).median / 2);
     std::map<double, http_lat> http_at;
@@ -1352,10 +1375,9 @@ int main(int argc, char** argv) {
         auto r = erase_http(n, board, main, idx, rate, o);
         verify(n, main, r.accepted);
         http_at[rate].add(r);
-        std::cerr << "(i) http " << rate << "/s run " << run + 1 << ": "
-                  << fmt(r.accepted_pct, 1) << " % accepted, acceptance p99 "
-                  << fmt(percentile(r.accept_ms, 99), 2) << " ms, acceptance->done p99 "
-                  << fmt(percentile(r.done_ms, 99), 2) << " ms\n";
+        std::cerr << "(i) http " << rate << "/s run " << run + 1 << ": " << fmt(r.accepted_pct, 1)
+                  << " % accepted, acceptance p99 " << fmt(percentile(r.accept_ms, 99), 2)
+                  << " ms, acceptance->done p99 " << fmt(percentile(r.done_ms, 99), 2) << " ms\n";
       }
     std::vector<healthz_run> healthz;
     for (int run = 0; run < o.runs; ++run) {
@@ -1425,7 +1447,8 @@ int main(int argc, char** argv) {
     auto chain = median_chain(chains);
     t << "| (a) per erasure in the node: bytes the device wrote / `write_bytes` / CPU (µs) / "
          "fsyncs / context switches | "
-      << (chain.device_bytes < 0 ? std::string("not measured") : "**" + fmt(chain.device_bytes) + "**")
+      << (chain.device_bytes < 0 ? std::string("not measured")
+                                 : "**" + fmt(chain.device_bytes) + "**")
       << " / " << fmt(chain.storage_bytes) << " / " << fmt(chain.cpu_us) << " / "
       << (chain.fsyncs < 0 ? std::string("not measured") : fmt(chain.fsyncs, 3)) << " / "
       << fmt(chain.switches, 1) << " |\n";
@@ -1438,24 +1461,25 @@ int main(int argc, char** argv) {
         seed4 = std::stod(all.substr(at + 24));
       auto mn = all.find("\"min\":"), mx = all.find("\"max\":");
       t << "| (a) the same with the seed's four services (billing left out of the build) | **"
-        << fmt(seed4) << "** (" << (mn == std::string::npos ? "?" : fmt(std::stod(all.substr(mn + 6))))
-        << "–" << (mx == std::string::npos ? "?" : fmt(std::stod(all.substr(mx + 6))))
+        << fmt(seed4) << "** ("
+        << (mn == std::string::npos ? "?" : fmt(std::stod(all.substr(mn + 6)))) << "–"
+        << (mx == std::string::npos ? "?" : fmt(std::stod(all.substr(mx + 6))))
         << ") erasures/s |\n";
     }
     t << "| (b) offered 873/s: acceptance→done p50 / p90 / p99 / max (ms) | "
       << cell(summarize(l873.p50), 2) << " / " << cell(summarize(l873.p90), 2) << " / **"
       << cell(summarize(l873.p99), 2) << "** / " << cell(summarize(l873.max), 1) << " |\n";
-    t << "| (b) offered " << fmt(half_rate) << "/s (50 % of saturation): p50 / p90 / p99 / max (ms) | "
-      << cell(summarize(lh.p50), 2) << " / " << cell(summarize(lh.p90), 2) << " / "
-      << cell(summarize(lh.p99), 2) << " / " << cell(summarize(lh.max), 1) << " |\n";
+    t << "| (b) offered " << fmt(half_rate)
+      << "/s (50 % of saturation): p50 / p90 / p99 / max (ms) | " << cell(summarize(lh.p50), 2)
+      << " / " << cell(summarize(lh.p90), 2) << " / " << cell(summarize(lh.p99), 2) << " / "
+      << cell(summarize(lh.max), 1) << " |\n";
     t << "| (c) watchhistory offline: " << fmt(static_cast<double>(n_erase))
       << " queued erasures drained after it returns (s) | **" << cell(drain_s, 2) << "** |\n";
     t << "| (d) export of a user with 1,000 watch events, start→bundle p50 / p99 (ms) | "
       << cell(exp50_s, 1) << " / **" << cell(exp99_s, 1) << "** |\n";
     for (auto s : o.sizes)
       t << "| (e) " << fmt(static_cast<double>(s)) << " users: saturated erase / export p99 | "
-        << cell(summarize(sat[s])) << " erasures/s / " << cell(summarize(exp99[s]), 1)
-        << " ms |\n";
+        << cell(summarize(sat[s])) << " erasures/s / " << cell(summarize(exp99[s]), 1) << " ms |\n";
     t << "| (i) saturated erase through HTTP (vegeta, 64 connections, admin token) | **"
       << cell(http_s) << " erasures/s** fully done (" << cell(summarize(sat_http_ok), 1)
       << " % accepted) |\n";
@@ -1480,7 +1504,8 @@ int main(int argc, char** argv) {
       << cell(summarize(hzmax), 1) << "** |\n";
     t << watch_rows(watch);
     t << "| (f) per idle shard actor (100,000 spawned): RSS / allocated (bytes) | "
-      << fmt(static_cast<double>(idle.rss)) << " / " << fmt(static_cast<double>(idle.heap)) << " |\n";
+      << fmt(static_cast<double>(idle.rss)) << " / " << fmt(static_cast<double>(idle.heap))
+      << " |\n";
     t << "| (f) per pending outbox entry (" << fmt(static_cast<double>(n_erase))
       << " waiting for watchhistory): RSS / allocated by the node / the store's caches and "
          "memtables (bytes) | "
@@ -1513,7 +1538,8 @@ int main(int argc, char** argv) {
        << "  \"messages_per_erase\": " << chain.messages << ",\n"
        << "  \"watch_write_per_s\": " << summarize(watch.sat).median << ",\n"
        << "  \"watch_write_p99_ms_half\": " << summarize(watch.p99_half).median << ",\n"
-       << "  \"watch_write_http_achieved_per_s\": " << summarize(watch.http_achieved).median << ",\n"
+       << "  \"watch_write_http_achieved_per_s\": " << summarize(watch.http_achieved).median
+       << ",\n"
        << "  \"watch_write_http_p99_ms\": " << summarize(watch.http_p99).median << ",\n"
        << "  \"http_saturated_per_s_64conn\": " << http_s.median << ",\n"
        << "  \"http_erase_accept_p99_ms_at_873\": " << summarize(http_at[873.0].a99).median << ",\n"
@@ -1544,10 +1570,12 @@ int main(int argc, char** argv) {
 
     // docs/performance.md: replace the generated section.
     node_config defaults;
-    auto backend = store_backend_override().empty() ? defaults.store_backend : store_backend_override();
-    write_section(o, "bench", "Store: " + backend + " (the node's "
-                                + (store_backend_override().empty() ? "default" : "--store")
-                                + "), store.synchronous=full.\n\n" + t.str());
+    auto backend =
+      store_backend_override().empty() ? defaults.store_backend : store_backend_override();
+    write_section(o, "bench",
+                  "Store: " + backend + " (the node's "
+                    + (store_backend_override().empty() ? "default" : "--store")
+                    + "), store.synchronous=full.\n\n" + t.str());
     // (h) last: the table and results.json above are kept whatever it does
     // (it seeds a MongoDB server, the slowest and least predictable part).
     backends();

@@ -64,7 +64,7 @@ void run(const std::string& cmd) {
     throw std::runtime_error("command failed (" + std::to_string(WEXITSTATUS(rc)) + "): " + cmd);
 }
 
-} // namespace
+}  // namespace
 
 std::string vegeta_binary() {
   if (auto* env = std::getenv("CUSTODIAN_VEGETA"))
@@ -92,9 +92,11 @@ std::vector<http_hit> attack(const std::string& work_dir, const std::vector<http
         t << ",\"Authorization\":[" << json_string("Bearer " + x.token) << "]";
       t << "}";
       if (!x.body.empty()) {
-        std::string b64(sodium_base64_encoded_len(x.body.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-        sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(x.body.data()),
-                          x.body.size(), sodium_base64_VARIANT_ORIGINAL);
+        std::string b64(sodium_base64_encoded_len(x.body.size(), sodium_base64_VARIANT_ORIGINAL),
+                        '\0');
+        sodium_bin2base64(b64.data(), b64.size(),
+                          reinterpret_cast<const unsigned char*>(x.body.data()), x.body.size(),
+                          sodium_base64_VARIANT_ORIGINAL);
         b64.resize(std::strlen(b64.c_str()));
         t << ",\"body\":" << json_string(b64);
       }
@@ -132,4 +134,4 @@ std::vector<http_hit> attack(const std::string& work_dir, const std::vector<http
   return hits;
 }
 
-} // namespace custodian::bench
+}  // namespace custodian::bench

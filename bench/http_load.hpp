@@ -14,7 +14,7 @@ struct http_target {
   std::string method;
   std::string url;
   std::string token;  ///< bearer token, "" for none
-  std::string body;   ///< JSON body, "" for none
+  std::string body;  ///< JSON body, "" for none
 };
 
 struct http_hit {
@@ -27,7 +27,7 @@ struct http_hit {
 };
 
 struct attack_options {
-  double rate = 0;          ///< requests per second; 0 = as fast as `workers` go
+  double rate = 0;  ///< requests per second; 0 = as fast as `workers` go
   size_t connections = 64;  ///< at most this many connections
   size_t workers = 64;
   /// With `lazy`, each target is sent once and the attack ends with the list;
@@ -45,4 +45,4 @@ std::string vegeta_binary();
 std::vector<http_hit> attack(const std::string& work_dir, const std::vector<http_target>& targets,
                              const attack_options& opt);
 
-} // namespace custodian::bench
+}  // namespace custodian::bench

@@ -31,7 +31,7 @@ double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   size_t n = argc > 1 ? std::stoul(argv[1]) : 1000;
@@ -62,20 +62,24 @@ int main(int argc, char** argv) {
   });
   std::cout << "accepted " << n << " erasures in " << since(t0) << " s\n";
   // Wait until the user service has delivered everything but watchhistory's share.
-  wait_until([&] {
-    auto cs = api_client::parse<v1::ClusterStatus>(f.cluster_status("a"));
-    int64_t other = 0, wh = 0;
-    for (auto& o : cs.outbox())
-      (o.dest() == "watchhistory" ? wh : other) += o.depth();
-    return other == 0 && wh == static_cast<int64_t>(n);
-  }, std::chrono::minutes(5));
+  wait_until(
+    [&] {
+      auto cs = api_client::parse<v1::ClusterStatus>(f.cluster_status("a"));
+      int64_t other = 0, wh = 0;
+      for (auto& o : cs.outbox())
+        (o.dest() == "watchhistory" ? wh : other) += o.depth();
+      return other == 0 && wh == static_cast<int64_t>(n);
+    },
+    std::chrono::minutes(5));
   auto back = std::chrono::steady_clock::now();
   f.node("c").start();
   double restarted = since(back);
-  bool drained = wait_until([&] {
-    auto cs = api_client::parse<v1::ClusterStatus>(f.cluster_status("a"));
-    return cs.outbox_size() == 0;
-  }, std::chrono::minutes(10));
+  bool drained = wait_until(
+    [&] {
+      auto cs = api_client::parse<v1::ClusterStatus>(f.cluster_status("a"));
+      return cs.outbox_size() == 0;
+    },
+    std::chrono::minutes(10));
   double drain = since(back);
   size_t done = 0;
   for (auto& st : job_states(*f.api, jobs))

@@ -43,7 +43,7 @@ std::vector<std::unique_ptr<shard_core>> make_cores() {
   return cores;
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static auto cores = make_cores();

@@ -64,8 +64,8 @@ outcome auth_logic::register_user(const v1::Envelope& env, store_view& st) {
     return register_subject(env, st);
   outcome out;
   auto email = normalize_email(cmd.email());
-  for (auto problem : {check_email(email), check_password(cmd.password()),
-                       check_display_name(cmd.display_name())})
+  for (auto problem :
+       {check_email(email), check_password(cmd.password()), check_display_name(cmd.display_name())})
     if (!problem.empty()) {
       out.reply = make_reply(v1::Reply::INVALID, problem);
       return out;
@@ -96,8 +96,9 @@ outcome auth_logic::register_subject(const v1::Envelope& env, store_view& st) {
   outcome out;
   auto& cmd = env.command().register_user();
   auto email = normalize_email(cmd.email());
-  for (auto problem : {check_email(email).empty() ? "" : "the token's email claim: " + check_email(email),
-                       check_display_name(cmd.display_name())})
+  for (auto problem :
+       {check_email(email).empty() ? "" : "the token's email claim: " + check_email(email),
+        check_display_name(cmd.display_name())})
     if (!problem.empty()) {
       out.reply = make_reply(v1::Reply::INVALID, problem);
       return out;
@@ -129,8 +130,8 @@ void auth_logic::begin(outcome& out, const v1::Envelope& env, const std::string&
                        const std::string& email, const UserRegistered& registered) {
   append(out.commit, user_id, new_event(env, registered));
   // The register saga: every other service is provisioned through the outbox.
-  auto job = cfg_.begin_register(out, env, user_id, email,
-                                 env.command().register_user().display_name());
+  auto job =
+    cfg_.begin_register(out, env, user_id, email, env.command().register_user().display_name());
   out.reply = make_reply(v1::Reply::OK);
   auto* r = out.reply.mutable_registered();
   r->set_user_id(user_id);
@@ -272,4 +273,4 @@ outcome auth_logic::export_user(const v1::Envelope& env, store_view& st) {
   return out;
 }
 
-} // namespace custodian::auth
+}  // namespace custodian::auth

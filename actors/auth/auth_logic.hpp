@@ -64,4 +64,4 @@ private:
   std::string dummy_hash_;
 };
 
-} // namespace custodian::auth
+}  // namespace custodian::auth

@@ -33,4 +33,4 @@ service_descriptor custodian_service_auth() {
   return d;
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -30,7 +30,7 @@ v1::Envelope login_cmd(testkit::service_kit& kit, const std::string& email,
   return env;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(register_writes_credentials_job_and_provisions_atomically) {
   testkit::service_kit kit{"auth"};

@@ -75,4 +75,4 @@ outcome authz_logic::handle(const v1::Envelope& env, store_view& st) {
   }
 }
 
-} // namespace custodian::authz
+}  // namespace custodian::authz

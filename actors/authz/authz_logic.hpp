@@ -20,4 +20,4 @@ private:
   std::string name_ = "authz";
 };
 
-} // namespace custodian::authz
+}  // namespace custodian::authz

@@ -12,4 +12,4 @@ service_descriptor custodian_service_authz() {
   return d;
 }
 
-} // namespace custodian
+}  // namespace custodian

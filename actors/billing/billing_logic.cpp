@@ -13,7 +13,7 @@ outcome refuse(v1::Reply::Status status, const std::string& why) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 outcome billing_logic::handle(const v1::Envelope& env, store_view& st) {
   if (auto cmd = command_as<Subscribe>(env))
@@ -93,7 +93,8 @@ outcome billing_logic::provision(const v1::Envelope& env, store_view& st) {
   if (st.has_events(env.user_id()))
     return out;  // provisioned already
   AccountOpened opened;
-  opened.set_email_sealed(keys_->seal(env.user_id(), env.command().provision_user().email(), "email"));
+  opened.set_email_sealed(
+    keys_->seal(env.user_id(), env.command().provision_user().email(), "email"));
   append(out.commit, env.user_id(), new_event(env, opened));
   return out;
 }
@@ -167,4 +168,4 @@ outcome billing_logic::erase(const v1::Envelope& env, store_view& st) {
   return out;
 }
 
-} // namespace custodian::billing
+}  // namespace custodian::billing

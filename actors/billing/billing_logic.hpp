@@ -44,4 +44,4 @@ private:
   std::shared_ptr<crypto::service_keys> keys_;
 };
 
-} // namespace custodian::billing
+}  // namespace custodian::billing

@@ -28,7 +28,7 @@ IssueInvoice invoice(int64_t cents) {
   return i;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(invoices_need_an_account_and_a_subscription) {
   testkit::service_kit kit{"billing"};

@@ -79,7 +79,7 @@ Profile to_profile(const UserSection& s, int64_t updated) {
   return p;
 }
 
-} // namespace
+}  // namespace
 
 outcome user_logic::get_profile(const v1::Envelope& env, store_view& st) {
   outcome out;
@@ -124,4 +124,4 @@ outcome user_logic::export_user(const v1::Envelope& env, store_view& st) {
   return out;
 }
 
-} // namespace custodian::user
+}  // namespace custodian::user

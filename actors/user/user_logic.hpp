@@ -26,11 +26,10 @@ private:
   outcome update_profile(const v1::Envelope& env, const UpdateProfile& cmd, store_view& st);
   outcome export_user(const v1::Envelope& env, store_view& st);
 
-  std::string unseal(const std::string& user_id, const std::string& sealed,
-                     const char* what) const;
+  std::string unseal(const std::string& user_id, const std::string& sealed, const char* what) const;
 
   std::string name_ = "user";
   std::shared_ptr<crypto::service_keys> keys_;
 };
 
-} // namespace custodian::user
+}  // namespace custodian::user

@@ -16,21 +16,21 @@ service_descriptor custodian_service_user() {
                                   return std::string();
                                 },
                                 200});
-  d.routes.push_back(http_route{
-    "PATCH", "/v1/users/{id}",
-    [](const std::string& body, google::protobuf::Any& command) {
-      user::UpdateProfileRequest req;
-      if (auto err = parse_body(body, req); !err.empty())
-        return err;
-      if (auto problem = check_display_name(req.display_name()); !problem.empty())
-        return problem;
-      user::UpdateProfile cmd;
-      cmd.set_display_name(req.display_name());
-      command.PackFrom(cmd);
-      return std::string();
-    },
-    200});
+  d.routes.push_back(http_route{"PATCH", "/v1/users/{id}",
+                                [](const std::string& body, google::protobuf::Any& command) {
+                                  user::UpdateProfileRequest req;
+                                  if (auto err = parse_body(body, req); !err.empty())
+                                    return err;
+                                  if (auto problem = check_display_name(req.display_name());
+                                      !problem.empty())
+                                    return problem;
+                                  user::UpdateProfile cmd;
+                                  cmd.set_display_name(req.display_name());
+                                  command.PackFrom(cmd);
+                                  return std::string();
+                                },
+                                200});
   return d;
 }
 
-} // namespace custodian
+}  // namespace custodian

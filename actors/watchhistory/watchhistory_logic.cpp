@@ -19,8 +19,8 @@ outcome watchhistory_logic::handle(const v1::Envelope& env, store_view& st) {
     case v1::Command::kEraseUser: return erase_user(env);
     case v1::Command::kExportUser: return export_section(env, st);
     default:
-      out.reply = make_reply(v1::Reply::INVALID,
-                             "watchhistory does not handle " + command_name(env));
+      out.reply =
+        make_reply(v1::Reply::INVALID, "watchhistory does not handle " + command_name(env));
       return out;
   }
 }
@@ -77,4 +77,4 @@ outcome watchhistory_logic::export_section(const v1::Envelope& env, store_view& 
   return out;
 }
 
-} // namespace custodian::watchhistory
+}  // namespace custodian::watchhistory

@@ -30,4 +30,4 @@ private:
   std::string crash_on_title_;
 };
 
-} // namespace custodian::watchhistory
+}  // namespace custodian::watchhistory

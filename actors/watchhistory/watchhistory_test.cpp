@@ -18,12 +18,13 @@ RecordWatch watch(const std::string& title, int32_t progress) {
   return w;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(records_validates_and_exports_in_order) {
   testkit::service_kit kit{"watchhistory"};
   auto uid = new_id();
-  BOOST_TEST(kit.command(uid, watch("tt1", 1)).status() == v1::Reply::NOT_FOUND);  // not provisioned
+  BOOST_TEST(kit.command(uid, watch("tt1", 1)).status()
+             == v1::Reply::NOT_FOUND);  // not provisioned
   BOOST_TEST(kit.provision(uid).status() == v1::Reply::OK);
   for (int i = 0; i < 5; ++i) {
     auto r = kit.command(uid, watch("tt" + std::to_string(i), i * 10));

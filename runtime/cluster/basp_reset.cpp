@@ -20,7 +20,8 @@ std::future<size_t> drop_node_connections(caf::actor_system& sys, const caf::nod
   auto& mm = sys.middleman();
   mm.backend().dispatch([&mm, nid, done] {
     auto handle = mm.named_broker<caf::io::basp_broker>(caf::atom("BASP"));
-    auto* broker = static_cast<caf::io::basp_broker*>(caf::actor_cast<caf::abstract_actor*>(handle));
+    auto* broker =
+      static_cast<caf::io::basp_broker*>(caf::actor_cast<caf::abstract_actor*>(handle));
     std::vector<caf::io::connection_handle> victims;
     for (auto& kv : broker->ctx)
       if (broker->instance.tbl().lookup_direct(kv.first) == nid)
@@ -37,4 +38,4 @@ std::future<size_t> drop_node_connections(caf::actor_system& sys, const caf::nod
   return result;
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -26,4 +26,4 @@ namespace custodian {
 /// connections were closed.
 std::future<size_t> drop_node_connections(caf::actor_system& sys, const caf::node_id& nid);
 
-} // namespace custodian
+}  // namespace custodian

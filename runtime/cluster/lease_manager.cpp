@@ -36,8 +36,8 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
         ++it;
         continue;
       }
-      lg->warn("{}: shard {} (epoch {}) is no longer held by this node: its actor stops", d->service,
-               it->first, it->second);
+      lg->warn("{}: shard {} (epoch {}) is no longer held by this node: its actor stops",
+               d->service, it->first, it->second);
       d->rt->drop_local(d->service, it->first);
       st.retiring.insert(it->first);
       self->delayed_send(self, d->interval * 4, retire_atom::value, it->first);
@@ -114,4 +114,4 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
   };
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -42,7 +42,7 @@ struct lease_manager_deps {
 
 struct lease_manager_state {
   std::map<uint32_t, int64_t> running;  ///< shard -> epoch of the actor started
-  std::set<uint32_t> retiring;          ///< lost: actor still answering its mailbox
+  std::set<uint32_t> retiring;  ///< lost: actor still answering its mailbox
   uint64_t takeovers = 0;
   bool store_down = false;
   bool first_tick_done = false;  ///< the shards held at start are started
@@ -61,4 +61,4 @@ caf::behavior lease_manager(caf::stateful_actor<lease_manager_state>* self, caf:
 /// Id of a shard actor's child spec ("user/shard-3").
 std::string shard_child_id(const std::string& service, uint32_t shard);
 
-} // namespace custodian
+}  // namespace custodian

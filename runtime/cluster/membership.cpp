@@ -39,7 +39,7 @@ bool same_object(const A& x, const B& y) {
 /// arrival (CAF's connect cache); this many in a row reset the link.
 constexpr int quick_deaths_before_reset = 3;
 
-} // namespace
+}  // namespace
 
 bool dials(const std::string& self_addr, const std::string& peer_addr, int64_t silent_ms,
            int64_t timeout_ms) {
@@ -93,8 +93,8 @@ void membership_state::mark_down(const std::string& addr, const std::string& why
   p.routes.clear();
   p.next_try_ms = now_ms();
   p.attempts = 0;
-  log::get("membership")->warn("peer {} ({}) down: {}; {} shard routes withdrawn", p.name, addr,
-                               why, n);
+  log::get("membership")
+    ->warn("peer {} ({}) down: {}; {} shard routes withdrawn", p.name, addr, why, n);
 }
 
 void membership_state::reset(const std::string& addr, const std::string& why) {
@@ -244,10 +244,11 @@ void membership_state::check_isolation(int64_t now) {
   if (now - cut_off_since_ms < limit)
     return;
   log::get("membership")
-    ->critical("cut off for {} ms: no peer hears this node while its peers hear each other, "
-               "and resetting the links did not help; stopping with exit status 3 for the "
-               "service manager to restart it",
-               now - cut_off_since_ms);
+    ->critical(
+      "cut off for {} ms: no peer hears this node while its peers hear each other, "
+      "and resetting the links did not help; stopping with exit status 3 for the "
+      "service manager to restart it",
+      now - cut_off_since_ms);
   auto f = std::move(d.on_isolated);
   d.on_isolated = nullptr;
   f();
@@ -255,9 +256,10 @@ void membership_state::check_isolation(int64_t now) {
 
 void membership_state::after_freeze(int64_t gap) {
   log::get("membership")
-    ->warn("this node was frozen for {} ms (longer than the heartbeat timeout): every peer "
-           "link is reset",
-           gap);
+    ->warn(
+      "this node was frozen for {} ms (longer than the heartbeat timeout): every peer "
+      "link is reset",
+      gap);
   for (auto& [addr, p] : peers) {
     p.last_reset_ms = 0;
     reset(addr, "this node was frozen");
@@ -296,8 +298,8 @@ void membership_state::tick() {
 
 namespace {
 
-void add_node(v1::ClusterStatus& cs, const std::string& name, const std::string& addr,
-              bool alive, int64_t seen, bool is_self, const std::vector<route>& routes,
+void add_node(v1::ClusterStatus& cs, const std::string& name, const std::string& addr, bool alive,
+              int64_t seen, bool is_self, const std::vector<route>& routes,
               const std::vector<std::string>& failed) {
   auto* n = cs.add_nodes();
   n->set_name(name);
@@ -363,7 +365,7 @@ void add_leases(v1::ClusterStatus& cs,
   }
 }
 
-} // namespace
+}  // namespace
 
 std::string membership_state::cluster_status() const {
   auto now = now_ms();
@@ -395,4 +397,4 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
   };
 }
 
-} // namespace custodian
+}  // namespace custodian

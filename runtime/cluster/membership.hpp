@@ -85,8 +85,8 @@ private:
 
 struct membership_config {
   std::string name;
-  std::string address;               ///< own cluster.listen ("" = not clustered)
-  std::vector<std::string> seeds;    ///< HOST:PORT of other nodes
+  std::string address;  ///< own cluster.listen ("" = not clustered)
+  std::vector<std::string> seeds;  ///< HOST:PORT of other nodes
   caf::timespan heartbeat = std::chrono::milliseconds(250);
   caf::timespan timeout = std::chrono::seconds(2);
   caf::timespan reconnect_max = std::chrono::seconds(2);
@@ -124,16 +124,16 @@ struct peer_state {
   std::vector<std::string> failed;
   std::vector<std::string> heard;  ///< whom its last heartbeat said it hears
   int64_t handle_since_ms = 0;  ///< when `handle` was taken (connect or heartbeat)
-  int64_t heard_me_ms = 0;      ///< last heartbeat of it that listed this node as heard
-  int64_t last_reset_ms = 0;    ///< last time its connections were dropped
-  int quick_deaths = 0;         ///< handles in a row that died right after connecting
+  int64_t heard_me_ms = 0;  ///< last heartbeat of it that listed this node as heard
+  int64_t last_reset_ms = 0;  ///< last time its connections were dropped
+  int quick_deaths = 0;  ///< handles in a row that died right after connecting
   uint64_t resets = 0;
 };
 
 struct membership_state {
   std::map<std::string, peer_state> peers;  ///< by cluster address
-  int64_t last_tick_ms = 0;                 ///< a longer gap: this node was frozen
-  int64_t cut_off_since_ms = 0;             ///< 0 = not cut off
+  int64_t last_tick_ms = 0;  ///< a longer gap: this node was frozen
+  int64_t cut_off_since_ms = 0;  ///< 0 = not cut off
   int64_t started_ms = 0;
   static inline const char* name = "membership";
 
@@ -197,4 +197,4 @@ caf::behavior membership(caf::stateful_actor<membership_state>* self, membership
 /// Registers route and node_status with a config (every process).
 void register_cluster_types(caf::actor_system_config& cfg);
 
-} // namespace custodian
+}  // namespace custodian

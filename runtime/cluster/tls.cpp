@@ -106,7 +106,7 @@ int guarded_handshake(SSL* ssl, int (*real)(SSL*)) {
   return r;
 }
 
-} // namespace
+}  // namespace
 
 extern "C" {
 
@@ -132,7 +132,7 @@ int SSL_accept(SSL* ssl) {
   return guarded_handshake(ssl, real);
 }
 
-} // extern "C"
+}  // extern "C"
 
 namespace custodian {
 
@@ -187,11 +187,9 @@ int passphrase_cb(char* buf, int size, int, void* user) {
   return n;
 }
 
-} // namespace
+}  // namespace
 
-void set_handshake_deadline(std::chrono::milliseconds d) {
-  handshake_deadline_ms.store(d.count());
-}
+void set_handshake_deadline(std::chrono::milliseconds d) { handshake_deadline_ms.store(d.count()); }
 
 std::string check_tls_files(const tls_files& f, tls_identity& id) {
   auto fix = std::string{" (scripts/make-certs.sh DIR NAME makes them; docs/operations.md)"};
@@ -211,8 +209,8 @@ std::string check_tls_files(const tls_files& f, tls_identity& id) {
     SSL_CTX_set_default_passwd_cb_userdata(ctx.get(), const_cast<std::string*>(&f.passphrase));
   }
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), f.key.c_str(), SSL_FILETYPE_PEM) != 1)
-    return "openssl.key " + f.key + " is not a PEM private key (or the passphrase is wrong): "
-           + ssl_error();
+    return "openssl.key " + f.key
+           + " is not a PEM private key (or the passphrase is wrong): " + ssl_error();
   // After the key: a certificate of another key then leaves no key behind,
   // which the check below names (loaded first, it would fail the key's load).
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), f.certificate.c_str()) != 1)
@@ -240,4 +238,4 @@ std::string check_tls_files(const tls_files& f, tls_identity& id) {
   return "";
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -32,9 +32,9 @@ struct tls_files {
 
 /// What a valid identity looks like in the log.
 struct tls_identity {
-  std::string subject;     ///< e.g. "CN=node-a"
-  std::string issuer;      ///< e.g. "CN=custodian cluster CA"
-  std::string not_after;   ///< e.g. "Dec  1 04:05:00 2027 GMT"
+  std::string subject;  ///< e.g. "CN=node-a"
+  std::string issuer;  ///< e.g. "CN=custodian cluster CA"
+  std::string not_after;  ///< e.g. "Dec  1 04:05:00 2027 GMT"
   int days_left = 0;
 };
 
@@ -48,4 +48,4 @@ std::string check_tls_files(const tls_files& f, tls_identity& id);
 /// silent peer's handshake, so it must not last.
 void set_handshake_deadline(std::chrono::milliseconds d);
 
-} // namespace custodian
+}  // namespace custodian

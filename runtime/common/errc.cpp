@@ -118,19 +118,16 @@ int http_status(errc e) {
   return 500;
 }
 
-bool retry_safe(errc e) {
-  return http_status(e) == 503 || e == errc::rate_limited;
-}
+bool retry_safe(errc e) { return http_status(e) == 503 || e == errc::rate_limited; }
 
 void add_error_category(caf::actor_system_config& cfg) {
-  cfg.add_error_category(errc_category,
-                         [](uint8_t code, caf::atom_value, const caf::message& ctx) {
-                           std::string out = "custodian.";
-                           out += to_string(static_cast<errc>(code));
-                           if (ctx.match_elements<std::string>())
-                             out += ": " + ctx.get_as<std::string>(0);
-                           return out;
-                         });
+  cfg.add_error_category(errc_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+    std::string out = "custodian.";
+    out += to_string(static_cast<errc>(code));
+    if (ctx.match_elements<std::string>())
+      out += ": " + ctx.get_as<std::string>(0);
+    return out;
+  });
 }
 
-} // namespace custodian
+}  // namespace custodian

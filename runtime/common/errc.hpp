@@ -29,21 +29,21 @@ namespace custodian {
 
 enum class errc : uint8_t {
   ok = 0,
-  conflict,         ///< a unique key is taken, or the state forbids the change (409)
-  unavailable,      ///< the store or a service cannot be reached, or is closed (503)
-  io,               ///< the store failed to read or write (503: nothing was written)
-  fenced,           ///< the shard's lease moved to another node: the write was refused (503)
-  overloaded,       ///< the deadline passed before the commit: nothing was written (503)
-  invalid,          ///< the request is malformed (400)
-  unauthorized,     ///< no or a wrong credential (401)
-  not_found,        ///< no such record (404)
-  gone,             ///< the user is erased (404, said as "no such user")
-  internal,         ///< a bug or unreadable stored data in a service (500)
+  conflict,  ///< a unique key is taken, or the state forbids the change (409)
+  unavailable,  ///< the store or a service cannot be reached, or is closed (503)
+  io,  ///< the store failed to read or write (503: nothing was written)
+  fenced,  ///< the shard's lease moved to another node: the write was refused (503)
+  overloaded,  ///< the deadline passed before the commit: nothing was written (503)
+  invalid,  ///< the request is malformed (400)
+  unauthorized,  ///< no or a wrong credential (401)
+  not_found,  ///< no such record (404)
+  gone,  ///< the user is erased (404, said as "no such user")
+  internal,  ///< a bug or unreadable stored data in a service (500)
   outcome_unknown,  ///< the service went away with the request in hand (504)
-  forbidden,        ///< a valid credential without the right to this (403)
-  not_allowed,      ///< the resource exists but not with this method (405)
-  rate_limited,     ///< this client asked too often (429, with Retry-After)
-  upstream,         ///< a server this node asked (the identity provider) failed (502)
+  forbidden,  ///< a valid credential without the right to this (403)
+  not_allowed,  ///< the resource exists but not with this method (405)
+  rate_limited,  ///< this client asked too often (429, with Retry-After)
+  upstream,  ///< a server this node asked (the identity provider) failed (502)
 };
 /// The last kind (range checks of a code read off the wire).
 constexpr errc last_errc = errc::upstream;
@@ -82,4 +82,4 @@ bool retry_safe(errc e);
 /// Renders custodian's errors in logs ("custodian.conflict: <message>").
 void add_error_category(caf::actor_system_config& cfg);
 
-} // namespace custodian
+}  // namespace custodian

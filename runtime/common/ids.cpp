@@ -62,7 +62,7 @@ std::string time_head() {
   return head;
 }
 
-} // namespace
+}  // namespace
 
 std::string random_hex(size_t n) {
   // Straight from libsodium: these may be secrets (session ids, tickets).
@@ -90,7 +90,7 @@ std::string pooled_hex(size_t n) {
   return hex;
 }
 
-} // namespace
+}  // namespace
 
 bool is_id(std::string_view s) {
   if (s.size() != 32)
@@ -121,4 +121,4 @@ std::string new_time_ordered_id(uint32_t shard, uint32_t shards) {
   }
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -37,4 +37,4 @@ inline uint32_t shard_of(std::string_view key, uint32_t shards) {
 /// Initializes libsodium once; throws if it cannot.
 void init_crypto();
 
-} // namespace custodian
+}  // namespace custodian

@@ -43,7 +43,7 @@ std::string print_string(const std::string& s) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 std::string print_any(const google::protobuf::Any& any) {
   auto& url = any.type_url();
@@ -96,4 +96,4 @@ std::string error(const std::string& message, const std::string& kind) {
   return print(e);
 }
 
-} // namespace custodian::json
+}  // namespace custodian::json

@@ -37,4 +37,4 @@ std::string print_job(const custodian::v1::JobStatus& job);
 /// `{"error": "<message>", "kind": "<kind>"}` (no kind: `{"error": ...}`).
 std::string error(const std::string& message, const std::string& kind = {});
 
-} // namespace custodian::json
+}  // namespace custodian::json

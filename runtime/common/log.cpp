@@ -42,7 +42,7 @@ public:
   }
 };
 
-} // namespace
+}  // namespace
 
 std::string setup(const std::string& lvl, const std::string& format, const std::string& file) {
   std::lock_guard<std::mutex> guard{mtx};
@@ -92,4 +92,4 @@ std::shared_ptr<spdlog::logger> get(const std::string& area) {
   return l;
 }
 
-} // namespace custodian::log
+}  // namespace custodian::log

@@ -18,4 +18,4 @@ std::string setup(const std::string& level, const std::string& format, const std
 /// The logger of one area, created on first use with the configured sinks.
 std::shared_ptr<spdlog::logger> get(const std::string& area);
 
-} // namespace custodian::log
+}  // namespace custodian::log

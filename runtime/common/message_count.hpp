@@ -14,4 +14,4 @@ inline std::atomic<uint64_t> actor_messages{0};
 
 inline void count_message() { actor_messages.fetch_add(1, std::memory_order_relaxed); }
 
-} // namespace custodian
+}  // namespace custodian

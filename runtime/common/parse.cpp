@@ -39,4 +39,4 @@ int64_t parse_duration_ms(const std::string& s) {
   return -1;
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -14,4 +14,4 @@ bool split_host_port(const std::string& s, std::string& host, uint16_t& port);
 /// A duration "<N>d|h|min|s" in milliseconds; -1 if it is not one.
 int64_t parse_duration_ms(const std::string& s);
 
-} // namespace custodian
+}  // namespace custodian

@@ -10,4 +10,4 @@ void register_types(caf::actor_system_config& cfg) {
   add_error_category(cfg);
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -32,4 +32,4 @@ using shard_actor = caf::typed_actor<caf::replies_to<cmd_atom, wire>::with<wire>
 /// Registers the carrier and handle types with a config (call in every process).
 void register_types(caf::actor_system_config& cfg);
 
-} // namespace custodian
+}  // namespace custodian

@@ -21,8 +21,8 @@ std::string load_or_create_master_key(const std::string& path, key32& out) {
     fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
       return "cannot create master key file " + path + ": " + std::strerror(errno);
-    bool ok = ::write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size())
-              && ::fsync(fd) == 0;
+    bool ok =
+      ::write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!ok)
       return "cannot write master key file " + path + ": " + std::strerror(errno);
@@ -98,4 +98,4 @@ std::string keyed_hash_hex(const key32& key, std::string_view data) {
   return hex;
 }
 
-} // namespace custodian::crypto
+}  // namespace custodian::crypto

@@ -32,4 +32,4 @@ std::string keyed_hash_hex(const key32& key, std::string_view data);
 /// A fresh random key.
 key32 random_key();
 
-} // namespace custodian::crypto
+}  // namespace custodian::crypto

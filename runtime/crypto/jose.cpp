@@ -47,11 +47,11 @@ bn_ptr bignum(const std::string& bytes) {
 template <class Push>
 std::shared_ptr<void> from_params(const char* type, Push push) {
   std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld{OSSL_PARAM_BLD_new(),
-                                                                       &OSSL_PARAM_BLD_free};
+                                                                      &OSSL_PARAM_BLD_free};
   if (!bld || !push(bld.get()))
     return nullptr;
-  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params{
-    OSSL_PARAM_BLD_to_param(bld.get()), &OSSL_PARAM_free};
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params{OSSL_PARAM_BLD_to_param(bld.get()),
+                                                                 &OSSL_PARAM_free};
   std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx{
     EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr), &EVP_PKEY_CTX_free};
   EVP_PKEY* pkey = nullptr;
@@ -104,8 +104,7 @@ std::optional<key> parse_key(const Struct& jwk) {
 }
 
 bool digest_verify(EVP_PKEY* pkey, const std::string& data, const std::string& sig) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(),
-                                                             &EVP_MD_CTX_free};
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
   return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey) == 1
          && EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
                              sig.size(), reinterpret_cast<const unsigned char*>(data.data()),
@@ -182,7 +181,7 @@ std::string algorithm_problem(const std::string& alg) {
   return "";
 }
 
-} // namespace
+}  // namespace
 
 std::optional<key_set> parse_jwks(const std::string& json, std::string& error) {
   auto doc = parse_object(json);
@@ -234,8 +233,7 @@ verdict verify(const std::string& token, const key_set& keys) {
     return refuse(refusal::unknown_kid, "key \"" + kid + "\" is not in the provider's key set",
                   kid);
   auto& k = found->second;
-  bool same_alg = k.alg.empty() || k.alg == alg
-                  || (kty_of(k.alg) == "OKP" && kty_of(alg) == "OKP");
+  bool same_alg = k.alg.empty() || k.alg == alg || (kty_of(k.alg) == "OKP" && kty_of(alg) == "OKP");
   if (k.kty != kty_of(alg) || !same_alg)
     return refuse(refusal::wrong_key_type,
                   "key \"" + kid + "\" is an " + k.kty + " key"
@@ -249,12 +247,10 @@ verdict verify(const std::string& token, const key_set& keys) {
   bool good = false;
   if (k.kty == "OKP")
     good = sig->size() == crypto_sign_BYTES
-           && crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig->data()),
-                                          reinterpret_cast<const unsigned char*>(
-                                            signed_part.data()),
-                                          signed_part.size(),
-                                          reinterpret_cast<const unsigned char*>(
-                                            k.ed25519.data()))
+           && crypto_sign_verify_detached(
+                reinterpret_cast<const unsigned char*>(sig->data()),
+                reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size(),
+                reinterpret_cast<const unsigned char*>(k.ed25519.data()))
                 == 0;
   else if (k.kty == "EC") {
     auto der = ecdsa_der(*sig);
@@ -272,4 +268,4 @@ verdict verify(const std::string& token, const key_set& keys) {
   return v;
 }
 
-} // namespace custodian::jose
+}  // namespace custodian::jose

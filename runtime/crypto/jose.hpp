@@ -20,7 +20,7 @@ namespace custodian::jose {
 struct key {
   std::string kid, kty, alg;
   std::shared_ptr<void> evp;  ///< EVP_PKEY (RSA, EC); null for Ed25519
-  std::string ed25519;        ///< 32 bytes (OKP)
+  std::string ed25519;  ///< 32 bytes (OKP)
 };
 
 /// The keys of a JWKS by kid. Keys this code cannot use (encryption keys,
@@ -39,9 +39,9 @@ enum class refusal { none, malformed, algorithm, unknown_kid, wrong_key_type, ba
 
 struct verdict {
   refusal why = refusal::none;
-  std::string error;                       ///< a sentence, for the 401's body
-  std::string kid;                         ///< the header's kid (also when refused)
-  google::protobuf::Struct claims;         ///< the payload, once the signature holds
+  std::string error;  ///< a sentence, for the 401's body
+  std::string kid;  ///< the header's kid (also when refused)
+  google::protobuf::Struct claims;  ///< the payload, once the signature holds
   bool ok() const { return why == refusal::none; }
 };
 
@@ -59,4 +59,4 @@ std::string kid_of(const std::string& token);
 /// Whether `token` has the shape of a compact JWS (three base64url parts).
 bool looks_like_jws(const std::string& token);
 
-} // namespace custodian::jose
+}  // namespace custodian::jose

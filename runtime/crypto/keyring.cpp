@@ -10,7 +10,7 @@ uint64_t service_id(const std::string& service) {
   return stable_hash(service) & 0x7fffffffffffffffull;
 }
 
-} // namespace
+}  // namespace
 
 keyring::keyring(const key32& master, std::string service, std::shared_ptr<store::key_table> st)
   : wrap_(derive(master, service_id(service), "cstdwrap")),
@@ -28,8 +28,8 @@ key32 keyring::secret(const std::string& name) {
   return k;
 }
 
-size_t keyring::rewrap(store::key_table& st, const std::string& service,
-                       const key32& old_master, const key32& new_master) {
+size_t keyring::rewrap(store::key_table& st, const std::string& service, const key32& old_master,
+                       const key32& new_master) {
   auto old_wrap = derive(old_master, service_id(service), "cstdwrap");
   auto new_wrap = derive(new_master, service_id(service), "cstdwrap");
   std::vector<std::pair<std::string, std::string>> changed;
@@ -62,8 +62,9 @@ std::optional<key32> keyring::data_key(const std::string& user_id, bool create) 
     return std::nullopt;
   auto raw = crypto::open(wrap_, *sealed, ad(user_id, "data-key"));
   if (!raw || raw->size() != 32)
-    throw store::store_error(store::errc::io, "data key of a user cannot be unsealed with this "
-                                              "node's master key (wrong master key file?)");
+    throw store::store_error(store::errc::io,
+                             "data key of a user cannot be unsealed with this "
+                             "node's master key (wrong master key file?)");
   key32 k;
   std::copy(raw->begin(), raw->end(), k.begin());
   return k;
@@ -90,16 +91,13 @@ keyring::user_opener keyring::opener(const std::string& user_id) {
   return o;
 }
 
-std::optional<std::string> user_opener::open(std::string_view sealed,
-                                                      std::string_view what) const {
+std::optional<std::string> user_opener::open(std::string_view sealed, std::string_view what) const {
   if (!key_)
     return std::nullopt;
   return crypto::open(*key_, sealed, ring_->ad(user_id_, what));
 }
 
-void keyring::destroy(const std::string& user_id) {
-  store_->key_destroy(user_id);
-}
+void keyring::destroy(const std::string& user_id) { store_->key_destroy(user_id); }
 
 std::string keyring::index_key(std::string_view space, std::string_view value) const {
   std::string data(space);
@@ -108,4 +106,4 @@ std::string keyring::index_key(std::string_view space, std::string_view value) c
   return keyed_hash_hex(index_, data);
 }
 
-} // namespace custodian::crypto
+}  // namespace custodian::crypto

@@ -73,15 +73,15 @@ public:
   /// to `new_master`, in one write. Resumable: keys already sealed with the new
   /// master are kept. Returns how many keys were re-sealed; throws store_error if
   /// a key opens with neither.
-  static size_t rewrap(store::key_table& st, const std::string& service,
-                       const key32& old_master, const key32& new_master);
+  static size_t rewrap(store::key_table& st, const std::string& service, const key32& old_master,
+                       const key32& new_master);
 
 private:
   friend class crypto::user_opener;
   std::optional<key32> data_key(const std::string& user_id, bool create);
   std::string ad(const std::string& user_id, std::string_view what) const;
 
-  key32 wrap_;   ///< seals data keys (derived from the master key)
+  key32 wrap_;  ///< seals data keys (derived from the master key)
   key32 index_;  ///< keys lookup hashes (a secret of the key table)
   std::string service_;
   std::shared_ptr<store::key_table> store_;
@@ -91,4 +91,4 @@ private:
   std::map<std::string, key32> secrets_;
 };
 
-} // namespace custodian::crypto
+}  // namespace custodian::crypto

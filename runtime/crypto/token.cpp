@@ -8,7 +8,7 @@ namespace custodian::crypto {
 
 namespace {
 constexpr int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
-} // namespace
+}  // namespace
 
 std::string b64(const std::string& bin) {
   std::string out(sodium_base64_ENCODED_LEN(bin.size(), variant), '\0');
@@ -94,8 +94,8 @@ std::optional<v1::SessionClaims> verify_token(const std::string& token,
 }
 
 std::optional<v1::SessionClaims> verified_tokens::verify(const std::string& token,
-                                                        const std::string& public_key,
-                                                        int64_t now_ms) {
+                                                         const std::string& public_key,
+                                                         int64_t now_ms) {
   if (token.size() > 4096)
     return std::nullopt;
   std::string id(crypto_generichash_BYTES, '\0');
@@ -103,8 +103,7 @@ std::optional<v1::SessionClaims> verified_tokens::verify(const std::string& toke
   crypto_generichash_init(&h, nullptr, 0, id.size());
   crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(public_key.data()),
                             public_key.size());
-  crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(token.data()),
-                            token.size());
+  crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(token.data()), token.size());
   crypto_generichash_final(&h, reinterpret_cast<unsigned char*>(id.data()), id.size());
   {
     std::lock_guard<std::mutex> g{mtx_};
@@ -138,4 +137,4 @@ uint64_t verified_tokens::checks() const {
   return checks_;
 }
 
-} // namespace custodian::crypto
+}  // namespace custodian::crypto

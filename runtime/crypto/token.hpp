@@ -63,4 +63,4 @@ private:
   uint64_t hits_ = 0, checks_ = 0;
 };
 
-} // namespace custodian::crypto
+}  // namespace custodian::crypto

@@ -38,7 +38,8 @@ bool from_base64(const std::string& b64, int variant, std::string& out) {
   size_t len = 0;
   const char* end = nullptr;
   bool ok = sodium_base642bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), b64.data(),
-                              b64.size(), nullptr, &len, &end, variant) == 0
+                              b64.size(), nullptr, &len, &end, variant)
+              == 0
             && end == b64.data() + b64.size();
   if (ok)
     out.assign(bin.data(), len);
@@ -46,7 +47,7 @@ bool from_base64(const std::string& b64, int variant, std::string& out) {
   return ok;
 }
 
-} // namespace
+}  // namespace
 
 std::string new_secret() {
   init();
@@ -155,4 +156,4 @@ std::string load_or_create_secret(const std::string& path, std::string& key) {
   return "";
 }
 
-} // namespace custodian::webhook
+}  // namespace custodian::webhook

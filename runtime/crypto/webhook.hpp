@@ -26,4 +26,4 @@ std::string sign(const std::string& key, const std::string& msg_id, int64_t time
 /// accessible by group or others).
 std::string load_or_create_secret(const std::string& path, std::string& key);
 
-} // namespace custodian::webhook
+}  // namespace custodian::webhook

@@ -43,9 +43,9 @@ namespace {
 
 struct call {
   const char* path = nullptr;  ///< null: not a lifecycle step; "" a job event (the URL itself)
-  const char* what = "";       ///< for the logs
+  const char* what = "";  ///< for the logs
   v1::ExternalCall body;
-  bool event = false;          ///< a JobEvent to a notification URL
+  bool event = false;  ///< a JobEvent to a notification URL
 };
 
 call to_call(const v1::Envelope& env) {
@@ -85,13 +85,10 @@ struct answer {
   bool too_large = false;  ///< the body was cut at the size limit (status still set)
 };
 
-bool transient_status(int status) {
-  return status >= 500 || status == 408 || status == 429;
-}
+bool transient_status(int status) { return status >= 500 || status == 408 || status == 429; }
 
 /// The reply for one HTTP answer (see the table in the header).
-v1::Reply to_reply(const external_config& c, const char* path, const answer& res,
-                   bool is_export) {
+v1::Reply to_reply(const external_config& c, const char* path, const answer& res, bool is_export) {
   if (res.status == 0)
     return make_reply(v1::Reply::UNAVAILABLE, c.name + " unreachable: " + res.error);
   auto status = std::to_string(res.status);
@@ -130,7 +127,8 @@ v1::Reply verify_by_export(const external_config& c, const answer& res) {
   }
   google::protobuf::Struct section;
   if (oversized || res.status >= 300 || !json::to_struct(res.body, section).empty()) {
-    v.set_checked("export after erase: " + (oversized ? res.error : "answered " + std::to_string(res.status))
+    v.set_checked("export after erase: "
+                  + (oversized ? res.error : "answered " + std::to_string(res.status))
                   + " without a readable JSON object");
     return out;
   }
@@ -144,10 +142,9 @@ v1::Reply verify_by_export(const external_config& c, const answer& res) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 namespace {
-
 
 /// POSTs within one deadline for the whole call (connect, send, the whole
 /// answer), reading at most `max_bytes` of the answer, with no content decoding.
@@ -195,8 +192,7 @@ answer post(httplib::Client& client, watchdog& dog, const std::string& path,
   return out;
 }
 
-using worker_actor =
-  caf::typed_actor<caf::replies_to<cmd_atom, wire, int64_t>::with<wire>>;
+using worker_actor = caf::typed_actor<caf::replies_to<cmd_atom, wire, int64_t>::with<wire>>;
 
 /// The blocking half: one HTTP call at a time; a command whose queue budget
 /// passed before its turn is answered UNAVAILABLE without a call.
@@ -227,15 +223,18 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
       auto left_ms = std::min<int64_t>(timeout_ms, queued_until - now_ms());
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(left_ms);
       if (left_ms < 50) {
-        lg->debug("{} request={}: waited past its queue budget; dropped", c->name, env.request_id());
-        return wire{make_reply(v1::Reply::UNAVAILABLE, c->name + ": the call waited past its time "
-                                                       "budget behind slower ones; not sent")
+        lg->debug("{} request={}: waited past its queue budget; dropped", c->name,
+                  env.request_id());
+        return wire{make_reply(v1::Reply::UNAVAILABLE, c->name
+                                                         + ": the call waited past its time "
+                                                           "budget behind slower ones; not sent")
                       .SerializeAsString()};
       }
       auto call = to_call(env);
       if (!call.path)
-        return wire{make_reply(v1::Reply::INVALID, c->name + " is an external service: it takes "
-                                                   "provision, erase and export only")
+        return wire{make_reply(v1::Reply::INVALID, c->name
+                                                     + " is an external service: it takes "
+                                                       "provision, erase and export only")
                       .SerializeAsString()};
       auto send = [&](const std::string& request_id, const std::string& path,
                       const std::string& body) {
@@ -248,8 +247,8 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
         return post(*client, *dog, target.empty() ? "/" : target, headers, body, deadline,
                     c->max_answer_bytes);
       };
-      auto body = call.event ? json::print(env.command().job_event(), true)
-                             : json::print(call.body);
+      auto body =
+        call.event ? json::print(env.command().job_event(), true) : json::print(call.body);
       auto res = send(env.request_id(), call.path, body);
       // A notification is delivered or tried again (with backoff) until the
       // receiver takes it: any answer but 2xx is a retry.
@@ -257,19 +256,20 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
                    : res.status >= 200 && res.status < 300
                      ? make_reply(v1::Reply::OK)
                      : make_reply(v1::Reply::UNAVAILABLE,
-                                  c->name + (res.status ? " answered " + std::to_string(res.status)
-                                                        : " unreachable: " + res.error));
+                                  c->name
+                                    + (res.status ? " answered " + std::to_string(res.status)
+                                                  : " unreachable: " + res.error));
       if (env.command().has_erase_user() && reply.status() == v1::Reply::OK) {
         // Verified, not taken on trust: what does it export now?
         auto check = call;
         check.body.set_request_id(env.request_id() + "/verify");
-        reply = verify_by_export(*c, send(check.body.request_id(), "/export",
-                                          json::print(check.body)));
+        reply =
+          verify_by_export(*c, send(check.body.request_id(), "/export", json::print(check.body)));
       }
       bool failed = reply.status() == v1::Reply::UNAVAILABLE;
       if (failed && !*failing)
-        lg->warn("{} {} request={}: {}; the outbox retries", c->name, call.what,
-                 env.request_id(), reply.message());
+        lg->warn("{} {} request={}: {}; the outbox retries", c->name, call.what, env.request_id(),
+                 reply.message());
       if (!failed && *failing) {
         lg->info("{} answers again", c->name);
         if (c->came_back)
@@ -277,8 +277,8 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
       }
       *failing = failed;
       if (reply.status() == v1::Reply::INVALID)
-        lg->warn("{} {} request={}: refused for good: {}", c->name, call.what,
-                 env.request_id(), reply.message());
+        lg->warn("{} {} request={}: refused for good: {}", c->name, call.what, env.request_id(),
+                 reply.message());
       lg->debug("{} {} request={} attempt={} -> {}", c->name, call.what, env.request_id(),
                 call.body.attempt(), v1::Reply::Status_Name(reply.status()));
       return wire{reply.SerializeAsString()};
@@ -286,7 +286,7 @@ worker_actor::behavior_type external_worker(worker_actor::pointer self, external
   };
 }
 
-} // namespace
+}  // namespace
 
 shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg) {
   auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.queue_budget).count();
@@ -298,4 +298,4 @@ shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_
   };
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -24,9 +24,9 @@
 namespace custodian {
 
 struct external_config {
-  std::string name;    ///< the service's name in jobs and bundles
-  std::string url;     ///< base URL, http(s)://host[:port][/prefix]
-  std::string key;     ///< HMAC key (the raw bytes of the whsec_ secret)
+  std::string name;  ///< the service's name in jobs and bundles
+  std::string url;  ///< base URL, http(s)://host[:port][/prefix]
+  std::string key;  ///< HMAC key (the raw bytes of the whsec_ secret)
   caf::timespan timeout = std::chrono::seconds(5);  ///< one call, connect to last byte
   /// How long a command may wait for its turn at an adapter (the outbox's own
   /// wait for an answer): one that waited longer is answered UNAVAILABLE
@@ -50,4 +50,4 @@ bool split_base_url(const std::string& url, std::string& origin, std::string& pr
 /// blocks on one HTTP call at a time).
 shard_actor::behavior_type external_adapter(shard_actor::pointer self, external_config cfg);
 
-} // namespace custodian
+}  // namespace custodian

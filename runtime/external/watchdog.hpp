@@ -67,4 +67,4 @@ private:
   std::thread thread_;
 };
 
-} // namespace custodian
+}  // namespace custodian

@@ -71,9 +71,8 @@ caf::behavior proxy_impl(proxy* self, caf::timespan wait) {
         self->monitor(c.dest);
       waiting.insert(id);
       auto service = c.service;
-      self->state.calls.emplace(
-        id, proxy_state::pending{addr, std::move(c.service), std::move(c.k),
-                                 self->clock().now() + wait});
+      self->state.calls.emplace(id, proxy_state::pending{addr, std::move(c.service), std::move(c.k),
+                                                         self->clock().now() + wait});
       // No timeout of CAF's (a timer per request); the sweep below ends calls
       // past their deadline, the monitor those of a shard that is gone.
       self->request(c.dest, caf::infinite, cmd_atom::value, std::move(c.msg))
@@ -85,8 +84,7 @@ caf::behavior proxy_impl(proxy* self, caf::timespan wait) {
             finish(self, id, std::move(reply));
           },
           [self, id, service](caf::error& err) {
-            log::get("gateway")->warn("{} did not answer: {}", service,
-                                      self->system().render(err));
+            log::get("gateway")->warn("{} did not answer: {}", service, self->system().render(err));
             finish(self, id,
                    make_reply(v1::Reply::OUTCOME_UNKNOWN,
                               service + " did not answer; its outcome is unknown"));
@@ -109,7 +107,7 @@ caf::behavior proxy_impl(proxy* self, caf::timespan wait) {
   };
 }
 
-} // namespace
+}  // namespace
 
 call_proxies::call_proxies(caf::actor_system& sys, caf::timespan wait, size_t count) {
   for (size_t i = 0; i < std::max<size_t>(count, 1); ++i)
@@ -126,4 +124,4 @@ void call_proxies::call(gateway_call c) {
   caf::anon_send(proxies_[i], std::move(c));
 }
 
-} // namespace custodian
+}  // namespace custodian

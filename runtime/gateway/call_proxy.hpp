@@ -47,6 +47,6 @@ private:
   std::atomic<size_t> next_{0};
 };
 
-} // namespace custodian
+}  // namespace custodian
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::gateway_call)

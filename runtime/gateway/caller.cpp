@@ -11,10 +11,13 @@
 namespace custodian {
 
 caller::caller(caf::actor_system& sys, std::shared_ptr<router> rt, caf::timespan timeout,
-               std::string node,
-               std::string identity, std::shared_ptr<oidc::provider> oidc)
-  : sys_(sys), rt_(std::move(rt)), timeout_(timeout), node_(std::move(node)),
-    identity_(std::move(identity)), oidc_(std::move(oidc)),
+               std::string node, std::string identity, std::shared_ptr<oidc::provider> oidc)
+  : sys_(sys),
+    rt_(std::move(rt)),
+    timeout_(timeout),
+    node_(std::move(node)),
+    identity_(std::move(identity)),
+    oidc_(std::move(oidc)),
     // The same wait as before: a shard or writer refuses a request past its
     // budget, so this only covers a node gone quiet.
     proxies_(std::make_unique<call_proxies>(sys, 2 * timeout + std::chrono::seconds(1), 4)) {}
@@ -24,8 +27,7 @@ void caller::call(const std::string& service, const std::string& key, v1::Envelo
   send(rt_->lookup(service, key), service, std::move(env), std::move(k));
 }
 
-void caller::call_shard(const std::string& service, uint32_t shard, v1::Envelope env,
-                        reply_fn k) {
+void caller::call_shard(const std::string& service, uint32_t shard, v1::Envelope env, reply_fn k) {
   send(rt_->at(service, shard), service, std::move(env), std::move(k));
 }
 
@@ -39,8 +41,8 @@ void caller::send(std::optional<shard_actor> dest, const std::string& service, v
   // past that refuses it (nothing written), so a slow store gives 503s, never
   // a timeout with an unknown outcome. A write already under way is waited for
   // (the timer below only covers a shard or node that is gone).
-  env.set_budget_ms(static_cast<uint32_t>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count()));
+  env.set_budget_ms(
+    static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count()));
   if (!dest)
     return k(make_reply(v1::Reply::UNAVAILABLE, service + " is not available"));
   proxies_->call(gateway_call{*dest, wire{env.SerializeAsString()}, service, std::move(k)});
@@ -89,7 +91,7 @@ std::string bearer(const http::request& req) {
   return h.substr(prefix.size());
 }
 
-} // namespace
+}  // namespace
 
 bool caller::provider_identity(const http::request& req, const http::responder& res,
                                std::function<void(oidc::identity)> k) {
@@ -142,31 +144,34 @@ void caller::authenticate(const http::request& req, const http::responder& res, 
     return res(api_error(errc::unauthorized, "missing bearer token"));
   if (oidc_ && jose::looks_like_jws(token))
     return authenticate_provider(token, res, std::move(k));
-  public_key([self = shared_from_this(), res, k = std::move(k), token, path_uid,
-              erased_as](std::string pk) {
-    if (pk.empty())
-      return res(api_error(errc::unavailable, self->identity_ + " is not available to check the token"));
-    auto claims = self->tokens_.verify(token, pk, now_ms());
-    if (!claims)
-      return res(api_error(errc::unauthorized, "invalid or expired token"));
-    v1::Envelope env;
-    env.set_user_id(claims->user_id());
-    env.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
-    self->call(self->identity_, claims->user_id(), env,
-         [res, k, c = *claims, path_uid, erased_as](v1::Reply r) {
-           if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL)
-             return res(reply_error(r));
-           // The check itself went unanswered (its shard crashed or timed out):
-           // nothing was done for the caller, so 503 (retry), not 401 or 504.
-           if (r.status() == v1::Reply::OUTCOME_UNKNOWN)
-             return res(api_error(errc::unavailable, "the token could not be checked: " + r.message()));
-           if (r.status() == v1::Reply::GONE && erased_as == errc::not_found && c.user_id() == path_uid)
-             return res(api_error(errc::not_found, "no such user"));
-           if (r.status() != v1::Reply::OK)
-             return res(api_error(errc::unauthorized, "invalid or expired token"));
-           k(c);
-         });
-  });
+  public_key(
+    [self = shared_from_this(), res, k = std::move(k), token, path_uid, erased_as](std::string pk) {
+      if (pk.empty())
+        return res(
+          api_error(errc::unavailable, self->identity_ + " is not available to check the token"));
+      auto claims = self->tokens_.verify(token, pk, now_ms());
+      if (!claims)
+        return res(api_error(errc::unauthorized, "invalid or expired token"));
+      v1::Envelope env;
+      env.set_user_id(claims->user_id());
+      env.mutable_command()->mutable_verify_session()->set_session_id(claims->session_id());
+      self->call(self->identity_, claims->user_id(), env,
+                 [res, k, c = *claims, path_uid, erased_as](v1::Reply r) {
+                   if (r.status() == v1::Reply::UNAVAILABLE || r.status() == v1::Reply::INTERNAL)
+                     return res(reply_error(r));
+                   // The check itself went unanswered (its shard crashed or timed out):
+                   // nothing was done for the caller, so 503 (retry), not 401 or 504.
+                   if (r.status() == v1::Reply::OUTCOME_UNKNOWN)
+                     return res(api_error(errc::unavailable,
+                                          "the token could not be checked: " + r.message()));
+                   if (r.status() == v1::Reply::GONE && erased_as == errc::not_found
+                       && c.user_id() == path_uid)
+                     return res(api_error(errc::not_found, "no such user"));
+                   if (r.status() != v1::Reply::OK)
+                     return res(api_error(errc::unauthorized, "invalid or expired token"));
+                   k(c);
+                 });
+    });
 }
 
 bool caller::is_admin(const v1::SessionClaims& c) {
@@ -176,8 +181,8 @@ bool caller::is_admin(const v1::SessionClaims& c) {
   return false;
 }
 
-void caller::authorize(const http::request& req, const http::responder& res,
-                       const std::string& uid, claims_fn k, errc erased_as) {
+void caller::authorize(const http::request& req, const http::responder& res, const std::string& uid,
+                       claims_fn k, errc erased_as) {
   authenticate(
     req, res,
     [res, uid, k = std::move(k)](v1::SessionClaims who) {
@@ -188,4 +193,4 @@ void caller::authorize(const http::request& req, const http::responder& res,
     uid, erased_as);
 }
 
-} // namespace custodian
+}  // namespace custodian

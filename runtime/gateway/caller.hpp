@@ -91,4 +91,4 @@ private:
   std::unique_ptr<call_proxies> proxies_;
 };
 
-} // namespace custodian
+}  // namespace custodian

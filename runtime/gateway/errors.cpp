@@ -25,4 +25,4 @@ http::response reply_error(const v1::Reply& r) {
   return out;
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -21,4 +21,4 @@ http::response api_error(errc kind, const std::string& message);
 /// erased user is "no such user"; Retry-After: 1 when nothing was written.
 http::response reply_error(const v1::Reply& r);
 
-} // namespace custodian
+}  // namespace custodian

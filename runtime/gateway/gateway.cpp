@@ -37,18 +37,19 @@ void await_provisioning(std::shared_ptr<caller> c, v1::RegisterResponse out,
   auto left = duration_cast<milliseconds>(deadline - steady_clock::now()).count();
   v1::Envelope q;
   q.mutable_command()->mutable_get_job()->set_job_id(out.job_id());
-  q.mutable_command()->mutable_get_job()->set_wait_ms(static_cast<uint32_t>(std::max<int64_t>(0, left)));
+  q.mutable_command()->mutable_get_job()->set_wait_ms(
+    static_cast<uint32_t>(std::max<int64_t>(0, left)));
   auto job_id = out.job_id();
   c->call(c->identity(), job_id, q, [c, out, deadline, res, done](v1::Reply j) mutable {
-    if (j.status() == v1::Reply::OK
-        && j.job_status().state() != saga::to_string(v1::JOB_RUNNING))
+    if (j.status() == v1::Reply::OK && j.job_status().state() != saga::to_string(v1::JOB_RUNNING))
       out.set_state(j.job_status().state());
     else if (steady_clock::now() + milliseconds(20) < deadline)
       return c->after(milliseconds(20), [c, out, deadline, res, done] {
         await_provisioning(c, out, deadline, res, done);
       });
     if (out.state() == saga::to_string(v1::JOB_FAILED))
-      return res(api_error(errc::unavailable, "registration failed and was rolled back; try again"));
+      return res(
+        api_error(errc::unavailable, "registration failed and was rolled back; try again"));
     done(std::move(out));
   });
 }
@@ -65,13 +66,11 @@ void register_user(std::shared_ptr<caller> c, caf::timespan wait, const http::re
   auto email = env.command().register_user().email();
   // Same email -> same identity shard: concurrent registrations of one address
   // queue up on one actor; the unique email index is what guarantees uniqueness.
-  c->call(c->identity(), identity::email_route_key(email), env,
-          [c, wait, res, done](v1::Reply r) {
-            if (r.status() != v1::Reply::OK)
-              return res(reply_error(r));
-            await_provisioning(c, r.registered(), std::chrono::steady_clock::now() + wait, res,
-                               done);
-          });
+  c->call(c->identity(), identity::email_route_key(email), env, [c, wait, res, done](v1::Reply r) {
+    if (r.status() != v1::Reply::OK)
+      return res(reply_error(r));
+    await_provisioning(c, r.registered(), std::chrono::steady_clock::now() + wait, res, done);
+  });
 }
 
 /// Registers the person of the request's provider token (its subject, its
@@ -83,11 +82,13 @@ void register_subject(std::shared_ptr<caller> c, caf::timespan wait, const http:
   v1::SubjectRegisterRequest body;
   if (!req.body.empty())
     if (auto err = json::parse(req.body, body); !err.empty())
-      return res(api_error(errc::invalid, err + " (with a provider's token the body holds only "
-                                        "display_name)"));
+      return res(api_error(errc::invalid, err
+                                            + " (with a provider's token the body holds only "
+                                              "display_name)"));
   if (who.email.empty())
-    return res(api_error(errc::invalid, "the token carries no email claim (ask the provider for the "
-                                "email scope)"));
+    return res(api_error(errc::invalid,
+                         "the token carries no email claim (ask the provider for the "
+                         "email scope)"));
   v1::Envelope env;
   auto* cmd = env.mutable_command()->mutable_register_user();
   cmd->set_email(normalize_email(who.email));
@@ -105,8 +106,9 @@ void register_subject(std::shared_ptr<caller> c, caf::timespan wait, const http:
 
 /// 403 for a password route while auth.passwords is false.
 http::response passwords_off() {
-  return api_error(errc::forbidden, "password sign-in is turned off on this node (auth.passwords = "
-                          "false); use a token of the organisation's identity provider");
+  return api_error(errc::forbidden,
+                   "password sign-in is turned off on this node (auth.passwords = "
+                   "false); use a token of the organisation's identity provider");
 }
 
 /// The node's bootstrap secret and the brake on guessing it.
@@ -127,8 +129,9 @@ void as_operator(const std::shared_ptr<caller>& c, const operator_gate& gate,
   auto& secret = gate.secret;
   if (!given.empty()) {
     if (auto wait_s = gate.limits->blocked("bootstrap", req.remote_addr); wait_s > 0) {
-      auto r = api_error(errc::rate_limited, "too many wrong bootstrap secrets from this address; retry in "
-                                  + std::to_string(wait_s) + " s");
+      auto r = api_error(errc::rate_limited,
+                         "too many wrong bootstrap secrets from this address; retry in "
+                           + std::to_string(wait_s) + " s");
       r.headers.emplace_back("Retry-After", std::to_string(wait_s));
       return res(std::move(r));
     }
@@ -140,24 +143,27 @@ void as_operator(const std::shared_ptr<caller>& c, const operator_gate& gate,
   }
   if (!given.empty()) {
     gate.limits->failed("bootstrap", req.remote_addr);
-    log::get("gateway")->warn("wrong bootstrap secret from {} ({} {})", req.remote_addr,
-                              req.method, req.path);
+    log::get("gateway")->warn("wrong bootstrap secret from {} ({} {})", req.remote_addr, req.method,
+                              req.path);
     return res(api_error(errc::unauthorized, "wrong bootstrap secret"));
   }
   c->authenticate(req, res, [res, what, k = std::move(k)](v1::SessionClaims who) {
     if (!caller::is_admin(who))
-      return res(api_error(errc::forbidden, std::string{"only an admin (or the node's bootstrap secret) "}
-                                    + what));
+      return res(api_error(errc::forbidden,
+                           std::string{"only an admin (or the node's bootstrap secret) "} + what));
     k(caller::actor(who, ""));
   });
 }
 
-} // namespace
+}  // namespace
 
 gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
                  std::shared_ptr<const service_registry> reg, caf::actor membership,
                  gateway_config cfg)
-  : sys_(sys), rt_(std::move(rt)), reg_(std::move(reg)), membership_(std::move(membership)),
+  : sys_(sys),
+    rt_(std::move(rt)),
+    reg_(std::move(reg)),
+    membership_(std::move(membership)),
     cfg_(std::move(cfg)) {
   http::limits lim;
   lim.max_body = cfg_.max_body;
@@ -169,16 +175,15 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<router> rt,
   lim.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.idle_timeout);
   lim.trusted_proxies = cfg_.trusted_proxies;
   srv_ = std::make_unique<http::server>(lim);
-  limits_ = std::make_shared<login_limits>(cfg_.login_failures_per_account,
-                                           cfg_.login_failures_per_address,
-                                           cfg_.login_failure_window);
+  limits_ = std::make_shared<login_limits>(
+    cfg_.login_failures_per_account, cfg_.login_failures_per_address, cfg_.login_failure_window);
 }
 
 gateway::~gateway() { stop(); }
 
 void gateway::install_routes() {
-  auto c = std::make_shared<caller>(sys_, rt_, cfg_.request_timeout, cfg_.node,
-                                    reg_->identity(), oidc_);
+  auto c =
+    std::make_shared<caller>(sys_, rt_, cfg_.request_timeout, cfg_.node, reg_->identity(), oidc_);
   auto& s = *srv_;
   // While a store of this node cannot be reached, API calls get 503 at once
   // (nothing is accepted that could not be recorded); /healthz and /v1/cluster
@@ -206,8 +211,8 @@ void gateway::install_routes() {
     std::string degraded;
     for (auto& h : rt->health())
       if (h.up < h.total)
-        degraded += (degraded.empty() ? "" : ", ") + h.service + " (" + std::to_string(h.up)
-                    + "/" + std::to_string(h.total) + " shards up)";
+        degraded += (degraded.empty() ? "" : ", ") + h.service + " (" + std::to_string(h.up) + "/"
+                    + std::to_string(h.total) + " shards up)";
     if (!degraded.empty())
       return res(api_error(errc::unavailable, "degraded: " + degraded));
     // The identity provider is not the node's health: a node whose provider
@@ -237,19 +242,22 @@ void gateway::install_routes() {
   auto& sys = sys_;
   operator_gate gate{cfg_.admin_secret, limits_};
   s.route("GET", "/v1/cluster", [c, gate, &sys, mem, timeout](req_ptr req, responder res) {
-    as_operator(c, gate, *req, res, "reads the cluster's state", [&sys, mem, timeout, res](std::string) {
-      sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
-        self->request(mem, timeout, status_atom::value)
-          .then(
-            [res](const wire& w) {
-              v1::ClusterStatus cs;
-              if (!cs.ParseFromString(w.bytes))
-                return res(api_error(errc::unavailable, "cluster status is not available"));
-              res(http::json(200, json::print(cs, true)));
-            },
-            [res](caf::error&) { res(api_error(errc::unavailable, "cluster status is not available")); });
+    as_operator(
+      c, gate, *req, res, "reads the cluster's state", [&sys, mem, timeout, res](std::string) {
+        sys.spawn([mem, timeout, res](caf::event_based_actor* self) {
+          self->request(mem, timeout, status_atom::value)
+            .then(
+              [res](const wire& w) {
+                v1::ClusterStatus cs;
+                if (!cs.ParseFromString(w.bytes))
+                  return res(api_error(errc::unavailable, "cluster status is not available"));
+                res(http::json(200, json::print(cs, true)));
+              },
+              [res](caf::error&) {
+                res(api_error(errc::unavailable, "cluster status is not available"));
+              });
+        });
       });
-    });
   });
 
   install_lifecycle_routes(c);
@@ -263,8 +271,7 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
   auto passwords = cfg_.passwords;
   s.route("POST", "/v1/users", [c, wait, passwords](req_ptr req, responder res) {
     auto answer = [res](v1::RegisterResponse out) {
-      res(http::json(out.state() == saga::to_string(v1::JOB_DONE) ? 201 : 202,
-                     json::print(out)));
+      res(http::json(out.state() == saga::to_string(v1::JOB_DONE) ? 201 : 202, json::print(out)));
     };
     if (c->provider_identity(*req, res, [c, wait, req, res, answer](oidc::identity who) {
           register_subject(c, wait, *req, who, res, answer);
@@ -279,8 +286,7 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
   // reads it from its file) or by another admin.
   operator_gate gate{cfg_.admin_secret, limits_};
   auto roles_svc = reg_->roles();
-  s.route("POST", "/v1/admins", [c, wait, gate, roles_svc, passwords](req_ptr req,
-                                                                      responder res) {
+  s.route("POST", "/v1/admins", [c, wait, gate, roles_svc, passwords](req_ptr req, responder res) {
     auto create = [c, wait, req, res, roles_svc](std::string actor) {
       register_user(c, wait, *req, res, [c, res, roles_svc, actor](v1::RegisterResponse out) {
         v1::Envelope env;
@@ -289,9 +295,10 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
         c->call(roles_svc, out.user_id(), env, [c, res, out, actor](v1::Reply r) {
           // Not a 503: the user exists now, so retrying the same request gives 409.
           if (r.status() != v1::Reply::OK)
-            return res(api_error(errc::internal, "user " + out.user_id() + " registered but the admin "
-                                          "role could not be granted: " + r.message()
-                                          + "; grant it again as an admin"));
+            return res(api_error(errc::internal, "user " + out.user_id()
+                                                   + " registered but the admin "
+                                                     "role could not be granted: "
+                                                   + r.message() + "; grant it again as an admin"));
           log::get("gateway")->info("admin created user={}", out.user_id());
           // The audit entry, with the identity service (which holds the
           // registration's): the admin exists whether or not it is written.
@@ -301,8 +308,8 @@ void gateway::install_identity_routes(std::shared_ptr<caller> c) {
           audit.mutable_command()->mutable_record_audit()->set_action("admin_created");
           c->call(c->identity(), out.user_id(), audit, [res, out](v1::Reply a) {
             if (a.status() != v1::Reply::OK)
-              log::get("gateway")->warn("admin_created of user={} not audited: {}",
-                                        out.user_id(), a.message());
+              log::get("gateway")->warn("admin_created of user={} not audited: {}", out.user_id(),
+                                        a.message());
             res(http::json(201, json::print(out)));
           });
         });
@@ -333,8 +340,8 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
     auto account = identity::email_route_key(env.command().login().email());  // no email kept
     auto addr = req->remote_addr;
     if (auto wait_s = limits->blocked(account, addr); wait_s > 0) {
-      auto r = api_error(errc::rate_limited, "too many failed logins; retry in " + std::to_string(wait_s)
-                                  + " s");
+      auto r = api_error(errc::rate_limited,
+                         "too many failed logins; retry in " + std::to_string(wait_s) + " s");
       r.headers.emplace_back("Retry-After", std::to_string(wait_s));
       return res(std::move(r));
     }
@@ -353,7 +360,8 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
       roles_q.mutable_command()->mutable_get_roles();
       c->call(roles_svc, uid, roles_q, [c, res, uid, ticket, roles_svc](v1::Reply roles) {
         if (roles.status() != v1::Reply::OK)
-          return res(api_error(errc::unavailable, roles_svc + " is not available to read the user's roles"));
+          return res(
+            api_error(errc::unavailable, roles_svc + " is not available to read the user's roles"));
         v1::Envelope issue;
         issue.set_user_id(uid);
         auto* is = issue.mutable_command()->mutable_issue_session();
@@ -386,8 +394,9 @@ void gateway::install_session_routes(std::shared_ptr<caller> c) {
   s.route("DELETE", "/v1/sessions", [c](req_ptr req, responder res) {
     c->authenticate(*req, res, [c, res](v1::SessionClaims who) {
       if (!who.issuer().empty())
-        return res(api_error(errc::invalid, "a token of the identity provider is not revoked here; "
-                                    "sign out at the provider"));
+        return res(api_error(errc::invalid,
+                             "a token of the identity provider is not revoked here; "
+                             "sign out at the provider"));
       v1::Envelope env;
       env.set_user_id(who.user_id());
       env.mutable_command()->mutable_logout()->set_session_id(who.session_id());
@@ -444,26 +453,28 @@ void gateway::install_service_routes(std::shared_ptr<caller> c) {
       // Reading something of an erased user: 404 (it is gone); else the old
       // token grants nothing (401).
       errc erased_as = route.method == "GET" ? errc::not_found : errc::unauthorized;
-      s.route(route.method, route.path,
-              [c, svc, route, erased_as](req_ptr req, responder res) {
-                auto uid = req->params[0];
-                c->authorize(*req, res, uid, [c, svc, route, req, res, uid](v1::SessionClaims) {
-                  v1::Envelope env;
-                  env.set_user_id(uid);
-                  if (auto err = route.parse(req->body, *env.mutable_command()->mutable_service());
-                      !err.empty())
-                    return res(api_error(errc::invalid, err));
-                  c->call(svc, uid, env, [svc, route, res](v1::Reply r) {
-                    if (r.status() != v1::Reply::OK)
-                      return res(reply_error(r));
-                    auto body = r.has_service() ? json::print_any(r.service()) : "{}";
-                    if (body.empty())
-                      return res(
-                        api_error(errc::internal, svc + " answered with a type this node does not know"));
-                    res(http::json(route.ok_status, body));
-                  });
-                }, erased_as);
-              });
+      s.route(route.method, route.path, [c, svc, route, erased_as](req_ptr req, responder res) {
+        auto uid = req->params[0];
+        c->authorize(
+          *req, res, uid,
+          [c, svc, route, req, res, uid](v1::SessionClaims) {
+            v1::Envelope env;
+            env.set_user_id(uid);
+            if (auto err = route.parse(req->body, *env.mutable_command()->mutable_service());
+                !err.empty())
+              return res(api_error(errc::invalid, err));
+            c->call(svc, uid, env, [svc, route, res](v1::Reply r) {
+              if (r.status() != v1::Reply::OK)
+                return res(reply_error(r));
+              auto body = r.has_service() ? json::print_any(r.service()) : "{}";
+              if (body.empty())
+                return res(
+                  api_error(errc::internal, svc + " answered with a type this node does not know"));
+              res(http::json(route.ok_status, body));
+            });
+          },
+          erased_as);
+      });
     }
 }
 
@@ -488,4 +499,4 @@ void gateway::stop() {
 
 http::server::counters gateway::stats() const { return srv_->stats(); }
 
-} // namespace custodian
+}  // namespace custodian

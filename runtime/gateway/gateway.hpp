@@ -90,4 +90,4 @@ private:
   std::unique_ptr<http::server> srv_;
 };
 
-} // namespace custodian
+}  // namespace custodian

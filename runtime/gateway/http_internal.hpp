@@ -60,7 +60,9 @@ class session;
 
 struct server::impl : std::enable_shared_from_this<impl> {
   explicit impl(limits l)
-    : lim(l), accept_strand(net::make_strand(ioc)), acceptor(accept_strand),
+    : lim(l),
+      accept_strand(net::make_strand(ioc)),
+      acceptor(accept_strand),
       retry_timer(accept_strand) {}
 
   limits lim;
@@ -103,5 +105,4 @@ void serve(tcp::socket sock, std::shared_ptr<server::impl> srv, std::string addr
 /// Closes the connection (on its own strand).
 void shut_session(session& s);
 
-} // namespace custodian::http
-
+}  // namespace custodian::http

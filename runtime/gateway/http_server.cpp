@@ -31,7 +31,7 @@ int hex_value(char c) {
   return -1;
 }
 
-} // namespace
+}  // namespace
 
 std::optional<std::string> decode(std::string_view in, bool plus_is_space, bool path) {
   std::string out;
@@ -100,7 +100,6 @@ response error(int status, const std::string& message) {
 response json(int status, std::string body) {
   return response{status, std::move(body), "application/json", {}};
 }
-
 
 void server::impl::accept() {
   acceptor.async_accept(net::make_strand(ioc),
@@ -247,12 +246,13 @@ void raise_descriptor_limit(size_t want, spdlog::logger& lg) {
   rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, want);
   setrlimit(RLIMIT_NOFILE, &rl);
   if (rl.rlim_cur < want)
-    lg.warn("open-file limit {} is below gateway.max-connections + 1024 = {}: beyond it, "
-            "connections wait in the accept queue",
-            rl.rlim_cur, want);
+    lg.warn(
+      "open-file limit {} is below gateway.max-connections + 1024 = {}: beyond it, "
+      "connections wait in the accept queue",
+      rl.rlim_cur, want);
 }
 
-} // namespace
+}  // namespace
 
 std::string server::start(const std::string& host, uint16_t port, size_t threads) {
   auto& s = *impl_;
@@ -326,4 +326,4 @@ server::counters server::stats() const {
           s.refused_requests.load()};
 }
 
-} // namespace custodian::http
+}  // namespace custodian::http

@@ -28,11 +28,12 @@
 namespace custodian::http {
 
 struct request {
-  std::string method;       ///< "GET", "POST", ...
-  std::string path;         ///< percent-decoded, without the query
-  std::string query;        ///< raw, after '?'
+  std::string method;  ///< "GET", "POST", ...
+  std::string path;  ///< percent-decoded, without the query
+  std::string query;  ///< raw, after '?'
   std::string body;
-  std::string remote_addr;  ///< the client's IP address (behind a trusted proxy: from X-Forwarded-For)
+  std::string
+    remote_addr;  ///< the client's IP address (behind a trusted proxy: from X-Forwarded-For)
   std::vector<std::string> params;  ///< the `{...}` segments of the matched pattern, in order
   std::vector<std::pair<std::string, std::string>> headers;
 
@@ -69,8 +70,8 @@ private:
 using handler = std::function<void(std::shared_ptr<const request>, responder)>;
 /// Told of every answer written: the matched route's pattern ("" = none), the
 /// method and the status (metrics).
-using answer_hook = std::function<void(const std::string& route, const std::string& method,
-                                       int status)>;
+using answer_hook =
+  std::function<void(const std::string& route, const std::string& method, int status)>;
 
 struct limits {
   size_t max_body = 1024 * 1024;
@@ -78,10 +79,11 @@ struct limits {
   size_t max_uri = 8 * 1024;
   size_t max_connections = 4096;  ///< beyond: the request is answered 503 and the connection closed
   size_t max_connections_per_address = 64;  ///< from one client address; beyond: 503 and close
-  size_t max_in_flight = 512;     ///< requests handed to handlers and not answered yet
-  std::chrono::milliseconds read_timeout{5000};   ///< first byte to last byte of a request
+  size_t max_in_flight = 512;  ///< requests handed to handlers and not answered yet
+  std::chrono::milliseconds read_timeout{5000};  ///< first byte to last byte of a request
   std::chrono::milliseconds write_timeout{5000};
-  std::chrono::milliseconds first_byte_timeout{5000};  ///< a new connection's first byte (then closed)
+  std::chrono::milliseconds first_byte_timeout{
+    5000};  ///< a new connection's first byte (then closed)
   std::chrono::milliseconds idle_timeout{30000};  ///< keep-alive connection with nothing to read
   int retry_after_s = 1;
   /// Reverse proxies (exact IP addresses): a request from one names its client
@@ -122,7 +124,7 @@ public:
     size_t open_connections = 0;
     size_t in_flight = 0;
     uint64_t refused_connections = 0;  ///< over max_connections or the per-address cap
-    uint64_t refused_requests = 0;     ///< over max_in_flight
+    uint64_t refused_requests = 0;  ///< over max_in_flight
   };
   counters stats() const;
 
@@ -132,4 +134,4 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-} // namespace custodian::http
+}  // namespace custodian::http

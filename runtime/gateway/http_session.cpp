@@ -39,7 +39,7 @@ bool only_chunked(std::string_view codings) {
   return true;
 }
 
-} // namespace
+}  // namespace
 
 class session : public std::enable_shared_from_this<session> {
 public:
@@ -47,7 +47,9 @@ public:
 
   session(tcp::socket sock, std::shared_ptr<server::impl> srv, std::string addr,
           std::string refusal)
-    : srv_(std::move(srv)), read_timer_(sock.get_executor()), remote_(std::move(addr)),
+    : srv_(std::move(srv)),
+      read_timer_(sock.get_executor()),
+      remote_(std::move(addr)),
       refusal_(std::move(refusal)) {
     if (srv_->tls)
       tls_.emplace(std::move(sock), *srv_->tls);
@@ -89,8 +91,9 @@ public:
 
   /// From any thread (the responder's slot).
   void answer(response r) {
-    net::post(lowest().get_executor(),
-              [self = shared_from_this(), r = std::move(r)]() mutable { self->write(std::move(r)); });
+    net::post(lowest().get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
+      self->write(std::move(r));
+    });
   }
 
   server::impl& srv() { return *srv_; }
@@ -117,12 +120,13 @@ private:
     lowest().expires_after(requests_ == 0 || !refusal_.empty() ? srv_->lim.first_byte_timeout
                                                                : srv_->lim.idle_timeout);
     with_stream([this](auto& s) {
-      s.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, size_t n) {
-        if (ec)
-          return self->close();
-        self->buffer_.commit(n);
-        self->read_request();
-      });
+      s.async_read_some(buffer_.prepare(4096),
+                        [self = shared_from_this()](error_code ec, size_t n) {
+                          if (ec)
+                            return self->close();
+                          self->buffer_.commit(n);
+                          self->read_request();
+                        });
     });
   }
 
@@ -265,7 +269,7 @@ private:
   std::optional<tls_stream> tls_;
   net::steady_timer read_timer_;
   bool timed_out_ = false;
-  uint64_t reads_ = 0;     ///< generation of the read the timer belongs to
+  uint64_t reads_ = 0;  ///< generation of the read the timer belongs to
   uint64_t requests_ = 0;  ///< requests read on this connection
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -331,8 +335,9 @@ void session::dispatch(bhttp::request<bhttp::string_body> in) {
   auto q = target_.find('?');
   auto path = decode(std::string_view(target_).substr(0, q), false, true);
   if (!path)
-    return write(error(400, "malformed percent-encoding in the path (an encoded slash or NUL "
-                            "is not allowed)"));
+    return write(error(400,
+                       "malformed percent-encoding in the path (an encoded slash or NUL "
+                       "is not allowed)"));
   req->path = std::move(*path);
   if (q != std::string::npos)
     req->query = target_.substr(q + 1);
@@ -388,4 +393,4 @@ void session::dispatch(bhttp::request<bhttp::string_body> in) {
   }
 }
 
-} // namespace custodian::http
+}  // namespace custodian::http

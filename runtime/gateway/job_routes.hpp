@@ -49,4 +49,4 @@ void ask_job_holders(std::shared_ptr<caller> c,
 void install_job_routes(http::server& s, std::shared_ptr<caller> c, std::shared_ptr<router> rt,
                         std::vector<std::string> holders, std::string erase_coordinator);
 
-} // namespace custodian
+}  // namespace custodian

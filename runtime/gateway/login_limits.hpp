@@ -75,7 +75,8 @@ public:
     b.last = now;
     if (free_tries_ > 0 && ++b.failures >= free_tries_) {
       auto doublings = std::min<uint64_t>(b.failures - free_tries_, 20);
-      auto delay = std::min<std::chrono::seconds>(std::chrono::seconds(1LL << doublings), max_delay);
+      auto delay =
+        std::min<std::chrono::seconds>(std::chrono::seconds(1LL << doublings), max_delay);
       b.until = now + delay;
     }
     addresses_[address].push_back(now);
@@ -140,4 +141,4 @@ private:
   std::map<std::string, std::deque<clock::time_point>> addresses_;
 };
 
-} // namespace custodian
+}  // namespace custodian

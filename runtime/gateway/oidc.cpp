@@ -112,7 +112,7 @@ std::string get(const std::string& url, std::string& error,
   return error.empty() ? body : "";
 }
 
-} // namespace
+}  // namespace
 
 std::string check_issuer(const std::string& issuer) {
   std::string origin, prefix;
@@ -318,8 +318,10 @@ std::pair<int, std::string> provider::exchange_code(const std::string& code,
     return {0, "the provider's token endpoint is not known yet"};
   auto cli = client_of(origin);
   watchdog dog{cli};
-  httplib::Params form{{"grant_type", "authorization_code"}, {"code", code},
-                       {"redirect_uri", redirect_uri}, {"client_id", cfg_.client_id},
+  httplib::Params form{{"grant_type", "authorization_code"},
+                       {"code", code},
+                       {"redirect_uri", redirect_uri},
+                       {"client_id", cfg_.client_id},
                        {"code_verifier", code_verifier}};
   httplib::Request req;
   req.method = "POST";
@@ -389,4 +391,4 @@ void provider::run() {
   }
 }
 
-} // namespace custodian::oidc
+}  // namespace custodian::oidc

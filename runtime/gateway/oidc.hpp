@@ -78,9 +78,9 @@ public:
   void verify(const std::string& token, int64_t now_ms, verdict_fn k);
 
   struct status {
-    size_t keys = 0;        ///< usable keys held now
-    int64_t fetched_ms = 0; ///< wall clock of the last successful fetch (0: never)
-    std::string problem;    ///< the last fetch's failure, "" if it succeeded
+    size_t keys = 0;  ///< usable keys held now
+    int64_t fetched_ms = 0;  ///< wall clock of the last successful fetch (0: never)
+    std::string problem;  ///< the last fetch's failure, "" if it succeeded
   };
   status state() const;
   const config& settings() const { return cfg_; }
@@ -125,4 +125,4 @@ private:
   std::thread thread_;
 };
 
-} // namespace custodian::oidc
+}  // namespace custodian::oidc

@@ -55,12 +55,11 @@ void install_page(http::server& s, const std::string& prefix,
     res(http::response{301, "", "text/html; charset=utf-8", {{"Location", prefix + "/"}}});
   });
   s.route("GET", prefix + "/", [serve](req_ptr, http::responder res) { serve("index.html", res); });
-  s.route("GET", prefix + "/{file}", [serve](req_ptr req, http::responder res) {
-    serve(req->params[0], res);
-  });
+  s.route("GET", prefix + "/{file}",
+          [serve](req_ptr req, http::responder res) { serve(req->params[0], res); });
 }
 
-} // namespace
+}  // namespace
 
 void install_ui_routes(http::server& s) {
   // Browsers ask for it on their own; nothing to show.
@@ -76,11 +75,13 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
   bool on = provider && !provider->settings().client_id.empty();
   s.route("GET", "/v1/oidc", [provider, on](req_ptr, http::responder res) {
     if (!on)
-      return res(api_error(errc::not_found, "no identity provider is configured for the privacy page "
-                                  "(auth.oidc.issuer and auth.oidc.client-id)"));
+      return res(api_error(errc::not_found,
+                           "no identity provider is configured for the privacy page "
+                           "(auth.oidc.issuer and auth.oidc.client-id)"));
     auto urls = provider->urls();
     if (urls.authorization.empty())
-      return res(api_error(errc::unavailable, "the identity provider has not been reached yet; retry"));
+      return res(
+        api_error(errc::unavailable, "the identity provider has not been reached yet; retry"));
     google::protobuf::Struct out;
     auto& f = *out.mutable_fields();
     f["issuer"].set_string_value(provider->settings().issuer);
@@ -95,10 +96,10 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
   // thread for up to its timeouts): more are refused, 503 + Retry-After.
   constexpr int max_exchanges = 8;
   auto busy = std::make_shared<std::atomic<int>>(0);
-  s.route("POST", "/v1/oidc/token", [&sys, provider, on, busy](req_ptr req,
-                                                               http::responder res) {
+  s.route("POST", "/v1/oidc/token", [&sys, provider, on, busy](req_ptr req, http::responder res) {
     if (!on)
-      return res(api_error(errc::not_found, "no identity provider is configured for the privacy page"));
+      return res(
+        api_error(errc::not_found, "no identity provider is configured for the privacy page"));
     google::protobuf::Struct body;
     if (auto err = json::to_struct(req->body, body); !err.empty())
       return res(api_error(errc::invalid, err));
@@ -111,44 +112,46 @@ void install_oidc_routes(http::server& s, caf::actor_system& sys,
     if (code.empty() || verifier.size() < 43 || verifier.size() > 128
         || redirect.size() < page.size()
         || redirect.compare(redirect.size() - page.size(), page.size(), page) != 0)
-      return res(api_error(errc::invalid, "code, code_verifier (43 to 128 characters) and the privacy "
-                                  "page's redirect_uri are required"));
+      return res(api_error(errc::invalid,
+                           "code, code_verifier (43 to 128 characters) and the privacy "
+                           "page's redirect_uri are required"));
     if (busy->fetch_add(1) >= max_exchanges) {
       busy->fetch_sub(1);
-      auto r = api_error(errc::unavailable, "too many sign-ins wait for the identity provider; retry");
+      auto r =
+        api_error(errc::unavailable, "too many sign-ins wait for the identity provider; retry");
       r.headers.emplace_back("Retry-After", "1");
       return res(std::move(r));
     }
     // The provider's answer may take seconds: a thread of its own, never an
     // I/O thread or a worker of the actors.
-    sys.spawn<caf::detached>([provider, code, verifier, redirect, res,
-                              busy](caf::event_based_actor* self) {
-      auto [status, text] = provider->exchange_code(code, verifier, redirect);
-      busy->fetch_sub(1);
-      self->quit();
-      google::protobuf::Struct answer;
-      if (status == 0)
-        return res(api_error(errc::upstream, "the identity provider did not answer: " + text));
-      if (!json::to_struct(text, answer).empty())
-        return res(api_error(errc::upstream, "the identity provider's answer is not JSON"));
-      auto get = [&](const char* name) -> const google::protobuf::Value* {
-        auto it = answer.fields().find(name);
-        return it == answer.fields().end() ? nullptr : &it->second;
-      };
-      if (status != 200 || !get("access_token")) {
-        auto why = get("error_description") ? get("error_description")->string_value()
-                   : get("error")           ? get("error")->string_value()
-                                            : "HTTP " + std::to_string(status);
-        return res(api_error(errc::invalid, "the identity provider refused the code: " + why));
-      }
-      // Only the access token goes to the page (no refresh or ID token).
-      google::protobuf::Struct out;
-      (*out.mutable_fields())["access_token"] = *get("access_token");
-      if (auto* exp = get("expires_in"))
-        (*out.mutable_fields())["expires_in"] = *exp;
-      res(http::json(200, json::print(out)));
-    });
+    sys.spawn<caf::detached>(
+      [provider, code, verifier, redirect, res, busy](caf::event_based_actor* self) {
+        auto [status, text] = provider->exchange_code(code, verifier, redirect);
+        busy->fetch_sub(1);
+        self->quit();
+        google::protobuf::Struct answer;
+        if (status == 0)
+          return res(api_error(errc::upstream, "the identity provider did not answer: " + text));
+        if (!json::to_struct(text, answer).empty())
+          return res(api_error(errc::upstream, "the identity provider's answer is not JSON"));
+        auto get = [&](const char* name) -> const google::protobuf::Value* {
+          auto it = answer.fields().find(name);
+          return it == answer.fields().end() ? nullptr : &it->second;
+        };
+        if (status != 200 || !get("access_token")) {
+          auto why = get("error_description") ? get("error_description")->string_value()
+                     : get("error")           ? get("error")->string_value()
+                                              : "HTTP " + std::to_string(status);
+          return res(api_error(errc::invalid, "the identity provider refused the code: " + why));
+        }
+        // Only the access token goes to the page (no refresh or ID token).
+        google::protobuf::Struct out;
+        (*out.mutable_fields())["access_token"] = *get("access_token");
+        if (auto* exp = get("expires_in"))
+          (*out.mutable_fields())["expires_in"] = *exp;
+        res(http::json(200, json::print(out)));
+      });
   });
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -32,4 +32,4 @@ void install_ui_routes(http::server& s);
 void install_oidc_routes(http::server& s, caf::actor_system& sys,
                          std::shared_ptr<oidc::provider> provider);
 
-} // namespace custodian
+}  // namespace custodian

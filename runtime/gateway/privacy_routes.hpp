@@ -14,4 +14,4 @@ namespace custodian {
 void install_privacy_routes(http::server& s, std::shared_ptr<caller> c,
                             std::shared_ptr<const service_registry> reg);
 
-} // namespace custodian
+}  // namespace custodian

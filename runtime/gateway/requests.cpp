@@ -37,4 +37,4 @@ std::string body_to_command(body_kind kind, const std::string& body, v1::Command
   return "unknown request";
 }
 
-} // namespace custodian
+}  // namespace custodian

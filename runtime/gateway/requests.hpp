@@ -17,4 +17,4 @@ enum class body_kind : uint8_t { register_user, login };
 /// returns ""; otherwise returns the sentence for the 400 answer.
 std::string body_to_command(body_kind kind, const std::string& body, v1::Command& out);
 
-} // namespace custodian
+}  // namespace custodian

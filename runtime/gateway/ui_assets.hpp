@@ -8,7 +8,7 @@
 namespace custodian {
 
 struct ui_asset {
-  const char* name;          ///< file name: "index.html", "app.js", ...
+  const char* name;  ///< file name: "index.html", "app.js", ...
   const char* content_type;
   std::string_view body;
 };
@@ -17,4 +17,4 @@ const std::vector<ui_asset>& ui_assets();
 /// The privacy page's files (privacy/ of the project), served under /privacy/.
 const std::vector<ui_asset>& privacy_assets();
 
-} // namespace custodian
+}  // namespace custodian

@@ -37,38 +37,46 @@ struct snapshot_gauge {
 struct registry {
   std::shared_ptr<prometheus::Registry> reg = std::make_shared<prometheus::Registry>();
 
-  prometheus::Family<prometheus::Counter>& http = prometheus::BuildCounter()
-    .Name("custodian_http_requests_total")
-    .Help("HTTP requests answered by the gateway, by route pattern, method and status")
-    .Register(*reg);
-  prometheus::Family<prometheus::Histogram>& job_duration = prometheus::BuildHistogram()
-    .Name("custodian_job_duration_seconds")
-    .Help("Time from a job's acceptance to its end (done or failed)")
-    .Register(*reg);
-  prometheus::Family<prometheus::Counter>& deliveries = prometheus::BuildCounter()
-    .Name("custodian_deliveries_total")
-    .Help("Outbox deliveries by origin and destination service and result (ok, retry, failed)")
-    .Register(*reg);
-  prometheus::Family<prometheus::Counter>& restarts = prometheus::BuildCounter()
-    .Name("custodian_shard_restarts_total")
-    .Help("Shard actors restarted by their supervisor")
-    .Register(*reg);
-  prometheus::Family<prometheus::Counter>& verification_failures = prometheus::BuildCounter()
-    .Name("custodian_verification_failures_total")
-    .Help("Erasures whose verification found data of the erased user left, by participant")
-    .Register(*reg);
-  prometheus::Family<prometheus::Histogram>& commit_s = prometheus::BuildHistogram()
-    .Name("custodian_store_commit_seconds")
-    .Help("Duration of one store transaction (a group commit) of a service's writer")
-    .Register(*reg);
-  prometheus::Family<prometheus::Histogram>& batch = prometheus::BuildHistogram()
-    .Name("custodian_store_batch_commands")
-    .Help("Commands carried by one store transaction of a service's writer")
-    .Register(*reg);
-  prometheus::Family<prometheus::Gauge>& peers = prometheus::BuildGauge()
-    .Name("custodian_cluster_peers")
-    .Help("Peers of this node by liveness (alive, down)")
-    .Register(*reg);
+  prometheus::Family<prometheus::Counter>& http =
+    prometheus::BuildCounter()
+      .Name("custodian_http_requests_total")
+      .Help("HTTP requests answered by the gateway, by route pattern, method and status")
+      .Register(*reg);
+  prometheus::Family<prometheus::Histogram>& job_duration =
+    prometheus::BuildHistogram()
+      .Name("custodian_job_duration_seconds")
+      .Help("Time from a job's acceptance to its end (done or failed)")
+      .Register(*reg);
+  prometheus::Family<prometheus::Counter>& deliveries =
+    prometheus::BuildCounter()
+      .Name("custodian_deliveries_total")
+      .Help("Outbox deliveries by origin and destination service and result (ok, retry, failed)")
+      .Register(*reg);
+  prometheus::Family<prometheus::Counter>& restarts =
+    prometheus::BuildCounter()
+      .Name("custodian_shard_restarts_total")
+      .Help("Shard actors restarted by their supervisor")
+      .Register(*reg);
+  prometheus::Family<prometheus::Counter>& verification_failures =
+    prometheus::BuildCounter()
+      .Name("custodian_verification_failures_total")
+      .Help("Erasures whose verification found data of the erased user left, by participant")
+      .Register(*reg);
+  prometheus::Family<prometheus::Histogram>& commit_s =
+    prometheus::BuildHistogram()
+      .Name("custodian_store_commit_seconds")
+      .Help("Duration of one store transaction (a group commit) of a service's writer")
+      .Register(*reg);
+  prometheus::Family<prometheus::Histogram>& batch =
+    prometheus::BuildHistogram()
+      .Name("custodian_store_batch_commands")
+      .Help("Commands carried by one store transaction of a service's writer")
+      .Register(*reg);
+  prometheus::Family<prometheus::Gauge>& peers =
+    prometheus::BuildGauge()
+      .Name("custodian_cluster_peers")
+      .Help("Peers of this node by liveness (alive, down)")
+      .Register(*reg);
   prometheus::Gauge& peers_alive = peers.Add({{"state", "alive"}});
   prometheus::Gauge& peers_down = peers.Add({{"state", "down"}});
 
@@ -125,7 +133,7 @@ std::string method_label(const std::string& m) {
   return "other";
 }
 
-} // namespace
+}  // namespace
 
 void http_request(const std::string& route, const std::string& method, int code) {
   get()
@@ -179,13 +187,15 @@ void oidc_keys(size_t keys) {
   if (!r.oidc_keys) {
     r.oidc_keys = &prometheus::BuildGauge()
                      .Name("custodian_oidc_keys")
-                     .Help("Signing keys of the OpenID Connect provider held now (0: its tokens "
-                           "are refused)")
+                     .Help(
+                       "Signing keys of the OpenID Connect provider held now (0: its tokens "
+                       "are refused)")
                      .Register(*r.reg);
     r.oidc_fetches = &prometheus::BuildCounter()
                         .Name("custodian_oidc_key_fetches_total")
-                        .Help("Fetches of the provider's discovery document and key set, by "
-                              "result (ok, failed)")
+                        .Help(
+                          "Fetches of the provider's discovery document and key set, by "
+                          "result (ok, failed)")
                         .Register(*r.reg);
     r.oidc_fetches->Add({{"result", "ok"}});
     r.oidc_fetches->Add({{"result", "failed"}});
@@ -227,4 +237,4 @@ std::string serialize() {
   return out.str();
 }
 
-} // namespace custodian::metrics
+}  // namespace custodian::metrics

@@ -76,4 +76,4 @@ void set_snapshot(const snapshot& s);
 /// The whole registry in the Prometheus text exposition format (0.0.4).
 std::string serialize();
 
-} // namespace custodian::metrics
+}  // namespace custodian::metrics

@@ -15,7 +15,7 @@ struct store_reading {
   std::vector<store::event_store::outbox_stat> outbox;
 };
 
-} // namespace
+}  // namespace
 
 snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_store>>& stores,
                      const std::vector<std::string>& job_holders, int64_t now_ms,
@@ -64,14 +64,14 @@ snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_st
     for (auto& s : reading.outbox) {
       auto& v = out.outbox[{svc, s.dest}];
       v.depth = s.depth;
-      v.oldest_age_s = static_cast<double>(std::max<int64_t>(0, now_ms - s.oldest_created_ms))
-                       / 1000.0;
+      v.oldest_age_s =
+        static_cast<double>(std::max<int64_t>(0, now_ms - s.oldest_created_ms)) / 1000.0;
     }
   }
   for (auto& [kind, created] : oldest_running)
-    out.oldest_pending_age_s[kind] = static_cast<double>(std::max<int64_t>(0, now_ms - created))
-                                     / 1000.0;
+    out.oldest_pending_age_s[kind] =
+      static_cast<double>(std::max<int64_t>(0, now_ms - created)) / 1000.0;
   return out;
 }
 
-} // namespace custodian::metrics
+}  // namespace custodian::metrics

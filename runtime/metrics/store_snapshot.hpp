@@ -20,4 +20,4 @@ snapshot read_stores(const std::map<std::string, std::shared_ptr<store::event_st
                      const std::vector<std::string>& job_holders, int64_t now_ms,
                      const std::vector<std::string>& dests = {});
 
-} // namespace custodian::metrics
+}  // namespace custodian::metrics

@@ -57,12 +57,12 @@ void node_config::add_node_options() {
          "Standard Webhooks secret signing the calls to external services (whsec_..., created "
          "0600 if absent; default <data-dir>/external.secret)")
     .add(external_timeout, "external-timeout", "how long one call to an external service may take");
-  opt_group{custom_options_, "notify"}
-    .add(notify_urls, "urls",
-         "URLs that get each job's progress: job.accepted, job.held, job.released, job.done, "
-         "job.failed, job.overdue, POSTed as JSON from the durable outbox, signed per Standard "
-         "Webhooks 1.0 with the secret in node.external-secret-file [\"URL\", ...] (same on "
-         "every node)");
+  opt_group{custom_options_, "notify"}.add(
+    notify_urls, "urls",
+    "URLs that get each job's progress: job.accepted, job.held, job.released, job.done, "
+    "job.failed, job.overdue, POSTed as JSON from the durable outbox, signed per Standard "
+    "Webhooks 1.0 with the secret in node.external-secret-file [\"URL\", ...] (same on "
+    "every node)");
   opt_group{custom_options_, "cluster"}
     .add(cluster_listen, "listen", "address for peer nodes HOST:PORT (empty: standalone)")
     .add(seeds, "seeds", "other nodes' cluster addresses [\"HOST:PORT\", ...]")
@@ -112,10 +112,10 @@ void node_config::add_gateway_options() {
 }
 
 void node_config::add_auth_options() {
-  opt_group{custom_options_, "auth"}
-    .add(auth_passwords, "passwords",
-         "the node's own password accounts and sessions (false: POST /v1/sessions, password "
-         "registration and POST /v1/admins answer 403; people sign in at auth.oidc.issuer)");
+  opt_group{custom_options_, "auth"}.add(
+    auth_passwords, "passwords",
+    "the node's own password accounts and sessions (false: POST /v1/sessions, password "
+    "registration and POST /v1/admins answer 403; people sign in at auth.oidc.issuer)");
   opt_group{custom_options_, "auth.oidc"}
     .add(oidc_issuer, "issuer",
          "the organisation's OpenID Connect provider (https; http only on a loopback address): "
@@ -160,10 +160,10 @@ void node_config::add_store_options() {
 }
 
 void node_config::add_service_options() {
-  opt_group{custom_options_, "jobs"}
-    .add(jobs_deadline, "deadline",
-         "a job's legal deadline after acceptance: \"\" = one calendar month (GDPR Art. "
-         "12(3)), or a duration such as 45d (CCPA), 72h");
+  opt_group{custom_options_, "jobs"}.add(
+    jobs_deadline, "deadline",
+    "a job's legal deadline after acceptance: \"\" = one calendar month (GDPR Art. "
+    "12(3)), or a duration such as 45d (CCPA), 72h");
   opt_group{custom_options_, "outbox"}
     .add(outbox.poll_interval, "poll-interval", "how often the sender looks for due entries")
     .add(outbox.request_timeout, "request-timeout", "how long one delivery may take")
@@ -220,10 +220,10 @@ void flatten_into(const caf::settings& s, const std::string& prefix,
   }
 }
 
-} // namespace
+}  // namespace
 
-std::vector<std::pair<std::string, const caf::config_value*>>
-node_config::flatten(const caf::settings& raw) {
+std::vector<std::pair<std::string, const caf::config_value*>> node_config::flatten(
+  const caf::settings& raw) {
   std::vector<std::pair<std::string, const caf::config_value*>> out;
   flatten_into(raw, "", out);
   return out;
@@ -231,14 +231,13 @@ node_config::flatten(const caf::settings& raw) {
 
 std::vector<std::string> node_config::unknown_keys(const caf::settings& raw) const {
   std::vector<std::string> out;
-  for (auto& [name, value] : flatten(raw))
-  {
+  for (auto& [name, value] : flatten(raw)) {
     // Category "store.mongodb", name "uri": split at the last dot.
     auto dot = name.rfind('.');
     if (dot == std::string::npos
-        || custom_options_.qualified_name_lookup(caf::string_view{name.data(), dot},
-                                                 caf::string_view{name.data() + dot + 1,
-                                                                  name.size() - dot - 1})
+        || custom_options_.qualified_name_lookup(
+             caf::string_view{name.data(), dot},
+             caf::string_view{name.data() + dot + 1, name.size() - dot - 1})
              == nullptr)
       out.push_back(name);
   }
@@ -347,8 +346,8 @@ std::vector<std::string> node_config::validate() const {
   validate_network(problems);
   validate_store(problems);
   auto hooks = std::getenv("CUSTODIAN_TEST_HOOKS");
-  for (auto& p : check_service_options(content, builtin_services(),
-                                       hooks && std::string(hooks) == "1"))
+  for (auto& p :
+       check_service_options(content, builtin_services(), hooks && std::string(hooks) == "1"))
     problems.push_back(p);
   if (outbox.batch == 0)
     problems.push_back("outbox.batch must be positive");
@@ -357,8 +356,10 @@ std::vector<std::string> node_config::validate() const {
   if (log_format != "text" && log_format != "json")
     problems.push_back("log.format must be \"text\" or \"json\", got \"" + log_format + "\"");
   if (!jobs_deadline.empty() && parse_duration_ms(jobs_deadline) <= 0)
-    problems.push_back("jobs.deadline must be empty (one calendar month) or a positive duration "
-                       "such as 45d, 72h or 90min, got \"" + jobs_deadline + "\"");
+    problems.push_back(
+      "jobs.deadline must be empty (one calendar month) or a positive duration "
+      "such as 45d, 72h or 90min, got \""
+      + jobs_deadline + "\"");
   return problems;
 }
 
@@ -409,8 +410,9 @@ void node_config::validate_notify(std::vector<std::string>& problems) const {
 void node_config::validate_network(std::vector<std::string>& problems) const {
   auto reg = builtin_services();
   if (external_timeout < std::chrono::milliseconds(30) || external_timeout > outbox.request_timeout)
-    problems.push_back("node.external-timeout must be at least 30ms and at most "
-                       "outbox.request-timeout (the outbox stops waiting then)");
+    problems.push_back(
+      "node.external-timeout must be at least 30ms and at most "
+      "outbox.request-timeout (the outbox stops waiting then)");
   if (shards == 0 || shards > 4096)
     problems.push_back("node.shards must be between 1 and 4096");
   std::string host;
@@ -421,8 +423,9 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
     if (auto problem = oidc::check_issuer(oidc_issuer); !problem.empty())
       problems.push_back(problem);
     if (oidc_audience.empty())
-      problems.push_back("auth.oidc.audience must be set with auth.oidc.issuer (a token for "
-                         "any audience would be taken)");
+      problems.push_back(
+        "auth.oidc.audience must be set with auth.oidc.issuer (a token for "
+        "any audience would be taken)");
     if (oidc_roles_claim.empty() || oidc_admin_role.empty())
       problems.push_back("auth.oidc.roles-claim and auth.oidc.admin-role must not be empty");
   } else if (!auth_passwords)
@@ -442,10 +445,12 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
     problems.push_back("gateway.max-connections-per-address must be positive");
   if (gateway_first_byte_timeout < std::chrono::milliseconds(100)
       || gateway_idle_timeout < std::chrono::milliseconds(100))
-    problems.push_back("gateway.first-byte-timeout and gateway.idle-timeout must be at least 100ms");
+    problems.push_back(
+      "gateway.first-byte-timeout and gateway.idle-timeout must be at least 100ms");
   if (gateway_certificate.empty() != gateway_key.empty())
-    problems.push_back("gateway.certificate and gateway.key go together (both set: HTTPS; "
-                       "neither: HTTP)");
+    problems.push_back(
+      "gateway.certificate and gateway.key go together (both set: HTTPS; "
+      "neither: HTTP)");
   if (gateway_max_in_flight == 0)
     problems.push_back("gateway.max-in-flight must be positive");
   for (auto& d : reg.native()) {
@@ -461,7 +466,8 @@ void node_config::validate_network(std::vector<std::string>& problems) const {
     if (!split_host_port(s, host, port))
       problems.push_back("cluster.seeds: \"" + s + "\" is not HOST:PORT");
   if (!seeds.empty() && cluster_listen.empty())
-    problems.push_back("cluster.seeds needs cluster.listen (peers must be able to reach this node)");
+    problems.push_back(
+      "cluster.seeds needs cluster.listen (peers must be able to reach this node)");
   if (clustered() || tls().any()) {
     tls_identity id;
     if (auto err = check_tls_files(tls(), id); !err.empty())
@@ -478,15 +484,16 @@ void node_config::validate_store(std::vector<std::string>& problems) const {
   if (store_backend == "mongodb") {
     if (mongodb_uri.rfind("mongodb://", 0) != 0 && mongodb_uri.rfind("mongodb+srv://", 0) != 0)
       problems.push_back("store.mongodb.uri must start with mongodb:// or mongodb+srv://");
-    if (mongodb_prefix.empty()
-        || mongodb_prefix.find_first_of("/\\. \"$") != std::string::npos)
-      problems.push_back("store.mongodb.database-prefix must be non-empty, without / \\ . \" $ "
-                         "or spaces");
+    if (mongodb_prefix.empty() || mongodb_prefix.find_first_of("/\\. \"$") != std::string::npos)
+      problems.push_back(
+        "store.mongodb.database-prefix must be non-empty, without / \\ . \" $ "
+        "or spaces");
     if (mongodb_timeout < std::chrono::milliseconds(100))
       problems.push_back("store.mongodb.timeout must be at least 100ms");
     if (mongodb_lease < std::chrono::milliseconds(300) || mongodb_lease < heartbeat * 2)
-      problems.push_back("store.mongodb.lease must be at least 300ms and twice "
-                         "cluster.heartbeat-interval");
+      problems.push_back(
+        "store.mongodb.lease must be at least 300ms and twice "
+        "cluster.heartbeat-interval");
   }
   if (data_dir.empty())
     problems.push_back("store.data-dir must not be empty");
@@ -496,8 +503,9 @@ void node_config::validate_store(std::vector<std::string>& problems) const {
   if (group_commit_max < 1)
     problems.push_back("store.group-commit-max must be at least 1");
   if (scrub_after < std::chrono::milliseconds(100) || scrub_after > std::chrono::hours(24))
-    problems.push_back("store.scrub-after must be between 100ms and 24h (erased records stay "
-                       "in the store's files until then)");
+    problems.push_back(
+      "store.scrub-after must be between 100ms and 24h (erased records stay "
+      "in the store's files until then)");
 }
 
-} // namespace custodian
+}  // namespace custodian

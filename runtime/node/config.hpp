@@ -33,8 +33,8 @@ struct node_config : caf::actor_system_config {
   /// durable outbox; docs/operations.md, "Notifications").
   std::vector<std::string> notify_urls;
   // [cluster]
-  std::string cluster_listen;            ///< HOST:PORT for peers ("" = standalone)
-  std::vector<std::string> seeds;        ///< HOST:PORT of other nodes
+  std::string cluster_listen;  ///< HOST:PORT for peers ("" = standalone)
+  std::vector<std::string> seeds;  ///< HOST:PORT of other nodes
   caf::timespan heartbeat = std::chrono::milliseconds(250);
   caf::timespan heartbeat_timeout = std::chrono::seconds(2);
   caf::timespan reconnect_max = std::chrono::seconds(2);
@@ -53,7 +53,7 @@ struct node_config : caf::actor_system_config {
   std::string gateway_key;
   uint64_t gateway_max_in_flight = 512;
   bool gateway_metrics = true;  ///< GET /metrics
-  std::string jobs_deadline;    ///< "" = one calendar month; else e.g. "45d"
+  std::string jobs_deadline;  ///< "" = one calendar month; else e.g. "45d"
   std::string admin_secret_file;  ///< "" = <data-dir>/admin.secret
   uint64_t login_failures_per_account = 5;
   std::vector<std::string> trusted_proxies;
@@ -81,7 +81,7 @@ struct node_config : caf::actor_system_config {
   caf::timespan mongodb_lease = std::chrono::seconds(10);
   // [crypto]
   std::string master_key_file;  ///< "" = <data-dir>/master.key
-  std::string rotate_to;        ///< set: re-seal the key tables for this new master key, exit
+  std::string rotate_to;  ///< set: re-seal the key tables for this new master key, exit
   // A service's own settings are in its group ([auth], ...), declared by its
   // descriptor (service_option) and read through service_settings.
   // [outbox] (max-in-flight and handback-hold keep their defaults)
@@ -132,12 +132,12 @@ private:
   void validate_network(std::vector<std::string>& problems) const;
   void validate_notify(std::vector<std::string>& problems) const;
   void validate_store(std::vector<std::string>& problems) const;
-  static std::vector<std::pair<std::string, const caf::config_value*>>
-  flatten(const caf::settings& raw);
+  static std::vector<std::pair<std::string, const caf::config_value*>> flatten(
+    const caf::settings& raw);
 };
 
 /// The virtual shards of `service` this node hosts under `cfg` (empty: none).
 /// Throws std::invalid_argument on a malformed placement entry.
 std::vector<uint32_t> hosted_shards(const node_config& cfg, const std::string& service);
 
-} // namespace custodian
+}  // namespace custodian

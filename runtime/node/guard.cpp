@@ -26,4 +26,4 @@ caf::behavior guard(caf::event_based_actor* self, std::shared_ptr<node_health> h
   }};
 }
 
-} // namespace custodian
+}  // namespace custodian

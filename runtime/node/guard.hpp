@@ -15,4 +15,4 @@ namespace custodian {
 
 caf::behavior guard(caf::event_based_actor* self, std::shared_ptr<node_health> health);
 
-} // namespace custodian
+}  // namespace custodian

@@ -36,4 +36,4 @@ int rotate_master_key(const node_config& cfg) {
   return 0;
 }
 
-} // namespace custodian
+}  // namespace custodian

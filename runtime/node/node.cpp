@@ -28,9 +28,11 @@
 namespace custodian {
 
 node::node(caf::actor_system& sys, const node_config& cfg, node_hooks hooks)
-  : sys_(sys), cfg_(cfg), reg_(node_registry(cfg)), rt_(std::make_shared<router>(cfg.shards)),
-    hooks_(std::move(hooks)) {
-}
+  : sys_(sys),
+    cfg_(cfg),
+    reg_(node_registry(cfg)),
+    rt_(std::make_shared<router>(cfg.shards)),
+    hooks_(std::move(hooks)) {}
 
 node::~node() { stop(); }
 
@@ -67,21 +69,20 @@ caf::error node::start() {
   return spawn_gateway();
 }
 
-outbox_map node::outboxes() const {
-  return {stores_.begin(), stores_.end()};
-}
+outbox_map node::outboxes() const { return {stores_.begin(), stores_.end()}; }
 
 caf::error node::open_stores() {
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec)
-    return make_error(errc::io, "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message());
+    return make_error(errc::io,
+                      "cannot create store.data-dir " + cfg_.data_dir + ": " + ec.message());
   // It holds the master key and every store: the owner only.
   std::filesystem::permissions(cfg_.data_dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, ec);
   if (ec)
-    return make_error(errc::io, "cannot make store.data-dir " + cfg_.data_dir
-                                   + " private (0700): " + ec.message());
+    return make_error(
+      errc::io, "cannot make store.data-dir " + cfg_.data_dir + " private (0700): " + ec.message());
   // RocksDB became the default after SQLite: a data directory that holds a
   // SQLite store and no RocksDB one is an older node's, and starting it on an
   // empty store would hide every record it holds.
@@ -94,8 +95,8 @@ caf::error node::open_stores() {
                               "(the default is now rocksdb; docs/operations.md, \"The RocksDB "
                               "store\")");
   crypto::key32 master;
-  auto key_file = cfg_.master_key_file.empty() ? cfg_.data_dir + "/master.key"
-                                               : cfg_.master_key_file;
+  auto key_file =
+    cfg_.master_key_file.empty() ? cfg_.data_dir + "/master.key" : cfg_.master_key_file;
   if (auto err = crypto::load_or_create_master_key(key_file, master); !err.empty())
     return make_error(errc::io, err);
   for (auto& svc : cfg_.hosted_services()) {
@@ -150,9 +151,9 @@ void node::spawn_node_writer() {
   writer_config wc;
   wc.service = "node";
   wc.max_batch = cfg_.group_commit_max;
-  writer_sup_ = sys_.spawn(supervisor, std::string{"writer"},
-                           std::vector<child_spec>{node_writer_spec(node_writer_, wc)},
-                           supervision_of(cfg_));
+  writer_sup_ =
+    sys_.spawn(supervisor, std::string{"writer"},
+               std::vector<child_spec>{node_writer_spec(node_writer_, wc)}, supervision_of(cfg_));
 }
 
 caf::error node::spawn_membership() {
@@ -184,19 +185,20 @@ caf::error node::spawn_membership() {
   split_host_port(cfg_.cluster_listen, host, port);
   auto published = caf::openssl::publish(membership_, port, host.c_str(), true);
   if (!published)
-    return make_error(errc::unavailable, "cannot listen for peers on " + cfg_.cluster_listen
-                                           + ": " + sys_.render(published.error()));
+    return make_error(errc::unavailable, "cannot listen for peers on " + cfg_.cluster_listen + ": "
+                                           + sys_.render(published.error()));
   tls_identity id;
   check_tls_files(cfg_.tls(), id);
   auto lg = log::get("node");
-  lg->info("cluster: listening on {} (mutual TLS as {}, issued by {}, expires {}: {} days), "
-           "seeds: {}",
-           cfg_.cluster_listen, id.subject, id.issuer, id.not_after, id.days_left,
-           cfg_.seeds.size());
+  lg->info(
+    "cluster: listening on {} (mutual TLS as {}, issued by {}, expires {}: {} days), "
+    "seeds: {}",
+    cfg_.cluster_listen, id.subject, id.issuer, id.not_after, id.days_left, cfg_.seeds.size());
   if (id.days_left < 30)
-    lg->warn("cluster: this node's certificate expires in {} days; make a new one "
-             "(scripts/make-certs.sh, docs/operations.md)",
-             id.days_left);
+    lg->warn(
+      "cluster: this node's certificate expires in {} days; make a new one "
+      "(scripts/make-certs.sh, docs/operations.md)",
+      id.days_left);
   return caf::none;
 }
 
@@ -229,8 +231,8 @@ caf::error node::spawn_gateway() {
         problems += (problems.empty() ? "" : "; ") + p;
     return problems;
   };
-  auto secret_file = cfg_.admin_secret_file.empty() ? cfg_.data_dir + "/admin.secret"
-                                                    : cfg_.admin_secret_file;
+  auto secret_file =
+    cfg_.admin_secret_file.empty() ? cfg_.data_dir + "/admin.secret" : cfg_.admin_secret_file;
   crypto::key32 secret;
   if (auto err = crypto::load_or_create_master_key(secret_file, secret); !err.empty())
     return make_error(errc::io, "admin secret: " + err);
@@ -301,26 +303,30 @@ caf::error node::spawn_externals() {
   for (auto& n : reg_->notifiers())
     targets.push_back(n);
   for (auto& [name, url] : targets) {
-    external_config ec{name, url, key, cfg_.external_timeout, cfg_.outbox.request_timeout,
-                       static_cast<size_t>(cfg_.max_message_bytes / 2), came_back};
+    external_config ec{name,
+                       url,
+                       key,
+                       cfg_.external_timeout,
+                       cfg_.outbox.request_timeout,
+                       static_cast<size_t>(cfg_.max_message_bytes / 2),
+                       came_back};
     // A few adapters per service (each blocks on one HTTP call at a time); the
     // router sends shard i to adapter i mod n.
     const uint32_t adapters = std::min<uint32_t>(4, cfg_.shards);
     std::vector<child_spec> children;
     for (uint32_t k = 0; k < adapters; ++k) {
       auto shards = cfg_.shards;
-      children.push_back(child_spec{
-        name + "/adapter-" + std::to_string(k),
-        [ec, rt, k, adapters, shards](caf::event_based_actor* self) {
-          auto h = self->spawn<caf::monitored>(external_adapter, ec);
-          for (uint32_t i = k; i < shards; i += adapters)
-            rt->set_shard(ec.name, i, h);
-          return caf::actor_cast<caf::actor>(h);
-        },
-        [rt, name = ec.name, k, adapters, shards] {
-          for (uint32_t i = k; i < shards; i += adapters)
-            rt->set_shard(name, i, shard_actor{});
-        }});
+      children.push_back(child_spec{name + "/adapter-" + std::to_string(k),
+                                    [ec, rt, k, adapters, shards](caf::event_based_actor* self) {
+                                      auto h = self->spawn<caf::monitored>(external_adapter, ec);
+                                      for (uint32_t i = k; i < shards; i += adapters)
+                                        rt->set_shard(ec.name, i, h);
+                                      return caf::actor_cast<caf::actor>(h);
+                                    },
+                                    [rt, name = ec.name, k, adapters, shards] {
+                                      for (uint32_t i = k; i < shards; i += adapters)
+                                        rt->set_shard(name, i, shard_actor{});
+                                    }});
     }
     supervisors_[name] = sys_.spawn(supervisor, name, std::move(children), sc);
     log::get("node")->info("{} {} at {}: calls signed with the secret in {}",
@@ -354,9 +360,9 @@ caf::error node::spawn_service(const std::string& svc) {
   self->request(sup, std::chrono::seconds(10), ready_atom::value)
     .receive([](caf::ok_atom) {},
              [&](caf::error& e) {
-               err = make_error(errc::unavailable, "service " + svc
-                                                     + " did not come up within 10 s: "
-                                                     + sys_.render(e));
+               err =
+                 make_error(errc::unavailable,
+                            "service " + svc + " did not come up within 10 s: " + sys_.render(e));
              });
   if (err)
     return err;
@@ -391,4 +397,4 @@ caf::error node::start_service(const std::string& svc) {
   return caf::none;
 }
 
-} // namespace custodian
+}  // namespace custodian

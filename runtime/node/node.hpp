@@ -114,4 +114,4 @@ int run_node(int argc, char** argv);
 void request_isolation_exit();
 bool isolation_exit_requested();
 
-} // namespace custodian
+}  // namespace custodian

@@ -18,7 +18,7 @@ namespace {
 /// Set when membership found the node cut off (cluster.isolation-exit): the
 /// process then exits with status 3 after a normal stop.
 std::atomic<bool> isolated_exit{false};
-} // namespace
+}  // namespace
 
 void request_isolation_exit() {
   isolated_exit.store(true);
@@ -54,7 +54,8 @@ int run_node(int argc, char** argv) {
     cfg.set("middleman.heartbeat-interval", cfg.heartbeat);
     cfg.set("middleman.connection-timeout", cfg.heartbeat_timeout);
     // A TLS handshake with a silent peer ends as a silent peer's heartbeats do.
-    set_handshake_deadline(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeat_timeout));
+    set_handshake_deadline(
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeat_timeout));
   }
   if (auto err = log::setup(cfg.log_level, cfg.log_format, cfg.log_file); !err.empty()) {
     std::cerr << "custodian-node: " << err << "\n";
@@ -77,8 +78,7 @@ int run_node(int argc, char** argv) {
                              cfg.data_dir);
       if (!cfg.gateway_listen.empty())
         std::cout << "custodian-node " << cfg.node_name << " listening on http://"
-                  << cfg.gateway_listen << "\n  try: curl -s -X POST http://"
-                  << cfg.gateway_listen
+                  << cfg.gateway_listen << "\n  try: curl -s -X POST http://" << cfg.gateway_listen
                   << "/v1/users -d '{\"email\":\"ada@example.com\",\"password\":"
                      "\"change-me-please\",\"display_name\":\"Ada\"}'\n"
                   << std::flush;
@@ -93,4 +93,4 @@ int run_node(int argc, char** argv) {
   return rc;
 }
 
-} // namespace custodian
+}  // namespace custodian

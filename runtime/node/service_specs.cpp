@@ -16,7 +16,7 @@ auto spawn_child(caf::event_based_actor* self, bool own_thread, F fun, Ts&&... x
                     : self->spawn<caf::monitored>(fun, std::forward<Ts>(xs)...);
 }
 
-} // namespace
+}  // namespace
 
 std::shared_ptr<service_logic> make_service(const std::string& name, const node_config& cfg,
                                             std::shared_ptr<crypto::keyring> keys,
@@ -111,25 +111,25 @@ child_spec shard_spec(const service_wiring& w, uint32_t i, int64_t epoch) {
   shard_deps deps{w.service, i, w.core, w.rt, w.max_message_bytes, w.slot};
   auto rt = w.rt;
   auto svc = w.service;
-  return child_spec{
-    shard_child_id(svc, i),
-    [deps, own = w.shard_threads, rt, svc, i, epoch](caf::event_based_actor* self) {
-      auto h = spawn_child(self, own, shard_impl, deps);
-      rt->set_shard(svc, i, h, "", epoch);
-      return caf::actor_cast<caf::actor>(h);
-    },
-    [rt, svc, i, st = w.store] {
-      bool still_held = true;
-      if (auto* leases = st->leases()) {
-        still_held = false;
-        for (auto& l : leases->held())
-          still_held = still_held || l.shard == i;
-      }
-      if (still_held)
-        rt->set_shard(svc, i, shard_actor{});  // restarting: its route comes back
-      else
-        rt->drop_local(svc, i);  // moved to another node: a peer's route may fill it
-    }};
+  return child_spec{shard_child_id(svc, i),
+                    [deps, own = w.shard_threads, rt, svc, i, epoch](caf::event_based_actor* self) {
+                      auto h = spawn_child(self, own, shard_impl, deps);
+                      rt->set_shard(svc, i, h, "", epoch);
+                      return caf::actor_cast<caf::actor>(h);
+                    },
+                    [rt, svc, i, st = w.store] {
+                      bool still_held = true;
+                      if (auto* leases = st->leases()) {
+                        still_held = false;
+                        for (auto& l : leases->held())
+                          still_held = still_held || l.shard == i;
+                      }
+                      if (still_held)
+                        rt->set_shard(svc, i, shard_actor{});  // restarting: its route comes back
+                      else
+                        rt->drop_local(svc,
+                                       i);  // moved to another node: a peer's route may fill it
+                    }};
 }
 
 child_spec lease_manager_spec(const service_wiring& w) {
@@ -142,8 +142,8 @@ child_spec lease_manager_spec(const service_wiring& w) {
   ld.interval = w.lease_interval;
   child_spec spec{w.service + "/leases",
                   [ld, own = w.own_threads](caf::event_based_actor* self) {
-                    return caf::actor_cast<caf::actor>(spawn_child(
-                      self, own, lease_manager, caf::actor_cast<caf::actor>(self), ld));
+                    return caf::actor_cast<caf::actor>(
+                      spawn_child(self, own, lease_manager, caf::actor_cast<caf::actor>(self), ld));
                   },
                   [] {}};
   spec.answers_ready = true;  // once it has started the shards it holds
@@ -179,4 +179,4 @@ std::vector<child_spec> service_children(const service_wiring& w,
   return children;
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -87,4 +87,4 @@ child_spec outbox_spec(const service_wiring& w);
 std::vector<child_spec> service_children(const service_wiring& w,
                                          const std::vector<uint32_t>& hosted);
 
-} // namespace custodian
+}  // namespace custodian

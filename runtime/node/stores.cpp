@@ -45,10 +45,11 @@ std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std
 
 std::string store_description(const node_config& cfg, const std::string& svc) {
   if (cfg.store_backend == "mongodb")
-    return "mongodb " + store::redact_uri(cfg.mongodb_uri) + " database " + cfg.mongodb_prefix + svc;
+    return "mongodb " + store::redact_uri(cfg.mongodb_uri) + " database " + cfg.mongodb_prefix
+           + svc;
   if (cfg.store_backend == "rocksdb")
     return cfg.data_dir + "/store (rocksdb, column family " + svc + ")";
   return cfg.data_dir + "/" + svc + ".db";
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -20,4 +20,4 @@ std::shared_ptr<store::event_store> open_store(const node_config& cfg, const std
 /// Where the store of `svc` is, for the log (a MongoDB URI without its password).
 std::string store_description(const node_config& cfg, const std::string& svc);
 
-} // namespace custodian
+}  // namespace custodian

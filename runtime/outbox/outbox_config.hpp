@@ -20,4 +20,4 @@ struct outbox_config {
   caf::timespan handback_hold = std::chrono::milliseconds(200);
 };
 
-} // namespace custodian
+}  // namespace custodian

@@ -24,9 +24,7 @@ namespace {
 
 using ms = std::chrono::milliseconds;
 
-int64_t to_ms(caf::timespan t) {
-  return std::chrono::duration_cast<ms>(t).count();
-}
+int64_t to_ms(caf::timespan t) { return std::chrono::duration_cast<ms>(t).count(); }
 
 bool transient(const v1::Reply& r) {
   // An answer without a status (a peer of an older version, or a bug) is
@@ -35,7 +33,7 @@ bool transient(const v1::Reply& r) {
          || r.status() == v1::Reply::UNSPECIFIED;
 }
 
-} // namespace
+}  // namespace
 
 void outbox_state::schedule_drain() {
   if (!drain_scheduled) {
@@ -52,10 +50,11 @@ void outbox_state::ask(const Dest& dest, std::string bytes, Ok ok, Err err) {
     return;
   }
   auto token = ++next_call;
-  local_calls.emplace(token, local_call{self->clock().now() + d.cfg.request_timeout, [err]() mutable {
-                                          caf::error e = caf::sec::request_timeout;
-                                          err(e);
-                                        }});
+  local_calls.emplace(token,
+                      local_call{self->clock().now() + d.cfg.request_timeout, [err]() mutable {
+                                   caf::error e = caf::sec::request_timeout;
+                                   err(e);
+                                 }});
   self->request(dest, caf::infinite, cmd_atom::value, wire{std::move(bytes)})
     .then(
       [this, token, ok](const wire& w) mutable {
@@ -79,10 +78,10 @@ void outbox_state::expire_local_calls() {
 
 void outbox_state::fail(const store::outbox_row& row, const std::string& why) {
   int32_t attempt = row.attempt + 1;
-  int64_t delay = backoff_ms(attempt, to_ms(d.cfg.backoff_base), to_ms(d.cfg.backoff_max),
-                             randombytes_random());
-  log::get("outbox")->debug("{} -> {} request {} attempt {} failed ({}); retry in {} ms",
-                            d.service, row.dest, row.request_id, attempt, why, delay);
+  int64_t delay =
+    backoff_ms(attempt, to_ms(d.cfg.backoff_base), to_ms(d.cfg.backoff_max), randombytes_random());
+  log::get("outbox")->debug("{} -> {} request {} attempt {} failed ({}); retry in {} ms", d.service,
+                            row.dest, row.request_id, attempt, why, delay);
   in_flight.insert(row.id);
   if (provisional.count(row.id) > 0)
     parked[row.id] = {row.id, attempt, d.clock() + delay};  // recorded once confirmed
@@ -120,19 +119,19 @@ void outbox_state::hand_back(answer a) {
   *del->mutable_reply() = std::move(a.reply);
   ask(
     *origin, env.SerializeAsString(),
-      [this, row](const wire& w) {
-        count_message();
-        v1::Reply r;
-        if (!r.ParseFromString(w.bytes) || r.status() != v1::Reply::OK) {
-          fail(row, "origin did not take the reply");
-          return;
-        }
-        handed_back({row.id});
-      },
-      [this, row](caf::error& err) {
-        count_message();
-        fail(row, "origin: " + caf::to_string(err));
-      });
+    [this, row](const wire& w) {
+      count_message();
+      v1::Reply r;
+      if (!r.ParseFromString(w.bytes) || r.status() != v1::Reply::OK) {
+        fail(row, "origin did not take the reply");
+        return;
+      }
+      handed_back({row.id});
+    },
+    [this, row](caf::error& err) {
+      count_message();
+      fail(row, "origin: " + caf::to_string(err));
+    });
 }
 
 // Several answers of one user's job in one message: the origin writes them in
@@ -165,30 +164,30 @@ void outbox_state::hand_back_all(std::vector<answer> all) {
   auto shared = std::make_shared<std::vector<answer>>(std::move(all));
   ask(
     *origin, env.SerializeAsString(),
-      [this, shared](const wire& w) {
-        count_message();
-        v1::Reply r;
-        bool parsed = r.ParseFromString(w.bytes);
-        if (parsed && r.status() == v1::Reply::INVALID) {
-          for (auto& a : *shared)
-            hand_back(std::move(a));
-          return;
-        }
-        if (!parsed || r.status() != v1::Reply::OK) {
-          for (auto& a : *shared)
-            fail(a.row, "origin did not take the replies");
-          return;
-        }
-        std::vector<int64_t> ids;
+    [this, shared](const wire& w) {
+      count_message();
+      v1::Reply r;
+      bool parsed = r.ParseFromString(w.bytes);
+      if (parsed && r.status() == v1::Reply::INVALID) {
         for (auto& a : *shared)
-          ids.push_back(a.row.id);
-        handed_back(ids);
-      },
-      [this, shared](caf::error& err) {
-        count_message();
+          hand_back(std::move(a));
+        return;
+      }
+      if (!parsed || r.status() != v1::Reply::OK) {
         for (auto& a : *shared)
-          fail(a.row, "origin: " + caf::to_string(err));
-      });
+          fail(a.row, "origin did not take the replies");
+        return;
+      }
+      std::vector<int64_t> ids;
+      for (auto& a : *shared)
+        ids.push_back(a.row.id);
+      handed_back(ids);
+    },
+    [this, shared](caf::error& err) {
+      count_message();
+      for (auto& a : *shared)
+        fail(a.row, "origin: " + caf::to_string(err));
+    });
 }
 
 void outbox_state::release(const std::string& job) {
@@ -268,23 +267,23 @@ void outbox_state::send_one(store::outbox_row row) {
   };
   ask(
     *dest, std::move(sent),
-      [this, row, step, failed](const wire& w) {
-        count_message();
-        v1::Reply reply;
-        if (!reply.ParseFromString(w.bytes)) {
-          failed(row, "unreadable reply");
-          return;
-        }
-        if (transient(reply)) {
-          failed(row, "destination: " + reply.message());
-          return;
-        }
-        answered(answer{row, step.job_id, step.step, std::move(reply)});
-      },
-      [row, failed](caf::error& err) {
-        count_message();
-        failed(row, caf::to_string(err));
-      });
+    [this, row, step, failed](const wire& w) {
+      count_message();
+      v1::Reply reply;
+      if (!reply.ParseFromString(w.bytes)) {
+        failed(row, "unreadable reply");
+        return;
+      }
+      if (transient(reply)) {
+        failed(row, "destination: " + reply.message());
+        return;
+      }
+      answered(answer{row, step.job_id, step.step, std::move(reply)});
+    },
+    [row, failed](caf::error& err) {
+      count_message();
+      failed(row, caf::to_string(err));
+    });
 }
 
 void outbox_state::drain() {
@@ -451,4 +450,4 @@ void wake_outboxes(const outbox_map& outboxes, const router& rt,
   }
 }
 
-} // namespace custodian
+}  // namespace custodian

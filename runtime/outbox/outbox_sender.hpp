@@ -53,7 +53,6 @@
 
 namespace custodian {
 
-
 struct outbox_deps {
   std::string service;
   std::shared_ptr<store::outbox_store> store;
@@ -90,7 +89,7 @@ struct outbox_state {
     int64_t held_since_ms = 0;
   };
   std::unordered_map<std::string, job_group> jobs;
-  std::set<int64_t> in_flight;                  ///< sent (or failed), not yet settled
+  std::set<int64_t> in_flight;  ///< sent (or failed), not yet settled
   std::vector<store::outbox_store::retry> retries;  ///< failures to record at the next drain
   bool drain_scheduled = false;
   /// Where the current pass over the due entries goes on (reset when a pass
@@ -170,4 +169,4 @@ using outbox_map = std::map<std::string, std::shared_ptr<store::outbox_store>>;
 void wake_outboxes(const outbox_map& outboxes, const router& rt,
                    const std::set<std::string>& dests);
 
-} // namespace custodian
+}  // namespace custodian

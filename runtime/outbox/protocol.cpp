@@ -11,4 +11,4 @@ step_ref step_of(const v1::Command& cmd) {
   }
 }
 
-} // namespace custodian
+}  // namespace custodian

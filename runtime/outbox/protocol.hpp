@@ -38,7 +38,7 @@ struct step_ref {
 };
 step_ref step_of(const v1::Command& cmd);
 
-} // namespace custodian
+}  // namespace custodian
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::fresh_entries)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::unstaged_entries)

@@ -103,7 +103,8 @@ router::owner_view router::owners(const std::string& service) const {
   return out;
 }
 
-std::optional<shard_actor> router::lookup(const std::string& service, const std::string& key) const {
+std::optional<shard_actor> router::lookup(const std::string& service,
+                                          const std::string& key) const {
   return at(service, shard_of(key, shards_));
 }
 
@@ -153,4 +154,4 @@ std::vector<router::local_health> router::health() const {
   return out;
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -61,7 +61,7 @@ public:
 
   struct local_health {
     std::string service;
-    uint32_t up = 0;     ///< shards hosted here with a live actor
+    uint32_t up = 0;  ///< shards hosted here with a live actor
     uint32_t total = 0;  ///< shards hosted here
   };
   /// For each service hosted here: how many of its shards are up.
@@ -80,4 +80,4 @@ private:
   std::map<std::string, caf::actor> senders_;
 };
 
-} // namespace custodian
+}  // namespace custodian

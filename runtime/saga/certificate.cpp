@@ -30,7 +30,7 @@ std::string technique_of(const std::string& method) {
   return "clear (deletion by the service, verified by its export)";
 }
 
-} // namespace
+}  // namespace
 
 std::string certificate_json(const v1::JobRecord& job, const std::string& issuer,
                              const service_registry& reg, int64_t issued_ms) {
@@ -117,4 +117,4 @@ std::vector<std::pair<std::string, std::string>> published_keys(crypto::keyring&
   return out;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

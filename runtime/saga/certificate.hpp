@@ -31,7 +31,7 @@ inline const char* certificate_keys_stream = "certificate-keys";
 struct certificate_key {
   crypto::signing_keys keys;
   std::string public_key;  ///< 32 raw bytes
-  std::string id;          ///< crypto::key_id(public_key)
+  std::string id;  ///< crypto::key_id(public_key)
 };
 certificate_key current_certificate_key(crypto::keyring& ring);
 
@@ -60,5 +60,5 @@ void issue_certificate(v1::JobRecord& job, const std::string& issuer, const serv
 std::vector<std::pair<std::string, std::string>> published_keys(crypto::keyring& ring,
                                                                 store::event_store& st);
 
-} // namespace saga
-} // namespace custodian
+}  // namespace saga
+}  // namespace custodian

@@ -18,7 +18,7 @@ int days_in_month(int year, int month0) {
 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-} // namespace
+}  // namespace
 
 int64_t add_months_utc(int64_t ms, int months) {
   auto secs = floor_div(ms, 1000);
@@ -45,4 +45,4 @@ int64_t deadline_for(int64_t accepted_ms, deadline_policy p) {
   return p.fixed_ms > 0 ? accepted_ms + p.fixed_ms : add_months_utc(accepted_ms, 1);
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

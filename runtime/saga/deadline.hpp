@@ -31,4 +31,4 @@ inline int64_t deadline_for(int64_t accepted_ms) {
 /// The one extension a deadline may get: two calendar months.
 inline int64_t extended_deadline(int64_t deadline_ms) { return add_months_utc(deadline_ms, 2); }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -101,8 +101,7 @@ private:
   outcome set_hold(const v1::Envelope& env, store::event_store& st);
   outcome get_hold(const v1::Envelope& env, store::event_store& st);
   outcome release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own);
-  store::outbox_row hold_timer(const v1::Envelope& cause, const std::string& uid,
-                               int64_t until_ms);
+  store::outbox_row hold_timer(const v1::Envelope& cause, const std::string& uid, int64_t until_ms);
 
   lifecycle& life_;
 };
@@ -141,4 +140,4 @@ struct desks {
   records rec;
 };
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

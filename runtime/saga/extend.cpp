@@ -11,7 +11,7 @@ namespace custodian::saga {
 
 namespace {
 constexpr const char* extension_space = "extension";
-} // namespace
+}  // namespace
 
 void apply_extension(store::event_store& st, v1::JobRecord& job) {
   auto row = st.index_get(extension_space, job.job_id());
@@ -54,8 +54,8 @@ outcome lifecycle::extend(const v1::Envelope& env, store::event_store& st) {
   ext.set_deadline_ms(job->deadline_ms());
   ext.set_extended_ms(job->extended_ms());
   ext.set_reason(x.reason());
-  out.commit.index_puts.push_back(store::index_row{extension_space, job->job_id(), job->user_id(),
-                                                   ext.SerializeAsString()});
+  out.commit.index_puts.push_back(
+    store::index_row{extension_space, job->job_id(), job->user_id(), ext.SerializeAsString()});
   out.conflict_reply = make_reply(v1::Reply::CONFLICT, "the deadline was extended once already");
   audit(out.commit, "deadline_extended", actor_of(env), job->job_id(), job->user_id());
   log::get(service_)->info("job={} deadline extended to {}", job->job_id(), job->deadline_ms());
@@ -64,4 +64,4 @@ outcome lifecycle::extend(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -33,15 +33,15 @@ void put_hold(store::commit& c, const std::string& uid, const v1::Hold& h, bool 
 
 bool expired(const v1::Hold& h, int64_t now) { return h.until_ms() != 0 && h.until_ms() <= now; }
 
-} // namespace
+}  // namespace
 
 store::outbox_row holds::hold_timer(const v1::Envelope& cause, const std::string& uid,
-                                           int64_t until_ms) {
+                                    int64_t until_ms) {
   // An entry to this service, due at until_ms; it releases that hold only (a
   // hold changed since keeps standing). Personal: the user's erase deletes it.
-  auto msg = step_envelope(cause, "hold-" + uid + "-" + std::to_string(until_ms) + "-"
-                                    + new_id().substr(0, 8),
-                           "release", service_, uid, service_ + "@" + node_);
+  auto msg = step_envelope(
+    cause, "hold-" + uid + "-" + std::to_string(until_ms) + "-" + new_id().substr(0, 8), "release",
+    service_, uid, service_ + "@" + node_);
   auto* r = msg.mutable_command()->mutable_release_hold();
   r->set_if_until_ms(until_ms);
   r->set_timer(true);
@@ -138,8 +138,7 @@ outcome holds::get_hold(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-outcome holds::release_hold(const v1::Envelope& env, store::event_store& st,
-                            service_logic& own) {
+outcome holds::release_hold(const v1::Envelope& env, store::event_store& st, service_logic& own) {
   outcome out;
   auto uid = env.user_id();
   auto& req = env.command().release_hold();
@@ -172,4 +171,4 @@ outcome holds::release_hold(const v1::Envelope& env, store::event_store& st,
   return out;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -64,8 +64,8 @@ void job_queries::add_bundle(const v1::JobRecord& job, v1::JobStatus& status) {
     auto bytes = keys_->open(job.user_id(), sealed, "job/" + job.job_id() + "/" + svc);
     v1::Reply r;
     if (!bytes || !r.ParseFromString(*bytes))
-      throw store::store_error(store::errc::io, "cannot unseal export section " + svc
-                                                  + " of job " + job.job_id());
+      throw store::store_error(store::errc::io,
+                               "cannot unseal export section " + svc + " of job " + job.job_id());
     if (r.has_service())
       (*sections)[svc] = std::move(*r.mutable_service());
     else
@@ -86,4 +86,4 @@ void job_queries::add_bundle(const v1::JobRecord& job, v1::JobStatus& status) {
     (*m->mutable_holds_no_personal_data())[svc] = why;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

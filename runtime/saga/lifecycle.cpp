@@ -34,8 +34,7 @@ uint32_t attempt_of(const std::string& request_id) {
   }
 }
 
-
-} // namespace
+}  // namespace
 
 const dispatch_table<lifecycle>& lifecycle::table() {
   using K = v1::Command::KindCase;
@@ -48,14 +47,13 @@ const dispatch_table<lifecycle>& lifecycle::table() {
      [](lifecycle& d, const call& x) { return d.delivered(x.env, x.st, x.pending); }},
     {K::kRetryJob, [](lifecycle& d, const call& x) { return d.retry(x.env, x.st); }},
     {K::kExtendJob, [](lifecycle& d, const call& x) { return d.extend(x.env, x.st); }},
-    {K::kCheckDeadline,
-     [](lifecycle& d, const call& x) { return d.check_deadline(x.env, x.st); }},
+    {K::kCheckDeadline, [](lifecycle& d, const call& x) { return d.check_deadline(x.env, x.st); }},
   };
   return t;
 }
 
 outcome lifecycle::start(v1::JobKind kind, const v1::Envelope& env, store::event_store& st,
-                           service_logic& own) {
+                         service_logic& own) {
   outcome out;
   if (reg_->coordinator(kind) != service_) {
     out.reply = make_reply(v1::Reply::INVALID,
@@ -85,22 +83,22 @@ outcome lifecycle::start(v1::JobKind kind, const v1::Envelope& env, store::event
   announce_accepted(out.commit, job);
   out.reply = make_reply(v1::Reply::OK);
   out.reply.mutable_job()->set_job_id(job.job_id());
-  log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind),
-                           env.user_id(), job.job_id(), env.request_id());
+  log::get(service_)->info("{} accepted user={} job={} request={}", to_string(kind), env.user_id(),
+                           job.job_id(), env.request_id());
   return out;
 }
 
 std::optional<outcome> lifecycle::begin_erase(outcome& out, v1::JobRecord& job,
-                                                const v1::Envelope& env, store::event_store& st,
-                                                service_logic& own) {
+                                              const v1::Envelope& env, store::event_store& st,
+                                              service_logic& own) {
   out.commit.tombstones.push_back(env.user_id());  // refuse new writes from now on
   // The coordinator's own share is done in this very commit (its records of
   // the user are on this shard): one round trip less.
   // (Alone, it is a participant like any other: its share is verified after
   // its commit, before the job may be done.)
   if (job.services().count(service_) > 0 && job.services().size() > 1) {
-    auto mine = step_envelope(env, job.job_id(), "erase", service_, env.user_id(),
-                              service_ + "@" + node_);
+    auto mine =
+      step_envelope(env, job.job_id(), "erase", service_, env.user_id(), service_ + "@" + node_);
     mine.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
     store_view view{st};
     auto share = own.handle(mine, view);
@@ -129,15 +127,15 @@ std::optional<outcome> lifecycle::begin_erase(outcome& out, v1::JobRecord& job,
 }
 
 void lifecycle::begin_steps(outcome& out, const v1::JobRecord& job, const v1::Envelope& env,
-                              const std::string& suffix) {
+                            const std::string& suffix) {
   bool erase = job.kind() == v1::JOB_ERASE;
   auto step = erase ? v1::STEP_ERASE : v1::STEP_EXPORT;
   auto now = now_ms();
   for (auto& [svc, state] : job.services()) {
     if (state != v1::STEP_PENDING)
       continue;  // the coordinator's own share, done in this commit
-    auto msg = step_envelope(env, job.job_id(), to_string(step), svc, env.user_id(),
-                             service_ + "@" + node_);
+    auto msg =
+      step_envelope(env, job.job_id(), to_string(step), svc, env.user_id(), service_ + "@" + node_);
     msg.set_request_id(msg.request_id() + suffix);
     if (erase)
       msg.mutable_command()->mutable_erase_user()->set_job_id(job.job_id());
@@ -153,7 +151,7 @@ void lifecycle::begin_steps(outcome& out, const v1::JobRecord& job, const v1::En
 }
 
 outcome lifecycle::delivered(const v1::Envelope& env, store::event_store& st,
-                            coordinator::pending_jobs* pending) {
+                             coordinator::pending_jobs* pending) {
   outcome out;
   auto& del = env.command().delivered();
   out.commit.outbox_acks.push_back(del.outbox_id());
@@ -168,8 +166,9 @@ outcome lifecycle::delivered(const v1::Envelope& env, store::event_store& st,
     job = load_job(st, del.job_id());
   // A failed erase or export still records its later answers: its services
   // show where each stands, and a retry asks only those that did not succeed.
-  bool recorded = job && (job->state() == v1::JOB_RUNNING
-                          || (job->state() == v1::JOB_FAILED && job->kind() != v1::JOB_REGISTER));
+  bool recorded = job
+                  && (job->state() == v1::JOB_RUNNING
+                      || (job->state() == v1::JOB_FAILED && job->kind() != v1::JOB_REGISTER));
   if (!recorded)
     return out;
   bool step_of_job = (job->kind() == v1::JOB_REGISTER && del.step() == v1::STEP_PROVISION)
@@ -241,4 +240,4 @@ std::optional<outcome> lifecycle::resume_held(outcome& out, v1::JobRecord& job,
   return std::nullopt;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -87,4 +87,4 @@ outcome lifecycle::check_deadline(const v1::Envelope& env, store::event_store& s
   return out;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

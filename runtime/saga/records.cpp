@@ -33,14 +33,14 @@ outcome records::certificate(const v1::GetCertificate& q, store::event_store& st
     return out;
   }
   if (job->state() != v1::JOB_DONE) {
-    out.reply = make_reply(v1::Reply::CONFLICT, std::string("the erasure is ")
-                                                  + to_string(job->state())
-                                                  + ": its certificate is issued once it is done");
+    out.reply =
+      make_reply(v1::Reply::CONFLICT, std::string("the erasure is ") + to_string(job->state())
+                                        + ": its certificate is issued once it is done");
     return out;
   }
   if (job->certificate().empty()) {
-    out.reply = make_reply(v1::Reply::NOT_FOUND,
-                           "this erasure finished before certificates were issued");
+    out.reply =
+      make_reply(v1::Reply::NOT_FOUND, "this erasure finished before certificates were issued");
     return out;
   }
   out.reply = make_reply(v1::Reply::OK);
@@ -101,4 +101,4 @@ outcome records::preview_erase(const v1::Envelope& env, store::event_store& st) 
   return out;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -16,7 +16,7 @@ outcome refuse(v1::Reply::Status status, const std::string& why) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 outcome lifecycle::retry(const v1::Envelope& env, store::event_store& st) {
   auto job = load_job(st, env.command().retry_job().job_id());
@@ -31,8 +31,9 @@ outcome lifecycle::retry(const v1::Envelope& env, store::event_store& st) {
   bool erase = job->kind() == v1::JOB_ERASE;
   auto uid = erase ? job->subject() : job->user_id();
   if (uid.empty())
-    return refuse(v1::Reply::CONFLICT, "this job does not name its user (it failed before "
-                                       "retries were possible): erase the user again");
+    return refuse(v1::Reply::CONFLICT,
+                  "this job does not name its user (it failed before "
+                  "retries were possible): erase the user again");
   if (!erase && st.tombstoned(uid))
     return refuse(v1::Reply::CONFLICT, "the user was erased: there is nothing to export");
   job->set_retries(job->retries() + 1);
@@ -64,4 +65,4 @@ outcome lifecycle::retry(const v1::Envelope& env, store::event_store& st) {
   return out;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -58,13 +58,14 @@ const char* to_string(v1::Step step) {
 
 namespace {
 std::atomic<uint32_t> job_shards{0};
-} // namespace
+}  // namespace
 
 void set_job_shards(uint32_t n) { job_shards.store(n); }
 
 void audit(store::commit& c, const std::string& action, const std::string& actor,
            const std::string& job_id, const std::string& user_id) {
-  c.audit.push_back(store::audit_row{new_time_ordered_id(), now_ms(), action, actor, job_id, user_id});
+  c.audit.push_back(
+    store::audit_row{new_time_ordered_id(), now_ms(), action, actor, job_id, user_id});
 }
 
 std::string actor_of(const v1::Envelope& env) {
@@ -114,8 +115,7 @@ void mark(v1::JobRecord& job, const std::string& service, v1::StepState state) {
 
 void put_job(store::commit& c, const v1::JobRecord& job) {
   c.jobs.push_back(store::job_row{job.job_id(), job.user_id(), job.SerializeAsString(),
-                                  to_string(job.kind()), to_string(job.state()),
-                                  job.created_ms()});
+                                  to_string(job.kind()), to_string(job.state()), job.created_ms()});
 }
 
 std::optional<v1::JobRecord> load_job(store::event_store& st, const std::string& job_id) {
@@ -233,7 +233,7 @@ outcome run(const dispatch_table<Desk>& table, Desk& desk, const call& x) {
   return table.at(x.env.command().kind_case())(desk, x);
 }
 
-} // namespace
+}  // namespace
 
 coordinator::coordinator(std::string service, std::string node,
                          std::shared_ptr<const service_registry> reg,
@@ -255,8 +255,8 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
   auto it = routes().find(env.command().kind_case());
   if (it == routes().end()) {
     outcome out;
-    out.reply = make_reply(v1::Reply::INVALID, "not a saga command (the coordinator of "
-                                                 + service_ + " answers none such)");
+    out.reply = make_reply(v1::Reply::INVALID, "not a saga command (the coordinator of " + service_
+                                                 + " answers none such)");
     return out;
   }
   call x{env, st, own, pending};
@@ -270,4 +270,4 @@ outcome coordinator::handle(const v1::Envelope& env, store::event_store& st, ser
   throw std::logic_error("unknown desk");
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

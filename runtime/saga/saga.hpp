@@ -122,5 +122,5 @@ private:
   std::unique_ptr<desks> desks_;
 };
 
-} // namespace saga
-} // namespace custodian
+}  // namespace saga
+}  // namespace custodian

@@ -18,7 +18,9 @@ v1::Verification verify_store_erasure(store::event_store& st, const std::string&
   bool tombstone = st.tombstoned(user_id);
   v.set_passed(left == 0 && !key && settled && tombstone);
   v.set_checked(std::to_string(left) + (left == 1 ? " record" : " records") + " of the user, key "
-                + (key ? "present" : settled ? "absent" : "absent, key file not yet emptied")
+                + (key       ? "present"
+                   : settled ? "absent"
+                             : "absent, key file not yet emptied")
                 + ", tombstone " + (tombstone ? "present" : "absent"));
   return v;
 }
@@ -27,13 +29,13 @@ void verification_failed(const std::string& service) { metrics::verification_fai
 
 // The coordinator's side of verified erasure (saga.hpp).
 bool lifecycle::take_verification(v1::JobRecord& job, const std::string& dest,
-                                    const v1::Reply& reply) {
+                                  const v1::Reply& reply) {
   std::string why;
   if (!reply.has_verification())
     why = "answered erase without a verification";
   else if (!reply.verification().passed())
-    why = "verification failed (" + reply.verification().method() + "): "
-          + reply.verification().checked();
+    why = "verification failed (" + reply.verification().method()
+          + "): " + reply.verification().checked();
   if (reply.has_verification())
     (*job.mutable_verifications())[dest] = reply.verification();
   if (why.empty())
@@ -59,4 +61,4 @@ bool lifecycle::verify_own(v1::JobRecord& job, const v1::Envelope& env, store::e
   return false;
 }
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

@@ -30,4 +30,4 @@ v1::Verification verify_store_erasure(store::event_store& st, const std::string&
 /// Counts a failed verification (custodian_verification_failures_total{service}).
 void verification_failed(const std::string& service);
 
-} // namespace custodian::saga
+}  // namespace custodian::saga

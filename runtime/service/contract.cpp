@@ -52,7 +52,7 @@ private:
   std::string service_;
 };
 
-} // namespace
+}  // namespace
 
 std::shared_ptr<crypto::service_keys> contract_keys(std::shared_ptr<crypto::keyring> keys,
                                                     const std::string& service,
@@ -62,4 +62,4 @@ std::shared_ptr<crypto::service_keys> contract_keys(std::shared_ptr<crypto::keyr
   return std::make_shared<no_personal_keys>(std::move(keys), service);
 }
 
-} // namespace custodian
+}  // namespace custodian

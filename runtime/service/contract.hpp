@@ -39,4 +39,4 @@ std::shared_ptr<crypto::service_keys> contract_keys(std::shared_ptr<crypto::keyr
                                                     const std::string& service,
                                                     bool holds_personal_data);
 
-} // namespace custodian
+}  // namespace custodian

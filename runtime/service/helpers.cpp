@@ -98,7 +98,7 @@ bool has_control_chars(const std::string& s) {
   return false;
 }
 
-} // namespace
+}  // namespace
 
 std::string check_display_name(const std::string& name) {
   if (name.empty())
@@ -110,10 +110,10 @@ std::string check_display_name(const std::string& name) {
   return "";
 }
 
-std::string check_text(const std::string& field, const std::string& value, size_t min,
-                       size_t max) {
+std::string check_text(const std::string& field, const std::string& value, size_t min, size_t max) {
   if (value.size() < min)
-    return field + (min <= 1 ? " is required" : " is shorter than " + std::to_string(min) + " bytes");
+    return field
+           + (min <= 1 ? " is required" : " is shorter than " + std::to_string(min) + " bytes");
   if (value.size() > max)
     return field + " is longer than " + std::to_string(max) + " bytes";
   if (has_control_chars(value))
@@ -131,4 +131,4 @@ std::string check_title_id(const std::string& title) {
   return "";
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -47,9 +47,8 @@ std::string check_password(const std::string& password);
 std::string check_display_name(const std::string& name);
 std::string check_title_id(const std::string& title);
 /// A free-text field: `min` to `max` bytes, no control characters.
-std::string check_text(const std::string& field, const std::string& value, size_t min,
-                       size_t max);
+std::string check_text(const std::string& field, const std::string& value, size_t min, size_t max);
 /// Lower-cases the email (addresses are compared case-insensitively).
 std::string normalize_email(const std::string& email);
 
-} // namespace custodian
+}  // namespace custodian

@@ -20,7 +20,7 @@ std::string route_key(const std::string& domain, const std::string& value) {
   return hex;
 }
 
-} // namespace
+}  // namespace
 
 std::string email_route_key(const std::string& normalized_email) {
   return route_key("custodian/email-route\n", normalized_email);
@@ -30,4 +30,4 @@ std::string subject_route_key(const std::string& issuer, const std::string& subj
   return route_key("custodian/subject-route\n", issuer + '\n' + subject);
 }
 
-} // namespace custodian::identity
+}  // namespace custodian::identity

@@ -18,4 +18,4 @@ std::string subject_route_key(const std::string& issuer, const std::string& subj
 /// The role that may act on every user (a session token's roles carry it).
 inline const char* admin_role = "admin";
 
-} // namespace custodian::identity
+}  // namespace custodian::identity

@@ -21,7 +21,7 @@ bool valid_name(const std::string& n) {
 bool reserved(const http_route& r) {
   static const std::vector<std::pair<std::string, std::string>> runtime_routes{
     {"DELETE", "/v1/users/{id}"}, {"POST", "/v1/users/{id}/export"}, {"POST", "/v1/users"},
-    {"POST", "/v1/sessions"}, {"DELETE", "/v1/sessions"}, {"POST", "/v1/admins"}};
+    {"POST", "/v1/sessions"},     {"DELETE", "/v1/sessions"},        {"POST", "/v1/admins"}};
   for (auto& [m, p] : runtime_routes)
     if (r.method == m && r.path == p)
       return true;
@@ -61,7 +61,7 @@ std::string check_personal_data(const service_descriptor& d) {
   return "";
 }
 
-} // namespace
+}  // namespace
 
 void service_registry::add(service_descriptor d) {
   if (!valid_name(d.name))
@@ -75,8 +75,8 @@ void service_registry::add(service_descriptor d) {
     if (auto other = coordinator(kind); !other.empty())
       throw std::invalid_argument("services " + other + " and " + d.name
                                   + " both coordinate the same kind of job");
-  bool coordinates_register = std::find(d.coordinates.begin(), d.coordinates.end(),
-                                        v1::JOB_REGISTER) != d.coordinates.end();
+  bool coordinates_register =
+    std::find(d.coordinates.begin(), d.coordinates.end(), v1::JOB_REGISTER) != d.coordinates.end();
   if (coordinates_register != d.identity)
     throw std::invalid_argument("service " + d.name + ": the identity service, and only it, "
                                 "coordinates register jobs (it starts them)");
@@ -197,4 +197,4 @@ std::string service_registry::roles() const {
   return "";
 }
 
-} // namespace custodian
+}  // namespace custodian

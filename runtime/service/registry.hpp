@@ -37,7 +37,7 @@ class service_registry;
 /// `<service>.<key>` (`--auth.pwhash-ops=1`, or `pwhash-ops=1` under `[auth]`).
 struct service_option {
   enum kind_t { integer, duration, text };
-  std::string key;          ///< e.g. "pwhash-ops"
+  std::string key;  ///< e.g. "pwhash-ops"
   kind_t kind = text;
   std::string description;  ///< shown by --help: say the default
   int64_t min = INT64_MIN;  ///< an integer below this refuses the node's start
@@ -79,10 +79,10 @@ using register_starter =
 
 /// What a service's logic factory gets from the node that hosts it.
 struct service_context {
-  std::string service;                      ///< the service's own name
-  std::string node;                         ///< this node's name
+  std::string service;  ///< the service's own name
+  std::string node;  ///< this node's name
   std::shared_ptr<crypto::service_keys> keys;  ///< seal and open its users' fields (no destroy)
-  service_settings settings;                ///< its own config group
+  service_settings settings;  ///< its own config group
   std::shared_ptr<const service_registry> registry;  ///< participants of each step
   /// For the identity service (`identity = true`): starts the register job.
   register_starter begin_register;
@@ -93,7 +93,7 @@ struct service_context {
 /// command goes to the shard of that user.
 struct http_route {
   std::string method;  ///< GET, POST, PUT, PATCH or DELETE
-  std::string path;    ///< e.g. "/v1/users/{id}/watch-history"
+  std::string path;  ///< e.g. "/v1/users/{id}/watch-history"
   /// Parses and checks the JSON body into the service's command (a message of
   /// its own .proto, packed). Returns "" or the sentence of the 400 answer.
   std::function<std::string(const std::string& body, google::protobuf::Any& command)> parse;
@@ -194,4 +194,4 @@ void apply_test_values(caf::settings& all, const service_registry& reg);
 /// definition is generated from those folders).
 service_registry builtin_services();
 
-} // namespace custodian
+}  // namespace custodian

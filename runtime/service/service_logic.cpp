@@ -48,4 +48,4 @@ store::outbox_row make_outbox(const std::string& dest, const v1::Envelope& env, 
   return r;
 }
 
-} // namespace custodian
+}  // namespace custodian

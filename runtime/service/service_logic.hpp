@@ -44,7 +44,9 @@ class store_view {
 public:
   explicit store_view(store::event_store& st) : st_(st) {}
   /// The user's stored events, oldest first. Throws store::store_error.
-  std::vector<store::event_row> read_stream(const std::string& user_id) { return st_.read_stream(user_id); }
+  std::vector<store::event_row> read_stream(const std::string& user_id) {
+    return st_.read_stream(user_id);
+  }
   /// Whether the user has any stored event (cheaper than read_stream()).
   bool has_events(const std::string& user_id) { return st_.has_events(user_id); }
   bool tombstoned(const std::string& user_id) { return st_.tombstoned(user_id); }
@@ -104,4 +106,4 @@ struct injected_crash {
 store::outbox_row make_outbox(const std::string& dest, const v1::Envelope& env, bool personal,
                               int64_t now);
 
-} // namespace custodian
+}  // namespace custodian

@@ -25,8 +25,8 @@ void declare_service_options(caf::config_option_set& opts, const service_registr
   for (auto& d : reg.native()) {
     caf::config_option_adder group{opts, d.name};
     for (auto& o : d.options) {
-      auto what = o.test_hook ? "[test hook, needs CUSTODIAN_TEST_HOOKS=1] " + o.description
-                              : o.description;
+      auto what =
+        o.test_hook ? "[test hook, needs CUSTODIAN_TEST_HOOKS=1] " + o.description : o.description;
       switch (o.kind) {
         case service_option::integer: group.add<int64_t>(o.key, what); break;
         case service_option::duration: group.add<caf::timespan>(o.key, what); break;
@@ -43,14 +43,14 @@ std::vector<std::string> check_service_options(const caf::settings& all,
     for (auto& o : d.options) {
       auto name = d.name + "." + o.key;
       auto* value = caf::get_if(&all, name);
-      bool set = value != nullptr && !(o.kind == service_option::text
-                                       && caf::get_or(all, name, std::string()).empty());
+      bool set =
+        value != nullptr
+        && !(o.kind == service_option::text && caf::get_or(all, name, std::string()).empty());
       if (o.test_hook && set && !test_hooks)
         problems.push_back(name + " is a test hook (fault injection), not production "
                                   "configuration: it is accepted only with CUSTODIAN_TEST_HOOKS=1 "
                                   "in the environment");
-      if (o.kind == service_option::integer && set
-          && caf::get_or(all, name, o.min) < o.min)
+      if (o.kind == service_option::integer && set && caf::get_or(all, name, o.min) < o.min)
         problems.push_back(name + " must be at least " + std::to_string(o.min));
     }
   return problems;
@@ -71,4 +71,4 @@ void apply_test_values(caf::settings& all, const service_registry& reg) {
     }
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -53,7 +53,7 @@ wire job_now(shard_core& core, const v1::Envelope& get_job) {
   return wire{p.answered->reply.SerializeAsString()};
 }
 
-} // namespace
+}  // namespace
 
 wire shard_state::answer(const shard_core::result& r) {
   if (r.outbox_written)
@@ -79,7 +79,8 @@ bool shard_state::park(waiting& w, const v1::Reply& r) {
   // would take the silence for an unknown outcome.
   if (auto deadline = local_deadline(w.env))
     wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                            *deadline - std::chrono::steady_clock::now()) * 9 / 10);
+                            *deadline - std::chrono::steady_clock::now())
+                            * 9 / 10);
   if (wait.count() <= 0)
     return false;
   auto id = ++waiter_seq;
@@ -218,7 +219,8 @@ void shard_state::run_many(const std::string& key, std::vector<waiting> batch) {
     first.push_back(envs.size());
     append_handbacks(envs, w.env);
   }
-  auto p = std::make_shared<shard_core::prepared_many>(d.core->prepare_delivered(envs, &unconfirmed));
+  auto p =
+    std::make_shared<shard_core::prepared_many>(d.core->prepare_delivered(envs, &unconfirmed));
   auto mine = ++seq;
   for (auto& [id, rec] : p->written) {
     unconfirmed[id] = rec;
@@ -260,8 +262,7 @@ void shard_state::run(const std::string& key, waiting w) {
   if (w.env.command().has_retry_job() && unconfirmed.count(w.env.command().retry_job().job_id())) {
     // A hand-back of this job is still being written: the stored record is not
     // yet the job's latest state.
-    rp.deliver(wire_reply(v1::Reply::UNAVAILABLE,
-                          "the job is being updated; retry in a second"));
+    rp.deliver(wire_reply(v1::Reply::UNAVAILABLE, "the job is being updated; retry in a second"));
     settle(key);
     return;
   }
@@ -289,16 +290,15 @@ void shard_state::run(const std::string& key, waiting w) {
   // prepared from its record meanwhile would be written without it.
   auto until = rewrites ? std::chrono::steady_clock::time_point{}
                         : deadline.value_or(std::chrono::steady_clock::time_point{});
-  commit(p->commit, until,
-         [this, p, rp, key, mine, written](const store::status& st) mutable {
-           for (auto& id : written)
-             if (auto i = written_by.find(id); i != written_by.end() && i->second == mine) {
-               written_by.erase(i);
-               unconfirmed.erase(id);
-             }
-           rp.deliver(answer(d.core->finish(*p, st)));
-           settle(key);
-         });
+  commit(p->commit, until, [this, p, rp, key, mine, written](const store::status& st) mutable {
+    for (auto& id : written)
+      if (auto i = written_by.find(id); i != written_by.end() && i->second == mine) {
+        written_by.erase(i);
+        unconfirmed.erase(id);
+      }
+    rp.deliver(answer(d.core->finish(*p, st)));
+    settle(key);
+  });
 }
 
 caf::typed_response_promise<wire> shard_state::receive(const wire& msg) {
@@ -343,4 +343,4 @@ shard_self_actor::behavior_type shard_impl(shard_self_actor::stateful_pointer<sh
   };
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -45,8 +45,8 @@ struct shard_state {
   /// A user is here while a command of theirs is in flight.
   struct user {
     std::deque<waiting> queue;  ///< their next commands, in arrival order
-    size_t in_flight = 0;       ///< their commands being prepared or written
-    bool handbacks_only = true; ///< every command in flight is a hand-back
+    size_t in_flight = 0;  ///< their commands being prepared or written
+    bool handbacks_only = true;  ///< every command in flight is a hand-back
   };
 
   /// A GetJob with wait_ms on a running job, answered when a commit of this
@@ -110,4 +110,4 @@ struct shard_state {
 shard_self_actor::behavior_type shard_impl(shard_self_actor::stateful_pointer<shard_state> self,
                                            shard_deps deps);
 
-} // namespace custodian
+}  // namespace custodian

@@ -53,7 +53,7 @@ void forget_erased_in_audit(store::commit& c) {
     }
 }
 
-} // namespace
+}  // namespace
 
 bool passes_tombstone(const v1::Command& cmd) {
   switch (cmd.kind_case()) {
@@ -62,8 +62,7 @@ bool passes_tombstone(const v1::Command& cmd) {
     case v1::Command::kDelivered:
     case v1::Command::kReleaseHold:  // a hold's timer after its user was erased: nothing to do
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -85,7 +84,8 @@ shard_core::prepared shard_core::prepare(const std::string& envelope_bytes) {
   v1::Envelope env;
   if (!env.ParseFromString(envelope_bytes)) {
     prepared p;
-    p.answered = result{make_reply(v1::Reply::INVALID, "malformed envelope"), false, false, nullptr};
+    p.answered =
+      result{make_reply(v1::Reply::INVALID, "malformed envelope"), false, false, nullptr};
     return p;
   }
   return prepare(env);
@@ -110,7 +110,8 @@ void shard_core::verify(const std::string& user_id, v1::Reply& reply) {
   } catch (const std::exception& e) {
     // Unread is not verified: the coordinator retries the step.
     log::get(logic_->name())->warn("erase verification could not read the store: {}", e.what());
-    reply = make_reply(v1::Reply::UNAVAILABLE, "the erasure could not be verified: store unreadable");
+    reply =
+      make_reply(v1::Reply::UNAVAILABLE, "the erasure could not be verified: store unreadable");
   }
 }
 
@@ -125,7 +126,8 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
     bool dedup = env.at_least_once() && !env.request_id().empty();
     auto inbox_user = holds_personal_data_ ? env.user_id() : std::string();
     if (dedup) {
-      if (auto stored = store_->inbox_get(inbox_user, env.request_id()); stored && !stored->empty()) {
+      if (auto stored = store_->inbox_get(inbox_user, env.request_id());
+          stored && !stored->empty()) {
         // 'P' + plain reply, or 'S' + reply sealed with the user's key.
         std::optional<std::string> bytes = stored->substr(1);
         if ((*stored)[0] == 'S')
@@ -184,21 +186,22 @@ shard_core::prepared shard_core::prepare_command(const v1::Envelope& env) {
     p.request_id = env.request_id();
     return p;
   } catch (const store::store_error& e) {
-    log::get(logic_->name())->warn("{} request={}: store: {}", command_name(env), env.request_id(),
-                                   e.what());
+    log::get(logic_->name())
+      ->warn("{} request={}: store: {}", command_name(env), env.request_id(), e.what());
     return answer(make_reply(e.code, std::string("store: ") + to_string(e.code)));
   } catch (const contract_violation& e) {
     // The service's author must hear of it: the message names the service
     // and the rule, never data.
-    log::get(logic_->name())->error("{} request={}: {}", command_name(env), env.request_id(),
-                                    e.what());
+    log::get(logic_->name())
+      ->error("{} request={}: {}", command_name(env), env.request_id(), e.what());
     return answer(make_reply(v1::Reply::INTERNAL, e.what()));
   } catch (const std::exception& e) {
     // A bug or unreadable stored data in the logic: this command fails (500),
     // the shard lives on and nothing is written. The exception's text may
     // quote stored data, so only its type of failure is logged.
-    log::get(logic_->name())->error("{} request={}: the service failed ({})", command_name(env),
-                                    env.request_id(), typeid(e).name());
+    log::get(logic_->name())
+      ->error("{} request={}: the service failed ({})", command_name(env), env.request_id(),
+              typeid(e).name());
     return answer(make_reply(v1::Reply::INTERNAL, logic_->name() + " failed on this request"));
   }
 }
@@ -220,8 +223,8 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
   if (st.code == store::errc::overloaded)
     return {overloaded_reply(), false, false, nullptr};
   if (!st.ok())
-    return {make_reply(st.code, std::string("store: ") + to_string(st.code)), false,
-            false, nullptr};
+    return {make_reply(st.code, std::string("store: ") + to_string(st.code)), false, false,
+            nullptr};
   // Logged once the erasure is durable: a redelivery is answered from the
   // inbox and never gets here (tests count these lines).
   for (auto& u : p.commit->erase_users)
@@ -240,8 +243,8 @@ shard_core::result shard_core::finish(prepared& p, const store::status& st) {
     if (rec.done_ms() != rec.updated_ms())
       continue;
     ended.insert(j.job_id);
-    metrics::job_finished(j.kind, static_cast<double>(std::max<int64_t>(
-                                    0, rec.done_ms() - rec.created_ms())) / 1000.0);
+    metrics::job_finished(
+      j.kind, static_cast<double>(std::max<int64_t>(0, rec.done_ms() - rec.created_ms())) / 1000.0);
     if (on_job_finished_)
       on_job_finished_(saga::job_status(rec));
   }
@@ -284,8 +287,7 @@ shard_core::prepared_many shard_core::prepare_delivered(
       p.replies.push_back(std::move(out.reply));
     }
   } catch (const store::store_error& e) {
-    p.replies.assign(envs.size(),
-                     make_reply(e.code, std::string("store: ") + to_string(e.code)));
+    p.replies.assign(envs.size(), make_reply(e.code, std::string("store: ") + to_string(e.code)));
     return p;
   } catch (const std::exception& e) {
     log::get(logic_->name())->error("hand-backs: the service failed ({})", typeid(e).name());
@@ -328,4 +330,4 @@ std::vector<shard_core::result> shard_core::finish(prepared_many& p, const store
   return out;
 }
 
-} // namespace custodian
+}  // namespace custodian

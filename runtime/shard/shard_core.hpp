@@ -39,7 +39,7 @@ public:
   struct result {
     v1::Reply reply;
     bool outbox_written = false;  ///< the commit added outbox entries: wake the sender
-    bool redelivery = false;      ///< answered from the inbox
+    bool redelivery = false;  ///< answered from the inbox
     /// The outbox entries the commit added, with their ids (for the sender).
     std::shared_ptr<const std::vector<store::outbox_row>> fresh;
     /// The jobs this commit ended (done or failed): their waiters wake.
@@ -107,4 +107,4 @@ private:
 /// job and delivery bookkeeping carry no personal data).
 bool passes_tombstone(const v1::Command& cmd);
 
-} // namespace custodian
+}  // namespace custodian

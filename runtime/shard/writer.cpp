@@ -155,10 +155,11 @@ void write_batches(const std::vector<std::shared_ptr<staged_batch>>& bs,
     caf::anon_send(caf::actor_cast<writer_actor>(w), flush_atom::value);
 }
 
-} // namespace
+}  // namespace
 
 void writer_state::answer_written(bool stopping) {
-  while (!inflight.empty() && (stopping || inflight.front()->done.load(std::memory_order_acquire))) {
+  while (!inflight.empty()
+         && (stopping || inflight.front()->done.load(std::memory_order_acquire))) {
     auto f = std::move(inflight.front());
     inflight.pop_front();
     // Stopping after the log thread was joined: every batch listed was handed
@@ -226,8 +227,9 @@ void take(writer_actor::stateful_pointer<writer_state> self,
       // fails the groups staged over it).
       f->staged.reset();
       for (auto& g : f->groups)
-        g.results.assign(g.commits.size(),
-                         store::status{errc::unavailable, std::string("the writer's log thread: ") + e.what()});
+        g.results.assign(
+          g.commits.size(),
+          store::status{errc::unavailable, std::string("the writer's log thread: ") + e.what()});
       f->done = true;
     }
     s.inflight.push_back(f);
@@ -240,7 +242,7 @@ void take(writer_actor::stateful_pointer<writer_state> self,
   answer(*f, s.service);
 }
 
-} // namespace
+}  // namespace
 
 writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_state> self,
                                         std::shared_ptr<store::event_store> st, writer_config cfg) {
@@ -300,4 +302,4 @@ writer_actor::behavior_type writer_impl(writer_actor::stateful_pointer<writer_st
   };
 }
 
-} // namespace custodian
+}  // namespace custodian

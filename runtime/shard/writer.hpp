@@ -53,7 +53,7 @@ struct commit_ticket {
   std::function<void(const store::commit&)> on_staged;
 };
 
-} // namespace custodian
+}  // namespace custodian
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::commit_ticket)
 
@@ -85,7 +85,7 @@ struct writer_waiting {
   caf::typed_response_promise<caf::ok_atom> promise;
   std::chrono::steady_clock::time_point deadline;
   std::shared_ptr<store::event_store> store;  ///< null: the writer's own
-  std::string service;                        ///< "": the writer's
+  std::string service;  ///< "": the writer's
   std::function<void(const store::commit&)> on_staged;  ///< commit_ticket::on_staged
 };
 
@@ -98,7 +98,7 @@ struct staged_batch {
   std::vector<std::pair<size_t, size_t>> where;  ///< each commit's (group, index)
   std::unique_ptr<store::staged_group> staged;
   std::chrono::steady_clock::time_point t0;
-  caf::timespan took{0};          ///< from staging to written (set by the log thread)
+  caf::timespan took{0};  ///< from staging to written (set by the log thread)
   std::atomic<bool> done{false};  ///< written or failed: its results are set
 };
 
@@ -133,7 +133,7 @@ struct writer_state {
   bool flush_scheduled = false;
   uint64_t batches = 0;
   uint64_t commits = 0;
-  uint64_t expired = 0;   ///< refused: their deadline passed while they waited
+  uint64_t expired = 0;  ///< refused: their deadline passed while they waited
   caf::timespan busy{0};  ///< time spent writing
   static inline const char* name = "writer";
   /// Answers what the log thread has written (every batch, when stopping).
@@ -171,4 +171,4 @@ private:
   writer_actor w_;
 };
 
-} // namespace custodian
+}  // namespace custodian

@@ -36,7 +36,7 @@ void append_all(std::vector<T>& to, std::vector<T>& from) {
   to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
   from.clear();
 }
-} // namespace
+}  // namespace
 
 void merge(commit& into, commit&& from) {
   append_all(into.destroy_keys, from.destroy_keys);
@@ -53,8 +53,7 @@ void merge(commit& into, commit&& from) {
 }
 
 bool index_conflict(const commit& c, const index_owner_fn& owner_of) {
-  std::set<std::pair<std::string, std::string>> own_dels{c.index_dels.begin(),
-                                                         c.index_dels.end()};
+  std::set<std::pair<std::string, std::string>> own_dels{c.index_dels.begin(), c.index_dels.end()};
   std::set<std::string> erased{c.erase_users.begin(), c.erase_users.end()};
   std::set<std::pair<std::string, std::string>> put;
   for (auto& r : c.index_puts) {
@@ -111,4 +110,4 @@ std::vector<status> commit_batch(const std::vector<const commit*>& batch,
   return out;
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

@@ -102,8 +102,8 @@ private:
   using key = std::pair<std::string, std::string>;
   index_owner_fn stored_;
   std::map<key, std::string> taken_;  ///< put by the batch: by whom
-  std::set<key> freed_;               ///< deleted by the batch
-  std::set<std::string> erased_;      ///< users the batch erases
+  std::set<key> freed_;  ///< deleted by the batch
+  std::set<std::string> erased_;  ///< users the batch erases
 };
 
 /// apply_batch's frame: `destroy_keys` (durable) before `write`, which writes
@@ -114,4 +114,4 @@ std::vector<status> commit_batch(const std::vector<const commit*>& batch,
                                  const std::function<void()>& destroy_keys,
                                  const std::function<void(std::vector<status>&)>& write);
 
-} // namespace custodian::store
+}  // namespace custodian::store

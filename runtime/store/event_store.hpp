@@ -38,20 +38,20 @@ struct store_error : std::runtime_error {
 };
 
 struct event_row {
-  std::string stream;   ///< the user id
-  int64_t seq = 0;      ///< 1, 2, ... within the stream
+  std::string stream;  ///< the user id
+  int64_t seq = 0;  ///< 1, 2, ... within the stream
   std::string payload;  ///< serialized custodian.v1.StoredEvent
 };
 
 struct outbox_row {
-  int64_t id = 0;            ///< assigned by the store
-  std::string dest;          ///< destination service
-  std::string user_id;       ///< routing key
-  std::string request_id;    ///< dedup key at the receiver
-  std::string payload;       ///< serialized custodian.v1.Envelope
-  bool personal = true;      ///< holds personal data: deleted when the user is erased
-  int32_t attempt = 0;       ///< deliveries tried so far
-  int64_t next_at_ms = 0;    ///< not before
+  int64_t id = 0;  ///< assigned by the store
+  std::string dest;  ///< destination service
+  std::string user_id;  ///< routing key
+  std::string request_id;  ///< dedup key at the receiver
+  std::string payload;  ///< serialized custodian.v1.Envelope
+  bool personal = true;  ///< holds personal data: deleted when the user is erased
+  int32_t attempt = 0;  ///< deliveries tried so far
+  int64_t next_at_ms = 0;  ///< not before
   int64_t created_ms = 0;
   /// Not stored: the sender may deliver it as soon as its commit is staged in
   /// the node's log, before that commit is durable, to a shard on this node
@@ -63,22 +63,22 @@ struct outbox_row {
 struct inbox_row {
   std::string request_id;
   std::string user_id;
-  std::string outcome;       ///< serialized custodian.v1.Reply, sent again on redelivery
+  std::string outcome;  ///< serialized custodian.v1.Reply, sent again on redelivery
 };
 
 struct index_row {
-  std::string space;         ///< e.g. "email", "session"
-  std::string key;           ///< unique within space
+  std::string space;  ///< e.g. "email", "session"
+  std::string key;  ///< unique within space
   std::string user_id;
   std::string value;
 };
 
 struct job_row {
-  std::string job_id;        ///< time-ordered (new_time_ordered_id): newer jobs sort higher
-  std::string user_id;       ///< empty for jobs that must hold no personal data
-  std::string record;        ///< serialized custodian.v1.JobRecord
-  std::string kind;          ///< "erase", ... (the list's filter; the record is the truth)
-  std::string state;         ///< "running", "done", "failed"
+  std::string job_id;  ///< time-ordered (new_time_ordered_id): newer jobs sort higher
+  std::string user_id;  ///< empty for jobs that must hold no personal data
+  std::string record;  ///< serialized custodian.v1.JobRecord
+  std::string kind;  ///< "erase", ... (the list's filter; the record is the truth)
+  std::string state;  ///< "running", "done", "failed"
   int64_t created_ms = 0;
 };
 
@@ -103,10 +103,10 @@ struct job_count {
 /// One entry of the audit trail: who did what, when, to which job. `user_id`
 /// (and an admin actor's id) is cleared when that user is erased.
 struct audit_row {
-  std::string id;       ///< time-ordered, unique (new_time_ordered_id)
+  std::string id;  ///< time-ordered, unique (new_time_ordered_id)
   int64_t at_ms = 0;
-  std::string action;   ///< register, erase, export, hold_set, hold_released, ...
-  std::string actor;    ///< "self", "admin:<user id>", "system"
+  std::string action;  ///< register, erase, export, hold_set, hold_released, ...
+  std::string actor;  ///< "self", "admin:<user id>", "system"
   std::string job_id;
   std::string user_id;  ///< whom it was about ("" once erased, or none)
 };
@@ -145,20 +145,20 @@ struct commit {
   std::vector<std::pair<std::string, std::string>> events;  ///< (stream, payload)
   std::vector<std::pair<std::string, std::string>> index_dels;  ///< (space, key)
   std::vector<index_row> index_puts;  ///< insert; conflict if (space, key) exists
-  std::vector<job_row> jobs;          ///< upsert by job id
-  std::vector<int64_t> outbox_acks;   ///< delivered: delete
-  std::vector<outbox_row> outbox;     ///< new entries
+  std::vector<job_row> jobs;  ///< upsert by job id
+  std::vector<int64_t> outbox_acks;  ///< delivered: delete
+  std::vector<outbox_row> outbox;  ///< new entries
   std::optional<inbox_row> inbox;
-  std::vector<audit_row> audit;       ///< appended (after the erasures: an entry of a
-                                      ///< user erased in this commit keeps no user id)
+  std::vector<audit_row> audit;  ///< appended (after the erasures: an entry of a
+    ///< user erased in this commit keeps no user id)
   /// Filled in by the store when the commit is applied: the id of each entry of
   /// `outbox`, in order (so the runtime can hand them to the sender at once).
   mutable std::vector<int64_t> outbox_ids;
 
   bool empty() const {
-    return destroy_keys.empty() && destroy_node_keys.empty() && erase_users.empty() && tombstones.empty() && events.empty() && index_dels.empty()
-           && index_puts.empty() && jobs.empty() && outbox_acks.empty() && outbox.empty()
-           && !inbox && audit.empty();
+    return destroy_keys.empty() && destroy_node_keys.empty() && erase_users.empty()
+           && tombstones.empty() && events.empty() && index_dels.empty() && index_puts.empty()
+           && jobs.empty() && outbox_acks.empty() && outbox.empty() && !inbox && audit.empty();
   }
 };
 
@@ -356,4 +356,4 @@ public:
   virtual void close() = 0;
 };
 
-} // namespace custodian::store
+}  // namespace custodian::store

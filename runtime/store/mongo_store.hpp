@@ -46,7 +46,7 @@ namespace custodian::store {
 namespace mongo {
 class client;
 struct batch_plan;
-} // namespace mongo
+}  // namespace mongo
 
 struct mongo_options {
   std::string uri = "mongodb://127.0.0.1:27017";
@@ -242,4 +242,4 @@ private:
   bool stop_ = false;
 };
 
-} // namespace custodian::store
+}  // namespace custodian::store

@@ -40,4 +40,4 @@ public:
   virtual void write_staged(const std::vector<staged_group*>& groups) = 0;
 };
 
-} // namespace custodian::store
+}  // namespace custodian::store

@@ -115,7 +115,7 @@ private:
   /// What a staged batch changes once its write is durable.
   struct staged {
     int64_t depth_delta = 0;  ///< outbox entries added minus removed
-    bool erased = false;      ///< it erased a user (the scrubber follows)
+    bool erased = false;  ///< it erased a user (the scrubber follows)
     std::map<std::string, int64_t> last_seq;  ///< each written stream's last sequence number
     /// Every key the batch writes: its value, or none (deleted).
     std::map<std::string, std::optional<std::string>> writes;
@@ -149,7 +149,8 @@ private:
   /// Writes staged groups of this node's DB as one batch (rocks/group.cpp).
   static void write_groups(const std::vector<rocks_group*>& groups);
   /// Each service's share of a group staged, one after another (apply.cpp).
-  static std::vector<staged> stage_all(rocks::node_db& node, const std::vector<rocks_store*>& stores,
+  static std::vector<staged> stage_all(rocks::node_db& node,
+                                       const std::vector<rocks_store*>& stores,
                                        std::vector<store_batch>& groups);
   /// Stages `groups` (null: not all of them in this node's DB). For the
   /// pipeline (`hold` null) the group joins its stores' chains. Otherwise it
@@ -195,4 +196,4 @@ private:
   std::unordered_map<std::string, int64_t> seqs_;
 };
 
-} // namespace custodian::store
+}  // namespace custodian::store

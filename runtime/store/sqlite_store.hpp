@@ -99,9 +99,9 @@ private:
   sqlite_options opts_;
   bool memory_ = false;
   bool closed_ = false;
-  conn db_;         ///< writer of the data file
-  conn readers_[2]; ///< readers of the data file
-  conn keys_;       ///< writer of the key table
+  conn db_;  ///< writer of the data file
+  conn readers_[2];  ///< readers of the data file
+  conn keys_;  ///< writer of the key table
   conn keys_reader_;
   std::mutex close_mtx_;
 
@@ -123,4 +123,4 @@ private:
   void scrub_data();
 };
 
-} // namespace custodian::store
+}  // namespace custodian::store

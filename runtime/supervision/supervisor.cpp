@@ -89,11 +89,12 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
       for (size_t i = 0; i < self->state.children.size(); ++i)
         if (self->state.children[i] && self->state.specs[i].answers_ready)
           self->request(self->state.children[i], std::chrono::seconds(10), ready_atom::value)
-            .then([rp, waiting](caf::ok_atom) mutable {
-                    if (--*waiting == 0)
-                      rp.deliver(caf::ok_atom::value);
-                  },
-                  [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+            .then(
+              [rp, waiting](caf::ok_atom) mutable {
+                if (--*waiting == 0)
+                  rp.deliver(caf::ok_atom::value);
+              },
+              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
       return rp;
     },
     [self](add_child_atom, child_spec& spec) {
@@ -128,4 +129,4 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_
   };
 }
 
-} // namespace custodian
+}  // namespace custodian

@@ -36,7 +36,7 @@ struct child_spec {
   bool answers_ready = false;
 };
 
-} // namespace custodian
+}  // namespace custodian
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(custodian::child_spec)
 
@@ -66,4 +66,4 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;
 caf::behavior supervisor(caf::stateful_actor<supervisor_state, caf::event_based_actor>* self,
                          std::string name, std::vector<child_spec> specs, supervisor_config cfg);
 
-} // namespace custodian
+}  // namespace custodian

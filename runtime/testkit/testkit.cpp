@@ -47,7 +47,7 @@ service_descriptor find_descriptor(const std::string& name, const kit_options& o
   return *d;
 }
 
-} // namespace
+}  // namespace
 
 service_kit::service_kit(const std::string& service, kit_options opts) {
   // Read before it is moved: the order of a call's arguments is unspecified.
@@ -133,9 +133,7 @@ v1::Envelope service_kit::command_envelope(const std::string& user_id,
   return env;
 }
 
-shard_core::result service_kit::run(const v1::Envelope& env) {
-  return core_->process(env);
-}
+shard_core::result service_kit::run(const v1::Envelope& env) { return core_->process(env); }
 
 v1::Reply service_kit::command(const std::string& user_id, const google::protobuf::Message& cmd) {
   return run(command_envelope(user_id, cmd)).reply;
@@ -218,7 +216,7 @@ size_t service_kit::settle_outbox(
   std::function<v1::Reply(const std::string& dest, const v1::Envelope& sent)> answer) {
   size_t n = 0;
   for (auto& row : outbox()) {
-    auto reply = answer                                   ? answer(row.dest, sent(row))
+    auto reply = answer                                 ? answer(row.dest, sent(row))
                  : sent(row).command().has_erase_user() ? verified_erase()
                                                         : make_reply(v1::Reply::OK);
     run(delivered(row, reply));
@@ -258,8 +256,8 @@ shard_actor service_kit::shard() {
 v1::Reply service_kit::ask_shard(const v1::Envelope& env) {
   auto target = shard();
   caf::scoped_actor self{*sys_, true};
-  auto handle = self->request(target, std::chrono::seconds(30), cmd_atom::value,
-                              wire{env.SerializeAsString()});
+  auto handle =
+    self->request(target, std::chrono::seconds(30), cmd_atom::value, wire{env.SerializeAsString()});
   sched_->run();
   v1::Reply reply = make_reply(v1::Reply::INTERNAL, "the shard actor did not answer");
   handle.receive(
@@ -327,4 +325,4 @@ bool service_kit::files_contain(const std::string& needle) {
   return false;
 }
 
-} // namespace custodian::testkit
+}  // namespace custodian::testkit

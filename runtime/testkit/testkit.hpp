@@ -38,7 +38,7 @@
 
 namespace custodian {
 struct service_wiring;
-} // namespace custodian
+}  // namespace custodian
 
 namespace custodian::testkit {
 
@@ -163,4 +163,4 @@ private:
   std::atomic<int64_t> offset_{0};  ///< virtual time added to the wall clock (retries)
 };
 
-} // namespace custodian::testkit
+}  // namespace custodian::testkit

@@ -34,11 +34,11 @@ namespace {
 struct model_user {
   user_session s;
   std::vector<std::string> titles;  ///< accepted (201)
-  std::set<std::string> maybe;      ///< answer lost: may or may not exist
-  bool erased = false;              ///< erase accepted (202)
-  bool erase_unknown = false;       ///< erase answer lost
+  std::set<std::string> maybe;  ///< answer lost: may or may not exist
+  bool erased = false;  ///< erase accepted (202)
+  bool erase_unknown = false;  ///< erase answer lost
   bool registered_pending = false;  ///< register answered 202 (provisioning went on)
-  std::string register_job;         ///< its register job (accepted: 201 or 202)
+  std::string register_job;  ///< its register job (accepted: 201 or 202)
   std::string password = "correct horse";
 };
 
@@ -158,7 +158,8 @@ struct chaos_run {
 
   void op_register(api_client& api) {
     model_user u;
-    u.s.email = "chaos-" + std::to_string(seed) + "-" + std::to_string(++next_email) + "@example.com";
+    u.s.email =
+      "chaos-" + std::to_string(seed) + "-" + std::to_string(++next_email) + "@example.com";
     u.s.name = "Chaos " + std::to_string(next_email);
     auto r = api.register_user(u.s.email, "correct horse", u.s.name);
     if (r.status != 201 && r.status != 202)
@@ -246,10 +247,12 @@ struct chaos_run {
         continue;
       // 503 is "not now" (a shard still being taken over): asked again.
       response r;
-      wait_until([&] {
-        r = api.raw("POST", "/v1/users/" + u.s.user_id + "/export", "{}", u.s.token);
-        return r.status != 503;
-      }, std::chrono::seconds(30));
+      wait_until(
+        [&] {
+          r = api.raw("POST", "/v1/users/" + u.s.user_id + "/export", "{}", u.s.token);
+          return r.status != 503;
+        },
+        std::chrono::seconds(30));
       BOOST_TEST_REQUIRE((r.status == 202 || r.status == 401 || r.status == 404),
                          "export of " << u.s.user_id << " after a lost erase answer: " << r.status);
       u.erased = r.status != 202;
@@ -277,9 +280,9 @@ struct chaos_run {
   /// `during_load`: an export taken while the load ran. For a user whose
   /// register was answered 202 (provisioning still going on), the services
   /// provisioned later may not know the user yet: their sections may be empty.
-  void check_bundle(const bundle_view& b, const model_user& u, const std::vector<std::string>& titles,
-                    const std::set<std::string>& maybe, const std::string& what,
-                    bool during_load = false) {
+  void check_bundle(const bundle_view& b, const model_user& u,
+                    const std::vector<std::string>& titles, const std::set<std::string>& maybe,
+                    const std::string& what, bool during_load = false) {
     bool may_lag = during_load && u.registered_pending;
     std::set<std::string> got;
     auto history = b.watchhistory();
@@ -288,14 +291,17 @@ struct chaos_run {
     for (auto& t : titles)
       BOOST_TEST(got.count(t) == 1u, what << ": accepted watch " << t << " missing");
     for (auto& t : got)
-      BOOST_TEST((std::find(titles.begin(), titles.end(), t) != titles.end() || maybe.count(t) == 1),
-                 what << ": unexpected watch " << t);
-    BOOST_TEST(static_cast<size_t>(b.watchhistory().events_size()) == got.size(), what << ": duplicates");
+      BOOST_TEST(
+        (std::find(titles.begin(), titles.end(), t) != titles.end() || maybe.count(t) == 1),
+        what << ": unexpected watch " << t);
+    BOOST_TEST(static_cast<size_t>(b.watchhistory().events_size()) == got.size(),
+               what << ": duplicates");
     BOOST_TEST((b.authz().roles_size() == 1 || (may_lag && b.authz().roles_size() == 0)),
-               what << ": authz section {" << b.authz().ShortDebugString() << "}, register answered "
-                    << (u.registered_pending ? 202 : 201));
-    BOOST_TEST((b.user().display_name() == u.s.name || (may_lag && b.user().display_name().empty())),
-               what << ": register answered " << (u.registered_pending ? 202 : 201));
+               what << ": authz section {" << b.authz().ShortDebugString()
+                    << "}, register answered " << (u.registered_pending ? 202 : 201));
+    BOOST_TEST(
+      (b.user().display_name() == u.s.name || (may_lag && b.user().display_name().empty())),
+      what << ": register answered " << (u.registered_pending ? 202 : 201));
     BOOST_TEST(b.auth().email() == u.s.email, what);
   }
 
@@ -317,8 +323,9 @@ struct chaos_run {
         late += fw.late_applies();
       }
     }
-    std::cout << "chaos: seed " << seed << ": lease epochs past the first (auth, authz, user): "
-              << takeovers << ", fenced writes " << fenced << ", late applies " << late << std::endl;
+    std::cout << "chaos: seed " << seed
+              << ": lease epochs past the first (auth, authz, user): " << takeovers
+              << ", fenced writes " << fenced << ", late applies " << late << std::endl;
   }
 
   void print_log_tail(const std::string& n) {
@@ -335,7 +342,8 @@ struct chaos_run {
     f.api = std::make_unique<api_client>(f.node("a").url());
     if (!f.wait_alive({"a", "b", "c"}, true, seconds(20))) {
       for (auto& [n, alive] : f.alive_as_seen_by_a())
-        std::cout << "chaos: seed " << seed << ": a sees " << n << (alive ? " alive" : " down") << "\n";
+        std::cout << "chaos: seed " << seed << ": a sees " << n << (alive ? " alive" : " down")
+                  << "\n";
       for (auto n : {"a", "b", "c"})
         print_log_tail(n);
       BOOST_TEST_REQUIRE(false, "the three nodes did not all come back within 20 s");
@@ -350,7 +358,8 @@ struct chaos_run {
       // only then.
       auto st = api.wait_job(u.register_job, "", seconds(60));
       if (u.erased)
-        BOOST_TEST((st.state() == "done" || st.state() == "status 404"), "register job " << u.register_job);
+        BOOST_TEST((st.state() == "done" || st.state() == "status 404"),
+                   "register job " << u.register_job);
       else
         BOOST_TEST(st.state() == "done", "register job " << u.register_job << " of a live user");
     }
@@ -378,7 +387,8 @@ struct chaos_run {
       }
       auto r = api.raw("POST", "/v1/users/" + u.s.user_id + "/export", "{}", u.s.token);
       BOOST_TEST_REQUIRE(r.status == 202, r.body);
-      auto st = api.wait_job(api_client::parse<v1::JobAccepted>(r).job_id(), u.s.token, seconds(60));
+      auto st =
+        api.wait_job(api_client::parse<v1::JobAccepted>(r).job_id(), u.s.token, seconds(60));
       BOOST_TEST_REQUIRE(st.state() == "done");
       check_bundle(bundle_of(st), u, u.titles, u.maybe, "final export of " + u.s.user_id);
     }
@@ -437,7 +447,7 @@ std::vector<uint32_t> seeds() {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(randomized_fault_schedules) {
   for (auto seed : seeds()) {

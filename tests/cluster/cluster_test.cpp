@@ -49,7 +49,7 @@ void check_c_holds_nothing(cluster_fixture& f, const std::vector<user_session>& 
   BOOST_TEST(f.store_files("c", "watchhistory").find("title-") == std::string::npos);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(erase_while_watchhistory_node_is_killed, cluster_fixture) {
   std::vector<user_session> users;
@@ -169,7 +169,8 @@ BOOST_FIXTURE_TEST_CASE(register_while_authz_node_is_down, cluster_fixture) {
   BOOST_TEST(st.services().at("user") == "done");
   node("b").start();
   BOOST_TEST(api->wait_job(reg.job_id(), "", seconds(30)).state() == "done");
-  auto l = api_client::parse<v1::LoginResponse>(api->login("late-role@example.com", "correct horse"));
+  auto l =
+    api_client::parse<v1::LoginResponse>(api->login("late-role@example.com", "correct horse"));
   auto e = api->raw("POST", "/v1/users/" + l.user_id() + "/export", "{}", l.token());
   auto bundle = bundle_of(api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), l.token()));
   BOOST_TEST_REQUIRE(bundle.authz().roles_size() == 1);
@@ -205,7 +206,8 @@ BOOST_FIXTURE_TEST_CASE(cluster_status_reports_nodes_shards_and_outbox, cluster_
   // The age is that of the erasure waiting for c: at most the time since it
   // was sent (10 ms of clock slack), and it grows while c stays down.
   auto since_erase = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - before_erase).count();
+                       std::chrono::steady_clock::now() - before_erase)
+                       .count();
   auto first_age = cs.oldest_pending_age_ms();
   BOOST_TEST(first_age <= since_erase + 10);
   BOOST_TEST(wait_until([&] {
@@ -240,8 +242,8 @@ BOOST_AUTO_TEST_CASE(crashing_shard_is_restarted_then_escalates_and_is_reported)
       bool hosts_it = false;
       for (auto& s : n.services())
         hosts_it = hosts_it || s.service() == "watchhistory";
-      if (n.name() == "c" && n.failed_services_size() == 1
-          && n.failed_services(0) == "watchhistory" && !hosts_it)
+      if (n.name() == "c" && n.failed_services_size() == 1 && n.failed_services(0) == "watchhistory"
+          && !hosts_it)
         return true;
     }
     return false;

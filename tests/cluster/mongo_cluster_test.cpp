@@ -28,7 +28,7 @@ constexpr int lease_s = 2;
 struct mongo_cluster : cluster_fixture {
   mongo_cluster()
     : cluster_fixture(split_layout(), {"--store.mongodb.lease=" + std::to_string(lease_s) + "s",
-                                 "--gateway.request-timeout=3s"}) {}
+                                       "--gateway.request-timeout=3s"}) {}
 
   struct lease {
     std::string owner;
@@ -100,11 +100,12 @@ std::vector<std::pair<std::string, uint32_t>> shards_of(const std::string& svc, 
   return out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(placement_gives_each_node_its_shards, mongo_cluster) {
-  BOOST_TEST_REQUIRE(wait_until([&] { return leases().size() == 8 * service_count(); }, seconds(10)),
-                     leases().size());
+  BOOST_TEST_REQUIRE(
+    wait_until([&] { return leases().size() == 8 * service_count(); }, seconds(10)),
+    leases().size());
   auto ls = leases();
   for (uint32_t i = 0; i < 8; ++i) {
     BOOST_TEST(owner_of(ls, "user", i) == (i < 4 ? "a" : "b"));
@@ -127,8 +128,8 @@ BOOST_FIXTURE_TEST_CASE(kill_9_a_node_its_shards_are_taken_over_and_work_goes_on
     b_shards.push_back(s);
   BOOST_TEST_REQUIRE(wait_until([&] { return moved_away(b_shards, "b"); }, seconds(lease_s + 5)));
   auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  BOOST_TEST_MESSAGE("b's 8 shards had new owners " << took << " s after kill -9 (lease "
-                                                    << lease_s << " s)");
+  BOOST_TEST_MESSAGE("b's 8 shards had new owners " << took << " s after kill -9 (lease " << lease_s
+                                                    << " s)");
   auto ls = leases();
   for (uint32_t i = 4; i < 8; ++i)
     BOOST_TEST(owner_of(ls, "user", i) == "a");  // the other node hosting user
@@ -218,8 +219,8 @@ BOOST_FIXTURE_TEST_CASE(a_paused_owner_is_fenced_after_the_takeover, mongo_clust
   ::kill(node("c").pid, SIGSTOP);
   paused.insert("c");
   // b (the other watchhistory node) takes c's shards over once the lease expires.
-  BOOST_TEST_REQUIRE(
-    wait_until([&] { return moved_away(shards_of("watchhistory", 4, 7), "c"); }, seconds(lease_s + 5)));
+  BOOST_TEST_REQUIRE(wait_until([&] { return moved_away(shards_of("watchhistory", 4, 7), "c"); },
+                                seconds(lease_s + 5)));
   auto ls = leases();
   for (uint32_t i = 4; i < 8; ++i)
     BOOST_TEST(owner_of(ls, "watchhistory", i) == "b");

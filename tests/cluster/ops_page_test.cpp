@@ -28,7 +28,7 @@ user_session make_user(api_client& api, int i) {
   return u;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(the_ops_page_shows_the_down_node_and_the_erasures_waiting_for_it) {
   cluster_nodes cl;
@@ -66,8 +66,8 @@ BOOST_AUTO_TEST_CASE(the_ops_page_shows_the_down_node_and_the_erasures_waiting_f
   auto status = run_ctl("--url " + a.url() + " status --token " + admin.token);
   BOOST_TEST(status.find("DOWN") != std::string::npos, status);
   BOOST_TEST(status.find("oldest pending erasure: " + jobs[0]) != std::string::npos, status);
-  auto listed = run_ctl("--url " + a.url() + " jobs --state running --kind erase --token "
-                        + admin.token);
+  auto listed =
+    run_ctl("--url " + a.url() + " jobs --state running --kind erase --token " + admin.token);
   for (auto& j : jobs)
     BOOST_TEST(listed.find(j) != std::string::npos, listed);
   BOOST_TEST(listed.find("billing watchhistory") != std::string::npos, listed);

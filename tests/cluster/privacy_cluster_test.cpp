@@ -18,7 +18,8 @@ BOOST_FIXTURE_TEST_CASE(a_hold_on_one_node_holds_the_erasure_on_every_node, clus
   auto on_c = rows("c", "watchhistory", "events", "stream", u.user_id);
   BOOST_TEST_REQUIRE(on_c >= 3);
   auto hold = "/v1/users/" + u.user_id + "/hold";
-  BOOST_TEST_REQUIRE(api->raw("PUT", hold, R"({"reason":"litigation"})", admin.token).status == 200);
+  BOOST_TEST_REQUIRE(api->raw("PUT", hold, R"({"reason":"litigation"})", admin.token).status
+                     == 200);
   auto job = erase(u);
   BOOST_TEST(api_client::parse<v1::JobStatus>(api->job(job)).state() == "held");
 
@@ -37,9 +38,11 @@ BOOST_FIXTURE_TEST_CASE(a_hold_on_one_node_holds_the_erasure_on_every_node, clus
   auto held = api_client::parse<v1::JobPage>(b.raw("GET", "/v1/jobs?state=held", "", admin.token));
   BOOST_TEST_REQUIRE(held.jobs_size() == 1);
   BOOST_TEST(held.jobs(0).job_id() == job);
-  auto trail = api_client::parse<v1::AuditPage>(b.raw("GET", "/v1/audit?limit=100", "", admin.token));
-  BOOST_TEST(std::any_of(trail.entries().begin(), trail.entries().end(),
-                         [&](auto& e) { return e.action() == "hold_set" && e.user_id() == u.user_id; }));
+  auto trail =
+    api_client::parse<v1::AuditPage>(b.raw("GET", "/v1/audit?limit=100", "", admin.token));
+  BOOST_TEST(std::any_of(trail.entries().begin(), trail.entries().end(), [&](auto& e) {
+    return e.action() == "hold_set" && e.user_id() == u.user_id;
+  }));
 
   // Released: the erasure reaches B and C, and is certified.
   BOOST_TEST(api->raw("DELETE", hold, "", admin.token).status == 204);

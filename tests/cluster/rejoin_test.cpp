@@ -30,7 +30,8 @@ std::vector<int> gaps_ms() {
                                                             : "0,150,400,800,1500"};
   for (std::string x; std::getline(in, x, ',');)
     out.push_back(std::stoi(x));
-  int rounds = std::getenv("CUSTODIAN_REJOIN_ROUNDS") ? std::atoi(std::getenv("CUSTODIAN_REJOIN_ROUNDS")) : 1;
+  int rounds =
+    std::getenv("CUSTODIAN_REJOIN_ROUNDS") ? std::atoi(std::getenv("CUSTODIAN_REJOIN_ROUNDS")) : 1;
   std::vector<int> all;
   for (int r = 0; r < rounds; ++r)
     all.insert(all.end(), out.begin(), out.end());
@@ -59,7 +60,7 @@ struct rejoin_fixture : cluster_fixture {
   void wake_c() { ::kill(node("c").pid, SIGCONT); }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_node_paused_twice_rejoins_whatever_the_gap, rejoin_fixture) {
   std::vector<user_session> users;
@@ -102,10 +103,13 @@ BOOST_FIXTURE_TEST_CASE(a_node_paused_twice_rejoins_whatever_the_gap, rejoin_fix
     wake_c();
     auto woke = std::chrono::steady_clock::now();
     bool joined = wait_until([&] { return everyone_sees_everyone(); }, seconds(15));
-    bool serves = joined && wait_until([&] {
-      return watch("a", users[0], "probe-a-" + std::to_string(n)) == 201
-             && watch("c", users[1], "probe-c-" + std::to_string(n)) == 201;
-    }, seconds(10));
+    bool serves = joined
+                  && wait_until(
+                    [&] {
+                      return watch("a", users[0], "probe-a-" + std::to_string(n)) == 201
+                             && watch("c", users[1], "probe-c-" + std::to_string(n)) == 201;
+                    },
+                    seconds(10));
     auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - woke);
     BOOST_TEST_MESSAGE("gap " << gap << " ms: " << (joined && serves ? "rejoined" : "NOT rejoined")
                               << " after " << took.count() << " ms");
@@ -123,7 +127,8 @@ BOOST_FIXTURE_TEST_CASE(a_node_paused_twice_rejoins_whatever_the_gap, rejoin_fix
   flood = false;
   for (auto& t : senders)
     t.join();
-  BOOST_TEST_MESSAGE(n << " schedules, " << failures << " without rejoin; " << sent << " requests sent");
+  BOOST_TEST_MESSAGE(n << " schedules, " << failures << " without rejoin; " << sent
+                       << " requests sent");
   BOOST_TEST(sent > 0);
   BOOST_TEST(failures == 0);
 }

@@ -59,11 +59,9 @@ std::string connect_as(bool use_tls, const tls_files& tls, uint16_t port) {
   auto mm = use_tls ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
   std::string out;
   self->request(mm, seconds(5), caf::connect_atom::value, std::string{"127.0.0.1"}, port)
-    .receive(
-      [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-        out = ptr ? "" : "connected, but no actor";
-      },
-      [&](caf::error& e) { out = sys.render(e); });
+    .receive([&](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                 const std::set<std::string>&) { out = ptr ? "" : "connected, but no actor"; },
+             [&](caf::error& e) { out = sys.render(e); });
   return out;
 }
 
@@ -113,7 +111,8 @@ struct tls_fixture : cluster_fixture {
   void cluster_still_serves() {
     for (auto n : {"a", "b"})
       BOOST_TEST(slurp(node(n).log_file).find(") down: ") == std::string::npos,
-                 n << " lost a link:\n" << slurp(node(n).log_file));
+                 n << " lost a link:\n"
+                   << slurp(node(n).log_file));
     BOOST_TEST(wait_alive({"a", "b"}));  // as a sees them
     BOOST_TEST(wait_until([&] { return alive_as_seen_by("b")["a"]; }));
     auto r = api->register_user("still-" + std::to_string(++counter) + "@example.com",
@@ -122,7 +121,7 @@ struct tls_fixture : cluster_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_peer_with_a_certificate_of_the_cluster_ca_connects, tls_fixture) {
   make_certs(certs(), {"client"});
@@ -206,10 +205,12 @@ BOOST_FIXTURE_TEST_CASE(a_node_with_a_certificate_of_another_ca_never_joins, tls
   make_certs(rogue, {"c"});
   std::string seeds = "--cluster.seeds=[\"127.0.0.1:" + std::to_string(cluster_port["a"])
                       + "\",\"127.0.0.1:" + std::to_string(cluster_port["b"]) + "\"]";
-  std::vector<std::string> args{"--node.name=c", "--cluster.listen=127.0.0.1:"
-                                                   + std::to_string(free_port()),
-                                seeds, "--cluster.heartbeat-interval=100ms",
-                                "--cluster.heartbeat-timeout=1s", "--cluster.reconnect-max=200ms",
+  std::vector<std::string> args{"--node.name=c",
+                                "--cluster.listen=127.0.0.1:" + std::to_string(free_port()),
+                                seeds,
+                                "--cluster.heartbeat-interval=100ms",
+                                "--cluster.heartbeat-timeout=1s",
+                                "--cluster.reconnect-max=200ms",
                                 "--node.services=[\"billing\"]"};
   for (auto& a : tls_args(rogue, "c"))
     args.push_back(a);

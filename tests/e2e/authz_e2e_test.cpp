@@ -30,7 +30,7 @@ std::string fill(std::string p, const std::string& id, const std::string& job) {
 
 user_session make_admin(e2e_fixture& f) { return test::make_admin(f.node.url(), f.data, *f.api); }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(authorization_table, e2e_fixture) {
   auto owner = make_user("owner");
@@ -53,7 +53,8 @@ BOOST_FIXTURE_TEST_CASE(authorization_table, e2e_fixture) {
     auto path = fill(ep.path, owner.user_id, job);
     auto what = ep.method + " " + ep.path;
     BOOST_TEST(api->raw(ep.method, path, ep.body).status == 401, what << " without token");
-    BOOST_TEST(api->raw(ep.method, path, ep.body, other.token).status == 403, what << " other user");
+    BOOST_TEST(api->raw(ep.method, path, ep.body, other.token).status == 403,
+               what << " other user");
     BOOST_TEST(api->raw(ep.method, path, ep.body, tampered).status == 401, what << " tampered");
     BOOST_TEST(api->raw(ep.method, path, ep.body, "garbage.token").status == 401, what);
     BOOST_TEST(api->raw(ep.method, path, ep.body, owner.token).status == ep.ok, what << " owner");
@@ -68,10 +69,19 @@ BOOST_FIXTURE_TEST_CASE(authorization_table, e2e_fixture) {
   BOOST_TEST(api->raw("DELETE", "/v1/users/" + victim.user_id, "", victim.token).status == 202);
   BOOST_TEST(api->raw("DELETE", "/v1/users/" + victim2.user_id, "", admin.token).status == 202);
   // Admins are created only with the bootstrap secret or by an admin.
-  BOOST_TEST(api->raw("POST", "/v1/admins", "{\"email\":\"x@example.com\",\"password\":\"pass word\","
-                                            "\"display_name\":\"X\"}", other.token).status == 403);
-  BOOST_TEST(api->raw("POST", "/v1/admins", "{\"email\":\"x@example.com\",\"password\":\"pass word\","
-                                            "\"display_name\":\"X\"}").status == 401);
+  BOOST_TEST(api
+               ->raw("POST", "/v1/admins",
+                     "{\"email\":\"x@example.com\",\"password\":\"pass word\","
+                     "\"display_name\":\"X\"}",
+                     other.token)
+               .status
+             == 403);
+  BOOST_TEST(api
+               ->raw("POST", "/v1/admins",
+                     "{\"email\":\"x@example.com\",\"password\":\"pass word\","
+                     "\"display_name\":\"X\"}")
+               .status
+             == 401);
 }
 
 BOOST_FIXTURE_TEST_CASE(the_cluster_state_is_for_operators, e2e_fixture) {
@@ -100,12 +110,14 @@ BOOST_AUTO_TEST_CASE(expired_token_is_refused) {
   e2e_fixture f{{"--auth.session-ttl=1s"}};
   auto u = f.make_user("short");
   BOOST_TEST(f.api->raw("GET", "/v1/users/" + u.user_id, "", u.token).status == 200);
-  BOOST_TEST(wait_until([&] { return f.api->raw("GET", "/v1/users/" + u.user_id, "", u.token).status == 401; },
-                        std::chrono::seconds(5)));
+  BOOST_TEST(wait_until(
+    [&] { return f.api->raw("GET", "/v1/users/" + u.user_id, "", u.token).status == 401; },
+    std::chrono::seconds(5)));
 }
 
 BOOST_AUTO_TEST_CASE(failed_logins_are_rate_limited) {
-  e2e_fixture f{{"--gateway.login-failures-per-account=3", "--gateway.login-failures-per-address=5"}};
+  e2e_fixture f{
+    {"--gateway.login-failures-per-account=3", "--gateway.login-failures-per-address=5"}};
   auto a = f.make_user("limited");
   auto b = f.make_user("neighbour");
   for (int i = 0; i < 3; ++i)
@@ -143,7 +155,8 @@ BOOST_AUTO_TEST_CASE(guesses_from_one_address_never_lock_the_owner_out_elsewhere
 }
 
 BOOST_AUTO_TEST_CASE(delays_double_with_each_failure_past_the_free_tries) {
-  e2e_fixture f{{"--gateway.login-failures-per-account=1", "--gateway.login-failures-per-address=0"}};
+  e2e_fixture f{
+    {"--gateway.login-failures-per-account=1", "--gateway.login-failures-per-address=0"}};
   auto u = f.make_user("doubling");
   BOOST_TEST(f.api->login(u.email, "wrong").status == 401);  // the free try: 1 s from now
   httplib::Client c{f.node.url()};
@@ -168,14 +181,16 @@ BOOST_AUTO_TEST_CASE(an_unknown_email_takes_as_long_as_a_wrong_password) {
   // With a real argon2id cost, a login for an email nobody has must cost the
   // same hash as a wrong password, or its speed tells who has an account.
   e2e_fixture f{{"--auth.pwhash-ops=2", "--auth.pwhash-mem-kib=32768",
-                 "--gateway.login-failures-per-account=0", "--gateway.login-failures-per-address=0"}};
+                 "--gateway.login-failures-per-account=0",
+                 "--gateway.login-failures-per-address=0"}};
   auto u = f.make_user("timing");
   auto median_ms = [&](const std::string& email) {
     std::vector<double> ms;
     for (int i = 0; i < 7; ++i) {
       auto t0 = std::chrono::steady_clock::now();
       BOOST_TEST(f.api->login(email, "not the password").status == 401);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(ms.begin(), ms.end());
     return ms[3];
@@ -196,6 +211,7 @@ BOOST_AUTO_TEST_CASE(wrong_bootstrap_secrets_are_logged_and_braked) {
   auto r = f.api->cluster("00112235");
   BOOST_TEST(r.status == 429, r.body);
   BOOST_TEST(wait_until([&] {
-    return slurp(f.node.log_file).find("wrong bootstrap secret from 127.0.0.1") != std::string::npos;
+    return slurp(f.node.log_file).find("wrong bootstrap secret from 127.0.0.1")
+           != std::string::npos;
   }));
 }

@@ -34,7 +34,7 @@ struct unthrottled_fixture : e2e_fixture {
   unthrottled_fixture() : e2e_fixture({"--gateway.login-failures-per-address=0"}) {}
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(erase_accepted_then_kill_9, unthrottled_fixture) {
   std::vector<user_session> users;
@@ -76,7 +76,8 @@ BOOST_FIXTURE_TEST_CASE(erase_accepted_then_kill_9, unthrottled_fixture) {
     // Exactly one applied erase per job and service (the inbox record of each;
     // the coordinator, user, erases its share in the commit that accepts the job).
     BOOST_TEST(inbox_rows_containing(svc, "/erase/")
-               == (std::string(svc) == "user" ? 0 : static_cast<int64_t>(jobs.size())), svc);
+                 == (std::string(svc) == "user" ? 0 : static_cast<int64_t>(jobs.size())),
+               svc);
   }
   BOOST_TEST(rows("user", "outbox") == 0);
 }

@@ -61,7 +61,8 @@ struct external_fixture {
 bool has_call(const std::vector<participant_call>& calls, const std::string& request_prefix,
               const std::string& path) {
   for (auto& c : calls)
-    if (c.path == path && c.verified && c.status == 200 && c.request_id.rfind(request_prefix, 0) == 0)
+    if (c.path == path && c.verified && c.status == 200
+        && c.request_id.rfind(request_prefix, 0) == 0)
       return true;
   return false;
 }
@@ -149,8 +150,10 @@ private:
         "\xb2\x52\xaa\x50\xd2\x51\xca\xcb\x2f\x49\x05\x32\x33\xf3\xd2\x72\x12\x4b\x52\x53"
         "\x94\x6a\x01\x65\x7b\xbf\x3b\x21\x00\x00\x00";
       std::string body(gz, sizeof gz - 1);
-      std::string all = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      std::string all =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        "Content-Length: "
+        + std::to_string(body.size()) + "\r\n\r\n" + body;
       s.whole = ::send(c, all.data(), all.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(all.size());
       s.bytes = all.size();
     } else {
@@ -185,7 +188,7 @@ private:
   std::vector<served> done_;
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(register_export_and_erase_reach_the_participant) {
   external_fixture x;
@@ -233,12 +236,13 @@ BOOST_AUTO_TEST_CASE(a_participant_that_acknowledges_erase_and_keeps_the_data_fa
   BOOST_TEST(has_call(calls, job_id + "/erase/crm", "/erase"));
   bool verified_by_export = false;
   for (auto& c : calls)
-    verified_by_export = verified_by_export
-                         || (c.path == "/export" && c.verified && c.request_id.find("/verify") != std::string::npos);
+    verified_by_export =
+      verified_by_export
+      || (c.path == "/export" && c.verified && c.request_id.find("/verify") != std::string::npos);
   BOOST_TEST(verified_by_export);
   auto m = x.f->api->raw("GET", "/metrics");
   BOOST_TEST(m.body.find("custodian_verification_failures_total{service=\"crm\"} 1")
-               != std::string::npos);
+             != std::string::npos);
 
   // crm is fixed (it restarts without --keep-on-erase, its accounts kept);
   // an admin retries the job: crm is asked again (a new request id), really
@@ -268,7 +272,8 @@ BOOST_AUTO_TEST_CASE(a_participant_that_acknowledges_erase_and_keeps_the_data_fa
   size_t len = 0;
   BOOST_TEST_REQUIRE(sodium_base642bin(reinterpret_cast<unsigned char*>(json.data()), json.size(),
                                        b64.data(), b64.size(), nullptr, &len, nullptr,
-                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+                     == 0);
   json.resize(len);
   v1::ErasureCertificate body;
   BOOST_TEST_REQUIRE(google::protobuf::util::JsonStringToMessage(json, &body).ok(), json);
@@ -349,8 +354,8 @@ BOOST_AUTO_TEST_CASE(the_participant_refuses_a_wrong_signature) {
   std::string body = R"({"request_id":"r1","job_id":"j1","user_id":"u1","attempt":1})";
   auto now = std::to_string(now_ms() / 1000);
   auto post = [&](const std::string& signature) {
-    httplib::Headers h{{"webhook-id", "r1"}, {"webhook-timestamp", now},
-                       {"webhook-signature", signature}};
+    httplib::Headers h{
+      {"webhook-id", "r1"}, {"webhook-timestamp", now}, {"webhook-signature", signature}};
     return c.Post("/erase", h, body, "application/json");
   };
   std::string wrong_key = "0123456789abcdef0123456789abcdef";
@@ -363,8 +368,10 @@ BOOST_AUTO_TEST_CASE(the_participant_refuses_a_wrong_signature) {
   // Signed right, but ten minutes old (a replay): refused (the library's
   // tolerance is five minutes).
   auto stale_ts = std::to_string(now_ms() / 1000 - 600);
-  httplib::Headers stale_h{{"webhook-id", "r1"}, {"webhook-timestamp", stale_ts},
-                           {"webhook-signature", webhook::sign(x.key, "r1", std::stoll(stale_ts), body)}};
+  httplib::Headers stale_h{
+    {"webhook-id", "r1"},
+    {"webhook-timestamp", stale_ts},
+    {"webhook-signature", webhook::sign(x.key, "r1", std::stoll(stale_ts), body)}};
   auto stale = c.Post("/erase", stale_h, body, "application/json");
   BOOST_TEST_REQUIRE(stale);
   BOOST_TEST(stale->status == 401);
@@ -453,10 +460,12 @@ BOOST_AUTO_TEST_CASE(a_participant_answering_50_mb_is_read_no_further_than_the_l
   auto e = f->api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
   BOOST_TEST_REQUIRE(e.status == 202, e.body);
   auto id = api_client::parse<v1::JobAccepted>(e).job_id();
-  BOOST_TEST_REQUIRE(wait_until([&] {
-    auto r = f->api->job(id, u.token);
-    return r.status == 200 && api_client::parse<v1::JobStatus>(r).state() == "failed";
-  }, seconds(20)));
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      auto r = f->api->job(id, u.token);
+      return r.status == 200 && api_client::parse<v1::JobStatus>(r).state() == "failed";
+    },
+    seconds(20)));
   auto j = api_client::parse<v1::JobStatus>(f->api->job(id, u.token));
   BOOST_TEST(j.services().at("slow") == "failed");
   BOOST_TEST(j.error().find("larger than 524288 bytes") != std::string::npos, j.error());
@@ -479,10 +488,12 @@ BOOST_AUTO_TEST_CASE(a_compressed_answer_is_taken_as_sent_never_inflated) {
   auto e = f->api->raw("POST", "/v1/users/" + u.user_id + "/export", "{}", u.token);
   BOOST_TEST_REQUIRE(e.status == 202, e.body);
   auto id = api_client::parse<v1::JobAccepted>(e).job_id();
-  BOOST_TEST_REQUIRE(wait_until([&] {
-    auto r = f->api->job(id, u.token);
-    return r.status == 200 && api_client::parse<v1::JobStatus>(r).state() != "running";
-  }, seconds(20)));
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      auto r = f->api->job(id, u.token);
+      return r.status == 200 && api_client::parse<v1::JobStatus>(r).state() != "running";
+    },
+    seconds(20)));
   auto j = api_client::parse<v1::JobStatus>(f->api->job(id, u.token));
   BOOST_TEST(j.state() == "failed");
   BOOST_TEST(j.error().find("not a JSON object") != std::string::npos, j.error());

@@ -27,9 +27,10 @@ struct many_clients_fixture : e2e_fixture {
   many_clients_fixture() : e2e_fixture({"--gateway.max-connections-per-address=1000"}) {}
 };
 
-} // namespace
+}  // namespace
 
-BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers, many_clients_fixture) {
+BOOST_FIXTURE_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers,
+                        many_clients_fixture) {
   auto u = make_user("many");
   auto me = "/v1/users/" + u.user_id;
   std::vector<std::unique_ptr<conn>> conns;
@@ -136,15 +137,17 @@ BOOST_AUTO_TEST_CASE(https_serves_with_the_configured_certificate_and_refuses_pl
   tls.set_connection_timeout(1, 0);
   httplib::Result r{nullptr, httplib::Error::Unknown};
   BOOST_TEST_REQUIRE(wait_until([&] {
-    r = tls.Get("/healthz");
-    return (r && r->status == 200) || node.exited();
-  }), slurp(node.log_file));
+                       r = tls.Get("/healthz");
+                       return (r && r->status == 200) || node.exited();
+                     }),
+                     slurp(node.log_file));
   BOOST_TEST_REQUIRE(static_cast<bool>(r), slurp(node.log_file));
   BOOST_TEST(r->status == 200);
   BOOST_TEST(r->get_header_value("X-Content-Type-Options") == "nosniff");
   // A whole sign-in over it: register, then log in.
-  auto reg = tls.Post("/v1/users", R"({"email":"tls@example.com","password":"correct horse","display_name":"T"})",
-                      "application/json");
+  auto reg = tls.Post(
+    "/v1/users", R"({"email":"tls@example.com","password":"correct horse","display_name":"T"})",
+    "application/json");
   BOOST_TEST_REQUIRE(static_cast<bool>(reg));
   BOOST_TEST((reg->status == 201 || reg->status == 202), reg->body);
   auto login = tls.Post("/v1/sessions", R"({"email":"tls@example.com","password":"correct horse"})",
@@ -178,6 +181,7 @@ BOOST_AUTO_TEST_CASE(a_certificate_without_its_key_or_a_wrong_key_stops_start_up
   auto wrong = run_command(base + " --gateway.certificate=" + certs + "/localhost.pem"
                            + " --gateway.key=" + certs + "/other.key");
   BOOST_TEST(wrong.code != 0);
-  BOOST_TEST(wrong.out.find("cannot use the private key " + certs + "/other.key") != std::string::npos,
-             wrong.out);
+  BOOST_TEST(
+    wrong.out.find("cannot use the private key " + certs + "/other.key") != std::string::npos,
+    wrong.out);
 }

@@ -19,8 +19,7 @@ struct bad_request {
   int expect;
 };
 
-
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(bad_input_gets_4xx_json_and_changes_nothing, e2e_fixture) {
   auto u = make_user("input");
@@ -32,21 +31,38 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_4xx_json_and_changes_nothing, e2e_fixture
     {"not an object", "POST", "/v1/users", "[1,2,3]", false, 400},
     {"empty body", "POST", "/v1/users", "", false, 400},
     {"missing fields", "POST", "/v1/users", "{\"email\":\"x@example.com\"}", false, 400},
-    {"wrong type", "POST", "/v1/users", "{\"email\":5,\"password\":\"correct horse\",\"display_name\":\"A\"}", false, 400},
-    {"unknown field", "POST", "/v1/users", "{\"email\":\"y@example.com\",\"password\":\"correct horse\",\"display_name\":\"A\",\"admin\":true}", false, 400},
-    {"invalid email", "POST", "/v1/users", "{\"email\":\"not-an-email\",\"password\":\"correct horse\",\"display_name\":\"A\"}", false, 400},
-    {"email two @", "POST", "/v1/users", "{\"email\":\"a@b@example.com\",\"password\":\"correct horse\",\"display_name\":\"A\"}", false, 400},
-    {"empty password", "POST", "/v1/users", "{\"email\":\"z@example.com\",\"password\":\"\",\"display_name\":\"A\"}", false, 400},
-    {"control chars in name", "POST", "/v1/users", "{\"email\":\"w@example.com\",\"password\":\"correct horse\",\"display_name\":\"A\\u0000B\"}", false, 400},
-    {"taken email", "POST", "/v1/users", "{\"email\":\"" + u.email + "\",\"password\":\"correct horse\",\"display_name\":\"A\"}", false, 409},
+    {"wrong type", "POST", "/v1/users",
+     "{\"email\":5,\"password\":\"correct horse\",\"display_name\":\"A\"}", false, 400},
+    {"unknown field", "POST", "/v1/users",
+     "{\"email\":\"y@example.com\",\"password\":\"correct "
+     "horse\",\"display_name\":\"A\",\"admin\":true}",
+     false, 400},
+    {"invalid email", "POST", "/v1/users",
+     "{\"email\":\"not-an-email\",\"password\":\"correct horse\",\"display_name\":\"A\"}", false,
+     400},
+    {"email two @", "POST", "/v1/users",
+     "{\"email\":\"a@b@example.com\",\"password\":\"correct horse\",\"display_name\":\"A\"}", false,
+     400},
+    {"empty password", "POST", "/v1/users",
+     "{\"email\":\"z@example.com\",\"password\":\"\",\"display_name\":\"A\"}", false, 400},
+    {"control chars in name", "POST", "/v1/users",
+     "{\"email\":\"w@example.com\",\"password\":\"correct horse\",\"display_name\":\"A\\u0000B\"}",
+     false, 400},
+    {"taken email", "POST", "/v1/users",
+     "{\"email\":\"" + u.email + "\",\"password\":\"correct horse\",\"display_name\":\"A\"}", false,
+     409},
     {"oversized body", "POST", "/v1/users", big, false, 413},
-    {"login missing password", "POST", "/v1/sessions", "{\"email\":\"" + u.email + "\"}", false, 400},
-    {"login wrong password", "POST", "/v1/sessions", "{\"email\":\"" + u.email + "\",\"password\":\"nope nope\"}", false, 401},
+    {"login missing password", "POST", "/v1/sessions", "{\"email\":\"" + u.email + "\"}", false,
+     400},
+    {"login wrong password", "POST", "/v1/sessions",
+     "{\"email\":\"" + u.email + "\",\"password\":\"nope nope\"}", false, 401},
     {"patch wrong type", "PATCH", me, "{\"display_name\":[1]}", true, 400},
     {"patch empty name", "PATCH", me, "{\"display_name\":\"\"}", true, 400},
     {"patch oversized", "PATCH", me, big, true, 413},
-    {"watch negative progress", "POST", me + "/watch-history", "{\"title_id\":\"t\",\"progress_s\":-5}", true, 400},
-    {"watch huge number", "POST", me + "/watch-history", "{\"title_id\":\"t\",\"progress_s\":1e30}", true, 400},
+    {"watch negative progress", "POST", me + "/watch-history",
+     "{\"title_id\":\"t\",\"progress_s\":-5}", true, 400},
+    {"watch huge number", "POST", me + "/watch-history", "{\"title_id\":\"t\",\"progress_s\":1e30}",
+     true, 400},
     {"watch missing title", "POST", me + "/watch-history", "{\"progress_s\":5}", true, 400},
     {"unknown user id", "GET", "/v1/users/00000000000000000000000000000000", "", true, 403},
     {"path traversal", "GET", "/v1/users/..%2F..%2Fetc%2Fpasswd", "", true, 400},
@@ -61,7 +77,8 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_4xx_json_and_changes_nothing, e2e_fixture
   auto before = state_of();
   for (auto& c : cases) {
     auto r = api->raw(c.method, c.path, c.body, c.with_token ? u.token : "");
-    BOOST_TEST(r.status == c.expect, c.name << ": got " << r.status << " " << r.body.substr(0, 200));
+    BOOST_TEST(r.status == c.expect,
+               c.name << ": got " << r.status << " " << r.body.substr(0, 200));
     BOOST_TEST(r.body.rfind("{\"error\":", 0) == 0, c.name << ": " << r.body.substr(0, 200));
   }
   // Tampered and malformed tokens.

@@ -170,7 +170,8 @@ BOOST_FIXTURE_TEST_CASE(tokens_act_only_on_their_own_user, e2e_fixture) {
   BOOST_TEST(api->raw("GET", "/v1/users/" + b.user_id, "", b.token).status == 200);
   watchhistory::WatchRequest w;
   w.set_title_id("t");
-  BOOST_TEST(api->send("POST", "/v1/users/" + a.user_id + "/watch-history", w, a.token).status == 401);
+  BOOST_TEST(api->send("POST", "/v1/users/" + a.user_id + "/watch-history", w, a.token).status
+             == 401);
 }
 
 namespace {
@@ -179,7 +180,7 @@ command_result ctl(const std::string& url, const std::string& args) {
   return run_command(std::string(CUSTODIAN_CTL_BIN) + " --url " + url + " " + args);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
   auto url = node.url();
@@ -193,8 +194,11 @@ BOOST_FIXTURE_TEST_CASE(custodianctl_tour, e2e_fixture) {
   r = ctl(url, "request POST '/v1/users/{me}/watch-history' --token " + token
                  + " --body '{\"title_id\":\"tt42\",\"progress_s\":90}'");
   BOOST_TEST(r.code == 0, r.out);
-  r = ctl(url, "request PUT '/v1/users/{me}/subscription' --token " + token
-                 + " --body '{\"plan\":\"basic\",\"billing_name\":\"G H\",\"billing_address\":\"Arlington\"}'");
+  r = ctl(
+    url,
+    "request PUT '/v1/users/{me}/subscription' --token " + token
+      + " --body '{\"plan\":\"basic\",\"billing_name\":\"G "
+        "H\",\"billing_address\":\"Arlington\"}'");
   BOOST_TEST(r.code == 0, r.out);
   BOOST_TEST(r.out.find("\"plan\":\"basic\"") != std::string::npos, r.out);
   r = ctl(url, "export --wait --token " + token);
@@ -247,8 +251,8 @@ BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
     listen(fd, 1);
     socklen_t len = sizeof a;
     getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    auto [code, out] = run("--store.data-dir=" + dir.file("d") + " --gateway.listen=127.0.0.1:"
-                           + std::to_string(ntohs(a.sin_port)));
+    auto [code, out] = run("--store.data-dir=" + dir.file("d")
+                           + " --gateway.listen=127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
     close(fd);
     BOOST_TEST(code == 1);
     BOOST_TEST(out.find("cannot listen") != std::string::npos, out);
@@ -258,8 +262,8 @@ BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
     // default does not start on it empty, it says how to start it.
     std::filesystem::create_directories(dir.file("old"));
     std::ofstream{dir.file("old/user.db")} << "";
-    auto [code, out] = run("--store.data-dir=" + dir.file("old") + " --gateway.listen=127.0.0.1:"
-                           + std::to_string(free_port()));
+    auto [code, out] = run("--store.data-dir=" + dir.file("old")
+                           + " --gateway.listen=127.0.0.1:" + std::to_string(free_port()));
     BOOST_TEST(code == 1);
     BOOST_TEST(out.find("holds a SQLite store (user.db)") != std::string::npos, out);
     BOOST_TEST(out.find("--store.backend=sqlite") != std::string::npos, out);
@@ -275,7 +279,8 @@ BOOST_AUTO_TEST_CASE(startup_errors_are_sentences) {
             " --store.mongodb.uri=mongodb://alice:s3cret@127.0.0.1:"
           + std::to_string(port) + "/");
     BOOST_TEST(code == 1);
-    BOOST_TEST(out.find("cannot reach MongoDB at mongodb://***@127.0.0.1:") != std::string::npos, out);
+    BOOST_TEST(out.find("cannot reach MongoDB at mongodb://***@127.0.0.1:") != std::string::npos,
+               out);
     BOOST_TEST(out.find("s3cret") == std::string::npos, out);
     BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)));
   }

@@ -52,11 +52,11 @@ struct receiver {
   uint16_t port = free_port();
   pid_t pid = -1;
   void start() {
-    pid = spawn_logged({std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3",
-                        std::string(CUSTODIAN_SOURCE_DIR) + "/tests/ops/notify_receiver.py",
-                        "--port", std::to_string(port), "--secret-file", secret, "--record",
-                        record, "--fail-first"},
-                       record + ".log");
+    pid = spawn_logged(
+      {std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3",
+       std::string(CUSTODIAN_SOURCE_DIR) + "/tests/ops/notify_receiver.py", "--port",
+       std::to_string(port), "--secret-file", secret, "--record", record, "--fail-first"},
+      record + ".log");
     BOOST_REQUIRE(wait_until([&] {
       httplib::Client c{"http://127.0.0.1:" + std::to_string(port)};
       auto r = c.Get("/");
@@ -76,7 +76,7 @@ bool took(const std::string& record, const std::string& type, const std::string&
   return false;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_once) {
   temp_dir dir;
@@ -85,9 +85,10 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
   rx.secret = dir.file("data/external.secret");
   // Short deadlines (a held erase becomes overdue) and quick retries.
   std::ofstream{dir.file("node.ini")} << "[jobs]\ndeadline=\"4s\"\n";
-  e2e_fixture f{{"--config=" + dir.file("node.ini"),
-                 "--notify.urls=[\"http://127.0.0.1:" + std::to_string(rx.port) + "/hooks/custodian\"]",
-                 "--outbox.backoff-base=20ms", "--outbox.backoff-max=300ms"}};
+  e2e_fixture f{
+    {"--config=" + dir.file("node.ini"),
+     "--notify.urls=[\"http://127.0.0.1:" + std::to_string(rx.port) + "/hooks/custodian\"]",
+     "--outbox.backoff-base=20ms", "--outbox.backoff-max=300ms"}};
   rx.secret = f.data + "/external.secret";  // made at start: notification URLs are configured
   BOOST_REQUIRE(std::filesystem::exists(rx.secret));
   rx.start();
@@ -110,8 +111,9 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
     u.token = s.token();
     return std::make_pair(u, reg.job_id());
   };
-  auto admin = person("notify-admin", "/v1/admins",
-                      {{"X-Custodian-Bootstrap", f.node.bootstrap_secret()}}).first;
+  auto admin =
+    person("notify-admin", "/v1/admins", {{"X-Custodian-Bootstrap", f.node.bootstrap_secret()}})
+      .first;
 
   // A registration, an export, an erase under a hold released while the
   // receiver is down, and an erase held past its deadline.
@@ -122,20 +124,26 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
   BOOST_TEST_REQUIRE(f.api->wait_job(export_job, a.token).state() == "done");
 
   auto b = person("notify-b").first;
-  BOOST_REQUIRE_EQUAL(f.api->raw("PUT", "/v1/users/" + b.user_id + "/hold",
-                                 R"({"reason":"litigation 2026-17"})", admin.token).status, 200);
+  BOOST_REQUIRE_EQUAL(f.api
+                        ->raw("PUT", "/v1/users/" + b.user_id + "/hold",
+                              R"({"reason":"litigation 2026-17"})", admin.token)
+                        .status,
+                      200);
   auto d = f.api->raw("DELETE", "/v1/users/" + b.user_id, "", b.token);
   BOOST_REQUIRE_EQUAL(d.status, 202);
   auto released_job = api_client::parse<v1::JobAccepted>(d).job_id();
   jobs_here.insert(released_job);
   BOOST_TEST_REQUIRE(wait_until([&] { return took(rx.record, "job.held", released_job); }));
   rx.stop();  // the receiver goes away; what happens now waits in the outbox
-  BOOST_REQUIRE_EQUAL(f.api->raw("DELETE", "/v1/users/" + b.user_id + "/hold", "", admin.token).status, 204);
+  BOOST_REQUIRE_EQUAL(
+    f.api->raw("DELETE", "/v1/users/" + b.user_id + "/hold", "", admin.token).status, 204);
   BOOST_TEST_REQUIRE(f.api->wait_job(released_job, "").state() == "done");
 
   auto c = person("notify-c").first;
-  BOOST_REQUIRE_EQUAL(f.api->raw("PUT", "/v1/users/" + c.user_id + "/hold",
-                                 R"({"reason":"tax audit"})", admin.token).status, 200);
+  BOOST_REQUIRE_EQUAL(
+    f.api->raw("PUT", "/v1/users/" + c.user_id + "/hold", R"({"reason":"tax audit"})", admin.token)
+      .status,
+    200);
   auto late = f.api->raw("DELETE", "/v1/users/" + c.user_id, "", c.token);
   auto overdue_job = api_client::parse<v1::JobAccepted>(late).job_id();
   jobs_here.insert(overdue_job);
@@ -146,12 +154,10 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
     std::string job;
   };
   std::vector<expect> wanted{
-    {"job.accepted", register_job}, {"job.done", register_job},
-    {"job.accepted", export_job},   {"job.done", export_job},
-    {"job.accepted", released_job}, {"job.held", released_job},
-    {"job.released", released_job}, {"job.done", released_job},
-    {"job.accepted", overdue_job},  {"job.held", overdue_job},
-    {"job.overdue", overdue_job},
+    {"job.accepted", register_job}, {"job.done", register_job},     {"job.accepted", export_job},
+    {"job.done", export_job},       {"job.accepted", released_job}, {"job.held", released_job},
+    {"job.released", released_job}, {"job.done", released_job},     {"job.accepted", overdue_job},
+    {"job.held", overdue_job},      {"job.overdue", overdue_job},
   };
   for (auto& w : wanted)
     BOOST_TEST(wait_until([&] { return took(rx.record, w.type, w.job); }, std::chrono::seconds(30)),
@@ -167,9 +173,9 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
     std::set<std::string> keys;
     for (auto& [k, v] : dl.event.fields())
       keys.insert(k);
-    BOOST_TEST((keys == std::set<std::string>{"type", "job_id", "kind", "state", "at_ms",
-                                              "deadline_ms"}),
-               dl.raw);
+    BOOST_TEST(
+      (keys == std::set<std::string>{"type", "job_id", "kind", "state", "at_ms", "deadline_ms"}),
+      dl.raw);
     for (auto* personal : {a.user_id.c_str(), b.user_id.c_str(), c.user_id.c_str(), "@example.com",
                            "Notified", "litigation", "tax audit"})
       BOOST_TEST(dl.raw.find(personal) == std::string::npos, dl.raw);
@@ -179,7 +185,8 @@ BOOST_AUTO_TEST_CASE(every_job_change_reaches_the_receiver_signed_and_at_least_o
     for (auto* t : tries)
       BOOST_TEST(t->raw == tries.front()->raw, id << " changed between tries");
     auto job = json_string(tries.front()->event, "job_id");
-    BOOST_TEST(jobs_here.count(job) == 1u, job << " is no job of this test: " << tries.front()->raw);
+    BOOST_TEST(jobs_here.count(job) == 1u,
+               job << " is no job of this test: " << tries.front()->raw);
   }
   BOOST_TEST(by_id.size() >= wanted.size());
 }
@@ -194,7 +201,8 @@ BOOST_AUTO_TEST_CASE(a_failed_erase_is_announced_as_job_failed) {
   receiver rx;
   rx.record = dir.file("events.jsonl");
   rx.secret = secret;
-  e2e_fixture f{{"--node.external=[\"crm=" + crm.url() + "\"]", "--node.external-secret-file=" + secret,
+  e2e_fixture f{{"--node.external=[\"crm=" + crm.url() + "\"]",
+                 "--node.external-secret-file=" + secret,
                  "--notify.urls=[\"http://127.0.0.1:" + std::to_string(rx.port) + "\"]"}};
   crm.start();
   rx.start();
@@ -203,7 +211,8 @@ BOOST_AUTO_TEST_CASE(a_failed_erase_is_announced_as_job_failed) {
   BOOST_REQUIRE_EQUAL(d.status, 202);
   auto job = api_client::parse<v1::JobAccepted>(d).job_id();
   BOOST_TEST_REQUIRE(f.api->wait_job(job, "").state() == "failed");
-  BOOST_TEST(wait_until([&] { return took(rx.record, "job.failed", job); }, std::chrono::seconds(30)));
+  BOOST_TEST(
+    wait_until([&] { return took(rx.record, "job.failed", job); }, std::chrono::seconds(30)));
   BOOST_TEST(!took(rx.record, "job.done", job));
   for (auto& dl : read_deliveries(rx.record))
     BOOST_TEST(dl.verified, dl.raw);
@@ -214,6 +223,6 @@ BOOST_AUTO_TEST_CASE(a_notification_url_that_is_not_one_stops_the_node_with_a_se
   auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + dir.file("data")
                        + " '--notify.urls=[\"ftp://example.org/x\"]' 2>&1");
   BOOST_TEST(r.code != 0);
-  BOOST_TEST(r.out.find("notify.urls: \"ftp://example.org/x\" must be http(s)") != std::string::npos,
-             r.out);
+  BOOST_TEST(
+    r.out.find("notify.urls: \"ftp://example.org/x\" must be http(s)") != std::string::npos, r.out);
 }

@@ -79,7 +79,7 @@ std::string header_of(const std::string& token) {
   return crypto::unb64(token.substr(0, token.find('.'))).value_or("");
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_person_registers_uses_exports_and_erases_with_provider_tokens,
                         provider_up) {
@@ -111,8 +111,11 @@ BOOST_FIXTURE_TEST_CASE(a_person_registers_uses_exports_and_erases_with_provider
   auto profile = api->raw("GET", "/v1/users/" + uid, "", token);
   BOOST_TEST(profile.status == 200);
   BOOST_TEST(profile.body.find("Alice Provider") != std::string::npos, profile.body);
-  BOOST_TEST(api->raw("POST", "/v1/users/" + uid + "/watch-history",
-                      R"({"title_id":"t1","progress_s":5})", token).status == 201);
+  BOOST_TEST(api
+               ->raw("POST", "/v1/users/" + uid + "/watch-history",
+                     R"({"title_id":"t1","progress_s":5})", token)
+               .status
+             == 201);
   // Another person's token is not the owner's.
   auto bob = hydra.person_token(unique("bob"), "bob@example.org", "Bob");
   register_person(bob);
@@ -166,7 +169,8 @@ BOOST_FIXTURE_TEST_CASE(an_operator_with_the_admin_role_is_an_admin_and_audited_
   // The person is not an admin.
   BOOST_TEST(api->raw("GET", "/v1/jobs", "", person).status == 403);
   // Password accounts work beside the provider (auth.passwords defaults to true).
-  BOOST_TEST(api->register_user(unique("pw") + "@example.com", "correct horse", "Pat").status == 201);
+  BOOST_TEST(api->register_user(unique("pw") + "@example.com", "correct horse", "Pat").status
+             == 201);
 }
 
 BOOST_FIXTURE_TEST_CASE(every_refusal_is_a_401_that_says_why, provider_up) {
@@ -179,8 +183,9 @@ BOOST_FIXTURE_TEST_CASE(every_refusal_is_a_401_that_says_why, provider_up) {
                               json_string(jwk, "y"));
   auto claims = [&](const std::string& iss, const std::string& aud, int64_t exp,
                     const std::string& extra = "") {
-    return R"({"iss":")" + iss + R"(","aud":[")" + aud + R"("],"sub":"ops","scp":["custodian-admin"],"exp":)"
-           + std::to_string(exp) + extra + "}";
+    return R"({"iss":")" + iss + R"(","aud":[")" + aud
+           + R"("],"sub":"ops","scp":["custodian-admin"],"exp":)" + std::to_string(exp) + extra
+           + "}";
   };
   auto good = forge::token(key, "ES256", claims(hydra.issuer(), "custodian", now_s() + 300));
   // The control: the forged token with good claims is taken (so the refusals
@@ -203,19 +208,28 @@ BOOST_FIXTURE_TEST_CASE(every_refusal_is_a_401_that_says_why, provider_up) {
   std::vector<row> table{
     {"alg none", b64(R"({"alg":"none","kid":"test-es256"})") + "." + body + ".", "unsigned token"},
     {"HMAC", b64(R"({"alg":"HS256","kid":"test-es256"})") + "." + body + ".c2ln", "HMAC"},
-    {"kid not in the set", forge::token(forge::p256("nobody-knows"), "ES256", claims(hydra.issuer(), "custodian", now_s() + 300)),
+    {"kid not in the set",
+     forge::token(forge::p256("nobody-knows"), "ES256",
+                  claims(hydra.issuer(), "custodian", now_s() + 300)),
      "not in the provider's key set"},
-    {"RS256 on the EC key", forge::sign(key, R"({"alg":"RS256","kid":"test-es256"})", claims(hydra.issuer(), "custodian", now_s() + 300)),
+    {"RS256 on the EC key",
+     forge::sign(key, R"({"alg":"RS256","kid":"test-es256"})",
+                 claims(hydra.issuer(), "custodian", now_s() + 300)),
      "not one for RS256"},
     {"bad signature (a provider token, one bit flipped)", flipped, "signature does not verify"},
-    {"wrong issuer", forge::token(key, "ES256", claims("http://127.0.0.1:9", "custodian", now_s() + 300)),
+    {"wrong issuer",
+     forge::token(key, "ES256", claims("http://127.0.0.1:9", "custodian", now_s() + 300)),
      "issued by"},
-    {"wrong audience (forged)", forge::token(key, "ES256", claims(hydra.issuer(), "other", now_s() + 300)),
-     "audience"},
+    {"wrong audience (forged)",
+     forge::token(key, "ES256", claims(hydra.issuer(), "other", now_s() + 300)), "audience"},
     {"wrong audience (the provider's token for another audience)",
      hydra.client_token("custodian-admin", "other"), "audience"},
-    {"expired", forge::token(key, "ES256", claims(hydra.issuer(), "custodian", now_s() - 5)), "expired"},
-    {"nbf ahead", forge::token(key, "ES256", claims(hydra.issuer(), "custodian", now_s() + 300, ",\"nbf\":" + std::to_string(now_s() + 600))),
+    {"expired", forge::token(key, "ES256", claims(hydra.issuer(), "custodian", now_s() - 5)),
+     "expired"},
+    {"nbf ahead",
+     forge::token(key, "ES256",
+                  claims(hydra.issuer(), "custodian", now_s() + 300,
+                         ",\"nbf\":" + std::to_string(now_s() + 600))),
      "nbf"},
   };
   for (auto& r : table) {
@@ -231,8 +245,7 @@ BOOST_FIXTURE_TEST_CASE(every_refusal_is_a_401_that_says_why, provider_up) {
   }
 }
 
-BOOST_FIXTURE_TEST_CASE(keys_rotated_at_the_provider_are_fetched_while_the_node_runs,
-                        provider_up) {
+BOOST_FIXTURE_TEST_CASE(keys_rotated_at_the_provider_are_fetched_while_the_node_runs, provider_up) {
   auto before = hydra.client_token("custodian-admin");
   BOOST_TEST(header_of(before).find("RS256") != std::string::npos);
   BOOST_REQUIRE(who(before).admin());
@@ -258,7 +271,8 @@ BOOST_AUTO_TEST_CASE(the_node_runs_while_the_provider_is_down_and_takes_its_toke
   BOOST_TEST(wait_until([&] {
     metrics = f.api->raw("GET", "/metrics").body;
     return metrics.find("custodian_oidc_key_fetches_total{result=\"failed\"} ") != std::string::npos
-           && metrics.find("custodian_oidc_key_fetches_total{result=\"failed\"} 0") == std::string::npos;
+           && metrics.find("custodian_oidc_key_fetches_total{result=\"failed\"} 0")
+                == std::string::npos;
   }));
   BOOST_TEST(metrics.find("custodian_oidc_keys 0") != std::string::npos, metrics);
   // Password accounts work while the provider is down.
@@ -297,7 +311,8 @@ BOOST_AUTO_TEST_CASE(with_passwords_off_only_the_provider_signs_people_in) {
   // A bool is set false in the config file (CAF 0.17's command line only
   // turns flags on).
   std::ofstream{dir.file("node.ini")} << "[auth]\npasswords=false\n";
-  node_process node{dir.file("data"), dir.file("node.log"),
+  node_process node{dir.file("data"),
+                    dir.file("node.log"),
                     {"--config=" + dir.file("node.ini"), "--auth.oidc.issuer=" + hydra.issuer(),
                      "--auth.oidc.audience=custodian", "--auth.oidc.roles-claim=scp"}};
   node.start();
@@ -312,7 +327,8 @@ BOOST_AUTO_TEST_CASE(with_passwords_off_only_the_provider_signs_people_in) {
   auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --config=" + dir.file("node.ini")
                        + " --store.data-dir=" + dir.file("data2") + " 2>&1");
   BOOST_TEST(r.code != 0);
-  BOOST_TEST(r.out.find("auth.passwords = false needs auth.oidc.issuer") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("auth.passwords = false needs auth.oidc.issuer") != std::string::npos,
+             r.out);
 }
 
 BOOST_AUTO_TEST_CASE(a_provider_that_trickles_its_documents_is_given_up_on_within_10_s) {
@@ -333,7 +349,8 @@ BOOST_AUTO_TEST_CASE(a_provider_that_trickles_its_documents_is_given_up_on_withi
   std::thread serving([&] { slow.listen_after_bind(); });
   {
     temp_dir dir;
-    node_process node{dir.file("data"), dir.file("node.log"),
+    node_process node{dir.file("data"),
+                      dir.file("node.log"),
                       {"--auth.oidc.issuer=http://127.0.0.1:" + std::to_string(port),
                        "--auth.oidc.audience=custodian"}};
     node.start();
@@ -352,7 +369,8 @@ BOOST_AUTO_TEST_CASE(a_provider_that_trickles_its_documents_is_given_up_on_withi
     BOOST_TEST(metrics.find("custodian_oidc_key_fetches_total{result=\"failed\"} 0")
                == std::string::npos);
     // Password sign-in works meanwhile.
-    BOOST_TEST(api.register_user(unique("pw") + "@example.com", "correct horse", "Pat").status == 201);
+    BOOST_TEST(api.register_user(unique("pw") + "@example.com", "correct horse", "Pat").status
+               == 201);
     BOOST_TEST(node.stop() == 0);
   }
   done = true;

@@ -14,14 +14,14 @@ using namespace custodian::test;
 
 BOOST_AUTO_TEST_CASE(every_answer_matches_the_spec) {
   // Schemathesis tries many wrong passwords from 127.0.0.1: no per-address limit.
-  e2e_fixture f{{"--gateway.login-failures-per-address=0",
-                 "--gateway.login-failures-per-account=0"}};
+  e2e_fixture f{
+    {"--gateway.login-failures-per-address=0", "--gateway.login-failures-per-account=0"}};
   auto admin = make_admin(f.node.url(), f.data, *f.api);
   auto user = f.make_user("spec");
   std::string src = CUSTODIAN_SOURCE_DIR;
-  auto r = run_command("bash " + src + "/tests/ops/schemathesis_run.sh " + src
-                       + "/docs/openapi.yaml " + f.node.url() + " " + user.token + " "
-                       + admin.token);
+  auto r =
+    run_command("bash " + src + "/tests/ops/schemathesis_run.sh " + src + "/docs/openapi.yaml "
+                + f.node.url() + " " + user.token + " " + admin.token);
   BOOST_TEST(r.code == 0, r.out);
   BOOST_TEST_MESSAGE(r.out);
   BOOST_TEST(f.node.exited() == false);

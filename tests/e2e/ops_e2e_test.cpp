@@ -29,7 +29,7 @@ std::string promtool_check(const temp_dir& dir, const std::string& text) {
   return r.code == 0 ? "" : r.out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(every_family_is_exported_from_the_start_with_its_known_label_sets,
                         e2e_fixture) {
@@ -82,7 +82,7 @@ BOOST_FIXTURE_TEST_CASE(metrics_move_by_what_the_workload_did, e2e_fixture) {
   wait_until([&] {
     text = api->raw("GET", "/metrics").body;
     return scrape{text}.value_or(0, "custodian_job_duration_seconds_count", {{"kind", "erase"}})
-           - before.value_or(0, "custodian_job_duration_seconds_count", {{"kind", "erase"}})
+             - before.value_or(0, "custodian_job_duration_seconds_count", {{"kind", "erase"}})
            >= erasures;
   });
   scrape after{text};
@@ -91,14 +91,18 @@ BOOST_FIXTURE_TEST_CASE(metrics_move_by_what_the_workload_did, e2e_fixture) {
     return after.value(name, labels) - before.value_or(0, name, labels);
   };
   BOOST_TEST(moved("custodian_http_requests_total",
-                   {{"route", "/v1/users"}, {"method", "POST"}, {"code", "201"}}) == registrations);
+                   {{"route", "/v1/users"}, {"method", "POST"}, {"code", "201"}})
+             == registrations);
   // Each make_user also logs in once.
   BOOST_TEST(moved("custodian_http_requests_total",
-                   {{"route", "/v1/sessions"}, {"method", "POST"}, {"code", "200"}}) == registrations);
+                   {{"route", "/v1/sessions"}, {"method", "POST"}, {"code", "200"}})
+             == registrations);
   BOOST_TEST(moved("custodian_http_requests_total",
-                   {{"route", "/v1/users/{id}"}, {"method", "DELETE"}, {"code", "202"}}) == erasures);
+                   {{"route", "/v1/users/{id}"}, {"method", "DELETE"}, {"code", "202"}})
+             == erasures);
   BOOST_TEST(moved("custodian_http_requests_total",
-                   {{"route", "unmatched"}, {"method", "GET"}, {"code", "404"}}) == 1);
+                   {{"route", "unmatched"}, {"method", "GET"}, {"code", "404"}})
+             == 1);
   BOOST_TEST(moved("custodian_jobs", {{"kind", "erase"}, {"state", "done"}}) == erasures);
   BOOST_TEST(moved("custodian_jobs", {{"kind", "erase"}, {"state", "running"}}) == 0);
   BOOST_TEST(moved("custodian_job_duration_seconds_count", {{"kind", "erase"}}) == erasures);
@@ -161,8 +165,9 @@ BOOST_FIXTURE_TEST_CASE(the_job_list_pages_through_every_job_once, e2e_fixture) 
   std::string after;
   int pages = 0;
   for (;;) {
-    auto r = api->raw("GET", "/v1/jobs?limit=" + std::to_string(limit)
-                               + (after.empty() ? "" : "&after=" + after), "", admin.token);
+    auto r = api->raw(
+      "GET", "/v1/jobs?limit=" + std::to_string(limit) + (after.empty() ? "" : "&after=" + after),
+      "", admin.token);
     BOOST_TEST_REQUIRE(r.status == 200, r.body);
     auto page = api_client::parse<v1::JobPage>(r);
     ++pages;
@@ -171,7 +176,7 @@ BOOST_FIXTURE_TEST_CASE(the_job_list_pages_through_every_job_once, e2e_fixture) 
     for (auto& j : page.jobs()) {
       seen.push_back(j.job_id());
       BOOST_TEST(j.accepted_ms() > 0);
-      BOOST_TEST(j.user_id().empty());     // the list carries no personal data
+      BOOST_TEST(j.user_id().empty());  // the list carries no personal data
       BOOST_TEST(!j.has_bundle());
       if (j.state() != "running")
         BOOST_TEST(j.done_ms() >= j.accepted_ms());
@@ -197,15 +202,17 @@ BOOST_FIXTURE_TEST_CASE(the_job_list_pages_through_every_job_once, e2e_fixture) 
   auto registers = api_client::parse<v1::JobPage>(
     api->raw("GET", "/v1/jobs?kind=register&state=done&limit=1000", "", admin.token));
   BOOST_TEST(registers.jobs_size() == users + 1);
-  BOOST_TEST(api_client::parse<v1::JobPage>(
-               api->raw("GET", "/v1/jobs?state=failed", "", admin.token)).jobs_size() == 0);
+  BOOST_TEST(
+    api_client::parse<v1::JobPage>(api->raw("GET", "/v1/jobs?state=failed", "", admin.token))
+      .jobs_size()
+    == 0);
 
   // Only an admin; the query checked.
   auto member = make_user("member");
   BOOST_TEST(api->raw("GET", "/v1/jobs", "", member.token).status == 403);
   BOOST_TEST(api->raw("GET", "/v1/jobs").status == 401);
-  for (auto q : {"kind=delete", "state=pending", "limit=0", "limit=1001", "limit=ten",
-                 "after=not-a-cursor"})
+  for (auto q :
+       {"kind=delete", "state=pending", "limit=0", "limit=1001", "limit=ten", "after=not-a-cursor"})
     BOOST_TEST(api->raw("GET", std::string("/v1/jobs?") + q, "", admin.token).status == 400, q);
   BOOST_TEST(api->raw("POST", "/v1/jobs", "{}", admin.token).status == 405);
 }

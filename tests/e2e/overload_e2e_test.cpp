@@ -34,7 +34,7 @@ std::string watch_request(const user_session& u, const std::string& title) {
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(overload_answers_or_refuses_every_request_and_loses_nothing, e2e_fixture) {
   std::vector<user_session> users;

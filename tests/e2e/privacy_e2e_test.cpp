@@ -47,7 +47,7 @@ user_session registered(api_client& api, const std::string& email) {
   return {s.user_id(), s.token(), email, "Late"};
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_job_is_due_one_calendar_month_after_acceptance) {
   e2e_fixture f;
@@ -61,8 +61,8 @@ BOOST_AUTO_TEST_CASE(a_job_is_due_one_calendar_month_after_acceptance) {
   BOOST_TEST(job.deadline_ms() == saga::add_months_utc(job.accepted_ms(), 1));
   BOOST_TEST(!job.overdue());
   // A finished job keeps its deadline: extending it is refused.
-  auto x = f.api->raw("POST", "/v1/jobs/" + job.job_id() + "/extend", R"({"reason":"late"})",
-                      admin.token);
+  auto x =
+    f.api->raw("POST", "/v1/jobs/" + job.job_id() + "/extend", R"({"reason":"late"})", admin.token);
   BOOST_TEST(x.status == 409, x.body);
 }
 
@@ -78,8 +78,8 @@ BOOST_AUTO_TEST_CASE(an_overdue_job_is_extended_once_by_an_admin) {
   BOOST_TEST(job.services().at("crm") == "pending");
   BOOST_TEST(job.deadline_ms() == job.accepted_ms() + 2000);
   BOOST_TEST(!job.overdue());
-  BOOST_TEST_REQUIRE(wait_until([&] { return job_of(*f.api, id).overdue(); },
-                                std::chrono::seconds(10)));
+  BOOST_TEST_REQUIRE(
+    wait_until([&] { return job_of(*f.api, id).overdue(); }, std::chrono::seconds(10)));
   // Visible in the job list too.
   auto listed = api_client::parse<v1::JobPage>(
     f.api->raw("GET", "/v1/jobs?kind=erase&state=running", "", admin.token));
@@ -94,12 +94,15 @@ BOOST_AUTO_TEST_CASE(an_overdue_job_is_extended_once_by_an_admin) {
   BOOST_TEST(f.api->raw("POST", path, R"({})", admin.token).status == 400);
   BOOST_TEST(f.api->raw("POST", path, "{\"reason\":\"a\\u0007b\"}", admin.token).status == 400);
   BOOST_TEST(f.api->raw("POST", path, R"({"reason":"x","days":3})", admin.token).status == 400);
-  BOOST_TEST(f.api->raw("POST", "/v1/jobs/" + std::string(32, 'a') + "/extend",
-                        R"({"reason":"x"})", admin.token).status == 404);
+  BOOST_TEST(f.api
+               ->raw("POST", "/v1/jobs/" + std::string(32, 'a') + "/extend", R"({"reason":"x"})",
+                     admin.token)
+               .status
+             == 404);
 
   auto before = job_of(*f.api, id);
-  auto x = f.api->raw("POST", path, R"({"reason":"the CRM vendor restores its backups"})",
-                      admin.token);
+  auto x =
+    f.api->raw("POST", path, R"({"reason":"the CRM vendor restores its backups"})", admin.token);
   BOOST_TEST_REQUIRE(x.status == 200, x.body);
   auto after = api_client::parse<v1::JobStatus>(x);
   BOOST_TEST(after.deadline_ms() == saga::add_months_utc(before.deadline_ms(), 2));
@@ -110,8 +113,8 @@ BOOST_AUTO_TEST_CASE(an_overdue_job_is_extended_once_by_an_admin) {
   // Once only.
   auto again = f.api->raw("POST", path, R"({"reason":"more"})", admin.token);
   BOOST_TEST(again.status == 409, again.body);
-  auto trail = api_client::parse<v1::AuditPage>(f.api->raw("GET", "/v1/audit?limit=100", "",
-                                                           admin.token));
+  auto trail =
+    api_client::parse<v1::AuditPage>(f.api->raw("GET", "/v1/audit?limit=100", "", admin.token));
   BOOST_TEST(std::any_of(trail.entries().begin(), trail.entries().end(), [&](auto& e) {
     return e.action() == "deadline_extended" && e.job_id() == id
            && e.actor() == "admin:" + admin.user_id;
@@ -126,8 +129,11 @@ BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
   e2e_fixture f;
   auto u = f.make_user("cert", "Grace Hopper");
   // Something in every service, so that each erases something.
-  BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
-                        R"({"title_id":"tt0118884","progress_s":60})", u.token).status == 201);
+  BOOST_TEST(f.api
+               ->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
+                     R"({"title_id":"tt0118884","progress_s":60})", u.token)
+               .status
+             == 201);
   auto r = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
   BOOST_TEST_REQUIRE(r.status == 202, r.body);
   auto id = api_client::parse<v1::JobAccepted>(r).job_id();
@@ -150,7 +156,8 @@ BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
   size_t len = 0;
   BOOST_TEST_REQUIRE(sodium_base642bin(reinterpret_cast<unsigned char*>(body.data()), body.size(),
                                        body_b64.data(), body_b64.size(), nullptr, &len, nullptr,
-                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+                     == 0);
   body.resize(len);
   v1::ErasureCertificate cert;
   BOOST_TEST_REQUIRE(google::protobuf::util::JsonStringToMessage(body, &cert).ok(), body);
@@ -196,14 +203,17 @@ BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
   auto fetched = f.dir.file("fetched.json");
   run_ctl("--url " + f.node.url() + " certificate " + id + " --out " + fetched);
   BOOST_TEST(run_command(std::string(CUSTODIAN_CTL_BIN) + " verify-certificate " + fetched
-                         + " --keys " + keys_file).code == 0);
+                         + " --keys " + keys_file)
+               .code
+             == 0);
 
   // Tampered: one byte of the signed JSON changed (a later done_ms).
   auto tampered_body = body;
   auto at = tampered_body.find("\"done_ms\":\"") + 11;
   tampered_body[at] = tampered_body[at] == '9' ? '8' : static_cast<char>(tampered_body[at] + 1);
-  std::string b64(sodium_base64_ENCODED_LEN(tampered_body.size(),
-                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
+  std::string b64(
+    sodium_base64_ENCODED_LEN(tampered_body.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+    '\0');
   sodium_bin2base64(b64.data(), b64.size(),
                     reinterpret_cast<const unsigned char*>(tampered_body.data()),
                     tampered_body.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -227,8 +237,8 @@ BOOST_AUTO_TEST_CASE(a_done_erasure_has_a_certificate_anyone_can_verify) {
   // No certificate for a running erasure, a register job, or no job.
   auto other = f.make_user("other");
   BOOST_TEST(f.api->raw("GET", "/v1/jobs/" + std::string(32, 'b') + "/certificate").status == 404);
-  auto reg = api_client::parse<v1::JobPage>(
-    f.api->raw("GET", "/v1/jobs?kind=register&limit=1", "", make_admin(f.node.url(), f.data, *f.api).token));
+  auto reg = api_client::parse<v1::JobPage>(f.api->raw(
+    "GET", "/v1/jobs?kind=register&limit=1", "", make_admin(f.node.url(), f.data, *f.api).token));
   BOOST_TEST_REQUIRE(reg.jobs_size() == 1);
   BOOST_TEST(f.api->raw("GET", "/v1/jobs/" + reg.jobs(0).job_id() + "/certificate").status == 404);
   (void)other;
@@ -250,17 +260,25 @@ BOOST_AUTO_TEST_CASE(the_erase_preview_counts_what_the_erase_then_deletes) {
   auto u = f.make_user("preview");
   auto other = f.make_user("other");
   for (int i = 0; i < 3; ++i)
-    BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
-                          "{\"title_id\":\"tt" + std::to_string(i) + "\",\"progress_s\":60}",
-                          u.token).status == 201);
-  BOOST_TEST(f.api->raw("PATCH", "/v1/users/" + u.user_id, R"({"display_name":"Ada L."})",
-                        u.token).status == 200);
-  BOOST_TEST(f.api->raw("PUT", "/v1/users/" + u.user_id + "/subscription",
-                        R"({"plan":"premium","billing_name":"Ada","billing_address":"1 Main St"})",
-                        u.token).status == 200);
-  BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/invoices",
-                        R"({"amount_cents":"999","currency":"EUR","description":"May"})",
-                        u.token).status == 201);
+    BOOST_TEST(f.api
+                 ->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
+                       "{\"title_id\":\"tt" + std::to_string(i) + "\",\"progress_s\":60}", u.token)
+                 .status
+               == 201);
+  BOOST_TEST(
+    f.api->raw("PATCH", "/v1/users/" + u.user_id, R"({"display_name":"Ada L."})", u.token).status
+    == 200);
+  BOOST_TEST(f.api
+               ->raw("PUT", "/v1/users/" + u.user_id + "/subscription",
+                     R"({"plan":"premium","billing_name":"Ada","billing_address":"1 Main St"})",
+                     u.token)
+               .status
+             == 200);
+  BOOST_TEST(f.api
+               ->raw("POST", "/v1/users/" + u.user_id + "/invoices",
+                     R"({"amount_cents":"999","currency":"EUR","description":"May"})", u.token)
+               .status
+             == 201);
   // The user's records (every outbox entry is delivered by now: none is the user's).
   auto records = [&](const std::string& svc) {
     return f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "inbox", "user_id", u.user_id)
@@ -278,7 +296,7 @@ BOOST_AUTO_TEST_CASE(the_erase_preview_counts_what_the_erase_then_deletes) {
   for (auto& svc : all_services()) {
     before[svc] = records(svc);
     BOOST_TEST_MESSAGE(svc << ": " << preview.services().at(svc).records() << " records, "
-                            << preview.services().at(svc).keys() << " keys");
+                           << preview.services().at(svc).keys() << " keys");
     BOOST_TEST(preview.services().at(svc).keys() <= 1u, svc);
     BOOST_TEST(preview.services().at(svc).records() == before[svc], svc);
     BOOST_TEST(before[svc] > 0, svc);
@@ -312,14 +330,18 @@ BOOST_AUTO_TEST_CASE(a_held_erase_waits_across_a_kill_and_proceeds_when_released
   e2e_fixture f;
   auto admin = make_admin(f.node.url(), f.data, *f.api);
   auto u = f.make_user("held", "Ada Held");
-  BOOST_TEST(f.api->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
-                        R"({"title_id":"tt1","progress_s":5})", u.token).status == 201);
+  BOOST_TEST(f.api
+               ->raw("POST", "/v1/users/" + u.user_id + "/watch-history",
+                     R"({"title_id":"tt1","progress_s":5})", u.token)
+               .status
+             == 201);
   auto hold = "/v1/users/" + u.user_id + "/hold";
   // Admins only; a reason is required.
   BOOST_TEST(f.api->raw("PUT", hold, R"({"reason":"litigation"})", u.token).status == 403);
   BOOST_TEST(f.api->raw("GET", hold, "", u.token).status == 403);
   BOOST_TEST(f.api->raw("PUT", hold, R"({})", admin.token).status == 400);
-  BOOST_TEST(f.api->raw("PUT", hold, R"({"reason":"x","until_ms":"-5"})", admin.token).status == 400);
+  BOOST_TEST(f.api->raw("PUT", hold, R"({"reason":"x","until_ms":"-5"})", admin.token).status
+             == 400);
   BOOST_TEST(f.api->raw("GET", hold, "", admin.token).status == 404);
   auto put = f.api->raw("PUT", hold, R"({"reason":"litigation hold, case 2026-114"})", admin.token);
   BOOST_TEST_REQUIRE(put.status == 200, put.body);
@@ -345,8 +367,9 @@ BOOST_AUTO_TEST_CASE(a_held_erase_waits_across_a_kill_and_proceeds_when_released
   BOOST_TEST(bundle.state() == "done");
   BOOST_TEST(static_cast<size_t>(bundle.bundle().fields_size()) == all_services().size() + 1);
   for (auto& svc : all_services())
-    BOOST_TEST(f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "idx", "user_id", u.user_id)
-                 > 0, svc << " still holds the user");
+    BOOST_TEST(
+      f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "idx", "user_id", u.user_id) > 0,
+      svc << " still holds the user");
 
   // kill -9 and back: still held.
   f.node.kill9();
@@ -361,8 +384,9 @@ BOOST_AUTO_TEST_CASE(a_held_erase_waits_across_a_kill_and_proceeds_when_released
   auto done = f.api->wait_job(id);
   BOOST_TEST(done.state() == "done");
   for (auto& svc : all_services())
-    BOOST_TEST(f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "idx", "user_id", u.user_id)
-                 == 0, svc << " erased the user");
+    BOOST_TEST(
+      f.rows(svc, "events", "stream", u.user_id) + f.rows(svc, "idx", "user_id", u.user_id) == 0,
+      svc << " erased the user");
   for (auto& [where, bytes] : f.stored_bytes()) {
     BOOST_TEST(bytes.find("Ada Held") == std::string::npos, where);
     BOOST_TEST(bytes.find(u.email) == std::string::npos, where);
@@ -376,9 +400,10 @@ BOOST_AUTO_TEST_CASE(a_hold_with_an_end_releases_by_itself) {
   auto admin = make_admin(f.node.url(), f.data, *f.api);
   auto u = f.make_user("until");
   auto until = now_ms() + 3000;
-  auto put = f.api->raw("PUT", "/v1/users/" + u.user_id + "/hold",
-                        "{\"reason\":\"retention review\",\"until_ms\":\"" + std::to_string(until)
-                          + "\"}", admin.token);
+  auto put =
+    f.api->raw("PUT", "/v1/users/" + u.user_id + "/hold",
+               "{\"reason\":\"retention review\",\"until_ms\":\"" + std::to_string(until) + "\"}",
+               admin.token);
   BOOST_TEST_REQUIRE(put.status == 200, put.body);
   auto r = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token);
   BOOST_TEST_REQUIRE(r.status == 202, r.body);
@@ -395,8 +420,8 @@ std::vector<v1::AuditEntry> audit_of(api_client& api, const std::string& token) 
   std::vector<v1::AuditEntry> out;
   std::string after;
   for (;;) {
-    auto r = api.raw("GET", "/v1/audit?limit=3" + (after.empty() ? "" : "&after=" + after), "",
-                     token);
+    auto r =
+      api.raw("GET", "/v1/audit?limit=3" + (after.empty() ? "" : "&after=" + after), "", token);
     BOOST_TEST_REQUIRE(r.status == 200, r.body);
     auto page = api_client::parse<v1::AuditPage>(r);
     for (auto& e : page.entries())
@@ -411,30 +436,35 @@ std::string show(const v1::AuditEntry& e) {
   return e.action() + " " + e.actor() + " job=" + e.job_id() + " user=" + e.user_id();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(the_audit_trail_records_each_action_and_forgets_the_erased) {
   e2e_fixture f;
   auto admin = make_admin(f.node.url(), f.data, *f.api);
-  auto admin_register = api_client::parse<v1::JobPage>(
-    f.api->raw("GET", "/v1/jobs?kind=register", "", admin.token)).jobs(0).job_id();
+  auto admin_register =
+    api_client::parse<v1::JobPage>(f.api->raw("GET", "/v1/jobs?kind=register", "", admin.token))
+      .jobs(0)
+      .job_id();
   auto r = f.api->register_user("audited@example.com", "correct horse", "Audie Murphy");
   BOOST_TEST_REQUIRE(r.status == 201, r.body);
   auto reg = api_client::parse<v1::RegisterResponse>(r);
   auto uid = reg.user_id();
-  auto token = api_client::parse<v1::LoginResponse>(
-    f.api->login("audited@example.com", "correct horse")).token();
+  auto token =
+    api_client::parse<v1::LoginResponse>(f.api->login("audited@example.com", "correct horse"))
+      .token();
   auto ex = api_client::parse<v1::JobAccepted>(
-    f.api->raw("POST", "/v1/users/" + uid + "/export", "{}", token)).job_id();
+              f.api->raw("POST", "/v1/users/" + uid + "/export", "{}", token))
+              .job_id();
   f.api->wait_job(ex, token);
-  BOOST_TEST_REQUIRE(f.api->raw("PUT", "/v1/users/" + uid + "/hold", R"({"reason":"audit"})",
-                                admin.token).status == 200);
-  auto er = api_client::parse<v1::JobAccepted>(
-    f.api->raw("DELETE", "/v1/users/" + uid, "", token)).job_id();
+  BOOST_TEST_REQUIRE(
+    f.api->raw("PUT", "/v1/users/" + uid + "/hold", R"({"reason":"audit"})", admin.token).status
+    == 200);
+  auto er = api_client::parse<v1::JobAccepted>(f.api->raw("DELETE", "/v1/users/" + uid, "", token))
+              .job_id();
   // Before the erase proceeds, the entries name the user.
   auto held = audit_of(*f.api, admin.token);
-  BOOST_TEST(std::count_if(held.begin(), held.end(),
-                           [&](auto& e) { return e.user_id() == uid; }) == 4);
+  BOOST_TEST(std::count_if(held.begin(), held.end(), [&](auto& e) { return e.user_id() == uid; })
+             == 4);
   BOOST_TEST(f.api->raw("DELETE", "/v1/users/" + uid + "/hold", "", admin.token).status == 204);
   BOOST_TEST_REQUIRE(f.api->wait_job(er).state() == "done");
   wait_until([&] { return audit_of(*f.api, admin.token).size() == 8; });
@@ -479,18 +509,22 @@ BOOST_AUTO_TEST_CASE(an_erase_asked_again_after_a_hold_ended_runs_the_held_one) 
   auto admin = make_admin(f.node.url(), f.data, *f.api);
   auto u = f.make_user("late-timer");
   auto until = now_ms() + 1500;
-  BOOST_TEST_REQUIRE(f.api->raw("PUT", "/v1/users/" + u.user_id + "/hold",
-                                "{\"reason\":\"review\",\"until_ms\":\"" + std::to_string(until)
-                                  + "\"}", admin.token).status == 200);
+  BOOST_TEST_REQUIRE(
+    f.api
+      ->raw("PUT", "/v1/users/" + u.user_id + "/hold",
+            "{\"reason\":\"review\",\"until_ms\":\"" + std::to_string(until) + "\"}", admin.token)
+      .status
+    == 200);
   auto first = api_client::parse<v1::JobAccepted>(
-    f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token)).job_id();
+                 f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token))
+                 .job_id();
   BOOST_TEST_REQUIRE(wait_until([&] { return now_ms() > until; }, std::chrono::seconds(5)));
   BOOST_TEST(api_client::parse<v1::JobStatus>(f.api->job(first)).state() == "held");
   auto again = f.api->raw("DELETE", "/v1/users/" + u.user_id, "", admin.token);
   BOOST_TEST_REQUIRE(again.status == 202, again.body);
   BOOST_TEST(api_client::parse<v1::JobAccepted>(again).job_id() == first);
   BOOST_TEST(f.api->wait_job(first).state() == "done");
-  auto erases = api_client::parse<v1::JobPage>(
-    f.api->raw("GET", "/v1/jobs?kind=erase", "", admin.token));
+  auto erases =
+    api_client::parse<v1::JobPage>(f.api->raw("GET", "/v1/jobs?kind=erase", "", admin.token));
   BOOST_TEST(erases.jobs_size() == 1);
 }

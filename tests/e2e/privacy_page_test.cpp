@@ -34,14 +34,18 @@ BOOST_AUTO_TEST_CASE(a_person_signs_in_looks_downloads_deletes_and_gets_a_verifi
   BOOST_REQUIRE_EQUAL(api.register_user(email, "correct horse", "Pat Example").status, 201);
   auto login = api_client::parse<v1::LoginResponse>(api.login(email, "correct horse"));
   auto uid = login.user_id();
-  BOOST_REQUIRE_EQUAL(api.raw("POST", "/v1/users/" + uid + "/watch-history",
-                              R"({"title_id":"the-third-man","progress_s":4200})", login.token())
+  BOOST_REQUIRE_EQUAL(api
+                        .raw("POST", "/v1/users/" + uid + "/watch-history",
+                             R"({"title_id":"the-third-man","progress_s":4200})", login.token())
                         .status,
                       201);
-  BOOST_REQUIRE_EQUAL(api.raw("PUT", "/v1/users/" + uid + "/subscription",
-                              R"({"plan":"family","billing_name":"Pat Example","billing_address":"1 Main St"})", login.token())
-                        .status,
-                      200);
+  BOOST_REQUIRE_EQUAL(
+    api
+      .raw("PUT", "/v1/users/" + uid + "/subscription",
+           R"({"plan":"family","billing_name":"Pat Example","billing_address":"1 Main St"})",
+           login.token())
+      .status,
+    200);
   auto admin = hydra.client_token("custodian-admin");
   // The person who signs in at the provider has an account (the page never
   // makes one by looking).
@@ -54,13 +58,11 @@ BOOST_AUTO_TEST_CASE(a_person_signs_in_looks_downloads_deletes_and_gets_a_verifi
     if (f.path().filename().string().rfind("privacy-", 0) == 0)
       std::filesystem::remove(f.path());
   auto python = std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3";
-  auto check = run_command(python + " " + CUSTODIAN_SOURCE_DIR + "/tests/ops/privacy_check.py --url "
-                           + node.url() + " --email " + email + " --password 'correct horse'"
-                           + " --admin-token " + admin + " --artifacts " + CUSTODIAN_ARTIFACT_DIR
-                           + " --oidc-login-port " + std::to_string(login_port)
-                           + " --hydra-admin " + hydra.admin_url()
-                           + " --oidc-subject " + subject
-                           + " --timeout 120 2>&1");
+  auto check = run_command(
+    python + " " + CUSTODIAN_SOURCE_DIR + "/tests/ops/privacy_check.py --url " + node.url()
+    + " --email " + email + " --password 'correct horse'" + " --admin-token " + admin
+    + " --artifacts " + CUSTODIAN_ARTIFACT_DIR + " --oidc-login-port " + std::to_string(login_port)
+    + " --hydra-admin " + hydra.admin_url() + " --oidc-subject " + subject + " --timeout 120 2>&1");
   BOOST_TEST_MESSAGE(check.out);
   BOOST_TEST(check.code == 0, check.out);
   size_t shots = 0;

@@ -45,7 +45,8 @@ std::vector<std::string> base64_forms(const std::string& needle) {
 std::shared_ptr<store::event_store> open_copy(const std::string& dir, const std::string& svc,
                                               const std::string& keys_db) {
   if (rocks_store_under_test())
-    return std::make_shared<store::rocks_store>(store::rocks_options{dir + "/store", svc, "normal"});
+    return std::make_shared<store::rocks_store>(
+      store::rocks_options{dir + "/store", svc, "normal"});
   return std::make_shared<store::sqlite_store>(
     store::sqlite_options{dir + "/" + svc + ".db", "normal", keys_db});
 }
@@ -73,13 +74,15 @@ std::string keys_beside(const std::string& data, const std::string& backup) {
   for (auto f : {"keys.slots"}) {
     std::filesystem::remove(backup + "/store/" + std::string(f));
     if (std::filesystem::exists(data + "/store/" + std::string(f)))
-      std::filesystem::copy_file(data + "/store/" + std::string(f), backup + "/store/" + std::string(f));
+      std::filesystem::copy_file(data + "/store/" + std::string(f),
+                                 backup + "/store/" + std::string(f));
   }
   return "";
 }
 
 /// Reads the display names of `uid` from a copied store with a given key table.
-std::vector<std::optional<std::string>> read_names(const std::string& dir, const std::string& keys_db,
+std::vector<std::optional<std::string>> read_names(const std::string& dir,
+                                                   const std::string& keys_db,
                                                    const crypto::key32& master,
                                                    const std::string& uid) {
   auto st = open_copy(dir, "user", keys_db);
@@ -140,7 +143,8 @@ std::vector<std::string> sealed_keys(const std::string& dir, const std::string& 
 }
 
 /// The files under `dir` that hold any of `needles` (raw bytes).
-std::vector<std::string> files_holding(const std::string& dir, const std::vector<std::string>& needles) {
+std::vector<std::string> files_holding(const std::string& dir,
+                                       const std::vector<std::string>& needles) {
   std::vector<std::string> out;
   for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
     std::error_code ec;
@@ -175,7 +179,7 @@ std::string joined(const std::vector<std::string>& v) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 /// A node whose erased records must leave its files within 1 s (store.scrub-after).
 struct scrub_fixture : e2e_fixture {
@@ -187,8 +191,8 @@ BOOST_FIXTURE_TEST_CASE(a_copy_taken_right_after_done_holds_no_key_and_a_kill_ke
   auto u = make_user("copy", "Grace Hopper");
   watchhistory::WatchRequest w;
   w.set_title_id("the-third-man");
-  BOOST_TEST_REQUIRE(api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status
-                     == 201);
+  BOOST_TEST_REQUIRE(
+    api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status == 201);
   // What an attacker copying the running node's files would look for: the
   // user's sealed key rows, and the ciphertext of their records.
   auto before = copy_running(data, dir.file("before"));
@@ -199,7 +203,8 @@ BOOST_FIXTURE_TEST_CASE(a_copy_taken_right_after_done_holds_no_key_and_a_kill_ke
 
   auto d = api->raw("DELETE", "/v1/users/" + u.user_id, "", u.token);
   BOOST_TEST_REQUIRE(d.status == 202);
-  BOOST_TEST_REQUIRE(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state() == "done");
+  BOOST_TEST_REQUIRE(api->wait_job(api_client::parse<v1::JobAccepted>(d).job_id()).state()
+                     == "done");
   // Right after done, the node still running: a copy of every file holds no
   // byte of any of the keys, and SQLite replaying the copied WAL finds no row.
   auto after = copy_running(data, dir.file("after"));
@@ -215,8 +220,8 @@ BOOST_FIXTURE_TEST_CASE(a_copy_taken_right_after_done_holds_no_key_and_a_kill_ke
   // The records' ciphertext leaves every file within store.scrub-after of the
   // next start (the run that erased them ended without its scrub).
   restart();
-  bool gone = wait_until([&] { return files_holding(data, records).empty(); },
-                         std::chrono::seconds(20));
+  bool gone =
+    wait_until([&] { return files_holding(data, records).empty(); }, std::chrono::seconds(20));
   BOOST_TEST(gone, joined(files_holding(data, records)));
 }
 
@@ -225,8 +230,8 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   for (auto title : {"the-secret-garden", "brief-encounter"}) {
     watchhistory::WatchRequest w;
     w.set_title_id(title);
-    BOOST_TEST_REQUIRE(api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status
-                       == 201);
+    BOOST_TEST_REQUIRE(
+      api->send("POST", "/v1/users/" + u.user_id + "/watch-history", w, u.token).status == 201);
   }
   // A backup of the data files (not the key tables), taken while the user exists.
   BOOST_TEST_REQUIRE(node.stop() == 0);
@@ -271,7 +276,8 @@ BOOST_FIXTURE_TEST_CASE(erase_shreds_every_copy, e2e_fixture) {
   for (auto& e : std::filesystem::recursive_directory_iterator(backup))
     for (auto& n : needles)
       if (e.is_regular_file())
-      BOOST_TEST(slurp(e.path().string()).find(n) == std::string::npos, e.path() << " holds " << n);
+        BOOST_TEST(slurp(e.path().string()).find(n) == std::string::npos, e.path()
+                                                                            << " holds " << n);
 }
 
 BOOST_FIXTURE_TEST_CASE(master_key_rotation_keeps_data_and_sessions, e2e_fixture) {
@@ -302,9 +308,7 @@ BOOST_AUTO_TEST_CASE(master_key_readable_by_others_stops_start_up) {
   temp_dir dir;
   auto data = dir.file("data");
   std::filesystem::create_directories(data);
-  {
-    std::ofstream{data + "/master.key", std::ios::binary} << std::string(32, 'k');
-  }
+  { std::ofstream{data + "/master.key", std::ios::binary} << std::string(32, 'k'); }
   ::chmod((data + "/master.key").c_str(), 0644);
   auto r = run_command(std::string(CUSTODIAN_NODE_BIN) + " --store.data-dir=" + data
                        + " --gateway.listen=127.0.0.1:" + std::to_string(free_port()));

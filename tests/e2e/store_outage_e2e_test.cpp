@@ -85,7 +85,7 @@ struct outage_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(store_goes_away_and_comes_back, outage_fixture) {
   std::vector<user_session> doomed, kept;
@@ -128,7 +128,8 @@ BOOST_FIXTURE_TEST_CASE(store_goes_away_and_comes_back, outage_fixture) {
   // The user kept has everything accepted before, and nothing refused.
   auto e = api->raw("POST", "/v1/users/" + kept[0].user_id + "/export", "{}", kept[0].token);
   BOOST_TEST_REQUIRE(e.status == 202, e.body);
-  auto done = api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), kept[0].token, seconds(20));
+  auto done =
+    api->wait_job(api_client::parse<v1::JobAccepted>(e).job_id(), kept[0].token, seconds(20));
   BOOST_TEST_REQUIRE(done.state() == "done");
   BOOST_TEST(bundle_of(done).watchhistory().events_size() == 3);
   BOOST_TEST(api->login("during-outage@example.com", "correct horse").status == 401);

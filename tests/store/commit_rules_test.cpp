@@ -25,7 +25,9 @@ struct recording_writer final : commit_writer {
   void delete_index(const std::string& s, const std::string& k) override {
     calls.push_back("index- " + s + ":" + k);
   }
-  void put_index(const index_row& r) override { calls.push_back("index+ " + r.space + ":" + r.key); }
+  void put_index(const index_row& r) override {
+    calls.push_back("index+ " + r.space + ":" + r.key);
+  }
   void put_job(const job_row& j) override { calls.push_back("job " + j.job_id); }
   void put_audit(const audit_row& a) override { calls.push_back("audit " + a.id); }
   void delete_outbox(int64_t id) override { calls.push_back("ack " + std::to_string(id)); }
@@ -42,7 +44,7 @@ index_owner_fn owners(std::map<std::string, std::string> held) {
   };
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_commit_is_written_erasures_first_then_in_one_fixed_order) {
   commit c;

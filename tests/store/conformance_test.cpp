@@ -94,10 +94,14 @@ BOOST_TEST_GLOBAL_FIXTURE(select_backend);
 
 bool is_mongo() { return backend != "sqlite" && backend != "rocksdb"; }
 bool is_rocks() { return backend == "rocksdb"; }
-utf::assertion_result sqlite_only(utf::test_unit_id) { return utf::assertion_result(backend == "sqlite"); }
+utf::assertion_result sqlite_only(utf::test_unit_id) {
+  return utf::assertion_result(backend == "sqlite");
+}
 utf::assertion_result rocks_only(utf::test_unit_id) { return utf::assertion_result(is_rocks()); }
 /// The embedded backends (one node's own files).
-utf::assertion_result embedded_only(utf::test_unit_id) { return utf::assertion_result(!is_mongo()); }
+utf::assertion_result embedded_only(utf::test_unit_id) {
+  return utf::assertion_result(!is_mongo());
+}
 utf::assertion_result mongo_only(utf::test_unit_id) { return utf::assertion_result(is_mongo()); }
 
 struct fixture {
@@ -207,7 +211,7 @@ bool eventually(P pred) {
   return test::wait_until(pred);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(events_append_in_order_and_survive_reopen, fixture) {
   commit c;
@@ -300,7 +304,8 @@ BOOST_FIXTURE_TEST_CASE(inbox_stores_the_outcome, fixture) {
 
 BOOST_FIXTURE_TEST_CASE(outbox_due_retry_and_ack, fixture) {
   commit c;
-  c.outbox = {entry("a", "u1", true, 100), entry("b", "u1", true, 50), entry("c", "u2", false, 500)};
+  c.outbox = {entry("a", "u1", true, 100), entry("b", "u1", true, 50),
+              entry("c", "u2", false, 500)};
   BOOST_TEST(st->apply(c).ok());
   auto due = st->outbox_due(200, 10);
   BOOST_TEST_REQUIRE(due.size() == 2u);
@@ -324,9 +329,11 @@ BOOST_FIXTURE_TEST_CASE(outbox_due_retry_and_ack, fixture) {
 BOOST_FIXTURE_TEST_CASE(erase_user_deletes_every_record_and_keeps_a_tombstone, fixture) {
   commit c;
   c.events = {{"u1", "secret-ada@example.com"}, {"u2", "other"}};
-  c.index_puts = {{"email", "k1", "u1", ""}, {"session", "s1", "u1", "9"}, {"email", "k2", "u2", ""}};
+  c.index_puts = {
+    {"email", "k1", "u1", ""}, {"session", "s1", "u1", "9"}, {"email", "k2", "u2", ""}};
   c.jobs = {{"job-export", "u1", "bundle of ada"}, {"job-erase", "", "no pii"}};
-  c.outbox = {entry("user", "u1", true, 1), entry("authz", "u1", false, 1), entry("user", "u2", true, 1)};
+  c.outbox = {entry("user", "u1", true, 1), entry("authz", "u1", false, 1),
+              entry("user", "u2", true, 1)};
   c.inbox = inbox_row{"r-old", "u1", "old"};
   BOOST_TEST(st->apply(c).ok());
 
@@ -468,8 +475,7 @@ BOOST_FIXTURE_TEST_CASE(jobs_list_newest_first_with_filters_and_counts, fixture)
   BOOST_TEST(st->erase_count("nobody") == 0);
 }
 
-BOOST_FIXTURE_TEST_CASE(the_erase_verification_count_leaves_out_plain_dedup_records_only,
-                        fixture) {
+BOOST_FIXTURE_TEST_CASE(the_erase_verification_count_leaves_out_plain_dedup_records_only, fixture) {
   // After an erasure, commands about the user leave plain dedup records ('P':
   // a status, no body); those are not personal data, every other record is.
   commit before;
@@ -508,7 +514,8 @@ BOOST_AUTO_TEST_CASE(unopenable_path_is_a_clear_error, *utf::precondition(sqlite
 
 BOOST_FIXTURE_TEST_CASE(outbox_wake_and_stats, fixture) {
   commit c;
-  c.outbox = {entry("a", "u1", true, 100), entry("b", "u2", true, 5000), entry("b", "u3", true, 9000)};
+  c.outbox = {entry("a", "u1", true, 100), entry("b", "u2", true, 5000),
+              entry("b", "u3", true, 9000)};
   BOOST_TEST(st->apply(c).ok());
   auto stats = st->outbox_stats();
   BOOST_TEST_REQUIRE(stats.size() == 2u);
@@ -657,7 +664,8 @@ BOOST_AUTO_TEST_CASE(after_a_crash_the_erased_records_leave_the_files_at_the_nex
   o.data_scrub_ms = 300;
   rocks_store st{o};
   BOOST_TEST(st.read_stream("u1").empty());
-  BOOST_TEST(eventually([&] { return files().find("secret-of-u1-before-the-crash") == std::string::npos; }));
+  BOOST_TEST(
+    eventually([&] { return files().find("secret-of-u1-before-the-crash") == std::string::npos; }));
   BOOST_TEST(st.read_stream("u2").size() == 1u);
   st.close();
   BOOST_TEST(files().find("payload of u2") != std::string::npos);
@@ -800,11 +808,13 @@ BOOST_FIXTURE_TEST_CASE(keys_in_the_older_sqlite_key_file_move_into_the_slot_fil
   std::filesystem::remove(dir.file("node/keys.slots"));
   sqlite3* old = nullptr;
   BOOST_TEST_REQUIRE(sqlite3_open(dir.file("node/keys.db").c_str(), &old) == SQLITE_OK);
-  BOOST_TEST_REQUIRE(sqlite3_exec(old, "CREATE TABLE keys (user_id TEXT NOT NULL, service TEXT NOT "
-                                       "NULL, sealed BLOB NOT NULL, PRIMARY KEY (user_id, service)) "
-                                       "WITHOUT ROWID; INSERT INTO keys VALUES ('u1', 'svc', "
-                                       "x'4b45592d4f462d7531'), ('u1', 'other', x'4f54484552');",
-                                  nullptr, nullptr, nullptr) == SQLITE_OK);
+  BOOST_TEST_REQUIRE(sqlite3_exec(old,
+                                  "CREATE TABLE keys (user_id TEXT NOT NULL, service TEXT NOT "
+                                  "NULL, sealed BLOB NOT NULL, PRIMARY KEY (user_id, service)) "
+                                  "WITHOUT ROWID; INSERT INTO keys VALUES ('u1', 'svc', "
+                                  "x'4b45592d4f462d7531'), ('u1', 'other', x'4f54484552');",
+                                  nullptr, nullptr, nullptr)
+                     == SQLITE_OK);
   sqlite3_close(old);
   st = open();
   BOOST_TEST(st->key_get("u1").value_or("") == "KEY-OF-u1");
@@ -951,7 +961,8 @@ BOOST_AUTO_TEST_CASE(unreachable_server_is_a_clear_sentence_in_bounded_time,
     BOOST_TEST(what.find("s3cret") == std::string::npos, what);
     BOOST_TEST(what.find("alice") == std::string::npos, what);
   }
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  auto took =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   BOOST_TEST(took.count() < 5000);
   ::close(fd);
 }
@@ -962,7 +973,7 @@ BOOST_FIXTURE_TEST_CASE(a_held_lease_is_refused_to_another_node, fixture,
   o.claim = {3};
   o.require_claims = true;
   BOOST_CHECK_THROW(mongo_store{o}, store_error);  // single node: a clear refusal
-  o.require_claims = false;                        // cluster: a standby
+  o.require_claims = false;  // cluster: a standby
   mongo_store b{o};
   BOOST_TEST(b.held().empty());
   lease_info holder;
@@ -1212,7 +1223,9 @@ BOOST_FIXTURE_TEST_CASE(a_late_erasure_keeps_its_dedup_record, fixture,
   mongo_store b{ob};
   auto oa = paused_owner("node-a", s);
   auto fa = paused();
-  fa.before_apply = [&] { BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); })); };
+  fa.before_apply = [&] {
+    BOOST_TEST_REQUIRE(eventually([&] { return b.acquire(s).has_value(); }));
+  };
   mongo_store a{oa, fa};
   auto erase = erasure(u, s);
   erase.inbox = inbox_row{"job-1/erase/svc", u, "Pok"};

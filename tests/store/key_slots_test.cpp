@@ -31,7 +31,7 @@ void poke(const std::string& file, size_t off, const std::string& bytes) {
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_destroyed_key_leaves_the_file_and_the_others_stay_after_a_reopen) {
   test::temp_dir dir;
@@ -172,7 +172,9 @@ BOOST_AUTO_TEST_CASE(bad_input_and_a_second_opener_get_a_clear_error) {
   }
   key_slots fresh{dir.file("zeros"), true};
   BOOST_TEST(fresh.put("user", "u1", "KEY") == "KEY");
-  BOOST_CHECK_EXCEPTION((key_slots{dir.file("other"), true}), store_error, [](const store_error& e) {
-    return e.code == errc::io && std::string(e.what()).find("not a key slot file") != std::string::npos;
-  });
+  BOOST_CHECK_EXCEPTION(
+    (key_slots{dir.file("other"), true}), store_error, [](const store_error& e) {
+      return e.code == errc::io
+             && std::string(e.what()).find("not a key slot file") != std::string::npos;
+    });
 }

@@ -13,7 +13,7 @@ using namespace custodian::store::mongo;
 
 namespace custodian::store {
 inline std::ostream& operator<<(std::ostream& os, errc e) { return os << to_string(e); }
-} // namespace custodian::store
+}  // namespace custodian::store
 
 namespace {
 
@@ -43,9 +43,9 @@ struct fixture {
     std::vector<const commit*> batch;
     for (auto& c : cs)
       batch.push_back(&c);
-    return plan_batch("custodian_test", batch, leases,
-                      [](const commit& c) { return static_cast<uint32_t>(c.shard); }, cache, 1234,
-                      reads());
+    return plan_batch(
+      "custodian_test", batch, leases,
+      [](const commit& c) { return static_cast<uint32_t>(c.shard); }, cache, 1234, reads());
   }
 };
 
@@ -55,7 +55,7 @@ commit on(int32_t shard) {
   return c;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_commit_for_a_shard_not_held_is_fenced, fixture) {
   auto p = plan({on(5), on(0)});

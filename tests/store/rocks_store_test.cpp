@@ -34,7 +34,8 @@ const std::vector<std::string> users{"ab", "abc", "ab-1", "a", "b"};
 commit events_of_everyone() {
   commit c;
   for (auto& u : users)
-    c.events.push_back({u, "event of " + u + " #1"}), c.events.push_back({u, "event of " + u + " #2"});
+    c.events.push_back({u, "event of " + u + " #1"}),
+      c.events.push_back({u, "event of " + u + " #2"});
   return c;
 }
 
@@ -97,17 +98,17 @@ size_t due_keys(const std::string& dir, const std::string& service) {
   return n;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(users_whose_ids_share_leading_characters_stay_apart_in_memtable_and_files) {
   test::temp_dir dir;
   rocks_options o{dir.file("node"), "svc"};
   rocks_store st{o};
   BOOST_TEST_REQUIRE(st.apply(events_of_everyone()).ok());
-  expect_apart(st, "");           // from the memtable
+  expect_apart(st, "");  // from the memtable
   BOOST_TEST_REQUIRE(st.apply(erasure("ab")).ok());
-  expect_apart(st, "ab");         // tombstones in the memtable, records too
-  st.scrub();                     // everything into one table file
+  expect_apart(st, "ab");  // tombstones in the memtable, records too
+  st.scrub();  // everything into one table file
   expect_apart(st, "ab");
   BOOST_TEST_REQUIRE(st.apply(erasure("abc")).ok());  // records in the file only
   BOOST_TEST(st.read_stream("abc").empty());
@@ -132,7 +133,8 @@ BOOST_AUTO_TEST_CASE(a_services_table_files_carry_the_user_prefix_filter) {
     descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  BOOST_TEST_REQUIRE(rocksdb::DB::OpenForReadOnly({}, dir.file("node"), descs, &handles, &raw).ok());
+  BOOST_TEST_REQUIRE(
+    rocksdb::DB::OpenForReadOnly({}, dir.file("node"), descs, &handles, &raw).ok());
   std::unique_ptr<rocksdb::DB> db{raw};
   size_t tables = 0;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -85,8 +85,7 @@ public:
     req.set_display_name(name);
     return send("POST", "/v1/users", req);
   }
-  response login(const std::string& email, const std::string& password,
-                 httplib::Headers h = {}) {
+  response login(const std::string& email, const std::string& password, httplib::Headers h = {}) {
     v1::LoginRequest req;
     req.set_email(email);
     req.set_password(password);
@@ -110,4 +109,4 @@ private:
   httplib::Client http_;
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

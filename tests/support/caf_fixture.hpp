@@ -36,4 +36,4 @@ struct caf_fixture {
     dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

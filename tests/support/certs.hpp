@@ -11,7 +11,8 @@ namespace custodian::test {
 
 /// Runs scripts/make-certs.sh DIR NAME... (a CA in DIR unless present).
 inline void make_certs(const std::string& dir, const std::vector<std::string>& names) {
-  std::string cmd = std::string("bash '") + CUSTODIAN_SOURCE_DIR + "/scripts/make-certs.sh' '" + dir + "'";
+  std::string cmd =
+    std::string("bash '") + CUSTODIAN_SOURCE_DIR + "/scripts/make-certs.sh' '" + dir + "'";
   for (auto& n : names)
     cmd += " '" + n + "'";
   cmd += " > /dev/null";
@@ -25,4 +26,4 @@ inline std::vector<std::string> tls_args(const std::string& dir, const std::stri
           "--openssl.key=" + dir + "/" + name + ".key", "--openssl.cafile=" + dir + "/ca.pem"};
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

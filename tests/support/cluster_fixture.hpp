@@ -35,4 +35,4 @@ struct cluster_fixture : cluster_nodes {
   }
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

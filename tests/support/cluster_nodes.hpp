@@ -33,12 +33,15 @@ struct cluster_nodes {
   ///   c: auth 4-7, authz 4-7, watchhistory 4-7, billing 4-7
   static std::map<std::string, std::vector<std::string>> split_layout() {
     return {
-      {"a", {"--node.services=[\"auth\",\"authz\",\"user\"]",
-             "--node.placement=[\"auth:0-3\",\"authz:0-3\",\"user:0-3\"]"}},
-      {"b", {"--node.services=[\"user\",\"watchhistory\",\"billing\"]",
-             "--node.placement=[\"user:4-7\",\"watchhistory:0-3\",\"billing:0-3\"]"}},
-      {"c", {"--node.services=[\"auth\",\"authz\",\"watchhistory\",\"billing\"]",
-             "--node.placement=[\"auth:4-7\",\"authz:4-7\",\"watchhistory:4-7\",\"billing:4-7\"]"}},
+      {"a",
+       {"--node.services=[\"auth\",\"authz\",\"user\"]",
+        "--node.placement=[\"auth:0-3\",\"authz:0-3\",\"user:0-3\"]"}},
+      {"b",
+       {"--node.services=[\"user\",\"watchhistory\",\"billing\"]",
+        "--node.placement=[\"user:4-7\",\"watchhistory:0-3\",\"billing:0-3\"]"}},
+      {"c",
+       {"--node.services=[\"auth\",\"authz\",\"watchhistory\",\"billing\"]",
+        "--node.placement=[\"auth:4-7\",\"authz:4-7\",\"watchhistory:4-7\",\"billing:4-7\"]"}},
     };
   }
 
@@ -55,7 +58,8 @@ struct cluster_nodes {
       cluster_port[n] = free_port();
     std::string seeds = "--cluster.seeds=[";
     for (auto& [n, p] : cluster_port)
-      seeds += std::string(seeds.back() == '[' ? "" : ",") + "\"127.0.0.1:" + std::to_string(p) + "\"";
+      seeds +=
+        std::string(seeds.back() == '[' ? "" : ",") + "\"127.0.0.1:" + std::to_string(p) + "\"";
     seeds += "]";
     auto shared_prefix = unique_prefix();
     // Nodes talk mutual TLS only: one cluster CA, a certificate per node.
@@ -66,8 +70,10 @@ struct cluster_nodes {
     for (auto& [n, own] : layout) {
       std::vector<std::string> args{"--node.name=" + n,
                                     "--cluster.listen=127.0.0.1:" + std::to_string(cluster_port[n]),
-                                    seeds, "--cluster.heartbeat-interval=100ms",
-                                    "--cluster.heartbeat-timeout=1s", "--cluster.reconnect-max=500ms",
+                                    seeds,
+                                    "--cluster.heartbeat-interval=100ms",
+                                    "--cluster.heartbeat-timeout=1s",
+                                    "--cluster.reconnect-max=500ms",
                                     "--gateway.register-wait=2s"};
       if (mongo_store_under_test())
         args.push_back("--crypto.master-key-file=" + dir.file("master.key"));
@@ -120,7 +126,8 @@ struct cluster_nodes {
       return rocks_count(dir.file(n) + "/store", svc, "u", [&](const std::string& k) {
         return rocks_user_tag('i')(k) && k.find(needle) != std::string::npos;
       });
-    return sql_count(db(n, svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
+    return sql_count(db(n, svc),
+                     "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
   }
   /// Events of node `n`'s service in every stream but `except`.
   int64_t events_except(const std::string& n, const std::string& svc, const std::string& except) {
@@ -183,7 +190,8 @@ struct cluster_nodes {
     std::vector<std::string> out;
     for (auto& [name, p] : nodes) {
       auto log = slurp(p->log_file);
-      for (size_t pos = 0; (pos = log.find(" erased user=" + uid, pos)) != std::string::npos; ++pos) {
+      for (size_t pos = 0; (pos = log.find(" erased user=" + uid, pos)) != std::string::npos;
+           ++pos) {
         auto from = log.rfind('\n', pos);
         from = from == std::string::npos ? 0 : from + 1;
         out.push_back(name + ": " + log.substr(from, log.find('\n', pos) - from));
@@ -204,4 +212,4 @@ inline std::vector<v1::JobStatus> job_states(api_client& api, const std::vector<
   return out;
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

@@ -70,7 +70,8 @@ struct e2e_fixture {
       return rocks_count(data + "/store", svc, "u", [&](const std::string& k) {
         return rocks_user_tag('i')(k) && k.find(needle) != std::string::npos;
       });
-    return sql_count(db(svc), "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
+    return sql_count(db(svc),
+                     "SELECT COUNT(*) FROM inbox WHERE request_id LIKE '%" + needle + "%'");
   }
 
   /// Every byte this node stored, by where it lies: the files of its data
@@ -99,4 +100,4 @@ struct e2e_fixture {
   int counter = 0;
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

@@ -63,4 +63,4 @@ private:
   bool healed_ = false;
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

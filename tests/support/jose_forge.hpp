@@ -22,8 +22,8 @@ namespace custodian::test::forge {
 struct signer {
   std::string kid, kty;
   std::shared_ptr<EVP_PKEY> pkey;  // RSA, EC
-  std::string ed_secret;           // 64 bytes (Ed25519)
-  std::string jwk;                 // the public JWK, JSON
+  std::string ed_secret;  // 64 bytes (Ed25519)
+  std::string jwk;  // the public JWK, JSON
 };
 
 inline std::string bn_bytes(const BIGNUM* b, int len = 0) {
@@ -45,8 +45,8 @@ inline std::string param_b64(EVP_PKEY* k, const char* name, int len = 0) {
 }
 
 inline signer rsa(const std::string& kid, const std::string& alg_member = "RS256") {
-  signer s{kid, "RSA", {EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}), &EVP_PKEY_free},
-           {}, {}};
+  signer s{
+    kid, "RSA", {EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}), &EVP_PKEY_free}, {}, {}};
   s.jwk = R"({"kty":"RSA","use":"sig","kid":")" + kid + "\""
           + (alg_member.empty() ? "" : R"(,"alg":")" + alg_member + "\"") + R"(,"n":")"
           + param_b64(s.pkey.get(), OSSL_PKEY_PARAM_RSA_N) + R"(","e":")"
@@ -55,8 +55,7 @@ inline signer rsa(const std::string& kid, const std::string& alg_member = "RS256
 }
 
 inline signer p256(const std::string& kid) {
-  signer s{kid, "EC", {EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free}, {},
-           {}};
+  signer s{kid, "EC", {EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free}, {}, {}};
   s.jwk = R"({"kty":"EC","crv":"P-256","use":"sig","kid":")" + kid + R"(","alg":"ES256","x":")"
           + param_b64(s.pkey.get(), OSSL_PKEY_PARAM_EC_PUB_X, 32) + R"(","y":")"
           + param_b64(s.pkey.get(), OSSL_PKEY_PARAM_EC_PUB_Y, 32) + "\"}";
@@ -146,4 +145,4 @@ inline std::string token(const signer& s, const std::string& alg, const std::str
   return sign(s, R"({"alg":")" + alg + R"(","kid":")" + s.kid + R"(","typ":"JWT"})", payload);
 }
 
-} // namespace custodian::test::forge
+}  // namespace custodian::test::forge

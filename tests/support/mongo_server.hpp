@@ -139,4 +139,4 @@ inline void drop_databases(const std::string& uri, const std::string& prefix) {
   });
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

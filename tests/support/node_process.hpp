@@ -153,7 +153,10 @@ public:
   std::string db_prefix = unique_prefix();
 
   node_process(std::string data, std::string log, std::vector<std::string> args = {})
-    : data_dir(std::move(data)), log_file(std::move(log)), port(free_port()), extra(std::move(args)) {}
+    : data_dir(std::move(data)),
+      log_file(std::move(log)),
+      port(free_port()),
+      extra(std::move(args)) {}
 
   ~node_process() {
     if (pid > 0)
@@ -180,7 +183,8 @@ public:
 
   /// Starts the process (without waiting for it to serve).
   void spawn() {
-    std::vector<std::string> args{CUSTODIAN_NODE_BIN, "--gateway.listen=127.0.0.1:" + std::to_string(port),
+    std::vector<std::string> args{CUSTODIAN_NODE_BIN,
+                                  "--gateway.listen=127.0.0.1:" + std::to_string(port),
                                   "--store.data-dir=" + data_dir};
     for (auto& a : test_node_args())
       args.push_back(a);
@@ -243,7 +247,7 @@ public:
 };
 
 struct command_result {
-  int code;         ///< exit code, -1 if it did not exit normally
+  int code;  ///< exit code, -1 if it did not exit normally
   std::string out;  ///< stdout and stderr together
 };
 
@@ -268,7 +272,8 @@ inline int64_t sql_count(const std::string& db_file, const std::string& sql) {
   }
   sqlite3_stmt* st = nullptr;
   int64_t n = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK
+      && sqlite3_step(st) == SQLITE_ROW)
     n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   sqlite3_close(db);
@@ -291,11 +296,12 @@ inline int64_t store_rows(const std::string& sqlite_file, const std::string& mon
     auto f = std::filesystem::path(sqlite_file);
     return rocks_rows((f.parent_path() / "store").string(), f.stem().string(), table, field, value);
   }
-  return sql_count(sqlite_file, "SELECT COUNT(*) FROM " + table
-                                  + (field.empty() ? "" : " WHERE " + field + " = '" + value + "'"));
+  return sql_count(sqlite_file,
+                   "SELECT COUNT(*) FROM " + table
+                     + (field.empty() ? "" : " WHERE " + field + " = '" + value + "'"));
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test
 
 #include "tests/support/api_client.hpp"
 
@@ -321,4 +327,4 @@ inline v1::JobStatus api_client::wait_job(const std::string& job_id, const std::
   return last;
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

@@ -69,8 +69,9 @@ public:
 
   /// Starts Hydra and waits until it is ready.
   void start() {
-    pid_ = spawn_logged({CUSTODIAN_HYDRA_BIN, "serve", "all", "--dev", "-c", dir_.file("hydra.yml")},
-                        dir_.file("hydra.log"));
+    pid_ =
+      spawn_logged({CUSTODIAN_HYDRA_BIN, "serve", "all", "--dev", "-c", dir_.file("hydra.yml")},
+                   dir_.file("hydra.log"));
     bool ready = wait_until(
       [&] {
         httplib::Client c{issuer()};
@@ -79,7 +80,8 @@ public:
       },
       std::chrono::seconds(20));
     if (!ready)
-      throw std::runtime_error("hydra did not start: " + slurp(dir_.file("hydra.log")).substr(0, 3000));
+      throw std::runtime_error("hydra did not start: "
+                               + slurp(dir_.file("hydra.log")).substr(0, 3000));
   }
   void stop() {
     if (pid_ <= 0)
@@ -94,9 +96,9 @@ public:
                                     const std::string& body = "") {
     httplib::Client c{"http://127.0.0.1:" + std::to_string(admin_port_)};
     patient(c);
-    auto r = method == "POST" ? c.Post(path, body, "application/json")
-                              : method == "PUT" ? c.Put(path, body, "application/json")
-                                                : c.Get(path);
+    auto r = method == "POST"  ? c.Post(path, body, "application/json")
+             : method == "PUT" ? c.Put(path, body, "application/json")
+                               : c.Get(path);
     if (!r)
       return {0, httplib::to_string(r.error())};
     return {r->status, r->body};
@@ -125,12 +127,16 @@ public:
   std::string client_token(const std::string& scope, const std::string& audience = "custodian") {
     httplib::Client c{issuer()};
     patient(c);
-    httplib::Params p{{"grant_type", "client_credentials"}, {"client_id", "ops"},
-                      {"client_secret", "ops-secret-0123456789"}, {"scope", scope},
+    httplib::Params p{{"grant_type", "client_credentials"},
+                      {"client_id", "ops"},
+                      {"client_secret", "ops-secret-0123456789"},
+                      {"scope", scope},
                       {"audience", audience}};
     auto r = c.Post("/oauth2/token", p);
     if (!r || r->status != 200)
-      throw std::runtime_error("client credentials grant failed: " + (r ? r->body : "no answer (" + httplib::to_string(r.error()) + ")"));
+      throw std::runtime_error(
+        "client credentials grant failed: "
+        + (r ? r->body : "no answer (" + httplib::to_string(r.error()) + ")"));
     return json_string(json_object(r->body), "access_token");
   }
 
@@ -144,27 +150,32 @@ public:
                        verifier.size());
     auto challenge = crypto::b64(std::string(reinterpret_cast<char*>(digest), sizeof digest));
     std::string cookies;
-    auto login_at = follow("/oauth2/auth?client_id=privacy-page&response_type=code"
-                           "&scope=openid%20email&redirect_uri=http://127.0.0.1:9/callback"
-                           "&state=custodian-state&code_challenge=" + challenge
-                           + "&code_challenge_method=S256&audience=custodian",
-                           cookies);
+    auto login_at = follow(
+      "/oauth2/auth?client_id=privacy-page&response_type=code"
+      "&scope=openid%20email&redirect_uri=http://127.0.0.1:9/callback"
+      "&state=custodian-state&code_challenge="
+        + challenge + "&code_challenge_method=S256&audience=custodian",
+      cookies);
     auto back = accept("login", query_value(login_at, "login_challenge"),
                        R"({"subject":")" + subject + R"("})");
     auto consent_at = follow(back, cookies);
     back = accept("consent", query_value(consent_at, "consent_challenge"),
                   R"({"grant_scope":["openid","email"],"grant_access_token_audience":["custodian"],
-                      "session":{"access_token":{"email":")" + email + R"(","name":")" + name
-                    + R"("}}})");
+                      "session":{"access_token":{"email":")"
+                    + email + R"(","name":")" + name + R"("}}})");
     auto callback = follow(back, cookies);
     httplib::Client c{issuer()};
     patient(c);
-    httplib::Params p{{"grant_type", "authorization_code"}, {"code", query_value(callback, "code")},
+    httplib::Params p{{"grant_type", "authorization_code"},
+                      {"code", query_value(callback, "code")},
                       {"redirect_uri", "http://127.0.0.1:9/callback"},
-                      {"client_id", "privacy-page"}, {"code_verifier", verifier}};
+                      {"client_id", "privacy-page"},
+                      {"code_verifier", verifier}};
     auto r = c.Post("/oauth2/token", p);
     if (!r || r->status != 200)
-      throw std::runtime_error("code exchange failed: " + (r ? r->body : "no answer (" + httplib::to_string(r.error()) + ")"));
+      throw std::runtime_error(
+        "code exchange failed: "
+        + (r ? r->body : "no answer (" + httplib::to_string(r.error()) + ")"));
     return json_string(json_object(r->body), "access_token");
   }
 
@@ -217,8 +228,9 @@ private:
 
   std::string accept(const std::string& what, const std::string& challenge,
                      const std::string& body) {
-    auto r = admin("PUT", "/admin/oauth2/auth/requests/" + what + "/accept?" + what
-                            + "_challenge=" + httplib::detail::encode_query_param(challenge),
+    auto r = admin("PUT",
+                   "/admin/oauth2/auth/requests/" + what + "/accept?" + what
+                     + "_challenge=" + httplib::detail::encode_query_param(challenge),
                    body);
     if (r.first != 200)
       throw std::runtime_error(what + " accept: " + std::to_string(r.first) + " " + r.second);
@@ -230,4 +242,4 @@ private:
   pid_t pid_ = -1;
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

@@ -20,8 +20,7 @@ inline std::string run_ctl(const std::string& args) {
 }
 
 /// An admin on the node at `url` whose data dir is `data` (root@example.com).
-inline user_session make_admin(const std::string& url, const std::string& data,
-                               api_client& api) {
+inline user_session make_admin(const std::string& url, const std::string& data, api_client& api) {
   auto out = run_ctl("--url " + url + " admin create --email root@example.com --password "
                      "'root password' --name Root --secret-file " + data + "/admin.secret");
   BOOST_TEST_REQUIRE(out.find("user_id") != std::string::npos, out);
@@ -50,7 +49,8 @@ struct scrape {
     }
   }
 
-  double value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+  double value(const std::string& name,
+               const std::map<std::string, std::string>& labels = {}) const {
     if (!has(name, labels)) {
       std::string what = name + "{";
       for (auto& [k, v] : labels)
@@ -89,4 +89,4 @@ private:
   }
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

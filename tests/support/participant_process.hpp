@@ -15,7 +15,7 @@ struct participant_call {
   int attempt = 0;
   bool verified = false;
   int status = 0;
-  std::string webhook_id;         ///< the headers it came with
+  std::string webhook_id;  ///< the headers it came with
   std::string webhook_timestamp;
 };
 
@@ -38,11 +38,15 @@ public:
   void start() {
     // The virtualenv scripts/setup.sh made (standardwebhooks installed).
     std::string python = std::string(CUSTODIAN_SOURCE_DIR) + "/.tools/venv/bin/python3";
-    std::vector<std::string> args{python,
-                                  std::string(CUSTODIAN_SOURCE_DIR)
-                                    + "/examples/external-participant/participant.py",
-                                  "--port", std::to_string(port), "--db", db_file,
-                                  "--secret-file", secret_file};
+    std::vector<std::string> args{
+      python,
+      std::string(CUSTODIAN_SOURCE_DIR) + "/examples/external-participant/participant.py",
+      "--port",
+      std::to_string(port),
+      "--db",
+      db_file,
+      "--secret-file",
+      secret_file};
     args.insert(args.end(), flags.begin(), flags.end());
     pid = spawn_logged(args, log_file);
     httplib::Client c{"127.0.0.1", port};
@@ -90,4 +94,4 @@ public:
   }
 };
 
-} // namespace custodian::test
+}  // namespace custodian::test

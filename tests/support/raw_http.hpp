@@ -91,4 +91,4 @@ bool eventually(Pred p, std::chrono::milliseconds within = std::chrono::seconds(
   return true;
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

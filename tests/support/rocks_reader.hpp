@@ -119,4 +119,4 @@ inline int64_t rocks_rows(const std::string& store_dir, const std::string& svc,
   throw std::runtime_error("rocks_rows: no table " + table);
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

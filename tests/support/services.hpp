@@ -54,4 +54,4 @@ struct bundle_view {
 
 inline bundle_view bundle_of(const v1::JobStatus& job) { return {job.bundle()}; }
 
-} // namespace custodian::test
+}  // namespace custodian::test

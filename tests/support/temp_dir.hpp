@@ -34,4 +34,4 @@ inline std::string slurp(const std::string& file) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-} // namespace custodian::test
+}  // namespace custodian::test

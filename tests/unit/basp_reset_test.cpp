@@ -50,7 +50,7 @@ struct two_systems {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(dropping_a_node_kills_its_proxies_and_a_reconnect_is_fresh, two_systems) {
   caf::scoped_actor self{b};

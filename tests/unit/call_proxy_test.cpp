@@ -54,7 +54,7 @@ struct fixture : test::caf_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(an_answer_reaches_its_own_continuation, fixture) {
   call_proxies p{sys, std::chrono::seconds(10), 2};

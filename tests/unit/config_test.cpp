@@ -36,11 +36,12 @@ struct fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(file_values_and_command_line_overrides, fixture) {
-  auto f = write("[gateway]\nlisten=\"127.0.0.1:9000\"\n[store]\ndata-dir=\"/var/x\"\n"
-                 "[node]\nshards=8\n");
+  auto f = write(
+    "[gateway]\nlisten=\"127.0.0.1:9000\"\n[store]\ndata-dir=\"/var/x\"\n"
+    "[node]\nshards=8\n");
   node_config cfg;
   auto problems = parse(cfg, {"--config", f, "--gateway.listen=127.0.0.1:9100"});
   BOOST_TEST(problems.empty());
@@ -104,10 +105,10 @@ BOOST_FIXTURE_TEST_CASE(shipped_configs_are_valid, fixture) {
   auto cwd = std::filesystem::current_path();
   std::filesystem::current_path(dir.path);
   test::make_certs("./data/certs", {"node-a", "node-b", "node-c"});
-  for (auto f : {"/configs/single-node.ini", "/configs/reference.ini", "/configs/cluster/node-a.ini",
-                 "/configs/cluster/node-b.ini", "/configs/cluster/node-c.ini",
-                 "/configs/cluster-mongo/node-a.ini", "/configs/cluster-mongo/node-b.ini",
-                 "/configs/cluster-mongo/node-c.ini"}) {
+  for (auto f : {"/configs/single-node.ini", "/configs/reference.ini",
+                 "/configs/cluster/node-a.ini", "/configs/cluster/node-b.ini",
+                 "/configs/cluster/node-c.ini", "/configs/cluster-mongo/node-a.ini",
+                 "/configs/cluster-mongo/node-b.ini", "/configs/cluster-mongo/node-c.ini"}) {
     node_config cfg;
     auto problems = parse(cfg, {"--config", std::string(CUSTODIAN_SOURCE_DIR) + f});
     BOOST_TEST(problems.empty(), f << ": " << (problems.empty() ? "" : problems.front()));
@@ -122,9 +123,10 @@ BOOST_FIXTURE_TEST_CASE(shipped_configs_are_valid, fixture) {
 
 BOOST_AUTO_TEST_CASE(mongodb_keys_are_checked) {
   node_config cfg;
-  BOOST_TEST(parse(cfg, {"--store.backend=mongodb", "--store.mongodb.uri=mongodb://h1,h2/?replicaSet=rs0",
-                         "--store.mongodb.lease=3s"})
-               .empty());
+  BOOST_TEST(
+    parse(cfg, {"--store.backend=mongodb", "--store.mongodb.uri=mongodb://h1,h2/?replicaSet=rs0",
+                "--store.mongodb.lease=3s"})
+      .empty());
   BOOST_TEST(cfg.mongodb_uri == "mongodb://h1,h2/?replicaSet=rs0");
   node_config bad;
   auto problems = parse(bad, {"--store.backend=mongo", "--store.mongodb.uri=http://x"});
@@ -133,12 +135,13 @@ BOOST_AUTO_TEST_CASE(mongodb_keys_are_checked) {
   BOOST_TEST(mentions(parse(bad_uri, {"--store.backend=mongodb", "--store.mongodb.uri=http://x"}),
                       "store.mongodb.uri"));
   node_config short_lease;
-  BOOST_TEST(mentions(parse(short_lease, {"--store.backend=mongodb", "--store.mongodb.lease=100ms"}),
-                      "store.mongodb.lease"));
+  BOOST_TEST(
+    mentions(parse(short_lease, {"--store.backend=mongodb", "--store.mongodb.lease=100ms"}),
+             "store.mongodb.lease"));
   node_config bad_prefix;
-  BOOST_TEST(mentions(parse(bad_prefix, {"--store.backend=mongodb",
-                                         "--store.mongodb.database-prefix=a.b"}),
-                      "database-prefix"));
+  BOOST_TEST(
+    mentions(parse(bad_prefix, {"--store.backend=mongodb", "--store.mongodb.database-prefix=a.b"}),
+             "database-prefix"));
 }
 
 BOOST_AUTO_TEST_CASE(placement_selects_shards) {
@@ -147,8 +150,8 @@ BOOST_AUTO_TEST_CASE(placement_selects_shards) {
   BOOST_TEST(hosted_shards(cfg, "user") == (std::vector<uint32_t>{2, 3, 4}));
   BOOST_TEST(hosted_shards(cfg, "auth").size() == 8u);
   node_config bad;
-  BOOST_TEST(mentions(parse(bad, {"--node.shards=8", "--node.placement=[\"user:5-9\"]"}),
-                      "node.placement"));
+  BOOST_TEST(
+    mentions(parse(bad, {"--node.shards=8", "--node.placement=[\"user:5-9\"]"}), "node.placement"));
   node_config lonely;
   BOOST_TEST(mentions(parse(lonely, {"--cluster.seeds=[\"127.0.0.1:1\"]"}), "cluster.listen"));
 }
@@ -181,18 +184,19 @@ BOOST_FIXTURE_TEST_CASE(a_clustered_node_needs_a_valid_certificate_of_the_cluste
                                         "--openssl.cafile=" + certs + "/ca.pem"}),
                       "does not belong"));
   node_config other_ca;
-  BOOST_TEST(mentions(parse(other_ca, {listen, "--openssl.certificate=" + rogue + "/a.pem",
-                                       "--openssl.key=" + rogue + "/a.key",
-                                       "--openssl.cafile=" + certs + "/ca.pem"}),
-                      "not valid for this cluster's CA"));
+  BOOST_TEST(mentions(
+    parse(other_ca, {listen, "--openssl.certificate=" + rogue + "/a.pem",
+                     "--openssl.key=" + rogue + "/a.key", "--openssl.cafile=" + certs + "/ca.pem"}),
+    "not valid for this cluster's CA"));
   node_config not_pem;
-  BOOST_TEST(mentions(parse(not_pem, {listen, "--openssl.certificate=" + write("not a cert"),
-                                      "--openssl.key=" + certs + "/a.key",
-                                      "--openssl.cafile=" + certs + "/ca.pem"}),
-                      "is not a PEM certificate"));
+  BOOST_TEST(mentions(
+    parse(not_pem, {listen, "--openssl.certificate=" + write("not a cert"),
+                    "--openssl.key=" + certs + "/a.key", "--openssl.cafile=" + certs + "/ca.pem"}),
+    "is not a PEM certificate"));
   // Any openssl key alone (CAF would turn authentication on and abort at start).
   node_config half;
-  BOOST_TEST(mentions(parse(half, {"--openssl.cafile=" + certs + "/ca.pem"}), "openssl.certificate"));
+  BOOST_TEST(
+    mentions(parse(half, {"--openssl.cafile=" + certs + "/ca.pem"}), "openssl.certificate"));
 }
 
 BOOST_FIXTURE_TEST_CASE(a_services_settings_live_in_its_own_group, fixture) {
@@ -210,8 +214,8 @@ BOOST_FIXTURE_TEST_CASE(a_services_settings_live_in_its_own_group, fixture) {
   node_config low;
   BOOST_TEST(mentions(parse(low, {"--auth.pwhash-ops=0"}), "auth.pwhash-ops must be at least 1"));
   node_config unknown;
-  BOOST_TEST(mentions(parse(unknown, {"--config", write("[auth]\npwhash-opps=3\n")}),
-                      "auth.pwhash-opps"));
+  BOOST_TEST(
+    mentions(parse(unknown, {"--config", write("[auth]\npwhash-opps=3\n")}), "auth.pwhash-opps"));
 }
 
 BOOST_AUTO_TEST_CASE(a_test_hook_is_refused_outside_tests) {

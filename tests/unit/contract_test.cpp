@@ -22,7 +22,8 @@ const std::string catalog_reason = "film titles and their metadata; nothing abou
 /// A fake service for this test only: each command names what it tries.
 class fake_catalog_logic final : public service_logic {
 public:
-  explicit fake_catalog_logic(std::shared_ptr<crypto::service_keys> keys) : keys_(std::move(keys)) {}
+  explicit fake_catalog_logic(std::shared_ptr<crypto::service_keys> keys)
+    : keys_(std::move(keys)) {}
   const std::string& name() const override { return name_; }
 
   outcome handle(const v1::Envelope& env, store_view&) override {
@@ -37,8 +38,8 @@ public:
     else if (what == "index-of-user")
       out.commit.index_puts.push_back(store::index_row{"likes", env.user_id(), env.user_id(), "x"});
     else if (what == "seal")
-      out.commit.index_puts.push_back(
-        store::index_row{"note", "n1", "", keys_->seal(env.user_id(), "likes heist films", "note")});
+      out.commit.index_puts.push_back(store::index_row{
+        "note", "n1", "", keys_->seal(env.user_id(), "likes heist films", "note")});
     else if (what == "shred-node") {  // its own data, and every service's key of the user
       out.commit.index_puts.push_back(store::index_row{"title", "tt2", "", "x"});
       out.commit.destroy_node_keys.push_back(env.user_id());
@@ -58,7 +59,9 @@ private:
 service_descriptor catalog() {
   service_descriptor d;
   d.name = "catalog";
-  d.make = [](const service_context& ctx) { return std::make_shared<fake_catalog_logic>(ctx.keys); };
+  d.make = [](const service_context& ctx) {
+    return std::make_shared<fake_catalog_logic>(ctx.keys);
+  };
   d.holds_personal_data = false;
   d.no_personal_data_reason = catalog_reason;
   return d;
@@ -76,7 +79,7 @@ v1::Reply try_(testkit::service_kit& kit, const std::string& uid, const std::str
   return kit.command(uid, cmd);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(every_service_takes_part_in_every_step_unless_it_holds_no_personal_data) {
   auto reg = with_catalog();
@@ -131,12 +134,15 @@ BOOST_AUTO_TEST_CASE(a_service_without_personal_data_cannot_write_anything_of_a_
   auto uid = new_id();
   BOOST_TEST(try_(kit, uid, "title").status() == v1::Reply::OK);  // its own data is written
   BOOST_TEST(kit.store().index_get("title", "tt0113277").has_value());
-  for (auto [what, says] : std::vector<std::pair<std::string, std::string>>{
-         {"event", "events"}, {"index-of-user", "an index row of a user"}, {"seal", "a user's key"}}) {
+  for (auto [what, says] :
+       std::vector<std::pair<std::string, std::string>>{{"event", "events"},
+                                                        {"index-of-user", "an index row of a user"},
+                                                        {"seal", "a user's key"}}) {
     auto r = try_(kit, uid, what);
     BOOST_TEST(r.status() == v1::Reply::INTERNAL, what);
-    BOOST_TEST(r.message().find("service catalog declares it holds no personal data")
-                 != std::string::npos, r.message());
+    BOOST_TEST(
+      r.message().find("service catalog declares it holds no personal data") != std::string::npos,
+      r.message());
     BOOST_TEST(r.message().find(says) != std::string::npos, r.message());
   }
   // Nothing of the user was written: no event, no index row, no key.
@@ -156,7 +162,8 @@ BOOST_AUTO_TEST_CASE(no_service_destroys_the_keys_of_every_service_of_the_node) 
   auto r = try_(kit, new_id(), "shred-node");
   BOOST_TEST(r.status() == v1::Reply::INTERNAL);
   BOOST_TEST(r.message().find("service catalog's commit destroys the keys of every service")
-               != std::string::npos, r.message());
+               != std::string::npos,
+             r.message());
   BOOST_TEST(!kit.store().index_get("title", "tt2").has_value());  // nothing of it written
 }
 

@@ -43,13 +43,15 @@ BOOST_AUTO_TEST_CASE(master_key_file_is_created_0600_and_checked) {
   BOOST_TEST(load_or_create_master_key(f, k2).find("chmod 600") != std::string::npos);
   std::ofstream{dir.file("short.key")} << "abc";
   ::chmod(dir.file("short.key").c_str(), 0600);
-  BOOST_TEST(load_or_create_master_key(dir.file("short.key"), k2).find("32 bytes") != std::string::npos);
+  BOOST_TEST(load_or_create_master_key(dir.file("short.key"), k2).find("32 bytes")
+             != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(destroyed_key_makes_a_copy_of_the_data_unreadable) {
   test::temp_dir dir;
   auto master = random_key();
-  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("user.db"), "full"});
+  auto st =
+    std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("user.db"), "full"});
   keyring keys{master, "user", st};
   auto sealed = keys.seal("u1", "Ada Lovelace", "display_name");
   auto other = keys.seal("u2", "Grace Hopper", "display_name");
@@ -60,10 +62,13 @@ BOOST_AUTO_TEST_CASE(destroyed_key_makes_a_copy_of_the_data_unreadable) {
   // Another node's master key cannot unseal this node's key table.
   BOOST_CHECK_THROW((keyring{random_key(), "user", st}), store::store_error);
   // Index keys are keyed: same input, same key; another key table, another key.
-  auto st2 = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("other.db"), "full"});
+  auto st2 =
+    std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("other.db"), "full"});
   keyring elsewhere{master, "user", st2};
-  BOOST_TEST(keys.index_key("email", "ada@example.com") == keys.index_key("email", "ada@example.com"));
-  BOOST_TEST(keys.index_key("email", "ada@example.com") != elsewhere.index_key("email", "ada@example.com"));
+  BOOST_TEST(keys.index_key("email", "ada@example.com")
+             == keys.index_key("email", "ada@example.com"));
+  BOOST_TEST(keys.index_key("email", "ada@example.com")
+             != elsewhere.index_key("email", "ada@example.com"));
   st2->close();
   st->close();
   for (auto f : {"user.db", "user.keys.db"})
@@ -73,7 +78,8 @@ BOOST_AUTO_TEST_CASE(destroyed_key_makes_a_copy_of_the_data_unreadable) {
 BOOST_AUTO_TEST_CASE(master_key_rotation_reseals_every_key) {
   test::temp_dir dir;
   auto old_master = random_key(), new_master = random_key();
-  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("auth.db"), "full"});
+  auto st =
+    std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("auth.db"), "full"});
   std::string sealed, index_before;
   {
     keyring keys{old_master, "auth", st};

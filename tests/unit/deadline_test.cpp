@@ -28,18 +28,19 @@ int64_t utc(int y, int mo, int d, int h = 12, int mi = 0, int s = 0, int ms = 0)
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(one_month_is_the_same_day_of_the_next_month_clamped) {
   using saga::add_months_utc;
-  BOOST_TEST(add_months_utc(utc(2027, 1, 31, 10, 30, 5, 250), 1) == utc(2027, 2, 28, 10, 30, 5, 250));
+  BOOST_TEST(add_months_utc(utc(2027, 1, 31, 10, 30, 5, 250), 1)
+             == utc(2027, 2, 28, 10, 30, 5, 250));
   BOOST_TEST(add_months_utc(utc(2028, 1, 31), 1) == utc(2028, 2, 29));  // leap year
   BOOST_TEST(add_months_utc(utc(2100, 1, 31), 1) == utc(2100, 2, 28));  // no leap: /100
   BOOST_TEST(add_months_utc(utc(2000, 1, 30), 1) == utc(2000, 2, 29));  // leap: /400
   BOOST_TEST(add_months_utc(utc(2027, 3, 31), 1) == utc(2027, 4, 30));
   BOOST_TEST(add_months_utc(utc(2027, 4, 30), 1) == utc(2027, 5, 30));  // not the month's end
   BOOST_TEST(add_months_utc(utc(2026, 12, 15, 23, 59, 59, 999), 1)
-             == utc(2027, 1, 15, 23, 59, 59, 999));                     // across the year
+             == utc(2027, 1, 15, 23, 59, 59, 999));  // across the year
   BOOST_TEST(add_months_utc(utc(2028, 2, 29), 1) == utc(2028, 3, 29));
   BOOST_TEST(add_months_utc(utc(2027, 8, 31), 1) == utc(2027, 9, 30));
   // Two months (the extension) from a month's end: clamped once, at the end.
@@ -78,7 +79,7 @@ BOOST_AUTO_TEST_CASE(a_job_gets_its_deadline_when_accepted_and_is_overdue_past_i
   BOOST_TEST(saga::job_status(job).state() == "done");
   BOOST_TEST(saga::job_status(job).overdue());  // finished after the deadline
   BOOST_TEST(job.service_done_ms().at("auth") > 0);
-  job.set_deadline_ms(job.done_ms());           // finished at the deadline: in time
+  job.set_deadline_ms(job.done_ms());  // finished at the deadline: in time
   BOOST_TEST(!saga::job_status(job).overdue());
 
   saga::set_deadline_policy({45LL * 86400000});

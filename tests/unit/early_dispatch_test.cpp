@@ -146,7 +146,7 @@ struct fixture : test::caf_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(an_erase_step_goes_out_once_staged_and_not_again_once_durable, fixture) {
   auto row = step("watchhistory");
@@ -183,7 +183,7 @@ BOOST_FIXTURE_TEST_CASE(a_failed_early_delivery_is_recorded_only_once_its_commit
   participant_answers->store(v1::Reply::OK);
   advance(std::chrono::milliseconds(1100));
   BOOST_TEST(to_participant->load() == 3);  // and again, from the store
-  BOOST_TEST(st->outbox_depth() == 0);      // delivered and acknowledged
+  BOOST_TEST(st->outbox_depth() == 0);  // delivered and acknowledged
 }
 
 BOOST_FIXTURE_TEST_CASE(an_early_entry_whose_commit_failed_is_left_to_the_store, fixture) {
@@ -202,7 +202,7 @@ BOOST_FIXTURE_TEST_CASE(an_early_entry_whose_commit_failed_is_left_to_the_store,
   participant_answers->store(v1::Reply::OK);
   advance(std::chrono::milliseconds(1100));
   BOOST_TEST(to_participant->load() == 3);  // the stored one again; the lost one never
-  BOOST_TEST(st->outbox_depth() == 0);      // delivered and acknowledged
+  BOOST_TEST(st->outbox_depth() == 0);  // delivered and acknowledged
 }
 
 BOOST_FIXTURE_TEST_CASE(an_early_entry_read_back_from_the_store_is_confirmed, fixture) {

@@ -67,8 +67,8 @@ struct fixture : test::caf_fixture {
     auto core = std::make_shared<shard_core>(make_service("auth", ncfg, keys, reg), st, keys,
                                              shard_env{reg, "test", {}});
     slot->set(sys.spawn(scripted_writer, std::static_pointer_cast<store::event_store>(st), plan));
-    shard = sys.spawn(shard_impl, shard_deps{"auth", 0, core, std::make_shared<router>(1),
-                                             1 << 20, slot});
+    shard = sys.spawn(shard_impl,
+                      shard_deps{"auth", 0, core, std::make_shared<router>(1), 1 << 20, slot});
   }
   ~fixture() {
     self->send_exit(shard, caf::exit_reason::user_shutdown);
@@ -84,8 +84,8 @@ struct fixture : test::caf_fixture {
     r->set_password("correct horse");
     r->set_display_name("Ada");
     v1::Reply reply = make_reply(v1::Reply::INTERNAL, "no answer");
-    auto h = self->request(shard, std::chrono::seconds(5), cmd_atom::value,
-                           wire{env.SerializeAsString()});
+    auto h =
+      self->request(shard, std::chrono::seconds(5), cmd_atom::value, wire{env.SerializeAsString()});
     sched.run();
     h.receive([&](const wire& w) { reply.ParseFromString(w.bytes); },
               [&](caf::error& e) { reply = make_reply(v1::Reply::INTERNAL, caf::to_string(e)); });
@@ -106,7 +106,7 @@ bool has_retry_after(const http::response& r) {
   return false;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(every_store_failure_kind_answers_its_http_status, fixture) {
   struct expectation {
@@ -124,8 +124,9 @@ BOOST_FIXTURE_TEST_CASE(every_store_failure_kind_answers_its_http_status, fixtur
       // The reply carries the kind itself, not only its coarse status, and
       // the HTTP body names it.
       BOOST_TEST(errc_of(r) == x.kind);
-      BOOST_TEST(resp.body.find(std::string("\"kind\":\"") + to_string(x.kind) + "\"")
-                   != std::string::npos, resp.body);
+      BOOST_TEST(
+        resp.body.find(std::string("\"kind\":\"") + to_string(x.kind) + "\"") != std::string::npos,
+        resp.body);
       BOOST_TEST(has_retry_after(resp));  // nothing was written: retrying is safe
       BOOST_TEST(st->outbox_depth() == written);  // no provisioning went out
       BOOST_TEST(!r.message().empty());
@@ -154,8 +155,7 @@ BOOST_FIXTURE_TEST_CASE(a_writer_that_is_gone_answers_503_and_the_shard_lives_on
   lives_on();
 }
 
-BOOST_FIXTURE_TEST_CASE(a_store_that_fails_its_reads_answers_503_and_the_shard_lives_on,
-                        fixture) {
+BOOST_FIXTURE_TEST_CASE(a_store_that_fails_its_reads_answers_503_and_the_shard_lives_on, fixture) {
   // The logic reads the email index first: a closed store throws store_error
   // there, inside the shard actor, which answers with its kind.
   st->close();

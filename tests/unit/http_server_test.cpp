@@ -27,9 +27,8 @@ struct fixture {
       res(http::json(200, "{\"id\":\"" + req->params[0] + "\",\"q\":\""
                             + req->query_param("q").value_or("-") + "\"}"));
     });
-    srv.route("POST", "/echo/{id}", [](auto req, http::responder res) {
-      res(http::json(201, req->body));
-    });
+    srv.route("POST", "/echo/{id}",
+              [](auto req, http::responder res) { res(http::json(201, req->body)); });
     srv.route("GET", "/held", [this](auto, http::responder res) {
       std::lock_guard<std::mutex> g{mtx};
       held.push_back(res);
@@ -38,9 +37,8 @@ struct fixture {
     srv.route("DELETE", "/nobody", [](auto, http::responder res) {
       res(http::json(204, "{}"));  // a body where none may go: dropped, not a crash
     });
-    srv.route("GET", "/throws", [](auto, http::responder) -> void {
-      throw std::runtime_error("handler bug");
-    });
+    srv.route("GET", "/throws",
+              [](auto, http::responder) -> void { throw std::runtime_error("handler bug"); });
     auto err = srv.start("127.0.0.1", 0, 2);
     BOOST_REQUIRE_MESSAGE(err.empty(), err);
     port = srv.port();
@@ -82,7 +80,7 @@ http::limits small_limits() {
   return lim;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(routes_params_404_and_405_with_allow, fixture) {
   conn c{port};
@@ -107,10 +105,11 @@ BOOST_FIXTURE_TEST_CASE(routes_params_404_and_405_with_allow, fixture) {
 
 BOOST_FIXTURE_TEST_CASE(keep_alive_and_pipelining_answer_in_order, fixture) {
   conn c{port};
-  c.send("GET /echo/1 HTTP/1.1\r\nHost: t\r\n\r\n"
-         "POST /echo/2 HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"n\":2}"
-         "GET /held HTTP/1.1\r\nHost: t\r\n\r\n"
-         "GET /echo/4 HTTP/1.1\r\nHost: t\r\n\r\n");
+  c.send(
+    "GET /echo/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+    "POST /echo/2 HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"n\":2}"
+    "GET /held HTTP/1.1\r\nHost: t\r\n\r\n"
+    "GET /echo/4 HTTP/1.1\r\nHost: t\r\n\r\n");
   // The third is answered later, from another thread than the I/O threads.
   auto a1 = c.read(), a2 = c.read();
   BOOST_REQUIRE(eventually([&] { return held_count() == 1; }));
@@ -140,7 +139,8 @@ BOOST_AUTO_TEST_CASE(three_hundred_keep_alive_connections_all_get_answers) {
     int answered = 0;
     for (size_t i = 0; i < conns.size(); ++i) {
       auto a = conns[i]->read();
-      answered += a.status == 200 && a.body.find("\"" + std::to_string(i) + "\"") != std::string::npos;
+      answered +=
+        a.status == 200 && a.body.find("\"" + std::to_string(i) + "\"") != std::string::npos;
     }
     BOOST_TEST(answered == 300);
   }
@@ -167,7 +167,8 @@ BOOST_AUTO_TEST_CASE(size_limits_answer_413_414_431_and_close) {
   fixture f{small_limits()};
   {
     conn c{f.port};
-    c.send("POST /echo/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x'));
+    c.send("POST /echo/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n"
+           + std::string(5000, 'x'));
     auto a = c.read();
     BOOST_TEST(a.status == 413);
     BOOST_TEST(a.body.rfind("{\"error\":", 0) == 0);
@@ -277,7 +278,8 @@ BOOST_FIXTURE_TEST_CASE(stop_waits_for_requests_in_flight_and_closes_idle_connec
   BOOST_TEST(idle.closed_by_peer());
 }
 
-BOOST_AUTO_TEST_CASE(a_silent_connection_is_closed_after_the_first_byte_timeout_an_idle_one_after_the_idle_timeout) {
+BOOST_AUTO_TEST_CASE(
+  a_silent_connection_is_closed_after_the_first_byte_timeout_an_idle_one_after_the_idle_timeout) {
   auto lim = small_limits();
   lim.first_byte_timeout = 300ms;
   lim.idle_timeout = 600ms;
@@ -318,7 +320,8 @@ BOOST_AUTO_TEST_CASE(connections_beyond_the_per_address_cap_get_503_and_others_a
   BOOST_TEST(next.read().status == 200);
 }
 
-BOOST_AUTO_TEST_CASE(a_transfer_encoding_other_than_chunked_is_400_and_what_follows_is_never_a_request) {
+BOOST_AUTO_TEST_CASE(
+  a_transfer_encoding_other_than_chunked_is_400_and_what_follows_is_never_a_request) {
   fixture f{small_limits()};
   for (std::string te : {"xchunked", "gzip", "gzip, chunked", "chunked, gzip", "identity"}) {
     conn c{f.port};
@@ -332,7 +335,9 @@ BOOST_AUTO_TEST_CASE(a_transfer_encoding_other_than_chunked_is_400_and_what_foll
     BOOST_TEST(second.status == 0, te << " answered a second request: " << second.status);
   }
   conn ok{f.port};  // chunked alone is read as it should be
-  ok.send("POST /echo/2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  ok.send(
+    "POST /echo/2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+    "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   auto a = ok.read();
   BOOST_TEST(a.status == 201);
   BOOST_TEST(a.body == "hello");

@@ -70,7 +70,7 @@ auto verified = [](const std::string&, const v1::Envelope&) {
   return testkit::service_kit::verified_erase();
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_waiting_get_job_is_answered_by_the_commit_that_ends_the_job) {
   testkit::service_kit kit{registry().coordinator(v1::JOB_ERASE)};

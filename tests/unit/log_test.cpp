@@ -17,7 +17,7 @@ bool in_file(const std::string& file, const std::string& what) {
   return test::slurp(file).find(what) != std::string::npos;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_warning_is_in_the_log_file_as_soon_as_it_is_logged) {
   test::temp_dir dir;
@@ -42,6 +42,6 @@ BOOST_AUTO_TEST_CASE(an_unknown_level_or_format_or_an_unwritable_file_is_refused
   BOOST_TEST(log::setup("info", "xml", "").find("log.format must be") == 0);
   test::temp_dir dir;
   std::ofstream{dir.file("plain")} << "a file, not a directory";
-  BOOST_TEST(log::setup("info", "text", dir.file("plain") + "/node.log").find("cannot open log file")
-             == 0);
+  BOOST_TEST(
+    log::setup("info", "text", dir.file("plain") + "/node.log").find("cannot open log file") == 0);
 }

@@ -16,7 +16,7 @@ BOOST_AUTO_TEST_CASE(a_delay_holds_one_address_of_one_account_only) {
   BOOST_TEST(l.blocked("acct", "10.0.0.1") == 0);
   l.failed("acct", "10.0.0.1");
   BOOST_TEST(l.blocked("acct", "10.0.0.1") >= 1);
-  BOOST_TEST(l.blocked("acct", "10.0.0.2") == 0);   // the owner elsewhere
+  BOOST_TEST(l.blocked("acct", "10.0.0.2") == 0);  // the owner elsewhere
   BOOST_TEST(l.blocked("other", "10.0.0.1") == 0);  // other accounts from there
   l.succeeded("acct", "10.0.0.1");
   BOOST_TEST(l.blocked("acct", "10.0.0.1") == 0);

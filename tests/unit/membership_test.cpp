@@ -21,7 +21,7 @@ peer_state peer(int64_t seen_ago, std::vector<std::string> heard, int64_t heard_
   return p;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_node_nobody_hears_while_its_peers_hear_each_other_is_cut_off) {
   // a hears b and c; b and c hear each other, neither has heard a for 5 s.

@@ -68,7 +68,7 @@ struct keys_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(provider_tokens, keys_fixture)
 
@@ -148,7 +148,8 @@ BOOST_AUTO_TEST_CASE(every_refusal_of_the_table_says_why) {
      "not one for EdDSA"},
     {"bad signature", flip_signature(good), "signature does not verify"},
     {"claims changed after signing",
-     good.substr(0, good.find('.') + 1) + crypto::b64(claims(R"(,"x":1)")) + good.substr(good.rfind('.')),
+     good.substr(0, good.find('.') + 1) + crypto::b64(claims(R"(,"x":1)"))
+       + good.substr(good.rfind('.')),
      "signature does not verify"},
     {"crit header", forge::sign(rs, R"({"alg":"RS256","kid":"rs-1","crit":["b64"]})", claims()),
      "critical header"},
@@ -157,15 +158,19 @@ BOOST_AUTO_TEST_CASE(every_refusal_of_the_table_says_why) {
     {"wrong audience", forge::token(rs, "RS256", claims("", 300, issuer, R"("account")")),
      "not meant for this audience"},
     {"expired", forge::token(rs, "RS256", claims("", -1)), "has expired"},
-    {"no exp", forge::token(rs, "RS256", R"({"iss":")" + issuer + R"(","aud":"custodian","sub":"a"})"),
+    {"no exp",
+     forge::token(rs, "RS256", R"({"iss":")" + issuer + R"(","aud":"custodian","sub":"a"})"),
      "no expiry time"},
     {"nbf ahead", forge::token(rs, "RS256", claims(",\"nbf\":" + std::to_string(now_s() + 120))),
      "nbf lies more than 60 s ahead"},
-    {"no sub", forge::token(rs, "RS256", R"({"iss":")" + issuer + R"(","aud":"custodian","exp":)"
-                                           + std::to_string(now_s() + 300) + "}"),
+    {"no sub",
+     forge::token(rs, "RS256",
+                  R"({"iss":")" + issuer + R"(","aud":"custodian","exp":)"
+                    + std::to_string(now_s() + 300) + "}"),
      "names no subject"},
     {"not a JWS", "a.b", "not a compact JWS"},
-    {"header not JSON", crypto::b64("{{") + "." + payload_b64 + ".c2ln", "not base64url-encoded JSON"},
+    {"header not JSON", crypto::b64("{{") + "." + payload_b64 + ".c2ln",
+     "not base64url-encoded JSON"},
   };
   for (auto& r : table) {
     auto got = refusal(r.token);

@@ -67,7 +67,8 @@ struct node_fixture : test::caf_fixture {
       w.outbox.backoff_base = std::chrono::milliseconds(100);
       w.outbox.backoff_max = std::chrono::seconds(1);
       w.clock = [this] { return now_ms() + offset.load(); };
-      supervisors[name] = sys.spawn(supervisor, name, service_children(w, {0}), supervisor_config{});
+      supervisors[name] =
+        sys.spawn(supervisor, name, service_children(w, {0}), supervisor_config{});
       sched.run();
       shards[name] = *rt->at(name, 0);
       writers[name] = w.slot->get();
@@ -129,7 +130,7 @@ struct node_fixture : test::caf_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(register_provisions_every_service_through_the_outbox, node_fixture) {
   auto uid = register_user();
@@ -201,8 +202,8 @@ BOOST_FIXTURE_TEST_CASE(oversized_envelope_is_refused_unread, node_fixture) {
   v1::Envelope env;
   env.set_user_id(new_id());
   env.mutable_command()->mutable_provision_user()->set_display_name(std::string(2000, 'x'));
-  auto h = self->request(small, std::chrono::seconds(1), cmd_atom::value,
-                         wire{env.SerializeAsString()});
+  auto h =
+    self->request(small, std::chrono::seconds(1), cmd_atom::value, wire{env.SerializeAsString()});
   sched.run();
   v1::Reply reply;
   h.receive([&](const wire& w) { reply.ParseFromString(w.bytes); }, [](caf::error&) {});
@@ -237,7 +238,7 @@ uint64_t commits_of(caf::scoped_actor& self, caf::scheduler::test_coordinator& s
   return out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(answers_of_one_job_go_back_in_one_commit, node_fixture) {
   auto uid = register_user();
@@ -273,7 +274,7 @@ struct silent_fixture : node_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_silent_participant_holds_the_other_answers_at_most_handback_hold,
                         silent_fixture) {

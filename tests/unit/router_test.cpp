@@ -27,7 +27,7 @@ struct fixture : test::caf_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_newer_epoch_wins_an_older_claim_does_not, fixture) {
   rt.set_shard("user", 2, a, "node-a", 1);

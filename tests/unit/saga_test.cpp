@@ -59,7 +59,7 @@ v1::JobStatus get_job(testkit::service_kit& kit, const std::string& job_id) {
   return kit.run(env).reply.job_status();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(registry_names_one_coordinator_per_kind_and_the_identity_interface) {
   auto& reg = registry();
@@ -99,7 +99,7 @@ struct fake_claiming_logic final : service_logic {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_conflict_the_logic_did_not_answer_is_a_conflict_not_success) {
   service_descriptor d;
@@ -139,7 +139,8 @@ BOOST_AUTO_TEST_CASE(registry_refuses_routes_it_could_not_serve) {
   BOOST_TEST(adds(with_route("GET", "/v1/users/{id}/a.*")).find("plain") != std::string::npos);
   BOOST_TEST(adds(with_route("GET", "/v1/users/{id}/{x}")).find("plain") != std::string::npos);
   BOOST_TEST(adds(with_route("DELETE", "/v1/users/{id}")).find("runtime") != std::string::npos);
-  BOOST_TEST(adds(with_route("POST", "/v1/users/{id}/export")).find("runtime") != std::string::npos);
+  BOOST_TEST(adds(with_route("POST", "/v1/users/{id}/export")).find("runtime")
+             != std::string::npos);
   // A route another service serves already.
   auto taken = registry().native().front();
   for (auto& d : registry().native())
@@ -283,7 +284,8 @@ BOOST_AUTO_TEST_CASE(a_retried_erase_asks_only_the_failed_services_again_and_is_
   BOOST_TEST(retry(job_id).status() == v1::Reply::CONFLICT);  // done: not again
   bool audited = false;
   for (auto& a : kit.store().audit_list("", 100))
-    audited = audited || (a.action == "job_retried" && a.actor == "admin:root" && a.job_id == job_id);
+    audited =
+      audited || (a.action == "job_retried" && a.actor == "admin:root" && a.job_id == job_id);
   BOOST_TEST(audited);
 }
 
@@ -305,7 +307,8 @@ BOOST_AUTO_TEST_CASE(an_erase_is_certified_only_with_every_participants_verifica
       bad.clear_verification();
     } else {
       bad.mutable_verification()->set_passed(false);
-      bad.mutable_verification()->set_checked("3 records of the user, key absent, tombstone present");
+      bad.mutable_verification()->set_checked(
+        "3 records of the user, key absent, tombstone present");
     }
     kit.run(kit.delivered(due[0], bad));
     for (size_t i = 1; i < due.size(); ++i)
@@ -315,8 +318,9 @@ BOOST_AUTO_TEST_CASE(an_erase_is_certified_only_with_every_participants_verifica
     BOOST_TEST(job->state() == v1::JOB_FAILED, variant);
     BOOST_TEST(job->services().at(due[0].dest) == v1::STEP_FAILED);
     BOOST_TEST(job->error().find(due[0].dest) == 0u, job->error());
-    BOOST_TEST(job->error().find(variant == 0 ? "without a verification" : "3 records")
-                 != std::string::npos, job->error());
+    BOOST_TEST(
+      job->error().find(variant == 0 ? "without a verification" : "3 records") != std::string::npos,
+      job->error());
     BOOST_TEST(job->certificate().empty());
   }
 }
@@ -333,7 +337,8 @@ BOOST_AUTO_TEST_CASE(the_certificate_names_each_services_verification_and_techni
   BOOST_TEST_REQUIRE(job->state() == v1::JOB_DONE, job->error());
   v1::ErasureCertificate cert;
   BOOST_TEST_REQUIRE(json::parse(job->certificate(), cert).empty());
-  BOOST_TEST(cert.services_size() == static_cast<int>(registry().participants(v1::STEP_ERASE).size()));
+  BOOST_TEST(cert.services_size()
+             == static_cast<int>(registry().participants(v1::STEP_ERASE).size()));
   for (auto& s : cert.services()) {
     BOOST_TEST(s.verified_ms() > 0, s.service());
     BOOST_TEST(!s.verification().empty(), s.service());
@@ -398,8 +403,9 @@ BOOST_AUTO_TEST_CASE(export_job_assembles_the_bundle_only_when_every_service_ans
   // As the API prints it: one key per service, plus metadata.
   auto printed = json::print_job(status);
   for (auto& row : due)
-    BOOST_TEST(printed.find("\"" + row.dest + "\":{\"marker\":\"" + row.dest + "\"}")
-                 != std::string::npos, printed);
+    BOOST_TEST(
+      printed.find("\"" + row.dest + "\":{\"marker\":\"" + row.dest + "\"}") != std::string::npos,
+      printed);
   BOOST_TEST(printed.find("\"metadata\":{\"job_id\":\"" + job_id) != std::string::npos, printed);
 }
 
@@ -511,7 +517,7 @@ BOOST_AUTO_TEST_CASE(an_erasure_is_not_verified_while_a_destroyed_key_may_still_
     BOOST_TEST(failed.message.find("key file") != std::string::npos, failed.message);
   }
   BOOST_TEST(!st.key_get("u1"));  // the key is gone for readers,
-  BOOST_TEST(on_disk());          // its bytes are not
+  BOOST_TEST(on_disk());  // its bytes are not
   BOOST_TEST(!st.keys_settled());
   auto refused = saga::verify_store_erasure(st, "u1");
   BOOST_TEST(!refused.passed());
@@ -531,7 +537,8 @@ BOOST_AUTO_TEST_CASE(accepting_an_erasure_makes_every_service_of_the_node_unread
   test::temp_dir dir;
   auto coordinator = registry().coordinator(v1::JOB_ERASE);
   auto other = std::string("watchhistory") == coordinator ? "auth" : "watchhistory";
-  auto own_store = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), coordinator});
+  auto own_store =
+    std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), coordinator});
   store::rocks_store other_store{store::rocks_options{dir.file("node"), other}};
   auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), coordinator, own_store);
   node_config cfg;
@@ -561,7 +568,7 @@ BOOST_AUTO_TEST_CASE(accepting_an_erasure_makes_every_service_of_the_node_unread
   env.mutable_command()->mutable_start_erase();
   BOOST_TEST_REQUIRE(core.process(env).reply.status() == v1::Reply::OK);
   BOOST_TEST(!own_store->key_get(uid));
-  BOOST_TEST(!other_store.key_get(uid));   // its step has not arrived, its key is gone
+  BOOST_TEST(!other_store.key_get(uid));  // its step has not arrived, its key is gone
   BOOST_TEST(test::slurp(file).find(sealed) == std::string::npos);  // and off the disk
   BOOST_TEST(other_store.key_get(kept).has_value());  // nobody else's
   BOOST_TEST(other_store.keys_settled());
@@ -580,11 +587,12 @@ struct unused_logic final : service_logic {
   }
   std::string name_ = "user";
 };
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(the_coordinator_answers_its_table_and_refuses_any_other_command) {
   test::temp_dir dir;
-  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("c.db"), "normal"});
+  auto st =
+    std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("c.db"), "normal"});
   auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), "user", st);
   auto reg = std::make_shared<const service_registry>(builtin_services());
   saga::coordinator coord{"user", "n", reg, keys};
@@ -614,15 +622,16 @@ BOOST_AUTO_TEST_CASE(every_saga_command_is_answered_at_exactly_one_desk_and_no_o
   // The desks' tables together (desks.hpp) hold exactly these commands; a
   // command in two tables stops the first coordinator made (std::logic_error).
   const std::set<std::string> saga_commands = {
-    "start_erase", "start_export", "delivered", "retry_job", "extend_job", "check_deadline",
-    "set_hold", "get_hold", "release_hold", "get_job", "list_jobs", "record_audit",
-    "list_audit", "get_certificate", "list_certificate_keys", "preview_erase"};
+    "start_erase",    "start_export", "delivered",  "retry_job",       "extend_job",
+    "check_deadline", "set_hold",     "get_hold",   "release_hold",    "get_job",
+    "list_jobs",      "record_audit", "list_audit", "get_certificate", "list_certificate_keys",
+    "preview_erase"};
   test::temp_dir dir;
-  auto st = std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("c.db"), "normal"});
+  auto st =
+    std::make_shared<store::sqlite_store>(store::sqlite_options{dir.file("c.db"), "normal"});
   auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), "user", st);
-  BOOST_CHECK_NO_THROW(saga::coordinator("user", "n",
-                                         std::make_shared<const service_registry>(builtin_services()),
-                                         keys));
+  BOOST_CHECK_NO_THROW(saga::coordinator(
+    "user", "n", std::make_shared<const service_registry>(builtin_services()), keys));
   auto* oneof = v1::Command::descriptor()->FindOneofByName("kind");
   BOOST_TEST_REQUIRE(oneof);
   size_t handled = 0;

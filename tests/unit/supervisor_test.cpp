@@ -29,14 +29,13 @@ struct fixture : test::caf_fixture {
     sc.max_restarts = max_restarts;
     sc.window = std::chrono::seconds(10);
     sc.backoff_base = std::chrono::milliseconds(100);
-    std::vector<child_spec> specs{
-      {"child",
-       [this](caf::event_based_actor* s) {
-         ++starts;
-         current = s->spawn<caf::monitored>(crashy_child);
-         return current;
-       },
-       [this] { current = caf::actor{}; }}};
+    std::vector<child_spec> specs{{"child",
+                                   [this](caf::event_based_actor* s) {
+                                     ++starts;
+                                     current = s->spawn<caf::monitored>(crashy_child);
+                                     return current;
+                                   },
+                                   [this] { current = caf::actor{}; }}};
     sup = sys.spawn(supervisor, std::string("test"), specs, sc);
     sched.run();
   }
@@ -53,7 +52,7 @@ struct fixture : test::caf_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(crashed_child_is_restarted_after_backoff_with_a_new_handle, fixture) {
   start(3);
@@ -187,7 +186,7 @@ caf::behavior slow_child(caf::stateful_actor<slow_state>* self) {
   };
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(ready_is_answered_once_every_child_that_answers_ready_has, fixture) {
   caf::actor slow;

@@ -20,7 +20,7 @@ mode_t mode_of(const std::string& file) {
   return st.st_mode & 0777;
 }
 
-} // namespace
+}  // namespace
 
 // The test vector of the Standard Webhooks reference libraries (test_sign_function
 // in libraries/python/tests/test_webhooks.py, TestWebhookSign in the Go library).
@@ -32,9 +32,12 @@ BOOST_AUTO_TEST_CASE(specification_test_vector) {
              == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
   // Any change to the id, the timestamp, the body or the key changes the signature.
   auto good = sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})");
-  BOOST_TEST(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJeK", 1614265330, R"({"test": 2432232314})") != good);
-  BOOST_TEST(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, R"({"test": 2432232314})") != good);
-  BOOST_TEST(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232315})") != good);
+  BOOST_TEST(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJeK", 1614265330, R"({"test": 2432232314})")
+             != good);
+  BOOST_TEST(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, R"({"test": 2432232314})")
+             != good);
+  BOOST_TEST(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232315})")
+             != good);
   BOOST_TEST(sign(key + "x", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})")
              != good);
 }

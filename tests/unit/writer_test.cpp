@@ -34,8 +34,7 @@ struct fixture : test::caf_fixture {
   /// The writer's next answer to a commit sent (not requested): ok or an error's kind.
   errc answer_code() {
     errc out = errc::internal;
-    self->receive([&](caf::ok_atom) { out = errc::ok; },
-                  [&](caf::error& e) { out = errc_of(e); });
+    self->receive([&](caf::ok_atom) { out = errc::ok; }, [&](caf::error& e) { out = errc_of(e); });
     return out;
   }
 
@@ -43,8 +42,13 @@ struct fixture : test::caf_fixture {
     std::pair<uint64_t, uint64_t> out;
     auto h = self->request(writer, caf::infinite, writer_stats_atom::value);
     sched.run();
-    h.receive([&](uint64_t batches, uint64_t commits) { out = {batches, commits}; },
-              [&](caf::error&) { out = {0, 0}; });
+    h.receive(
+      [&](uint64_t batches, uint64_t commits) {
+        out = {batches, commits};
+      },
+      [&](caf::error&) {
+        out = {0, 0};
+      });
     return out;
   }
 };
@@ -53,7 +57,7 @@ commit_ticket ticket(store::commit c) {
   return commit_ticket{std::make_shared<store::commit>(std::move(c))};
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(commits_waiting_together_share_one_transaction, fixture) {
   // Five commits sent before the writer runs: one transaction, five answers.
@@ -117,12 +121,11 @@ BOOST_AUTO_TEST_CASE(the_node_writer_answers_each_services_commits_from_one_batc
   auto& self = t.self;
   auto a = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "auth"});
   auto b = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "user"});
-  auto node_writer = t.sys.spawn(writer_impl, std::shared_ptr<store::event_store>{},
-                                 writer_config{"node", 512});
+  auto node_writer =
+    t.sys.spawn(writer_impl, std::shared_ptr<store::event_store>{}, writer_config{"node", 512});
   auto answer = [&] {
     errc out = errc::internal;
-    self->receive([&](caf::ok_atom) { out = errc::ok; },
-                  [&](caf::error& e) { out = errc_of(e); },
+    self->receive([&](caf::ok_atom) { out = errc::ok; }, [&](caf::error& e) { out = errc_of(e); },
                   caf::after(std::chrono::seconds(10)) >> [&] { out = errc::internal; });  // none
     return out;
   };
@@ -171,8 +174,8 @@ BOOST_AUTO_TEST_CASE(a_staged_commit_is_announced_before_its_write_a_refused_one
   threaded t;
   auto& self = t.self;
   auto a = std::make_shared<store::rocks_store>(store::rocks_options{dir.file("node"), "user"});
-  auto node_writer = t.sys.spawn(writer_impl, std::shared_ptr<store::event_store>{},
-                                 writer_config{"node", 512});
+  auto node_writer =
+    t.sys.spawn(writer_impl, std::shared_ptr<store::event_store>{}, writer_config{"node", 512});
   struct seen {
     std::mutex mtx;
     std::vector<std::string> calls;  ///< "<name> <outbox ids> <entries then in the store>"
@@ -224,8 +227,8 @@ BOOST_AUTO_TEST_CASE(a_staged_commit_is_announced_before_its_write_a_refused_one
 
 BOOST_FIXTURE_TEST_CASE(one_users_commands_run_in_order_others_share_the_batch, fixture) {
   auto keys = std::make_shared<crypto::keyring>(crypto::random_key(), "watchhistory", st);
-  auto core = std::make_shared<shard_core>(
-    std::make_shared<watchhistory::watchhistory_logic>(keys), st, keys);
+  auto core = std::make_shared<shard_core>(std::make_shared<watchhistory::watchhistory_logic>(keys),
+                                           st, keys);
   auto slot = std::make_shared<writer_slot>();
   slot->set(writer);
   auto rt = std::make_shared<router>(1);
@@ -321,8 +324,8 @@ struct job_fixture : fixture {
     store::commit c;
     saga::put_job(c, job);
     for (auto dest : {"a", "b", "c"})
-      c.outbox.push_back(store::outbox_row{0, dest, "u", job.job_id() + "/" + dest, "payload",
-                                           false, 0, 0, 0});
+      c.outbox.push_back(
+        store::outbox_row{0, dest, "u", job.job_id() + "/" + dest, "payload", false, 0, 0, 0});
     BOOST_REQUIRE(st->apply(c).ok());
     ids = c.outbox_ids;
   }
@@ -330,8 +333,8 @@ struct job_fixture : fixture {
   caf::typed_actor<caf::replies_to<cmd_atom, wire>::with<wire>> shard(writer_actor w) {
     auto slot = std::make_shared<writer_slot>();
     slot->set(w);
-    return sys.spawn(shard_impl, shard_deps{"watchhistory", 0, core, std::make_shared<router>(1),
-                                            1 << 20, slot});
+    return sys.spawn(
+      shard_impl, shard_deps{"watchhistory", 0, core, std::make_shared<router>(1), 1 << 20, slot});
   }
 
   v1::JobRecord stored_job() {
@@ -354,7 +357,7 @@ struct job_fixture : fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(hand_backs_of_one_job_go_on_without_waiting_for_each_other, job_fixture) {
   // Three participants answered at once: the second and third hand-backs are
@@ -363,12 +366,13 @@ BOOST_FIXTURE_TEST_CASE(hand_backs_of_one_job_go_on_without_waiting_for_each_oth
   // two, the first alone) and no participant's mark is lost.
   auto s = shard(writer);
   for (size_t i = 0; i < 3; ++i)
-    self->send(s, cmd_atom::value,
-               wire{handback("u", job.job_id(), std::string(1, "abc"[i]), ids[i]).SerializeAsString()});
+    self->send(
+      s, cmd_atom::value,
+      wire{handback("u", job.job_id(), std::string(1, "abc"[i]), ids[i]).SerializeAsString()});
   sched.run();
   for (int i = 0; i < 3; ++i)
     BOOST_TEST(answer().status() == v1::Reply::OK);
-  BOOST_TEST(stats().first == 1u);   // one transaction
+  BOOST_TEST(stats().first == 1u);  // one transaction
   BOOST_TEST(stats().second == 3u);  // of three commits
   auto r = stored_job();
   BOOST_TEST(r.state() == v1::JOB_DONE);
@@ -400,7 +404,7 @@ writer_actor::behavior_type failing_first_writer(writer_actor::pointer self,
   };
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_hand_back_lost_before_a_later_one_is_delivered_again, job_fixture) {
   // a's hand-back is written first and fails; b's, prepared on top of a's
@@ -409,11 +413,13 @@ BOOST_FIXTURE_TEST_CASE(a_hand_back_lost_before_a_later_one_is_delivered_again, 
   // written, and nothing is applied twice.
   auto fake = sys.spawn(failing_first_writer, std::static_pointer_cast<store::event_store>(st));
   auto s = shard(fake);
-  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "a", ids[0]).SerializeAsString()});
-  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "b", ids[1]).SerializeAsString()});
+  self->send(s, cmd_atom::value,
+             wire{handback("u", job.job_id(), "a", ids[0]).SerializeAsString()});
+  self->send(s, cmd_atom::value,
+             wire{handback("u", job.job_id(), "b", ids[1]).SerializeAsString()});
   sched.run();
   BOOST_TEST(answer().status() == v1::Reply::UNAVAILABLE);  // a: nothing written
-  BOOST_TEST(answer().status() == v1::Reply::OK);           // b
+  BOOST_TEST(answer().status() == v1::Reply::OK);  // b
   auto r = stored_job();
   BOOST_TEST(r.state() == v1::JOB_RUNNING);
   BOOST_TEST(r.services().at("a") == v1::STEP_DONE);
@@ -421,10 +427,12 @@ BOOST_FIXTURE_TEST_CASE(a_hand_back_lost_before_a_later_one_is_delivered_again, 
   BOOST_TEST(r.services().at("c") == v1::STEP_PENDING);
   BOOST_TEST(outbox_left() == (std::vector<int64_t>{ids[0], ids[2]}));
   // The outbox delivers a's answer again, then c answers.
-  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "a", ids[0]).SerializeAsString()});
+  self->send(s, cmd_atom::value,
+             wire{handback("u", job.job_id(), "a", ids[0]).SerializeAsString()});
   sched.run();
   BOOST_TEST(answer().status() == v1::Reply::OK);
-  self->send(s, cmd_atom::value, wire{handback("u", job.job_id(), "c", ids[2]).SerializeAsString()});
+  self->send(s, cmd_atom::value,
+             wire{handback("u", job.job_id(), "c", ids[2]).SerializeAsString()});
   sched.run();
   BOOST_TEST(answer().status() == v1::Reply::OK);
   r = stored_job();

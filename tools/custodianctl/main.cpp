@@ -31,58 +31,78 @@ struct usage_error {
 };
 
 const std::map<std::string, std::string> help{
-  {"register", "custodianctl register --email E --password P --name NAME\n"
-               "  Registers a user; prints {user_id, job_id, state}."},
-  {"login", "custodianctl login --email E --password P\n"
-            "  Logs in; prints {token, user_id, expires_at_ms}. Use the token with --token\n"
-            "  or CUSTODIAN_TOKEN."},
-  {"register-oidc", "custodianctl register-oidc --token T [--name NAME]\n"
-                    "  Registers the person of a token of the organisation's identity provider\n"
-                    "  (its subject; the email from the token); prints {user_id, job_id, state}."},
-  {"whoami", "custodianctl whoami --token T\n"
-             "  Prints who the token is: {user_id, admin, expires_at_ms, issuer} (either kind\n"
-             "  of token: the node's own or the identity provider's)."},
-  {"profile", "custodianctl profile --token T [--name NEW_NAME]\n"
-              "  Shows the profile of the token's user, or changes the display name."},
-  {"request", "custodianctl request METHOD PATH [--body JSON] [--token T]\n"
-              "  Calls any route of the gateway, e.g. a service's own (docs/api.md); {me} in\n"
-              "  PATH is the token's user id. Prints the answer's JSON."},
-  {"export", "custodianctl export --token T [--wait]\n"
-             "  Starts an export; prints the job. With --wait, waits for the bundle and prints\n"
-             "  the finished job."},
-  {"erase", "custodianctl erase --token T [--wait]\n"
-            "  Erases the token's user everywhere; prints the job. With --wait, waits until done."},
-  {"job", "custodianctl job JOB_ID [--token T]\n"
-          "  Shows a job (export jobs need the owner's or an admin's token)."},
-  {"logout", "custodianctl logout --token T\n"
-             "  Revokes the token's session."},
-  {"status", "custodianctl status --token ADMIN_TOKEN [--json]\n"
-             "  The cluster as the gateway's node sees it: nodes and their liveness, the\n"
-             "  services and shards each hosts, outbox depths and oldest ages, jobs by kind\n"
-             "  and state, the oldest pending erasure. --json prints the raw answers."},
-  {"jobs", "custodianctl jobs --token ADMIN_TOKEN [--kind K] [--state S] [--limit N] [--after C] [--overdue] [--json]\n"
-           "  Lists jobs across the cluster, newest first (kind: register, erase, export;\n"
-           "  state: running, held, done, failed; limit 1-1000, default 20). --overdue: the\n"
-           "  unfinished jobs past their legal deadline, all of them."},
-  {"hold", "custodianctl hold set|release|show USER_ID --token ADMIN_TOKEN [--reason R] [--until-ms T]\n"
-           "  A legal hold on a user: while it stands, an erase waits (\"held\")."},
-  {"audit", "custodianctl audit --token ADMIN_TOKEN [--limit N] [--after C] [--json]\n"
-            "  The audit trail across the cluster, newest first (default 20 entries)."},
-  {"extend", "custodianctl extend JOB_ID --reason R --token ADMIN_TOKEN\n"
-             "  Moves an unfinished job's deadline by two calendar months, once."},
-  {"retry", "custodianctl retry JOB_ID --token ADMIN_TOKEN\n"
-            "  Runs a failed erase or export job's failed steps again (verified again);\n"
-            "  prints the job, running."},
-  {"certificate", "custodianctl certificate JOB_ID [--out FILE]\n"
-                  "  Fetches the signed certificate of a done erase job (no token needed);\n"
-                  "  prints it, or writes it to FILE."},
-  {"verify-certificate", "custodianctl verify-certificate FILE [--keys URL_OR_FILE]\n"
-                         "  Checks a certificate's Ed25519 signature against the published keys\n"
-                         "  (a file holding GET /v1/keys' answer, or its URL; default the gateway's).\n"
-                         "  Exit 0 valid, 1 invalid, each with a sentence."},
-  {"admin", "custodianctl admin create --email E --password P --name NAME [--secret-file F | --token T]\n"
-            "  Creates an admin user. Authorized by the node's bootstrap secret (the file\n"
-            "  gateway.admin-secret-file, default ./data/admin.secret) or by an admin's token."},
+  {"register",
+   "custodianctl register --email E --password P --name NAME\n"
+   "  Registers a user; prints {user_id, job_id, state}."},
+  {"login",
+   "custodianctl login --email E --password P\n"
+   "  Logs in; prints {token, user_id, expires_at_ms}. Use the token with --token\n"
+   "  or CUSTODIAN_TOKEN."},
+  {"register-oidc",
+   "custodianctl register-oidc --token T [--name NAME]\n"
+   "  Registers the person of a token of the organisation's identity provider\n"
+   "  (its subject; the email from the token); prints {user_id, job_id, state}."},
+  {"whoami",
+   "custodianctl whoami --token T\n"
+   "  Prints who the token is: {user_id, admin, expires_at_ms, issuer} (either kind\n"
+   "  of token: the node's own or the identity provider's)."},
+  {"profile",
+   "custodianctl profile --token T [--name NEW_NAME]\n"
+   "  Shows the profile of the token's user, or changes the display name."},
+  {"request",
+   "custodianctl request METHOD PATH [--body JSON] [--token T]\n"
+   "  Calls any route of the gateway, e.g. a service's own (docs/api.md); {me} in\n"
+   "  PATH is the token's user id. Prints the answer's JSON."},
+  {"export",
+   "custodianctl export --token T [--wait]\n"
+   "  Starts an export; prints the job. With --wait, waits for the bundle and prints\n"
+   "  the finished job."},
+  {"erase",
+   "custodianctl erase --token T [--wait]\n"
+   "  Erases the token's user everywhere; prints the job. With --wait, waits until done."},
+  {"job",
+   "custodianctl job JOB_ID [--token T]\n"
+   "  Shows a job (export jobs need the owner's or an admin's token)."},
+  {"logout",
+   "custodianctl logout --token T\n"
+   "  Revokes the token's session."},
+  {"status",
+   "custodianctl status --token ADMIN_TOKEN [--json]\n"
+   "  The cluster as the gateway's node sees it: nodes and their liveness, the\n"
+   "  services and shards each hosts, outbox depths and oldest ages, jobs by kind\n"
+   "  and state, the oldest pending erasure. --json prints the raw answers."},
+  {"jobs",
+   "custodianctl jobs --token ADMIN_TOKEN [--kind K] [--state S] [--limit N] [--after C] "
+   "[--overdue] [--json]\n"
+   "  Lists jobs across the cluster, newest first (kind: register, erase, export;\n"
+   "  state: running, held, done, failed; limit 1-1000, default 20). --overdue: the\n"
+   "  unfinished jobs past their legal deadline, all of them."},
+  {"hold",
+   "custodianctl hold set|release|show USER_ID --token ADMIN_TOKEN [--reason R] [--until-ms T]\n"
+   "  A legal hold on a user: while it stands, an erase waits (\"held\")."},
+  {"audit",
+   "custodianctl audit --token ADMIN_TOKEN [--limit N] [--after C] [--json]\n"
+   "  The audit trail across the cluster, newest first (default 20 entries)."},
+  {"extend",
+   "custodianctl extend JOB_ID --reason R --token ADMIN_TOKEN\n"
+   "  Moves an unfinished job's deadline by two calendar months, once."},
+  {"retry",
+   "custodianctl retry JOB_ID --token ADMIN_TOKEN\n"
+   "  Runs a failed erase or export job's failed steps again (verified again);\n"
+   "  prints the job, running."},
+  {"certificate",
+   "custodianctl certificate JOB_ID [--out FILE]\n"
+   "  Fetches the signed certificate of a done erase job (no token needed);\n"
+   "  prints it, or writes it to FILE."},
+  {"verify-certificate",
+   "custodianctl verify-certificate FILE [--keys URL_OR_FILE]\n"
+   "  Checks a certificate's Ed25519 signature against the published keys\n"
+   "  (a file holding GET /v1/keys' answer, or its URL; default the gateway's).\n"
+   "  Exit 0 valid, 1 invalid, each with a sentence."},
+  {"admin",
+   "custodianctl admin create --email E --password P --name NAME [--secret-file F | --token T]\n"
+   "  Creates an admin user. Authorized by the node's bootstrap secret (the file\n"
+   "  gateway.admin-secret-file, default ./data/admin.secret) or by an admin's token."},
 };
 
 void print_usage(std::ostream& os) {
@@ -170,8 +190,7 @@ struct client {
 
   /// Sends one request; returns the body, or exits with a sentence.
   std::string call(const std::string& method, const std::string& path, const std::string& body,
-                   const std::string& token, int* status_out = nullptr,
-                   httplib::Headers h = {}) {
+                   const std::string& token, int* status_out = nullptr, httplib::Headers h = {}) {
     if (!token.empty())
       h.emplace("Authorization", "Bearer " + token);
     httplib::Result r{nullptr, httplib::Error::Unknown};
@@ -213,8 +232,9 @@ std::string token_user(client& c, const std::string& token) {
   if (std::count(token.begin(), token.end(), '.') == 2) {
     custodian::v1::SessionInfo info;
     if (!from_json(c.call("GET", "/v1/session", "", token), info) || info.user_id().empty())
-      throw usage_error{"the identity provider's token names no registered user (register "
-                        "first: custodianctl register-oidc --token T)"};
+      throw usage_error{
+        "the identity provider's token names no registered user (register "
+        "first: custodianctl register-oidc --token T)"};
     return info.user_id();
   }
   auto dot = token.find('.');
@@ -270,9 +290,11 @@ ctl::job_counts count_jobs(client& c, const std::string& token) {
         break;
       }
       custodian::v1::JobPage page;
-      from_json(c.call("GET", "/v1/jobs?limit=1000&state=" + state
-                                + (after.empty() ? "" : "&after=" + after), "", token),
-                page);
+      from_json(
+        c.call("GET",
+               "/v1/jobs?limit=1000&state=" + state + (after.empty() ? "" : "&after=" + after), "",
+               token),
+        page);
       for (auto& u : page.unreachable())
         if (std::find(out.unreachable.begin(), out.unreachable.end(), u) == out.unreachable.end())
           out.unreachable.push_back(u);
@@ -298,9 +320,11 @@ std::string overdue_jobs(client& c, const std::string& token, bool json) {
     std::string after;
     for (;;) {
       custodian::v1::JobPage page;
-      from_json(c.call("GET", "/v1/jobs?limit=1000&state=" + state
-                                + (after.empty() ? "" : "&after=" + after), "", token),
-                page);
+      from_json(
+        c.call("GET",
+               "/v1/jobs?limit=1000&state=" + state + (after.empty() ? "" : "&after=" + after), "",
+               token),
+        page);
       for (auto& j : page.jobs())
         if (j.overdue())
           *late.add_jobs() = j;
@@ -367,8 +391,7 @@ int run(int argc, char** argv) {
       google::protobuf::Struct req;
       (*req.mutable_fields())["display_name"].set_string_value(a.get("name"));
       out = c.call("PATCH", path, to_json(req), token);
-    }
-    else
+    } else
       out = c.call("GET", path, "", token);
   } else if (a.command == "request") {
     if (a.positional.size() != 2)
@@ -518,7 +541,7 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   try {

@@ -38,7 +38,7 @@ std::string table(const std::vector<std::vector<std::string>>& rows) {
   return out.str();
 }
 
-} // namespace
+}  // namespace
 
 std::string age(int64_t ms) {
   char buf[32];
@@ -69,13 +69,13 @@ std::string status_table(const custodian::v1::ClusterStatus& cs, const job_count
                          int64_t now_ms) {
   std::ostringstream out;
   out << "cluster, as node " << cs.node() << " sees it\n\n";
-  std::vector<std::vector<std::string>> nodes{{"NODE", "ADDRESS", "STATE", "LAST SEEN",
-                                               "SERVICES (SHARDS)", "FAILED"}};
+  std::vector<std::vector<std::string>> nodes{
+    {"NODE", "ADDRESS", "STATE", "LAST SEEN", "SERVICES (SHARDS)", "FAILED"}};
   for (auto& n : cs.nodes()) {
     std::string services, failed;
     for (auto& s : n.services())
-      services += (services.empty() ? "" : " ") + s.service() + "("
-                  + std::to_string(s.shards_size()) + ")";
+      services +=
+        (services.empty() ? "" : " ") + s.service() + "(" + std::to_string(s.shards_size()) + ")";
     for (auto& f : n.failed_services())
       failed += (failed.empty() ? "" : " ") + f;
     nodes.push_back({n.name() + (n.self() ? " *" : ""), n.address().empty() ? "-" : n.address(),
@@ -90,8 +90,8 @@ std::string status_table(const custodian::v1::ClusterStatus& cs, const job_count
   } else {
     std::vector<std::vector<std::string>> ob{{"OUTBOX", "DEPTH", "OLDEST"}};
     for (auto& o : cs.outbox())
-      ob.push_back({o.origin() + " -> " + o.dest(), std::to_string(o.depth()),
-                    age(o.oldest_age_ms())});
+      ob.push_back(
+        {o.origin() + " -> " + o.dest(), std::to_string(o.depth()), age(o.oldest_age_ms())});
     out << table(ob) << "\n";
   }
 
@@ -158,7 +158,7 @@ std::string jobs_table(const custodian::v1::JobPage& page) {
   return out;
 }
 
-} // namespace ctl
+}  // namespace ctl
 
 namespace ctl {
 
@@ -183,12 +183,13 @@ std::optional<std::string> unb64url(const std::string& text) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 verdict verify_certificate(const std::string& certificate_json, const std::string& keys_json) {
   custodian::v1::CertificateResponse answer;
   if (!parse_json(certificate_json, answer) || answer.certificate().empty())
-    return {false, "invalid: the file is not a certificate (GET /v1/jobs/{id}/certificate's answer)"};
+    return {false,
+            "invalid: the file is not a certificate (GET /v1/jobs/{id}/certificate's answer)"};
   custodian::v1::PublishedKeys keys;
   if (!parse_json(keys_json, keys))
     return {false, "invalid: the keys are not GET /v1/keys' answer"};
@@ -223,12 +224,12 @@ verdict verify_certificate(const std::string& certificate_json, const std::strin
     return {false, "invalid: the signed bytes are not an erasure certificate"};
   std::string services;
   for (auto& s : cert.services())
-    services += (services.empty() ? "" : ", ") + s.service() + " " + s.method() + " at "
-                + utc(s.done_ms());
+    services +=
+      (services.empty() ? "" : ", ") + s.service() + " " + s.method() + " at " + utc(s.done_ms());
   return {true, "valid: erasure of job " + cert.job_id() + ", accepted " + utc(cert.accepted_ms())
                   + ", done " + utc(cert.done_ms()) + " (deadline " + utc(cert.deadline_ms())
-                  + "), issued by node " + cert.issuer() + ", signed by key " + key->key_id()
-                  + "; " + services};
+                  + "), issued by node " + cert.issuer() + ", signed by key " + key->key_id() + "; "
+                  + services};
 }
 
-} // namespace ctl
+}  // namespace ctl

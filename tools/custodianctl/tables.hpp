@@ -14,9 +14,9 @@ namespace ctl {
 /// more jobs than were read.
 struct job_counts {
   std::map<std::string, std::map<std::string, int64_t>> by_kind;  ///< kind -> state -> n
-  std::map<std::string, bool> capped;                             ///< state -> more than read
+  std::map<std::string, bool> capped;  ///< state -> more than read
   std::vector<std::string> unreachable;  ///< holders whose shards did not answer
-  std::string oldest_erase;                                       ///< running erase job id
+  std::string oldest_erase;  ///< running erase job id
   int64_t oldest_erase_accepted_ms = 0;
 };
 
@@ -38,4 +38,4 @@ struct verdict {
 };
 verdict verify_certificate(const std::string& certificate_json, const std::string& keys_json);
 
-} // namespace ctl
+}  // namespace ctl

@@ -52,8 +52,13 @@ namespace {
 /// (tombstones first: a crash in between never leaves data without its tombstone).
 struct collection_writes {
   explicit collection_writes(client& cl)
-    : tombs{cl, "tombstones"}, events{cl, "events"}, inbox{cl, "inbox"}, idx{cl, "idx"},
-      jobs{cl, "jobs"}, outbox{cl, "outbox"}, audit{cl, "audit"} {}
+    : tombs{cl, "tombstones"},
+      events{cl, "events"},
+      inbox{cl, "inbox"},
+      idx{cl, "idx"},
+      jobs{cl, "jobs"},
+      outbox{cl, "outbox"},
+      audit{cl, "audit"} {}
   bulk tombs, events, inbox, idx, jobs, outbox, audit;
 
   /// Documents kept out because they held something newer.
@@ -76,12 +81,9 @@ public:
     switch (kind) {
       case user_records::events:
         return w_.events.remove_many(own(BCON_NEW("stream", BCON_UTF8(u.c_str()))));
-      case user_records::inbox:
-        return w_.inbox.remove_many(by_user());
-      case user_records::index:
-        return w_.idx.remove_many(by_user());
-      case user_records::jobs:
-        return w_.jobs.remove_many(by_user());
+      case user_records::inbox: return w_.inbox.remove_many(by_user());
+      case user_records::index: return w_.idx.remove_many(by_user());
+      case user_records::jobs: return w_.jobs.remove_many(by_user());
       case user_records::personal_outbox:
         return w_.outbox.remove_many(
           own(BCON_NEW("user_id", BCON_UTF8(u.c_str()), "personal", BCON_BOOL(true))));
@@ -197,7 +199,8 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
                              collection_writes& w) {
   auto& c = e.c;
   auto gone = [&](const std::string& u) {
-    return erased.count(u) && std::find(c.tombstones.begin(), c.tombstones.end(), u) == c.tombstones.end();
+    return erased.count(u)
+           && std::find(c.tombstones.begin(), c.tombstones.end(), u) == c.tombstones.end();
   };
   size_t n = 0;
   for (size_t i = 0; i < c.events.size(); ++i)
@@ -211,7 +214,8 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
     }
   for (auto& j : c.jobs)
     if (gone(j.user_id) && ++n)
-      w.jobs.remove_one(own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "user_id", BCON_UTF8(j.user_id.c_str()))));
+      w.jobs.remove_one(
+        own(BCON_NEW("_id", BCON_UTF8(j.job_id.c_str()), "user_id", BCON_UTF8(j.user_id.c_str()))));
   for (size_t i = 0; i < c.outbox.size(); ++i)
     if (c.outbox[i].personal && gone(c.outbox[i].user_id) && ++n)
       w.outbox.remove_one(own(BCON_NEW("_id", BCON_INT64(c.outbox_ids[i]))));
@@ -224,7 +228,7 @@ size_t undo_writes_of_erased(const mongo_store::entry& e, const std::set<std::st
   return n;
 }
 
-} // namespace
+}  // namespace
 
 void mongo_store::materialize(const std::vector<const entry*>& entries, bool keys) {
   client cl{pool_, opts_.database};
@@ -240,17 +244,20 @@ void mongo_store::materialize(const std::vector<const entry*>& entries, bool key
     write_commit(e->c, ew);
   }
   if (auto kept = w.run(); kept > 0)
-    log::get("store")->info("{}: {} records of an older apply kept out by newer ones", opts_.database, kept);
+    log::get("store")->info("{}: {} records of an older apply kept out by newer ones",
+                            opts_.database, kept);
 }
 
 bool mongo_store::clear_journal(uint32_t shard, int64_t epoch) {
   client cl{pool_, opts_.database};
-  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+  auto sel =
+    own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
   auto clear = own(BCON_NEW("$set", "{", "pending", "[", "]", "}"));
   return cl.update_one("leases", sel.get(), clear.get(), false) > 0;
 }
 
-bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<const entry*>& applied) {
+bool mongo_store::finish_apply(uint32_t shard, int64_t epoch,
+                               const std::vector<const entry*>& applied) {
   if (clear_journal(shard, epoch))
     return true;
   // The shard's epoch moved on while these entries were applied: this node was
@@ -264,9 +271,10 @@ bool mongo_store::finish_apply(uint32_t shard, int64_t epoch, const std::vector<
   ++late_applies_;
   size_t erased = 0;
   auto scrubbed = scrub_erased(applied, erased);
-  log::get("store")->warn("{}: shard {}: {} commits applied after the shard was taken over "
-                          "(epoch {} is gone); {} records of {} erased users deleted again",
-                          opts_.database, shard, applied.size(), epoch, scrubbed, erased);
+  log::get("store")->warn(
+    "{}: shard {}: {} commits applied after the shard was taken over "
+    "(epoch {} is gone); {} records of {} erased users deleted again",
+    opts_.database, shard, applied.size(), epoch, scrubbed, erased);
   lose(shard, "its epoch moved on while its journal was applied");
   return false;
 }
@@ -285,9 +293,10 @@ void mongo_store::scrub_unfinished(uint32_t shard) {
   auto scrubbed = scrub_erased(ptrs, erased);
   ++late_applies_;
   unfinished_.erase(u);
-  log::get("store")->warn("{}: shard {}: {} commits whose apply failed half-way are another "
-                          "owner's now; {} records of {} erased users deleted again",
-                          opts_.database, shard, ptrs.size(), scrubbed, erased);
+  log::get("store")->warn(
+    "{}: shard {}: {} commits whose apply failed half-way are another "
+    "owner's now; {} records of {} erased users deleted again",
+    opts_.database, shard, ptrs.size(), scrubbed, erased);
 }
 
 size_t mongo_store::scrub_erased(const std::vector<const entry*>& applied, size_t& erased_users) {
@@ -301,9 +310,11 @@ size_t mongo_store::scrub_erased(const std::vector<const entry*>& applied, size_
     std::vector<std::string> list(users.begin(), users.end());
     auto sel = own(bson_new());
     append_doc(sel.get(), "_id", [&](bson_t* x) {
-      append_array(x, "$in", list.size(), [&](bson_t* a, const char* k, size_t i) { append_str(a, k, list[i]); });
+      append_array(x, "$in", list.size(),
+                   [&](bson_t* a, const char* k, size_t i) { append_str(a, k, list[i]); });
     });
-    cl.find("tombstones", sel.get(), nullptr, [&](const bson_t* d) { erased.insert(get_bytes(d, "_id")); });
+    cl.find("tombstones", sel.get(), nullptr,
+            [&](const bson_t* d) { erased.insert(get_bytes(d, "_id")); });
     if (!erased.empty()) {
       collection_writes w{cl};
       for (auto* e : applied)
@@ -317,7 +328,8 @@ size_t mongo_store::scrub_erased(const std::vector<const entry*>& applied, size_
 
 void mongo_store::roll_forward_shard(uint32_t shard, int64_t epoch) {
   client cl{pool_, opts_.database};
-  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+  auto sel =
+    own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
   auto doc = cl.find_one("leases", sel.get());
   if (!doc) {
     scrub_unfinished(shard);
@@ -401,13 +413,14 @@ mongo::batch_plan mongo_store::plan(client& cl, const std::vector<const commit*>
     return max;
   };
   auto p = mongo::plan_batch(
-    opts_.database, batch, std::move(leases), [this](const commit& c) { return shard_of_commit(c); },
-    seq_cache_, now_ms(), reads);
+    opts_.database, batch, std::move(leases),
+    [this](const commit& c) { return shard_of_commit(c); }, seq_cache_, now_ms(), reads);
   fenced_ += p.fenced;
   // Ids and sequence numbers are spent whether or not the journal write lands.
   std::lock_guard<std::mutex> g{lease_mtx_};
   for (auto& [shard, idxs] : p.by_shard)
-    if (auto it = held_.find(shard); it != held_.end() && it->second.epoch == p.leases[shard].epoch) {
+    if (auto it = held_.find(shard);
+        it != held_.end() && it->second.epoch == p.leases[shard].epoch) {
       it->second.next_id = p.leases[shard].next_id;
       it->second.next_seq = p.leases[shard].next_seq;
     }
@@ -421,7 +434,8 @@ std::vector<uint32_t> mongo_store::journal(client& cl, const std::vector<const c
     auto shard = by.first;
     auto& idxs = by.second;  // named: a structured binding is not captured (clang < 16)
     int64_t epoch = p.leases[shard].epoch, next_id = p.leases[shard].next_id;
-    auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
+    auto sel =
+      own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(epoch)));
     auto upd = own(bson_new());
     append_doc(upd.get(), "$push", [&](bson_t* x) {
       append_doc(x, "pending", [&](bson_t* y) {
@@ -489,9 +503,10 @@ void mongo_store::apply_journaled(mongo::batch_plan& p, const std::vector<uint32
     for (auto shard : clean)
       for (auto i : p.by_shard[shard])
         unfinished_[shard].push_back(p.entries[i]);
-    log::get("store")->warn("{}: {} commits journaled, not yet applied ({}); rolled forward "
-                            "before the next read",
-                            opts_.database, journaled.size(), e.what());
+    log::get("store")->warn(
+      "{}: {} commits journaled, not yet applied ({}); rolled forward "
+      "before the next read",
+      opts_.database, journaled.size(), e.what());
   }
 }
 
@@ -591,7 +606,8 @@ status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
     append_in_shards(sel.get(), held);
     auto upd = own(BCON_NEW("$set", "{", "next_at_ms", BCON_INT64(now), "}"));
     bson_error_t err;
-    if (!mongoc_collection_update_many(cl.coll("outbox"), sel.get(), upd.get(), nullptr, nullptr, &err))
+    if (!mongoc_collection_update_many(cl.coll("outbox"), sel.get(), upd.get(), nullptr, nullptr,
+                                       &err))
       fail(err, "outbox wake");
     return {};
   } catch (const store_error& e) {
@@ -599,4 +615,4 @@ status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
   }
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

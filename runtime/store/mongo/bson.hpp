@@ -133,22 +133,27 @@ inline std::string hex(const std::string& s) {
   }
   return out;
 }
-inline std::string idx_id(const std::string& space, const std::string& key) { return space + ":" + hex(key); }
-inline std::string inbox_id(const std::string& user, const std::string& req) { return user + ":" + req; }
+inline std::string idx_id(const std::string& space, const std::string& key) {
+  return space + ":" + hex(key);
+}
+inline std::string inbox_id(const std::string& user, const std::string& req) {
+  return user + ":" + req;
+}
 inline std::string event_id(const std::string& stream, int64_t seq) {
   return stream + ":" + std::to_string(seq);
 }
 
-
 /// {<field>: {$in: [shards]}}
 inline void append_in_shards(bson_t* filter, const std::vector<int32_t>& shards,
-                      const char* field = "shard") {
+                             const char* field = "shard") {
   append_doc(filter, field, [&](bson_t* x) {
     append_array(x, "$in", shards.size(),
                  [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT32(a, k, shards[i]); });
   });
 }
 
-inline bson_ptr id_filter(const std::string& id) { return own(BCON_NEW("_id", BCON_UTF8(id.c_str()))); }
+inline bson_ptr id_filter(const std::string& id) {
+  return own(BCON_NEW("_id", BCON_UTF8(id.c_str())));
+}
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

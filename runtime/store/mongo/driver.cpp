@@ -19,8 +19,9 @@ bool transient_domain(uint32_t domain) {
       || e.code == 10107 /* NotWritablePrimary */ || e.code == 11600 /* InterruptedAtShutdown */) {
     bool timeout = std::string(e.message).find("timed out") != std::string::npos
                    || std::string(e.message).find("timeout") != std::string::npos;
-    throw store_error(errc::unavailable, "mongodb " + what + ": " + (timeout ? "timeout" : "unreachable")
-                                           + " (" + e.message + ")");
+    throw store_error(
+      errc::unavailable,
+      "mongodb " + what + ": " + (timeout ? "timeout" : "unreachable") + " (" + e.message + ")");
   }
   throw store_error(errc::io, "mongodb " + what + ": " + e.message);
 }
@@ -40,7 +41,7 @@ void log_handler(mongoc_log_level_t level, const char* domain, const char* messa
     lg->debug("{}: {}", domain, message);
 }
 
-} // namespace
+}  // namespace
 
 void init_driver() {
   static std::once_flag once;
@@ -50,4 +51,4 @@ void init_driver() {
   });
 }
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

@@ -105,8 +105,12 @@ public:
   bulk(const bulk&) = delete;
   bulk& operator=(const bulk&) = delete;
 
-  void remove_many(bson_ptr sel) { ops_.push_back({op::remove_many, std::move(sel), bson_ptr{}, false, false}); }
-  void remove_one(bson_ptr sel) { ops_.push_back({op::remove_one, std::move(sel), bson_ptr{}, false, false}); }
+  void remove_many(bson_ptr sel) {
+    ops_.push_back({op::remove_many, std::move(sel), bson_ptr{}, false, false});
+  }
+  void remove_one(bson_ptr sel) {
+    ops_.push_back({op::remove_one, std::move(sel), bson_ptr{}, false, false});
+  }
   void replace_upsert(bson_ptr sel, const bson_t* doc, bool newer_wins = false) {
     ops_.push_back({op::replace, std::move(sel), own(bson_copy(doc)), true, newer_wins});
   }
@@ -160,13 +164,16 @@ private:
           check(mongoc_bulk_operation_remove_one_with_opts(b, o.sel.get(), nullptr, &err));
           break;
         case op::replace:
-          check(mongoc_bulk_operation_replace_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
+          check(mongoc_bulk_operation_replace_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(),
+                                                            &err));
           break;
         case op::update:
-          check(mongoc_bulk_operation_update_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
+          check(mongoc_bulk_operation_update_one_with_opts(b, o.sel.get(), o.doc.get(), opts.get(),
+                                                           &err));
           break;
         case op::update_many:
-          check(mongoc_bulk_operation_update_many_with_opts(b, o.sel.get(), o.doc.get(), opts.get(), &err));
+          check(mongoc_bulk_operation_update_many_with_opts(b, o.sel.get(), o.doc.get(), opts.get(),
+                                                            &err));
           break;
       }
     }
@@ -194,4 +201,4 @@ private:
   std::vector<op> ops_;
 };
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

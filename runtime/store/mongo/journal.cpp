@@ -12,12 +12,8 @@ constexpr struct {
              *tombstones = "tb", *events = "ev", *index_dels = "id", *index_puts = "ip",
              *jobs = "jb", *audit = "au", *outbox_acks = "ak", *outbox = "ob", *inbox = "ib";
 } entry_field{};
-constexpr struct {
-  const char *stream = "s", *seq = "n", *payload = "p";
-} event_field{};
-constexpr struct {
-  const char *space = "sp", *key = "k";
-} index_del_field{};
+constexpr struct { const char *stream = "s", *seq = "n", *payload = "p"; } event_field{};
+constexpr struct { const char *space = "sp", *key = "k"; } index_del_field{};
 constexpr struct {
   const char *space = "sp", *key = "k", *user_id = "u", *value = "v";
 } index_put_field{};
@@ -28,11 +24,9 @@ constexpr struct {
 constexpr struct {
   const char *id = "i", *at_ms = "t", *action = "a", *actor = "c", *job_id = "j", *user_id = "u";
 } audit_field{};
-constexpr struct {
-  const char *request_id = "r", *user_id = "u", *outcome = "o";
-} inbox_field{};
+constexpr struct { const char *request_id = "r", *user_id = "u", *outcome = "o"; } inbox_field{};
 
-} // namespace
+}  // namespace
 
 /// An outbox entry's fields, as the outbox collection and the journal hold them.
 void put_outbox(bson_t* x, const outbox_row& o, int64_t id) {
@@ -78,21 +72,23 @@ void encode(bson_t* d, const mongo_store::entry& e) {
       append_bin(x, event_field.payload, c.events[i].second);
     });
   });
-  append_array(d, entry_field.index_dels, c.index_dels.size(), [&](bson_t* a, const char* k, size_t i) {
-    append_doc(a, k, [&](bson_t* x) {
-      append_str(x, index_del_field.space, c.index_dels[i].first);
-      append_bin(x, index_del_field.key, c.index_dels[i].second);
-    });
-  });
-  append_array(d, entry_field.index_puts, c.index_puts.size(), [&](bson_t* a, const char* k, size_t i) {
-    auto& r = c.index_puts[i];
-    append_doc(a, k, [&](bson_t* x) {
-      append_str(x, index_put_field.space, r.space);
-      append_bin(x, index_put_field.key, r.key);
-      append_str(x, index_put_field.user_id, r.user_id);
-      append_bin(x, index_put_field.value, r.value);
-    });
-  });
+  append_array(d, entry_field.index_dels, c.index_dels.size(),
+               [&](bson_t* a, const char* k, size_t i) {
+                 append_doc(a, k, [&](bson_t* x) {
+                   append_str(x, index_del_field.space, c.index_dels[i].first);
+                   append_bin(x, index_del_field.key, c.index_dels[i].second);
+                 });
+               });
+  append_array(d, entry_field.index_puts, c.index_puts.size(),
+               [&](bson_t* a, const char* k, size_t i) {
+                 auto& r = c.index_puts[i];
+                 append_doc(a, k, [&](bson_t* x) {
+                   append_str(x, index_put_field.space, r.space);
+                   append_bin(x, index_put_field.key, r.key);
+                   append_str(x, index_put_field.user_id, r.user_id);
+                   append_bin(x, index_put_field.value, r.value);
+                 });
+               });
   append_array(d, entry_field.jobs, c.jobs.size(), [&](bson_t* a, const char* k, size_t i) {
     auto& j = c.jobs[i];
     append_doc(a, k, [&](bson_t* x) {
@@ -115,8 +111,9 @@ void encode(bson_t* d, const mongo_store::entry& e) {
       append_str(x, audit_field.user_id, r.user_id);
     });
   });
-  append_array(d, entry_field.outbox_acks, c.outbox_acks.size(),
-               [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT64(a, k, c.outbox_acks[i]); });
+  append_array(
+    d, entry_field.outbox_acks, c.outbox_acks.size(),
+    [&](bson_t* a, const char* k, size_t i) { BSON_APPEND_INT64(a, k, c.outbox_acks[i]); });
   append_array(d, entry_field.outbox, c.outbox.size(), [&](bson_t* a, const char* k, size_t i) {
     append_doc(a, k, [&](bson_t* x) { put_outbox(x, c.outbox[i], c.outbox_ids[i]); });
   });
@@ -150,20 +147,28 @@ mongo_store::entry decode(const bson_t* d) {
     c.events.emplace_back(get_bytes(x, event_field.stream), get_bytes(x, event_field.payload));
     e.event_seqs.push_back(get_i64(x, event_field.seq));
   });
-  each_doc(d, entry_field.index_dels, [&](const bson_t* x) { c.index_dels.emplace_back(get_bytes(x, index_del_field.space), get_bytes(x, index_del_field.key)); });
+  each_doc(d, entry_field.index_dels, [&](const bson_t* x) {
+    c.index_dels.emplace_back(get_bytes(x, index_del_field.space),
+                              get_bytes(x, index_del_field.key));
+  });
   each_doc(d, entry_field.index_puts, [&](const bson_t* x) {
-    c.index_puts.push_back(index_row{get_bytes(x, index_put_field.space), get_bytes(x, index_put_field.key), get_bytes(x, index_put_field.user_id),
-                                     get_bytes(x, index_put_field.value)});
+    c.index_puts.push_back(
+      index_row{get_bytes(x, index_put_field.space), get_bytes(x, index_put_field.key),
+                get_bytes(x, index_put_field.user_id), get_bytes(x, index_put_field.value)});
   });
   each_doc(d, entry_field.jobs, [&](const bson_t* x) {
-    c.jobs.push_back(job_row{get_bytes(x, job_field.job_id), get_bytes(x, job_field.user_id), get_bytes(x, job_field.record),
-                             get_bytes(x, job_field.kind), get_bytes(x, job_field.state), get_i64(x, job_field.created_ms)});
+    c.jobs.push_back(job_row{get_bytes(x, job_field.job_id), get_bytes(x, job_field.user_id),
+                             get_bytes(x, job_field.record), get_bytes(x, job_field.kind),
+                             get_bytes(x, job_field.state), get_i64(x, job_field.created_ms)});
   });
   each_doc(d, entry_field.audit, [&](const bson_t* x) {
-    c.audit.push_back(audit_row{get_bytes(x, audit_field.id), get_i64(x, audit_field.at_ms), get_bytes(x, audit_field.action),
-                                get_bytes(x, audit_field.actor), get_bytes(x, audit_field.job_id), get_bytes(x, audit_field.user_id)});
+    c.audit.push_back(audit_row{get_bytes(x, audit_field.id), get_i64(x, audit_field.at_ms),
+                                get_bytes(x, audit_field.action), get_bytes(x, audit_field.actor),
+                                get_bytes(x, audit_field.job_id),
+                                get_bytes(x, audit_field.user_id)});
   });
-  each_value(d, entry_field.outbox_acks, [&](bson_iter_t* it) { c.outbox_acks.push_back(bson_iter_as_int64(it)); });
+  each_value(d, entry_field.outbox_acks,
+             [&](bson_iter_t* it) { c.outbox_acks.push_back(bson_iter_as_int64(it)); });
   each_doc(d, entry_field.outbox, [&](const bson_t* x) {
     c.outbox.push_back(get_outbox(x));
     c.outbox_ids.push_back(c.outbox.back().id);
@@ -175,9 +180,10 @@ mongo_store::entry decode(const bson_t* d) {
     bson_iter_document(&it, &len, &data);
     bson_t x;
     if (bson_init_static(&x, data, len))
-      c.inbox = inbox_row{get_bytes(&x, inbox_field.request_id), get_bytes(&x, inbox_field.user_id), get_bytes(&x, inbox_field.outcome)};
+      c.inbox = inbox_row{get_bytes(&x, inbox_field.request_id), get_bytes(&x, inbox_field.user_id),
+                          get_bytes(&x, inbox_field.outcome)};
   }
   return e;
 }
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

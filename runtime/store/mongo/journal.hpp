@@ -15,4 +15,4 @@ outbox_row get_outbox(const bson_t* d);
 void encode(bson_t* d, const mongo_store::entry& e);
 mongo_store::entry decode(const bson_t* d);
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

@@ -23,13 +23,13 @@ std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) 
   client cl{pool_, opts_.database};
   auto now = now_ms();
   auto sh = static_cast<int32_t>(shard);
-  auto query = own(BCON_NEW("_id", BCON_INT32(sh), "$or", "[", "{", "expires_ms", "{", "$lt",
-                            BCON_INT64(now), "}", "}", "{", "owner", BCON_UTF8(opts_.owner.c_str()),
-                            "}", "]"));
-  auto update = own(BCON_NEW("$set", "{", "owner", BCON_UTF8(opts_.owner.c_str()), "expires_ms",
-                             BCON_INT64(now + opts_.lease_ms), "}", "$inc", "{", "epoch",
-                             BCON_INT64(1), "}", "$setOnInsert", "{", "next_id", BCON_INT64(1),
-                             "pending", "[", "]", "}"));
+  auto query =
+    own(BCON_NEW("_id", BCON_INT32(sh), "$or", "[", "{", "expires_ms", "{", "$lt", BCON_INT64(now),
+                 "}", "}", "{", "owner", BCON_UTF8(opts_.owner.c_str()), "}", "]"));
+  auto update =
+    own(BCON_NEW("$set", "{", "owner", BCON_UTF8(opts_.owner.c_str()), "expires_ms",
+                 BCON_INT64(now + opts_.lease_ms), "}", "$inc", "{", "epoch", BCON_INT64(1), "}",
+                 "$setOnInsert", "{", "next_id", BCON_INT64(1), "pending", "[", "]", "}"));
   auto* fam = mongoc_find_and_modify_opts_new();
   mongoc_find_and_modify_opts_set_update(fam, update.get());
   mongoc_find_and_modify_opts_set_flags(
@@ -37,7 +37,8 @@ std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) 
                                                      | MONGOC_FIND_AND_MODIFY_RETURN_NEW));
   bson_t reply;
   bson_error_t err;
-  bool ok = mongoc_collection_find_and_modify_with_opts(cl.coll("leases"), query.get(), fam, &reply, &err);
+  bool ok =
+    mongoc_collection_find_and_modify_with_opts(cl.coll("leases"), query.get(), fam, &reply, &err);
   mongoc_find_and_modify_opts_destroy(fam);
   if (!ok) {
     bson_destroy(&reply);
@@ -63,7 +64,8 @@ std::optional<int64_t> mongo_store::acquire(uint32_t shard, lease_info* holder) 
   }
   bson_destroy(&reply);
   if (!doc)
-    throw store_error(errc::io, "lease of shard " + std::to_string(shard) + ": no document returned");
+    throw store_error(errc::io,
+                      "lease of shard " + std::to_string(shard) + ": no document returned");
   held_lease h;
   h.epoch = get_i64(doc.get(), "epoch");
   h.next_id = std::max<int64_t>(1, get_i64(doc.get(), "next_id", 1));
@@ -103,7 +105,8 @@ void mongo_store::release(uint32_t shard) {
     held_.erase(i);
   }
   client cl{pool_, opts_.database};
-  auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
+  auto sel =
+    own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
   auto upd = own(BCON_NEW("$set", "{", "expires_ms", BCON_INT64(0), "}"));
   cl.update_one("leases", sel.get(), upd.get(), false);
 }
@@ -152,7 +155,8 @@ void mongo_store::lose(uint32_t shard, const std::string& why) {
 }
 
 void mongo_store::renew_loop() {
-  auto period = std::chrono::milliseconds(std::max<int64_t>(50, std::min<int64_t>(opts_.lease_ms / 3, 1000)));
+  auto period =
+    std::chrono::milliseconds(std::max<int64_t>(50, std::min<int64_t>(opts_.lease_ms / 3, 1000)));
   for (;;) {
     {
       std::unique_lock<std::mutex> g{stop_mtx_};
@@ -171,14 +175,16 @@ void mongo_store::renew_loop() {
         auto ping = own(BCON_NEW("ping", BCON_INT32(1)));
         bson_t reply;
         bson_error_t err;
-        bool ok = mongoc_client_command_simple(cl.raw(), "admin", ping.get(), nullptr, &reply, &err);
+        bool ok =
+          mongoc_client_command_simple(cl.raw(), "admin", ping.get(), nullptr, &reply, &err);
         bson_destroy(&reply);
         if (!ok)
           fail(err, "ping");
       }
       auto now = now_ms();
       for (auto& [shard, h] : held) {
-        auto sel = own(BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
+        auto sel = own(
+          BCON_NEW("_id", BCON_INT32(static_cast<int32_t>(shard)), "epoch", BCON_INT64(h.epoch)));
         auto upd = own(BCON_NEW("$set", "{", "expires_ms", BCON_INT64(now + opts_.lease_ms), "}"));
         if (cl.update_one("leases", sel.get(), upd.get(), false) == 0)
           lose(shard, "its epoch moved on: another node took it over");
@@ -194,4 +200,4 @@ void mongo_store::renew_loop() {
   }
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

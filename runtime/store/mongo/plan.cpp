@@ -46,8 +46,8 @@ batch_plan plan_batch(const std::string& store_name, const std::vector<const com
       if (it == p.last_seq.end()) {
         auto cached = seq_cache.find(stream);
         it = p.last_seq
-               .emplace(stream, cached != seq_cache.end() ? cached->second
-                                                           : reads.last_event_seq(stream))
+               .emplace(stream,
+                        cached != seq_cache.end() ? cached->second : reads.last_event_seq(stream))
                .first;
       }
       e.event_seqs.push_back(++it->second);
@@ -64,4 +64,4 @@ batch_plan plan_batch(const std::string& store_name, const std::vector<const com
   return p;
 }
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

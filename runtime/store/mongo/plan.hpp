@@ -51,4 +51,4 @@ batch_plan plan_batch(const std::string& store_name, const std::vector<const com
                       const std::unordered_map<std::string, int64_t>& seq_cache, int64_t now,
                       const plan_reads& reads);
 
-} // namespace custodian::store::mongo
+}  // namespace custodian::store::mongo

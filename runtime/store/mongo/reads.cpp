@@ -60,8 +60,9 @@ int64_t mongo_store::index_count(const std::string& space, const std::string& us
   auto life = enter();
   ensure_clean();
   client cl{pool_, opts_.database};
-  return cl.count("idx", own(BCON_NEW("user_id", BCON_UTF8(user_id.c_str()), "space",
-                                      BCON_UTF8(space.c_str()))).get());
+  return cl.count(
+    "idx",
+    own(BCON_NEW("user_id", BCON_UTF8(user_id.c_str()), "space", BCON_UTF8(space.c_str()))).get());
 }
 
 std::optional<job_row> mongo_store::job_get(const std::string& job_id) {
@@ -71,8 +72,11 @@ std::optional<job_row> mongo_store::job_get(const std::string& job_id) {
   auto doc = cl.find_one("jobs", id_filter(job_id).get());
   if (!doc)
     return std::nullopt;
-  return job_row{job_id, get_bytes(doc.get(), "user_id"), get_bytes(doc.get(), "record"),
-                 get_bytes(doc.get(), "kind"), get_bytes(doc.get(), "state"),
+  return job_row{job_id,
+                 get_bytes(doc.get(), "user_id"),
+                 get_bytes(doc.get(), "record"),
+                 get_bytes(doc.get(), "kind"),
+                 get_bytes(doc.get(), "state"),
                  get_i64(doc.get(), "created_ms")};
 }
 
@@ -195,7 +199,8 @@ std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
     append_array(filter.get(), "$or", 2, [&](bson_t* a, const char* k, size_t i) {
       append_doc(a, k, [&](bson_t* x) {
         if (i == 0) {
-          append_doc(x, "next_at_ms", [&](bson_t* y) { BSON_APPEND_INT64(y, "$gt", after.next_at_ms); });
+          append_doc(x, "next_at_ms",
+                     [&](bson_t* y) { BSON_APPEND_INT64(y, "$gt", after.next_at_ms); });
         } else {
           BSON_APPEND_INT64(x, "next_at_ms", after.next_at_ms);
           append_doc(x, "_id", [&](bson_t* y) { BSON_APPEND_INT64(y, "$gt", after.id); });
@@ -205,7 +210,8 @@ std::vector<outbox_row> mongo_store::outbox_due(int64_t now, size_t limit,
   }
   auto opts = own(BCON_NEW("sort", "{", "next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1), "}",
                            "limit", BCON_INT64(static_cast<int64_t>(limit))));
-  cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) { out.push_back(get_outbox(d)); });
+  cl.find("outbox", filter.get(), opts.get(),
+          [&](const bson_t* d) { out.push_back(get_outbox(d)); });
   return out;
 }
 
@@ -234,7 +240,8 @@ std::vector<event_store::outbox_stat> mongo_store::outbox_stats() {
   std::map<std::string, outbox_stat> by_dest;
   auto filter = own(bson_new());
   append_in_shards(filter.get(), held);
-  auto opts = own(BCON_NEW("projection", "{", "dest", BCON_INT32(1), "created_ms", BCON_INT32(1), "}"));
+  auto opts =
+    own(BCON_NEW("projection", "{", "dest", BCON_INT32(1), "created_ms", BCON_INT32(1), "}"));
   cl.find("outbox", filter.get(), opts.get(), [&](const bson_t* d) {
     auto dest = get_bytes(d, "dest");
     auto created = get_i64(d, "created_ms");
@@ -281,7 +288,8 @@ void mongo_store::key_destroy(const std::string& user_id) {
   auto life = enter();
   client cl{pool_, opts_.database};
   bson_error_t err;
-  if (!mongoc_collection_delete_one(cl.coll("keys"), id_filter(user_id).get(), nullptr, nullptr, &err))
+  if (!mongoc_collection_delete_one(cl.coll("keys"), id_filter(user_id).get(), nullptr, nullptr,
+                                    &err))
     fail(err, "delete of a key");
 }
 
@@ -290,9 +298,8 @@ std::vector<std::pair<std::string, std::string>> mongo_store::keys_all() {
   client cl{pool_, opts_.database};
   std::vector<std::pair<std::string, std::string>> out;
   auto filter = own(bson_new());
-  cl.find("keys", filter.get(), nullptr, [&](const bson_t* d) {
-    out.emplace_back(get_bytes(d, "_id"), get_bytes(d, "sealed"));
-  });
+  cl.find("keys", filter.get(), nullptr,
+          [&](const bson_t* d) { out.emplace_back(get_bytes(d, "_id"), get_bytes(d, "sealed")); });
   return out;
 }
 
@@ -312,5 +319,4 @@ void mongo_store::keys_replace(const std::vector<std::pair<std::string, std::str
   b.run();
 }
 
-} // namespace custodian::store
-
+}  // namespace custodian::store

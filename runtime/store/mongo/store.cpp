@@ -14,7 +14,6 @@ namespace custodian::store {
 
 using namespace mongo;
 
-
 std::string redact_uri(const std::string& uri) {
   auto scheme = uri.find("://");
   if (scheme == std::string::npos)
@@ -49,7 +48,6 @@ std::string redact_uri(const std::string& uri) {
   return head + res;
 }
 
-
 mongo_store::mongo_store(mongo_options opts, mongo_faults faults)
   : opts_(std::move(opts)), faults_(std::move(faults)) {
   init_driver();
@@ -57,7 +55,8 @@ mongo_store::mongo_store(mongo_options opts, mongo_faults faults)
   if (opts_.database.empty())
     throw store_error(errc::io, "store.mongodb: no database name");
   if (opts_.shards == 0 || opts_.shards > max_shards)
-    throw store_error(errc::io, "store.mongodb: node.shards must be 1.." + std::to_string(max_shards));
+    throw store_error(errc::io,
+                      "store.mongodb: node.shards must be 1.." + std::to_string(max_shards));
   configure_uri();
   pool_ = mongoc_client_pool_new(uri_);
   if (!pool_) {
@@ -85,8 +84,8 @@ void mongo_store::configure_uri() {
   bson_error_t err;
   uri_ = mongoc_uri_new_with_error(opts_.uri.c_str(), &err);
   if (!uri_)
-    throw store_error(errc::io, "store.mongodb.uri " + redacted_ + " is not a MongoDB URI: "
-                                  + err.message);
+    throw store_error(errc::io,
+                      "store.mongodb.uri " + redacted_ + " is not a MongoDB URI: " + err.message);
   // Bounded waits unless the URI sets its own.
   auto timeout = static_cast<int32_t>(opts_.timeout_ms);
   for (auto* key : {MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MONGOC_URI_CONNECTTIMEOUTMS})
@@ -130,16 +129,22 @@ void mongo_store::create_indexes(client& cl) {
     bool unique;
   };
   std::vector<index_spec> specs;
-  specs.push_back({"events", "stream_seq", own(BCON_NEW("stream", BCON_INT32(1), "seq", BCON_INT32(1))), true});
+  specs.push_back(
+    {"events", "stream_seq", own(BCON_NEW("stream", BCON_INT32(1), "seq", BCON_INT32(1))), true});
   specs.push_back({"inbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
   specs.push_back({"idx", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
   specs.push_back({"jobs", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
-  specs.push_back({"audit", "list", own(BCON_NEW("shard", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+  specs.push_back(
+    {"audit", "list", own(BCON_NEW("shard", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
   specs.push_back({"audit", "by_person", own(BCON_NEW("user_id", BCON_INT32(1))), false});
   specs.push_back({"audit", "by_actor", own(BCON_NEW("actor", BCON_INT32(1))), false});
-  specs.push_back({"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
-  specs.push_back({"jobs", "state", own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
-  specs.push_back({"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
+  specs.push_back(
+    {"jobs", "list", own(BCON_NEW("vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+  specs.push_back(
+    {"jobs", "state",
+     own(BCON_NEW("state", BCON_INT32(1), "vs", BCON_INT32(1), "_id", BCON_INT32(-1))), false});
+  specs.push_back(
+    {"outbox", "due", own(BCON_NEW("next_at_ms", BCON_INT32(1), "_id", BCON_INT32(1))), false});
   specs.push_back({"outbox", "user", own(BCON_NEW("user_id", BCON_INT32(1))), false});
   specs.push_back({"outbox", "shard", own(BCON_NEW("shard", BCON_INT32(1))), false});
   for (auto& s : specs) {
@@ -163,9 +168,9 @@ void mongo_store::claim_shards() {
     for (auto shard : opts_.claim) {
       lease_info holder;
       if (!acquire(shard, &holder))
-        held_elsewhere.push_back(std::to_string(shard) + " (by " + holder.owner + " for another "
-                                 + std::to_string(std::max<int64_t>(0, holder.expires_ms - now_ms()))
-                                 + " ms)");
+        held_elsewhere.push_back(
+          std::to_string(shard) + " (by " + holder.owner + " for another "
+          + std::to_string(std::max<int64_t>(0, holder.expires_ms - now_ms())) + " ms)");
     }
   } catch (...) {
     close();
@@ -176,8 +181,9 @@ void mongo_store::claim_shards() {
     std::string list;
     for (auto& h : held_elsewhere)
       list += (list.empty() ? "" : ", ") + h;
-    throw store_error(errc::conflict, "database " + opts_.database + ": shards held by another node: "
-                                        + list + "; wait for the leases to expire or stop that node");
+    throw store_error(errc::conflict, "database " + opts_.database
+                                        + ": shards held by another node: " + list
+                                        + "; wait for the leases to expire or stop that node");
   }
 }
 
@@ -241,4 +247,4 @@ void mongo_store::drop_database() {
     fail(err, "drop of " + opts_.database);
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

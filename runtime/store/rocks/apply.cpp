@@ -50,7 +50,8 @@ public:
   /// `known_seq`: a stream's last sequence number if the store remembers it.
   using seq_lookup = std::function<std::optional<int64_t>(const std::string&)>;
   rocks_writer(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, batch_state& b, const commit& c,
-               std::atomic<int64_t>& next_id, const seq_lookup& known_seq, const staged_chain& chain)
+               std::atomic<int64_t>& next_id, const seq_lookup& known_seq,
+               const staged_chain& chain)
     : db_(db), cf_(cf), b_(b), c_(c), next_id_(next_id), known_seq_(known_seq), chain_(chain) {}
 
   /// The value of `key` as the batch so far leaves it.
@@ -231,7 +232,9 @@ public:
     c_.outbox_ids[i] = id;
     ++b_.depth_delta;
   }
-  void put_inbox(const inbox_row& r) override { put(keys::inbox(r.user_id, r.request_id), r.outcome); }
+  void put_inbox(const inbox_row& r) override {
+    put(keys::inbox(r.user_id, r.request_id), r.outcome);
+  }
 
 private:
   /// The stream's last sequence number before this batch: as the newest
@@ -266,10 +269,10 @@ private:
   const seq_lookup& known_seq_;
   const staged_chain& chain_;
   std::optional<std::string> scanned_user_;  ///< whose prefix `scanned_` holds
-  std::vector<std::string> scanned_;   ///< <tag><suffix> of each of their records
+  std::vector<std::string> scanned_;  ///< <tag><suffix> of each of their records
 };
 
-} // namespace
+}  // namespace
 
 status rocks_store::apply(const commit& c) { return apply_batch({&c}).front(); }
 
@@ -308,13 +311,14 @@ rocks_store::staged rocks_store::stage(node_db& node, const std::vector<const co
 
 namespace {
 /// The smallest due key a staged batch puts (its writes are in key order).
-std::optional<std::string> first_due_put(const std::map<std::string, std::optional<std::string>>& w) {
+std::optional<std::string> first_due_put(
+  const std::map<std::string, std::optional<std::string>>& w) {
   for (auto it = w.lower_bound("d"); it != w.end() && it->first[0] == 'd'; ++it)
     if (it->second)
       return it->first;
   return std::nullopt;
 }
-} // namespace
+}  // namespace
 
 void rocks_store::staged_due(const staged& s) const {
   if (auto due = first_due_put(s.writes))
@@ -350,4 +354,4 @@ void rocks_store::written(node_db& node, const staged& s) {
     node.erased(static_cast<rocksdb::ColumnFamilyHandle*>(cf_));
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

@@ -194,8 +194,8 @@ std::vector<std::unique_lock<std::mutex>> rocks_store::lock_stores(std::vector<r
   }
 }
 
-std::unique_ptr<rocks_group> rocks_store::stage_impl(std::vector<store_batch>& groups,
-                                                     std::vector<std::unique_lock<std::mutex>>* hold) {
+std::unique_ptr<rocks_group> rocks_store::stage_impl(
+  std::vector<store_batch>& groups, std::vector<std::unique_lock<std::mutex>>* hold) {
   std::vector<rocks_store*> stores;
   for (auto& g : groups) {
     auto* r = dynamic_cast<rocks_store*>(g.store);
@@ -288,4 +288,4 @@ void rocks_store::apply_group(std::vector<store_batch>& groups) {
   write_groups({g.get()});
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

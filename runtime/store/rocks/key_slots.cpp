@@ -43,7 +43,7 @@ bool all_zero(const char* p, size_t n) {
   return true;
 }
 
-} // namespace
+}  // namespace
 
 key_slots::id key_slots::id_of(std::string_view svc, std::string_view user) {
   std::string in;
@@ -120,7 +120,7 @@ key_slots::key_slots(std::string path, bool synced) : path_(std::move(path)), sy
     if (st.st_size > 0)
       read_at(0, page, std::min<size_t>(page_size, static_cast<size_t>(st.st_size)));
     if (all_zero(page, page_size)) {  // new, or its creation was cut short: the
-                                      // header, and the file's name, durable
+      // header, and the file's name, durable
       std::memcpy(page, header, sizeof header - 1);
       write_at(0, page, page_size, "create");
       sync("create");
@@ -153,8 +153,8 @@ void sync_dir(const std::string& dir) {
 }
 
 void key_slots::fail(const char* what, int err) const {
-  throw store_error(errc::io, std::string("the key file ") + path_ + " (" + what + "): "
-                                + std::strerror(err));
+  throw store_error(
+    errc::io, std::string("the key file ") + path_ + " (" + what + "): " + std::strerror(err));
 }
 
 void key_slots::write_at(uint64_t off, const void* data, size_t n, const char* what) {
@@ -352,8 +352,7 @@ std::optional<std::string> key_slots::get(std::string_view svc, std::string_view
   return std::move(s->sealed);
 }
 
-std::string key_slots::put(std::string_view svc, std::string_view user,
-                           const std::string& sealed) {
+std::string key_slots::put(std::string_view svc, std::string_view user, const std::string& sealed) {
   std::lock_guard<std::mutex> w{write_mtx_};
   return put_locked(svc, user, sealed, sync_);
 }
@@ -367,7 +366,8 @@ void key_slots::put_all(const std::vector<std::array<std::string, 3>>& keys) {
 
 std::string key_slots::put_locked(std::string_view svc, std::string_view user,
                                   const std::string& sealed, bool synced) {
-  if (svc.size() > 255 || user.size() > 255 || svc.size() + user.size() + sealed.size() > max_payload)
+  if (svc.size() > 255 || user.size() > 255
+      || svc.size() + user.size() + sealed.size() > max_payload)
     throw store_error(errc::invalid, "a key for a user id of " + std::to_string(user.size())
                                        + " bytes does not fit the key file (service, user id "
                                          "and sealed key: at most "
@@ -506,4 +506,4 @@ void key_slots::replace(std::string_view svc,
   settled_ = true;
 }
 
-} // namespace custodian::store::rocks
+}  // namespace custodian::store::rocks

@@ -130,23 +130,23 @@ private:
   bool sync_;
   int fd_ = -1;
 
-  mutable std::shared_mutex idx_mtx_;          ///< index_ against readers
+  mutable std::shared_mutex idx_mtx_;  ///< index_ against readers
   std::unordered_map<id, uint32_t, id_hash> index_;  ///< (svc, user) -> its live slot
 
   mutable std::mutex write_mtx_;  ///< every change, in turn; what follows is its state
   std::vector<use> slots_;
-  std::vector<uint8_t> page_taken_;   ///< slots not free, per page
-  std::set<uint32_t> partial_;        ///< pages with some slots taken, some free
-  std::vector<uint32_t> empty_;       ///< pages with no slot taken (but open_)
-  uint32_t open_ = UINT32_MAX;        ///< the page new users' first keys go to
-  size_t open_homes_ = 0;             ///< users given open_ as their home
+  std::vector<uint8_t> page_taken_;  ///< slots not free, per page
+  std::set<uint32_t> partial_;  ///< pages with some slots taken, some free
+  std::vector<uint32_t> empty_;  ///< pages with no slot taken (but open_)
+  uint32_t open_ = UINT32_MAX;  ///< the page new users' first keys go to
+  size_t open_homes_ = 0;  ///< users given open_ as their home
   std::unordered_map<size_t, uint32_t> home_;  ///< hash of a user -> the page of its first key
-  std::vector<uint32_t> pending_;     ///< slots whose zeros are not yet durable
+  std::vector<uint32_t> pending_;  ///< slots whose zeros are not yet durable
   std::set<std::string, std::less<>> services_;  ///< seen: a home reserves a slot for each
   mutable std::mutex services_mtx_;  ///< services_'s changes (under write_mtx_) against services()
-  uint32_t next_generation_ = 1;     ///< every slot write takes the next: the later wins
+  uint32_t next_generation_ = 1;  ///< every slot write takes the next: the later wins
   std::atomic<size_t> live_{0};
   std::atomic<bool> settled_{true};
 };
 
-} // namespace custodian::store::rocks
+}  // namespace custodian::store::rocks

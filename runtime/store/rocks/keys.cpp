@@ -79,7 +79,7 @@ void zero_and_remove(const std::string& file) {
     cannot("remove", file, errno);
 }
 
-} // namespace
+}  // namespace
 
 void node_db::open_keys() {
   keys_ = std::make_unique<key_slots>(path_ + "/keys.slots", sync_);
@@ -151,4 +151,4 @@ void node_db::keys_replace(const std::string& svc,
   keys_->replace(svc, keys);
 }
 
-} // namespace custodian::store::rocks
+}  // namespace custodian::store::rocks

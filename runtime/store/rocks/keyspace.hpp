@@ -54,16 +54,20 @@ inline std::string event(const std::string& u, int64_t seq) {
   put_i64(k, seq);
   return k;
 }
-inline std::string inbox(const std::string& u, const std::string& req) { return user(u, 'i') + req; }
+inline std::string inbox(const std::string& u, const std::string& req) {
+  return user(u, 'i') + req;
+}
 inline std::string index(const std::string& space, const std::string& key) {
   return "x" + name(space) + std::string(1, '\0') + key;
 }
-inline std::string user_index(const std::string& u, const std::string& space, const std::string& key) {
+inline std::string user_index(const std::string& u, const std::string& space,
+                              const std::string& key) {
   return user(u, 'x') + name(space) + std::string(1, '\0') + key;
 }
 inline std::string tombstone(const std::string& u) { return "t" + name(u); }
 inline std::string job(const std::string& id) { return "j" + name(id); }
-inline std::string job_by_state(const std::string& kind, const std::string& state, const std::string& id) {
+inline std::string job_by_state(const std::string& kind, const std::string& state,
+                                const std::string& id) {
   return "k" + name(kind) + std::string(1, '\0') + name(state) + std::string(1, '\0') + id;
 }
 inline std::string audit(const std::string& id) { return "a" + name(id); }
@@ -186,4 +190,4 @@ inline std::string encode_index(const std::string& user, const std::string& valu
   return writer{}.str(user).str(value).take();
 }
 
-} // namespace custodian::store::rocks::keys
+}  // namespace custodian::store::rocks::keys

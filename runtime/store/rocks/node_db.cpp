@@ -79,13 +79,13 @@ rocksdb::DBOptions db_options() {
   o.max_log_file_size = 1 << 20;
   o.db_write_buffer_size = 128 << 20;  // every family's memtables together
   o.max_total_wal_size = 128 << 20;  // older logs force a flush: bounded replay and disk
-  o.recycle_log_file_num = 0;       // a deleted log is deleted, not reused with old bytes
+  o.recycle_log_file_num = 0;  // a deleted log is deleted, not reused with old bytes
   o.WAL_ttl_seconds = 0;
   o.WAL_size_limit_MB = 0;
   return o;
 }
 
-} // namespace
+}  // namespace
 
 void quiet_perf_counters() {
   // RocksDB's default (kEnableCount) bumps a thread-local perf counter on
@@ -123,7 +123,9 @@ std::shared_ptr<node_db> node_db::at(const std::string& path, bool sync, int dat
 }
 
 node_db::node_db(std::string path, bool sync, int data_scrub_ms)
-  : path_(std::move(path)), cache_(rocksdb::NewLRUCache(64 << 20)), sync_(sync),
+  : path_(std::move(path)),
+    cache_(rocksdb::NewLRUCache(64 << 20)),
+    sync_(sync),
     data_scrub_ms_(data_scrub_ms) {
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
@@ -255,4 +257,4 @@ void node_db::run_scrubber() {
   }
 }
 
-} // namespace custodian::store::rocks
+}  // namespace custodian::store::rocks

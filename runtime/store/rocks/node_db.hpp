@@ -114,4 +114,4 @@ private:
   std::thread scrubber_;
 };
 
-} // namespace custodian::store::rocks
+}  // namespace custodian::store::rocks

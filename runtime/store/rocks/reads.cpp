@@ -17,7 +17,8 @@ namespace {
 /// An iterator over the keys under `prefix` (its own upper bound), on one snapshot.
 class scan {
 public:
-  scan(rocksdb::DB* db, void* cf, std::string prefix) : prefix_(std::move(prefix)), upper_(prefix_) {
+  scan(rocksdb::DB* db, void* cf, std::string prefix)
+    : prefix_(std::move(prefix)), upper_(prefix_) {
     // The first key after every key that starts with the prefix.
     while (!upper_.empty() && static_cast<unsigned char>(upper_.back()) == 0xff)
       upper_.pop_back();
@@ -70,7 +71,7 @@ std::optional<std::string> get(rocksdb::DB* db, void* cf, const std::string& key
   return v;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<event_row> rocks_store::read_stream(const std::string& stream) {
   auto d = db();
@@ -272,4 +273,4 @@ std::vector<event_store::outbox_stat> rocks_store::outbox_stats() {
   return out;
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

@@ -14,8 +14,10 @@ namespace custodian::store {
 using namespace rocks;
 
 namespace {
-rocksdb::ColumnFamilyHandle* family(void* cf) { return static_cast<rocksdb::ColumnFamilyHandle*>(cf); }
-} // namespace
+rocksdb::ColumnFamilyHandle* family(void* cf) {
+  return static_cast<rocksdb::ColumnFamilyHandle*>(cf);
+}
+}  // namespace
 
 rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
   if (opts_.synchronous != "full" && opts_.synchronous != "normal")
@@ -42,9 +44,10 @@ rocks_store::rocks_store(rocks_options opts) : opts_(std::move(opts)) {
       lost.push_back(user);
   if (!lost.empty()) {
     db_->keys_destroy(opts_.service, lost);
-    log::get("store")->warn("{}: destroyed {} keys of erased users of {} at open (their "
-                            "deletion was lost, e.g. to a power failure)",
-                            opts_.path, lost.size(), opts_.service);
+    log::get("store")->warn(
+      "{}: destroyed {} keys of erased users of {} at open (their "
+      "deletion was lost, e.g. to a power failure)",
+      opts_.path, lost.size(), opts_.service);
   }
 }
 
@@ -54,7 +57,8 @@ std::shared_ptr<node_db> rocks_store::db() const {
   quiet_perf_counters();
   auto p = std::atomic_load(&db_);
   if (p == nullptr || closed_)
-    throw store_error(errc::unavailable, "store " + opts_.path + " (" + opts_.service + ") is closed");
+    throw store_error(errc::unavailable,
+                      "store " + opts_.path + " (" + opts_.service + ") is closed");
   return p;
 }
 
@@ -169,4 +173,4 @@ int64_t rocks_store::outbox_depth() {
   return outbox_depth_;
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

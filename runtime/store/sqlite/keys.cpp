@@ -44,7 +44,10 @@ void sqlite_store::keys_replace(const std::vector<std::pair<std::string, std::st
   exec(keys_, "BEGIN IMMEDIATE");
   try {
     for (auto& [id, sealed] : keys)
-      stmt{keys_, "UPDATE keys SET sealed = ?2 WHERE user_id = ?1"}.bind(1, id).bind_blob(2, sealed).run();
+      stmt{keys_, "UPDATE keys SET sealed = ?2 WHERE user_id = ?1"}
+        .bind(1, id)
+        .bind_blob(2, sealed)
+        .run();
     exec(keys_, "COMMIT");
   } catch (...) {
     sqlite3_exec(keys_.db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -108,4 +111,4 @@ int64_t sqlite_store::sweep_erased_keys() {
   return n;
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

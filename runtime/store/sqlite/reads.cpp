@@ -78,9 +78,10 @@ std::vector<job_row> sqlite_store::jobs_list(const job_query& q) {
   auto& c = reader();
   lock g{c.mtx};
   // Newest first along the primary key (job ids are time-ordered).
-  stmt s{c, "SELECT job_id, user_id, record, kind, state, created_ms FROM jobs "
-            "WHERE (?1 = '' OR job_id < ?1) AND (?2 = '' OR kind = ?2) AND (?3 = '' OR state = ?3) "
-            "ORDER BY job_id DESC LIMIT ?4"};
+  stmt s{c,
+         "SELECT job_id, user_id, record, kind, state, created_ms FROM jobs "
+         "WHERE (?1 = '' OR job_id < ?1) AND (?2 = '' OR kind = ?2) AND (?3 = '' OR state = ?3) "
+         "ORDER BY job_id DESC LIMIT ?4"};
   s.bind(1, q.before_id).bind(2, q.kind).bind(3, q.state).bind(4, static_cast<int64_t>(q.limit));
   std::vector<job_row> out;
   while (s.step())
@@ -92,11 +93,13 @@ int64_t sqlite_store::erase_count(const std::string& user_id, bool personal_only
   auto& c = reader();
   lock g{c.mtx};
   // The same rows erase_users deletes (apply, below).
-  stmt s{c, "SELECT (SELECT COUNT(*) FROM events WHERE stream = ?1)"
-            " + (SELECT COUNT(*) FROM inbox WHERE user_id = ?1 AND (?2 = 0 OR substr(outcome, 1, 1) <> X'50'))"  // 'P'
-            " + (SELECT COUNT(*) FROM idx WHERE user_id = ?1)"
-            " + (SELECT COUNT(*) FROM jobs WHERE user_id = ?1)"
-            " + (SELECT COUNT(*) FROM outbox WHERE user_id = ?1 AND personal = 1)"};
+  stmt s{c,
+         "SELECT (SELECT COUNT(*) FROM events WHERE stream = ?1)"
+         " + (SELECT COUNT(*) FROM inbox WHERE user_id = ?1 AND (?2 = 0 OR substr(outcome, 1, 1) "
+         "<> X'50'))"  // 'P'
+         " + (SELECT COUNT(*) FROM idx WHERE user_id = ?1)"
+         " + (SELECT COUNT(*) FROM jobs WHERE user_id = ?1)"
+         " + (SELECT COUNT(*) FROM outbox WHERE user_id = ?1 AND personal = 1)"};
   s.bind(1, user_id).bind(2, static_cast<int64_t>(personal_only));
   s.step();
   return s.i64(0);
@@ -105,8 +108,9 @@ int64_t sqlite_store::erase_count(const std::string& user_id, bool personal_only
 std::vector<audit_row> sqlite_store::audit_list(const std::string& before_id, size_t limit) {
   auto& c = reader();
   lock g{c.mtx};
-  stmt s{c, "SELECT id, at_ms, action, actor, job_id, user_id FROM audit "
-            "WHERE (?1 = '' OR id < ?1) ORDER BY id DESC LIMIT ?2"};
+  stmt s{c,
+         "SELECT id, at_ms, action, actor, job_id, user_id FROM audit "
+         "WHERE (?1 = '' OR id < ?1) ORDER BY id DESC LIMIT ?2"};
   s.bind(1, before_id).bind(2, static_cast<int64_t>(limit));
   std::vector<audit_row> out;
   while (s.step())
@@ -127,8 +131,9 @@ std::vector<job_count> sqlite_store::job_counts() {
 std::vector<outbox_row> sqlite_store::outbox_due(int64_t now, size_t limit,
                                                  const std::vector<std::string>& skip_dests,
                                                  outbox_cursor after) {
-  std::string sql = "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
-                    "created_ms FROM outbox WHERE next_at_ms <= ?1 AND (next_at_ms, id) > (?3, ?4)";
+  std::string sql =
+    "SELECT id, dest, user_id, request_id, payload, personal, attempt, next_at_ms, "
+    "created_ms FROM outbox WHERE next_at_ms <= ?1 AND (next_at_ms, id) > (?3, ?4)";
   if (!skip_dests.empty()) {
     sql += " AND dest NOT IN (";
     for (size_t i = 0; i < skip_dests.size(); ++i)
@@ -214,4 +219,4 @@ std::vector<event_store::outbox_stat> sqlite_store::outbox_stats() {
   return out;
 }
 
-} // namespace custodian::store
+}  // namespace custodian::store

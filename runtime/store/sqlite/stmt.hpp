@@ -105,11 +105,11 @@ inline void empty_wal(sqlite_store::conn& c, const std::string& what) {
   int log = -1, done = -1;
   int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
   if (rc != SQLITE_OK || log != 0)
-    throw store_error(errc::unavailable, "cannot empty the WAL of " + what + " (" + c.path
-                                           + "): " + sqlite3_errmsg(c.db) + " (" + std::to_string(done)
+    throw store_error(errc::unavailable, "cannot empty the WAL of " + what + " (" + c.path + "): "
+                                           + sqlite3_errmsg(c.db) + " (" + std::to_string(done)
                                            + " of " + std::to_string(log) + " pages copied)");
 }
 
 using lock = std::lock_guard<std::mutex>;
 
-} // namespace custodian::store::sqlite
+}  // namespace custodian::store::sqlite

@@ -70,7 +70,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at_ms);
 CREATE INDEX IF NOT EXISTS outbox_user ON outbox(user_id) WHERE personal = 1;
 )sql";
 
-} // namespace
+}  // namespace
 
 sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
   if (opts_.synchronous != "full" && opts_.synchronous != "normal")
@@ -89,13 +89,15 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
     migrate();
     exec(db_, schema_sql);
     open_conn(keys_, opts_.keys_path);
-    exec(keys_, "CREATE TABLE IF NOT EXISTS keys (user_id TEXT PRIMARY KEY, sealed BLOB NOT "
-                "NULL) WITHOUT ROWID");
+    exec(keys_,
+         "CREATE TABLE IF NOT EXISTS keys (user_id TEXT PRIMARY KEY, sealed BLOB NOT "
+         "NULL) WITHOUT ROWID");
     if (!memory_) {
       if (auto n = sweep_erased_keys(); n > 0)
-        log::get("store")->warn("{}: destroyed {} keys of erased users at open (their "
-                                "deletion was lost, e.g. to a power failure)",
-                                opts_.path, n);
+        log::get("store")->warn(
+          "{}: destroyed {} keys of erased users at open (their "
+          "deletion was lost, e.g. to a power failure)",
+          opts_.path, n);
       {
         // A WAL a power failure kept (its truncation was not yet on disk)
         // may still hold destroyed keys: emptied before anything else.
@@ -111,8 +113,8 @@ sqlite_store::sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
       }
     }
   } catch (...) {
-    for (auto* c : {&db_, &readers_[0], &readers_[1], &keys_, &keys_reader_, &ckpt_data_,
-                    &ckpt_keys_})
+    for (auto* c :
+         {&db_, &readers_[0], &readers_[1], &keys_, &keys_reader_, &ckpt_data_, &ckpt_keys_})
       close_conn(*c, false);
     throw;
   }
@@ -232,9 +234,10 @@ void sqlite_store::migrate() {
   if (old_jobs) {
     exec(db_, "BEGIN IMMEDIATE");  // all three columns or none
     try {
-      exec(db_, "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
-                "ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT '';"
-                "ALTER TABLE jobs ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;");
+      exec(db_,
+           "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '';"
+           "ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT '';"
+           "ALTER TABLE jobs ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;");
       exec(db_, "COMMIT");
     } catch (...) {
       sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -266,9 +269,8 @@ DROP TABLE inbox_schema1;
 
 void sqlite_store::open_conn(conn& c, const std::string& path) {
   c.path = path;
-  int rc = sqlite3_open_v2(path.c_str(), &c.db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+    path.c_str(), &c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = c.db ? sqlite3_errmsg(c.db) : "out of memory";
     sqlite3_close(c.db);
@@ -337,4 +339,4 @@ sqlite_store::conn& sqlite_store::reader() {
 
 sqlite_store::conn& sqlite_store::key_reader() { return memory_ ? keys_ : keys_reader_; }
 
-} // namespace custodian::store
+}  // namespace custodian::store
