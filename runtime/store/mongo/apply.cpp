@@ -576,43 +576,4 @@ void mongo_store::write_batch(client& cl, const std::vector<const commit*>& batc
   out = std::move(p.out);
 }
 
-status mongo_store::outbox_retry(const std::vector<retry>& retries) {
-  if (retries.empty())
-    return {};
-  try {
-    auto life = enter();
-    client cl{pool_, opts_.database};
-    bulk b{cl, "outbox", false};
-    for (auto& r : retries)
-      b.update(own(BCON_NEW("_id", BCON_INT64(r.id))),
-               own(BCON_NEW("$set", "{", "attempt", BCON_INT32(r.attempt), "next_at_ms",
-                            BCON_INT64(r.next_at_ms), "}")),
-               false);
-    b.run();
-    return {};
-  } catch (const store_error& e) {
-    return {e.code, e.what()};
-  }
-}
-
-status mongo_store::outbox_wake(const std::string& dest, int64_t now) {
-  try {
-    auto life = enter();
-    client cl{pool_, opts_.database};
-    auto held = held_list();
-    auto sel = own(bson_new());
-    append_str(sel.get(), "dest", dest);
-    append_doc(sel.get(), "next_at_ms", [&](bson_t* x) { BSON_APPEND_INT64(x, "$gt", now); });
-    append_in_shards(sel.get(), held);
-    auto upd = own(BCON_NEW("$set", "{", "next_at_ms", BCON_INT64(now), "}"));
-    bson_error_t err;
-    if (!mongoc_collection_update_many(cl.coll("outbox"), sel.get(), upd.get(), nullptr, nullptr,
-                                       &err))
-      fail(err, "outbox wake");
-    return {};
-  } catch (const store_error& e) {
-    return {e.code, e.what()};
-  }
-}
-
 }  // namespace custodian::store
